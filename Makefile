@@ -1,0 +1,47 @@
+# The README's two commands: `make demo` and `make test`. Both work on a fresh
+# machine with only Python 3.11 and the package registries.
+PYTHON ?= python3.11
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed
+export PIP_DISABLE_PIP_VERSION_CHECK := 1
+
+.PHONY: demo test lint typecheck contracts unit venv clean bench sysdeps
+
+$(PY):
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+
+$(STAMP): pyproject.toml | $(PY)
+	$(PY) -m pip install -q -e '.[all,test]'
+	touch $(STAMP)
+
+venv: $(STAMP)
+
+# Debian packages some tests drive for real (a headless browser).
+sysdeps:
+	@bash scripts/install-sysdeps.sh
+
+demo: $(STAMP)
+	$(PY) examples/demo.py
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check passgeni_core
+
+typecheck: $(STAMP)
+	$(VENV)/bin/mypy passgeni_core
+
+contracts: $(STAMP)
+	$(VENV)/bin/lint-imports
+
+unit: $(STAMP) sysdeps
+	$(VENV)/bin/pytest -q -p no:cacheprovider
+
+test: lint typecheck contracts unit
+
+bench: $(STAMP)
+	$(PY) bench/run_all.py
+
+clean:
+	rm -rf $(VENV) build *.egg-info .mypy_cache .ruff_cache .pytest_cache

@@ -1,0 +1,1 @@
+"""PassGeni integration package (see README)."""

@@ -1,0 +1,330 @@
+"""The one exception tree of the PassGeni suite.
+
+Every class carries a stable, machine-readable ``code``. The HTTP API answers
+``{"code", "message"}`` with it, Ansible modules return it as ``error_code``,
+the Terraform script prints it on stderr and the CLI exits non-zero with it.
+Codes never change once published; messages may improve.
+
+Messages are one line and never contain secret material: callers pass only
+names, counts and public values into them. ``repr`` shows the code and the
+message, nothing else.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "AlgorithmNotAllowed",
+    "AuthorityError",
+    "AuthorityUnavailable",
+    "BadSignature",
+    "BindingMismatch",
+    "BreachedPassword",
+    "CertificateExpired",
+    "CertificateNotYetValid",
+    "CertificateRevoked",
+    "ConflictingParameters",
+    "ForbiddenHeader",
+    "InvalidParameters",
+    "InvalidRequest",
+    "InvalidStoreURI",
+    "InvalidToken",
+    "LengthOutOfRange",
+    "MalformedToken",
+    "NotFound",
+    "PassgeniError",
+    "PermissionDenied",
+    "PresetNotMet",
+    "RateLimited",
+    "SessionAlreadyUsed",
+    "SessionExpired",
+    "SessionInvalid",
+    "StoreConflict",
+    "StoreError",
+    "StoreLimitExceeded",
+    "StoreUnavailable",
+    "Unauthenticated",
+    "UnknownKey",
+    "UnknownPreset",
+    "UnknownStoreScheme",
+    "UnsupportedCertVersion",
+    "WrongIssuer",
+    "error_for_code",
+]
+
+
+class PassgeniError(Exception):
+    """Root of every error raised by the PassGeni suite."""
+
+    code: str = "passgeni_error"
+    #: HTTP status the authority answers with for this error.
+    http_status: int = 500
+
+    def __init__(self, message: str) -> None:
+        # One line, always: hosts (Terraform, Ansible) show the first line only.
+        self.message = " ".join(str(message).split())
+        super().__init__(self.message)
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(code={self.code!r}, message={self.message!r})"
+
+    def to_dict(self) -> dict[str, str]:
+        """The ``{code, message}`` object the HTTP API and JSON outputs use."""
+        return {"code": self.code, "message": self.message}
+
+
+# --- input validation --------------------------------------------------------
+
+
+class InvalidParameters(PassgeniError):
+    """Generation parameters are malformed (wrong type, unknown field, bad character)."""
+
+    code = "invalid_parameters"
+    http_status = 422
+
+
+class LengthOutOfRange(InvalidParameters):
+    """The requested length is below 1 or above the supported maximum."""
+
+    code = "length_out_of_range"
+
+
+class ConflictingParameters(InvalidParameters):
+    """Parameters contradict each other (e.g. a minimum for a disabled class)."""
+
+    code = "conflicting_parameters"
+
+
+class PresetNotMet(InvalidParameters):
+    """The parameters cannot meet the requested preset's requirements."""
+
+    code = "preset_not_met"
+
+
+class UnknownPreset(InvalidParameters):
+    """No preset with that id exists in the mapping."""
+
+    code = "unknown_preset"
+    http_status = 404
+
+
+class BreachedPassword(InvalidParameters):
+    """A candidate password is on the shipped list of common/breached passwords."""
+
+    code = "breached_password"
+
+
+class InvalidRequest(PassgeniError):
+    """A request (HTTP body, CLI input, Terraform query) is malformed."""
+
+    code = "invalid_request"
+    http_status = 400
+
+
+# --- certificate verification --------------------------------------------------
+
+
+class InvalidToken(PassgeniError):
+    """Base class: the certificate token failed verification."""
+
+    code = "invalid_token"
+    http_status = 400
+
+
+class MalformedToken(InvalidToken):
+    """The token is not a well-formed compact JWS with a JSON header and payload."""
+
+    code = "malformed_token"
+
+
+class AlgorithmNotAllowed(InvalidToken):
+    """The token's ``alg`` is not ES256 (``none``, HS*, RS* ... are refused)."""
+
+    code = "algorithm_not_allowed"
+
+
+class ForbiddenHeader(InvalidToken):
+    """The token carries a key-locating header (``jwk``, ``jku``, ``x5u``, ``x5c``...)."""
+
+    code = "forbidden_header"
+
+
+class UnknownKey(InvalidToken):
+    """The token's ``kid`` is missing or not in the trusted JWKS."""
+
+    code = "unknown_key"
+
+
+class BadSignature(InvalidToken):
+    """The signature does not verify against the key named by ``kid``."""
+
+    code = "bad_signature"
+
+
+class WrongIssuer(InvalidToken):
+    """The token's ``iss`` is not the expected issuer."""
+
+    code = "wrong_issuer"
+
+
+class UnsupportedCertVersion(InvalidToken):
+    """The token's ``cert_version`` is not one this library understands."""
+
+    code = "unsupported_cert_version"
+
+
+class CertificateExpired(InvalidToken):
+    """The certificate's ``exp`` is in the past."""
+
+    code = "certificate_expired"
+
+
+class CertificateNotYetValid(InvalidToken):
+    """The certificate's ``nbf`` (or ``iat``) is in the future."""
+
+    code = "certificate_not_yet_valid"
+
+
+class CertificateRevoked(InvalidToken):
+    """The authority (or a signed status list) says the certificate is revoked."""
+
+    code = "certificate_revoked"
+    http_status = 410
+
+
+class BindingMismatch(InvalidToken):
+    """The stored credential does not match the certificate's commitment."""
+
+    code = "binding_mismatch"
+
+
+# --- authority ---------------------------------------------------------------
+
+
+class AuthorityError(PassgeniError):
+    """Base class: the certificate authority refused or failed a request."""
+
+    code = "authority_error"
+    http_status = 500
+
+
+class AuthorityUnavailable(AuthorityError):
+    """The authority could not be reached or answered 5xx after retries."""
+
+    code = "authority_unavailable"
+    http_status = 503
+
+
+class Unauthenticated(AuthorityError):
+    """Missing or invalid API key."""
+
+    code = "unauthenticated"
+    http_status = 401
+
+
+class PermissionDenied(AuthorityError):
+    """The caller may not act on this resource (another tenant's certificate)."""
+
+    code = "permission_denied"
+    http_status = 403
+
+
+class NotFound(AuthorityError):
+    """The certificate (or other resource) does not exist."""
+
+    code = "not_found"
+    http_status = 404
+
+
+class RateLimited(AuthorityError):
+    """Too many requests; ``retry_after`` says when to try again (seconds)."""
+
+    code = "rate_limited"
+    http_status = 429
+
+    def __init__(self, message: str, *, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class SessionInvalid(AuthorityError):
+    """The generation session token is malformed, forged or from another tenant."""
+
+    code = "session_invalid"
+    http_status = 400
+
+
+class SessionExpired(SessionInvalid):
+    """The generation session is older than its 60-second lifetime."""
+
+    code = "session_expired"
+    http_status = 410
+
+
+class SessionAlreadyUsed(SessionInvalid):
+    """The generation session was already redeemed (single use)."""
+
+    code = "session_already_used"
+    http_status = 409
+
+
+# --- secret stores -------------------------------------------------------------
+
+
+class StoreError(PassgeniError):
+    """Base class: a secret store refused or failed an operation."""
+
+    code = "store_error"
+    http_status = 502
+
+
+class InvalidStoreURI(StoreError):
+    """The destination URI does not follow the documented grammar."""
+
+    code = "invalid_store_uri"
+    http_status = 400
+
+
+class UnknownStoreScheme(InvalidStoreURI):
+    """No installed backend handles the URI's scheme."""
+
+    code = "unknown_store_scheme"
+
+
+class StoreUnavailable(StoreError):
+    """The store could not be reached (connection refused, timeout, 5xx)."""
+
+    code = "store_unavailable"
+    http_status = 503
+
+
+class StoreConflict(StoreError):
+    """A concurrent writer changed the secret (check-and-set failed)."""
+
+    code = "store_conflict"
+    http_status = 409
+
+
+class StoreLimitExceeded(StoreError):
+    """A store limit (metadata keys, value size, tag character set) would be exceeded."""
+
+    code = "store_limit_exceeded"
+    http_status = 422
+
+
+def _all_subclasses(cls: type[PassgeniError]) -> list[type[PassgeniError]]:
+    out: list[type[PassgeniError]] = [cls]
+    for sub in cls.__subclasses__():
+        out.extend(_all_subclasses(sub))
+    return out
+
+
+def error_for_code(code: str) -> type[PassgeniError]:
+    """The exception class for a published ``code`` (``PassgeniError`` if unknown).
+
+    Used by clients to turn an authority's ``{code, message}`` back into the
+    same exception the server raised.
+    """
+    for cls in _all_subclasses(PassgeniError):
+        if cls.code == code:
+            return cls
+    return PassgeniError
