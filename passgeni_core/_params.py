@@ -341,7 +341,12 @@ class GenerationParameters:
                 f"min_classes_present is {self.min_classes_present} but only "
                 f"{enabled_count} classes are enabled"
             )
-        if self.min_classes_present > length:
+        # Classes demanded by min_classes_present beyond those with a minimum
+        # need at least one character each, on top of the minimums.
+        with_minimum = sum(1 for n in CLASS_NAMES if self.minimum(n) >= 1)
+        needed = total_min + max(0, self.min_classes_present - with_minimum)
+        if needed > length:
             raise ConflictingParameters(
-                f"min_classes_present is {self.min_classes_present}, more than the length {length}"
+                f"min_classes_present {self.min_classes_present} with the class minimums "
+                f"needs at least {needed} characters, more than the length {length}"
             )
