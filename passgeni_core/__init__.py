@@ -27,6 +27,16 @@ from ._binding import (
 )
 from ._breach import BreachCheck, BreachList, breach_list
 from ._claims import CERT_LIFETIME, CERT_VERSION, CertificateClaims, StatusReference, Target
+from ._client import (
+    Anomaly,
+    AuditPage,
+    AuthorityClient,
+    CertificateRecord,
+    CertificateRequest,
+    GenerationSession,
+    IssuedCertificate,
+)
+from ._config import ClientConfig, connect, resolve_config
 from ._entropy import EntropyReport, count_outputs, entropy_report, exact_entropy_bits
 from ._entropy_source import EntropySource, detect_entropy_source
 from ._errors import (
@@ -70,6 +80,7 @@ from ._errors import (
 from ._generator import GeneratedPassword, generate, generate_many, generate_password
 from ._params import MAX_LENGTH, MIN_LENGTH, CharacterPool, GenerationParameters
 from ._presets import CLASS_NAMES, MAPPING_VERSION, Preset, get_preset, list_presets
+from ._provision import ProvisionResult, certify, provision
 from ._standards import check_preset, standards_met
 from ._verify import (
     ALGORITHM,
@@ -94,6 +105,9 @@ __all__ = [
     "MAX_TOKEN_BYTES",
     "MIN_LENGTH",
     "AlgorithmNotAllowed",
+    "Anomaly",
+    "AuditPage",
+    "AuthorityClient",
     "AuthorityError",
     "AuthorityUnavailable",
     "BadSignature",
@@ -105,8 +119,11 @@ __all__ = [
     "CertificateClaims",
     "CertificateExpired",
     "CertificateNotYetValid",
+    "CertificateRecord",
+    "CertificateRequest",
     "CertificateRevoked",
     "CharacterPool",
+    "ClientConfig",
     "ConflictingParameters",
     "Credential",
     "EntropyReport",
@@ -114,10 +131,12 @@ __all__ = [
     "ForbiddenHeader",
     "GeneratedPassword",
     "GenerationParameters",
+    "GenerationSession",
     "InvalidParameters",
     "InvalidRequest",
     "InvalidStoreURI",
     "InvalidToken",
+    "IssuedCertificate",
     "LengthOutOfRange",
     "MalformedToken",
     "NotFound",
@@ -125,6 +144,7 @@ __all__ = [
     "PermissionDenied",
     "Preset",
     "PresetNotMet",
+    "ProvisionResult",
     "RateLimited",
     "SessionAlreadyUsed",
     "SessionExpired",
@@ -143,7 +163,9 @@ __all__ = [
     "WrongIssuer",
     "__version__",
     "breach_list",
+    "certify",
     "check_preset",
+    "connect",
     "count_outputs",
     "credential_commitment",
     "decode_binding_key",
@@ -158,6 +180,8 @@ __all__ = [
     "get_preset",
     "list_presets",
     "new_binding_key",
+    "provision",
+    "resolve_config",
     "standards_met",
     "verify_binding",
     "verify_certificate",

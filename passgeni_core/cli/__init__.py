@@ -26,7 +26,7 @@ from .._errors import (
     PassgeniError,
     StoreUnavailable,
 )
-from . import _basic
+from . import _basic, _remote
 
 __all__ = ["EXIT_INVALID", "EXIT_OK", "EXIT_UNAVAILABLE", "EXIT_USAGE", "exit_code_for", "main"]
 
@@ -39,7 +39,65 @@ EXIT_ERROR = 4
 #: Modules that add subcommands: each has ``register(subparsers)``.
 _COMMAND_MODULES: list[Callable[[Any], None]] = [
     _basic.register,
+    _remote.register,
 ]
+
+#: Entry-point group of plugin commands (e.g. ``authority`` from passgeni[authority]).
+#: Each entry point is a ``register(subparsers)`` function; its name should be the
+#: command it adds, so only the plugin actually invoked is imported.
+PLUGIN_GROUP = "passgeni.cli"
+
+
+def _plugin_entry_points() -> list[Any]:
+    from importlib.metadata import entry_points
+
+    try:
+        return sorted(entry_points(group=PLUGIN_GROUP), key=lambda ep: ep.name)
+    except Exception:  # a corrupt installed distribution must not break the core CLI
+        return []
+
+
+def _load_plugin(ep: Any, sub: Any) -> str | None:
+    """Import and register one plugin; returns a one-line reason on failure."""
+    try:
+        register = ep.load()
+        register(sub)
+    except Exception as exc:  # plugins are third-party code: never a traceback
+        detail = " ".join(str(exc).split())[:200]
+        return f"{type(exc).__name__}: {detail}" if detail else type(exc).__name__
+    return None
+
+
+def _command_of(argv: Sequence[str]) -> str | None:
+    for arg in argv:
+        if arg == "--":
+            return None
+        if not arg.startswith("-"):
+            return arg
+    return None
+
+
+def _add_plugins(sub: Any, argv: Sequence[str]) -> None:
+    wanted = _command_of(argv)
+    builtin = set(sub.choices)
+    for ep in _plugin_entry_points():
+        if ep.name in builtin:
+            continue
+        if wanted is not None and (wanted == ep.name or wanted not in builtin):
+            failure = _load_plugin(ep, sub)
+            if failure is None:
+                continue
+            if wanted == ep.name:
+                print(
+                    f"passgeni: error [plugin_error]: command {ep.name!r} ({ep.value}) "
+                    f"failed to load: {failure}",
+                    file=sys.stderr,
+                )
+                sys.exit(EXIT_ERROR)
+            continue
+        if ep.name not in sub.choices:
+            # A placeholder keeps `passgeni --help` fast and listing the command.
+            sub.add_parser(ep.name, help=f"(plugin {ep.value.split(':')[0]})", add_help=False)
 
 
 def exit_code_for(error: PassgeniError) -> int:
@@ -59,7 +117,7 @@ class _Parser(argparse.ArgumentParser):
         self.exit(EXIT_USAGE, f"{self.prog}: error: {message}\n")
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
     parser = _Parser(
         prog="passgeni",
         description="Password compliance certificates: generate locally, certify, verify.",
@@ -71,14 +129,18 @@ def build_parser() -> argparse.ArgumentParser:
     sub.required = True
     for register in _COMMAND_MODULES:
         register(sub)
+    _add_plugins(sub, sys.argv[1:] if argv is None else argv)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI; returns the exit code."""
-    parser = build_parser()
+    parser = build_parser(argv)
     args = parser.parse_args(argv)
-    handler: Callable[[argparse.Namespace], int] = args.handler
+    handler: Callable[[argparse.Namespace], int] | None = getattr(args, "handler", None)
+    if handler is None:
+        print(f"passgeni: error: command {args.command!r} is not available", file=sys.stderr)
+        return EXIT_USAGE
     try:
         return handler(args)
     except PassgeniError as exc:

@@ -1,10 +1,8 @@
-"""Local commands: ``presets``, ``generate`` (zero-knowledge) and ``verify`` (offline)."""
+"""Local commands: ``presets``, ``generate`` (zero-knowledge); ``verify`` is parsed here, run by ``_remote``."""
 
 from __future__ import annotations
 
 import argparse
-import json
-import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -14,8 +12,8 @@ from .._errors import InvalidRequest
 from .._generator import generate
 from .._params import GenerationParameters
 from .._presets import MAPPING_VERSION, get_preset, list_presets
-from .._verify import Certificate, verify_certificate, verify_certificate_at_issuance
-from ._output import print_json, print_kv, print_table
+from .._verify import Certificate
+from ._output import print_json, print_table
 
 __all__ = ["add_parameter_options", "parameters_from_args", "register"]
 
@@ -112,15 +110,6 @@ def _read_token(value: str) -> str:
     return value.strip()
 
 
-def _read_jwks(path: str) -> Any:
-    try:
-        return json.loads(Path(path).read_text())
-    except OSError as exc:
-        raise InvalidRequest(f"cannot read JWKS file {path!r}: {exc.strerror}") from None
-    except ValueError:
-        raise InvalidRequest(f"JWKS file {path!r} is not valid JSON") from None
-
-
 def certificate_summary(cert: Certificate) -> dict[str, Any]:
     claims = cert.claims
     return {
@@ -144,36 +133,6 @@ def certificate_summary(cert: Certificate) -> dict[str, Any]:
     }
 
 
-def _cmd_verify(args: argparse.Namespace) -> int:
-    issuer = args.issuer or os.environ.get("PASSGENI_ISSUER") or os.environ.get("PASSGENI_URL")
-    if not issuer:
-        raise InvalidRequest("give the expected issuer with --issuer (or set PASSGENI_ISSUER)")
-    token = _read_token(args.token)
-    jwks = _read_jwks(args.jwks)
-    if args.at_issuance:
-        cert = verify_certificate_at_issuance(token, jwks, issuer=issuer)
-    else:
-        cert = verify_certificate(token, jwks, issuer=issuer)
-    summary = certificate_summary(cert)
-    if args.json:
-        print_json(summary)
-        return 0
-    print_kv(
-        [
-            ("status", "VALID (as of issuance)" if cert.historical else "VALID"),
-            ("cert id", summary["cert_id"]),
-            ("issuer", summary["issuer"]),
-            ("standard", summary["compliance_standard"]),
-            ("standards met", ", ".join(summary["standards_met"])),
-            ("entropy", f"{summary['entropy_bits']} bits"),
-            ("issued", summary["issued_at"]),
-            ("expires", summary["expires_at"]),
-            ("bound to credential", "yes" if summary["credential_commitment"] else "no"),
-        ]
-    )
-    return 0
-
-
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("presets", help="list the compliance presets and what they require")
     p.add_argument("--json", action="store_true", help="machine-readable output")
@@ -189,14 +148,16 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     )
     p.set_defaults(handler=_cmd_generate)
 
-    p = sub.add_parser("verify", help="verify a certificate offline against a JWKS file")
-    p.add_argument("token", help="the certificate JWT, '-' for stdin, or @FILE")
-    p.add_argument("--jwks", required=True, metavar="FILE", help="the authority's jwks.json")
-    p.add_argument("--issuer", help="expected issuer (default: $PASSGENI_ISSUER or $PASSGENI_URL)")
-    p.add_argument(
-        "--at-issuance",
-        action="store_true",
-        help="historical audit: check validity as of the certificate's issuance, not now",
+    p = sub.add_parser(
+        "verify",
+        help="verify a certificate: offline by JWKS; by URL or id from the authority",
+        description=(
+            "TOKEN with --jwks FILE: fully offline. TOKEN alone: the JWKS is fetched from the "
+            "authority. CERT_URL or CERT_ID: the record and JWKS are fetched from the authority "
+            "and a revoked certificate fails. --online adds the revocation status to a TOKEN."
+        ),
     )
-    p.add_argument("--json", action="store_true", help="machine-readable output")
-    p.set_defaults(handler=_cmd_verify)
+    # Imported here: _remote imports this module for the shared options.
+    from ._remote import register_verify_options
+
+    register_verify_options(p)
