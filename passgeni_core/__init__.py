@@ -82,6 +82,15 @@ from ._params import MAX_LENGTH, MIN_LENGTH, CharacterPool, GenerationParameters
 from ._presets import CLASS_NAMES, MAPPING_VERSION, Preset, get_preset, list_presets
 from ._provision import ProvisionResult, certify, provision
 from ._standards import check_preset, standards_met
+from ._status_list import (
+    STATUS_INVALID,
+    STATUS_LIST_TYP,
+    STATUS_SUSPENDED,
+    STATUS_VALID,
+    StatusList,
+    check_revocation,
+    verify_status_list,
+)
 from ._verify import (
     ALGORITHM,
     JWKS,
@@ -94,6 +103,13 @@ from ._verify import (
 __version__ = "0.1.0"
 
 __all__ = [
+    "STATUS_INVALID",
+    "STATUS_LIST_TYP",
+    "STATUS_SUSPENDED",
+    "STATUS_VALID",
+    "StatusList",
+    "check_revocation",
+    "verify_status_list",
     "ALGORITHM",
     "BINDING_KEY_BYTES",
     "CERT_LIFETIME",

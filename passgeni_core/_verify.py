@@ -155,7 +155,8 @@ def _parse_header(segment: str) -> dict[str, Any]:
     return header
 
 
-def _verify_signature(token: object, jwks: JWKS, issuer: str) -> tuple[str, CertificateClaims]:
+def _verify_signature_with(token: object, jwks: JWKS) -> tuple[str, dict[str, Any]]:
+    """Check shape, algorithm, headers, key id and signature; return (kid, payload)."""
     if isinstance(token, bytes):
         try:
             token = token.decode("ascii")
@@ -209,6 +210,11 @@ def _verify_signature(token: object, jwks: JWKS, issuer: str) -> tuple[str, Cert
         raise MalformedToken("certificate token payload is not valid") from None
     if not isinstance(payload, dict):
         raise MalformedToken("certificate payload is not a JSON object")
+    return kid, payload
+
+
+def _verify_signature(token: object, jwks: JWKS, issuer: str) -> tuple[str, CertificateClaims]:
+    kid, payload = _verify_signature_with(token, jwks)
     if payload.get("iss") != issuer:
         got = payload.get("iss")
         shown = got[:100] if isinstance(got, str) else type(got).__name__
