@@ -1,0 +1,398 @@
+"""The FastAPI app: a thin HTTP layer over :class:`AuthorityService`.
+
+It only translates: headers and bodies in, JSON (or the certificate page)
+out, and every error as ``{"code", "message"}`` with the status of the core's
+exception class. No rule lives here.
+
+Bodies are parsed by hand rather than by pydantic models so the rules the
+contract states hold exactly: at most 64 KiB, a JSON object, no duplicate
+keys, no NaN/Infinity, and the core's own validators produce the messages.
+"""
+
+# No `from __future__ import annotations`: FastAPI must see the real dependency
+# types, and Caller/Body/IP are local to create_app().
+
+import contextlib
+import ipaddress
+import json
+import logging
+from collections.abc import AsyncIterator
+from datetime import datetime
+from typing import Annotated, Any
+
+from fastapi import Depends, FastAPI, Query, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import HTMLResponse, JSONResponse, Response
+from jinja2 import Environment, PackageLoader, select_autoescape
+from passgeni_core import (
+    AuthorityError,
+    InvalidRequest,
+    NotFound,
+    PassgeniError,
+    RateLimited,
+)
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from . import _ratelimit
+from ._service import AuthorityService, Principal
+from ._settings import AuthoritySettings
+
+__all__ = ["create_app"]
+
+log = logging.getLogger("passgeni_authority.http")
+
+
+class BodyTooLarge(InvalidRequest):
+    """Same public code as InvalidRequest, answered with 413."""
+
+    http_status = 413
+
+
+class MethodNotAllowed(InvalidRequest):
+    http_status = 405
+
+
+def _reject_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in out:
+            raise InvalidRequest(f"duplicate JSON key {key[:40]!r}")
+        out[key] = value
+    return out
+
+
+def _reject_constant(name: str) -> Any:
+    raise InvalidRequest(f"{name} is not valid JSON")
+
+
+def parse_json_object(raw: bytes) -> dict[str, Any]:
+    """Strictly parse a request body.
+
+    Raises:
+        InvalidRequest: not UTF-8, not JSON, duplicate keys, NaN/Infinity,
+            or not a JSON object.
+    """
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise InvalidRequest("the request body is not UTF-8") from None
+    try:
+        data = json.loads(
+            text, object_pairs_hook=_reject_duplicates, parse_constant=_reject_constant
+        )
+    except ValueError:
+        raise InvalidRequest("the request body is not valid JSON") from None
+    except RecursionError:
+        raise InvalidRequest("the request body is nested too deeply") from None
+    if not isinstance(data, dict):
+        raise InvalidRequest("the request body must be a JSON object")
+    return data
+
+
+def client_ip(request: Request, trusted: frozenset[str]) -> str | None:
+    """The peer address, or with a trusted proxy in front, the nearest untrusted
+    address in ``X-Forwarded-For`` (the rightmost one a client cannot forge)."""
+    peer = request.client.host if request.client else None
+    if peer is None or peer not in trusted:
+        return peer
+    forwarded = request.headers.get("x-forwarded-for", "")
+    for hop in reversed([h.strip() for h in forwarded.split(",") if h.strip()]):
+        try:
+            ipaddress.ip_address(hop)
+        except ValueError:
+            return peer
+        if hop not in trusted:
+            return hop
+    return peer
+
+
+def _error_response(exc: PassgeniError) -> JSONResponse:
+    headers = {}
+    if isinstance(exc, RateLimited) and exc.retry_after is not None:
+        headers["Retry-After"] = _ratelimit.retry_after_header(exc.retry_after)
+    return JSONResponse(exc.to_dict(), status_code=exc.http_status, headers=headers)
+
+
+def _parse_instant(name: str, value: str | None) -> datetime | None:
+    if value is None:
+        return None
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        raise InvalidRequest(f"{name} must be an ISO 8601 date-time") from None
+    if parsed.tzinfo is None:
+        raise InvalidRequest(f"{name} must carry a time zone (e.g. 2026-11-22T00:00:00Z)")
+    return parsed
+
+
+def _wants_json(request: Request) -> bool:
+    accept = request.headers.get("accept", "").lower()
+    return "application/json" in accept and "text/html" not in accept
+
+
+_OBJECT = {"type": "object"}
+
+
+def _body_schema(properties: dict[str, Any], required: list[str] | None = None) -> dict[str, Any]:
+    schema: dict[str, Any] = {"type": "object", "properties": properties}
+    if required:
+        schema["required"] = required
+    return {
+        "requestBody": {
+            "required": True,
+            "content": {"application/json": {"schema": {**schema, "additionalProperties": False}}},
+        }
+    }
+
+
+_GENERATE_SCHEMA = _body_schema(
+    {
+        "compliance_standard": {"type": "string"},
+        "preset": {"type": "string"},
+        "parameters": _OBJECT,
+        "entropy_source": _OBJECT,
+    }
+)
+_REDEEM_PROPS = {
+    "generation_session_id": {"type": "string"},
+    "credential_commitment": {"type": "string", "pattern": "^[A-Za-z0-9_-]{43}$"},
+    "target": {
+        "type": "object",
+        "properties": {
+            "system": {"type": "string"},
+            "path": {"type": "string"},
+            "version": {"type": "string"},
+        },
+    },
+    "label": {"type": "string", "maxLength": 200},
+}
+_REDEEM_SCHEMA = _body_schema(_REDEEM_PROPS, ["generation_session_id"])
+_BATCH_SCHEMA = _body_schema(
+    {
+        "items": {
+            "type": "array",
+            "maxItems": 1000,
+            "items": {"type": "object", "properties": _REDEEM_PROPS},
+        }
+    },
+    ["items"],
+)
+_REVOKE_SCHEMA = _body_schema(
+    {"reason": {"type": "string", "minLength": 1, "maxLength": 500}}, ["reason"]
+)
+
+
+def create_app(
+    settings: AuthoritySettings | None = None, *, service: AuthorityService | None = None
+) -> FastAPI:
+    """The authority's ASGI app.
+
+    Give ``settings`` (a service is created, migrating the database now, and
+    closed at shutdown) or an existing ``service`` (left open).
+
+    Raises:
+        AuthorityUnavailable / AuthorityError: as AuthorityService().
+        ValueError: neither or both of ``settings`` and ``service``.
+    """
+    if (settings is None) == (service is None):
+        raise ValueError("give exactly one of settings or service")
+    owned = service is None
+    svc = service if service is not None else AuthorityService(settings)  # type: ignore[arg-type]
+    cfg = svc.settings
+    trusted = frozenset(cfg.trusted_proxies)
+    templates = Environment(
+        loader=PackageLoader("passgeni_authority", "templates"),
+        autoescape=select_autoescape(default=True, default_for_string=True),
+    )
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        yield
+        if owned:
+            svc.close()
+
+    from . import __version__
+
+    app = FastAPI(
+        title="PassGeni authority",
+        version=__version__,
+        description="Issues and serves password compliance certificates (ES256 JWT).",
+        lifespan=lifespan,
+    )
+    app.state.service = svc
+
+    # -- errors: always {code, message} ---------------------------------------------
+
+    @app.exception_handler(PassgeniError)
+    async def _passgeni_error(_request: Request, exc: PassgeniError) -> JSONResponse:
+        return _error_response(exc)
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation_error(_request: Request, exc: RequestValidationError) -> JSONResponse:
+        errors = exc.errors()
+        first = errors[0] if errors else {}
+        where = ".".join(str(p) for p in first.get("loc", ()) if p not in ("query", "path"))
+        message = f"{where}: {first.get('msg', 'invalid')}" if where else "invalid request"
+        return _error_response(InvalidRequest(message))
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http_error(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        if exc.status_code == 404:
+            return _error_response(NotFound("no such resource"))
+        if exc.status_code == 405:
+            return _error_response(MethodNotAllowed("method not allowed on this resource"))
+        if exc.status_code == 413:
+            return _error_response(BodyTooLarge("the request body is too large"))
+        if 400 <= exc.status_code < 500:
+            err = InvalidRequest(str(exc.detail))
+            err.http_status = exc.status_code
+            return _error_response(err)
+        return _error_response(AuthorityError("the authority failed"))
+
+    @app.exception_handler(Exception)
+    async def _unexpected(_request: Request, exc: Exception) -> JSONResponse:
+        # The traceback stays in the server log; the client gets the stable shape.
+        log.error("unexpected error: %s", type(exc).__name__, exc_info=exc)
+        return _error_response(AuthorityError("internal error"))
+
+    # -- dependencies -----------------------------------------------------------------
+
+    async def json_body(request: Request) -> dict[str, Any]:
+        limit = cfg.max_body_bytes
+        declared = request.headers.get("content-length")
+        if declared is not None and declared.isdigit() and int(declared) > limit:
+            raise BodyTooLarge(f"request bodies are limited to {limit} bytes")
+        chunks: list[bytes] = []
+        size = 0
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > limit:
+                raise BodyTooLarge(f"request bodies are limited to {limit} bytes")
+            chunks.append(chunk)
+        return parse_json_object(b"".join(chunks))
+
+    def ip_of(request: Request) -> str | None:
+        return client_ip(request, trusted)
+
+    def principal(request: Request) -> Principal:
+        header = request.headers.get("authorization", "")
+        scheme, _, credential = header.partition(" ")
+        key = credential.strip() if scheme.lower() == "bearer" else None
+        route = request.scope.get("route")
+        endpoint = f"{request.method} {getattr(route, 'path', request.url.path)}"
+        return svc.authorize(key, ip=ip_of(request), endpoint=endpoint)
+
+    Caller = Annotated[Principal, Depends(principal)]
+    Body = Annotated[dict[str, Any], Depends(json_body)]
+    IP = Annotated[str | None, Depends(ip_of)]
+
+    # -- API ----------------------------------------------------------------------------
+
+    @app.post("/api/generate", openapi_extra=_GENERATE_SCHEMA, tags=["certificates"])
+    def generate(caller: Caller, body: Body, ip: IP) -> dict[str, Any]:
+        """Re-validate generation parameters and open a 60 s single-use session."""
+        return svc.start_generation(caller, body, ip=ip).to_dict()
+
+    @app.post(
+        "/api/generate-certificate",
+        status_code=201,
+        openapi_extra=_REDEEM_SCHEMA,
+        tags=["certificates"],
+    )
+    def generate_certificate(caller: Caller, body: Body, ip: IP) -> dict[str, Any]:
+        """Redeem a generation session for a signed certificate."""
+        return svc.issue_certificate(caller, body, ip=ip).to_dict()
+
+    @app.post(
+        "/api/generate-certificates",
+        status_code=201,
+        openapi_extra=_BATCH_SCHEMA,
+        tags=["certificates"],
+    )
+    def generate_certificates(caller: Caller, body: Body, ip: IP) -> dict[str, Any]:
+        """Batch issuance: many sessions, many certificates, one request."""
+        unknown = sorted(str(k)[:40] for k in body if k != "items")
+        if unknown:
+            raise InvalidRequest(f"unknown field(s): {', '.join(unknown)}")
+        items = body.get("items")
+        if not isinstance(items, list):
+            raise InvalidRequest("items must be a list")
+        results = svc.issue_certificates(caller, items, ip=ip)
+        return {
+            "certificates": [
+                {"error": r.to_dict()} if isinstance(r, PassgeniError) else r.to_dict()
+                for r in results
+            ]
+        }
+
+    @app.get("/api/audit", tags=["certificates"])
+    def audit(
+        caller: Caller,
+        standard: str | None = None,
+        status: str | None = None,
+        since: str | None = None,
+        until: str | None = None,
+        page: Annotated[int, Query(ge=1)] = 1,
+        page_size: Annotated[int, Query(ge=1, le=500)] = 50,
+    ) -> dict[str, Any]:
+        """The caller's certificates (team-wide for team keys), with anomaly flags."""
+        return svc.audit(
+            caller,
+            standard=standard,
+            status=status,
+            since=_parse_instant("since", since),
+            until=_parse_instant("until", until),
+            page=page,
+            page_size=page_size,
+        ).to_dict()
+
+    @app.post(
+        "/api/certificates/{cert_id}/revoke", openapi_extra=_REVOKE_SCHEMA, tags=["certificates"]
+    )
+    def revoke(cert_id: str, caller: Caller, body: Body) -> dict[str, Any]:
+        """Revoke one of the caller's certificates (non-destructive)."""
+        unknown = sorted(str(k)[:40] for k in body if k != "reason")
+        if unknown:
+            raise InvalidRequest(f"unknown field(s): {', '.join(unknown)}")
+        return svc.revoke_certificate(caller, cert_id, body.get("reason")).to_dict()
+
+    @app.get("/api/certificates/{cert_id}", tags=["public"])
+    def certificate_json(cert_id: str, ip: IP) -> dict[str, Any]:
+        """The public certificate record (no authentication)."""
+        return svc.get_certificate(cert_id, ip=ip).to_dict()
+
+    @app.get("/cert/{cert_id}", tags=["public"], response_model=None)
+    def certificate_page(cert_id: str, request: Request, ip: IP) -> Response:
+        """The public certificate page (HTML; JSON with ``Accept: application/json``)."""
+        record = svc.get_certificate(cert_id, ip=ip)
+        headers = {"Cache-Control": "no-store", "Vary": "Accept"}
+        if _wants_json(request):
+            return JSONResponse(record.to_dict(), headers=headers)
+        html = templates.get_template("certificate.html").render(
+            cert=record,
+            data=record.to_dict(),
+            public_url=cfg.public_url,
+            jwks_url=f"{cfg.public_url}/.well-known/jwks.json",
+        )
+        return HTMLResponse(
+            html,
+            headers={
+                **headers,
+                # Nothing external, no scripts: the page is evidence, not an app.
+                "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'",
+                "X-Content-Type-Options": "nosniff",
+                "Referrer-Policy": "no-referrer",
+            },
+        )
+
+    @app.get("/.well-known/jwks.json", tags=["public"])
+    def jwks() -> JSONResponse:
+        """RFC 7517 JWKS: every key whose certificates can still be verified."""
+        return JSONResponse(svc.jwks(), headers={"Cache-Control": "max-age=60"})
+
+    @app.get("/healthz", tags=["public"])
+    def healthz() -> dict[str, str]:
+        return svc.health()
+
+    return app
+

@@ -1,0 +1,289 @@
+"""Storage: the schema (SQLAlchemy Core), engines, and migrations on start.
+
+Core tables rather than ORM classes: every hot path is one or two explicit
+statements (the atomic single-use ``UPDATE``, the rate-limit upserts), and
+Core keeps them visible and cheap.
+
+Timestamps are UTC. SQLite has no time-zone type, so :class:`UTCDateTime`
+stores naive UTC there and returns aware datetimes everywhere.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import os
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import (
+    Column,
+    DateTime,
+    Dialect,
+    Engine,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    create_engine,
+    event,
+    text,
+)
+from sqlalchemy.engine import Connection, make_url
+from sqlalchemy.types import TypeDecorator
+
+__all__ = [
+    "api_keys",
+    "authority_meta",
+    "certificates",
+    "generation_sessions",
+    "make_engine",
+    "metadata",
+    "rate_limit_buckets",
+    "redact_url",
+    "run_migrations",
+    "signing_keys",
+    "startup_lock",
+    "teams",
+    "usage_events",
+    "users",
+]
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Aware UTC datetimes in and out, whatever the backend stores."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to a UTC column")
+        value = value.astimezone(UTC)
+        # SQLite stores text without an offset: keep it naive UTC so comparisons hold.
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+metadata = MetaData()
+
+#: Process-shared singletons, e.g. the generation-session HMAC secret.
+authority_meta = Table(
+    "authority_meta",
+    metadata,
+    Column("name", String(64), primary_key=True),
+    Column("value", Text, nullable=False),
+)
+
+teams = Table(
+    "teams",
+    metadata,
+    Column("id", String(64), primary_key=True),
+    Column("created_at", UTCDateTime, nullable=False),
+)
+
+users = Table(
+    "users",
+    metadata,
+    Column("id", String(64), primary_key=True),
+    Column("team_id", String(64), ForeignKey("teams.id"), nullable=True),
+    Column("created_at", UTCDateTime, nullable=False),
+)
+
+api_keys = Table(
+    "api_keys",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    # Public, shown in listings and used to revoke; never enough to authenticate.
+    Column("prefix", String(16), nullable=False, unique=True),
+    # SHA-256 (hex) of the whole key: the key itself is never stored.
+    Column("key_hash", String(64), nullable=False, unique=True),
+    Column("user_id", String(64), ForeignKey("users.id"), nullable=False),
+    # Set for team keys: the key sees and revokes the whole team's certificates.
+    Column("team_id", String(64), ForeignKey("teams.id"), nullable=True),
+    # Automation keys: requests per minute replacing the per-user default.
+    Column("rate_limit", Integer, nullable=True),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("revoked_at", UTCDateTime, nullable=True),
+)
+
+generation_sessions = Table(
+    "generation_sessions",
+    metadata,
+    Column("jti", String(40), primary_key=True),
+    Column("user_id", String(64), ForeignKey("users.id"), nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("expires_at", UTCDateTime, nullable=False),
+    Column("redeemed_at", UTCDateTime, nullable=True),
+    # The re-validated generation request (public parameters only, never a password).
+    Column("request", Text, nullable=False),
+)
+Index("ix_generation_sessions_expires_at", generation_sessions.c.expires_at)
+
+certificates = Table(
+    "certificates",
+    metadata,
+    Column("cert_id", String(40), primary_key=True),
+    Column("owner_user_id", String(64), ForeignKey("users.id"), nullable=False),
+    Column("team_id", String(64), ForeignKey("teams.id"), nullable=True),
+    # One certificate per session, enforced by the database as well.
+    Column("session_jti", String(40), nullable=True, unique=True),
+    Column("token", Text, nullable=False),
+    Column("claims", Text, nullable=False),
+    Column("kid", String(64), nullable=False),
+    Column("compliance_standard", String(64), nullable=False),
+    # ",a,b,c," so ``LIKE '%,std,%'`` filters portably.
+    Column("standards_met", String(512), nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("revoked_at", UTCDateTime, nullable=True),
+    Column("revocation_reason", Text, nullable=True),
+    Column("issued_at", UTCDateTime, nullable=False),
+    Column("expires_at", UTCDateTime, nullable=False),
+    # Reserved for signed status lists (offline revocation).
+    Column("status_list_idx", Integer, nullable=True, unique=True),
+)
+Index("ix_certificates_owner_issued", certificates.c.owner_user_id, certificates.c.issued_at)
+Index("ix_certificates_team_issued", certificates.c.team_id, certificates.c.issued_at)
+Index("ix_certificates_kid_expires", certificates.c.kid, certificates.c.expires_at)
+
+signing_keys = Table(
+    "signing_keys",
+    metadata,
+    Column("kid", String(64), primary_key=True),
+    Column("public_jwk", Text, nullable=False),
+    # Where the signer finds the private key (a file name, a Transit key:version).
+    # Never the key itself.
+    Column("signer_ref", String(256), nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    # NULL for the one active key; retired keys stay in the JWKS while any of
+    # their certificates is unexpired.
+    Column("retired_at", UTCDateTime, nullable=True),
+)
+
+usage_events = Table(
+    "usage_events",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("kind", String(32), nullable=False),
+    Column("user_id", String(64), nullable=True),
+    Column("ip", String(64), nullable=True),
+    Column("at", UTCDateTime, nullable=False),
+    Column("detail", Text, nullable=True),
+)
+Index("ix_usage_events_kind_user_at", usage_events.c.kind, usage_events.c.user_id, usage_events.c.at)
+
+# Shared by every process: fixed windows (value = count) and GCRA buckets
+# (value = theoretical arrival time), both as epoch seconds.
+rate_limit_buckets = Table(
+    "rate_limit_buckets",
+    metadata,
+    Column("bucket", String(200), primary_key=True),
+    Column("value", Float, nullable=False),
+    Column("expires_at", Float, nullable=False),
+)
+
+
+def redact_url(url: str) -> str:
+    """The URL with any password masked (for reprs and logs)."""
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except Exception:  # an unparsable URL: show nothing of it
+        return "<unparsable database url>"
+
+
+def make_engine(url: str) -> Engine:
+    """An engine for ``url``; SQLite gets WAL, full sync, foreign keys and a busy timeout.
+
+    Raises:
+        sqlalchemy.exc.ArgumentError: the URL is not a database URL.
+    """
+    parsed = make_url(url)
+    if parsed.get_backend_name() != "sqlite":
+        # pre_ping: several processes share the database and it may restart under us.
+        return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20)
+    database = parsed.database
+    if database and database != ":memory:":
+        Path(database).parent.mkdir(parents=True, exist_ok=True)
+    engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        # Manual transaction control (pysqlite's own is broken for our needs):
+        # see the "begin" hook below.
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        # FULL: a commit is on disk before we answer (certificates are evidence).
+        cursor.execute("PRAGMA synchronous=FULL")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute("PRAGMA busy_timeout=30000")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(conn: Connection) -> None:
+        # IMMEDIATE takes the write lock up front, so a read-then-write
+        # transaction waits (busy_timeout) instead of failing with SQLITE_BUSY
+        # when two writers would otherwise both try to upgrade their locks.
+        conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+    return engine
+
+
+@contextlib.contextmanager
+def startup_lock(engine: Engine) -> Iterator[Connection]:
+    """Serialise start-up (migrations, first key, first secret) across processes.
+
+    PostgreSQL: a session advisory lock. SQLite: ``flock`` on a file beside
+    the database (every process sharing a SQLite file is on this host).
+    """
+    with engine.connect() as conn:
+        if engine.dialect.name == "postgresql":
+            conn.execute(text("SELECT pg_advisory_lock(7263002)"))
+            conn.commit()
+            try:
+                yield conn
+            finally:
+                conn.rollback()
+                conn.execute(text("SELECT pg_advisory_unlock(7263002)"))
+                conn.commit()
+            return
+        database = engine.url.database
+        if not database or database == ":memory:":
+            yield conn
+            return
+        fd = os.open(f"{database}.lock", os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            yield conn
+        finally:
+            fcntl.flock(fd, fcntl.LOCK_UN)
+            os.close(fd)
+
+
+def _script_location() -> str:
+    return str(resources.files("passgeni_authority") / "migrations")
+
+
+def run_migrations(conn: Connection) -> None:
+    """``alembic upgrade head`` on ``conn`` with the migrations shipped in the package."""
+    from alembic import command
+    from alembic.config import Config
+
+    cfg = Config()
+    cfg.set_main_option("script_location", _script_location())
+    cfg.attributes["connection"] = conn
+    command.upgrade(cfg, "head")
+    conn.commit()

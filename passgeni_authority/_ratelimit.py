@@ -1,0 +1,83 @@
+"""Rate limits whose state lives in the database, so every process shares it.
+
+Two primitives, each a single atomic statement (``INSERT ... ON CONFLICT DO
+UPDATE ... RETURNING``, on SQLite >= 3.35 and PostgreSQL alike):
+
+* a fixed-window counter ("10 per IP per hour", "60 per user per minute");
+* GCRA, the token bucket stated as one timestamp per key ("burst of 5, then
+  1 per second"): the theoretical arrival time ``tat`` advances by one
+  emission interval per admitted request; a request is admitted while
+  ``max(tat, now) + T - now <= burst * T``.
+
+Both return ``None`` (admitted) or the seconds until a retry can succeed.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from sqlalchemy import case, delete, select
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Connection
+
+from ._db import rate_limit_buckets as buckets
+
+__all__ = ["gcra", "purge_expired", "retry_after_header", "window"]
+
+
+def _insert(conn: Connection) -> Any:
+    if conn.dialect.name == "postgresql":
+        return postgresql.insert(buckets)
+    if conn.dialect.name == "sqlite":
+        return sqlite.insert(buckets)
+    raise NotImplementedError(f"rate limits need SQLite or PostgreSQL, not {conn.dialect.name}")
+
+
+def window(conn: Connection, name: str, limit: int, period: float, now: float) -> float | None:
+    """Count one event in the current ``period``-second window of ``name``."""
+    start = math.floor(now / period) * period
+    end = start + period
+    stmt = (
+        _insert(conn)
+        .values(bucket=f"w:{name}:{int(start)}", value=1.0, expires_at=end)
+        .on_conflict_do_update(
+            index_elements=[buckets.c.bucket], set_={"value": buckets.c.value + 1}
+        )
+        .returning(buckets.c.value)
+    )
+    count = conn.execute(stmt).scalar_one()
+    if count <= limit:
+        return None
+    return max(end - now, 0.001)
+
+
+def gcra(conn: Connection, name: str, burst: int, rate: float, now: float) -> float | None:
+    """Admit one request of ``name`` if the bucket allows it (GCRA)."""
+    interval = 1.0 / rate
+    tolerance = burst * interval
+    base = case((buckets.c.value > now, buckets.c.value), else_=now)
+    stmt = (
+        _insert(conn)
+        .values(bucket=f"g:{name}", value=now + interval, expires_at=now + tolerance)
+        .on_conflict_do_update(
+            index_elements=[buckets.c.bucket],
+            set_={"value": base + interval, "expires_at": base + interval},
+            where=(base + interval - now) <= tolerance,
+        )
+        .returning(buckets.c.value)
+    )
+    if conn.execute(stmt).first() is not None:
+        return None
+    tat = conn.execute(select(buckets.c.value).where(buckets.c.bucket == f"g:{name}")).scalar_one()
+    return max(tat + interval - tolerance - now, 0.001)
+
+
+def purge_expired(conn: Connection, now: float) -> None:
+    """Forget windows and buckets that can no longer limit anything."""
+    conn.execute(delete(buckets).where(buckets.c.expires_at < now - 1))
+
+
+def retry_after_header(seconds: float) -> str:
+    """``Retry-After`` is whole seconds: round up so a client that obeys it succeeds."""
+    return str(max(1, math.ceil(seconds)))

@@ -1,0 +1,1197 @@
+"""The authority's rules, as plain Python (no HTTP): the FastAPI app is a thin
+layer over :class:`AuthorityService`, and tests or other front ends can call it
+directly.
+
+Every public method raises only ``passgeni_core`` errors (each carries the
+``code`` and HTTP status the API answers with).
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import hashlib
+import json
+import logging
+import re
+import secrets
+import threading
+import time
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from passgeni_core import (
+    MAPPING_VERSION,
+    AuthorityError,
+    CertificateClaims,
+    EntropySource,
+    GenerationParameters,
+    InvalidRequest,
+    NotFound,
+    PassgeniError,
+    RateLimited,
+    SessionAlreadyUsed,
+    SessionExpired,
+    SessionInvalid,
+    Target,
+    Unauthenticated,
+    check_preset,
+    entropy_report,
+    get_preset,
+    list_presets,
+    standards_met,
+)
+from sqlalchemy import Engine, and_, exists, func, insert, or_, select, text, update
+from sqlalchemy.engine import Connection, RowMapping
+from sqlalchemy.exc import SQLAlchemyError
+
+from . import _ratelimit
+from ._db import (
+    api_keys,
+    authority_meta,
+    certificates,
+    generation_sessions,
+    make_engine,
+    redact_url,
+    run_migrations,
+    signing_keys,
+    startup_lock,
+    teams,
+    usage_events,
+    users,
+)
+from ._sessions import SessionClaims, SessionCodec
+from ._settings import AuthoritySettings
+from ._signing import JWSBuilder, LocalFileSigner, NewKey, Signer
+
+__all__ = [
+    "ApiKeyInfo",
+    "AuditPage",
+    "AuthorityService",
+    "CertificateRecord",
+    "CreatedApiKey",
+    "GenerationTicket",
+    "IssuedCertificate",
+    "Principal",
+    "SigningKeyInfo",
+]
+
+log = logging.getLogger("passgeni_authority")
+
+_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@+-]{0,63}$")
+_PREFIX_RE = re.compile(r"^[a-z2-7]{8}$")
+_COMMITMENT_RE = re.compile(r"^[A-Za-z0-9_-]{43}$")
+_CERT_ID_RE = re.compile(r"^pg_[a-z2-7]{24}$")
+_GENERATE_FIELDS = frozenset({"compliance_standard", "preset", "parameters", "entropy_source"})
+_REDEEM_FIELDS = frozenset({"generation_session_id", "credential_commitment", "target", "label"})
+_STATUSES = ("valid", "expired", "revoked")
+_SESSION_SECRET = "session_hmac_secret"
+KEY_PREFIX = "pgk"
+
+
+def _b32(nbytes: int) -> str:
+    return base64.b32encode(secrets.token_bytes(nbytes)).decode("ascii").lower().rstrip("=")
+
+
+def _iso(value: datetime | None) -> str | None:
+    if value is None:
+        return None
+    return value.astimezone(UTC).replace(microsecond=0).isoformat().replace("+00:00", "Z")
+
+
+def hash_api_key(key: str) -> str:
+    """SHA-256 (hex) of an API key: what the database stores instead of the key.
+
+    A plain hash suffices (no slow KDF): keys carry 256 random bits, so there
+    is nothing to brute-force, and a fast hash keeps every request cheap.
+    """
+    return hashlib.sha256(key.encode("utf-8")).hexdigest()
+
+
+# --- public result types ---------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Principal:
+    """The authenticated caller of one request."""
+
+    user_id: str
+    #: Set for team keys: the caller acts for the whole team.
+    team_id: str | None
+    key_prefix: str
+    #: Requests per minute of an automation key (``None``: the defaults apply).
+    rate_limit: int | None = None
+
+
+@dataclass(frozen=True, repr=False)
+class CreatedApiKey:
+    """A new API key. ``key`` is shown once and never stored; ``repr`` hides it."""
+
+    key: str
+    prefix: str
+    user_id: str
+    team_id: str | None
+    rate_limit: int | None
+    created_at: datetime
+
+    def __repr__(self) -> str:
+        return (
+            f"CreatedApiKey(key='{KEY_PREFIX}_{self.prefix}_***', prefix={self.prefix!r}, "
+            f"user_id={self.user_id!r}, team_id={self.team_id!r}, rate_limit={self.rate_limit!r})"
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "api_key": self.key,
+            "prefix": self.prefix,
+            "user": self.user_id,
+            "team": self.team_id,
+            "rate_limit": self.rate_limit,
+            "created_at": _iso(self.created_at),
+        }
+
+
+@dataclass(frozen=True)
+class ApiKeyInfo:
+    """An API key as listed (never the key itself)."""
+
+    prefix: str
+    user_id: str
+    team_id: str | None
+    rate_limit: int | None
+    created_at: datetime
+    revoked_at: datetime | None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "prefix": self.prefix,
+            "user": self.user_id,
+            "team": self.team_id,
+            "rate_limit": self.rate_limit,
+            "created_at": _iso(self.created_at),
+            "revoked_at": _iso(self.revoked_at),
+        }
+
+
+@dataclass(frozen=True)
+class SigningKeyInfo:
+    kid: str
+    created_at: datetime
+    retired_at: datetime | None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "kid": self.kid,
+            "created_at": _iso(self.created_at),
+            "retired_at": _iso(self.retired_at),
+            "active": self.retired_at is None,
+        }
+
+
+@dataclass(frozen=True, repr=False)
+class GenerationTicket:
+    """The answer to ``POST /api/generate``."""
+
+    generation_session_id: str
+    expires_in: int
+    compliance_standard: str
+    standards_met: tuple[str, ...]
+    entropy_bits: float
+    naive_entropy_bits: float
+    parameters: dict[str, Any]
+    mapping_version: str
+
+    def __repr__(self) -> str:
+        return (
+            f"GenerationTicket(compliance_standard={self.compliance_standard!r}, "
+            f"entropy_bits={self.entropy_bits!r}, expires_in={self.expires_in!r})"
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "generation_session_id": self.generation_session_id,
+            "expires_in": self.expires_in,
+            "compliance_standard": self.compliance_standard,
+            "standards_met": list(self.standards_met),
+            "entropy_bits": self.entropy_bits,
+            "naive_entropy_bits": self.naive_entropy_bits,
+            "parameters": self.parameters,
+            "mapping_version": self.mapping_version,
+        }
+
+
+@dataclass(frozen=True)
+class IssuedCertificate:
+    """The answer to ``POST /api/generate-certificate``."""
+
+    cert_id: str
+    cert_url: str
+    token: str
+    compliance_standard: str
+    standards_met: tuple[str, ...]
+    entropy_bits: float
+    issued_at: datetime
+    expires_at: datetime
+    kid: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "cert_id": self.cert_id,
+            "cert_url": self.cert_url,
+            "token": self.token,
+            "compliance_standard": self.compliance_standard,
+            "standards_met": list(self.standards_met),
+            "entropy_bits": self.entropy_bits,
+            "issued_at": _iso(self.issued_at),
+            "expires_at": _iso(self.expires_at),
+        }
+
+
+@dataclass(frozen=True)
+class CertificateRecord:
+    """A stored certificate with its current status (public data only)."""
+
+    cert_id: str
+    cert_url: str
+    status: str
+    revoked_at: datetime | None
+    revocation_reason: str | None
+    issued_at: datetime
+    expires_at: datetime
+    compliance_standard: str
+    standards_met: tuple[str, ...]
+    entropy_bits: float
+    naive_entropy_bits: float | None
+    parameters: dict[str, Any]
+    entropy_source: dict[str, Any]
+    label: str | None
+    target: dict[str, Any] | None
+    token: str
+    kid: str
+    issuer: str
+    subject: str
+    mapping_version: str
+    credential_commitment: str | None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "cert_id": self.cert_id,
+            "cert_url": self.cert_url,
+            "status": self.status,
+            "revoked_at": _iso(self.revoked_at),
+            "revocation_reason": self.revocation_reason,
+            "issued_at": _iso(self.issued_at),
+            "expires_at": _iso(self.expires_at),
+            "compliance_standard": self.compliance_standard,
+            "standards_met": list(self.standards_met),
+            "entropy_bits": self.entropy_bits,
+            "parameters": self.parameters,
+            "entropy_source": self.entropy_source,
+            "label": self.label,
+            "target": self.target,
+            "token": self.token,
+            "kid": self.kid,
+        }
+
+
+@dataclass(frozen=True)
+class AuditPage:
+    items: list[CertificateRecord]
+    page: int
+    page_size: int
+    total: int
+    anomalies: list[dict[str, Any]] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "items": [item.to_dict() for item in self.items],
+            "page": self.page,
+            "page_size": self.page_size,
+            "total": self.total,
+            "anomalies": self.anomalies,
+        }
+
+
+# --- the service -------------------------------------------------------------------
+
+
+class AuthorityService:
+    """One authority process's view of the shared database and signer.
+
+    Construction runs the migrations (``alembic upgrade head``) and creates
+    the session secret and the first signing key if the database has none,
+    under a cross-process lock. Use as a context manager or call
+    :meth:`close`.
+
+    Raises (constructor):
+        AuthorityUnavailable: the database cannot be reached.
+        AuthorityError: migrations or key creation failed.
+    """
+
+    def __init__(self, settings: AuthoritySettings) -> None:
+        self.settings = settings
+        self.signer: Signer = settings.signer or LocalFileSigner(settings.state_dir / "keys")
+        self._jws = JWSBuilder(self.signer)
+        self._active: tuple[str, str, float] | None = None  # kid, signer_ref, loaded (monotonic)
+        self._lock = threading.Lock()
+        self._purge_counter = 0
+        try:
+            self.engine: Engine = make_engine(settings.effective_database_url)
+            with startup_lock(self.engine) as conn:
+                if settings.migrate_on_start:
+                    run_migrations(conn)
+                secret = self._bootstrap(conn)
+        except SQLAlchemyError as exc:
+            from passgeni_core import AuthorityUnavailable
+
+            raise AuthorityUnavailable(
+                f"database {redact_url(settings.effective_database_url)} is unavailable: "
+                f"{type(exc).__name__}"
+            ) from None
+        self._sessions = SessionCodec(secret)
+
+    def __repr__(self) -> str:
+        return f"AuthorityService(settings={self.settings!r})"
+
+    def __enter__(self) -> AuthorityService:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    # -- infrastructure ------------------------------------------------------------
+
+    def now(self) -> datetime:
+        value = self.settings.clock()
+        if value.tzinfo is None:
+            raise ValueError("the authority clock must return timezone-aware datetimes")
+        return value.astimezone(UTC)
+
+    @contextlib.contextmanager
+    def _tx(self) -> Iterator[Connection]:
+        """One transaction; database failures become AuthorityUnavailable (503)."""
+        try:
+            with self.engine.begin() as conn:
+                yield conn
+        except SQLAlchemyError as exc:
+            from passgeni_core import AuthorityUnavailable
+
+            log.warning("database error: %s", type(exc).__name__)
+            raise AuthorityUnavailable(
+                f"the authority's database failed: {type(exc).__name__}"
+            ) from None
+
+    def _bootstrap(self, conn: Connection) -> bytes:
+        now = self.now()
+        row = conn.execute(
+            select(authority_meta.c.value).where(authority_meta.c.name == _SESSION_SECRET)
+        ).first()
+        if row is None:
+            secret = secrets.token_bytes(32)
+            conn.execute(
+                insert(authority_meta).values(name=_SESSION_SECRET, value=secret.hex())
+            )
+        else:
+            secret = bytes.fromhex(row[0])
+        active = conn.execute(
+            select(signing_keys.c.kid).where(signing_keys.c.retired_at.is_(None))
+        ).first()
+        if active is None:
+            self._add_key(conn, self.signer.create_key(), now)
+        conn.commit()
+        return secret
+
+    def _add_key(self, conn: Connection, new: NewKey, now: datetime) -> None:
+        conn.execute(
+            update(signing_keys).where(signing_keys.c.retired_at.is_(None)).values(retired_at=now)
+        )
+        conn.execute(
+            insert(signing_keys).values(
+                kid=new.kid,
+                public_jwk=json.dumps(new.public_jwk, separators=(",", ":")),
+                signer_ref=new.signer_ref,
+                created_at=now,
+                retired_at=None,
+            )
+        )
+        log.info("signing key %s is now active", new.kid)
+
+    def _active_key(self, conn: Connection) -> tuple[str, str]:
+        cached = self._active
+        if cached is not None and time.monotonic() - cached[2] < self.settings.key_cache_seconds:
+            return cached[0], cached[1]
+        row = conn.execute(
+            select(signing_keys.c.kid, signing_keys.c.signer_ref)
+            .where(signing_keys.c.retired_at.is_(None))
+            .order_by(signing_keys.c.created_at.desc())
+        ).first()
+        if row is None:
+            raise AuthorityError("the authority has no active signing key")
+        self._active = (row.kid, row.signer_ref, time.monotonic())
+        return row.kid, row.signer_ref
+
+    def _event(
+        self,
+        conn: Connection,
+        kind: str,
+        *,
+        user_id: str | None,
+        ip: str | None,
+        now: datetime,
+        detail: Mapping[str, Any] | None = None,
+    ) -> None:
+        conn.execute(
+            insert(usage_events).values(
+                kind=kind,
+                user_id=user_id,
+                ip=ip,
+                at=now,
+                detail=json.dumps(dict(detail), separators=(",", ":")) if detail else None,
+            )
+        )
+
+    # -- users and API keys --------------------------------------------------------
+
+    def create_api_key(
+        self, user: str, *, team: str | None = None, rate_limit: int | None = None
+    ) -> CreatedApiKey:
+        """Create a key for ``user`` (created if new); with ``team`` it is a team key.
+
+        Raises:
+            InvalidRequest: a malformed user/team name, a non-positive rate
+                limit, or the user already belongs to another team.
+            AuthorityUnavailable: the database failed.
+        """
+        for what, name in (("user", user), ("team", team)):
+            if name is not None and not _NAME_RE.match(name):
+                raise InvalidRequest(
+                    f"{what} name must be 1-64 characters of letters, digits and ._@+-"
+                )
+        if rate_limit is not None and (
+            isinstance(rate_limit, bool) or not isinstance(rate_limit, int) or rate_limit < 1
+        ):
+            raise InvalidRequest("rate_limit must be a positive number of requests per minute")
+        now = self.now()
+        prefix = _b32(5)
+        key = f"{KEY_PREFIX}_{prefix}_{secrets.token_urlsafe(32)}"
+        with self._tx() as conn:
+            if team is not None and conn.execute(
+                select(teams.c.id).where(teams.c.id == team)
+            ).first() is None:
+                conn.execute(insert(teams).values(id=team, created_at=now))
+            existing = conn.execute(select(users.c.team_id).where(users.c.id == user)).first()
+            if existing is None:
+                conn.execute(insert(users).values(id=user, team_id=team, created_at=now))
+            elif team is not None and existing.team_id not in (None, team):
+                raise InvalidRequest(f"user {user} belongs to team {existing.team_id}")
+            elif team is not None and existing.team_id is None:
+                conn.execute(update(users).where(users.c.id == user).values(team_id=team))
+            conn.execute(
+                insert(api_keys).values(
+                    prefix=prefix,
+                    key_hash=hash_api_key(key),
+                    user_id=user,
+                    team_id=team,
+                    rate_limit=rate_limit,
+                    created_at=now,
+                )
+            )
+        log.info("created API key %s for user %s", prefix, user)
+        return CreatedApiKey(
+            key=key,
+            prefix=prefix,
+            user_id=user,
+            team_id=team,
+            rate_limit=rate_limit,
+            created_at=now,
+        )
+
+    def list_api_keys(self) -> list[ApiKeyInfo]:
+        """Every key (revoked ones too), oldest first. Raises AuthorityUnavailable."""
+        with self._tx() as conn:
+            rows = conn.execute(select(api_keys).order_by(api_keys.c.id)).mappings().all()
+        return [self._key_info(row) for row in rows]
+
+    @staticmethod
+    def _key_info(row: RowMapping) -> ApiKeyInfo:
+        return ApiKeyInfo(
+            prefix=row["prefix"],
+            user_id=row["user_id"],
+            team_id=row["team_id"],
+            rate_limit=row["rate_limit"],
+            created_at=row["created_at"],
+            revoked_at=row["revoked_at"],
+        )
+
+    def revoke_api_key(self, prefix: str) -> ApiKeyInfo:
+        """Revoke the key with this public prefix (idempotent).
+
+        Raises:
+            NotFound: no key has this prefix.
+            AuthorityUnavailable: the database failed.
+        """
+        prefix = prefix.removeprefix(f"{KEY_PREFIX}_").split("_")[0]
+        with self._tx() as conn:
+            conn.execute(
+                update(api_keys)
+                .where(api_keys.c.prefix == prefix, api_keys.c.revoked_at.is_(None))
+                .values(revoked_at=self.now())
+            )
+            row = conn.execute(select(api_keys).where(api_keys.c.prefix == prefix)).mappings().first()
+        if row is None:
+            raise NotFound(f"no API key with prefix {prefix[:16]!r}")
+        log.info("revoked API key %s", prefix)
+        return self._key_info(row)
+
+    # -- authentication and request limits -----------------------------------------
+
+    def authorize(self, api_key: str | None, *, ip: str | None, endpoint: str) -> Principal:
+        """Authenticate a request, apply the per-user limits and record the access.
+
+        Raises:
+            Unauthenticated: no key, a malformed, unknown or revoked key.
+            RateLimited: the per-user minute window or the burst bucket is
+                exhausted (``retry_after`` set).
+            AuthorityUnavailable: the database failed.
+        """
+        if not api_key:
+            raise Unauthenticated("an API key is required: Authorization: Bearer <key>")
+        parts = api_key.split("_", 2)
+        if len(parts) != 3 or parts[0] != KEY_PREFIX or not _PREFIX_RE.match(parts[1]):
+            raise Unauthenticated("the API key is malformed")
+        limits = self.settings.rate_limits
+        now = self.now()
+        ts = now.timestamp()
+        retry: float | None = None
+        with self._tx() as conn:
+            row = conn.execute(
+                select(
+                    api_keys.c.prefix,
+                    api_keys.c.user_id,
+                    api_keys.c.team_id,
+                    api_keys.c.rate_limit,
+                    api_keys.c.revoked_at,
+                ).where(api_keys.c.key_hash == hash_api_key(api_key))
+            ).first()
+            if row is None or row.prefix != parts[1] or row.revoked_at is not None:
+                principal = None
+            else:
+                principal = Principal(
+                    user_id=row.user_id,
+                    team_id=row.team_id,
+                    key_prefix=row.prefix,
+                    rate_limit=row.rate_limit,
+                )
+                if principal.rate_limit is not None:
+                    # Automation key: its own budget, burst as large as a minute's worth.
+                    bucket = f"key:{principal.key_prefix}"
+                    per_minute: int | None = principal.rate_limit
+                    burst: int | None = principal.rate_limit
+                    rate = max(limits.refill_per_second, principal.rate_limit / 60.0)
+                else:
+                    bucket = f"user:{principal.user_id}"
+                    per_minute, burst, rate = (
+                        limits.user_per_minute,
+                        limits.burst,
+                        limits.refill_per_second,
+                    )
+                if burst is not None:
+                    retry = _ratelimit.gcra(conn, bucket, burst, rate, ts)
+                if retry is None and per_minute is not None:
+                    retry = _ratelimit.window(conn, bucket, per_minute, 60.0, ts)
+                self._event(
+                    conn,
+                    "api_access" if retry is None else "rate_limited",
+                    user_id=principal.user_id,
+                    ip=ip,
+                    now=now,
+                    detail={"endpoint": endpoint, "key": principal.key_prefix},
+                )
+                self._purge_counter += 1
+                if self._purge_counter % 500 == 0:
+                    _ratelimit.purge_expired(conn, ts)
+        if principal is None:
+            raise Unauthenticated("the API key is unknown or revoked")
+        if retry is not None:
+            raise RateLimited(
+                f"too many requests for user {principal.user_id}; retry in "
+                f"{_ratelimit.retry_after_header(retry)} s",
+                retry_after=retry,
+            )
+        return principal
+
+    # -- generation sessions -------------------------------------------------------
+
+    def start_generation(
+        self, principal: Principal, body: Mapping[str, Any], *, ip: str | None
+    ) -> GenerationTicket:
+        """Re-validate a generation request and open a 60-second, single-use session.
+
+        Raises:
+            RateLimited: too many generation attempts from ``ip`` this hour.
+            InvalidRequest: unknown fields, a ``password`` field, no standard.
+            UnknownPreset: the standard is not in the mapping.
+            InvalidParameters / LengthOutOfRange / ConflictingParameters:
+                the parameters are malformed.
+            PresetNotMet: the parameters do not meet the standard (in strict
+                FIPS mode, FIPS 140-3 also needs a FIPS-mode entropy source).
+            AuthorityUnavailable: the database failed.
+        """
+        now = self.now()
+        limit = self.settings.rate_limits.generation_per_ip_per_hour
+        if limit is not None and principal.rate_limit is None:
+            # Counted before validation: a failed attempt is still an attempt.
+            with self._tx() as conn:
+                retry = _ratelimit.window(
+                    conn, f"gen-ip:{ip or 'unknown'}", limit, 3600.0, now.timestamp()
+                )
+            if retry is not None:
+                raise RateLimited(
+                    f"at most {limit} certificate generation attempts per IP address per hour; "
+                    f"retry in {_ratelimit.retry_after_header(retry)} s",
+                    retry_after=retry,
+                )
+        request = self._validate_generation(body)
+        iat = int(now.timestamp())
+        claims = SessionClaims(
+            jti=_b32(15),
+            sub=principal.user_id,
+            iat=iat,
+            exp=iat + self.settings.session_lifetime_seconds,
+        )
+        with self._tx() as conn:
+            conn.execute(
+                insert(generation_sessions).values(
+                    jti=claims.jti,
+                    user_id=principal.user_id,
+                    created_at=now,
+                    expires_at=datetime.fromtimestamp(claims.exp, UTC),
+                    request=json.dumps(request, separators=(",", ":")),
+                )
+            )
+        return GenerationTicket(
+            generation_session_id=self._sessions.encode(claims),
+            expires_in=self.settings.session_lifetime_seconds,
+            compliance_standard=request["compliance_standard"],
+            standards_met=tuple(request["standards_met"]),
+            entropy_bits=request["entropy_bits"],
+            naive_entropy_bits=request["naive_entropy_bits"],
+            parameters=request["parameters"],
+            mapping_version=request["mapping_version"],
+        )
+
+    def _validate_generation(self, body: Mapping[str, Any]) -> dict[str, Any]:
+        if "password" in body:
+            raise InvalidRequest(
+                "the authority never accepts a password: send only the generation parameters"
+            )
+        unknown = sorted(str(k)[:40] for k in body if k not in _GENERATE_FIELDS)
+        if unknown:
+            raise InvalidRequest(f"unknown field(s): {', '.join(unknown)}")
+        standard = body.get("compliance_standard")
+        alias = body.get("preset")
+        if standard is not None and alias is not None and standard != alias:
+            raise InvalidRequest("compliance_standard and preset differ; send one of them")
+        standard = standard if standard is not None else alias
+        if not isinstance(standard, str) or not standard:
+            raise InvalidRequest("compliance_standard (or preset) is required")
+        preset = get_preset(standard)
+        raw_params = body.get("parameters")
+        params = (
+            GenerationParameters.for_preset(preset)
+            if raw_params is None
+            else GenerationParameters.from_dict(raw_params)
+        )
+        raw_source = body.get("entropy_source")
+        source = EntropySource() if raw_source is None else EntropySource.from_dict(raw_source)
+        strict = self.settings.fips_strict
+        check_preset(preset, params, entropy_source=source, fips_strict=strict)
+        report = entropy_report(params)
+        return {
+            "compliance_standard": preset.id,
+            "parameters": params.to_dict(),
+            "entropy_source": source.to_dict(),
+            "standards_met": standards_met(params, entropy_source=source, fips_strict=strict),
+            "entropy_bits": report.bits,
+            "naive_entropy_bits": report.naive_bits,
+            "mapping_version": MAPPING_VERSION,
+        }
+
+    # -- certificates --------------------------------------------------------------
+
+    def issue_certificate(
+        self, principal: Principal, body: Mapping[str, Any], *, ip: str | None
+    ) -> IssuedCertificate:
+        """Redeem a session (once) and issue its signed certificate.
+
+        The certificate row is committed before this returns.
+
+        Raises:
+            InvalidRequest: unknown fields, a malformed commitment, target or label.
+            SessionInvalid: forged, malformed, unknown or another tenant's session.
+            SessionExpired: the session is older than its lifetime.
+            SessionAlreadyUsed: the session was already redeemed.
+            AuthorityError / AuthorityUnavailable: signing or the database failed.
+        """
+        result = self._issue(principal, [body], ip=ip, batch=False)[0]
+        if isinstance(result, PassgeniError):
+            raise result
+        return result
+
+    def issue_certificates(
+        self, principal: Principal, items: Sequence[object], *, ip: str | None
+    ) -> list[IssuedCertificate | PassgeniError]:
+        """Batch issuance: one result per item, in order (an error per failed item).
+
+        All successful certificates are committed in one transaction before
+        this returns.
+
+        Raises:
+            InvalidRequest: ``items`` is empty or has more than ``max_batch_items``.
+            AuthorityError / AuthorityUnavailable: signing or the database failed.
+        """
+        if not items:
+            raise InvalidRequest("items must be a non-empty list")
+        if len(items) > self.settings.max_batch_items:
+            raise InvalidRequest(f"at most {self.settings.max_batch_items} items per batch")
+        return self._issue(principal, items, ip=ip, batch=True)
+
+    def _parse_redeem(
+        self, principal: Principal, body: object, now: datetime
+    ) -> tuple[SessionClaims, str | None, Target | None, str | None]:
+        if not isinstance(body, Mapping):
+            raise InvalidRequest("each item must be a JSON object")
+        unknown = sorted(str(k)[:40] for k in body if k not in _REDEEM_FIELDS)
+        if unknown:
+            raise InvalidRequest(f"unknown field(s): {', '.join(unknown)}")
+        if "generation_session_id" not in body:
+            raise InvalidRequest("generation_session_id is required")
+        claims = self._sessions.decode(body["generation_session_id"])
+        if claims.sub != principal.user_id:
+            # Same answer as a forgery: no oracle for other tenants' sessions.
+            raise SessionInvalid("generation_session_id was not issued to this caller")
+        if now.timestamp() >= claims.exp:
+            raise SessionExpired(
+                f"the generation session expired {int(now.timestamp() - claims.exp)} s ago "
+                f"(sessions last {self.settings.session_lifetime_seconds} s)"
+            )
+        commitment = body.get("credential_commitment")
+        if commitment is not None and (
+            not isinstance(commitment, str) or not _COMMITMENT_RE.match(commitment)
+        ):
+            raise InvalidRequest("credential_commitment must be 43 base64url characters")
+        target = None if body.get("target") is None else Target.from_dict(body["target"])
+        label = body.get("label")
+        if label is not None and (
+            not isinstance(label, str)
+            or not 1 <= len(label) <= 200
+            or not label.isprintable()
+        ):
+            raise InvalidRequest("label must be 1-200 printable characters")
+        return claims, commitment, target, label
+
+    def _redeem(
+        self, conn: Connection, principal: Principal, claims: SessionClaims, now: datetime
+    ) -> dict[str, Any]:
+        # The single-use gate: atomic in every backend and across processes
+        # (a concurrent second UPDATE re-checks ``redeemed_at`` and matches nothing).
+        row = conn.execute(
+            update(generation_sessions)
+            .where(
+                generation_sessions.c.jti == claims.jti,
+                generation_sessions.c.user_id == principal.user_id,
+                generation_sessions.c.redeemed_at.is_(None),
+                generation_sessions.c.expires_at > now,
+            )
+            .values(redeemed_at=now)
+            .returning(generation_sessions.c.request)
+        ).first()
+        if row is not None:
+            request: dict[str, Any] = json.loads(row[0])
+            return request
+        state = conn.execute(
+            select(generation_sessions.c.user_id, generation_sessions.c.redeemed_at).where(
+                generation_sessions.c.jti == claims.jti
+            )
+        ).first()
+        if state is None or state.user_id != principal.user_id:
+            raise SessionInvalid("generation session is unknown to this authority")
+        if state.redeemed_at is not None:
+            raise SessionAlreadyUsed(
+                "this generation session was already redeemed (sessions are single use)"
+            )
+        raise SessionExpired("the generation session has expired")
+
+    def _issue(
+        self, principal: Principal, items: Sequence[object], *, ip: str | None, batch: bool
+    ) -> list[IssuedCertificate | PassgeniError]:
+        now = self.now()
+        issued_at = datetime.fromtimestamp(int(now.timestamp()), UTC)
+        results: list[IssuedCertificate | PassgeniError] = []
+        rows: list[dict[str, Any]] = []
+        events: list[dict[str, Any]] = []
+        parsed: list[tuple[SessionClaims, str | None, Target | None, str | None] | PassgeniError]
+        parsed = []
+        for item in items:
+            try:
+                parsed.append(self._parse_redeem(principal, item, now))
+            except PassgeniError as exc:
+                if not batch:
+                    raise
+                parsed.append(exc)
+        with self._tx() as conn:
+            team_id = conn.execute(
+                select(users.c.team_id).where(users.c.id == principal.user_id)
+            ).scalar_one_or_none()
+            kid, signer_ref = self._active_key(conn)
+            for entry in parsed:
+                if isinstance(entry, PassgeniError):
+                    results.append(entry)
+                    continue
+                claims, commitment, target, label = entry
+                try:
+                    request = self._redeem(conn, principal, claims, now)
+                except PassgeniError as exc:
+                    if not batch:
+                        raise
+                    results.append(exc)
+                    continue
+                cert_id = f"pg_{_b32(15)}"
+                cert_claims = CertificateClaims.build(
+                    issuer=self.settings.public_url,
+                    subject=principal.user_id,
+                    cert_id=cert_id,
+                    compliance_standard=request["compliance_standard"],
+                    standards_met=request["standards_met"],
+                    entropy_bits=request["entropy_bits"],
+                    naive_entropy_bits=request["naive_entropy_bits"],
+                    parameters=request["parameters"],
+                    entropy_source=request["entropy_source"],
+                    mapping_version=request["mapping_version"],
+                    issued_at=issued_at,
+                    credential_commitment=commitment,
+                    target=target,
+                    label=label,
+                )
+                payload = cert_claims.to_payload()
+                token = self._jws.token(kid, signer_ref, payload)
+                expires_at = cert_claims.expires_at
+                rows.append(
+                    {
+                        "cert_id": cert_id,
+                        "owner_user_id": principal.user_id,
+                        "team_id": team_id,
+                        "session_jti": claims.jti,
+                        "token": token,
+                        "claims": json.dumps(payload, separators=(",", ":")),
+                        "kid": kid,
+                        "compliance_standard": cert_claims.compliance_standard,
+                        "standards_met": "," + ",".join(cert_claims.standards_met) + ",",
+                        "status": "valid",
+                        "revoked_at": None,
+                        "revocation_reason": None,
+                        "issued_at": issued_at,
+                        "expires_at": expires_at,
+                        "status_list_idx": None,
+                    }
+                )
+                events.append(
+                    {
+                        "kind": "certificate_issued",
+                        "user_id": principal.user_id,
+                        "ip": ip,
+                        "at": now,
+                        "detail": json.dumps({"cert_id": cert_id}, separators=(",", ":")),
+                    }
+                )
+                results.append(
+                    IssuedCertificate(
+                        cert_id=cert_id,
+                        cert_url=self.cert_url(cert_id),
+                        token=token,
+                        compliance_standard=cert_claims.compliance_standard,
+                        standards_met=cert_claims.standards_met,
+                        entropy_bits=cert_claims.entropy_bits,
+                        issued_at=issued_at,
+                        expires_at=expires_at,
+                        kid=kid,
+                    )
+                )
+            if rows:
+                conn.execute(insert(certificates), rows)
+                conn.execute(insert(usage_events), events)
+                self._check_anomaly(conn, principal.user_id, ip, now)
+        # Leaving the ``with`` committed the rows: only now are the ids returned.
+        return results
+
+    def _check_anomaly(self, conn: Connection, user_id: str, ip: str | None, now: datetime) -> None:
+        since = now - timedelta(hours=24)
+        count = conn.execute(
+            select(func.count())
+            .select_from(certificates)
+            .where(certificates.c.owner_user_id == user_id, certificates.c.issued_at > since)
+        ).scalar_one()
+        if count <= self.settings.anomaly_threshold_24h:
+            return
+        already = conn.execute(
+            select(usage_events.c.id).where(
+                usage_events.c.kind == "anomaly",
+                usage_events.c.user_id == user_id,
+                usage_events.c.at > since,
+            )
+        ).first()
+        if already is None:
+            # Recorded, never blocking: bulk rotation is legitimate; an auditor decides.
+            log.warning("anomaly: user %s issued %d certificates in 24 h", user_id, count)
+            self._event(
+                conn, "anomaly", user_id=user_id, ip=ip, now=now, detail={"count_24h": count}
+            )
+
+    def cert_url(self, cert_id: str) -> str:
+        return f"{self.settings.public_url}/cert/{cert_id}"
+
+    def _status(self, row: RowMapping, now: datetime) -> str:
+        if row["status"] == "revoked":
+            return "revoked"
+        return "valid" if row["expires_at"] > now else "expired"
+
+    def _record(self, row: RowMapping, now: datetime) -> CertificateRecord:
+        payload = json.loads(row["claims"])
+        return CertificateRecord(
+            cert_id=row["cert_id"],
+            cert_url=self.cert_url(row["cert_id"]),
+            status=self._status(row, now),
+            revoked_at=row["revoked_at"],
+            revocation_reason=row["revocation_reason"],
+            issued_at=row["issued_at"],
+            expires_at=row["expires_at"],
+            compliance_standard=row["compliance_standard"],
+            standards_met=tuple(payload.get("standards_met", ())),
+            entropy_bits=payload["entropy_bits"],
+            naive_entropy_bits=payload.get("naive_entropy_bits"),
+            parameters=payload.get("parameters", {}),
+            entropy_source=payload.get("entropy_source", {}),
+            label=payload.get("label"),
+            target=payload.get("target"),
+            token=row["token"],
+            kid=row["kid"],
+            issuer=payload.get("iss", ""),
+            subject=payload.get("sub", ""),
+            mapping_version=payload.get("mapping_version", ""),
+            credential_commitment=payload.get("credential_commitment"),
+        )
+
+    def get_certificate(self, cert_id: str, *, ip: str | None = None) -> CertificateRecord:
+        """The public record of a certificate (no authentication); records a view.
+
+        Raises:
+            NotFound: no such certificate.
+            AuthorityUnavailable: the database failed.
+        """
+        if not _CERT_ID_RE.match(cert_id):
+            raise NotFound(f"no certificate {cert_id[:40]!r}")
+        now = self.now()
+        with self._tx() as conn:
+            row = (
+                conn.execute(select(certificates).where(certificates.c.cert_id == cert_id))
+                .mappings()
+                .first()
+            )
+            if row is not None:
+                self._event(
+                    conn, "certificate_view", user_id=None, ip=ip, now=now, detail={"cert_id": cert_id}
+                )
+        if row is None:
+            raise NotFound(f"no certificate {cert_id!r}")
+        return self._record(row, now)
+
+    def _scope(self, principal: Principal) -> Any:
+        if principal.team_id is not None:
+            return certificates.c.team_id == principal.team_id
+        return certificates.c.owner_user_id == principal.user_id
+
+    def revoke_certificate(
+        self, principal: Principal, cert_id: str, reason: object
+    ) -> CertificateRecord:
+        """Mark a certificate revoked (the record stays; idempotent: the first
+        revocation's time and reason are kept).
+
+        Raises:
+            InvalidRequest: the reason is not 1-500 characters.
+            NotFound: no such certificate *for this caller* (another tenant's
+                certificate answers the same, so existence is not revealed).
+            AuthorityUnavailable: the database failed.
+        """
+        if not isinstance(reason, str) or not 1 <= len(reason.strip()) <= 500:
+            raise InvalidRequest("reason must be a string of 1-500 characters")
+        now = self.now()
+        with self._tx() as conn:
+            conn.execute(
+                update(certificates)
+                .where(
+                    certificates.c.cert_id == cert_id,
+                    self._scope(principal),
+                    certificates.c.status != "revoked",
+                )
+                .values(status="revoked", revoked_at=now, revocation_reason=reason.strip())
+            )
+            row = (
+                conn.execute(
+                    select(certificates).where(
+                        certificates.c.cert_id == cert_id, self._scope(principal)
+                    )
+                )
+                .mappings()
+                .first()
+            )
+            if row is not None:
+                self._event(
+                    conn,
+                    "certificate_revoked",
+                    user_id=principal.user_id,
+                    ip=None,
+                    now=now,
+                    detail={"cert_id": cert_id},
+                )
+        if row is None:
+            raise NotFound(f"no certificate {cert_id[:40]!r}")
+        return self._record(row, now)
+
+    def audit(
+        self,
+        principal: Principal,
+        *,
+        standard: str | None = None,
+        status: str | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        page: int = 1,
+        page_size: int = 50,
+    ) -> AuditPage:
+        """The caller's certificates (the team's for team keys), newest first.
+
+        Raises:
+            InvalidRequest: an unknown standard or status, bad paging, naive dates.
+            AuthorityUnavailable: the database failed.
+        """
+        if standard is not None and standard not in {p.id for p in list_presets()}:
+            raise InvalidRequest(f"unknown standard {standard[:40]!r}")
+        if status is not None and status not in _STATUSES:
+            raise InvalidRequest(f"status must be one of {', '.join(_STATUSES)}")
+        if page < 1 or not 1 <= page_size <= 500:
+            raise InvalidRequest("page must be >= 1 and page_size between 1 and 500")
+        for value in (since, until):
+            if value is not None and value.tzinfo is None:
+                raise InvalidRequest("since/until must carry a time zone (e.g. ...Z)")
+        now = self.now()
+        conds = [self._scope(principal)]
+        if standard is not None:
+            conds.append(certificates.c.standards_met.like(f"%,{standard},%"))
+        if status == "revoked":
+            conds.append(certificates.c.status == "revoked")
+        elif status == "valid":
+            conds += [certificates.c.status != "revoked", certificates.c.expires_at > now]
+        elif status == "expired":
+            conds += [certificates.c.status != "revoked", certificates.c.expires_at <= now]
+        if since is not None:
+            conds.append(certificates.c.issued_at >= since)
+        if until is not None:
+            conds.append(certificates.c.issued_at <= until)
+        where = and_(*conds)
+        with self._tx() as conn:
+            total = conn.execute(
+                select(func.count()).select_from(certificates).where(where)
+            ).scalar_one()
+            rows = (
+                conn.execute(
+                    select(certificates)
+                    .where(where)
+                    .order_by(certificates.c.issued_at.desc(), certificates.c.cert_id)
+                    .limit(page_size)
+                    .offset((page - 1) * page_size)
+                )
+                .mappings()
+                .all()
+            )
+            if principal.team_id is not None:
+                members = select(users.c.id).where(users.c.team_id == principal.team_id)
+                who = usage_events.c.user_id.in_(members)
+            else:
+                who = usage_events.c.user_id == principal.user_id
+            anomalies = conn.execute(
+                select(usage_events.c.user_id, usage_events.c.at, usage_events.c.detail)
+                .where(usage_events.c.kind == "anomaly", who)
+                .order_by(usage_events.c.at.desc())
+                .limit(100)
+            ).all()
+        return AuditPage(
+            items=[self._record(row, now) for row in rows],
+            page=page,
+            page_size=page_size,
+            total=total,
+            anomalies=[
+                {
+                    "user": a.user_id,
+                    "detected_at": _iso(a.at),
+                    "count_24h": json.loads(a.detail or "{}").get("count_24h"),
+                }
+                for a in anomalies
+            ],
+        )
+
+    # -- keys ----------------------------------------------------------------------
+
+    def jwks(self) -> dict[str, Any]:
+        """Every public key whose certificates can still be verified (RFC 7517).
+
+        The active key, plus each retired key while any of its certificates
+        is unexpired (revoked ones included: a verifier should still learn
+        the certificate is genuine, then see it revoked).
+
+        Raises:
+            AuthorityUnavailable: the database failed.
+        """
+        now = self.now()
+        live = exists().where(certificates.c.kid == signing_keys.c.kid, certificates.c.expires_at > now)
+        with self._tx() as conn:
+            rows = conn.execute(
+                select(signing_keys.c.public_jwk)
+                .where(or_(signing_keys.c.retired_at.is_(None), live))
+                .order_by(signing_keys.c.created_at.desc())
+            ).all()
+        return {"keys": [json.loads(row[0]) for row in rows]}
+
+    def rotate_keys(self) -> SigningKeyInfo:
+        """Create a new signing key and make it active; the old one is retired
+        (it stays in the JWKS until its last certificate expires).
+
+        Raises:
+            AuthorityError / AuthorityUnavailable: the signer or the database failed.
+        """
+        new = self.signer.create_key()
+        now = self.now()
+        with self._tx() as conn:
+            self._add_key(conn, new, now)
+        with self._lock:
+            self._active = None
+        return SigningKeyInfo(kid=new.kid, created_at=now, retired_at=None)
+
+    def signing_keys(self) -> list[SigningKeyInfo]:
+        """Every key this authority ever used, newest first. Raises AuthorityUnavailable."""
+        with self._tx() as conn:
+            rows = conn.execute(
+                select(signing_keys.c.kid, signing_keys.c.created_at, signing_keys.c.retired_at)
+                .order_by(signing_keys.c.created_at.desc())
+            ).all()
+        return [SigningKeyInfo(kid=r.kid, created_at=r.created_at, retired_at=r.retired_at) for r in rows]
+
+    def health(self) -> dict[str, str]:
+        """``{"status": "ok"}`` when the database answers. Raises AuthorityUnavailable."""
+        with self._tx() as conn:
+            conn.execute(text("SELECT 1"))
+        return {"status": "ok"}

@@ -1,0 +1,115 @@
+"""Configuration of one authority process: a keyword-only, immutable dataclass.
+
+Nothing here reads the environment: the CLI (an edge) merges flags, the
+environment and defaults into an :class:`AuthoritySettings`, and the service
+only ever sees the result.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from ._signing import Signer
+
+__all__ = ["DEFAULT_PUBLIC_URL", "AuthoritySettings", "RateLimits", "default_state_dir"]
+
+DEFAULT_PUBLIC_URL = "http://127.0.0.1:8787"
+
+
+def _utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def default_state_dir() -> Path:
+    """``$XDG_DATA_HOME/passgeni`` (``~/.local/share/passgeni``): per user, not per checkout."""
+    base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(base) / "passgeni"
+
+
+@dataclass(frozen=True, kw_only=True)
+class RateLimits:
+    """Abuse controls (the product's published defaults).
+
+    ``None`` disables one limit. Automation API keys carry their own
+    per-minute figure (``api_keys.rate_limit``) which replaces
+    ``user_per_minute`` and widens the burst to match, and they are exempt from
+    the per-IP generation limit: an operator created them on purpose for bulk
+    rotation, and the key itself is the accountable identity.
+    """
+
+    #: Certificate generation attempts (``POST /api/generate``) per client IP per hour.
+    generation_per_ip_per_hour: int | None = 10
+    #: Authenticated requests per user per minute (fixed window).
+    user_per_minute: int | None = 60
+    #: Token bucket per user: ``burst`` requests at once, then ``refill_per_second``.
+    burst: int | None = 5
+    refill_per_second: float = 1.0
+
+    @classmethod
+    def unlimited(cls) -> RateLimits:
+        return cls(generation_per_ip_per_hour=None, user_per_minute=None, burst=None)
+
+
+@dataclass(frozen=True, kw_only=True)
+class AuthoritySettings:
+    """Everything one authority process needs.
+
+    ``database_url`` defaults to ``sqlite:///<state_dir>/authority.db`` (WAL).
+    ``public_url`` is the certificates' ``iss`` and the base of every
+    ``cert_url``: all processes of one authority must share it.
+    ``signer`` defaults to a :class:`LocalFileSigner` on ``state_dir/keys``.
+    ``fips_strict`` (see ``passgeni_core/_standards.py``): the served authority
+    claims FIPS 140-3 only with a FIPS-mode entropy source; the embedded one
+    passes ``False``.
+    """
+
+    database_url: str | None = field(default=None, repr=False)
+    public_url: str = DEFAULT_PUBLIC_URL
+    state_dir: Path = field(default_factory=default_state_dir)
+    signer: Signer | None = None
+    rate_limits: RateLimits = field(default_factory=RateLimits)
+    fips_strict: bool = True
+    clock: Callable[[], datetime] = field(default=_utcnow, repr=False)
+    #: Lifetime of a generation session (the contract says 60 s).
+    session_lifetime_seconds: int = 60
+    #: More certificates than this by one user in 24 h records an anomaly event.
+    anomaly_threshold_24h: int = 50
+    #: Peers whose ``X-Forwarded-For`` is believed (a reverse proxy in front).
+    trusted_proxies: tuple[str, ...] = ()
+    #: How long a process may sign with a cached active key id after another
+    #: process rotated (the old key stays in the JWKS, so this is harmless).
+    key_cache_seconds: float = 5.0
+    #: Request bodies larger than this are refused (413).
+    max_body_bytes: int = 64 * 1024
+    max_batch_items: int = 1000
+    #: Run ``alembic upgrade head`` when the service starts.
+    migrate_on_start: bool = True
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "state_dir", Path(self.state_dir))
+        object.__setattr__(self, "public_url", self.public_url.rstrip("/"))
+        if self.session_lifetime_seconds <= 0:
+            raise ValueError("session_lifetime_seconds must be positive")
+
+    @property
+    def effective_database_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{self.state_dir / 'authority.db'}"
+
+    def __repr__(self) -> str:
+        # The database URL may carry a password: show it with the password masked.
+        from ._db import redact_url
+
+        return (
+            f"AuthoritySettings(database_url={redact_url(self.effective_database_url)!r}, "
+            f"public_url={self.public_url!r}, state_dir={str(self.state_dir)!r}, "
+            f"signer={self.signer!r}, rate_limits={self.rate_limits!r}, "
+            f"fips_strict={self.fips_strict!r})"
+        )
