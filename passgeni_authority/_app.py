@@ -24,6 +24,8 @@ from fastapi import Depends, FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 from jinja2 import Environment, PackageLoader, select_autoescape
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
 from passgeni_core import (
     AuthorityError,
     InvalidRequest,
@@ -31,7 +33,6 @@ from passgeni_core import (
     PassgeniError,
     RateLimited,
 )
-from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from . import _ratelimit
 from ._service import AuthorityService, Principal
@@ -395,4 +396,3 @@ def create_app(
         return svc.health()
 
     return app
-

@@ -183,7 +183,9 @@ usage_events = Table(
     Column("at", UTCDateTime, nullable=False),
     Column("detail", Text, nullable=True),
 )
-Index("ix_usage_events_kind_user_at", usage_events.c.kind, usage_events.c.user_id, usage_events.c.at)
+Index(
+    "ix_usage_events_kind_user_at", usage_events.c.kind, usage_events.c.user_id, usage_events.c.at
+)
 
 # Shared by every process: fixed windows (value = count) and GCRA buckets
 # (value = theoretical arrival time), both as epoch seconds.

@@ -69,7 +69,9 @@ def gcra(conn: Connection, name: str, burst: int, rate: float, now: float) -> fl
     )
     if conn.execute(stmt).first() is not None:
         return None
-    tat = conn.execute(select(buckets.c.value).where(buckets.c.bucket == f"g:{name}")).scalar_one()
+    tat = float(
+        conn.execute(select(buckets.c.value).where(buckets.c.bucket == f"g:{name}")).scalar_one()
+    )
     return max(tat + interval - tolerance - now, 0.001)
 
 

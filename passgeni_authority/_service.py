@@ -22,6 +22,10 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from sqlalchemy import Engine, and_, exists, func, insert, or_, select, text, update
+from sqlalchemy.engine import Connection, RowMapping
+from sqlalchemy.exc import SQLAlchemyError
+
 from passgeni_core import (
     MAPPING_VERSION,
     AuthorityError,
@@ -43,9 +47,6 @@ from passgeni_core import (
     list_presets,
     standards_met,
 )
-from sqlalchemy import Engine, and_, exists, func, insert, or_, select, text, update
-from sqlalchemy.engine import Connection, RowMapping
-from sqlalchemy.exc import SQLAlchemyError
 
 from . import _ratelimit
 from ._db import (
@@ -87,7 +88,7 @@ _CERT_ID_RE = re.compile(r"^pg_[a-z2-7]{24}$")
 _GENERATE_FIELDS = frozenset({"compliance_standard", "preset", "parameters", "entropy_source"})
 _REDEEM_FIELDS = frozenset({"generation_session_id", "credential_commitment", "target", "label"})
 _STATUSES = ("valid", "expired", "revoked")
-_SESSION_SECRET = "session_hmac_secret"
+_SESSION_SECRET_ROW = "session_hmac_secret"  # the row name in authority_meta, not a secret
 KEY_PREFIX = "pgk"
 
 
@@ -389,13 +390,11 @@ class AuthorityService:
     def _bootstrap(self, conn: Connection) -> bytes:
         now = self.now()
         row = conn.execute(
-            select(authority_meta.c.value).where(authority_meta.c.name == _SESSION_SECRET)
+            select(authority_meta.c.value).where(authority_meta.c.name == _SESSION_SECRET_ROW)
         ).first()
         if row is None:
             secret = secrets.token_bytes(32)
-            conn.execute(
-                insert(authority_meta).values(name=_SESSION_SECRET, value=secret.hex())
-            )
+            conn.execute(insert(authority_meta).values(name=_SESSION_SECRET_ROW, value=secret.hex()))
         else:
             secret = bytes.fromhex(row[0])
         active = conn.execute(
@@ -480,9 +479,10 @@ class AuthorityService:
         prefix = _b32(5)
         key = f"{KEY_PREFIX}_{prefix}_{secrets.token_urlsafe(32)}"
         with self._tx() as conn:
-            if team is not None and conn.execute(
-                select(teams.c.id).where(teams.c.id == team)
-            ).first() is None:
+            if (
+                team is not None
+                and conn.execute(select(teams.c.id).where(teams.c.id == team)).first() is None
+            ):
                 conn.execute(insert(teams).values(id=team, created_at=now))
             existing = conn.execute(select(users.c.team_id).where(users.c.id == user)).first()
             if existing is None:
@@ -528,6 +528,20 @@ class AuthorityService:
             revoked_at=row["revoked_at"],
         )
 
+    def lookup_api_key(self, api_key: str) -> ApiKeyInfo | None:
+        """The key's record if ``api_key`` is a known key (revoked or not), else None.
+
+        No rate limit and no usage event: for local tooling (the embedded
+        authority checking its stored key). Raises AuthorityUnavailable.
+        """
+        with self._tx() as conn:
+            row = (
+                conn.execute(select(api_keys).where(api_keys.c.key_hash == hash_api_key(api_key)))
+                .mappings()
+                .first()
+            )
+        return None if row is None else self._key_info(row)
+
     def revoke_api_key(self, prefix: str) -> ApiKeyInfo:
         """Revoke the key with this public prefix (idempotent).
 
@@ -542,7 +556,9 @@ class AuthorityService:
                 .where(api_keys.c.prefix == prefix, api_keys.c.revoked_at.is_(None))
                 .values(revoked_at=self.now())
             )
-            row = conn.execute(select(api_keys).where(api_keys.c.prefix == prefix)).mappings().first()
+            row = (
+                conn.execute(select(api_keys).where(api_keys.c.prefix == prefix)).mappings().first()
+            )
         if row is None:
             raise NotFound(f"no API key with prefix {prefix[:16]!r}")
         log.info("revoked API key %s", prefix)
@@ -788,9 +804,7 @@ class AuthorityService:
         target = None if body.get("target") is None else Target.from_dict(body["target"])
         label = body.get("label")
         if label is not None and (
-            not isinstance(label, str)
-            or not 1 <= len(label) <= 200
-            or not label.isprintable()
+            not isinstance(label, str) or not 1 <= len(label) <= 200 or not label.isprintable()
         ):
             raise InvalidRequest("label must be 1-200 printable characters")
         return claims, commitment, target, label
@@ -1004,7 +1018,12 @@ class AuthorityService:
             )
             if row is not None:
                 self._event(
-                    conn, "certificate_view", user_id=None, ip=ip, now=now, detail={"cert_id": cert_id}
+                    conn,
+                    "certificate_view",
+                    user_id=None,
+                    ip=ip,
+                    now=now,
+                    detail={"cert_id": cert_id},
                 )
         if row is None:
             raise NotFound(f"no certificate {cert_id!r}")
@@ -1118,6 +1137,7 @@ class AuthorityService:
                 .mappings()
                 .all()
             )
+            who: Any
             if principal.team_id is not None:
                 members = select(users.c.id).where(users.c.team_id == principal.team_id)
                 who = usage_events.c.user_id.in_(members)
@@ -1157,7 +1177,9 @@ class AuthorityService:
             AuthorityUnavailable: the database failed.
         """
         now = self.now()
-        live = exists().where(certificates.c.kid == signing_keys.c.kid, certificates.c.expires_at > now)
+        live = exists().where(
+            certificates.c.kid == signing_keys.c.kid, certificates.c.expires_at > now
+        )
         with self._tx() as conn:
             rows = conn.execute(
                 select(signing_keys.c.public_jwk)
@@ -1185,10 +1207,14 @@ class AuthorityService:
         """Every key this authority ever used, newest first. Raises AuthorityUnavailable."""
         with self._tx() as conn:
             rows = conn.execute(
-                select(signing_keys.c.kid, signing_keys.c.created_at, signing_keys.c.retired_at)
-                .order_by(signing_keys.c.created_at.desc())
+                select(
+                    signing_keys.c.kid, signing_keys.c.created_at, signing_keys.c.retired_at
+                ).order_by(signing_keys.c.created_at.desc())
             ).all()
-        return [SigningKeyInfo(kid=r.kid, created_at=r.created_at, retired_at=r.retired_at) for r in rows]
+        return [
+            SigningKeyInfo(kid=r.kid, created_at=r.created_at, retired_at=r.retired_at)
+            for r in rows
+        ]
 
     def health(self) -> dict[str, str]:
         """``{"status": "ok"}`` when the database answers. Raises AuthorityUnavailable."""

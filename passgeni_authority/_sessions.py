@@ -80,7 +80,10 @@ class SessionCodec:
         try:
             data = json.loads(base64.urlsafe_b64decode(body + b"=" * (-len(body) % 4)))
             claims = SessionClaims(
-                jti=str(data["jti"]), sub=str(data["sub"]), iat=int(data["iat"]), exp=int(data["exp"])
+                jti=str(data["jti"]),
+                sub=str(data["sub"]),
+                iat=int(data["iat"]),
+                exp=int(data["exp"]),
             )
         except (ValueError, KeyError, TypeError):
             raise invalid from None

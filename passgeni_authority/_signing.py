@@ -24,6 +24,7 @@ from typing import Any, Protocol, runtime_checkable
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
+
 from passgeni_core import AuthorityError, AuthorityUnavailable
 
 __all__ = [
@@ -258,7 +259,9 @@ class TransitSigner:
         if existing is not None:
             if existing["data"]["type"] != "ecdsa-p256":
                 raise AuthorityError(f"Transit key {self.key_name} is not ecdsa-p256")
-            self._call("rotate_key", transit.rotate_key, self.key_name, mount_point=self.mount_point)
+            self._call(
+                "rotate_key", transit.rotate_key, self.key_name, mount_point=self.mount_point
+            )
         else:
             self._call(
                 "create_key",

@@ -55,9 +55,7 @@ def upgrade() -> None:
         sa.Column("redeemed_at", UTCDateTime, nullable=True),
         sa.Column("request", sa.Text, nullable=False),
     )
-    op.create_index(
-        "ix_generation_sessions_expires_at", "generation_sessions", ["expires_at"]
-    )
+    op.create_index("ix_generation_sessions_expires_at", "generation_sessions", ["expires_at"])
     op.create_table(
         "certificates",
         sa.Column("cert_id", sa.String(40), primary_key=True),
@@ -76,9 +74,7 @@ def upgrade() -> None:
         sa.Column("expires_at", UTCDateTime, nullable=False),
         sa.Column("status_list_idx", sa.Integer, nullable=True, unique=True),
     )
-    op.create_index(
-        "ix_certificates_owner_issued", "certificates", ["owner_user_id", "issued_at"]
-    )
+    op.create_index("ix_certificates_owner_issued", "certificates", ["owner_user_id", "issued_at"])
     op.create_index("ix_certificates_team_issued", "certificates", ["team_id", "issued_at"])
     op.create_index("ix_certificates_kid_expires", "certificates", ["kid", "expires_at"])
     op.create_table(
@@ -98,9 +94,7 @@ def upgrade() -> None:
         sa.Column("at", UTCDateTime, nullable=False),
         sa.Column("detail", sa.Text, nullable=True),
     )
-    op.create_index(
-        "ix_usage_events_kind_user_at", "usage_events", ["kind", "user_id", "at"]
-    )
+    op.create_index("ix_usage_events_kind_user_at", "usage_events", ["kind", "user_id", "at"])
     op.create_table(
         "rate_limit_buckets",
         sa.Column("bucket", sa.String(200), primary_key=True),

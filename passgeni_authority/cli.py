@@ -1,0 +1,267 @@
+"""``passgeni authority ...``: serve the authority and manage its API keys and signing keys.
+
+``register(subparsers)`` is loaded by the core ``passgeni`` CLI through the
+``passgeni.cli`` entry-point group; ``python -m passgeni_authority`` runs the
+same commands standalone.
+
+Configuration precedence: flags > environment (``PASSGENI_DATABASE_URL``,
+``PASSGENI_STATE_DIR``, ``PASSGENI_PUBLIC_URL``, ``PASSGENI_TRANSIT_URL``;
+the Transit token only from ``PASSGENI_TRANSIT_TOKEN`` or ``VAULT_TOKEN``,
+never a flag, because flags show in ``ps``) > defaults.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from passgeni_core import InvalidRequest, PassgeniError
+
+from ._service import AuthorityService
+from ._settings import DEFAULT_PUBLIC_URL, AuthoritySettings, default_state_dir
+from ._signing import Signer, TransitSigner
+
+__all__ = ["build_settings", "main", "register"]
+
+DEFAULT_HOST = "127.0.0.1"
+DEFAULT_PORT = 8787
+
+
+def _print_json(data: Any) -> None:
+    json.dump(data, sys.stdout, indent=2)
+    sys.stdout.write("\n")
+
+
+def _env(name: str) -> str | None:
+    value = os.environ.get(name)
+    return value if value else None
+
+
+def build_settings(args: argparse.Namespace, *, served_url: str | None = None) -> AuthoritySettings:
+    """Merge flags, environment and defaults (in that order) into settings.
+
+    Raises:
+        InvalidRequest: a Transit URL without a token.
+    """
+    state_dir = args.state_dir or _env("PASSGENI_STATE_DIR")
+    public_url = args.public_url or _env("PASSGENI_PUBLIC_URL") or served_url or DEFAULT_PUBLIC_URL
+    signer: Signer | None = None
+    transit_url = args.transit_url or _env("PASSGENI_TRANSIT_URL")
+    if transit_url:
+        token = _env("PASSGENI_TRANSIT_TOKEN") or _env("VAULT_TOKEN")
+        if not token:
+            raise InvalidRequest(
+                "the Transit signer needs a token in PASSGENI_TRANSIT_TOKEN or VAULT_TOKEN"
+            )
+        signer = TransitSigner(transit_url, token, key_name=args.transit_key)
+    kwargs: dict[str, Any] = {
+        "database_url": args.database_url or _env("PASSGENI_DATABASE_URL"),
+        "public_url": public_url,
+        "state_dir": Path(state_dir) if state_dir else default_state_dir(),
+        "signer": signer,
+    }
+    if getattr(args, "no_fips_strict", False):
+        kwargs["fips_strict"] = False
+    trusted = getattr(args, "trusted_proxy", None)
+    if trusted:
+        kwargs["trusted_proxies"] = tuple(trusted)
+    return AuthoritySettings(**kwargs)
+
+
+def _common(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--database-url",
+        help="SQLAlchemy URL, e.g. postgresql+psycopg://user@host/db "
+        "(env PASSGENI_DATABASE_URL; default: SQLite in the state dir)",
+    )
+    parser.add_argument(
+        "--state-dir",
+        help="directory for the SQLite store and key files "
+        "(env PASSGENI_STATE_DIR; default ~/.local/share/passgeni)",
+    )
+    parser.add_argument(
+        "--public-url",
+        help="the authority's public base URL = certificate issuer "
+        f"(env PASSGENI_PUBLIC_URL; default {DEFAULT_PUBLIC_URL} or the served address)",
+    )
+    parser.add_argument(
+        "--transit-url",
+        help="sign with Vault/OpenBao Transit at this URL (env PASSGENI_TRANSIT_URL; "
+        "token from PASSGENI_TRANSIT_TOKEN or VAULT_TOKEN)",
+    )
+    parser.add_argument(
+        "--transit-key", default="passgeni-authority", help="Transit key name (ecdsa-p256)"
+    )
+
+
+def _service(args: argparse.Namespace) -> AuthorityService:
+    return AuthorityService(build_settings(args))
+
+
+def _cmd_serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from ._app import create_app
+
+    host, port = args.host, args.port
+    settings = build_settings(args, served_url=f"http://{host}:{port}")
+    app = create_app(settings)
+    print(f"passgeni authority: serving {settings.public_url} on {host}:{port}", file=sys.stderr)
+    uvicorn.run(app, host=host, port=port, log_level=args.log_level, workers=None)
+    return 0
+
+
+def _cmd_create_key(args: argparse.Namespace) -> int:
+    with _service(args) as svc:
+        created = svc.create_api_key(args.user, team=args.team, rate_limit=args.rate_limit)
+    if args.json:
+        _print_json(created.to_dict())
+        return 0
+    # The key alone on stdout (KEY=$(passgeni authority create-key ...)); it is
+    # shown once and never stored.
+    print(created.key)
+    print(
+        f"API key {created.prefix} for user {created.user_id}"
+        + (f" (team {created.team_id})" if created.team_id else "")
+        + ": store it now, it cannot be shown again",
+        file=sys.stderr,
+    )
+    return 0
+
+
+def _cmd_list_keys(args: argparse.Namespace) -> int:
+    with _service(args) as svc:
+        keys = svc.list_api_keys()
+    if args.json:
+        _print_json({"keys": [k.to_dict() for k in keys]})
+        return 0
+    from passgeni_core.cli._output import print_table
+
+    print_table(
+        ["PREFIX", "USER", "TEAM", "RATE LIMIT", "CREATED", "REVOKED"],
+        [
+            (
+                d["prefix"],
+                d["user"],
+                d["team"] or "-",
+                d["rate_limit"] or "default",
+                d["created_at"],
+                d["revoked_at"] or "-",
+            )
+            for d in (k.to_dict() for k in keys)
+        ],
+    )
+    return 0
+
+
+def _cmd_revoke_key(args: argparse.Namespace) -> int:
+    with _service(args) as svc:
+        info = svc.revoke_api_key(args.prefix)
+    if args.json:
+        _print_json(info.to_dict())
+    else:
+        print(f"revoked API key {info.prefix} (user {info.user_id})")
+    return 0
+
+
+def _cmd_rotate_keys(args: argparse.Namespace) -> int:
+    with _service(args) as svc:
+        before = {k.kid for k in svc.signing_keys()}
+        new = svc.rotate_keys()
+        keys = svc.signing_keys()
+    if args.json:
+        _print_json({"active": new.kid, "keys": [k.to_dict() for k in keys]})
+        return 0
+    print(new.kid)
+    retired = sorted(before - {new.kid})
+    print(
+        f"signing key {new.kid} is active; {len(retired)} retired key(s) stay in the JWKS "
+        "until their last certificate expires",
+        file=sys.stderr,
+    )
+    return 0
+
+
+def _add_commands(sub: Any) -> None:
+    p = sub.add_parser("serve", help="serve the authority over HTTP (uvicorn)")
+    _common(p)
+    p.add_argument("--host", default=DEFAULT_HOST, help=f"listen address (default {DEFAULT_HOST})")
+    p.add_argument("--port", type=int, default=DEFAULT_PORT, help=f"port (default {DEFAULT_PORT})")
+    p.add_argument(
+        "--no-fips-strict",
+        action="store_true",
+        help="claim FIPS 140-3 from parameters alone (default: only with a FIPS-mode source)",
+    )
+    p.add_argument(
+        "--trusted-proxy",
+        action="append",
+        metavar="IP",
+        help="believe X-Forwarded-For from this peer (repeatable)",
+    )
+    p.add_argument(
+        "--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"]
+    )
+    p.set_defaults(handler=_cmd_serve)
+
+    p = sub.add_parser("create-key", help="create an API key (printed once)")
+    _common(p)
+    p.add_argument("--user", required=True, help="user id (created if new)")
+    p.add_argument("--team", help="make it a team key (the user joins the team)")
+    p.add_argument(
+        "--rate-limit",
+        type=int,
+        metavar="N",
+        help="automation key: N requests per minute (exempt from the per-IP limit)",
+    )
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.set_defaults(handler=_cmd_create_key)
+
+    p = sub.add_parser("list-keys", help="list API keys (prefixes only)")
+    _common(p)
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.set_defaults(handler=_cmd_list_keys)
+
+    p = sub.add_parser("revoke-key", help="revoke an API key by its prefix")
+    _common(p)
+    p.add_argument("prefix", help="the key's public prefix (or the key itself)")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.set_defaults(handler=_cmd_revoke_key)
+
+    p = sub.add_parser(
+        "rotate-keys", help="add a new signing key and make it active (old ones stay verifiable)"
+    )
+    _common(p)
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.set_defaults(handler=_cmd_rotate_keys)
+
+
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Add ``authority`` and its subcommands to the ``passgeni`` CLI."""
+    p = sub.add_parser("authority", help="run and administer a certificate authority")
+    inner = p.add_subparsers(dest="authority_command", metavar="COMMAND")
+    inner.required = True
+    _add_commands(inner)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Standalone entry point (``python -m passgeni_authority COMMAND ...``)."""
+    from passgeni_core.cli import exit_code_for
+
+    parser = argparse.ArgumentParser(prog="passgeni-authority")
+    sub = parser.add_subparsers(dest="authority_command", metavar="COMMAND")
+    sub.required = True
+    _add_commands(sub)
+    args = parser.parse_args(argv)
+    try:
+        code: int = args.handler(args)
+    except PassgeniError as exc:
+        print(f"passgeni: error [{exc.code}]: {exc.message}", file=sys.stderr)
+        return exit_code_for(exc)
+    except KeyboardInterrupt:
+        return 130
+    return code
