@@ -88,7 +88,8 @@ _CERT_ID_RE = re.compile(r"^pg_[a-z2-7]{24}$")
 _GENERATE_FIELDS = frozenset({"compliance_standard", "preset", "parameters", "entropy_source"})
 _REDEEM_FIELDS = frozenset({"generation_session_id", "credential_commitment", "target", "label"})
 _STATUSES = ("valid", "expired", "revoked")
-_SESSION_SECRET_ROW = "session_hmac_secret"  # the row name in authority_meta, not a secret
+# The row name in authority_meta, not a secret.
+_SESSION_SECRET_ROW = "session_hmac_secret"  # noqa: S105
 KEY_PREFIX = "pgk"
 
 
@@ -394,7 +395,9 @@ class AuthorityService:
         ).first()
         if row is None:
             secret = secrets.token_bytes(32)
-            conn.execute(insert(authority_meta).values(name=_SESSION_SECRET_ROW, value=secret.hex()))
+            conn.execute(
+                insert(authority_meta).values(name=_SESSION_SECRET_ROW, value=secret.hex())
+            )
         else:
             secret = bytes.fromhex(row[0])
         active = conn.execute(
