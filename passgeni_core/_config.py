@@ -148,7 +148,8 @@ def resolve_config(
             ``$PASSGENI_CONFIG`` that does not exist included), or a bad timeout.
     """
     env = os.environ if environ is None else environ
-    explicit_file = config_path is not None or bool(env.get("PASSGENI_CONFIG"))
+    # Only a file the user named in $PASSGENI_CONFIG must exist; the default may not.
+    explicit_file = config_path is None and bool(env.get("PASSGENI_CONFIG"))
     path = config_path if config_path is not None else default_config_path(env)
     file = _read_config_file(path, explicit=explicit_file)
 
@@ -232,7 +233,14 @@ def connect(config: ClientConfig, **client_options: Any) -> Iterator[AuthorityCl
                 f"{' '.join(str(exc).split())[:200]}"
             ) from None
         base_url = authority.base_url
-        issuer = config.issuer or getattr(authority, "issuer", None) or base_url
+        # The issuer is the authority's public URL, which may differ from where
+        # this process reaches it; the embedded authority may expose it.
+        issuer = (
+            config.issuer
+            or getattr(authority, "issuer", None)
+            or getattr(authority, "public_url", None)
+            or base_url
+        )
         client = stack.enter_context(
             AuthorityClient(
                 base_url,

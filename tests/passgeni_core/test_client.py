@@ -218,7 +218,9 @@ class FakeAuthority:
             if record is None:
                 return Reply(404, {"code": "not_found", "message": "no such certificate"})
             record.update(
-                status="revoked", revoked_at="2026-11-22T03:00:00Z", revocation_reason=body["reason"]
+                status="revoked",
+                revoked_at="2026-11-22T03:00:00Z",
+                revocation_reason=body["reason"],
             )
             return Reply(200, record)
         if path == "/api/audit":
@@ -296,8 +298,12 @@ class FakeAuthority:
             "compliance_standard": claims["compliance_standard"],
             "standards_met": claims["standards_met"],
             "entropy_bits": claims["entropy_bits"],
-            "issued_at": datetime.fromtimestamp(claims["iat"], UTC).isoformat().replace("+00:00", "Z"),
-            "expires_at": datetime.fromtimestamp(claims["exp"], UTC).isoformat().replace("+00:00", "Z"),
+            "issued_at": datetime.fromtimestamp(claims["iat"], UTC)
+            .isoformat()
+            .replace("+00:00", "Z"),
+            "expires_at": datetime.fromtimestamp(claims["exp"], UTC)
+            .isoformat()
+            .replace("+00:00", "Z"),
         }
         self.records[cert_id] = {
             **issued,
@@ -442,7 +448,9 @@ def test_read_timeout_is_retried_for_idempotent_calls_only(fake: FakeAuthority) 
 
 def test_redirects_are_not_followed(fake: FakeAuthority) -> None:
     with FakeAuthority() as elsewhere:
-        fake.queue("GET", "/api/audit", Reply(302, None, {"Location": f"{elsewhere.url}/api/audit"}))
+        fake.queue(
+            "GET", "/api/audit", Reply(302, None, {"Location": f"{elsewhere.url}/api/audit"})
+        )
         client, _ = make_client(fake)
         with pytest.raises(AuthorityError, match="redirect"):
             client.audit()
@@ -486,7 +494,9 @@ def test_rate_limited_body_carries_retry_after(fake: FakeAuthority) -> None:
 
 
 def test_unknown_code_keeps_the_code_and_plain_errors_map_by_status(fake: FakeAuthority) -> None:
-    fake.queue("GET", "/api/audit", Reply(418, {"code": "teapot_mode", "message": "short and stout"}))
+    fake.queue(
+        "GET", "/api/audit", Reply(418, {"code": "teapot_mode", "message": "short and stout"})
+    )
     fake.queue("GET", "/api/audit", Reply(401, raw=b"<h1>Unauthorized</h1>"))
     fake.queue("GET", "/api/audit", Reply(404, raw=b"nope"))
     client, _ = make_client(fake)
@@ -538,7 +548,13 @@ def test_repr_and_errors_never_show_the_api_key() -> None:
 
 @pytest.mark.parametrize(
     "url",
-    ["ftp://a.example", "a.example", "https://u:p@a.example", "https://a.example/?x=1", "https://a#f"],
+    [
+        "ftp://a.example",
+        "a.example",
+        "https://u:p@a.example",
+        "https://a.example/?x=1",
+        "https://a#f",
+    ],
 )
 def test_base_url_is_validated(url: str) -> None:
     with pytest.raises(InvalidRequest):

@@ -12,6 +12,7 @@ Two servers:
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import threading
 import time
@@ -197,10 +198,8 @@ class RecordingProxy:
             pass
         finally:
             for s in (src, dst):
-                try:
+                with contextlib.suppress(OSError):
                     s.shutdown(socket.SHUT_RDWR)
-                except OSError:
-                    pass
 
     def _accept(self) -> None:
         while not self._stop:
@@ -232,24 +231,24 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-@pytest.fixture(scope="module")
-def real_authority(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RealAuthority]:
+@contextlib.contextmanager
+def running_authority(state: Path) -> Iterator[RealAuthority]:
     """The real authority app under uvicorn, reached through a recording proxy.
 
     The proxy's URL is the authority's public URL (the ``iss``), as a reverse
-    proxy in front of a real deployment would be.
+    proxy in front of a real deployment would be. Served defaults
+    (``fips_strict=True``) except rate limits, which have their own tests.
     """
     import uvicorn
 
     from passgeni_authority import AuthorityService, AuthoritySettings, RateLimits, create_app
 
-    state = tmp_path_factory.mktemp("authority")
     port = _free_port()
     proxy = RecordingProxy(port)
     public = f"http://127.0.0.1:{proxy.port}"
     settings = AuthoritySettings(
         public_url=public,
-        state_dir=Path(state),
+        state_dir=state,
         rate_limits=RateLimits.unlimited(),
         fips_strict=True,
     )
@@ -274,6 +273,12 @@ def real_authority(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RealAut
         thread.join(10)
         proxy.close()
         service.close()
+
+
+@pytest.fixture(scope="module")
+def real_authority(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RealAuthority]:
+    with running_authority(Path(tmp_path_factory.mktemp("authority"))) as authority:
+        yield authority
 
 
 def test_contract_provision_end_to_end(real_authority: RealAuthority) -> None:
@@ -332,7 +337,10 @@ def test_contract_batch_and_audit(real_authority: RealAuthority) -> None:
     params = GenerationParameters.for_preset("nist-800-63b")
     sessions = [client.start_generation("nist-800-63b", params) for _ in range(3)]
     results = client.issue_certificates(
-        [CertificateRequest(session_id=s.session_id, label=f"batch-{i}") for i, s in enumerate(sessions)]
+        [
+            CertificateRequest(session_id=s.session_id, label=f"batch-{i}")
+            for i, s in enumerate(sessions)
+        ]
         + [CertificateRequest(session_id=sessions[0].session_id)]
     )
     assert [type(r).__name__ for r in results] == ["IssuedCertificate"] * 3 + ["SessionAlreadyUsed"]
