@@ -1,0 +1,418 @@
+"""HashiCorp Vault / OpenBao KV version 2 backend for ``vault://MOUNT/PATH#KEY``.
+
+Connection, as the ``vault`` CLI and hvac users expect (read when the store
+is opened, from ``os.environ`` or the ``environ`` option):
+
+``VAULT_ADDR`` (default ``https://127.0.0.1:8200``), ``VAULT_TOKEN`` (else the
+token helper file ``~/.vault-token``), ``VAULT_NAMESPACE``, ``VAULT_CACERT`` /
+``VAULT_CAPATH``, ``VAULT_CLIENT_CERT`` + ``VAULT_CLIENT_KEY``,
+``VAULT_SKIP_VERIFY``, ``VAULT_CLIENT_TIMEOUT`` (seconds, default 60). For
+other auth methods (AppRole, Kubernetes, OIDC...) log in with hvac and pass
+the authenticated client: ``open_store(uri, client=hvac_client)``.
+
+Writes (see ``passgeni_core._stores`` for the order):
+
+* the value: ``POST /v1/MOUNT/data/PATH`` with ``options.cas`` = the version
+  read (0 when absent), other fields of the current version kept;
+* the metadata: ``PATCH /v1/MOUNT/metadata/PATH`` with
+  ``Content-Type: application/merge-patch+json`` (only our keys are sent, so
+  other teams' keys stay); when the server has no PATCH (405) or the token
+  lacks the ``patch`` capability (403), read-merge-write with ``POST``.
+
+Limits enforced before anything is written: ``custom_metadata`` at most 64
+keys, keys at most 128 bytes, values 1-512 bytes.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+import hvac
+import requests
+
+from passgeni_core import (
+    Credential,
+    InvalidStoreURI,
+    StoreConflict,
+    StoreError,
+    StoreUnavailable,
+)
+from passgeni_core._stores import (
+    CertificateRefs,
+    StoredCredential,
+    StoreURI,
+    WritePlan,
+    credential_fields,
+    stored_credentials,
+)
+
+from ._common import check_metadata_limits, scrub
+
+__all__ = ["MAX_METADATA_KEYS", "VaultStore"]
+
+MAX_METADATA_KEYS = 64
+MAX_METADATA_KEY_BYTES = 128
+MAX_METADATA_VALUE_BYTES = 512
+DEFAULT_ADDR = "https://127.0.0.1:8200"
+DEFAULT_TIMEOUT = 60.0
+
+_MISSING = object()
+
+
+def _truthy(value: str | None) -> bool:
+    return (value or "").strip().lower() in ("1", "true", "yes", "t", "y")
+
+
+def _timeout(value: str | None) -> float:
+    if not value:
+        return DEFAULT_TIMEOUT
+    text = value.strip().lower().removesuffix("s")
+    try:
+        seconds = float(text)
+    except ValueError:
+        raise StoreError("VAULT_CLIENT_TIMEOUT must be a number of seconds") from None
+    return seconds if seconds > 0 else DEFAULT_TIMEOUT
+
+
+def client_from_environ(environ: Mapping[str, str] | None = None, **overrides: Any) -> hvac.Client:
+    """An hvac client configured from the usual ``VAULT_*`` variables.
+
+    Raises:
+        StoreError: no token (neither ``VAULT_TOKEN`` nor ``~/.vault-token``).
+    """
+    env = os.environ if environ is None else environ
+    addr = overrides.pop("url", None) or env.get("VAULT_ADDR") or DEFAULT_ADDR
+    token = overrides.pop("token", None) or env.get("VAULT_TOKEN")
+    if not token:
+        home = env.get("HOME")
+        helper = Path(home, ".vault-token") if home else Path("~/.vault-token").expanduser()
+        try:
+            token = helper.read_text(encoding="utf-8").strip() or None
+        except OSError:
+            token = None
+    if not token:
+        raise StoreError(
+            f"no Vault token for {addr}: set VAULT_TOKEN or log in with `vault login` "
+            "(~/.vault-token), or pass an authenticated hvac client"
+        )
+    verify: bool | str = True
+    if env.get("VAULT_CAPATH"):
+        verify = env["VAULT_CAPATH"]
+    if env.get("VAULT_CACERT"):
+        verify = env["VAULT_CACERT"]
+    if _truthy(env.get("VAULT_SKIP_VERIFY")):
+        verify = False
+    cert = None
+    if env.get("VAULT_CLIENT_CERT"):
+        cert = (env["VAULT_CLIENT_CERT"], env.get("VAULT_CLIENT_KEY") or env["VAULT_CLIENT_CERT"])
+    timeout = overrides.pop("timeout", None) or _timeout(env.get("VAULT_CLIENT_TIMEOUT"))
+    session = requests.Session()
+    session.trust_env = True
+    return hvac.Client(
+        url=addr,
+        token=token,
+        namespace=overrides.pop("namespace", None) or env.get("VAULT_NAMESPACE") or None,
+        verify=verify,
+        cert=cert,
+        timeout=timeout,
+        session=session,
+        **overrides,
+    )
+
+
+class VaultStore:
+    """The ``vault://`` store (KV version 2). ``repr`` shows the address, never the token."""
+
+    system = "vault"
+
+    def __init__(
+        self,
+        *,
+        client: hvac.Client | None = None,
+        environ: Mapping[str, str] | None = None,
+        **client_options: Any,
+    ) -> None:
+        self._client = (
+            client if client is not None else client_from_environ(environ, **client_options)
+        )
+        self._owns_client = client is None
+        self.addr = str(getattr(self._client.adapter, "base_uri", "") or "")
+
+    @classmethod
+    def from_uri(cls, uri: StoreURI, **options: Any) -> VaultStore:
+        if uri.scheme != "vault":
+            raise InvalidStoreURI(f"{uri} is not a vault:// URI")
+        return cls(**options)
+
+    def __repr__(self) -> str:
+        return f"VaultStore(addr={self.addr!r})"
+
+    def close(self) -> None:
+        if self._owns_client:
+            adapter = self._client.adapter
+            close = getattr(adapter, "close", None)
+            if callable(close):
+                close()
+
+    # -- HTTP ---------------------------------------------------------------------------------
+
+    def _token(self) -> str | None:
+        token = getattr(self._client, "token", None)
+        return token if isinstance(token, str) else None
+
+    def _call(
+        self,
+        method: str,
+        url: str,
+        what: str,
+        *,
+        body: Mapping[str, Any] | None = None,
+        headers: Mapping[str, str] | None = None,
+        allow: tuple[int, ...] = (),
+    ) -> Any:
+        """One request; returns the JSON body ({} when empty), or ``_MISSING`` on 404.
+
+        Statuses in ``allow`` are returned as ``int`` for the caller to handle.
+        """
+        try:
+            response = self._client.adapter.request(
+                method,
+                url,
+                json=body,
+                headers=dict(headers or {}),
+                raise_exception=False,
+            )
+        except requests.exceptions.Timeout:
+            raise StoreUnavailable(f"Vault at {self.addr}: no answer to {what} in time") from None
+        except requests.exceptions.ConnectionError:
+            raise StoreUnavailable(f"cannot reach Vault at {self.addr} ({what})") from None
+        except requests.exceptions.RequestException as exc:
+            raise StoreError(
+                f"Vault at {self.addr}: {what} failed ({type(exc).__name__})"
+            ) from None
+        if isinstance(response, dict):
+            return response
+        status = response.status_code
+        if 200 <= status < 300:
+            if not response.content:
+                return {}
+            try:
+                return response.json()
+            except ValueError:
+                return {}
+        if status in allow:
+            return status
+        if status == 404:
+            return _MISSING
+        errors = ""
+        try:
+            payload = response.json()
+            if isinstance(payload, dict) and isinstance(payload.get("errors"), list):
+                errors = "; ".join(str(e) for e in payload["errors"])
+        except ValueError:
+            errors = ""
+        reason = scrub(errors or f"HTTP {status}", [self._token()], limit=200)
+        if status == 400 and "check-and-set" in errors:
+            raise StoreConflict(
+                f"{what}: the secret changed since it was read (check-and-set failed); "
+                "another writer is active, nothing was written"
+            )
+        if status in (401, 403):
+            raise StoreError(f"{what}: permission denied by Vault at {self.addr} ({reason})")
+        if status in (429, 472, 473) or status >= 500:
+            raise StoreUnavailable(
+                f"{what}: Vault at {self.addr} answered HTTP {status} ({reason})"
+            )
+        raise StoreError(f"{what}: Vault at {self.addr} answered HTTP {status} ({reason})")
+
+    @staticmethod
+    def _paths(uri: StoreURI) -> tuple[str, str, str]:
+        parts = uri.parts
+        mount = quote(parts[0], safe="@+=")
+        path = "/".join(quote(p, safe="@+=") for p in parts[1:])
+        return mount, path, f"{parts[0]}/{'/'.join(parts[1:])}"
+
+    def _read_metadata(self, uri: StoreURI) -> dict[str, Any] | None:
+        mount, path, shown = self._paths(uri)
+        data = self._call("GET", f"/v1/{mount}/metadata/{path}", f"read metadata of {shown}")
+        if data is _MISSING:
+            return None
+        meta = data.get("data") if isinstance(data, dict) else None
+        return meta if isinstance(meta, dict) else {}
+
+    def _read_data(self, uri: StoreURI, version: int) -> dict[str, Any] | None:
+        mount, path, shown = self._paths(uri)
+        data = self._call(
+            "GET",
+            f"/v1/{mount}/data/{path}?version={version}",
+            f"read {shown} version {version}",
+        )
+        if data is _MISSING or not isinstance(data, dict):
+            return None  # absent, deleted or destroyed
+        inner = data.get("data")
+        values = inner.get("data") if isinstance(inner, dict) else None
+        return values if isinstance(values, dict) else None
+
+    @staticmethod
+    def _custom(meta: Mapping[str, Any] | None) -> dict[str, str]:
+        custom = (meta or {}).get("custom_metadata")
+        if not isinstance(custom, dict):
+            return {}
+        return {str(k): str(v) for k, v in custom.items() if v is not None}
+
+    def _state(self, uri: StoreURI) -> tuple[int, dict[str, Any] | None, dict[str, str]]:
+        meta = self._read_metadata(uri)
+        if meta is None:
+            return 0, None, {}
+        version = meta.get("current_version")
+        current = version if isinstance(version, int) and version > 0 else 0
+        data = self._read_data(uri, current) if current else None
+        return current, data, self._custom(meta)
+
+    def _records(
+        self, uri: StoreURI, only_key: str | None
+    ) -> tuple[int, list[StoredCredential], dict[str, str]]:
+        version, data, custom = self._state(uri)
+        if version == 0 and not custom:
+            return 0, [], custom
+        meta_refs = CertificateRefs.from_metadata(custom)
+        records = stored_credentials(
+            uri,
+            data,
+            version=str(version) if version else None,
+            metadata_refs=meta_refs,
+            only_key=only_key,
+        )
+        return version, records, custom
+
+    # -- SecretStore ----------------------------------------------------------------------------
+
+    def read(self, uri: StoreURI) -> StoredCredential | None:
+        _, records, _ = self._records(uri, uri.key)
+        record = records[0] if records else None
+        return record if record is not None and record.password is not None else None
+
+    def prepare(self, uri: StoreURI) -> WritePlan:
+        version, records, custom = self._records(uri, uri.key)
+        current = records[0] if records and records[0].password is not None else None
+        placeholder = CertificateRefs(cert_id="x", cert_url="x", standard="x", version="1")
+        _, _, shown = self._paths(uri)
+        ours = dict.fromkeys(placeholder.to_metadata(), "x")
+        ours["passgeni-expires-at"] = "x"
+        check_metadata_limits(
+            {**custom, **ours},
+            ours,
+            where=f"vault://{shown}",
+            max_keys=MAX_METADATA_KEYS,
+            max_key_bytes=MAX_METADATA_KEY_BYTES,
+            min_value_bytes=1,
+            max_value_bytes=MAX_METADATA_VALUE_BYTES,
+            what="custom_metadata",
+        )
+        return WritePlan(
+            uri=uri,
+            current=current,
+            next_version=str(version + 1),
+            precondition=str(version),
+        )
+
+    def check(self, plan: WritePlan, refs: CertificateRefs) -> None:
+        _, _, shown = self._paths(plan.uri)
+        ours = refs.to_metadata()
+        check_metadata_limits(
+            ours,
+            ours,
+            where=f"vault://{shown}",
+            max_keys=MAX_METADATA_KEYS,
+            max_key_bytes=MAX_METADATA_KEY_BYTES,
+            min_value_bytes=1,
+            max_value_bytes=MAX_METADATA_VALUE_BYTES,
+            what="custom_metadata",
+        )
+
+    def write(self, plan: WritePlan, credential: Credential, refs: CertificateRefs) -> str:
+        uri = plan.uri
+        mount, path, shown = self._paths(uri)
+        cas = int(plan.precondition or "0")
+        existing = self._read_data(uri, cas) if cas else None
+        merged = {**(existing or {}), **credential_fields(uri.key, credential, refs)}
+        data = self._call(
+            "POST",
+            f"/v1/{mount}/data/{path}",
+            f"write {shown}",
+            body={"options": {"cas": cas}, "data": merged},
+        )
+        if data is _MISSING:
+            raise StoreError(f"write {shown}: no KV version 2 mount {uri.parts[0]!r}")
+        version = (data.get("data") or {}).get("version") if isinstance(data, dict) else None
+        if not isinstance(version, int):
+            raise StoreError(f"write {shown}: Vault's answer has no version")
+        return str(version)
+
+    def write_metadata(self, uri: StoreURI, refs: CertificateRefs) -> None:
+        mount, path, shown = self._paths(uri)
+        ours = refs.to_metadata()
+        url = f"/v1/{mount}/metadata/{path}"
+        result = self._call(
+            "PATCH",
+            url,
+            f"update metadata of {shown}",
+            body={"custom_metadata": ours},
+            headers={"Content-Type": "application/merge-patch+json"},
+            allow=(403, 405),
+        )
+        if not isinstance(result, int) and result is not _MISSING:
+            return
+        # No PATCH (older Vault), or no "patch" capability: read, merge, write back.
+        meta = self._read_metadata(uri)
+        merged = {**self._custom(meta), **ours}
+        check_metadata_limits(
+            merged,
+            ours,
+            where=f"vault://{shown}",
+            max_keys=MAX_METADATA_KEYS,
+            max_key_bytes=MAX_METADATA_KEY_BYTES,
+            min_value_bytes=1,
+            max_value_bytes=MAX_METADATA_VALUE_BYTES,
+            what="custom_metadata",
+        )
+        self._call("POST", url, f"update metadata of {shown}", body={"custom_metadata": merged})
+
+    def list(self, prefix: StoreURI) -> Iterator[StoredCredential]:
+        parts = prefix.parts
+        mount = parts[0]
+        base = "/".join(parts[1:])
+        only_key = prefix.key if prefix.explicit_key else None
+        if base and prefix.explicit_key:
+            # A single secret's key.
+            _, records, _ = self._records(prefix, only_key)
+            yield from records
+            return
+        yield from self._walk(prefix, mount, base, only_key, first=True)
+
+    def _walk(
+        self, prefix: StoreURI, mount: str, folder: str, only_key: str | None, *, first: bool
+    ) -> Iterator[StoredCredential]:
+        if first and folder:
+            # "vault://secret/app" may be a secret as well as a folder.
+            single = prefix.with_location(f"{mount}/{folder}", prefix.key)
+            _, records, _ = self._records(single, only_key)
+            yield from records
+        quoted = "/".join(quote(p, safe="@+=") for p in folder.split("/") if p)
+        url = f"/v1/{quote(mount, safe='@+=')}/metadata/{quoted}"
+        data = self._call("LIST", url.rstrip("/") + "/", f"list {mount}/{folder}")
+        if data is _MISSING or not isinstance(data, dict):
+            return
+        keys = (data.get("data") or {}).get("keys") or []
+        for name in sorted(str(k) for k in keys):
+            child = f"{folder}/{name}".strip("/") if folder else name
+            if name.endswith("/"):
+                yield from self._walk(prefix, mount, child.rstrip("/"), only_key, first=False)
+            else:
+                single = prefix.with_location(f"{mount}/{child}", prefix.key)
+                _, records, _ = self._records(single, only_key)
+                yield from records
