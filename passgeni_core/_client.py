@@ -634,6 +634,7 @@ class AuthorityClient:
                     + ("" if idempotent else "; the request may or may not have been applied")
                 ) from None
             except requests.exceptions.ConnectionError as exc:
+                sent_once = sent_once or _maybe_sent(exc)
                 if not last:
                     self._sleep(self._delay(attempt))
                     continue
@@ -668,8 +669,8 @@ class AuthorityClient:
             error = self._error_from_response(response, what)
             if sent_once and not idempotent and error.code == "session_already_used":
                 error = type(error)(
-                    f"{error.message} (an earlier attempt timed out; it may have issued the "
-                    "certificate)"
+                    f"{error.message} (an earlier attempt was cut off; it may have issued the "
+                    "certificate: see `passgeni audit`)"
                 )
             if retryable and isinstance(error, AuthorityUnavailable):
                 error = AuthorityUnavailable(f"{error.message} after {attempts} attempt(s)")
@@ -892,6 +893,15 @@ class AuthorityClient:
             if not result.items or not result.has_next:
                 return
             page += 1
+
+
+def _maybe_sent(exc: requests.exceptions.ConnectionError) -> bool:
+    """Whether the request may have reached the server before the connection failed."""
+    if isinstance(exc, requests.exceptions.ConnectTimeout):
+        return False
+    reason = getattr(exc.args[0], "reason", None) if exc.args else None
+    # urllib3 wraps "could not connect" as NewConnectionError: nothing was sent.
+    return type(reason).__name__ not in {"NewConnectionError", "NameResolutionError"}
 
 
 def _quote_id(cert_id: str) -> str:

@@ -177,6 +177,16 @@ def certify(
     session = client.start_generation(
         preset_id, generated.parameters, entropy_source=generated.entropy_source
     )
+    # Checked before redeeming, so a disagreeing authority costs no certificate.
+    if session.parameters and session.parameters != generated.parameters.to_dict():
+        raise AuthorityError(
+            "the authority's generation session states different parameters; not certified"
+        )
+    if not _same_float(session.entropy_bits, generated.entropy.bits):
+        raise AuthorityError(
+            f"the authority computed {session.entropy_bits} bits of entropy, not "
+            f"{generated.entropy.bits}; not certified"
+        )
     issued = client.issue_certificate(
         session, credential_commitment=commitment, target=tgt, label=label
     )

@@ -68,6 +68,8 @@ class Reply:
     headers: dict[str, str] = field(default_factory=dict)
     delay: float = 0.0
     raw: bytes | None = None
+    #: Close the connection without answering (the request was received).
+    drop: bool = False
 
 
 @dataclass
@@ -142,6 +144,10 @@ class FakeAuthority:
                     reply = fake.route(seen)
                 if reply.delay:
                     time.sleep(reply.delay)
+                if reply.drop:
+                    self.close_connection = True
+                    self.connection.shutdown(socket.SHUT_RDWR)
+                    return
                 payload = (
                     reply.raw
                     if reply.raw is not None
@@ -695,3 +701,33 @@ def secret_forms(password: str, binding_key: bytes) -> list[bytes]:
         base64.b64encode(password.encode()),
     ]
     return [f for f in forms if f]
+
+
+def test_a_cut_off_certificate_request_is_retried_and_explained(fake: FakeAuthority) -> None:
+    fake.queue(
+        "POST",
+        "/api/generate-certificate",
+        Reply(drop=True),
+        Reply(409, {"code": "session_already_used", "message": "session was already redeemed"}),
+    )
+    client, _ = make_client(fake, retries=2, backoff=0)
+    with pytest.raises(SessionAlreadyUsed) as info:
+        client.issue_certificate("sess-1")
+    assert len(fake.requests_to("/api/generate-certificate")) == 2
+    assert "may have issued the certificate" in info.value.message
+
+
+def test_a_session_that_disagrees_is_not_redeemed(fake: FakeAuthority) -> None:
+    from passgeni_core import provision
+
+    original = fake._generate
+
+    def lying(body: dict[str, Any]) -> Reply:
+        reply = original(body)
+        reply.body["entropy_bits"] += 5
+        return reply
+
+    fake._generate = lying  # type: ignore[method-assign]
+    with pytest.raises(AuthorityError, match="not certified"):
+        provision(AuthorityClient(fake.url, API_KEY), "soc2")
+    assert fake.requests_to("/api/generate-certificate") == []
