@@ -1,0 +1,347 @@
+# -*- coding: utf-8 -*-
+
+# Copyright (c) PassGeni contributors
+# Apache License 2.0 (see https://www.apache.org/licenses/LICENSE-2.0)
+
+"""Thin adapter between Ansible and the ``passgeni`` library (``passgeni_core``).
+
+Every entry point here does the same four things: read the options, build the
+core's objects, make one call into the core, and turn the core's errors
+(``PassgeniError`` with a stable ``code``) into :class:`PassgeniFailure`, which
+modules report with ``fail_json(msg=..., error_code=...)`` and lookups raise as
+``AnsibleError``. The core is a requirement of the host that runs the code
+(like ``hvac`` for community.hashi_vault); when it is missing, modules fail with
+``missing_required_lib('passgeni')``.
+
+Nothing returned from here to a caller's result holds a secret: passwords are
+handed back separately and only the caller decides to expose them.
+"""
+
+from __future__ import absolute_import, division, print_function
+__metaclass__ = type
+
+import traceback
+from contextlib import contextmanager
+
+from ansible.module_utils.basic import env_fallback, missing_required_lib
+
+try:
+    import passgeni_core as core
+except ImportError:
+    core = None
+    PASSGENI_IMPORT_ERROR = traceback.format_exc()
+    HAS_PASSGENI = False
+else:
+    PASSGENI_IMPORT_ERROR = None
+    HAS_PASSGENI = True
+
+try:
+    # The store API (passgeni_core._stores) is exported by the core when installed with it.
+    from passgeni_core import open_store as _open_store
+except ImportError:
+    _open_store = None
+
+
+class PassgeniFailure(Exception):
+    """A failure to report: a one-line message without secrets and the core's error code."""
+
+    def __init__(self, message, code):
+        super(PassgeniFailure, self).__init__(message)
+        self.message = message
+        self.code = code
+
+
+def authority_argument_spec():
+    """The authority connection options (see the ``passgeni.compliance.authority`` doc fragment)."""
+    return dict(
+        url=dict(type='str', fallback=(env_fallback, ['PASSGENI_URL'])),
+        api_key=dict(type='str', no_log=True, fallback=(env_fallback, ['PASSGENI_API_KEY'])),
+        timeout=dict(type='float', fallback=(env_fallback, ['PASSGENI_TIMEOUT'])),
+    )
+
+
+def require_core(module):
+    """Fail the module the standard way when the passgeni library is not installed."""
+    if not HAS_PASSGENI:
+        module.fail_json(
+            msg=missing_required_lib('passgeni', url='https://pypi.org/project/passgeni/'),
+            exception=PASSGENI_IMPORT_ERROR,
+            error_code='missing_library',
+        )
+
+
+def missing_core_message():
+    return missing_required_lib('passgeni', url='https://pypi.org/project/passgeni/')
+
+
+@contextmanager
+def translate_errors():
+    """Turn the core's errors into :class:`PassgeniFailure` (message and code, never a traceback)."""
+    try:
+        yield
+    except PassgeniFailure:
+        raise
+    except core.PassgeniError as exc:
+        raise PassgeniFailure(exc.message, exc.code)
+
+
+def _config(params):
+    return core.resolve_config(
+        url=params.get('url') or None,
+        api_key=params.get('api_key') or None,
+        timeout=params.get('timeout'),
+    )
+
+
+@contextmanager
+def authority(params):
+    """An ``AuthorityClient`` for the connection options (embedded authority when no URL is set)."""
+    with core.connect(_config(params)) as client:
+        yield client
+
+
+def iso(value):
+    if value is None:
+        return None
+    if isinstance(value, str):
+        return value
+    return value.isoformat().replace('+00:00', 'Z')
+
+
+# --- generation parameters -------------------------------------------------------------
+
+
+def generation_parameters(params):
+    """``GenerationParameters`` for the preset with the task's adjustments (validated by the core)."""
+    adjust = {}
+    for name in ('length', 'special_chars'):
+        if params.get(name) is not None:
+            adjust[name] = params[name]
+    adjust['exclude'] = params.get('exclude') or ''
+    adjust['exclude_lookalikes'] = bool(params.get('exclude_lookalikes'))
+    return core.GenerationParameters.for_preset(params['preset'], **adjust)
+
+
+def certificate_facts(issued):
+    """The public facts of an ``IssuedCertificate`` (or ``CertificateRecord``)."""
+    return dict(
+        cert_id=issued.cert_id,
+        cert_url=issued.cert_url,
+        compliance_standard=issued.compliance_standard,
+        standards_met=list(issued.standards_met),
+        entropy_bits=issued.entropy_bits,
+        expires_at=iso(issued.expires_at),
+    )
+
+
+# --- lookup: generate + certify on the controller --------------------------------------------
+
+
+def provision_password(params, label=None):
+    """Generate and certify one password; returns a dict with the password and the certificate."""
+    with translate_errors():
+        parameters = generation_parameters(params)
+        entropy_source = core.detect_entropy_source()
+        with authority(params) as client:
+            result = core.provision(
+                client,
+                params['preset'],
+                parameters=parameters,
+                label=label,
+                entropy_source=entropy_source,
+            )
+    out = certificate_facts(result.certificate)
+    out['token'] = result.token
+    out['password'] = result.credential.password
+    return out
+
+
+# --- certificate_info: verify by token, URL or id ------------------------------------------------
+
+
+def _split_cert_url(value):
+    """``https://host[/prefix]/cert/{id}`` -> (authority base URL, id)."""
+    try:
+        from urllib.parse import urlsplit, unquote
+    except ImportError:  # pragma: no cover - Python 2 is not supported by the core anyway
+        raise PassgeniFailure('the passgeni library needs Python 3', 'invalid_request')
+    parts = urlsplit(value.strip())
+    if parts.scheme in ('http', 'https') and parts.hostname and not parts.query:
+        path = parts.path.rstrip('/')
+        for marker in ('/cert/', '/api/certificates/'):
+            head, sep, tail = path.rpartition(marker)
+            if sep and tail and '/' not in tail:
+                return '%s://%s%s' % (parts.scheme, parts.netloc, head), unquote(tail)
+    raise PassgeniFailure(
+        '%r is not a certificate URL (expected https://AUTHORITY/cert/ID)' % value[:100],
+        'invalid_request',
+    )
+
+
+def _verify_token(token, jwks, issuer):
+    """(Certificate, status) - 'valid', or 'expired' when only the expiry fails."""
+    try:
+        return core.verify_certificate(token, jwks, issuer=issuer), 'valid'
+    except core.CertificateExpired:
+        return core.verify_certificate_at_issuance(token, jwks, issuer=issuer), 'expired'
+
+
+def _verify_with(client, token=None, cert_id=None, online=True):
+    record = None
+    if token is None:
+        record = client.get_certificate(cert_id)
+        token = record.token
+    try:
+        cert, status = _verify_token(token, client.jwks(), client.issuer)
+    except core.UnknownKey:
+        cert, status = _verify_token(token, client.jwks(refresh=True), client.issuer)
+    if cert_id is not None and cert.cert_id != cert_id:
+        raise PassgeniFailure(
+            'the authority returned certificate %s, not %s' % (cert.cert_id, cert_id),
+            'invalid_token',
+        )
+    if online and record is None:
+        record = client.get_certificate(cert.cert_id)
+    if record is not None:
+        if record.cert_id != cert.cert_id or record.token.strip() != cert.token:
+            raise PassgeniFailure(
+                "the authority's record %s does not match certificate %s" % (record.cert_id, cert.cert_id),
+                'invalid_token',
+            )
+        if record.revoked:
+            status = 'revoked'
+    return cert, status, record
+
+
+def verify_reference(params):
+    """Verify a certificate given by ``token``, ``cert_url`` or ``cert_id``; returns public facts."""
+    online = params.get('online', True)
+    with translate_errors():
+        if params.get('cert_url'):
+            base, cert_id = _split_cert_url(params['cert_url'])
+            # A URL names its authority: the certificate's issuer must be that authority.
+            with core.AuthorityClient(
+                base, timeout=params.get('timeout') or 10.0, issuer=base
+            ) as client:
+                cert, status, record = _verify_with(client, cert_id=cert_id, online=True)
+        else:
+            with authority(params) as client:
+                if params.get('token'):
+                    cert, status, record = _verify_with(
+                        client, token=params['token'].strip(), online=online
+                    )
+                else:
+                    cert, status, record = _verify_with(
+                        client, cert_id=params['cert_id'].strip(), online=True
+                    )
+    claims = cert.claims
+    result = dict(
+        valid=status == 'valid',
+        status=status,
+        checked_online=record is not None,
+        cert_id=claims.jti,
+        cert_url=record.cert_url if record is not None else None,
+        kid=cert.kid,
+        issuer=claims.iss,
+        compliance_standard=claims.compliance_standard,
+        standards_met=list(claims.standards_met),
+        entropy_bits=claims.entropy_bits,
+        issued_at=iso(claims.issued_at),
+        expires_at=iso(claims.expires_at),
+        revoked_at=iso(record.revoked_at) if record is not None else None,
+        revocation_reason=record.revocation_reason if record is not None else None,
+        label=claims.label,
+        target=claims.target.to_dict() if claims.target else None,
+        claims=claims.to_payload(),
+        token=cert.token,
+    )
+    if params.get('require_valid') and status != 'valid':
+        if status == 'revoked':
+            raise PassgeniFailure(
+                'certificate %s was revoked at %s: %s'
+                % (claims.jti, result['revoked_at'], result['revocation_reason'] or 'no reason given'),
+                'certificate_revoked',
+            )
+        raise PassgeniFailure(
+            'certificate %s expired at %s' % (claims.jti, result['expires_at']), 'certificate_expired'
+        )
+    return result
+
+
+# --- certificate: revoke ------------------------------------------------------------------------------
+
+
+def certificate_state(params, check_mode=False):
+    """Make sure the certificate is revoked; returns (changed, facts, before, after)."""
+    cert_id = params['cert_id'].strip()
+    with translate_errors():
+        with authority(params) as client:
+            record = client.get_certificate(cert_id)
+            before = record
+            if record.revoked:
+                changed = False
+            else:
+                changed = True
+                if not check_mode:
+                    record = client.revoke(cert_id, params['reason'])
+    facts = dict(
+        cert_id=record.cert_id,
+        cert_url=record.cert_url,
+        status='revoked' if (changed and check_mode) else record.status,
+        revoked_at=iso(record.revoked_at),
+        revocation_reason=params['reason'] if (changed and check_mode) else record.revocation_reason,
+        compliance_standard=record.compliance_standard,
+        expires_at=iso(record.expires_at),
+    )
+    diff = dict(
+        before=dict(cert_id=before.cert_id, status=before.status,
+                    revocation_reason=before.revocation_reason),
+        after=dict(cert_id=facts['cert_id'], status=facts['status'],
+                   revocation_reason=facts['revocation_reason']),
+    )
+    return changed, facts, diff
+
+
+# --- credential: generate, certify, store -------------------------------------------------------------
+
+
+def _public_diff(facts):
+    if not facts:
+        return {}
+    return dict((k, facts.get(k)) for k in ('cert_id', 'cert_url', 'compliance_standard', 'expires_at'))
+
+
+def ensure_credential(params, check_mode=False):
+    """Make sure a certified credential exists (at ``destination`` if given).
+
+    Returns ``(result, password)``: ``result`` holds public facts only (plus a
+    ``_diff`` the module shows or drops); ``password`` is ``None`` unless a new
+    credential was generated, and the caller decides whether to return it.
+    """
+    destination = params.get('destination') or None
+    with translate_errors():
+        parameters = generation_parameters(params)
+        if destination is None:
+            return _generate_only(params, parameters, check_mode)
+        return _ensure_stored(params, parameters, destination, check_mode)
+
+
+def _generate_only(params, parameters, check_mode):
+    result = dict(changed=True, destination=None, action='generated',
+                  reason='no destination: a new credential is generated on every run')
+    if check_mode:
+        result['_diff'] = dict(before={}, after={'compliance_standard': parameters and params['preset']})
+        return result, None
+    with authority(params) as client:
+        provisioned = core.provision(
+            client, params['preset'], parameters=parameters, label=params.get('label'),
+            entropy_source=core.detect_entropy_source(),
+        )
+    facts = certificate_facts(provisioned.certificate)
+    result.update(facts)
+    result['_diff'] = dict(before={}, after=_public_diff(facts))
+    return result, provisioned.credential.password
+
+
+def _ensure_stored(params, parameters, destination, check_mode):
+    raise PassgeniFailure('storing into a destination needs the passgeni store API', 'unknown_store_scheme')
