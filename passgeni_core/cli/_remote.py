@@ -399,7 +399,10 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         description=(
             "Generate a password locally, certify it (only public parameters and an HMAC "
             "commitment are sent) and verify the certificate. The password is printed only "
-            "with --show-password, or written with --credential-file."
+            "with --show-password (alone on stdout, or with the binding key in --json), or "
+            "written with the binding key and certificate to a new 0600 file with "
+            "--credential-file (preferred: nothing secret reaches the terminal or logs). "
+            "With neither, the password is discarded after certification."
         ),
     )
     add_parameter_options(p)

@@ -451,3 +451,23 @@ def test_embedded_console_script_subprocess(tmp_path: Path) -> None:
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr
     assert json.loads(proc.stdout)["compliance_standard"] == "fips-140-3"
+
+
+def test_core_commands_do_not_import_plugins() -> None:
+    """Lazy plugins: `passgeni presets` (and --help) never import the authority."""
+    code = (
+        "import sys, json, contextlib, io\n"
+        "from passgeni_core.cli import main\n"
+        "with contextlib.redirect_stdout(io.StringIO()):\n"
+        "    main(['presets'])\n"
+        "    try:\n"
+        "        main(['--help'])\n"
+        "    except SystemExit:\n"
+        "        pass\n"
+        "print(json.dumps(sorted({m.split('.')[0] for m in sys.modules})))\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60
+    ).stdout
+    loaded = set(json.loads(out))
+    assert not loaded & {"passgeni_authority", "fastapi", "uvicorn", "sqlalchemy"}
