@@ -213,13 +213,19 @@ def make_engine(url: str) -> Engine:
         sqlalchemy.exc.ArgumentError: the URL is not a database URL.
     """
     parsed = make_url(url)
+    # hide_parameters: SQL logging (``sqlalchemy.engine`` at INFO/DEBUG) and
+    # error messages never show bound values - the session secret is one.
     if parsed.get_backend_name() != "sqlite":
         # pre_ping: several processes share the database and it may restart under us.
-        return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20)
+        return create_engine(
+            url, pool_pre_ping=True, pool_size=10, max_overflow=20, hide_parameters=True
+        )
     database = parsed.database
     if database and database != ":memory:":
         Path(database).parent.mkdir(parents=True, exist_ok=True)
-    engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
+    engine = create_engine(
+        url, connect_args={"check_same_thread": False, "timeout": 30}, hide_parameters=True
+    )
 
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
