@@ -137,6 +137,11 @@ _EXPORTS: dict[str, tuple[str, ...]] = {
         "certify",
         "provision",
     ),
+    "._scan": (
+        "CoverageEntry",
+        "CoverageReport",
+        "scan",
+    ),
     "._standards": (
         "check_preset",
         "standards_met",
@@ -149,6 +154,20 @@ _EXPORTS: dict[str, tuple[str, ...]] = {
         "StatusList",
         "check_revocation",
         "verify_status_list",
+    ),
+    "._stores": (
+        "STORE_ENTRY_POINT_GROUP",
+        "CertificateRefs",
+        "SecretStore",
+        "StoreResult",
+        "StoreURI",
+        "StoredCredential",
+        "WritePlan",
+        "available_schemes",
+        "open_store",
+        "parse_store_uri",
+        "provision_into_store",
+        "register_store",
     ),
     "._verify": (
         "ALGORITHM",
@@ -428,6 +447,9 @@ if TYPE_CHECKING:
     from ._provision import (
         provision as provision,
     )
+    from ._scan import CoverageEntry as CoverageEntry
+    from ._scan import CoverageReport as CoverageReport
+    from ._scan import scan as scan
     from ._standards import (
         check_preset as check_preset,
     )
@@ -455,6 +477,18 @@ if TYPE_CHECKING:
     from ._status_list import (
         verify_status_list as verify_status_list,
     )
+    from ._stores import STORE_ENTRY_POINT_GROUP as STORE_ENTRY_POINT_GROUP
+    from ._stores import CertificateRefs as CertificateRefs
+    from ._stores import SecretStore as SecretStore
+    from ._stores import StoredCredential as StoredCredential
+    from ._stores import StoreResult as StoreResult
+    from ._stores import StoreURI as StoreURI
+    from ._stores import WritePlan as WritePlan
+    from ._stores import available_schemes as available_schemes
+    from ._stores import open_store as open_store
+    from ._stores import parse_store_uri as parse_store_uri
+    from ._stores import provision_into_store as provision_into_store
+    from ._stores import register_store as register_store
     from ._verify import (
         ALGORITHM as ALGORITHM,
     )
