@@ -4,11 +4,13 @@ The authority is configured by ``--url``/``--api-key``/``--timeout``, else
 ``PASSGENI_URL``/``PASSGENI_API_KEY``/``PASSGENI_TIMEOUT``, else the config
 file, else the embedded authority (``passgeni[authority]``), in that order.
 
-``provision`` with no secrets store: the password exists only in this
-process. Without ``--show-password`` or ``--credential-file`` it is
-discarded once certified, and the command says so (useful as a smoke test of
+Where the password goes: it exists only in this process. Without
+``--store``, ``--credential-file`` or ``--show-password`` it is discarded
+once certified, and the command says so (useful as a smoke test of
 the authority; revoke the certificate afterwards). To keep the credential:
 
+* ``--store URI`` (added by ``_stores_cmds``) certifies, then writes the
+  credential and the certificate to a secrets manager: the normal case;
 * ``--credential-file FILE`` writes password, binding key and certificate as
   JSON to a new file with mode 0600 (refuses to overwrite): nothing secret
   reaches the terminal, shell history or CI logs;
@@ -139,7 +141,8 @@ def _cmd_provision(args: argparse.Namespace) -> int:
     if not args.show_password and not args.credential_file:
         print(
             f"passgeni: note: the password was not shown or stored, so nobody holds the "
-            f"certified credential; use --show-password or --credential-file FILE to keep it "
+            f"certified credential; use --store URI, --credential-file FILE or --show-password "
+            f"to keep it "
             f"(`passgeni revoke {result.cert_id} --reason unused` to retire this one)",
             file=sys.stderr,
         )
