@@ -1187,7 +1187,12 @@ class AuthorityService:
             rows = conn.execute(
                 select(signing_keys.c.public_jwk)
                 .where(or_(signing_keys.c.retired_at.is_(None), live))
-                .order_by(signing_keys.c.created_at.desc())
+                # The active key first, then newest first.
+                .order_by(
+                    signing_keys.c.retired_at.is_not(None),
+                    signing_keys.c.retired_at.desc(),
+                    signing_keys.c.created_at.desc(),
+                )
             ).all()
         return {"keys": [json.loads(row[0]) for row in rows]}
 

@@ -141,9 +141,10 @@ class LocalFileSigner:
             raise AuthorityError(
                 f"cannot write signing key to {self.directory}: {exc.strerror}"
             ) from None
+        ref = f"file:{kid}.pem"
         with self._lock:
-            self._keys[kid] = key
-        return NewKey(kid=kid, public_jwk=jwk, signer_ref=f"file:{kid}.pem")
+            self._keys[ref] = key
+        return NewKey(kid=kid, public_jwk=jwk, signer_ref=ref)
 
     def _load(self, signer_ref: str) -> ec.EllipticCurvePrivateKey:
         key = self._keys.get(signer_ref)

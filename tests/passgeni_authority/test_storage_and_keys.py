@@ -1,0 +1,181 @@
+"""Storage, migrations, signing keys and the JWKS lifecycle, through the service layer."""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import stat
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import create_engine, inspect, text
+
+from passgeni_authority import (
+    AuthorityService,
+    AuthoritySettings,
+    LocalFileSigner,
+    RateLimits,
+    jwk_thumbprint,
+)
+from passgeni_authority._db import metadata
+from passgeni_core import (
+    CertificateExpired,
+    UnknownKey,
+    verify_certificate,
+    verify_certificate_at_issuance,
+)
+from tests.passgeni_authority.conftest import FakeClock
+
+
+def _service(tmp_path: Path, clock: FakeClock | None = None, **kw: Any) -> AuthorityService:
+    return AuthorityService(
+        AuthoritySettings(
+            state_dir=tmp_path,
+            clock=clock or FakeClock(),
+            rate_limits=RateLimits.unlimited(),
+            **kw,
+        )
+    )
+
+
+def _issue(svc: AuthorityService, user: str = "alice") -> Any:
+    key = svc.create_api_key(user) if not svc.list_api_keys() else None
+    principal = svc.authorize(
+        key.key if key else svc._test_key,  # type: ignore[attr-defined]
+        ip="127.0.0.1",
+        endpoint="test",
+    )
+    if key:
+        svc._test_key = key.key  # type: ignore[attr-defined]
+    ticket = svc.start_generation(principal, {"compliance_standard": "soc2"}, ip="127.0.0.1")
+    return svc.issue_certificate(
+        principal, {"generation_session_id": ticket.generation_session_id}, ip="127.0.0.1"
+    )
+
+
+def test_migrations_apply_on_a_fresh_database_and_match_the_schema(tmp_path: Path):
+    url = f"sqlite:///{tmp_path / 'fresh.db'}"
+    with AuthorityService(
+        AuthoritySettings(database_url=url, state_dir=tmp_path, clock=FakeClock())
+    ):
+        pass
+    # Starting again on a migrated database is a no-op, not an error.
+    with AuthorityService(
+        AuthoritySettings(database_url=url, state_dir=tmp_path, clock=FakeClock())
+    ):
+        pass
+    engine = create_engine(url)
+    with engine.connect() as conn:
+        assert conn.execute(text("SELECT version_num FROM alembic_version")).scalar_one() == "0001"
+        assert conn.execute(text("PRAGMA journal_mode")).scalar_one() == "wal"
+        from alembic.autogenerate import compare_metadata
+        from alembic.migration import MigrationContext
+
+        diff = compare_metadata(MigrationContext.configure(conn), metadata)
+    assert diff == [], diff  # the shipped migration builds exactly the declared schema
+    assert {
+        "users",
+        "teams",
+        "api_keys",
+        "generation_sessions",
+        "certificates",
+        "signing_keys",
+        "usage_events",
+        "rate_limit_buckets",
+        "authority_meta",
+    } <= set(inspect(engine).get_table_names())
+
+
+def test_local_key_file_is_0600_and_kid_is_the_rfc7638_thumbprint(tmp_path: Path):
+    with _service(tmp_path) as svc:
+        jwk = svc.jwks()["keys"][0]
+    (pem,) = (tmp_path / "keys").glob("*.pem")
+    assert stat.S_IMODE(pem.stat().st_mode) == 0o600
+    assert pem.stem == jwk["kid"] == jwk_thumbprint(jwk)
+    # RFC 7638 section 3.1 example, for the thumbprint function itself.
+    example = {
+        "kty": "EC",
+        "crv": "P-256",
+        "x": "f83OJ3D2xF1Bg8vub9tLe1gHMzV76e8Tus9uPHvRVEU",
+        "y": "x_FEzRu9m36HLN_tue659LNpXW6pCyStikYjKIWI5a0",
+    }
+    digest = jwk_thumbprint(example)
+    assert len(base64.urlsafe_b64decode(digest + "=")) == 32
+    # A second start reuses the key: no new file, same kid.
+    with _service(tmp_path) as svc:
+        assert svc.jwks()["keys"][0]["kid"] == jwk["kid"]
+    assert len(list((tmp_path / "keys").glob("*.pem"))) == 1
+
+
+def test_retired_keys_leave_the_jwks_when_their_last_certificate_expires(tmp_path: Path):
+    clock = FakeClock()
+    with _service(tmp_path, clock) as svc:
+        first = svc.jwks()["keys"][0]["kid"]
+        old_cert = _issue(svc)
+        unused = svc.rotate_keys().kid  # retired at once by the next rotation, no certificates
+        current = svc.rotate_keys().kid
+        kids = [k["kid"] for k in svc.jwks()["keys"]]
+        assert kids == [current, first]  # unused is gone: nothing it signed can need it
+        assert unused not in kids and len({first, unused, current}) == 3
+        jwks = svc.jwks()
+        verify_certificate(old_cert.token, jwks, issuer=svc.settings.public_url, now=clock())
+        clock.advance(366 * 86400)
+        assert [k["kid"] for k in svc.jwks()["keys"]] == [current]
+        with pytest.raises(UnknownKey):
+            verify_certificate(old_cert.token, svc.jwks(), issuer=svc.settings.public_url)
+        # A historical audit still works with a JWKS saved while the key was published.
+        historical = verify_certificate_at_issuance(
+            old_cert.token, jwks, issuer=svc.settings.public_url
+        )
+        assert historical.historical
+        with pytest.raises(CertificateExpired):
+            verify_certificate(old_cert.token, jwks, issuer=svc.settings.public_url, now=clock())
+        record = svc.get_certificate(old_cert.cert_id)
+        assert record.status == "expired"
+
+
+def test_certificate_row_is_durable_before_the_id_is_returned(tmp_path: Path):
+    with _service(tmp_path) as svc:
+        cert = _issue(svc)
+        # Another connection (another process would do the same) sees it at once.
+        with create_engine(svc.settings.effective_database_url).connect() as conn:
+            token = conn.execute(
+                text("SELECT token FROM certificates WHERE cert_id = :c"), {"c": cert.cert_id}
+            ).scalar_one()
+        assert token == cert.token
+        payload = json.loads(base64.urlsafe_b64decode(token.split(".")[1] + "=="))
+        assert "password" not in payload and payload["jti"] == cert.cert_id
+
+
+def test_signing_path_is_lean(tmp_path: Path):
+    """Header serialised once per kid, key loaded once: a rough throughput floor."""
+    import time
+
+    with _service(tmp_path) as svc:
+        kid, ref = svc._active_key(svc.engine.connect())
+        jws = svc._jws
+        payload = {"iss": "x", "jti": "pg_x", "n": 1}
+        started = time.perf_counter()
+        for _ in range(500):
+            jws.token(kid, ref, payload)
+        per_token = (time.perf_counter() - started) / 500
+        assert len(jws._headers) == 1
+        assert isinstance(svc.signer, LocalFileSigner) and len(svc.signer._keys) == 1
+    assert per_token < 0.002, per_token
+
+
+def test_clock_must_be_timezone_aware(tmp_path: Path):
+    with pytest.raises(ValueError):
+        _service(tmp_path, clock=lambda: datetime.now())  # type: ignore[arg-type]
+    assert datetime.now(UTC) - timedelta(seconds=5) < FakeClock()()
+
+
+def test_state_dir_permissions_keep_the_key_private(tmp_path: Path):
+    with _service(tmp_path / "state"):
+        pass
+    keys_dir = tmp_path / "state" / "keys"
+    assert stat.S_IMODE(keys_dir.stat().st_mode) & 0o077 == 0
+    assert os.access(keys_dir, os.R_OK)
