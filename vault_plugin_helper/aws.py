@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import uuid
 from collections.abc import Iterator, Mapping
 from typing import Any
@@ -117,9 +118,12 @@ class SecretsManagerStore:
         if client is None:
             try:
                 sess = session or boto3.session.Session(profile_name=profile_name)
+                # botocore reads AWS_DEFAULT_REGION but not AWS_REGION, which
+                # Lambda and the other AWS SDKs set: honour both.
+                region = region_name or sess.region_name or os.environ.get("AWS_REGION") or None
                 client = sess.client(
                     "secretsmanager",
-                    region_name=region_name,
+                    region_name=region,
                     endpoint_url=endpoint_url,
                     config=Config(
                         connect_timeout=connect_timeout,
