@@ -1,0 +1,267 @@
+"""The authority with real neighbours: OpenBao Transit signing, headless Chromium,
+the embedded mode, the CLI, and a secrets-in-logs sweep over a full flow."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import stat
+import uuid
+from importlib.metadata import entry_points
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from passgeni_authority import (
+    AuthorityService,
+    AuthoritySettings,
+    RateLimits,
+    TransitSigner,
+    cli,
+)
+from passgeni_authority.embedded import API_KEY_FILE, EmbeddedAuthority
+from passgeni_core import verify_certificate
+from tests._servers import Chromium, OpenBaoServer
+from tests.passgeni_authority.conftest import Server, plain_session
+
+
+def _flow(base_url: str, key: str, standard: str = "soc2", **extra: Any) -> dict[str, Any]:
+    http = plain_session()
+    http.headers["Authorization"] = f"Bearer {key}"
+    r = http.post(f"{base_url}/api/generate", json={"compliance_standard": standard, **extra})
+    assert r.status_code == 200, r.text
+    sid = r.json()["generation_session_id"]
+    r = http.post(f"{base_url}/api/generate-certificate", json={"generation_session_id": sid})
+    assert r.status_code == 201, r.text
+    data: dict[str, Any] = r.json()
+    return data
+
+
+# --- OpenBao Transit -------------------------------------------------------------------
+
+
+def test_transit_signer_issues_verifiable_certificates_and_rotates(
+    openbao: OpenBaoServer, tmp_path: Path
+):
+    mount = f"transit-{uuid.uuid4().hex[:8]}"
+    openbao.hvac_client().sys.enable_secrets_engine("transit", path=mount)
+    signer = TransitSigner(openbao.url, openbao.token, key_name="passgeni-test", mount_point=mount)
+    assert openbao.token not in repr(signer)
+    settings = AuthoritySettings(
+        state_dir=tmp_path, signer=signer, rate_limits=RateLimits.unlimited(), fips_strict=False
+    )
+    with EmbeddedAuthority(settings=settings) as authority:
+        first = _flow(authority.base_url, authority.api_key)
+        jwks = plain_session().get(f"{authority.base_url}/.well-known/jwks.json").json()
+        cert = verify_certificate(first["token"], jwks, issuer=authority.base_url)
+        # The kid is the thumbprint of Transit's own public key, version 1.
+        pem = openbao.hvac_client().secrets.transit.read_key(
+            name="passgeni-test", mount_point=mount
+        )["data"]["keys"]["1"]["public_key"]
+        from cryptography.hazmat.primitives import serialization
+
+        from passgeni_authority import public_jwk
+
+        assert cert.kid == public_jwk(serialization.load_pem_public_key(pem.encode()))["kid"]
+        rotated = authority.service.rotate_keys()
+        second = _flow(authority.base_url, authority.api_key)
+        jwks = plain_session().get(f"{authority.base_url}/.well-known/jwks.json").json()
+        assert {k["kid"] for k in jwks["keys"]} == {cert.kid, rotated.kid}
+        for token in (first["token"], second["token"]):
+            verify_certificate(token, jwks, issuer=authority.base_url)
+    # No private key ever touched the state directory.
+    assert not list(tmp_path.rglob("*.pem"))
+
+
+def test_transit_unreachable_is_authority_unavailable(tmp_path: Path):
+    from passgeni_core import AuthorityUnavailable
+
+    signer = TransitSigner("http://127.0.0.1:9", "t", timeout=1)
+    with pytest.raises(AuthorityUnavailable):
+        AuthorityService(AuthoritySettings(state_dir=tmp_path, signer=signer))
+
+
+# --- headless Chromium -------------------------------------------------------------------
+
+
+def test_certificate_page_renders_in_headless_chromium(
+    authority: Server, make_tenant, chromium: Chromium, tmp_path: Path
+):
+    t = make_tenant()
+    cert = t.certificate(label="browser <b>check</b>")
+    dom = chromium.dump_dom(cert["cert_url"])
+    assert f'<code id="cert-id">{cert["cert_id"]}</code>' in dom
+    assert 'id="status" class="status status-valid">valid<' in dom
+    assert "browser &lt;b&gt;check&lt;/b&gt;" in dom  # escaped, never markup
+    t.post(f"/api/certificates/{cert['cert_id']}/revoke", {"reason": "browser test"})
+    dom = chromium.dump_dom(cert["cert_url"])
+    assert "status-revoked" in dom and "browser test" in dom
+    shot = chromium.screenshot(cert["cert_url"], tmp_path / "cert.png")
+    assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+# --- embedded mode -----------------------------------------------------------------------
+
+
+def test_embedded_authority_runs_locally_and_keeps_its_key(tmp_path: Path):
+    state = tmp_path / "state"
+    with EmbeddedAuthority(state_dir=state) as authority:
+        key = authority.api_key
+        assert key not in repr(authority)
+        key_file = state / API_KEY_FILE
+        assert stat.S_IMODE(key_file.stat().st_mode) == 0o600
+        assert key_file.read_text().strip() == key
+        # Embedded is not FIPS-strict: the FIPS profile is met from the parameters,
+        # and the certificate records the source was not in FIPS mode.
+        cert = _flow(authority.base_url, key, "fips-140-3")
+        assert "fips-140-3" in cert["standards_met"]
+        record = plain_session().get(f"{authority.base_url}/api/certificates/{cert['cert_id']}")
+        assert record.json()["entropy_source"]["fips_mode"] is False
+        # No rate limits get in the way of local bulk work.
+        for _ in range(12):
+            _flow(authority.base_url, key)
+        assert authority.service.lookup_api_key(key) is not None
+    assert not authority.running
+    with EmbeddedAuthority(state_dir=state) as again:
+        assert again.api_key == key  # reused, not a new key per start
+        assert (
+            again.service.audit(again.service.authorize(key, ip=None, endpoint="test")).total == 13
+        )
+
+
+def test_embedded_authority_is_registered_as_an_entry_point():
+    (ep,) = [e for e in entry_points(group="passgeni.embedded") if e.name == "default"]
+    assert ep.load() is EmbeddedAuthority
+    (cli_ep,) = [e for e in entry_points(group="passgeni.cli") if e.name == "authority"]
+    assert cli_ep.load() is cli.register
+
+
+# --- CLI -------------------------------------------------------------------------------------
+
+
+def test_cli_manages_keys_with_flags_over_environment(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+):
+    env_dir, flag_dir = tmp_path / "env", tmp_path / "flag"
+    monkeypatch.setenv("PASSGENI_STATE_DIR", str(env_dir))
+    monkeypatch.delenv("PASSGENI_DATABASE_URL", raising=False)
+    assert cli.main(["create-key", "--user", "ops-bot", "--rate-limit", "5000", "--json"]) == 0
+    created = json.loads(capsys.readouterr().out)
+    assert created["api_key"].startswith(f"pgk_{created['prefix']}_")
+    assert (env_dir / "authority.db").exists()
+    # The flag wins over the environment.
+    assert cli.main(["create-key", "--user", "x", "--state-dir", str(flag_dir)]) == 0
+    assert capsys.readouterr().out.startswith("pgk_")
+    assert (flag_dir / "authority.db").exists()
+    url = f"sqlite:///{env_dir / 'authority.db'}"
+    assert cli.main(["list-keys", "--json", "--database-url", url]) == 0
+    listed = json.loads(capsys.readouterr().out)["keys"]
+    assert [k["user"] for k in listed] == ["ops-bot"] and listed[0]["rate_limit"] == 5000
+    assert created["api_key"] not in json.dumps(listed)
+    assert cli.main(["revoke-key", created["prefix"]]) == 0
+    capsys.readouterr()
+    assert cli.main(["list-keys", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["keys"][0]["revoked_at"]
+    assert cli.main(["revoke-key", "zzzzzzzz"]) == 4  # not_found: "other PassGeni error"
+    assert "[not_found]" in capsys.readouterr().err
+    assert cli.main(["rotate-keys", "--json"]) == 0
+    rotation = json.loads(capsys.readouterr().out)
+    assert rotation["keys"][0]["kid"] == rotation["active"] and len(rotation["keys"]) == 2
+    monkeypatch.setenv("PASSGENI_TRANSIT_URL", "http://127.0.0.1:9")
+    monkeypatch.delenv("VAULT_TOKEN", raising=False)
+    monkeypatch.delenv("PASSGENI_TRANSIT_TOKEN", raising=False)
+    assert cli.main(["list-keys"]) == 2  # a Transit URL without a token: usage error
+    assert "VAULT_TOKEN" in capsys.readouterr().err
+
+
+def test_cli_register_adds_the_authority_command():
+    parser = argparse.ArgumentParser(prog="passgeni")
+    sub = parser.add_subparsers(dest="command")
+    cli.register(sub)
+    for argv in (
+        ["authority", "serve", "--port", "9000", "--database-url", "sqlite://"],
+        ["authority", "create-key", "--user", "u", "--team", "t", "--database-url", "x"],
+        ["authority", "list-keys", "--database-url", "x", "--json"],
+        ["authority", "revoke-key", "abc", "--database-url", "x"],
+        ["authority", "rotate-keys", "--database-url", "x", "--json"],
+    ):
+        args = parser.parse_args(argv)
+        assert callable(args.handler) and args.database_url
+
+
+# --- secrets never in logs or reprs --------------------------------------------------------
+
+
+def test_no_secret_reaches_logs_or_reprs_during_a_full_flow(tmp_path: Path):
+    records: list[str] = []
+
+    class Collect(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            records.append(self.format(record))
+
+    handler = Collect(level=logging.DEBUG)
+    handler.setFormatter(logging.Formatter("%(name)s %(levelname)s %(message)s %(args)s"))
+    names = ["", "uvicorn", "uvicorn.error", "uvicorn.access", "sqlalchemy.engine", "alembic"]
+    saved = {n: (logging.getLogger(n).level, logging.getLogger(n).propagate) for n in names}
+    for name in names:
+        logging.getLogger(name).addHandler(handler)
+        logging.getLogger(name).setLevel(logging.DEBUG)
+    try:
+        settings = AuthoritySettings(
+            state_dir=tmp_path, rate_limits=RateLimits.unlimited(), fips_strict=False
+        )
+        with EmbeddedAuthority(settings=settings) as authority:
+            key = authority.api_key
+            http = plain_session()
+            http.headers["Authorization"] = f"Bearer {key}"
+            base = authority.base_url
+            sid = http.post(f"{base}/api/generate", json={"preset": "soc2"}).json()[
+                "generation_session_id"
+            ]
+            cert = http.post(
+                f"{base}/api/generate-certificate", json={"generation_session_id": sid}
+            ).json()
+            http.post(f"{base}/api/generate-certificate", json={"generation_session_id": sid})
+            http.post(f"{base}/api/certificates/{cert['cert_id']}/revoke", json={"reason": "r"})
+            http.get(f"{base}/api/audit")
+            http.get(f"{base}/cert/{cert['cert_id']}")
+            plain_session().get(f"{base}/api/audit", headers={"Authorization": f"Bearer {key}x"})
+            new_key = authority.service.create_api_key("second")
+            authority.service.rotate_keys()
+            reprs = " ".join(
+                repr(o)
+                for o in (
+                    authority,
+                    authority.service,
+                    settings,
+                    new_key,
+                    authority.service._sessions,
+                )
+            )
+            import sqlite3
+
+            with sqlite3.connect(tmp_path / "authority.db") as db:
+                session_secret = db.execute(
+                    "SELECT value FROM authority_meta WHERE name = 'session_hmac_secret'"
+                ).fetchone()[0]
+    finally:
+        for name, (level, propagate) in saved.items():
+            logger = logging.getLogger(name)
+            logger.removeHandler(handler)
+            logger.setLevel(level)
+            logger.propagate = propagate
+    text = "\n".join(records)
+    assert "GET /api/audit" in text or "api_access" in text or "signing key" in text
+    pem_bodies = [
+        line
+        for pem in tmp_path.glob("keys/*.pem")
+        for line in pem.read_text().splitlines()
+        if line and not line.startswith("-----")
+    ]
+    assert pem_bodies
+    secrets = [key, key.split("_", 2)[2], new_key.key, session_secret, sid, *pem_bodies]
+    for secret in secrets:
+        assert secret not in text, "a secret reached the logs"
+        assert secret not in reprs, "a secret reached a repr"
