@@ -812,37 +812,56 @@ class AuthorityService:
             raise InvalidRequest("label must be 1-200 printable characters")
         return claims, commitment, target, label
 
-    def _redeem(
-        self, conn: Connection, principal: Principal, claims: SessionClaims, now: datetime
-    ) -> dict[str, Any]:
-        # The single-use gate: atomic in every backend and across processes
-        # (a concurrent second UPDATE re-checks ``redeemed_at`` and matches nothing).
-        row = conn.execute(
+    def _redeem_many(
+        self, conn: Connection, principal: Principal, jtis: Sequence[str], now: datetime
+    ) -> dict[str, dict[str, Any] | PassgeniError]:
+        """Redeem sessions at once: the single-use gate, one statement per batch.
+
+        ``UPDATE ... WHERE redeemed_at IS NULL ... RETURNING`` is atomic in
+        every backend and across processes: a concurrent second UPDATE re-checks
+        ``redeemed_at`` and matches nothing, so each session yields at most one
+        certificate however many processes race for it.
+        """
+        wanted = list(dict.fromkeys(jtis))
+        if not wanted:
+            return {}
+        rows = conn.execute(
             update(generation_sessions)
             .where(
-                generation_sessions.c.jti == claims.jti,
+                generation_sessions.c.jti.in_(wanted),
                 generation_sessions.c.user_id == principal.user_id,
                 generation_sessions.c.redeemed_at.is_(None),
                 generation_sessions.c.expires_at > now,
             )
             .values(redeemed_at=now)
-            .returning(generation_sessions.c.request)
-        ).first()
-        if row is not None:
-            request: dict[str, Any] = json.loads(row[0])
-            return request
-        state = conn.execute(
-            select(generation_sessions.c.user_id, generation_sessions.c.redeemed_at).where(
-                generation_sessions.c.jti == claims.jti
-            )
-        ).first()
-        if state is None or state.user_id != principal.user_id:
-            raise SessionInvalid("generation session is unknown to this authority")
-        if state.redeemed_at is not None:
-            raise SessionAlreadyUsed(
-                "this generation session was already redeemed (sessions are single use)"
-            )
-        raise SessionExpired("the generation session has expired")
+            .returning(generation_sessions.c.jti, generation_sessions.c.request)
+        ).all()
+        out: dict[str, dict[str, Any] | PassgeniError] = {
+            row.jti: json.loads(row.request) for row in rows
+        }
+        missing = [jti for jti in wanted if jti not in out]
+        if missing:
+            states = {
+                row.jti: row
+                for row in conn.execute(
+                    select(
+                        generation_sessions.c.jti,
+                        generation_sessions.c.user_id,
+                        generation_sessions.c.redeemed_at,
+                    ).where(generation_sessions.c.jti.in_(missing))
+                )
+            }
+            for jti in missing:
+                state = states.get(jti)
+                if state is None or state.user_id != principal.user_id:
+                    out[jti] = SessionInvalid("generation session is unknown to this authority")
+                elif state.redeemed_at is not None:
+                    out[jti] = SessionAlreadyUsed(
+                        "this generation session was already redeemed (sessions are single use)"
+                    )
+                else:
+                    out[jti] = SessionExpired("the generation session has expired")
+        return out
 
     def _issue(
         self, principal: Principal, items: Sequence[object], *, ip: str | None, batch: bool
@@ -866,18 +885,31 @@ class AuthorityService:
                 select(users.c.team_id).where(users.c.id == principal.user_id)
             ).scalar_one_or_none()
             kid, signer_ref = self._active_key(conn)
+            redeemed = self._redeem_many(
+                conn,
+                principal,
+                [e[0].jti for e in parsed if not isinstance(e, PassgeniError)],
+                now,
+            )
+            taken: set[str] = set()
             for entry in parsed:
                 if isinstance(entry, PassgeniError):
                     results.append(entry)
                     continue
                 claims, commitment, target, label = entry
-                try:
-                    request = self._redeem(conn, principal, claims, now)
-                except PassgeniError as exc:
+                outcome = redeemed[claims.jti]
+                if claims.jti in taken and not isinstance(outcome, PassgeniError):
+                    # The same session twice in one batch: the first item got it.
+                    outcome = SessionAlreadyUsed(
+                        "this generation session was already redeemed (sessions are single use)"
+                    )
+                if isinstance(outcome, PassgeniError):
                     if not batch:
-                        raise
-                    results.append(exc)
+                        raise outcome
+                    results.append(outcome)
                     continue
+                taken.add(claims.jti)
+                request = outcome
                 cert_id = f"pg_{_b32(15)}"
                 cert_claims = CertificateClaims.build(
                     issuer=self.settings.public_url,
@@ -895,8 +927,11 @@ class AuthorityService:
                     target=target,
                     label=label,
                 )
-                payload = cert_claims.to_payload()
-                token = self._jws.token(kid, signer_ref, payload)
+                # Serialised once: the signed bytes and the stored claims are the same JSON.
+                body = json.dumps(
+                    cert_claims.to_payload(), separators=(",", ":"), ensure_ascii=False
+                )
+                token = self._jws.token_for_body(kid, signer_ref, body.encode("utf-8"))
                 expires_at = cert_claims.expires_at
                 rows.append(
                     {
@@ -905,7 +940,7 @@ class AuthorityService:
                         "team_id": team_id,
                         "session_jti": claims.jti,
                         "token": token,
-                        "claims": json.dumps(payload, separators=(",", ":")),
+                        "claims": body,
                         "kid": kid,
                         "compliance_standard": cert_claims.compliance_standard,
                         "standards_met": "," + ",".join(cert_claims.standards_met) + ",",

@@ -334,6 +334,10 @@ class JWSBuilder:
     def token(self, kid: str, signer_ref: str, payload: dict[str, Any]) -> str:
         """The compact JWS for ``payload``. Raises whatever the signer raises."""
         body = json.dumps(payload, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+        return self.token_for_body(kid, signer_ref, body)
+
+    def token_for_body(self, kid: str, signer_ref: str, body: bytes) -> str:
+        """The compact JWS for an already-serialised payload (serialise once, store it too)."""
         signing_input = self.header(kid) + b64url(body)
         signature = self.signer.sign(signer_ref, signing_input)
         return (signing_input + b"." + b64url(signature)).decode("ascii")
