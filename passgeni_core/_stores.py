@@ -819,7 +819,8 @@ def provision_into_store(
     previous_cert: str | None = None
     outcome: Outcome = "created"
     if current is not None and current.password is not None:
-        entry = assess(client, store.system, current, now=now)
+        # The value decides; lagging metadata is completed below, not a reason to refuse.
+        entry = assess(client, store.system, replace(current, metadata_refs=None), now=now)
         if not rotate:
             if entry.status in ("valid", "expiring") and entry.standard == preset_id:
                 return _complete_metadata(store, current, entry.refs, hook)

@@ -50,6 +50,16 @@ class Authority:
     def client(self, **options: Any) -> AuthorityClient:
         return AuthorityClient(self.url, self.api_key, **options)
 
+    def time_traveller(self) -> AuthorityClient:
+        """A client for a fresh user, for requests made while the clock is shifted.
+
+        Rate-limit state is per user and assumes time moves forward: a user
+        that has made requests "now" must not make any in the past.
+        """
+        user = "aged-" + secrets.token_hex(4)
+        key = self.embedded.service.create_api_key(user).key
+        return AuthorityClient(self.url, key)
+
 
 @contextlib.contextmanager
 def running_authority(state: Path) -> Iterator[Authority]:
