@@ -395,4 +395,9 @@ def create_app(
     def healthz() -> dict[str, str]:
         return svc.health()
 
+    # Status lists (offline revocation), key history, evidence manifests.
+    from ._status import add_routes
+
+    add_routes(app, svc, principal, json_body)
+
     return app

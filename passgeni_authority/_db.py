@@ -51,6 +51,7 @@ __all__ = [
     "run_migrations",
     "signing_keys",
     "startup_lock",
+    "status_list_counter",
     "teams",
     "usage_events",
     "users",
@@ -152,8 +153,17 @@ certificates = Table(
     Column("revocation_reason", Text, nullable=True),
     Column("issued_at", UTCDateTime, nullable=False),
     Column("expires_at", UTCDateTime, nullable=False),
-    # Reserved for signed status lists (offline revocation).
+    # Global index in the signed status lists (offline revocation); the list is
+    # idx // settings.status_list_size. NULL for certificates issued before 0002.
     Column("status_list_idx", Integer, nullable=True, unique=True),
+)
+
+#: Hands out status-list indexes: one row ("default"), bumped atomically per issuance.
+status_list_counter = Table(
+    "status_list_counter",
+    metadata,
+    Column("name", String(32), primary_key=True),
+    Column("next_idx", Integer, nullable=False),
 )
 Index("ix_certificates_owner_issued", certificates.c.owner_user_id, certificates.c.issued_at)
 Index("ix_certificates_team_issued", certificates.c.team_id, certificates.c.issued_at)

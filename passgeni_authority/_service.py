@@ -48,7 +48,7 @@ from passgeni_core import (
     standards_met,
 )
 
-from . import _ratelimit
+from . import _ratelimit, _status
 from ._db import (
     api_keys,
     authority_meta,
@@ -891,6 +891,10 @@ class AuthorityService:
                 [e[0].jti for e in parsed if not isinstance(e, PassgeniError)],
                 now,
             )
+            # Offline revocation: one status-list index per certificate (see _status).
+            next_idx = _status.allocate_indexes(
+                conn, sum(1 for e in parsed if not isinstance(e, PassgeniError))
+            )
             taken: set[str] = set()
             for entry in parsed:
                 if isinstance(entry, PassgeniError):
@@ -911,6 +915,7 @@ class AuthorityService:
                 taken.add(claims.jti)
                 request = outcome
                 cert_id = f"pg_{_b32(15)}"
+                status_idx, next_idx = next_idx, next_idx + 1
                 cert_claims = CertificateClaims.build(
                     issuer=self.settings.public_url,
                     subject=principal.user_id,
@@ -926,6 +931,7 @@ class AuthorityService:
                     credential_commitment=commitment,
                     target=target,
                     label=label,
+                    status=_status.status_reference(self, status_idx),
                 )
                 # Serialised once: the signed bytes and the stored claims are the same JSON.
                 body = json.dumps(
@@ -949,7 +955,7 @@ class AuthorityService:
                         "revocation_reason": None,
                         "issued_at": issued_at,
                         "expires_at": expires_at,
-                        "status_list_idx": None,
+                        "status_list_idx": status_idx,
                     }
                 )
                 events.append(

@@ -90,12 +90,21 @@ class AuthoritySettings:
     max_batch_items: int = 1000
     #: Run ``alembic upgrade head`` when the service starts.
     migrate_on_start: bool = True
+    #: Entries per signed status list (1 bit each). 65,536 keeps the worst-case
+    #: token (every bit random) under the verifier's 16 KiB token limit.
+    status_list_size: int = 65_536
+    #: ``exp`` of a served status list: verifiers refuse older snapshots.
+    status_list_lifetime_seconds: int = 24 * 3600
+    #: ``ttl``: how long a verifier may cache a list before fetching it again.
+    status_list_ttl_seconds: int = 300
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "state_dir", Path(self.state_dir))
         object.__setattr__(self, "public_url", self.public_url.rstrip("/"))
         if self.session_lifetime_seconds <= 0:
             raise ValueError("session_lifetime_seconds must be positive")
+        if not 8 <= self.status_list_size <= 65_536 or self.status_list_size % 8:
+            raise ValueError("status_list_size must be a multiple of 8 between 8 and 65536")
 
     @property
     def effective_database_url(self) -> str:

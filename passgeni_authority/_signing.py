@@ -336,6 +336,14 @@ class JWSBuilder:
         body = json.dumps(payload, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
         return self.token_for_body(kid, signer_ref, body)
 
+    def typed_token(self, kid: str, signer_ref: str, payload: dict[str, Any], *, typ: str) -> str:
+        """A compact JWS with another ``typ`` (e.g. ``statuslist+jwt``); not the hot path."""
+        raw = json.dumps({"alg": "ES256", "typ": typ, "kid": kid}, separators=(",", ":"))
+        body = json.dumps(payload, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+        signing_input = b64url(raw.encode("ascii")) + b"." + b64url(body)
+        signature = self.signer.sign(signer_ref, signing_input)
+        return (signing_input + b"." + b64url(signature)).decode("ascii")
+
     def token_for_body(self, kid: str, signer_ref: str, body: bytes) -> str:
         """The compact JWS for an already-serialised payload (serialise once, store it too)."""
         signing_input = self.header(kid) + b64url(body)
