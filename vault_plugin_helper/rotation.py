@@ -45,6 +45,7 @@ Configuration (environment variables, as Lambda users expect)
                               the ``passgeni.targets`` entry-point group
 ``PASSGENI_LABEL``            optional certificate label
 ``PASSGENI_URL``              the authority (else the embedded one, for local tests)
+``PASSGENI_ISSUER``           the certificates' issuer when it is not ``PASSGENI_URL``
 ``PASSGENI_API_KEY``          its API key, or ``PASSGENI_API_KEY_SECRET_ARN``: a secret
                               holding it (plain string, or JSON with an ``api_key`` field)
 ``PASSGENI_TIMEOUT``          authority timeout in seconds
@@ -122,6 +123,7 @@ class RotationConfig:
     target: str = "postgresql"
     label: str | None = None
     url: str | None = None
+    issuer: str | None = None
     api_key: str | None = None
     api_key_secret_arn: str | None = None
     timeout: float | None = None
@@ -162,6 +164,7 @@ class RotationConfig:
             target=(env.get("PASSGENI_TARGET") or "postgresql").strip().lower(),
             label=env.get("PASSGENI_LABEL") or None,
             url=env.get("PASSGENI_URL") or None,
+            issuer=env.get("PASSGENI_ISSUER") or None,
             api_key=env.get("PASSGENI_API_KEY") or None,
             api_key_secret_arn=env.get("PASSGENI_API_KEY_SECRET_ARN") or None,
             timeout=timeout,
@@ -233,7 +236,9 @@ def _authority(config: RotationConfig, sm: Any) -> Iterator[AuthorityClient]:
             api_key = parsed.get("api_key") if isinstance(parsed, dict) else raw
         except ValueError:
             api_key = raw
-    resolved = resolve_config(url=config.url, api_key=api_key, timeout=config.timeout)
+    resolved = resolve_config(
+        url=config.url, api_key=api_key, timeout=config.timeout, issuer=config.issuer
+    )
     with connect(resolved) as client:
         yield client
 

@@ -137,10 +137,15 @@ def rotation(moto_server: MotoServer, pg: PostgresCluster, lambda_arn: str, uid:
 
 @pytest.fixture
 def config(authority: Authority) -> RotationConfig:  # noqa: F811
-    return RotationConfig(preset="soc2", url=authority.url, api_key=authority.api_key)
+    return RotationConfig(
+        preset="soc2",
+        url=authority.url,
+        api_key=authority.api_key,
+        issuer=authority.embedded.issuer,
+    )
 
 
-def audit_total(client: AuthorityClient) -> int:
+def audit_total(client: AuthorityClient) -> int:  # counts every certificate of the tenant
     return client.audit(page_size=1).total
 
 
@@ -149,7 +154,7 @@ def test_four_steps_each_rerun(
     config: RotationConfig,
     authority: Authority,  # noqa: F811
 ) -> None:
-    client = authority.client()
+    client = authority.client(issuer=authority.embedded.issuer)
     sm = rotation.sm
     issued_before = audit_total(client)
 
@@ -212,6 +217,7 @@ def test_handler_from_environment_then_next_rotation_revokes_previous(
     for name, value in {
         "PASSGENI_PRESET": "pci-dss",
         "PASSGENI_URL": authority.url,
+        "PASSGENI_ISSUER": authority.embedded.issuer,
         "PASSGENI_API_KEY": authority.api_key,
         "PASSGENI_LENGTH": "24",
         "AWS_ENDPOINT_URL": moto_server.url,
@@ -225,7 +231,7 @@ def test_handler_from_environment_then_next_rotation_revokes_previous(
     first = rotation.value("AWSCURRENT")
     assert len(first["password"]) == 24
     assert login(rotation.pg, rotation.role, first["password"])
-    client = authority.client()
+    client = authority.client(issuer=authority.embedded.issuer)
     first_cert = first["password.passgeni-cert-id"]
     assert client.get_certificate(first_cert).compliance_standard == "pci-dss"
 
@@ -251,7 +257,7 @@ def test_test_secret_failure_revokes_pending_and_current_keeps_working(
     authority: Authority,  # noqa: F811
 ) -> None:
     sm = rotation.sm
-    client = authority.client()
+    client = authority.client(issuer=authority.embedded.issuer)
     current_before = rotation.value("AWSCURRENT")
     run_step(rotation.event("createSecret"), sm=sm, config=config)
     run_step(rotation.event("setSecret"), sm=sm, config=config)

@@ -1,0 +1,249 @@
+"""Parse and validate the Terraform ``query`` (stdin): stdlib + light core modules only.
+
+This module is on the start-up path of every run (a plan with 100 data
+sources runs the program 100 times), so it imports nothing heavy: the core's
+parameter/preset modules (stdlib + a JSON table) and nothing that pulls in
+``requests``, ``jwt`` or a store SDK.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from passgeni_core._errors import InvalidParameters, InvalidRequest, InvalidStoreURI
+from passgeni_core._params import GenerationParameters
+
+__all__ = ["KNOWN_KEYS", "MAX_STDIN", "Query", "parse_query"]
+
+#: A query is a handful of short strings; anything bigger is not Terraform talking.
+MAX_STDIN = 64 * 1024
+
+Mode = Literal["store", "return"]
+
+_BOOL_KEYS = ("upper", "lower", "digits", "special", "exclude_lookalikes")
+_INT_KEYS = ("length", "min_upper", "min_lower", "min_digits", "min_special")
+_STR_KEYS = ("special_chars", "exclude")
+KNOWN_KEYS = frozenset(
+    {
+        "preset",
+        *_BOOL_KEYS,
+        *_INT_KEYS,
+        *_STR_KEYS,
+        "destination",
+        "keeper",
+        "mode",
+        "label",
+        "authority_url",
+        "timeout",
+    }
+)
+_INT = re.compile(r"[0-9]{1,6}")
+_TRUE = {"true", "1"}
+_FALSE = {"false", "0"}
+# scheme "://" location ["#" key]: the shape only; the store backend's parser
+# (passgeni_core._stores.parse_store_uri) checks the full grammar once loaded.
+_URI_SHAPE = re.compile(r"[a-z][a-z0-9+.-]{0,31}://[\x21-\x7e]+")
+_MAX_KEEPER = 100
+
+
+@dataclass(frozen=True, kw_only=True)
+class Query:
+    """A validated query. Holds no secret (the API key only ever comes from the environment)."""
+
+    preset: str
+    parameters: GenerationParameters
+    destination: str | None
+    keeper: str | None
+    mode: Mode
+    label: str | None
+    authority_url: str | None
+    timeout: float | None
+
+
+def _bad(message: str) -> InvalidRequest:
+    return InvalidRequest(message)
+
+
+def _shown(key: object) -> str:
+    text = str(key)
+    text = "".join(c if c.isprintable() else "?" for c in text)
+    return repr(text if len(text) <= 40 else text[:37] + "...")
+
+
+def _reject_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in out:
+            raise _bad(f"duplicate query key {_shown(key)}")
+        out[key] = value
+    return out
+
+
+def decode_stdin(raw: bytes) -> dict[str, str]:
+    """stdin → a map of strings, as Terraform's external data source sends it.
+
+    Raises:
+        InvalidRequest: not UTF-8, not one JSON object, a non-string value.
+    """
+    if len(raw) > MAX_STDIN:
+        raise _bad(f"the query on stdin is larger than {MAX_STDIN // 1024} KiB")
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise _bad("stdin is not UTF-8 text (expected the query as a JSON object)") from None
+    if not text.strip():
+        raise _bad("stdin is empty (expected the query as a JSON object of strings)")
+    try:
+        data = json.loads(text, object_pairs_hook=_reject_duplicates)
+    except InvalidRequest:
+        raise
+    except (ValueError, RecursionError) as exc:
+        where = (
+            f" at line {exc.lineno} column {exc.colno}"
+            if isinstance(exc, json.JSONDecodeError)
+            else ""
+        )
+        raise _bad(f"stdin is not valid JSON{where} (expected one object of strings)") from None
+    if not isinstance(data, dict):
+        raise _bad(f"the query must be a JSON object of strings, got a JSON {_kind(data)}")
+    for key, value in data.items():
+        if not isinstance(value, str):
+            raise _bad(
+                f"query value {_shown(key)} must be a string, got a JSON {_kind(value)} "
+                "(Terraform's external data source passes strings only)"
+            )
+    return data
+
+
+def _kind(value: object) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, int | float):
+        return "number"
+    if isinstance(value, list):
+        return "array"
+    if isinstance(value, dict):
+        return "object"
+    return "string"
+
+
+def _bool(key: str, value: str) -> bool:
+    lowered = value.strip().lower()
+    if lowered in _TRUE:
+        return True
+    if lowered in _FALSE:
+        return False
+    raise InvalidParameters(f'{key} must be "true" or "false"')
+
+
+def _int(key: str, value: str) -> int:
+    text = value.strip()
+    if not _INT.fullmatch(text):
+        raise InvalidParameters(f"{key} must be a whole number written in decimal digits")
+    return int(text)
+
+
+def _opt(data: Mapping[str, str], key: str) -> str | None:
+    value = data.get(key)
+    return None if value is None or value == "" else value
+
+
+def parse_query(data: Mapping[str, str]) -> Query:
+    """Validate the query map and build the core objects (no I/O).
+
+    Raises:
+        InvalidRequest: unknown keys, a bad mode, keeper, destination shape or timeout.
+        UnknownPreset / PresetNotMet / InvalidParameters (and subclasses): bad
+            generation options, as :meth:`GenerationParameters.for_preset` says.
+    """
+    if "api_key" in data:
+        raise _bad(
+            "api_key is not accepted in the query: query values are stored in the Terraform "
+            "state; set PASSGENI_API_KEY in the environment of terraform instead"
+        )
+    unknown = sorted(k for k in data if k not in KNOWN_KEYS)
+    if unknown:
+        raise _bad(
+            f"unknown query key(s): {', '.join(_shown(k) for k in unknown[:5])} "
+            f"(known: {', '.join(sorted(KNOWN_KEYS))})"
+        )
+    preset = (data.get("preset") or "").strip()
+    if not preset:
+        raise _bad("query key 'preset' is required (e.g. soc2, pci-dss, nist-800-63b)")
+    options: dict[str, Any] = {}
+    for key in _BOOL_KEYS:
+        if (value := _opt(data, key)) is not None:
+            options[key] = _bool(key, value)
+    for key in _INT_KEYS:
+        if (value := _opt(data, key)) is not None:
+            options[key] = _int(key, value)
+    for key in _STR_KEYS:
+        if (value := _opt(data, key)) is not None:
+            options[key] = value
+    options.setdefault("exclude", "")
+    parameters = GenerationParameters.for_preset(preset, **options)
+
+    destination = _opt(data, "destination")
+    if destination is not None and not _URI_SHAPE.fullmatch(destination):
+        raise InvalidStoreURI(
+            f"invalid destination {_shown(destination)}: expected vault://MOUNT/PATH#KEY, "
+            "aws-sm://NAME#KEY or k8s://NAMESPACE/NAME#KEY"
+        )
+    mode_text = _opt(data, "mode") or ("store" if destination else "return")
+    if mode_text not in ("store", "return"):
+        raise _bad(f'mode must be "store" or "return", got {_shown(mode_text)}')
+    mode: Mode = "store" if mode_text == "store" else "return"
+    if mode == "store" and destination is None:
+        raise _bad(
+            'mode "store" needs a destination (vault://..., aws-sm://..., k8s://...); '
+            'without one use mode "return" (the password then lands in the Terraform state)'
+        )
+
+    keeper = _opt(data, "keeper")
+    if keeper is not None and (
+        len(keeper) > _MAX_KEEPER
+        or not all(0x20 <= ord(c) < 0x7F for c in keeper)
+        or keeper != keeper.strip()
+    ):
+        raise _bad(
+            f"keeper must be at most {_MAX_KEEPER} printable ASCII characters "
+            "without leading or trailing spaces"
+        )
+    label = _opt(data, "label")
+    if label is not None and (len(label) > 150 or not label.isprintable()):
+        raise _bad("label must be at most 150 printable characters")
+
+    authority_url = _opt(data, "authority_url")
+    if authority_url is not None and not re.fullmatch(r"https?://[\x21-\x7e]+", authority_url):
+        raise _bad("authority_url must be an http(s):// URL")
+    timeout: float | None = None
+    if (raw_timeout := _opt(data, "timeout")) is not None:
+        try:
+            timeout = float(raw_timeout)
+        except ValueError:
+            timeout = -1.0
+        if not 0 < timeout <= 600:
+            raise _bad("timeout must be a number of seconds between 0 and 600")
+    return Query(
+        preset=parameters_preset(preset),
+        parameters=parameters,
+        destination=destination,
+        keeper=keeper,
+        mode=mode,
+        label=label,
+        authority_url=authority_url,
+        timeout=timeout,
+    )
+
+
+def parameters_preset(preset: str) -> str:
+    """The canonical preset id (``for_preset`` has already checked it exists)."""
+    from passgeni_core._presets import get_preset
+
+    return get_preset(preset).id

@@ -1,0 +1,92 @@
+"""The part of a run after validation: authority, store, one core call, the result map.
+
+Imported only once the query is valid, so a bad query never pays for
+``requests``, ``jwt`` or a store SDK.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import UTC, datetime
+
+from passgeni_core._binding import encode_binding_key
+from passgeni_core._config import connect, resolve_config
+from passgeni_core._provision import provision
+from passgeni_core._rotation import RotationResult, ensure_rotated
+from passgeni_core._stores import open_store, parse_store_uri
+
+from ._query import Query
+
+__all__ = ["execute"]
+
+
+def _iso(value: datetime | None) -> str:
+    if value is None:
+        return ""
+    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _bits(value: float | None) -> str:
+    return "" if value is None else repr(float(value))
+
+
+def _references(result: RotationResult, query: Query) -> dict[str, str]:
+    return {
+        "cert_id": result.cert_id or "",
+        "cert_url": result.cert_url or "",
+        "compliance_standard": result.compliance_standard or query.preset,
+        "standards_met": ",".join(result.standards_met),
+        "entropy_bits": _bits(result.entropy_bits),
+        "expires_at": _iso(result.expires_at),
+        "destination": str(result.uri),
+        "version": result.version or "",
+        "keeper": query.keeper or "",
+        "mode": query.mode,
+    }
+
+
+def execute(query: Query, environ: Mapping[str, str]) -> dict[str, str]:
+    """Provision (idempotently, per ``keeper``) and build the flat string result.
+
+    Raises:
+        PassgeniError (and subclasses): a store/authority failure or a bad destination.
+    """
+    destination = parse_store_uri(query.destination) if query.destination else None
+    config = resolve_config(url=query.authority_url, timeout=query.timeout, environ=environ)
+    with connect(config) as client:
+        if destination is None:
+            made = provision(client, query.preset, parameters=query.parameters, label=query.label)
+            claims = made.verified.claims
+            return {
+                "cert_id": made.cert_id,
+                "cert_url": made.cert_url,
+                "compliance_standard": claims.compliance_standard,
+                "standards_met": ",".join(claims.standards_met),
+                "entropy_bits": _bits(claims.entropy_bits),
+                "expires_at": _iso(claims.expires_at),
+                "destination": "",
+                "version": "",
+                "keeper": query.keeper or "",
+                "mode": query.mode,
+                "password": made.credential.password,
+                "binding_key": encode_binding_key(made.credential.binding_key),
+            }
+        # Backends read their ecosystem's configuration (VAULT_*, AWS_*, kubeconfig).
+        store = open_store(destination)
+        try:
+            result = ensure_rotated(
+                client,
+                store,
+                destination,
+                query.preset,
+                keeper=query.keeper,
+                parameters=query.parameters,
+                label=query.label,
+            )
+        finally:
+            store.close()
+    out = _references(result, query)
+    if query.mode == "return" and result.credential is not None:
+        out["password"] = result.credential.password
+        out["binding_key"] = encode_binding_key(result.credential.binding_key)
+    return out
