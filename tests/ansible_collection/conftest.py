@@ -10,11 +10,13 @@ pointing at that installation.
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -60,7 +62,9 @@ def _galaxy(env: dict[str, str], *args: str) -> None:
         env=env,
         timeout=120,
     )
-    assert proc.returncode == 0, f"ansible-galaxy collection {args[0]} failed:\n{proc.stdout}\n{proc.stderr}"
+    assert proc.returncode == 0, (
+        f"ansible-galaxy collection {args[0]} failed:\n{proc.stdout}\n{proc.stderr}"
+    )
 
 
 def base_env(workdir: Path, collections: Path | None) -> dict[str, str]:
@@ -83,6 +87,7 @@ def base_env(workdir: Path, collections: Path | None) -> dict[str, str]:
         ANSIBLE_LOCAL_TEMP=str(home / "tmp"),
         ANSIBLE_REMOTE_TEMP=str(home / "remote-tmp"),
         ANSIBLE_NOCOLOR="1",
+        ANSIBLE_PIPELINING="1",
         ANSIBLE_FORCE_COLOR="0",
         ANSIBLE_RETRY_FILES_ENABLED="0",
         ANSIBLE_PYTHON_INTERPRETER=sys.executable,
@@ -104,9 +109,39 @@ def ansible_env(collection_workdir: Path, installed_collection: Path) -> dict[st
 
 
 @pytest.fixture(scope="session")
-def authority() -> Iterator[object]:
-    """A real authority serving HTTP on 127.0.0.1 (``base_url``, ``api_key``)."""
+def authority(collection_workdir: Path) -> Iterator[Any]:
+    """A real authority served over HTTP by uvicorn on 127.0.0.1 (``base_url``, ``api_key``)."""
     from passgeni_authority.embedded import EmbeddedAuthority
 
-    with EmbeddedAuthority() as served:
+    with EmbeddedAuthority(
+        state_dir=collection_workdir / "authority", issuer_is_base_url=True
+    ) as served:
         yield served
+
+
+def run_playbook(
+    env: dict[str, str],
+    playbook: Path,
+    *args: str,
+    extra_env: dict[str, str] | None = None,
+    check: bool = True,
+    timeout: float = 180,
+) -> subprocess.CompletedProcess[str]:
+    """``ansible-playbook -i localhost, PLAYBOOK ARGS`` as a real subprocess."""
+    proc = subprocess.run(
+        [ansible_bin("ansible-playbook"), "-i", "localhost,", str(playbook), *args],
+        capture_output=True,
+        text=True,
+        env={**env, **(extra_env or {})},
+        timeout=timeout,
+    )
+    if check:
+        assert proc.returncode == 0, f"ansible-playbook failed:\n{proc.stdout}\n{proc.stderr}"
+    return proc
+
+
+def recap(output: str) -> dict[str, int]:
+    """The PLAY RECAP counters of localhost."""
+    match = re.search(r"^localhost\s+:\s+(.*)$", output, re.MULTILINE)
+    assert match, f"no PLAY RECAP in:\n{output}"
+    return {k: int(v) for k, v in re.findall(r"(\w+)=(\d+)", match.group(1))}

@@ -330,7 +330,7 @@ def _generate_only(params, parameters, check_mode):
     result = dict(changed=True, destination=None, action='generated',
                   reason='no destination: a new credential is generated on every run')
     if check_mode:
-        result['_diff'] = dict(before={}, after={'compliance_standard': parameters and params['preset']})
+        result['_diff'] = dict(before={}, after={'compliance_standard': params['preset']})
         return result, None
     with authority(params) as client:
         provisioned = core.provision(
@@ -343,5 +343,139 @@ def _generate_only(params, parameters, check_mode):
     return result, provisioned.credential.password
 
 
+def _store_api(name):
+    """A function of the core's store API (public export first; the private module as a fallback)."""
+    found = getattr(core, name, None)
+    if found is None:
+        import importlib
+        for private in ('passgeni_core._stores', 'passgeni_core._scan'):
+            try:
+                found = getattr(importlib.import_module(private), name, None)
+            except ImportError:
+                found = None
+            if found is not None:
+                break
+    if found is None:
+        raise PassgeniFailure(
+            'this version of the passgeni library has no store support (%s); upgrade passgeni' % name,
+            'unknown_store_scheme',
+        )
+    return found
+
+
+def _utcnow():
+    import datetime
+    return datetime.datetime.now(datetime.timezone.utc)
+
+
+def _refs_facts(refs):
+    if refs is None:
+        return {}
+    return dict(
+        cert_id=refs.cert_id,
+        cert_url=refs.cert_url,
+        compliance_standard=refs.standard,
+        expires_at=iso(refs.expires_at),
+    )
+
+
+def _plan_offline(params, uri, current):
+    """Check mode: decide from what the store records, without the authority."""
+    preset = core.get_preset(params['preset']).id
+    refs = None if current is None else (current.metadata_refs or current.refs)
+    before = _refs_facts(refs)
+    rotate = params['state'] == 'rotated' or params['force']
+    if current is None or current.password is None:
+        action, reason = 'created', 'no credential at the destination'
+    elif rotate:
+        action, reason = 'rotated', 'state=rotated' if params['state'] == 'rotated' else 'force=true'
+    elif current.refs is None:
+        action, reason = 'rotated', 'the stored credential has no certificate references'
+    elif refs.standard is not None and refs.standard != preset:
+        action, reason = 'rotated', 'certified for %s, not %s' % (refs.standard, preset)
+    elif refs.expires_at is None or current.metadata_refs is None \
+            or current.metadata_refs.cert_id != current.refs.cert_id:
+        action, reason = 'repaired', 'the certificate metadata beside the credential is incomplete'
+    elif (refs.expires_at - _utcnow()).total_seconds() <= params['rotate_before'] * 86400:
+        action, reason = 'rotated', 'certificate expires within %d days' % params['rotate_before']
+    else:
+        action, reason = 'none', 'certificate valid until %s (revocation not checked in check mode)' \
+            % iso(refs.expires_at)
+    result = dict(changed=action != 'none', destination=str(uri), action=action, reason=reason)
+    result.update(before)
+    after = dict(before) if action in ('none', 'repaired') else dict(
+        cert_id='(new certificate)', cert_url='(new certificate)', compliance_standard=preset,
+        expires_at='(in 365 days)')
+    result['_diff'] = dict(before=before, after=after)
+    return result, None
+
+
+def _assessment(client, store, current, params, preset):
+    """(rotate?, reason) for an existing credential, by the core's coverage assessment."""
+    assess = _store_api('assess')
+    entry = assess(client, store.system, current, expiring_days=params['rotate_before'])
+    if entry.status == 'error':
+        # Never rotate because the authority could not be asked.
+        raise PassgeniFailure(
+            '%s: the existing credential could not be checked: %s' % (current.uri, entry.detail),
+            'authority_unavailable',
+        )
+    if entry.status == 'valid' and entry.standard == preset:
+        return False, 'certificate %s is valid until %s' % (entry.cert_id, iso(entry.expires_at))
+    if entry.status == 'valid':
+        return True, 'certified for %s, not %s' % (entry.standard, preset)
+    if entry.status == 'expiring':
+        return True, 'certificate expires within %d days (%s)' % (params['rotate_before'], entry.detail)
+    return True, 'certificate is %s%s' % (entry.status.replace('_', ' '),
+                                          ': ' + entry.detail if entry.detail else '')
+
+
 def _ensure_stored(params, parameters, destination, check_mode):
-    raise PassgeniFailure('storing into a destination needs the passgeni store API', 'unknown_store_scheme')
+    uri = _store_api('parse_store_uri')(destination)
+    store = _store_api('open_store')(uri)
+    try:
+        current = store.read(uri)
+        if check_mode:
+            return _plan_offline(params, uri, current)
+        preset = core.get_preset(params['preset']).id
+        before = _refs_facts(None if current is None else (current.metadata_refs or current.refs))
+        with authority(params) as client:
+            if current is None or current.password is None:
+                rotate, reason = False, 'no credential at the destination'
+            elif params['state'] == 'rotated':
+                rotate, reason = True, 'state=rotated'
+            elif params['force']:
+                rotate, reason = True, 'force=true'
+            else:
+                rotate, reason = _assessment(client, store, current, params, preset)
+            call = _store_api('rotate' if rotate else 'provision_into_store')
+            stored = call(
+                client, store, uri, preset,
+                parameters=parameters,
+                entropy_source=core.detect_entropy_source(),
+                label=params.get('label'),
+            )
+            # Kept: report the existing certificate's facts, as the authority has them.
+            record = client.get_certificate(stored.refs.cert_id) if stored.provisioned is None else None
+    finally:
+        store.close()
+    action = dict(created='created', rotated='rotated', replaced='rotated',
+                  unchanged='none', repaired='repaired').get(stored.outcome, stored.outcome)
+    facts = _refs_facts(stored.refs)
+    public = stored.public_dict()
+    facts['standards_met'] = public.get('standards_met')
+    facts['entropy_bits'] = public.get('entropy_bits')
+    if record is not None:
+        facts.update(standards_met=list(record.standards_met), entropy_bits=record.entropy_bits,
+                     compliance_standard=record.compliance_standard,
+                     expires_at=iso(record.expires_at))
+    result = dict(changed=action != 'none', destination=str(stored.uri), action=action,
+                  reason=reason, store_version=stored.version)
+    result.update(facts)
+    if stored.previous_cert_id:
+        result['previous_cert_id'] = stored.previous_cert_id
+    if stored.warnings:
+        result['warnings'] = list(stored.warnings)
+    result['_diff'] = dict(before=before, after=_public_diff(facts))
+    password = stored.credential.password if stored.provisioned is not None else None
+    return result, password

@@ -26,13 +26,18 @@ description:
   - Idempotent with O(state=present) and a O(destination) - an existing credential whose certificate verifies,
     is not revoked, was issued for the same O(preset), and does not expire within O(rotate_before) days is
     left alone. Without O(destination) every run generates a new credential.
-  - The password is returned only with O(return_password=true), and is then hidden from logs by C(no_log).
-    It never appears in diff output.
+  - The password is returned only with O(return_password=true). The whole task result is then censored in
+    every output, including C(-vvv), as with C(no_log=true), while the registered variable holds the password.
+    The password never appears in diff output.
 author:
   - PassGeni contributors (@passgeni)
 extends_documentation_fragment:
   - passgeni.compliance.authority
 attributes:
+  action:
+    support: full
+    description:
+      - An action plugin of the same name runs the module and censors results that hold a password.
   check_mode:
     support: full
     description:
@@ -202,6 +207,7 @@ action:
   description:
     - What the module did or, in check mode, would do.
     - V(created) (nothing at the destination), V(rotated) (replaced an existing credential),
+      V(repaired) (kept the credential, completed the certificate metadata beside it),
       V(generated) (no destination), V(none) (kept).
   returned: always
   type: str
@@ -211,13 +217,18 @@ reason:
   returned: always
   type: str
   sample: certificate expires within 30 days
+store_version:
+  description: The store's version of the credential (Vault KV version, AWS VersionId), when stored.
+  returned: when O(destination) is set and not in check mode
+  type: str
+  sample: '3'
 previous_cert_id:
   description: Certificate id of the credential that was replaced.
   returned: when a credential was rotated
   type: str
   sample: pg_1aB2cD3eF4gH5iJ6
 password:
-  description: The generated password. Protected by C(no_log).
+  description: The generated password. The task's displayed result is censored when it is returned.
   returned: when O(return_password=true) and a credential was generated
   type: str
 '''
@@ -245,7 +256,7 @@ def main():
         state=dict(type='str', choices=['present', 'rotated'], default='present'),
         force=dict(type='bool', default=False),
         rotate_before=dict(type='int', default=30),
-        return_password=dict(type='bool', default=False),
+        return_password=dict(type='bool', default=False, no_log=False),
     )
     module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
     require_core(module)
@@ -255,11 +266,12 @@ def main():
         result, password = ensure_credential(module.params, check_mode=module.check_mode)
     except PassgeniFailure as failure:
         module.fail_json(msg=failure.message, error_code=failure.code)
+    for warning in result.pop('warnings', []):
+        module.warn(warning)
     if password is not None and module.params['return_password']:
-        # The registered variable holds the password; every displayed copy of the result is
-        # censored, as if the task had no_log: true.
+        # The collection's action plugin of the same name marks such a result no_log: the
+        # registered variable holds the password, every displayed copy is censored.
         result['password'] = password
-        result['_ansible_no_log'] = True
     if module._diff:
         result['diff'] = result.pop('_diff')
     else:
