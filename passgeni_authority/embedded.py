@@ -12,6 +12,12 @@ Embedded differences from a served authority, and why:
   the certificate's ``entropy_source.fips_mode`` still records the truth
   (see ``passgeni_core/_standards.py``).
 * No rate limits: the only client is the local user on the loopback interface.
+* A stable issuer: the port is ephemeral, but certificates must verify in
+  later runs, so the issuer (``public_url``) defaults to
+  ``http://127.0.0.1:8787`` - the address ``passgeni authority serve`` uses by
+  default on the same state directory, where the certificate URLs become live.
+  ``issuer_is_base_url=True`` makes the served address the issuer instead
+  (certificate URLs then resolve while this process runs; tests use it).
 """
 
 from __future__ import annotations
@@ -62,9 +68,10 @@ class EmbeddedAuthority:
     ``authority.base_url`` and stops it on exit. ``authority.api_key`` is the
     local user's key, ``authority.service`` the :class:`AuthorityService`.
 
-    ``settings``, when given, replaces the embedded defaults entirely, except
-    ``public_url``: the issuer is ``public_url`` if passed, else the served
-    ``base_url`` (so certificate URLs resolve while the authority runs).
+    ``settings``, when given, replaces the embedded defaults entirely. The
+    issuer is ``public_url`` if passed, else the served ``base_url`` with
+    ``issuer_is_base_url=True``, else ``settings.public_url`` (default
+    ``http://127.0.0.1:8787``, stable across runs).
 
     Raises (``start``):
         AuthorityUnavailable: the port cannot be bound or the server did not start.
@@ -79,11 +86,13 @@ class EmbeddedAuthority:
         host: str = "127.0.0.1",
         public_url: str | None = None,
         settings: AuthoritySettings | None = None,
+        issuer_is_base_url: bool = False,
         startup_timeout: float = 15.0,
     ) -> None:
         self.host = host
         self.port = port or 0
         self._public_url = public_url
+        self._issuer_is_base_url = issuer_is_base_url
         self._settings = settings
         self.state_dir = Path(
             state_dir
@@ -107,6 +116,11 @@ class EmbeddedAuthority:
     @property
     def base_url(self) -> str:
         return f"http://{self.host}:{self.port}"
+
+    @property
+    def issuer(self) -> str:
+        """The certificates' ``iss`` (stable across runs unless ``issuer_is_base_url``)."""
+        return self.service.settings.public_url
 
     @property
     def api_key(self) -> str:
@@ -139,15 +153,16 @@ class EmbeddedAuthority:
         self.stop()
 
     def _make_settings(self) -> AuthoritySettings:
-        public_url = self._public_url or self.base_url
-        if self._settings is not None:
-            return dataclasses.replace(self._settings, public_url=public_url)
-        return AuthoritySettings(
+        base = self._settings or AuthoritySettings(
             state_dir=self.state_dir,
-            public_url=public_url,
             fips_strict=False,
             rate_limits=RateLimits.unlimited(),
         )
+        if self._public_url:
+            return dataclasses.replace(base, public_url=self._public_url)
+        if self._issuer_is_base_url:
+            return dataclasses.replace(base, public_url=self.base_url)
+        return base
 
     def _ensure_key(self, service: AuthorityService) -> str:
         path = self.state_dir / API_KEY_FILE

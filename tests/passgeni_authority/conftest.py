@@ -131,7 +131,7 @@ def authority(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
         rate_limits=RateLimits(),
         trusted_proxies=("127.0.0.1",),
     )
-    with EmbeddedAuthority(settings=settings) as embedded:
+    with EmbeddedAuthority(settings=settings, issuer_is_base_url=True) as embedded:
         yield Server(embedded=embedded, clock=clock, state_dir=state_dir)
 
 

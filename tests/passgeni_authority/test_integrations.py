@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 
 from passgeni_authority import (
+    DEFAULT_PUBLIC_URL,
     AuthorityService,
     AuthoritySettings,
     RateLimits,
@@ -55,7 +56,7 @@ def test_transit_signer_issues_verifiable_certificates_and_rotates(
     with EmbeddedAuthority(settings=settings) as authority:
         first = _flow(authority.base_url, authority.api_key)
         jwks = plain_session().get(f"{authority.base_url}/.well-known/jwks.json").json()
-        cert = verify_certificate(first["token"], jwks, issuer=authority.base_url)
+        cert = verify_certificate(first["token"], jwks, issuer=authority.issuer)
         # The kid is the thumbprint of Transit's own public key, version 1.
         pem = openbao.hvac_client().secrets.transit.read_key(
             name="passgeni-test", mount_point=mount
@@ -70,7 +71,7 @@ def test_transit_signer_issues_verifiable_certificates_and_rotates(
         jwks = plain_session().get(f"{authority.base_url}/.well-known/jwks.json").json()
         assert {k["kid"] for k in jwks["keys"]} == {cert.kid, rotated.kid}
         for token in (first["token"], second["token"]):
-            verify_certificate(token, jwks, issuer=authority.base_url)
+            verify_certificate(token, jwks, issuer=authority.issuer)
     # No private key ever touched the state directory.
     assert not list(tmp_path.rglob("*.pem"))
 
@@ -123,9 +124,16 @@ def test_embedded_authority_runs_locally_and_keeps_its_key(tmp_path: Path):
         for _ in range(12):
             _flow(authority.base_url, key)
         assert authority.service.lookup_api_key(key) is not None
+        authority_issuer = authority.issuer
     assert not authority.running
     with EmbeddedAuthority(state_dir=state) as again:
         assert again.api_key == key  # reused, not a new key per start
+        # A stable issuer: the first run's certificate verifies against this run's JWKS,
+        # though the port changed.
+        assert again.issuer == authority_issuer == DEFAULT_PUBLIC_URL
+        jwks = plain_session().get(f"{again.base_url}/.well-known/jwks.json").json()
+        verify_certificate(cert["token"], jwks, issuer=again.issuer)
+        assert cert["cert_url"] == f"{DEFAULT_PUBLIC_URL}/cert/{cert['cert_id']}"
         assert (
             again.service.audit(again.service.authorize(key, ip=None, endpoint="test")).total == 13
         )

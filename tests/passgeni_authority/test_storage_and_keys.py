@@ -69,7 +69,15 @@ def test_migrations_apply_on_a_fresh_database_and_match_the_schema(tmp_path: Pat
         pass
     engine = create_engine(url)
     with engine.connect() as conn:
-        assert conn.execute(text("SELECT version_num FROM alembic_version")).scalar_one() == "0001"
+        from alembic.config import Config
+        from alembic.script import ScriptDirectory
+
+        from passgeni_authority._db import _script_location
+
+        cfg = Config()
+        cfg.set_main_option("script_location", _script_location())
+        head = ScriptDirectory.from_config(cfg).get_current_head()
+        assert conn.execute(text("SELECT version_num FROM alembic_version")).scalar_one() == head
         assert conn.execute(text("PRAGMA journal_mode")).scalar_one() == "wal"
         from alembic.autogenerate import compare_metadata
         from alembic.migration import MigrationContext
