@@ -6,7 +6,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: demo test lint typecheck contracts unit venv clean bench sysdeps
+.PHONY: demo test lint typecheck contracts unit venv clean bench sysdeps sanity
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -38,7 +38,12 @@ contracts: $(STAMP)
 unit: $(STAMP) sysdeps
 	$(VENV)/bin/pytest -q -p no:cacheprovider
 
-test: lint typecheck contracts unit
+# ansible-test sanity on the passgeni.compliance collection (a temporary
+# ansible_collections/passgeni/compliance tree under build/; see the script).
+sanity: $(STAMP)
+	VENV=$(VENV) bash scripts/ansible-sanity.sh
+
+test: lint typecheck contracts unit sanity
 
 bench: $(STAMP)
 	$(PY) bench/run_all.py
