@@ -414,14 +414,6 @@ def test_embedded_provision_revoke_audit(capsys: pytest.CaptureFixture[str]) -> 
 
 
 @pytest.mark.usefixtures("embedded_entry_point")
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "EmbeddedAuthority's issuer is its base URL on an ephemeral port, so a later "
-        "embedded run cannot verify an earlier certificate (WrongIssuer) and cert URLs die "
-        "with the process; needs a stable public_url/issuer in passgeni_authority.embedded"
-    ),
-)
 def test_embedded_certificates_verify_in_a_later_run(capsys: pytest.CaptureFixture[str]) -> None:
     code, out, err = run(capsys, "provision", "--preset", "soc2", "--json")
     assert code == 0, err
