@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import subprocess
+from pathlib import Path
 
 import pytest
 
@@ -77,3 +78,20 @@ def test_collection_listed(ansible_env: dict[str, str]) -> None:
     assert proc.returncode == 0, proc.stderr
     for name in ("credential", "certificate_info", "certificate"):
         assert f"passgeni.compliance.{name}" in proc.stdout
+
+
+def test_example_playbooks_parse(ansible_env: dict[str, str]) -> None:
+    """The user-facing example and the test playbooks resolve every module of the collection."""
+    repo = Path(__file__).resolve().parents[2]
+    for playbook in [
+        repo / "examples" / "ansible" / "playbook.yml",
+        *sorted((Path(__file__).parent / "playbooks").glob("*.yml")),
+    ]:
+        proc = subprocess.run(
+            [ansible_bin("ansible-playbook"), "-i", "localhost,", "--syntax-check", str(playbook)],
+            capture_output=True,
+            text=True,
+            env=ansible_env,
+            timeout=120,
+        )
+        assert proc.returncode == 0, f"{playbook}:\n{proc.stdout}\n{proc.stderr}"

@@ -21,7 +21,11 @@ AWS_ACCOUNTS = ["svc-payments", "svc-ledger"]
 
 
 def _env(ansible_env: dict[str, str], authority: Any) -> dict[str, str]:
-    return {**ansible_env, "PASSGENI_URL": authority.base_url, "PASSGENI_API_KEY": authority.api_key}
+    return {
+        **ansible_env,
+        "PASSGENI_URL": authority.base_url,
+        "PASSGENI_API_KEY": authority.api_key,
+    }
 
 
 def _extra(prefix: str, openbao: Any, moto_server: Any, tmp_path: Path, **more: str) -> list[str]:
@@ -79,9 +83,7 @@ def test_provision_idempotent_then_forced_rotation(
     assert all(i["changed"] for i in items)
     assert all("password" not in i for i in items)
     vault1, aws1 = _vault_state(openbao, prefix), _aws_state(moto_server, prefix)
-    for item, (name, state) in zip(
-        items, [*vault1.items(), *aws1.items()], strict=True
-    ):
+    for item, (name, state) in zip(items, [*vault1.items(), *aws1.items()], strict=True):
         meta = state["meta"]
         assert meta["passgeni-cert-id"] == item["cert_id"]
         assert meta["passgeni-cert-url"] == item["cert_url"]
@@ -110,7 +112,9 @@ def test_provision_idempotent_then_forced_rotation(
     assert _vault_state(openbao, prefix) == vault1 and _aws_state(moto_server, prefix) == aws1
 
     # 4. Forced run: everything rotates; the old certificates are revoked after the new store.
-    forced = run_playbook(env, playbook, *_extra(prefix, openbao, moto_server, tmp_path, force="true"))
+    forced = run_playbook(
+        env, playbook, *_extra(prefix, openbao, moto_server, tmp_path, force="true")
+    )
     assert recap(forced.stdout)["changed"] == 2, forced.stdout
     results = json.loads((tmp_path / "results.json").read_text())
     rotated = results["vault"] + results["aws"]
@@ -133,7 +137,6 @@ def test_provision_idempotent_then_forced_rotation(
             assert record.status == "revoked" and record.revocation_reason == "rotated"
         for new in rotated:
             assert client.get_certificate(new["cert_id"]).status == "valid"
-
 
 
 def test_vvv_output_never_shows_a_secret(
