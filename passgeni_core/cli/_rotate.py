@@ -1,0 +1,330 @@
+"""``passgeni rotate --inventory FILE.yaml``: rotate many credentials across stores.
+
+Each inventory entry names a destination (store URI), a preset and optionally
+a PostgreSQL role (or another ``passgeni.targets`` kind) to apply the password
+to; the format is documented in :func:`passgeni_core._rotation.parse_inventory`.
+Entries run concurrently (``--concurrency``, default 8), with a progress bar
+on stderr and a summary table on stdout (``--json``: one JSON document).
+
+* Resumable: the inventory's ``epoch`` (or ``--epoch``) is every entry's
+  keeper, recorded in its certificate; re-running skips each credential
+  already rotated for that epoch (``unchanged``), so after a partial failure
+  the same command finishes the job.
+* Continues past failures; exits 4 if any entry failed (0 otherwise), 2 for
+  a malformed inventory.
+* ``--dry-run`` reads only and says what would be created or rotated.
+
+Progress and tables use ``rich`` and the inventory ``PyYAML`` (the
+``passgeni[rotate]`` extra), both imported only when this command runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from .._errors import InvalidRequest, PassgeniError
+
+if TYPE_CHECKING:
+    from .._client import AuthorityClient
+    from .._rotation import InventoryEntry, RotationResult
+    from .._stores import SecretStore
+
+__all__ = ["EXIT_FAILED", "load_inventory", "register", "rotate_all"]
+
+EXIT_FAILED = 4
+
+
+def load_inventory(path: Path, *, epoch: str | None = None) -> list[InventoryEntry]:
+    """Read and validate an inventory file (YAML, or JSON which is YAML).
+
+    Raises:
+        InvalidRequest: unreadable file, invalid YAML, or an invalid entry.
+    """
+    from .._rotation import parse_inventory
+
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise InvalidRequest(f"cannot read inventory {str(path)!r}: {exc.strerror}") from None
+    except UnicodeDecodeError:
+        raise InvalidRequest(f"inventory {str(path)!r} is not UTF-8 text") from None
+    try:
+        import yaml
+    except ImportError:  # pragma: no cover - the rotate extra is missing
+        raise InvalidRequest(
+            "passgeni rotate needs PyYAML: pip install 'passgeni[rotate]'"
+        ) from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1} column {mark.column + 1}" if mark is not None else ""
+        raise InvalidRequest(f"inventory {str(path)!r} is not valid YAML{where}") from None
+    return parse_inventory(data, epoch=epoch)
+
+
+@dataclass
+class Outcome:
+    """One entry's result: a :class:`RotationResult` or an error (code + one-line message)."""
+
+    entry: InventoryEntry
+    result: RotationResult | None = None
+    error_code: str | None = None
+    error: str | None = None
+    seconds: float = 0.0
+
+    @property
+    def failed(self) -> bool:
+        return self.error is not None
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "name": self.entry.name,
+            "destination": str(self.entry.destination),
+            "preset": self.entry.preset,
+            "keeper": self.entry.keeper,
+            "target": self.entry.target_kind,
+            "seconds": round(self.seconds, 4),
+        }
+        if self.result is not None:
+            out.update(self.result.public_dict())
+        else:
+            out.update(status="failed", error={"code": self.error_code, "message": self.error})
+        return out
+
+
+class _Stores:
+    """One store connection per (thread, scheme): SDK clients are not shared across threads."""
+
+    def __init__(self) -> None:
+        self._local = threading.local()
+        self._all: list[SecretStore] = []
+        self._lock = threading.Lock()
+
+    def get(self, entry: InventoryEntry) -> SecretStore:
+        from .._stores import open_store
+
+        cache: dict[str, SecretStore] = self._local.__dict__.setdefault("stores", {})
+        scheme = entry.destination.scheme
+        if scheme not in cache:
+            store = open_store(entry.destination)
+            cache[scheme] = store
+            with self._lock:
+                self._all.append(store)
+        return cache[scheme]
+
+    def close(self) -> None:
+        for store in self._all:
+            try:
+                store.close()
+            except Exception:  # noqa: S112 - closing is best effort
+                continue
+
+
+def _one(client: AuthorityClient, stores: _Stores, entry: InventoryEntry, dry_run: bool) -> Outcome:
+    from .._rotation import ensure_rotated, open_target
+
+    began = time.perf_counter()
+    target = None
+    try:
+        if entry.target_kind is not None:
+            target = open_target(entry.target_kind, entry.target_options)
+        result = ensure_rotated(
+            client,
+            stores.get(entry),
+            entry.destination,
+            entry.preset,
+            keeper=entry.keeper,
+            parameters=entry.parameters,
+            label=entry.label,
+            target=target,
+            dry_run=dry_run,
+        )
+        return Outcome(entry, result=result, seconds=time.perf_counter() - began)
+    except PassgeniError as exc:
+        return Outcome(
+            entry, error_code=exc.code, error=exc.message, seconds=time.perf_counter() - began
+        )
+    except Exception as exc:  # a backend's bug must not stop the other entries
+        return Outcome(
+            entry,
+            error_code="internal_error",
+            error=f"unexpected {type(exc).__name__}",
+            seconds=time.perf_counter() - began,
+        )
+    finally:
+        if target is not None:
+            target.close()
+
+
+def rotate_all(
+    client: AuthorityClient,
+    entries: list[InventoryEntry],
+    *,
+    concurrency: int = 8,
+    dry_run: bool = False,
+    on_done: Callable[[Outcome], None] | None = None,
+) -> list[Outcome]:
+    """Run every entry (``concurrency`` at a time); outcomes in inventory order."""
+    stores = _Stores()
+    outcomes: list[Outcome | None] = [None] * len(entries)
+    try:
+        with ThreadPoolExecutor(max_workers=max(1, concurrency)) as pool:
+            futures = {
+                pool.submit(_one, client, stores, entry, dry_run): i
+                for i, entry in enumerate(entries)
+            }
+            from concurrent.futures import as_completed
+
+            for future in as_completed(futures):
+                outcome = future.result()
+                outcomes[futures[future]] = outcome
+                if on_done is not None:
+                    on_done(outcome)
+    finally:
+        stores.close()
+    return [o for o in outcomes if o is not None]
+
+
+@contextmanager
+def _progress(total: int, enabled: bool) -> Iterator[Callable[[Outcome], None]]:
+    if not enabled:
+        yield lambda outcome: None
+        return
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    console = Console(stderr=True)
+    with Progress(
+        TextColumn("[bold]rotating"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[failed]} failed"),
+        TimeElapsedColumn(),
+        console=console,
+        transient=False,
+        disable=not console.is_terminal,
+    ) as progress:
+        task = progress.add_task("rotate", total=total, failed=0)
+        failed = 0
+
+        def advance(outcome: Outcome) -> None:
+            nonlocal failed
+            failed += outcome.failed
+            progress.update(task, advance=1, failed=failed)
+
+        yield advance
+
+
+def _summary(outcomes: list[Outcome]) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for o in outcomes:
+        status = "failed" if o.result is None else o.result.status
+        counts[status] = counts.get(status, 0) + 1
+    return dict(sorted(counts.items()))
+
+
+def _print_table(outcomes: list[Outcome], summary: dict[str, int], dry_run: bool) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console(soft_wrap=False)
+    title = "passgeni rotate" + (" (dry run: nothing written)" if dry_run else "")
+    table = Table(title=title, show_lines=False)
+    for column in ("NAME", "DESTINATION", "STATUS", "CERTIFICATE", "DETAIL"):
+        table.add_column(column, overflow="fold")
+    styles = {"failed": "red", "unchanged": "dim", "rotated": "green", "created": "green"}
+    for o in outcomes:
+        status = "failed" if o.result is None else o.result.status
+        detail = (
+            f"[{o.error_code}] {o.error}"
+            if o.failed
+            else "; ".join(o.result.warnings)
+            if o.result is not None and o.result.warnings
+            else ""
+        )
+        table.add_row(
+            o.entry.name,
+            str(o.entry.destination),
+            f"[{styles.get(status, '')}]{status}[/]" if styles.get(status) else status,
+            (o.result.cert_id or "") if o.result is not None else "",
+            detail,
+        )
+    console.print(table)
+    console.print(", ".join(f"{n} {status}" for status, n in summary.items()))
+
+
+def _cmd_rotate(args: argparse.Namespace) -> int:
+    from .._config import connect, resolve_config
+    from ._output import print_json
+
+    if args.concurrency < 1 or args.concurrency > 256:
+        raise InvalidRequest("--concurrency must be between 1 and 256")
+    entries = load_inventory(Path(args.inventory), epoch=args.epoch)
+    config = resolve_config(
+        url=args.url, api_key=args.api_key, timeout=args.timeout, issuer=args.issuer
+    )
+    show_progress = not args.no_progress
+    with connect(config) as client, _progress(len(entries), show_progress) as advance:
+        outcomes = rotate_all(
+            client,
+            entries,
+            concurrency=args.concurrency,
+            dry_run=args.dry_run,
+            on_done=advance,
+        )
+    summary = _summary(outcomes)
+    failed = summary.get("failed", 0)
+    if args.json:
+        print_json(
+            {
+                "dry_run": args.dry_run,
+                "summary": summary,
+                "failed": failed,
+                "results": [o.to_dict() for o in outcomes],
+            }
+        )
+    else:
+        _print_table(outcomes, summary, args.dry_run)
+    if failed:
+        print(
+            f"passgeni: {failed} of {len(outcomes)} rotation(s) failed; re-run the same command "
+            "to resume (rotated entries are skipped)",
+            file=sys.stderr,
+        )
+        return EXIT_FAILED
+    return 0
+
+
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    from ._remote import add_connection_options
+
+    p = sub.add_parser(
+        "rotate",
+        help="rotate many credentials from an inventory (concurrent, resumable)",
+        description=(
+            "Rotate every credential of a YAML inventory into its store (and apply it to its "
+            "PostgreSQL role, if any). Resumable: entries already rotated for the epoch are "
+            "skipped. Exit 4 if any entry failed."
+        ),
+    )
+    p.add_argument("--inventory", required=True, metavar="FILE.yaml", help="the inventory")
+    p.add_argument("--epoch", help="rotation epoch (keeper) overriding the inventory's 'epoch'")
+    p.add_argument("--dry-run", action="store_true", help="read only: show what would change")
+    p.add_argument(
+        "--concurrency", type=int, default=8, metavar="N", help="entries in flight (default 8)"
+    )
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
+    p.add_argument("--issuer", help="the certificates' issuer, if not the authority URL")
+    add_connection_options(p)
+    p.set_defaults(handler=_cmd_rotate)
