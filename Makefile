@@ -30,7 +30,7 @@ lint: $(STAMP)
 	$(VENV)/bin/ruff format --check passgeni_core
 
 typecheck: $(STAMP)
-	$(VENV)/bin/mypy passgeni_core passgeni_authority
+	$(VENV)/bin/mypy passgeni_core passgeni_authority terraform_external
 
 contracts: $(STAMP)
 	$(VENV)/bin/lint-imports
