@@ -70,7 +70,8 @@ def running_authority(state: Path) -> Iterator[Authority]:
     settings = AuthoritySettings(
         state_dir=state, clock=clock, fips_strict=False, rate_limits=RateLimits.unlimited()
     )
-    with EmbeddedAuthority(state_dir=state, settings=settings) as embedded:
+    # The served address is the issuer, so cert URLs resolve and PASSGENI_URL verifies them.
+    with EmbeddedAuthority(state_dir=state, settings=settings, issuer_is_base_url=True) as embedded:
         yield Authority(embedded.base_url, embedded.api_key, clock, embedded)
 
 
