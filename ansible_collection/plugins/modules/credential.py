@@ -21,7 +21,7 @@ description:
   - With O(destination), writes the credential into Vault KV v2, AWS Secrets Manager or a Kubernetes Secret
     and records the certificate URL and id beside it (Vault custom metadata, AWS tags, Kubernetes annotations).
     The store connection uses each ecosystem's standard configuration on the managed host, for example
-    E(VAULT_ADDR) and E(VAULT_TOKEN), the AWS SDK chain (E(AWS_REGION), E(AWS_ENDPOINT_URL), profiles),
+    E(VAULT_ADDR) and E(VAULT_TOKEN), the AWS SDK chain (E(AWS_DEFAULT_REGION), E(AWS_ENDPOINT_URL), credentials, profiles),
     or kubeconfig; set them with the task's C(environment) keyword.
   - Idempotent with O(state=present) and a O(destination) - an existing credential whose certificate verifies,
     is not revoked, was issued for the same O(preset), and does not expire within O(rotate_before) days is
@@ -88,7 +88,8 @@ options:
   state:
     description:
       - V(present) makes sure a certified credential exists at O(destination), rotating it only when its
-        certificate is invalid, revoked, for another preset or expiring within O(rotate_before) days.
+        certificate is missing, invalid, revoked, expired, for another preset, no longer matches the stored
+        value (drift), or expires within O(rotate_before) days.
       - V(rotated) always generates, certifies and stores a new credential.
     type: str
     choices: [present, rotated]
@@ -144,7 +145,7 @@ EXAMPLES = r'''
     rotate_before: 45
   loop: [svc-payments, svc-ledger, svc-reports]
   environment:
-    AWS_REGION: eu-west-1
+    AWS_DEFAULT_REGION: eu-west-1
 
 - name: Rotate now, whatever the certificate's state
   passgeni.compliance.credential:
