@@ -35,6 +35,7 @@ else:
     PASSGENI_IMPORT_ERROR = None
     HAS_PASSGENI = True
 
+
 class PassgeniFailure(Exception):
     """A failure to report: a one-line message without secrets and the core's error code."""
 
