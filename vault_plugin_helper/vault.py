@@ -140,6 +140,7 @@ class VaultStore:
             client if client is not None else client_from_environ(environ, **client_options)
         )
         self._owns_client = client is None
+        self._kv2_mounts: set[str] = set()
         self.addr = str(getattr(self._client.adapter, "base_uri", "") or "")
 
     @classmethod
@@ -296,7 +297,34 @@ class VaultStore:
         record = records[0] if records else None
         return record if record is not None and record.password is not None else None
 
+    def _check_kv2(self, uri: StoreURI) -> None:
+        """Refuse a mount that is not KV version 2 (as the ``vault kv`` CLI detects it).
+
+        On KV v1, ``MOUNT/data/PATH`` would silently become a secret of its own.
+        Unknown (no permission on the mounts endpoint): assume KV v2.
+        """
+        mount = uri.parts[0]
+        if mount in self._kv2_mounts:
+            return
+        info = self._call(
+            "GET",
+            f"/v1/sys/internal/ui/mounts/{quote(mount, safe='@+=')}",
+            f"inspect mount {mount}",
+            allow=(400, 403),
+        )
+        data = info.get("data") if isinstance(info, dict) else None
+        if isinstance(data, dict):
+            kind = data.get("type")
+            version = str((data.get("options") or {}).get("version") or "1")
+            if kind not in ("kv", "generic") or version != "2":
+                raise StoreError(
+                    f"vault://{mount}: not a KV version 2 mount (type {str(kind)[:20]!r}, "
+                    f"version {version[:5]!r}); PassGeni needs KV v2 for versions and metadata"
+                )
+        self._kv2_mounts.add(mount)
+
     def prepare(self, uri: StoreURI) -> WritePlan:
+        self._check_kv2(uri)
         version, records, custom = self._records(uri, uri.key)
         current = records[0] if records and records[0].password is not None else None
         placeholder = CertificateRefs(cert_id="x", cert_url="x", standard="x", version="1")

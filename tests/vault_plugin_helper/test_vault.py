@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+import hvac
 import pytest
 
 from passgeni_core import (
@@ -295,3 +296,17 @@ def test_listing_walks_folders(openbao: OpenBaoServer, authority: Authority, uid
     plain = found[f"vault://secret/{uid}/plain#password"]
     assert plain.password == "plain-secret-value"
     assert "plain-secret-value" not in repr(plain) + str(plain)
+
+
+def test_kv_version_1_mount_is_refused_before_certification(
+    openbao: OpenBaoServer, authority: Authority, uid: str
+) -> None:
+    hv = openbao.hvac_client()
+    hv.sys.enable_secrets_engine("kv", path=f"kv1{uid}", options={"version": "1"})
+    client = authority.client()
+    before = client.audit(page_size=1).total
+    with pytest.raises(StoreError, match="not a KV version 2 mount"):
+        provision_into_store(client, open_store("vault://x/y"), f"vault://kv1{uid}/app/db", "soc2")
+    assert client.audit(page_size=1).total == before
+    with pytest.raises(hvac.exceptions.InvalidPath):  # nothing was written there
+        hv.adapter.request("LIST", f"/v1/kv1{uid}/")
