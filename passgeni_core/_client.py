@@ -600,6 +600,7 @@ class AuthorityClient:
         auth: bool = True,
         idempotent: bool = True,
         expected: tuple[int, ...] = (200, 201),
+        raw: bool = False,
     ) -> Any:
         url = self.base_url + path
         what = f"{method} {self.base_url}{path.split('?')[0]}"
@@ -647,6 +648,8 @@ class AuthorityClient:
                 raise AuthorityError(f"{what}: {type(exc).__name__}") from None
 
             status = response.status_code
+            if status in expected and raw:
+                return response.text
             if status in expected:
                 try:
                     data = response.json()
@@ -883,6 +886,65 @@ class AuthorityClient:
         return AuditPage.from_dict(
             self._object(self._request("GET", "/api/audit", params=query), "the audit page")
         )
+
+    # -- offline revocation and evidence ------------------------------------------------
+
+    def _path_of(self, uri: str) -> str:
+        """The path of ``uri`` on this authority (it may name the public issuer URL)."""
+        if not isinstance(uri, str):
+            raise InvalidRequest("a status list URI must be a string")
+        for base in (self.issuer, self.base_url):
+            if uri.startswith(base + "/"):
+                path = uri[len(base) :]
+                if "?" in path or "#" in path or ".." in path:
+                    break
+                return path
+        raise InvalidRequest(
+            f"status list {uri[:120]!r} is not served by this authority ({self.issuer})"
+        )
+
+    def status_list_uris(self) -> list[str]:
+        """``GET /status``: the URI of every signed status list of the authority."""
+        data = self._object(self._request("GET", "/status", auth=False), "the status lists")
+        uris = data.get("status_lists")
+        if not isinstance(uris, list) or not all(isinstance(u, str) for u in uris):
+            raise _bad("field 'status_lists' is missing or not a list of strings")
+        return list(uris)
+
+    def get_status_list(self, uri: str) -> str:
+        """The signed status list at ``uri`` (a certificate's ``status.status_list.uri``),
+        as the compact JWT (``typ: statuslist+jwt``). Not verified here: pass it to
+        :func:`passgeni_core.verify_status_list`.
+
+        Raises:
+            InvalidRequest: ``uri`` is not on this authority (its issuer or base URL).
+            NotFound: no such list.
+        """
+        text = self._request("GET", self._path_of(uri), auth=False, raw=True)
+        token = str(text).strip()
+        if token.count(".") != 2:
+            raise _bad("the status list is not a compact JWT")
+        return token
+
+    def signing_key_history(self) -> dict[str, Any]:
+        """``GET /api/signing-keys``: every key the authority ever signed with
+        (``keys``, a JWK Set) and when each was created and retired (``history``)."""
+        data = self._object(
+            self._request("GET", "/api/signing-keys", auth=False), "the signing keys"
+        )
+        JWKS.from_dict(data)  # raises InvalidRequest for a malformed set
+        return data
+
+    def sign_manifest(self, manifest_sha256: str) -> str:
+        """``POST /api/evidence/sign-manifest``: the authority's ES256 signature
+        (a ``passgeni-manifest+jwt`` token) over an evidence manifest's SHA-256 (hex)."""
+        data = self._object(
+            self._request(
+                "POST", "/api/evidence/sign-manifest", body={"manifest_sha256": manifest_sha256}
+            ),
+            "the manifest signature",
+        )
+        return _str(data, "token")
 
     def iter_audit(self, **filters: Any) -> Iterator[CertificateRecord]:
         """Every certificate matching the :meth:`audit` filters, page after page."""

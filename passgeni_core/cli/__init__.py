@@ -26,7 +26,7 @@ from .._errors import (
     PassgeniError,
     StoreUnavailable,
 )
-from . import _basic, _remote, _rotate, _stores_cmds
+from . import _auditor, _basic, _remote, _rotate, _stores_cmds
 
 __all__ = ["EXIT_INVALID", "EXIT_OK", "EXIT_UNAVAILABLE", "EXIT_USAGE", "exit_code_for", "main"]
 
@@ -42,6 +42,7 @@ _COMMAND_MODULES: list[Callable[[Any], None]] = [
     _remote.register,
     _stores_cmds.register,  # after _remote: adds --store to its provision
     _rotate.register,
+    _auditor.register,  # policy, registry, evidence, status-list
 ]
 
 #: Entry-point group of plugin commands (e.g. ``authority`` from passgeni[authority]).

@@ -230,6 +230,8 @@ def cmd_verify(args: argparse.Namespace) -> int:
         raise InvalidRequest("nothing to verify: give a token, a certificate URL or an id")
     record: CertificateRecord | None = None
     cert: Certificate
+    jwks: JWKS
+    issuer: str
     split = None if _looks_like_token(raw) else _split_cert_url(raw)
     if split is not None:
         # The URL names its authority; the issuer must then be that same base URL.
@@ -243,18 +245,20 @@ def cmd_verify(args: argparse.Namespace) -> int:
             raise InvalidToken(f"the authority returned certificate {cert.cert_id}, not {cert_id}")
     elif _looks_like_token(raw) and args.jwks and not args.online:
         config = _config(args)
-        issuer = config.issuer or config.url
-        if not issuer:
+        expected = config.issuer or config.url
+        if not expected:
             raise InvalidRequest(
                 "give the expected issuer with --issuer (or set PASSGENI_ISSUER or PASSGENI_URL)"
             )
-        cert = _verify(raw, _jwks_from_file(args.jwks), issuer, args.at_issuance)
+        issuer = expected
+        jwks = _jwks_from_file(args.jwks)
+        cert = _verify(raw, jwks, issuer, args.at_issuance)
     else:
         with connect(_config(args)) as client:
+            issuer = client.issuer
             if _looks_like_token(raw):
-                cert = _verify(
-                    raw, _client_jwks(client, args.jwks), client.issuer, args.at_issuance
-                )
+                jwks = _client_jwks(client, args.jwks)
+                cert = _verify(raw, jwks, client.issuer, args.at_issuance)
                 if args.online:
                     record = client.get_certificate(cert.cert_id)
             else:
@@ -267,18 +271,33 @@ def cmd_verify(args: argparse.Namespace) -> int:
                     )
     if record is not None:
         _check_record(record, cert, args.at_issuance)
+    status_list = None
+    if args.status_list:
+        # Offline revocation against a cached signed list (raises CertificateRevoked).
+        from ._auditor import check_status_list_file
+
+        status_list = check_status_list_file(args.status_list, cert, jwks, issuer)
     summary = certificate_summary(cert)
     summary["status"] = record.status if record else None
     summary["checked_online"] = record is not None
     if record is not None:
         summary["revoked_at"] = record.to_dict()["revoked_at"]
         summary["revocation_reason"] = record.revocation_reason
+    if status_list is not None:
+        summary["status_list"] = {
+            "uri": status_list.uri,
+            "issued_at": status_list.issued_at.isoformat() if status_list.issued_at else None,
+            "revoked": False,
+        }
     if args.json:
         print_json(summary)
         return 0
     status = "VALID (as of issuance)" if cert.historical else "VALID"
     if record is not None:
         status += f"; authority status: {record.status}"
+    elif status_list is not None:
+        when = status_list.issued_at.isoformat() if status_list.issued_at else "?"
+        status += f"; not revoked per status list of {when}"
     else:
         status += " (offline: revocation not checked; add --online)"
     print_kv(
@@ -317,6 +336,12 @@ def register_verify_options(p: argparse.ArgumentParser) -> None:
         "--online",
         action="store_true",
         help="also ask the authority for the revocation status (exit 1 if revoked)",
+    )
+    p.add_argument(
+        "--status-list",
+        metavar="FILE",
+        help="check revocation offline against cached signed status lists "
+        "(`passgeni status-list fetch --out FILE`; exit 1 if revoked)",
     )
     p.add_argument(
         "--at-issuance",

@@ -1,0 +1,549 @@
+"""Evidence bundles: one zip an auditor checks with no account and no network.
+
+Layout (``passgeni-evidence/1``)::
+
+    manifest.json              what is in the bundle: SHA-256 and size of every file,
+                               the certificates, the status lists, the issuer, the scope
+    manifest.jwt               the authority's ES256 signature over SHA-256(manifest.json)
+                               (typ passgeni-manifest+jwt)
+    certificates/<id>.jwt      every certificate, as issued (ES256 JWT)
+    keys/jwks-history.json     every signing key the authority ever used (JWK Set + dates)
+    status/list-<n>.jwt        signed status-list snapshots (offline revocation)
+    registry/registry.csv      the credential -> certificate registry
+    policy/policy.md           the written policy
+    VERIFY.md                  how to check all of this, with the exact commands
+
+:func:`verify_bundle` checks the manifest's signature, every file's digest,
+that no file was added or removed, then each certificate (signature, issuer,
+validity at issuance, expiry and revocation as of the bundle's creation) and
+returns a verdict per certificate. Nothing is fetched.
+
+Trust anchor: the keys inside a bundle prove only that the bundle is
+internally consistent. Pin the authority with ``issuer`` and, ideally,
+``trusted_jwks`` (the authority's published keys, obtained out of band):
+every key the bundle relies on must then be one of those. Key ids are RFC 7638
+thumbprints and are re-computed, so a key cannot hide under another's id.
+
+Pure: bytes in, bytes or a report out; the CLI reads and writes files.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import io
+import json
+import re
+import zipfile
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from ._errors import InvalidRequest, InvalidToken, MalformedToken, PassgeniError, WrongIssuer
+from ._status_list import StatusList, check_revocation, verify_status_list
+from ._verify import JWKS, _parse_header, _verify_signature_with, verify_certificate_at_issuance
+
+__all__ = [
+    "BUNDLE_FORMAT",
+    "MANIFEST_TYP",
+    "BundleReport",
+    "CertificateVerdict",
+    "build_bundle",
+    "verify_bundle",
+]
+
+BUNDLE_FORMAT = "passgeni-evidence/1"
+MANIFEST_TYP = "passgeni-manifest+jwt"
+MANIFEST = "manifest.json"
+MANIFEST_SIG = "manifest.jwt"
+JWKS_FILE = "keys/jwks-history.json"
+REGISTRY_FILE = "registry/registry.csv"
+POLICY_FILE = "policy/policy.md"
+VERIFY_FILE = "VERIFY.md"
+_MAX_MEMBERS = 200_000
+_MAX_MEMBER_BYTES = 64 * 1024 * 1024
+_MAX_TOTAL_BYTES = 1024 * 1024 * 1024
+_ID_RE = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+
+
+def _iso(value: datetime | None) -> str | None:
+    return None if value is None else value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def _b64url(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
+
+
+def jwk_thumbprint(jwk: Mapping[str, Any]) -> str:
+    """RFC 7638 thumbprint of an EC public JWK (the authority's ``kid``)."""
+    required = {k: jwk[k] for k in ("crv", "kty", "x", "y")}
+    canonical = json.dumps(required, separators=(",", ":"), sort_keys=True).encode("utf-8")
+    return _b64url(hashlib.sha256(canonical).digest())
+
+
+def _unverified_payload(token: str) -> dict[str, Any]:
+    """The payload of a compact JWS, *not verified*: only to name files and pick times."""
+    try:
+        segment = token.strip().split(".")[1]
+        data = json.loads(base64.urlsafe_b64decode(segment + "=" * (-len(segment) % 4)))
+    except (IndexError, ValueError, binascii.Error, UnicodeDecodeError):
+        raise MalformedToken("not a compact JWS with a JSON payload") from None
+    if not isinstance(data, dict):
+        raise MalformedToken("the JWS payload is not a JSON object")
+    return data
+
+
+def _verify_md(issuer: str, certificates: int, lists: Sequence[str]) -> str:
+    first_list = lists[0] if lists else "status/list-0.jwt"
+    return f"""# Verifying this evidence bundle
+
+This archive was produced by `passgeni evidence` from the certificate authority
+`{issuer}`. Everything in it can be checked **offline**, with no account.
+
+## 1. One command
+
+```sh
+pip install 'passgeni'          # any machine; no network needed after this
+passgeni evidence verify bundle.zip --issuer {issuer}
+```
+
+It prints one verdict per certificate ({certificates} in this bundle) and exits 0 when the
+bundle is authentic. To pin the authority's keys too, save its published key set
+(`{issuer}/.well-known/jwks.json`, or `/api/signing-keys` for retired keys) out of band
+and add `--jwks trusted-jwks.json`: every key the bundle relies on must then be in it.
+
+## 2. What the command checks
+
+1. `manifest.jwt` is an ES256 signature by the authority (a key from
+   `{JWKS_FILE}`, whose `kid` is its RFC 7638 thumbprint) over the SHA-256 of
+   `manifest.json`, issued by `{issuer}`.
+2. Every file listed in `manifest.json` has the SHA-256 stated there, and the archive
+   holds no other file.
+3. Each `certificates/*.jwt` verifies (ES256, `kid` in the key history, issuer,
+   `cert_version` 2.0, valid at issuance); it is then reported `valid`, `expired`
+   (as of the bundle's creation) or `revoked`, the latter from the signed status list
+   it points at (`status.status_list.uri` -> `status/list-N.jwt`, IETF Token Status List).
+
+## 3. By hand
+
+```sh
+unzip bundle.zip -d bundle && cd bundle
+python3 - <<'PY'
+import hashlib, json
+m = json.load(open("manifest.json"))
+for path, info in m["files"].items():
+    ok = hashlib.sha256(open(path, "rb").read()).hexdigest() == info["sha256"]
+    print("OK " if ok else "BAD", path)
+PY
+sha256sum manifest.json   # must equal manifest_sha256 inside manifest.jwt
+passgeni verify @certificates/<id>.jwt --jwks {JWKS_FILE} --issuer {issuer} --at-issuance
+passgeni verify @certificates/<id>.jwt --jwks {JWKS_FILE} --issuer {issuer} --status-list {first_list}
+```
+
+(The last command checks revocation against the snapshot; it refuses the snapshot once
+it is past its `exp`, which `passgeni evidence verify` handles by checking it as of the
+bundle's creation.)
+"""
+
+
+def build_bundle(
+    *,
+    issuer: str,
+    certificates: Iterable[str],
+    jwks_history: Mapping[str, Any],
+    status_lists: Mapping[str, str],
+    registry_csv: str,
+    policy_md: bytes | str,
+    sign: Callable[[str], str],
+    created_at: datetime | None = None,
+    scopes: Sequence[str] = (),
+    since: str | None = None,
+) -> bytes:
+    """Assemble the zip (see the module docstring); ``sign`` gets SHA-256(manifest.json)
+    in hex and returns the authority's ``manifest.jwt`` (e.g. ``client.sign_manifest``).
+
+    Raises:
+        MalformedToken: a certificate is not a JWS with a usable ``jti``.
+        InvalidRequest: the JWKS history is not a JWK Set.
+        Whatever ``sign`` raises.
+    """
+    when = (created_at or datetime.now(UTC)).astimezone(UTC).replace(microsecond=0)
+    JWKS.from_dict(dict(jwks_history))
+    files: dict[str, bytes] = {}
+    cert_paths: dict[str, str] = {}
+    for token in certificates:
+        token = token.strip()
+        jti = _unverified_payload(token).get("jti")
+        if not isinstance(jti, str) or not _ID_RE.match(jti):
+            raise MalformedToken("a certificate has no usable 'jti'")
+        path = f"certificates/{jti}.jwt"
+        files[path] = (token + "\n").encode("ascii")
+        cert_paths[jti] = path
+    list_paths: dict[str, str] = {}
+    for n, (uri, token) in enumerate(sorted(status_lists.items())):
+        path = f"status/list-{n}.jwt"
+        files[path] = (token.strip() + "\n").encode("ascii")
+        list_paths[uri] = path
+    files[JWKS_FILE] = (json.dumps(dict(jwks_history), indent=2, sort_keys=True) + "\n").encode()
+    files[REGISTRY_FILE] = registry_csv.encode("utf-8")
+    files[POLICY_FILE] = policy_md.encode("utf-8") if isinstance(policy_md, str) else policy_md
+    files[VERIFY_FILE] = _verify_md(issuer, len(cert_paths), sorted(list_paths.values())).encode()
+    manifest = {
+        "format": BUNDLE_FORMAT,
+        "issuer": issuer,
+        "created_at": _iso(when),
+        "since": since,
+        "scopes": list(scopes),
+        "certificates": dict(sorted(cert_paths.items())),
+        "status_lists": list_paths,
+        "files": {
+            path: {"sha256": _sha256(data), "bytes": len(data)}
+            for path, data in sorted(files.items())
+        },
+    }
+    manifest_bytes = (json.dumps(manifest, indent=2) + "\n").encode("utf-8")
+    signature = sign(_sha256(manifest_bytes)).strip()
+    out = io.BytesIO()
+    stamp = when.timetuple()[:6]
+    with zipfile.ZipFile(out, "w", compression=zipfile.ZIP_DEFLATED) as zf:
+        for path, data in [
+            (MANIFEST, manifest_bytes),
+            (MANIFEST_SIG, (signature + "\n").encode("ascii")),
+            *sorted(files.items()),
+        ]:
+            info = zipfile.ZipInfo(path, date_time=stamp)
+            info.compress_type = zipfile.ZIP_DEFLATED
+            info.external_attr = 0o644 << 16
+            zf.writestr(info, data)
+    return out.getvalue()
+
+
+# --- verification --------------------------------------------------------------------
+
+
+@dataclass(frozen=True, kw_only=True)
+class CertificateVerdict:
+    """The verdict on one certificate of the bundle."""
+
+    cert_id: str
+    #: ``valid``, ``expired``, ``revoked`` or ``invalid``.
+    verdict: str
+    detail: str = ""
+    standard: str | None = None
+    expires_at: datetime | None = None
+    code: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "cert_id": self.cert_id,
+            "verdict": self.verdict,
+            "detail": self.detail,
+            "standard": self.standard,
+            "expires_at": _iso(self.expires_at),
+            "code": self.code,
+        }
+
+
+@dataclass(frozen=True, kw_only=True)
+class BundleReport:
+    """What :func:`verify_bundle` found. ``authentic`` is the bundle-level verdict."""
+
+    problems: tuple[str, ...]
+    verdicts: tuple[CertificateVerdict, ...]
+    issuer: str | None = None
+    created_at: datetime | None = None
+    kids: tuple[str, ...] = ()
+    pinned: bool = False
+    notes: tuple[str, ...] = field(default=())
+
+    @property
+    def authentic(self) -> bool:
+        """Signed manifest, every digest right, no file added or missing, no bad certificate."""
+        return not self.problems and all(v.verdict != "invalid" for v in self.verdicts)
+
+    def counts(self) -> dict[str, int]:
+        out: dict[str, int] = {}
+        for v in self.verdicts:
+            out[v.verdict] = out.get(v.verdict, 0) + 1
+        return out
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "authentic": self.authentic,
+            "issuer": self.issuer,
+            "created_at": _iso(self.created_at),
+            "keys": list(self.kids),
+            "keys_pinned": self.pinned,
+            "problems": list(self.problems),
+            "notes": list(self.notes),
+            "counts": self.counts(),
+            "certificates": [v.to_dict() for v in self.verdicts],
+        }
+
+
+def _read_members(data: bytes) -> dict[str, bytes]:
+    try:
+        zf = zipfile.ZipFile(io.BytesIO(data))
+    except (zipfile.BadZipFile, ValueError):
+        raise InvalidRequest("the evidence bundle is not a zip archive (or is corrupt)") from None
+    with zf:
+        infos = zf.infolist()
+        if len(infos) > _MAX_MEMBERS:
+            raise InvalidRequest("the evidence bundle has too many files")
+        total = 0
+        out: dict[str, bytes] = {}
+        for info in infos:
+            name = info.filename
+            if info.is_dir():
+                continue
+            if name.startswith("/") or "\\" in name or ".." in name.split("/"):
+                raise InvalidRequest(f"the evidence bundle holds an unsafe path {name[:100]!r}")
+            if name in out:
+                raise InvalidRequest(f"the evidence bundle holds {name[:100]!r} twice")
+            if info.file_size > _MAX_MEMBER_BYTES:
+                raise InvalidRequest(f"{name[:100]!r} in the evidence bundle is too large")
+            total += info.file_size
+            if total > _MAX_TOTAL_BYTES:
+                raise InvalidRequest("the evidence bundle is too large")
+            try:
+                with zf.open(info) as fh:
+                    content = fh.read(_MAX_MEMBER_BYTES + 1)
+            except (zipfile.BadZipFile, OSError, ValueError, EOFError) as exc:
+                # A CRC mismatch: the archive itself was altered.
+                raise InvalidRequest(
+                    f"{name[:100]!r} in the evidence bundle is corrupt ({type(exc).__name__})"
+                ) from None
+            if len(content) > _MAX_MEMBER_BYTES:
+                raise InvalidRequest(f"{name[:100]!r} in the evidence bundle is too large")
+            out[name] = content
+    return out
+
+
+def _bundle_keys(raw: bytes, problems: list[str]) -> tuple[JWKS | None, list[str]]:
+    try:
+        document = json.loads(raw)
+        keys = JWKS.from_dict(document)
+    except (ValueError, PassgeniError) as exc:
+        problems.append(f"{JWKS_FILE} is not a valid JWK Set ({type(exc).__name__})")
+        return None, []
+    kids: list[str] = []
+    for jwk in document.get("keys", []):
+        if not isinstance(jwk, dict) or jwk.get("kty") != "EC":
+            continue
+        try:
+            thumb = jwk_thumbprint(jwk)
+        except (KeyError, TypeError):
+            problems.append(f"{JWKS_FILE}: a key lacks crv/kty/x/y")
+            continue
+        if jwk.get("kid") != thumb:
+            problems.append(
+                f"{JWKS_FILE}: key {str(jwk.get('kid'))[:64]!r} is not its RFC 7638 thumbprint"
+            )
+        kids.append(str(jwk.get("kid")))
+    return keys, kids
+
+
+def verify_bundle(
+    data: bytes,
+    *,
+    issuer: str | None = None,
+    trusted_jwks: JWKS | Mapping[str, Any] | str | bytes | None = None,
+) -> BundleReport:
+    """Check an evidence bundle offline (see the module docstring).
+
+    Problems with the bundle are collected, never raised, so the report shows
+    all of them; the certificates are judged even when a file digest fails.
+
+    Raises:
+        InvalidRequest: not a zip, unsafe paths, over the size limits, a corrupt member.
+    """
+    members = _read_members(data)
+    problems: list[str] = []
+    notes: list[str] = []
+    manifest_raw = members.get(MANIFEST)
+    signature = members.get(MANIFEST_SIG)
+    if manifest_raw is None or signature is None:
+        raise InvalidRequest(f"the evidence bundle has no {MANIFEST} or {MANIFEST_SIG}")
+    try:
+        manifest = json.loads(manifest_raw)
+        if not isinstance(manifest, dict) or manifest.get("format") != BUNDLE_FORMAT:
+            raise ValueError
+        files = manifest["files"]
+        certs = manifest["certificates"]
+        lists = manifest["status_lists"]
+        if not all(isinstance(x, dict) for x in (files, certs, lists)):
+            raise ValueError
+    except (ValueError, KeyError, UnicodeDecodeError):
+        raise InvalidRequest(f"{MANIFEST} is not a {BUNDLE_FORMAT} manifest") from None
+    claimed_issuer = manifest.get("issuer")
+    expected = issuer or (claimed_issuer if isinstance(claimed_issuer, str) else None)
+    if expected is None:
+        raise InvalidRequest("the manifest names no issuer; pass --issuer")
+    if issuer is None:
+        notes.append(
+            f"issuer taken from the bundle ({expected}); pin it with --issuer for an audit"
+        )
+    created_at: datetime | None = None
+    try:
+        created_at = datetime.fromisoformat(str(manifest.get("created_at")))
+    except ValueError:
+        problems.append(f"{MANIFEST}: created_at is not an ISO 8601 time")
+
+    # Keys: the bundle's history, or the pinned set.
+    bundle_keys, kids = _bundle_keys(members.get(JWKS_FILE, b""), problems)
+    pinned = trusted_jwks is not None
+    keys: JWKS | None
+    if trusted_jwks is not None:
+        keys = JWKS.coerce(trusted_jwks)
+        missing = [k for k in kids if k not in keys]
+        if missing:
+            notes.append(
+                f"{len(missing)} key(s) of the bundle's history are not in the trusted set: "
+                + ", ".join(m[:16] for m in missing)
+            )
+    else:
+        keys = bundle_keys
+        notes.append(
+            "keys taken from the bundle (kids: "
+            + ", ".join(k[:16] for k in kids)
+            + "); compare them with the authority's published JWKS or pass --jwks"
+        )
+    if keys is None:
+        keys = JWKS({})
+
+    # 1. The manifest's signature.
+    try:
+        text = signature.decode("ascii").strip()
+        header = _parse_header(text.split(".", 1)[0])
+        if header.get("typ") != MANIFEST_TYP:
+            raise MalformedToken(f"{MANIFEST_SIG} must have typ {MANIFEST_TYP!r}")
+        _kid, payload = _verify_signature_with(text, keys)
+        if payload.get("iss") != expected:
+            raise WrongIssuer(f"{MANIFEST_SIG} was issued by {str(payload.get('iss'))[:100]!r}")
+        if payload.get("manifest_sha256") != _sha256(manifest_raw):
+            problems.append(f"{MANIFEST} does not match the digest signed in {MANIFEST_SIG}")
+    except (InvalidToken, UnicodeDecodeError) as exc:
+        detail = exc.message if isinstance(exc, PassgeniError) else "not ASCII"
+        problems.append(f"{MANIFEST_SIG} does not verify: {detail}")
+    if claimed_issuer != expected:
+        problems.append(f"{MANIFEST} names issuer {str(claimed_issuer)[:100]!r}, not {expected!r}")
+
+    # 2. Every file's digest; nothing added, nothing missing.
+    present = set(members) - {MANIFEST, MANIFEST_SIG}
+    for path in sorted(present - set(files)):
+        problems.append(f"{path} is in the archive but not in the manifest")
+    for path, info in sorted(files.items()):
+        content = members.get(path)
+        if content is None:
+            problems.append(f"{path} is listed in the manifest but missing")
+        elif not isinstance(info, dict) or info.get("sha256") != _sha256(content):
+            problems.append(f"{path} does not match its SHA-256 in the manifest")
+    for path in (JWKS_FILE, REGISTRY_FILE, POLICY_FILE, VERIFY_FILE):
+        if path not in files:
+            problems.append(f"the manifest does not list {path}")
+
+    # 3. Each certificate.
+    verified_lists: dict[str, StatusList | PassgeniError] = {}
+
+    def status_list(uri: str) -> StatusList | PassgeniError:
+        if uri not in verified_lists:
+            path = lists.get(uri)
+            content = members.get(path) if isinstance(path, str) else None
+            if content is None:
+                verified_lists[uri] = InvalidRequest(f"no snapshot of status list {uri}")
+            else:
+                try:
+                    verified_lists[uri] = verify_status_list(
+                        content, keys, issuer=expected, uri=uri, now=created_at
+                    )
+                except PassgeniError as exc:
+                    verified_lists[uri] = exc
+        return verified_lists[uri]
+
+    verdicts: list[CertificateVerdict] = []
+    for cert_id, path in sorted(certs.items()):
+        content = members.get(path) if isinstance(path, str) else None
+        if content is None:
+            verdicts.append(
+                CertificateVerdict(cert_id=cert_id, verdict="invalid", detail="file missing")
+            )
+            continue
+        try:
+            cert = verify_certificate_at_issuance(content, keys, issuer=expected)
+        except PassgeniError as exc:
+            verdicts.append(
+                CertificateVerdict(
+                    cert_id=cert_id, verdict="invalid", detail=exc.message, code=exc.code
+                )
+            )
+            continue
+        claims = cert.claims
+        base: dict[str, Any] = {
+            "standard": claims.compliance_standard,
+            "expires_at": claims.expires_at,
+        }
+        if cert.cert_id != cert_id:
+            verdicts.append(
+                CertificateVerdict(
+                    cert_id=cert_id,
+                    verdict="invalid",
+                    detail=f"the file holds certificate {cert.cert_id}",
+                    code="invalid_token",
+                    **base,
+                )
+            )
+            continue
+        revocation = "revocation not checkable offline (no status reference)"
+        if claims.status is not None:
+            lst = status_list(claims.status.uri)
+            if isinstance(lst, PassgeniError):
+                revocation = f"revocation not checkable: {lst.message}"
+            else:
+                try:
+                    check_revocation(cert, lst)
+                    revocation = f"not revoked as of {_iso(lst.issued_at)}"
+                except PassgeniError as exc:
+                    verdicts.append(
+                        CertificateVerdict(
+                            cert_id=cert_id,
+                            verdict="revoked",
+                            detail=f"{exc.message}, as of {_iso(lst.issued_at)}",
+                            code=exc.code,
+                            **base,
+                        )
+                    )
+                    continue
+        if created_at is not None and created_at >= claims.expires_at:
+            verdicts.append(
+                CertificateVerdict(
+                    cert_id=cert_id,
+                    verdict="expired",
+                    detail=f"expired {_iso(claims.expires_at)}; {revocation}",
+                    code="certificate_expired",
+                    **base,
+                )
+            )
+            continue
+        verdicts.append(
+            CertificateVerdict(
+                cert_id=cert_id,
+                verdict="valid",
+                detail=f"signature OK ({cert.kid[:12]}...); {revocation}",
+                **base,
+            )
+        )
+    return BundleReport(
+        problems=tuple(problems),
+        verdicts=tuple(verdicts),
+        issuer=expected,
+        created_at=created_at,
+        kids=tuple(kids),
+        pinned=pinned,
+        notes=tuple(notes),
+    )

@@ -1,0 +1,450 @@
+"""The auditor's toolkit: ``policy``, ``registry``, ``evidence``, ``status-list``.
+
+``passgeni policy --standards soc2,hipaa --org "Example Corp" [--format md|html|pdf] [--out FILE]``
+    the written password policy (local; no authority needed).
+
+``passgeni registry [--scope URI...] [--format csv|json|ics] [--out FILE] [--remind-days N]``
+    the credential -> certificate map from the authority's audit, plus a scan of
+    the stores under each ``--scope``; ``ics`` is a calendar with one event per
+    certificate expiry and a reminder ``N`` days ahead.
+
+``passgeni evidence --out bundle.zip [--scope URI...] [--since DATE] [--standards ...] [--org ...]``
+    one zip an auditor checks offline (see ``passgeni_core/_evidence.py``);
+``passgeni evidence verify bundle.zip [--issuer URL] [--jwks FILE] [--json]``
+    checks it with no network and prints a verdict per certificate (exit 1
+    when the bundle is not authentic, or with ``--require-valid`` when a
+    certificate is revoked or expired).
+
+``passgeni status-list fetch [URI...] --out FILE``
+    caches the authority's signed status lists (one JWT per line) for
+    ``passgeni verify TOKEN --jwks FILE --status-list FILE`` (no network).
+
+This module is the I/O edge: it reads and writes files and talks to the
+authority; the logic lives in ``_policy``, ``_registry`` and ``_evidence``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from .._config import connect, resolve_config
+from .._errors import InvalidRequest, MalformedToken
+from .._status_list import StatusList, check_revocation, verify_status_list
+from .._verify import JWKS, Certificate
+from ._output import print_json, print_kv, print_table
+
+__all__ = ["check_status_list_file", "read_status_list_file", "register"]
+
+
+def _connection(args: argparse.Namespace) -> Any:
+    return resolve_config(
+        url=getattr(args, "url", None),
+        api_key=getattr(args, "api_key", None),
+        timeout=getattr(args, "timeout", None),
+        issuer=getattr(args, "issuer", None),
+    )
+
+
+def _write(out: str | None, data: bytes, *, binary_ok: bool = False) -> None:
+    """Write to ``out`` (atomically, via a temp file beside it) or to stdout."""
+    if out is None or out == "-":
+        if not binary_ok:
+            sys.stdout.write(data.decode("utf-8"))
+        else:
+            sys.stdout.buffer.write(data)
+        sys.stdout.flush()
+        return
+    path = Path(out)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        tmp.write_bytes(data)
+        os.replace(tmp, path)
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        raise InvalidRequest(f"cannot write {out!r}: {exc.strerror}") from None
+
+
+def _read(path: str, what: str) -> bytes:
+    try:
+        return Path(path).read_bytes()
+    except OSError as exc:
+        raise InvalidRequest(f"cannot read {what} {path!r}: {exc.strerror}") from None
+
+
+def _since(value: str | None) -> datetime | None:
+    if value is None:
+        return None
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        raise InvalidRequest(f"--since must be an ISO 8601 date, got {value[:40]!r}") from None
+    return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=UTC)
+
+
+# --- status lists ----------------------------------------------------------------------
+
+
+def read_status_list_file(path: str) -> list[str]:
+    """The JWTs in a status-list file (one per line; blank lines and ``#`` comments skipped)."""
+    text = _read(path, "status list file").decode("ascii", "replace")
+    tokens = [ln.strip() for ln in text.splitlines() if ln.strip() and not ln.startswith("#")]
+    if not tokens:
+        raise InvalidRequest(f"status list file {path!r} holds no status list")
+    return tokens
+
+
+def check_status_list_file(path: str, cert: Certificate, jwks: JWKS, issuer: str) -> StatusList:
+    """Check ``cert`` against the cached list it points at, offline.
+
+    Raises:
+        InvalidRequest: the certificate has no status reference, or the file has
+            no list for its URI.
+        CertificateRevoked: the list marks it revoked (exit 1, ``certificate_revoked``).
+        CertificateExpired / BadSignature / ...: the list itself does not verify
+            (or is past its ``exp``: fetch a fresh one).
+    """
+    from .._evidence import _unverified_payload
+
+    ref = cert.claims.status
+    if ref is None:
+        raise InvalidRequest(
+            f"certificate {cert.cert_id} carries no status list reference (issued before "
+            "status lists); check it online with --online"
+        )
+    for token in read_status_list_file(path):
+        try:
+            sub = _unverified_payload(token).get("sub")
+        except MalformedToken:
+            continue
+        if sub == ref.uri:
+            lst = verify_status_list(token, jwks, issuer=issuer, uri=ref.uri)
+            check_revocation(cert, lst)
+            return lst
+    raise InvalidRequest(
+        f"{path!r} has no status list {ref.uri!r}; refresh it with `passgeni status-list fetch`"
+    )
+
+
+def _cmd_status_list_fetch(args: argparse.Namespace) -> int:
+    with connect(_connection(args)) as client:
+        uris = args.uris or client.status_list_uris()
+        tokens = [client.get_status_list(uri) for uri in uris]
+        jwks = client.jwks()
+        issuer = client.issuer
+    # Verified before caching: a cache must never hold a list we could not check.
+    lists = [verify_status_list(t, jwks, issuer=issuer) for t in tokens]
+    _write(args.out, "".join(t + "\n" for t in tokens).encode("ascii"))
+    if args.out in (None, "-"):
+        return 0
+    rows = [
+        {
+            "uri": lst.uri,
+            "entries": lst.size,
+            "issued_at": lst.issued_at.isoformat() if lst.issued_at else None,
+            "revoked": sum(1 for i in range(lst.size) if lst.get(i)),
+        }
+        for lst in lists
+    ]
+    if args.json:
+        print_json({"out": args.out, "issuer": issuer, "status_lists": rows})
+    else:
+        print_table(
+            ["STATUS LIST", "ENTRIES", "REVOKED", "ISSUED"],
+            [(r["uri"], r["entries"], r["revoked"], r["issued_at"]) for r in rows],
+        )
+        print(f"\nwrote {len(rows)} signed status list(s) to {args.out}", file=sys.stderr)
+    return 0
+
+
+# --- policy -----------------------------------------------------------------------------
+
+
+def _cmd_policy(args: argparse.Namespace) -> int:
+    from .._policy import render_policy
+
+    fmt = args.format
+    if fmt is None:
+        suffix = Path(args.out).suffix.lower().lstrip(".") if args.out else ""
+        fmt = {"markdown": "md", "htm": "html"}.get(suffix, suffix)
+        fmt = fmt if fmt in ("md", "html", "pdf") else "md"
+    if fmt == "pdf" and args.out in (None, "-") and sys.stdout.isatty():
+        raise InvalidRequest("a PDF is binary: give --out FILE (or redirect stdout)")
+    data = render_policy(args.standards, args.org, fmt=fmt, owner=args.owner)
+    _write(args.out, data, binary_ok=True)
+    if args.out not in (None, "-"):
+        print(f"wrote {fmt} policy ({len(data)} bytes) to {args.out}", file=sys.stderr)
+    return 0
+
+
+# --- registry ---------------------------------------------------------------------------
+
+
+def _gather(args: argparse.Namespace, client: Any) -> tuple[list[Any], Any]:
+    """The audit's certificates (``--since``) and a scan of ``--scope`` (or None)."""
+    from .._scan import scan
+    from .._stores import parse_store_uri
+
+    since = _since(getattr(args, "since", None))
+    records = list(client.iter_audit(since=since, page_size=500))
+    coverage = None
+    if args.scope:
+        uris = [parse_store_uri(u, allow_prefix=True) for u in args.scope]
+        coverage = scan(client, uris)
+    return records, coverage
+
+
+def _cmd_registry(args: argparse.Namespace) -> int:
+    from .._registry import build_registry
+
+    fmt = args.format
+    if fmt is None:
+        suffix = Path(args.out).suffix.lower().lstrip(".") if args.out else ""
+        fmt = suffix if suffix in ("csv", "json", "ics") else "csv"
+    if args.scope:
+        from .._stores import parse_store_uri
+
+        for uri in args.scope:  # fail on a malformed URI before any connection
+            parse_store_uri(uri, allow_prefix=True)
+    with connect(_connection(args)) as client:
+        records, coverage = _gather(args, client)
+        registry = build_registry(
+            records,
+            coverage,
+            remind_days=args.remind_days,
+            issuer=client.issuer,
+            scopes=args.scope or (),
+        )
+    if fmt == "json":
+        import json
+
+        data = (json.dumps(registry.to_dict(), indent=2) + "\n").encode("utf-8")
+    elif fmt == "ics":
+        data = registry.to_ics()
+    else:
+        data = registry.to_csv().encode("utf-8")
+    _write(args.out, data)
+    if args.out not in (None, "-"):
+        counts = registry.to_dict()["counts"]
+        summary = ", ".join(f"{v} {k}" for k, v in sorted(counts.items())) or "empty"
+        print(
+            f"wrote {fmt} registry of {len(registry.entries)} entr"
+            f"{'y' if len(registry.entries) == 1 else 'ies'} ({summary}) to {args.out}",
+            file=sys.stderr,
+        )
+    return 0
+
+
+# --- evidence ---------------------------------------------------------------------------
+
+
+def _cmd_evidence(args: argparse.Namespace) -> int:
+    if getattr(args, "evidence_command", None) == "verify":
+        return _cmd_evidence_verify(args)
+    if not args.out:
+        raise InvalidRequest("give --out bundle.zip (or `passgeni evidence verify bundle.zip`)")
+    from .._evidence import _unverified_payload, build_bundle
+    from .._policy import render_policy
+    from .._registry import build_registry
+
+    if args.scope:
+        from .._stores import parse_store_uri
+
+        for uri in args.scope:
+            parse_store_uri(uri, allow_prefix=True)
+    with connect(_connection(args)) as client:
+        records, coverage = _gather(args, client)
+        if args.scope:
+            found = {e.cert_id for e in coverage.entries if e.cert_id} if coverage else set()
+            prefixes = [u.rstrip("/") for u in args.scope]
+
+            def in_scope(r: Any) -> bool:
+                if r.cert_id in found:
+                    return True
+                t = r.target
+                where = f"{t.system}://{t.path}" if t else ""
+                return any(where.startswith(p) for p in prefixes)
+
+            records = [r for r in records if in_scope(r)]
+        registry = build_registry(records, coverage, issuer=client.issuer, scopes=args.scope or ())
+        uris: set[str] = set()
+        for r in records:
+            status = _unverified_payload(r.token).get("status")
+            sl = status.get("status_list") if isinstance(status, dict) else None
+            if isinstance(sl, dict) and isinstance(sl.get("uri"), str):
+                uris.add(sl["uri"])
+        lists = {uri: client.get_status_list(uri) for uri in sorted(uris)}
+        history = client.signing_key_history()
+        standards = args.standards or sorted({r.compliance_standard for r in records}) or ["soc2"]
+        policy = render_policy(standards, args.org, fmt="md")
+        bundle = build_bundle(
+            issuer=client.issuer,
+            certificates=[r.token for r in records],
+            jwks_history=history,
+            status_lists=lists,
+            registry_csv=registry.to_csv(),
+            policy_md=policy,
+            sign=client.sign_manifest,
+            scopes=args.scope or (),
+            since=args.since,
+        )
+    _write(args.out, bundle, binary_ok=True)
+    summary = {
+        "out": args.out,
+        "bytes": len(bundle),
+        "certificates": len(records),
+        "status_lists": len(lists),
+        "signing_keys": len(history.get("keys", [])),
+        "registry_entries": len(registry.entries),
+        "verify": f"passgeni evidence verify {args.out}",
+    }
+    if args.json:
+        print_json(summary)
+    else:
+        print_kv([(k.replace("_", " "), v) for k, v in summary.items()])
+    return 0
+
+
+def _cmd_evidence_verify(args: argparse.Namespace) -> int:
+    from .._evidence import verify_bundle
+
+    trusted = None
+    if args.jwks:
+        trusted = JWKS.from_dict(_read(args.jwks, "JWKS file").decode("utf-8", "replace"))
+    report = verify_bundle(
+        _read(args.bundle, "evidence bundle"), issuer=args.issuer, trusted_jwks=trusted
+    )
+    failing = not report.authentic or (
+        args.require_valid and any(v.verdict != "valid" for v in report.verdicts)
+    )
+    if args.json:
+        print_json(report.to_dict())
+        return 1 if failing else 0
+    print_table(
+        ["CERTIFICATE", "VERDICT", "STANDARD", "EXPIRES", "DETAIL"],
+        [
+            (
+                v.cert_id,
+                v.verdict.upper(),
+                v.standard or "-",
+                v.to_dict()["expires_at"] or "-",
+                v.detail,
+            )
+            for v in report.verdicts
+        ],
+    )
+    print()
+    for problem in report.problems:
+        print(f"FAIL  {problem}")
+    for note in report.notes:
+        print(f"note  {note}")
+    counts = ", ".join(f"{n} {k}" for k, n in sorted(report.counts().items())) or "none"
+    verdict = "AUTHENTIC" if report.authentic else "NOT AUTHENTIC"
+    print(
+        f"\nbundle {args.bundle}: {verdict} (issuer {report.issuer}, created "
+        f"{report.to_dict()['created_at']}); certificates: {counts}"
+    )
+    return 1 if failing else 0
+
+
+# --- registration -----------------------------------------------------------------------
+
+
+def _days(value: str) -> int:
+    try:
+        number = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {value[:20]!r}") from None
+    if not 0 <= number <= 3650:
+        raise argparse.ArgumentTypeError("must be between 0 and 3650")
+    return number
+
+
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    from ._remote import add_connection_options
+
+    p = sub.add_parser(
+        "policy",
+        help="write the password policy document for chosen standards (md, html, pdf)",
+        description=(
+            "Scope, each standard's requirement with its citation and honesty note, generation "
+            "rules, rotation schedule, certificate handling, revocation and review cadence."
+        ),
+    )
+    p.add_argument(
+        "--standards",
+        required=True,
+        metavar="IDS",
+        help="comma-separated preset ids, e.g. soc2,hipaa",
+    )
+    p.add_argument("--org", required=True, help="the organisation's name")
+    p.add_argument("--owner", help="the policy owner (default: Head of Information Security)")
+    p.add_argument(
+        "--format", choices=["md", "html", "pdf"], help="default: from --out's suffix, else md"
+    )
+    p.add_argument("--out", metavar="FILE", help="write here (default: stdout)")
+    p.set_defaults(handler=_cmd_policy)
+
+    p = sub.add_parser(
+        "registry",
+        help="credential -> certificate registry: CSV, JSON or an .ics expiry calendar",
+    )
+    p.add_argument(
+        "--scope",
+        nargs="+",
+        metavar="URI",
+        help="also scan these stores (vault://MOUNT[/PREFIX], aws-sm://[PREFIX], k8s://NS)",
+    )
+    p.add_argument("--since", metavar="DATE", help="only certificates issued since (ISO 8601)")
+    p.add_argument(
+        "--format", choices=["csv", "json", "ics"], help="default: from --out's suffix, else csv"
+    )
+    p.add_argument("--out", metavar="FILE", help="write here (default: stdout)")
+    p.add_argument(
+        "--remind-days",
+        type=_days,
+        default=30,
+        metavar="N",
+        help="calendar reminder N days before each expiry (default 30)",
+    )
+    add_connection_options(p)
+    p.set_defaults(handler=_cmd_registry)
+
+    p = sub.add_parser(
+        "evidence",
+        help="write an evidence bundle an auditor verifies offline; `evidence verify` checks one",
+    )
+    p.add_argument("--out", metavar="FILE", help="the bundle to write, e.g. bundle.zip")
+    p.add_argument("--scope", nargs="+", metavar="URI", help="stores to scan and restrict to")
+    p.add_argument("--since", metavar="DATE", help="only certificates issued since (ISO 8601)")
+    p.add_argument("--standards", metavar="IDS", help="policy standards (default: those certified)")
+    p.add_argument("--org", default="The organisation", help="organisation name for the policy")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    add_connection_options(p)
+    p.set_defaults(handler=_cmd_evidence)
+    evsub = p.add_subparsers(dest="evidence_command", metavar="verify")
+    v = evsub.add_parser("verify", help="check a bundle offline; a verdict per certificate")
+    v.add_argument("bundle", metavar="BUNDLE.zip")
+    v.add_argument("--issuer", help="the authority you expect (default: the bundle's, noted)")
+    v.add_argument("--jwks", metavar="FILE", help="trusted keys: the bundle must use only these")
+    v.add_argument(
+        "--require-valid",
+        action="store_true",
+        help="exit 1 when any certificate is revoked or expired, too",
+    )
+    v.add_argument("--json", action="store_true", help="machine-readable output")
+    v.set_defaults(handler=_cmd_evidence)
+
+    p = sub.add_parser("status-list", help="signed revocation status lists (offline revocation)")
+    ssub = p.add_subparsers(dest="status_list_command", metavar="fetch")
+    ssub.required = True
+    f = ssub.add_parser("fetch", help="cache the authority's signed status lists in a file")
+    f.add_argument("uris", nargs="*", metavar="URI", help="lists to fetch (default: all)")
+    f.add_argument("--out", metavar="FILE", help="write here, one JWT per line (default: stdout)")
+    f.add_argument("--json", action="store_true", help="machine-readable summary")
+    add_connection_options(f)
+    f.set_defaults(handler=_cmd_status_list_fetch)
