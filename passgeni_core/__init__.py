@@ -113,6 +113,12 @@ _EXPORTS: dict[str, tuple[str, ...]] = {
         "WrongIssuer",
         "error_for_code",
     ),
+    "._evidence": (
+        "BundleReport",
+        "CertificateVerdict",
+        "build_bundle",
+        "verify_bundle",
+    ),
     "._generator": (
         "GeneratedPassword",
         "generate",
@@ -125,6 +131,10 @@ _EXPORTS: dict[str, tuple[str, ...]] = {
         "CharacterPool",
         "GenerationParameters",
     ),
+    "._policy": (
+        "ROTATION",
+        "render_policy",
+    ),
     "._presets": (
         "CLASS_NAMES",
         "MAPPING_VERSION",
@@ -136,6 +146,11 @@ _EXPORTS: dict[str, tuple[str, ...]] = {
         "ProvisionResult",
         "certify",
         "provision",
+    ),
+    "._registry": (
+        "Registry",
+        "RegistryEntry",
+        "build_registry",
     ),
     "._scan": (
         "CoverageEntry",
@@ -399,6 +414,10 @@ if TYPE_CHECKING:
     from ._errors import (
         error_for_code as error_for_code,
     )
+    from ._evidence import BundleReport as BundleReport
+    from ._evidence import CertificateVerdict as CertificateVerdict
+    from ._evidence import build_bundle as build_bundle
+    from ._evidence import verify_bundle as verify_bundle
     from ._generator import (
         GeneratedPassword as GeneratedPassword,
     )
@@ -423,6 +442,8 @@ if TYPE_CHECKING:
     from ._params import (
         GenerationParameters as GenerationParameters,
     )
+    from ._policy import ROTATION as ROTATION
+    from ._policy import render_policy as render_policy
     from ._presets import (
         CLASS_NAMES as CLASS_NAMES,
     )
@@ -447,6 +468,9 @@ if TYPE_CHECKING:
     from ._provision import (
         provision as provision,
     )
+    from ._registry import Registry as Registry
+    from ._registry import RegistryEntry as RegistryEntry
+    from ._registry import build_registry as build_registry
     from ._scan import CoverageEntry as CoverageEntry
     from ._scan import CoverageReport as CoverageReport
     from ._scan import scan as scan
