@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import os
 import uuid
 from collections.abc import Iterator, Mapping
@@ -96,6 +97,49 @@ def validate_tag(key: str, value: str, *, where: str) -> None:
             f"{where}: tag {key!r} value holds {shown!r}; AWS allows only letters, digits, spaces "
             "and + - = . _ : / @"
         )
+
+
+class _RedactSecretBodies(logging.Filter):
+    """botocore logs request and response bodies at DEBUG; ours carry passwords.
+
+    Installed on the botocore loggers that print bodies, it rewrites any record
+    mentioning a ``SecretString`` (or a binding key field) to a fixed note, so
+    turning on DEBUG logging never writes a credential to a log.
+    """
+
+    MARKERS = ("SecretString", "passgeni-binding-key", "SecretBinary")
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        try:
+            text = record.getMessage()
+        except Exception:
+            text = str(record.msg)
+        if any(marker in text for marker in self.MARKERS):
+            record.msg = "[passgeni: a botocore message carrying secret values was redacted]"
+            record.args = ()
+        return True
+
+
+_REDACTOR = _RedactSecretBodies()
+_BODY_LOGGERS = (
+    "botocore.endpoint",
+    "botocore.parsers",
+    "botocore.hooks",
+    "botocore.auth",
+    "botocore.httpchecksum",
+    "botocore.retryhandler",
+    "botocore.awsrequest",
+)
+
+
+def _install_redaction() -> None:
+    for name in _BODY_LOGGERS:
+        logger = logging.getLogger(name)
+        if _REDACTOR not in logger.filters:
+            logger.addFilter(_REDACTOR)
+
+
+_install_redaction()
 
 
 class SecretsManagerStore:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Iterator
 from typing import Any
 
@@ -214,3 +215,17 @@ def test_store_hangs_after_certification(own_moto: MotoServer, authority: Author
     done = provision_into_store(client, store, "aws-sm://svc/api", "soc2", rotate=True)
     version_id, value = current(sm, "svc/api")
     assert version_id == done.version and value["password.passgeni-cert-id"] == done.cert_id
+
+
+def test_debug_logging_never_shows_a_password(
+    authority: Authority, uid: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    client = authority.client()
+    store = open_store("aws-sm://")
+    result = provision_into_store(client, store, f"aws-sm://log/{uid}", "soc2")
+    again = provision_into_store(client, store, f"aws-sm://log/{uid}", "soc2")  # reads it back
+    assert again.outcome == "unchanged" and result.credential is not None
+    assert "botocore" in caplog.text  # botocore did log at DEBUG
+    assert result.credential.password not in caplog.text
+    assert json.dumps(result.credential.password)[1:-1] not in caplog.text
