@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 from pathlib import Path
 from typing import Any
 
@@ -310,3 +311,19 @@ def test_kv_version_1_mount_is_refused_before_certification(
     assert client.audit(page_size=1).total == before
     with pytest.raises(hvac.exceptions.InvalidPath):  # nothing was written there
         hv.adapter.request("LIST", f"/v1/kv1{uid}/")
+
+
+def test_debug_logging_never_shows_a_secret(
+    openbao: OpenBaoServer, authority: Authority, uid: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    client = authority.client()
+    store = open_store("vault://secret")
+    result = provision_into_store(client, store, f"vault://secret/{uid}/log", "soc2")
+    assert provision_into_store(client, store, f"vault://secret/{uid}/log", "soc2").outcome == (
+        "unchanged"
+    )
+    assert "urllib3" in caplog.text or "127.0.0.1" in caplog.text
+    assert result.credential is not None
+    for secret in (result.credential.password, openbao.token):
+        assert secret not in caplog.text
