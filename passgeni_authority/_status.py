@@ -163,7 +163,7 @@ def status_list_token(service: AuthorityService, list_id: str | int) -> str:
 
 def jwks_history(service: AuthorityService) -> dict[str, Any]:
     """Every signing key ever used: ``{"keys": [JWK...], "history": [{kid, created_at,
-    retired_at}]}``, newest first. Public data only. Raises AuthorityUnavailable."""
+    retired_at}]}``, the active key first. Public data only. Raises AuthorityUnavailable."""
     with service._tx() as conn:
         rows = conn.execute(
             select(
@@ -171,7 +171,13 @@ def jwks_history(service: AuthorityService) -> dict[str, Any]:
                 signing_keys.c.public_jwk,
                 signing_keys.c.created_at,
                 signing_keys.c.retired_at,
-            ).order_by(signing_keys.c.created_at.desc(), signing_keys.c.kid)
+            ).order_by(
+                # The active key first, then the most recently retired.
+                signing_keys.c.retired_at.is_not(None),
+                signing_keys.c.retired_at.desc(),
+                signing_keys.c.created_at.desc(),
+                signing_keys.c.kid,
+            )
         ).all()
     return {
         "keys": [json.loads(r.public_jwk) for r in rows],
