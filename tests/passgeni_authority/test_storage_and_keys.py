@@ -187,3 +187,19 @@ def test_state_dir_permissions_keep_the_key_private(tmp_path: Path):
     keys_dir = tmp_path / "state" / "keys"
     assert stat.S_IMODE(keys_dir.stat().st_mode) & 0o077 == 0
     assert os.access(keys_dir, os.R_OK)
+
+
+def test_rate_limit_bucket_survives_the_clock_going_backwards(tmp_path: Path) -> None:
+    """A clock step backwards must not lock a user out for the size of the jump."""
+    from passgeni_authority._db import metadata
+    from passgeni_authority._ratelimit import gcra
+
+    engine = create_engine(f"sqlite:///{tmp_path / 'rl.db'}")
+    metadata.create_all(engine)
+    with engine.begin() as conn:
+        now = 2_000_000_000.0
+        for _ in range(5):
+            assert gcra(conn, "u", burst=5, rate=1.0, now=now) is None
+        assert gcra(conn, "u", burst=5, rate=1.0, now=now) is not None  # burst spent
+        earlier = now - 365 * 86400  # the clock steps back a year
+        assert gcra(conn, "u", burst=5, rate=1.0, now=earlier) is None
