@@ -198,6 +198,21 @@ def _gather(args: argparse.Namespace, client: Any) -> tuple[list[Any], Any]:
     return records, coverage
 
 
+def _check_scopes(scopes: list[str] | None) -> None:
+    """Fail on a malformed URI or a scheme with no backend before any connection."""
+    from .._errors import UnknownStoreScheme
+    from .._stores import available_schemes, parse_store_uri
+
+    for uri in scopes or ():
+        parsed = parse_store_uri(uri, allow_prefix=True)
+        installed = available_schemes()
+        if parsed.scheme not in installed:
+            raise UnknownStoreScheme(
+                f"no secret store backend is installed for {parsed.scheme!r}:// "
+                f"(installed: {', '.join(sorted(installed)) or 'none'})"
+            )
+
+
 def _cmd_registry(args: argparse.Namespace) -> int:
     from .._registry import build_registry
 
@@ -205,11 +220,7 @@ def _cmd_registry(args: argparse.Namespace) -> int:
     if fmt is None:
         suffix = Path(args.out).suffix.lower().lstrip(".") if args.out else ""
         fmt = suffix if suffix in ("csv", "json", "ics") else "csv"
-    if args.scope:
-        from .._stores import parse_store_uri
-
-        for uri in args.scope:  # fail on a malformed URI before any connection
-            parse_store_uri(uri, allow_prefix=True)
+    _check_scopes(args.scope)
     with connect(_connection(args)) as client:
         records, coverage = _gather(args, client)
         registry = build_registry(
@@ -251,11 +262,7 @@ def _cmd_evidence(args: argparse.Namespace) -> int:
     from .._policy import render_policy
     from .._registry import build_registry
 
-    if args.scope:
-        from .._stores import parse_store_uri
-
-        for uri in args.scope:
-            parse_store_uri(uri, allow_prefix=True)
+    _check_scopes(args.scope)
     with connect(_connection(args)) as client:
         records, coverage = _gather(args, client)
         if args.scope:
