@@ -14,8 +14,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from passgeni_core._errors import InvalidParameters, InvalidRequest, InvalidStoreURI
+from passgeni_core._errors import InvalidParameters, InvalidRequest
 from passgeni_core._params import GenerationParameters
+from passgeni_core._store_uri import parse_store_uri
 
 __all__ = ["KNOWN_KEYS", "MAX_STDIN", "Query", "parse_query"]
 
@@ -44,9 +45,6 @@ KNOWN_KEYS = frozenset(
 _INT = re.compile(r"[0-9]{1,6}")
 _TRUE = {"true", "1"}
 _FALSE = {"false", "0"}
-# scheme "://" location ["#" key]: the shape only; the store backend's parser
-# (passgeni_core._stores.parse_store_uri) checks the full grammar once loaded.
-_URI_SHAPE = re.compile(r"[a-z][a-z0-9+.-]{0,31}://[\x21-\x7e]+")
 _MAX_KEEPER = 100
 
 
@@ -190,11 +188,9 @@ def parse_query(data: Mapping[str, str]) -> Query:
     parameters = GenerationParameters.for_preset(preset, **options)
 
     destination = _opt(data, "destination")
-    if destination is not None and not _URI_SHAPE.fullmatch(destination):
-        raise InvalidStoreURI(
-            f"invalid destination {_shown(destination)}: expected vault://MOUNT/PATH#KEY, "
-            "aws-sm://NAME#KEY or k8s://NAMESPACE/NAME#KEY"
-        )
+    if destination is not None:
+        # The full grammar, from a light module: no network library is loaded yet.
+        parse_store_uri(destination)
     mode_text = _opt(data, "mode") or ("store" if destination else "return")
     if mode_text not in ("store", "return"):
         raise _bad(f'mode must be "store" or "return", got {_shown(mode_text)}')

@@ -13,7 +13,8 @@ from passgeni_core._binding import encode_binding_key
 from passgeni_core._config import connect, resolve_config
 from passgeni_core._provision import provision
 from passgeni_core._rotation import RotationResult, ensure_rotated
-from passgeni_core._stores import open_store, parse_store_uri
+from passgeni_core._store_uri import parse_store_uri
+from passgeni_core._stores import open_store
 
 from ._query import Query
 
