@@ -153,6 +153,7 @@ _EXPORTS: dict[str, tuple[str, ...]] = {
         "build_registry",
     ),
     "._scan": (
+        "assess",
         "CoverageEntry",
         "CoverageReport",
         "scan",
@@ -473,6 +474,7 @@ if TYPE_CHECKING:
     from ._registry import build_registry as build_registry
     from ._scan import CoverageEntry as CoverageEntry
     from ._scan import CoverageReport as CoverageReport
+    from ._scan import assess as assess
     from ._scan import scan as scan
     from ._standards import (
         check_preset as check_preset,

@@ -340,12 +340,6 @@ def _generate_only(params, parameters, check_mode):
 def _store_api(name):
     """A function of the core's store API (``open_store``, ``provision_into_store``...)."""
     found = getattr(core, name, None)
-    if found is None and name == 'assess':
-        # The coverage assessment of one stored credential is not exported by the core (yet).
-        try:
-            from passgeni_core._scan import assess as found
-        except ImportError:
-            found = None
     if found is None:
         raise PassgeniFailure(
             'this version of the passgeni library has no store support (%s); upgrade passgeni' % name,
