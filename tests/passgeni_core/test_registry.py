@@ -123,7 +123,8 @@ def test_registry_without_scope_lists_the_audit(
 def test_registry_argument_errors(capsys: pytest.CaptureFixture[str]) -> None:
     code, _, err = run(capsys, "registry", "--scope", "nosuch://x", "--url", "http://127.0.0.1:9")
     assert code == 2 and err.count("\n") == 1
-    code, _, err = run(capsys, "registry", "--remind-days", "-1")
-    assert code == 2
+    with pytest.raises(SystemExit) as exited:
+        run(capsys, "registry", "--remind-days", "-1")
+    assert exited.value.code == 2 and "between 0 and 3650" in capsys.readouterr().err
     with pytest.raises(InvalidRequest):
         build_registry([], remind_days=5000)
