@@ -361,7 +361,9 @@ class KubernetesSecretStore:
             metadata["resourceVersion"] = meta["resourceVersion"]
         return {"apiVersion": "v1", "kind": "Secret", "metadata": metadata, "data": fields}
 
-    def _apply(self, namespace: str, name: str, body: Mapping[str, Any], what: str, **kw: Any) -> Any:
+    def _apply(
+        self, namespace: str, name: str, body: Mapping[str, Any], what: str, **kw: Any
+    ) -> Any:
         return self._call(
             what,
             self._core.patch_namespaced_secret,
@@ -511,6 +513,30 @@ class KubernetesSecretStore:
                 if attempt == _CONFLICT_RETRIES - 1:
                     raise
 
+    def read_metadata(self, namespace: str, name: str) -> dict[str, Any] | None:
+        """The Secret's ``metadata`` only (never its data), or None when it does not exist."""
+        obj = self._get(namespace, name)
+        return None if obj is None else self._meta(obj)
+
+    def merge_annotations(
+        self, namespace: str, name: str, changes: Mapping[str, str | None]
+    ) -> None:
+        """Set (or, with ``None``, remove) annotations with a JSON merge patch.
+
+        For annotations other parties own (e.g. removing a user's
+        ``passgeni.ai/rotate`` request), where server-side apply, which only
+        manages our own fields, cannot help. Never used for credentials.
+        """
+        self._call(
+            f"annotate Secret {namespace}/{name}",
+            self._core.patch_namespaced_secret,
+            name,
+            namespace,
+            {"metadata": {"annotations": dict(changes)}},
+            _content_type="application/merge-patch+json",
+            _preload_content=False,
+        )
+
     def list(self, prefix: StoreURI) -> Iterator[StoredCredential]:
         only_key = prefix.key if prefix.explicit_key else None
         parts = prefix.parts
@@ -536,7 +562,9 @@ class KubernetesSecretStore:
             )
             page = self._json(response, f"list Secrets in {namespace}")
             items = page.get("items")
-            found.extend(i for i in (items if isinstance(items, list) else []) if isinstance(i, dict))
+            found.extend(
+                i for i in (items if isinstance(items, list) else []) if isinstance(i, dict)
+            )
             meta = page.get("metadata") if isinstance(page.get("metadata"), dict) else {}
             token = meta.get("continue") or None
             if not token:

@@ -63,6 +63,7 @@ def passgeni_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, authority: Aut
     monkeypatch.setenv("PASSGENI_ISSUER", authority.issuer)
     monkeypatch.delenv("PASSGENI_TIMEOUT", raising=False)
 
+
 KUBECONFIG_TEMPLATE = """\
 apiVersion: v1
 kind: Config

@@ -111,7 +111,9 @@ def test_other_data_keys_labels_and_annotations_are_kept(
     assert secret["data"]["db_password.passgeni-cert-id"] == second.cert_id
     assert secret["annotations"]["passgeni.ai/cert-id"] == second.cert_id
     assert secret["annotations"]["passgeni.ai/standard"] == "pci-dss"
-    listed = {str(c.uri): c for c in store.list(parse_store_uri(f"k8s://{namespace}", allow_prefix=True))}
+    listed = {
+        str(c.uri): c for c in store.list(parse_store_uri(f"k8s://{namespace}", allow_prefix=True))
+    }
     assert set(listed) == {
         f"k8s://{namespace}/app#api_token",
         f"k8s://{namespace}/app#db_password",
