@@ -30,7 +30,7 @@ lint: $(STAMP)
 	$(VENV)/bin/ruff format --check passgeni_core
 
 typecheck: $(STAMP)
-	$(VENV)/bin/mypy passgeni_core passgeni_authority terraform_external
+	$(VENV)/bin/mypy passgeni_core passgeni_authority terraform_external k8s_operator_hooks
 
 contracts: $(STAMP)
 	$(VENV)/bin/lint-imports
