@@ -63,13 +63,13 @@ def load_configuration(
         return configuration
 
     def in_cluster_config() -> Any:
-        loader = incluster_config.InClusterConfigLoader(
+        loader = incluster_config.InClusterConfigLoader(  # type: ignore[no-untyped-call]
             token_filename=incluster_config.SERVICE_TOKEN_FILENAME,
             cert_filename=incluster_config.SERVICE_CERT_FILENAME,
             environ=env,
         )
         try:
-            loader.load_and_set(configuration)
+            loader.load_and_set(configuration)  # type: ignore[no-untyped-call]
         except ConfigException as exc:
             raise StoreError(
                 f"in-cluster Kubernetes configuration failed: {' '.join(str(exc).split())[:200]}"
@@ -89,7 +89,7 @@ def load_configuration(
             path = str(default)
     if path is not None:
         try:
-            kube_config.load_kube_config(
+            kube_config.load_kube_config(  # type: ignore[no-untyped-call]
                 config_file=path,
                 context=context,
                 client_configuration=configuration,

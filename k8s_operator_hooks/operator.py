@@ -295,12 +295,12 @@ class _Runtime:
             yield
 
 
-def _guard(body: Mapping[str, Any], action: Callable[[], _T]) -> _T:
+def _guard(body: kopf.Body, action: Callable[[], _T]) -> _T:
     """Run ``action`` mapping failures to kopf's permanent and temporary errors."""
     try:
         return action()
     except _Permanent as exc:
-        kopf.event(dict(body), type="Warning", reason=exc.reason, message=exc.message[:1000])
+        kopf.event(body, type="Warning", reason=exc.reason, message=exc.message[:1000])
         raise kopf.PermanentError(exc.message) from None
     except (StoreUnavailable, AuthorityUnavailable, StoreConflict) as exc:
         raise kopf.TemporaryError(exc.message, delay=_TEMPORARY_DELAY) from None
@@ -310,7 +310,7 @@ def _guard(body: Mapping[str, Any], action: Callable[[], _T]) -> _T:
             exc.message, delay=float(delay) if delay else _SLOW_DELAY
         ) from None
     except PassgeniError as exc:
-        kopf.event(dict(body), type="Warning", reason="PassgeniError", message=exc.message[:1000])
+        kopf.event(body, type="Warning", reason="PassgeniError", message=exc.message[:1000])
         raise kopf.TemporaryError(exc.message, delay=_SLOW_DELAY) from None
 
 
@@ -318,7 +318,7 @@ def _label(request: _Request, key: str) -> str:
     return f"k8s:{request.namespace}/{request.name}#{key}"
 
 
-def _report(body: Mapping[str, Any], key: str, result: StoreResult, logger: Any) -> None:
+def _report(body: kopf.Body, key: str, result: StoreResult, logger: Any) -> None:
     if result.outcome in ("unchanged",):
         return
     message = f"{key}: {result.outcome}, certificate {result.cert_id} ({result.cert_url})"
@@ -328,11 +328,11 @@ def _report(body: Mapping[str, Any], key: str, result: StoreResult, logger: Any)
     for warning in result.warnings:
         message += f"; warning: {warning}"
     reason = "Rotated" if result.outcome == "rotated" else "Provisioned"
-    kopf.event(dict(body), type="Normal", reason=reason, message=message[:1000])
+    kopf.event(body, type="Normal", reason=reason, message=message[:1000])
     logger.info(message)
 
 
-def _reconcile(runtime: _Runtime, body: Mapping[str, Any], logger: Any) -> None:
+def _reconcile(runtime: _Runtime, body: kopf.Body, logger: Any) -> None:
     """Fill in missing keys; rotate the keys ``passgeni.ai/rotate`` names, then remove it.
 
     The event's body only says which Secret to look at: its annotations are

@@ -132,6 +132,10 @@ def annotation_refs(annotations: Mapping[str, Any] | None) -> CertificateRefs | 
     return CertificateRefs.from_metadata(merged)
 
 
+def _dict(value: object) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}
+
+
 def _b64(text: str) -> str:
     return base64.b64encode(text.encode("utf-8")).decode("ascii")
 
@@ -313,14 +317,13 @@ class KubernetesSecretStore:
 
     @staticmethod
     def _meta(obj: Mapping[str, Any]) -> dict[str, Any]:
-        meta = obj.get("metadata")
-        return meta if isinstance(meta, dict) else {}
+        return _dict(obj.get("metadata"))
 
     def _records(
         self, uri: StoreURI, obj: Mapping[str, Any], only_key: str | None
     ) -> list[StoredCredential]:
         meta = self._meta(obj)
-        data = obj.get("data") if isinstance(obj.get("data"), dict) else {}
+        data = _dict(obj.get("data"))
         return stored_credentials(
             uri,
             _decode_data(data),
@@ -342,7 +345,7 @@ class KubernetesSecretStore:
         ``annotations`` replaces our annotations (None keeps the current ones).
         """
         meta = self._meta(obj)
-        current = obj.get("data") if isinstance(obj.get("data"), dict) else {}
+        current = _dict(obj.get("data"))
         fields: dict[str, str] = {}
         for key in certified_keys(_decode_data(current)):
             for name in credential_field_names(key):
@@ -350,7 +353,7 @@ class KubernetesSecretStore:
                     fields[name] = current[name]
         fields.update(data)
         if annotations is None:
-            existing = meta.get("annotations") if isinstance(meta.get("annotations"), dict) else {}
+            existing = _dict(meta.get("annotations"))
             annotations = {
                 k: v for k, v in existing.items() if k in ANNOTATION_NAMES.values() and v
             }
@@ -405,9 +408,9 @@ class KubernetesSecretStore:
         records = self._records(uri, obj, uri.key)
         current = records[0] if records and records[0].password is not None else None
         meta = self._meta(obj)
-        annotations = meta.get("annotations") if isinstance(meta.get("annotations"), dict) else {}
+        annotations = _dict(meta.get("annotations"))
         foreign = {k: v for k, v in annotations.items() if k not in ANNOTATION_NAMES.values()}
-        data = obj.get("data") if isinstance(obj.get("data"), dict) else {}
+        data = _dict(obj.get("data"))
         others = {k: v for k, v in data.items() if k not in credential_field_names(uri.key)}
         plan = WritePlan(
             uri=uri,
@@ -565,7 +568,7 @@ class KubernetesSecretStore:
             found.extend(
                 i for i in (items if isinstance(items, list) else []) if isinstance(i, dict)
             )
-            meta = page.get("metadata") if isinstance(page.get("metadata"), dict) else {}
+            meta = _dict(page.get("metadata"))
             token = meta.get("continue") or None
             if not token:
                 break
@@ -584,7 +587,7 @@ class KubernetesSecretStore:
         spelling, including ``passgeni.ai/preset``), or with the scanned key
         (default ``password``) in their data.
         """
-        data = obj.get("data") if isinstance(obj.get("data"), dict) else {}
+        data = _dict(obj.get("data"))
         if key in data or any(isinstance(n, str) and ".passgeni-" in n for n in data):
             return True
         annotations = cls._meta(obj).get("annotations")
