@@ -83,7 +83,13 @@ def main() -> int:
     with contextlib.ExitStack() as stack:
         tmp = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="passgeni-demo-")))
         step("Starting the embedded authority and local stores")
-        authority = stack.enter_context(EmbeddedAuthority(state_dir=tmp / "authority"))
+        # The served address is the issuer, so certificate URLs resolve while the demo runs.
+        port = free_port()
+        authority = stack.enter_context(
+            EmbeddedAuthority(
+                state_dir=tmp / "authority", port=port, public_url=f"http://127.0.0.1:{port}"
+            )
+        )
         bao = stack.enter_context(OpenBaoServer())
         moto = stack.enter_context(MotoServer())
         print(f"  authority  {authority.base_url}  (SQLite + ES256 key in a temp state dir)")
@@ -177,6 +183,8 @@ def main() -> int:
         )
         print(f"  JWKS: {authority.base_url}/.well-known/jwks.json")
 
+        auditor_ok = auditor_steps(authority, client, tmp, jwks_file, results[1][2].cert_id)
+
         step("Summary")
         counts = report.counts()
         print(
@@ -187,7 +195,58 @@ def main() -> int:
         print(f"  certificate page: {first.cert_url}")
         print(f"  nothing left behind: {tmp} is removed now; {time.perf_counter() - started:.1f} s")
     # The demo's own check: the drifted credential must have been caught.
-    return 0 if counts.get("drifted") == 1 else 1
+    return 0 if counts.get("drifted") == 1 and auditor_ok else 1
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def auditor_steps(authority: Any, client: Any, tmp: Path, jwks_file: Path, drifted: str) -> bool:
+    """Offline revocation (signed status list) and the auditor's evidence bundle, by CLI."""
+    from passgeni_core.cli import main as passgeni
+
+    issuer = getattr(authority, "issuer", authority.base_url)
+    env = {"PASSGENI_URL": authority.base_url, "PASSGENI_API_KEY": authority.api_key}
+    step("Offline revocation: revoke the drifted credential's certificate, cache the signed list")
+    token_file = tmp / "drifted.jwt"
+    token_file.write_text(client.get_certificate(drifted).token)
+    status_file, bundle = tmp / "status-lists.jwt", tmp / "bundle.zip"
+    with environment(**env, PASSGENI_ISSUER=issuer):
+        passgeni(["revoke", drifted, "--reason", "changed by hand in Vault"])
+        passgeni(["status-list", "fetch", "--out", str(status_file)])
+    print(
+        f"  $ passgeni verify @{token_file.name} --jwks jwks.json --status-list {status_file.name}"
+    )
+    with environment(PASSGENI_URL="http://127.0.0.1:9", PASSGENI_ISSUER=issuer):  # no network
+        code = passgeni(
+            [
+                "verify",
+                f"@{token_file}",
+                "--jwks",
+                str(jwks_file),
+                "--status-list",
+                str(status_file),
+            ]
+        )
+    print(f"  -> exit {code} (1 = revoked, checked with no network)")
+    revoked_offline = code == 1
+
+    step("Evidence bundle for the auditor, verified offline")
+    with environment(**env, PASSGENI_ISSUER=issuer):
+        passgeni(
+            ["evidence", "--out", str(bundle), "--org", "Example Corp",
+             "--scope", "vault://secret/payments", "aws-sm://payments/"]
+        )  # fmt: skip
+    with environment(PASSGENI_URL="http://127.0.0.1:9"):
+        code = passgeni(
+            ["evidence", "verify", str(bundle), "--issuer", issuer, "--jwks", str(jwks_file)]
+        )
+    return revoked_offline and code == 0
 
 
 def cert_issuer(token: str) -> str:
