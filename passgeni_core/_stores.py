@@ -742,11 +742,23 @@ def provision_into_store(
         hook("metadata")
         store.write_metadata(target_uri, refs)
     except Exception as exc:
+        # The successor is stored (the value is authoritative), so the previous
+        # certificate goes now: a re-run only completes the metadata and would
+        # never learn which certificate the replaced credential had.
+        previous_note = ""
+        if previous_cert is not None:
+            failure = _revoke_quietly(client, previous_cert, REVOKE_REASON_ROTATED)
+            previous_note = (
+                f"; the previous certificate {previous_cert} was revoked (reason: rotated)"
+                if failure is None
+                else f"; the previous certificate {previous_cert} could NOT be revoked "
+                f"({failure}): revoke it with `passgeni revoke {previous_cert} --reason rotated`"
+            )
         raise _same_class(
             exc,
             f"{target_uri}: the credential is stored (version {version}, certificate "
             f"{refs.cert_id} referenced in its value) but the metadata was not updated: "
-            f"{_one_line(exc)}; re-run the same command to complete it",
+            f"{_one_line(exc)}; re-run the same command to complete it{previous_note}",
         ) from None
 
     # 5. rotation: the old certificate goes only now that its successor is stored.
