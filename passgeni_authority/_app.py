@@ -178,6 +178,13 @@ _BATCH_SCHEMA = _body_schema(
     },
     ["items"],
 )
+_GENERATE_BATCH_SCHEMA = _body_schema(
+    {
+        **_GENERATE_SCHEMA["requestBody"]["content"]["application/json"]["schema"]["properties"],
+        "count": {"type": "integer", "minimum": 1, "maximum": 1000},
+    },
+    ["count"],
+)
 _REVOKE_SCHEMA = _body_schema(
     {"reason": {"type": "string", "minLength": 1, "maxLength": 500}}, ["reason"]
 )
@@ -275,24 +282,66 @@ def create_app(
     def ip_of(request: Request) -> str | None:
         return client_ip(request, trusted)
 
-    def principal(request: Request) -> Principal:
+    def bearer(request: Request) -> str | None:
         header = request.headers.get("authorization", "")
         scheme, _, credential = header.partition(" ")
-        key = credential.strip() if scheme.lower() == "bearer" else None
+        return credential.strip() if scheme.lower() == "bearer" else None
+
+    def endpoint_of(request: Request) -> str:
         route = request.scope.get("route")
-        endpoint = f"{request.method} {getattr(route, 'path', request.url.path)}"
-        return svc.authorize(key, ip=ip_of(request), endpoint=endpoint)
+        return f"{request.method} {getattr(route, 'path', request.url.path)}"
+
+    def principal(request: Request) -> Principal:
+        return svc.authorize(bearer(request), ip=ip_of(request), endpoint=endpoint_of(request))
+
+    async def body_or_error(request: Request) -> dict[str, Any] | PassgeniError:
+        # The hot endpoints authorise and operate in one transaction
+        # (svc.authorized): a body error is answered after authentication and
+        # the rate limits, exactly as with the Caller dependency.
+        try:
+            return await json_body(request)
+        except PassgeniError as exc:
+            return exc
 
     Caller = Annotated[Principal, Depends(principal)]
     Body = Annotated[dict[str, Any], Depends(json_body)]
+    BodyOrError = Annotated[dict[str, Any] | PassgeniError, Depends(body_or_error)]
     IP = Annotated[str | None, Depends(ip_of)]
 
     # -- API ----------------------------------------------------------------------------
 
     @app.post("/api/generate", openapi_extra=_GENERATE_SCHEMA, tags=["certificates"])
-    def generate(caller: Caller, body: Body, ip: IP) -> dict[str, Any]:
+    def generate(request: Request, body: BodyOrError, ip: IP) -> dict[str, Any]:
         """Re-validate generation parameters and open a 60 s single-use session."""
-        return svc.start_generation(caller, body, ip=ip).to_dict()
+        return svc.authorized(
+            bearer(request),
+            ip=ip,
+            endpoint=endpoint_of(request),
+            work=svc.generation_work(body),
+            generation_attempts=0 if isinstance(body, PassgeniError) else 1,
+        ).to_dict()
+
+    @app.post("/api/generate-batch", openapi_extra=_GENERATE_BATCH_SCHEMA, tags=["certificates"])
+    def generate_batch(request: Request, body: BodyOrError, ip: IP) -> dict[str, Any]:
+        """``count`` sessions with the same parameters (validated once), for batch issuance.
+
+        Each session counts as one generation attempt towards the per-IP limit.
+        """
+        count: int | PassgeniError = InvalidRequest("count must be an integer")
+        attempts = 0
+        if not isinstance(body, PassgeniError):
+            body = dict(body)
+            raw = body.pop("count", None)
+            if isinstance(raw, int) and not isinstance(raw, bool):
+                count = raw
+                attempts = max(1, min(raw, cfg.max_batch_items))
+        return svc.authorized(
+            bearer(request),
+            ip=ip,
+            endpoint=endpoint_of(request),
+            work=svc.generation_batch_work(body, count),
+            generation_attempts=attempts,
+        ).to_dict()
 
     @app.post(
         "/api/generate-certificate",
@@ -300,9 +349,14 @@ def create_app(
         openapi_extra=_REDEEM_SCHEMA,
         tags=["certificates"],
     )
-    def generate_certificate(caller: Caller, body: Body, ip: IP) -> dict[str, Any]:
+    def generate_certificate(request: Request, body: BodyOrError, ip: IP) -> dict[str, Any]:
         """Redeem a generation session for a signed certificate."""
-        return svc.issue_certificate(caller, body, ip=ip).to_dict()
+        return svc.authorized(
+            bearer(request),
+            ip=ip,
+            endpoint=endpoint_of(request),
+            work=svc.issue_work(body, ip=ip),
+        ).to_dict()
 
     @app.post(
         "/api/generate-certificates",
@@ -310,15 +364,23 @@ def create_app(
         openapi_extra=_BATCH_SCHEMA,
         tags=["certificates"],
     )
-    def generate_certificates(caller: Caller, body: Body, ip: IP) -> dict[str, Any]:
+    def generate_certificates(request: Request, body: BodyOrError, ip: IP) -> dict[str, Any]:
         """Batch issuance: many sessions, many certificates, one request."""
-        unknown = sorted(str(k)[:40] for k in body if k != "items")
-        if unknown:
-            raise InvalidRequest(f"unknown field(s): {', '.join(unknown)}")
-        items = body.get("items")
-        if not isinstance(items, list):
-            raise InvalidRequest("items must be a list")
-        results = svc.issue_certificates(caller, items, ip=ip)
+        items: list[Any] | PassgeniError
+        if isinstance(body, PassgeniError):
+            items = body
+        elif unknown := sorted(str(k)[:40] for k in body if k != "items"):
+            items = InvalidRequest(f"unknown field(s): {', '.join(unknown)}")
+        elif not isinstance(body.get("items"), list):
+            items = InvalidRequest("items must be a list")
+        else:
+            items = body["items"]
+        results = svc.authorized(
+            bearer(request),
+            ip=ip,
+            endpoint=endpoint_of(request),
+            work=svc.issue_batch_work(items, ip=ip),
+        )
         return {
             "certificates": [
                 {"error": r.to_dict()} if isinstance(r, PassgeniError) else r.to_dict()

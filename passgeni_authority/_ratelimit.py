@@ -34,15 +34,17 @@ def _insert(conn: Connection) -> Any:
     raise NotImplementedError(f"rate limits need SQLite or PostgreSQL, not {conn.dialect.name}")
 
 
-def window(conn: Connection, name: str, limit: int, period: float, now: float) -> float | None:
-    """Count one event in the current ``period``-second window of ``name``."""
+def window(
+    conn: Connection, name: str, limit: int, period: float, now: float, *, amount: int = 1
+) -> float | None:
+    """Count ``amount`` events in the current ``period``-second window of ``name``."""
     start = math.floor(now / period) * period
     end = start + period
     stmt = (
         _insert(conn)
-        .values(bucket=f"w:{name}:{int(start)}", value=1.0, expires_at=end)
+        .values(bucket=f"w:{name}:{int(start)}", value=float(amount), expires_at=end)
         .on_conflict_do_update(
-            index_elements=[buckets.c.bucket], set_={"value": buckets.c.value + 1}
+            index_elements=[buckets.c.bucket], set_={"value": buckets.c.value + amount}
         )
         .returning(buckets.c.value)
     )

@@ -17,10 +17,10 @@ import re
 import secrets
 import threading
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import Engine, and_, exists, func, insert, or_, select, text, update
 from sqlalchemy.engine import Connection, RowMapping
@@ -29,6 +29,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from passgeni_core import (
     MAPPING_VERSION,
     AuthorityError,
+    AuthorityUnavailable,
     CertificateClaims,
     EntropySource,
     GenerationParameters,
@@ -49,6 +50,7 @@ from passgeni_core import (
 )
 
 from . import _ratelimit, _status
+from ._commit import GroupCommitter, WriteLock
 from ._db import (
     api_keys,
     authority_meta,
@@ -73,6 +75,7 @@ __all__ = [
     "AuthorityService",
     "CertificateRecord",
     "CreatedApiKey",
+    "GenerationBatch",
     "GenerationTicket",
     "IssuedCertificate",
     "Principal",
@@ -80,6 +83,13 @@ __all__ = [
 ]
 
 log = logging.getLogger("passgeni_authority")
+
+_T = TypeVar("_T")
+
+
+def _db_unavailable(exc: SQLAlchemyError) -> AuthorityUnavailable:
+    return AuthorityUnavailable(f"the authority's database failed: {type(exc).__name__}")
+
 
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@+-]{0,63}$")
 _PREFIX_RE = re.compile(r"^[a-z2-7]{8}$")
@@ -224,6 +234,53 @@ class GenerationTicket:
         }
 
 
+@dataclass(frozen=True, repr=False)
+class GenerationBatch:
+    """The answer to ``POST /api/generate-batch``: many sessions, same parameters."""
+
+    generation_session_ids: list[str]
+    expires_in: int
+    compliance_standard: str
+    standards_met: tuple[str, ...]
+    entropy_bits: float
+    naive_entropy_bits: float
+    parameters: dict[str, Any]
+    mapping_version: str
+
+    def __repr__(self) -> str:
+        return (
+            f"GenerationBatch(count={len(self.generation_session_ids)}, "
+            f"compliance_standard={self.compliance_standard!r})"
+        )
+
+    def tickets(self) -> list[GenerationTicket]:
+        return [
+            GenerationTicket(
+                generation_session_id=sid,
+                expires_in=self.expires_in,
+                compliance_standard=self.compliance_standard,
+                standards_met=self.standards_met,
+                entropy_bits=self.entropy_bits,
+                naive_entropy_bits=self.naive_entropy_bits,
+                parameters=self.parameters,
+                mapping_version=self.mapping_version,
+            )
+            for sid in self.generation_session_ids
+        ]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "generation_session_ids": list(self.generation_session_ids),
+            "expires_in": self.expires_in,
+            "compliance_standard": self.compliance_standard,
+            "standards_met": list(self.standards_met),
+            "entropy_bits": self.entropy_bits,
+            "naive_entropy_bits": self.naive_entropy_bits,
+            "parameters": self.parameters,
+            "mapping_version": self.mapping_version,
+        }
+
+
 @dataclass(frozen=True)
 class IssuedCertificate:
     """The answer to ``POST /api/generate-certificate``."""
@@ -346,13 +403,21 @@ class AuthorityService:
                     run_migrations(conn)
                 secret = self._bootstrap(conn)
         except SQLAlchemyError as exc:
-            from passgeni_core import AuthorityUnavailable
-
             raise AuthorityUnavailable(
                 f"database {redact_url(settings.effective_database_url)} is unavailable: "
                 f"{type(exc).__name__}"
             ) from None
         self._sessions = SessionCodec(secret)
+        # SQLite file: writers serialise on a lock (thread + flock) and the hot
+        # paths share commits through the group committer (one sync per group).
+        self._write_lock: WriteLock | None = None
+        self._committer: GroupCommitter | None = None
+        database = self.engine.url.database
+        if self.engine.dialect.name == "sqlite" and database and database != ":memory:":
+            self._write_lock = WriteLock(database)
+            self._committer = GroupCommitter(self.engine, self._write_lock, self._group_failed)
+        # user id -> time of its latest anomaly event (skips the 24 h count).
+        self._anomaly_seen: dict[str, datetime] = {}
 
     def __repr__(self) -> str:
         return f"AuthorityService(settings={self.settings!r})"
@@ -364,6 +429,10 @@ class AuthorityService:
         self.close()
 
     def close(self) -> None:
+        if self._committer is not None:
+            self._committer.close()
+        if self._write_lock is not None:
+            self._write_lock.close()
         self.engine.dispose()
 
     # -- infrastructure ------------------------------------------------------------
@@ -377,16 +446,30 @@ class AuthorityService:
     @contextlib.contextmanager
     def _tx(self) -> Iterator[Connection]:
         """One transaction; database failures become AuthorityUnavailable (503)."""
+        held = self._write_lock.held() if self._write_lock is not None else contextlib.nullcontext()
         try:
-            with self.engine.begin() as conn:
+            with held, self.engine.begin() as conn:
                 yield conn
         except SQLAlchemyError as exc:
-            from passgeni_core import AuthorityUnavailable
-
             log.warning("database error: %s", type(exc).__name__)
-            raise AuthorityUnavailable(
-                f"the authority's database failed: {type(exc).__name__}"
-            ) from None
+            raise _db_unavailable(exc) from None
+
+    def _group_failed(self, exc: SQLAlchemyError) -> AuthorityUnavailable:
+        # Reads made inside a failed group may have seen rows that were never committed.
+        self._anomaly_seen.clear()
+        return _db_unavailable(exc)
+
+    def _write(self, unit: Callable[[Connection], _T]) -> _T:
+        """Run ``unit`` in a transaction that is committed before this returns.
+
+        On SQLite the unit joins the current group commit (its own savepoint,
+        one shared sync); elsewhere it gets its own transaction. Raises what
+        the unit raises, or AuthorityUnavailable.
+        """
+        if self._committer is not None:
+            return self._committer.run(unit)
+        with self._tx() as conn:
+            return unit(conn)
 
     def _bootstrap(self, conn: Connection) -> bytes:
         now = self.now()
@@ -569,6 +652,88 @@ class AuthorityService:
 
     # -- authentication and request limits -----------------------------------------
 
+    def _check_key_format(self, api_key: str | None) -> str:
+        """The key's public prefix. Raises Unauthenticated (no database access)."""
+        if not api_key:
+            raise Unauthenticated("an API key is required: Authorization: Bearer <key>")
+        parts = api_key.split("_", 2)
+        if len(parts) != 3 or parts[0] != KEY_PREFIX or not _PREFIX_RE.match(parts[1]):
+            raise Unauthenticated("the API key is malformed")
+        return parts[1]
+
+    def _authorize_in(
+        self,
+        conn: Connection,
+        api_key: str,
+        prefix: str,
+        *,
+        ip: str | None,
+        endpoint: str,
+        now: datetime,
+    ) -> tuple[Principal | None, float | None]:
+        """Look the key up, apply the per-user limits and record the access, in ``conn``.
+
+        Returns ``(None, None)`` for an unknown or revoked key, else the
+        principal and ``None`` (admitted) or the seconds until a retry.
+        """
+        limits = self.settings.rate_limits
+        ts = now.timestamp()
+        retry: float | None = None
+        row = conn.execute(
+            select(
+                api_keys.c.prefix,
+                api_keys.c.user_id,
+                api_keys.c.team_id,
+                api_keys.c.rate_limit,
+                api_keys.c.revoked_at,
+            ).where(api_keys.c.key_hash == hash_api_key(api_key))
+        ).first()
+        if row is None or row.prefix != prefix or row.revoked_at is not None:
+            return None, None
+        principal = Principal(
+            user_id=row.user_id,
+            team_id=row.team_id,
+            key_prefix=row.prefix,
+            rate_limit=row.rate_limit,
+        )
+        if principal.rate_limit is not None:
+            # Automation key: its own budget, burst as large as a minute's worth.
+            bucket = f"key:{principal.key_prefix}"
+            per_minute: int | None = principal.rate_limit
+            burst: int | None = principal.rate_limit
+            rate = max(limits.refill_per_second, principal.rate_limit / 60.0)
+        else:
+            bucket = f"user:{principal.user_id}"
+            per_minute, burst, rate = (
+                limits.user_per_minute,
+                limits.burst,
+                limits.refill_per_second,
+            )
+        if burst is not None:
+            retry = _ratelimit.gcra(conn, bucket, burst, rate, ts)
+        if retry is None and per_minute is not None:
+            retry = _ratelimit.window(conn, bucket, per_minute, 60.0, ts)
+        self._event(
+            conn,
+            "api_access" if retry is None else "rate_limited",
+            user_id=principal.user_id,
+            ip=ip,
+            now=now,
+            detail={"endpoint": endpoint, "key": principal.key_prefix},
+        )
+        self._purge_counter += 1
+        if self._purge_counter % 500 == 0:
+            _ratelimit.purge_expired(conn, ts)
+        return principal, retry
+
+    @staticmethod
+    def _user_limited(principal: Principal, retry: float) -> RateLimited:
+        return RateLimited(
+            f"too many requests for user {principal.user_id}; retry in "
+            f"{_ratelimit.retry_after_header(retry)} s",
+            retry_after=retry,
+        )
+
     def authorize(self, api_key: str | None, *, ip: str | None, endpoint: str) -> Principal:
         """Authenticate a request, apply the per-user limits and record the access.
 
@@ -578,71 +743,85 @@ class AuthorityService:
                 exhausted (``retry_after`` set).
             AuthorityUnavailable: the database failed.
         """
-        if not api_key:
-            raise Unauthenticated("an API key is required: Authorization: Bearer <key>")
-        parts = api_key.split("_", 2)
-        if len(parts) != 3 or parts[0] != KEY_PREFIX or not _PREFIX_RE.match(parts[1]):
-            raise Unauthenticated("the API key is malformed")
-        limits = self.settings.rate_limits
+        prefix = self._check_key_format(api_key)
+        assert api_key is not None
         now = self.now()
-        ts = now.timestamp()
-        retry: float | None = None
-        with self._tx() as conn:
-            row = conn.execute(
-                select(
-                    api_keys.c.prefix,
-                    api_keys.c.user_id,
-                    api_keys.c.team_id,
-                    api_keys.c.rate_limit,
-                    api_keys.c.revoked_at,
-                ).where(api_keys.c.key_hash == hash_api_key(api_key))
-            ).first()
-            if row is None or row.prefix != parts[1] or row.revoked_at is not None:
-                principal = None
-            else:
-                principal = Principal(
-                    user_id=row.user_id,
-                    team_id=row.team_id,
-                    key_prefix=row.prefix,
-                    rate_limit=row.rate_limit,
-                )
-                if principal.rate_limit is not None:
-                    # Automation key: its own budget, burst as large as a minute's worth.
-                    bucket = f"key:{principal.key_prefix}"
-                    per_minute: int | None = principal.rate_limit
-                    burst: int | None = principal.rate_limit
-                    rate = max(limits.refill_per_second, principal.rate_limit / 60.0)
-                else:
-                    bucket = f"user:{principal.user_id}"
-                    per_minute, burst, rate = (
-                        limits.user_per_minute,
-                        limits.burst,
-                        limits.refill_per_second,
-                    )
-                if burst is not None:
-                    retry = _ratelimit.gcra(conn, bucket, burst, rate, ts)
-                if retry is None and per_minute is not None:
-                    retry = _ratelimit.window(conn, bucket, per_minute, 60.0, ts)
-                self._event(
-                    conn,
-                    "api_access" if retry is None else "rate_limited",
-                    user_id=principal.user_id,
-                    ip=ip,
-                    now=now,
-                    detail={"endpoint": endpoint, "key": principal.key_prefix},
-                )
-                self._purge_counter += 1
-                if self._purge_counter % 500 == 0:
-                    _ratelimit.purge_expired(conn, ts)
+        principal, retry = self._write(
+            lambda conn: self._authorize_in(
+                conn, api_key, prefix, ip=ip, endpoint=endpoint, now=now
+            )
+        )
         if principal is None:
             raise Unauthenticated("the API key is unknown or revoked")
         if retry is not None:
-            raise RateLimited(
-                f"too many requests for user {principal.user_id}; retry in "
-                f"{_ratelimit.retry_after_header(retry)} s",
-                retry_after=retry,
-            )
+            raise self._user_limited(principal, retry)
         return principal
+
+    def authorized(
+        self,
+        api_key: str | None,
+        *,
+        ip: str | None,
+        endpoint: str,
+        work: Callable[[Connection, Principal], _T],
+        generation_attempts: int = 0,
+    ) -> _T:
+        """Authorise a request and run its operation in one transaction (one commit).
+
+        The same rules as :meth:`authorize` followed by the operation, in the
+        same order (unknown key, then rate limits, then ``work``'s own
+        errors), but the bookkeeping (limits, the access event) and the
+        operation share one commit. ``work`` runs in a savepoint: if it
+        raises, its writes are undone, the bookkeeping is still committed,
+        and its exception is raised here. ``generation_attempts`` counts
+        towards the per-IP generation limit (keys without their own limit).
+        """
+        prefix = self._check_key_format(api_key)
+        assert api_key is not None
+        now = self.now()
+        gen_limit = self.settings.rate_limits.generation_per_ip_per_hour
+
+        def unit(conn: Connection) -> tuple[Principal | None, PassgeniError | None, Any]:
+            principal, retry = self._authorize_in(
+                conn, api_key, prefix, ip=ip, endpoint=endpoint, now=now
+            )
+            if principal is None:
+                return None, None, None
+            if retry is not None:
+                return principal, self._user_limited(principal, retry), None
+            if generation_attempts and gen_limit is not None and principal.rate_limit is None:
+                # Counted before validation: a failed attempt is still an attempt.
+                gen_retry = _ratelimit.window(
+                    conn,
+                    f"gen-ip:{ip or 'unknown'}",
+                    gen_limit,
+                    3600.0,
+                    now.timestamp(),
+                    amount=generation_attempts,
+                )
+                if gen_retry is not None:
+                    return principal, self._ip_limited(gen_limit, gen_retry), None
+            try:
+                with conn.begin_nested():
+                    return principal, None, work(conn, principal)
+            except PassgeniError as exc:
+                return principal, exc, None
+
+        principal, error, result = self._write(unit)
+        if principal is None:
+            raise Unauthenticated("the API key is unknown or revoked")
+        if error is not None:
+            raise error
+        value: _T = result
+        return value
+
+    @staticmethod
+    def _ip_limited(limit: int, retry: float) -> RateLimited:
+        return RateLimited(
+            f"at most {limit} certificate generation attempts per IP address per hour; "
+            f"retry in {_ratelimit.retry_after_header(retry)} s",
+            retry_after=retry,
+        )
 
     # -- generation sessions -------------------------------------------------------
 
@@ -665,36 +844,90 @@ class AuthorityService:
         limit = self.settings.rate_limits.generation_per_ip_per_hour
         if limit is not None and principal.rate_limit is None:
             # Counted before validation: a failed attempt is still an attempt.
-            with self._tx() as conn:
-                retry = _ratelimit.window(
+            retry = self._write(
+                lambda conn: _ratelimit.window(
                     conn, f"gen-ip:{ip or 'unknown'}", limit, 3600.0, now.timestamp()
                 )
-            if retry is not None:
-                raise RateLimited(
-                    f"at most {limit} certificate generation attempts per IP address per hour; "
-                    f"retry in {_ratelimit.retry_after_header(retry)} s",
-                    retry_after=retry,
-                )
-        request = self._validate_generation(body)
-        iat = int(now.timestamp())
-        claims = SessionClaims(
-            jti=_b32(15),
-            sub=principal.user_id,
-            iat=iat,
-            exp=iat + self.settings.session_lifetime_seconds,
-        )
-        with self._tx() as conn:
-            conn.execute(
-                insert(generation_sessions).values(
-                    jti=claims.jti,
-                    user_id=principal.user_id,
-                    created_at=now,
-                    expires_at=datetime.fromtimestamp(claims.exp, UTC),
-                    request=json.dumps(request, separators=(",", ":")),
-                )
             )
-        return GenerationTicket(
-            generation_session_id=self._sessions.encode(claims),
+            if retry is not None:
+                raise self._ip_limited(limit, retry)
+        work = self.generation_work(body)
+        return self._write(lambda conn: work(conn, principal))
+
+    def generation_work(
+        self, body: Mapping[str, Any] | PassgeniError
+    ) -> Callable[[Connection, Principal], GenerationTicket]:
+        """Validate a generation request now; the returned work opens its session.
+
+        For :meth:`authorized`: validation errors (or ``body`` itself when it
+        is an error, e.g. unparsable JSON) are raised by the work, so they
+        come after authentication and rate limits, as over HTTP.
+        """
+        batch = self.generation_batch_work(body, 1)
+
+        def work(conn: Connection, principal: Principal) -> GenerationTicket:
+            return batch(conn, principal).tickets()[0]
+
+        return work
+
+    def generation_batch_work(
+        self, body: Mapping[str, Any] | PassgeniError, count: int | PassgeniError
+    ) -> Callable[[Connection, Principal], GenerationBatch]:
+        """Like :meth:`generation_work` for ``count`` sessions with the same parameters
+        (``POST /api/generate-batch``): validated once, one row per session."""
+        error: PassgeniError | None = None
+        request: dict[str, Any] = {}
+        try:
+            if isinstance(body, PassgeniError):
+                raise body
+            if isinstance(count, PassgeniError):
+                raise count
+            if not 1 <= count <= self.settings.max_batch_items:
+                raise InvalidRequest(f"count must be 1-{self.settings.max_batch_items}")
+            request = self._validate_generation(body)
+        except PassgeniError as exc:
+            error = exc
+        now = self.now()
+
+        def work(conn: Connection, principal: Principal) -> GenerationBatch:
+            if error is not None:
+                raise error
+            assert not isinstance(count, PassgeniError)
+            return self._open_sessions(conn, principal, request, count, now)
+
+        return work
+
+    def _open_sessions(
+        self,
+        conn: Connection,
+        principal: Principal,
+        request: dict[str, Any],
+        count: int,
+        now: datetime,
+    ) -> GenerationBatch:
+        iat = int(now.timestamp())
+        exp = iat + self.settings.session_lifetime_seconds
+        expires_at = datetime.fromtimestamp(exp, UTC)
+        stored = json.dumps(request, separators=(",", ":"))
+        all_claims = [
+            SessionClaims(jti=_b32(15), sub=principal.user_id, iat=iat, exp=exp)
+            for _ in range(count)
+        ]
+        conn.execute(
+            insert(generation_sessions),
+            [
+                {
+                    "jti": claims.jti,
+                    "user_id": principal.user_id,
+                    "created_at": now,
+                    "expires_at": expires_at,
+                    "request": stored,
+                }
+                for claims in all_claims
+            ],
+        )
+        return GenerationBatch(
+            generation_session_ids=[self._sessions.encode(c) for c in all_claims],
             expires_in=self.settings.session_lifetime_seconds,
             compliance_standard=request["compliance_standard"],
             standards_met=tuple(request["standards_met"]),
@@ -774,11 +1007,45 @@ class AuthorityService:
             InvalidRequest: ``items`` is empty or has more than ``max_batch_items``.
             AuthorityError / AuthorityUnavailable: signing or the database failed.
         """
+        self._check_batch(items)
+        return self._issue(principal, items, ip=ip, batch=True)
+
+    def _check_batch(self, items: Sequence[object]) -> None:
         if not items:
             raise InvalidRequest("items must be a non-empty list")
         if len(items) > self.settings.max_batch_items:
             raise InvalidRequest(f"at most {self.settings.max_batch_items} items per batch")
-        return self._issue(principal, items, ip=ip, batch=True)
+
+    def issue_work(
+        self, body: Mapping[str, Any] | PassgeniError, *, ip: str | None
+    ) -> Callable[[Connection, Principal], IssuedCertificate]:
+        """For :meth:`authorized`: the work of ``POST /api/generate-certificate``
+        (``body`` may be the error parsing it gave, raised by the work)."""
+        now = self.now()
+
+        def work(conn: Connection, principal: Principal) -> IssuedCertificate:
+            if isinstance(body, PassgeniError):
+                raise body
+            result = self._issue_in(conn, principal, [body], ip=ip, batch=False, now=now)[0]
+            if isinstance(result, PassgeniError):
+                raise result
+            return result
+
+        return work
+
+    def issue_batch_work(
+        self, items: Sequence[object] | PassgeniError, *, ip: str | None
+    ) -> Callable[[Connection, Principal], list[IssuedCertificate | PassgeniError]]:
+        """For :meth:`authorized`: the work of ``POST /api/generate-certificates``."""
+        now = self.now()
+
+        def work(conn: Connection, principal: Principal) -> list[IssuedCertificate | PassgeniError]:
+            if isinstance(items, PassgeniError):
+                raise items
+            self._check_batch(items)
+            return self._issue_in(conn, principal, items, ip=ip, batch=True, now=now)
+
+        return work
 
     def _parse_redeem(
         self, principal: Principal, body: object, now: datetime
@@ -867,6 +1134,21 @@ class AuthorityService:
         self, principal: Principal, items: Sequence[object], *, ip: str | None, batch: bool
     ) -> list[IssuedCertificate | PassgeniError]:
         now = self.now()
+        return self._write(
+            lambda conn: self._issue_in(conn, principal, items, ip=ip, batch=batch, now=now)
+        )
+
+    def _issue_in(
+        self,
+        conn: Connection,
+        principal: Principal,
+        items: Sequence[object],
+        *,
+        ip: str | None,
+        batch: bool,
+        now: datetime,
+    ) -> list[IssuedCertificate | PassgeniError]:
+        """Redeem and sign in ``conn``; the caller commits before returning any id."""
         issued_at = datetime.fromtimestamp(int(now.timestamp()), UTC)
         results: list[IssuedCertificate | PassgeniError] = []
         rows: list[dict[str, Any]] = []
@@ -880,130 +1162,136 @@ class AuthorityService:
                 if not batch:
                     raise
                 parsed.append(exc)
-        with self._tx() as conn:
-            team_id = conn.execute(
-                select(users.c.team_id).where(users.c.id == principal.user_id)
-            ).scalar_one_or_none()
-            kid, signer_ref = self._active_key(conn)
-            redeemed = self._redeem_many(
-                conn,
-                principal,
-                [e[0].jti for e in parsed if not isinstance(e, PassgeniError)],
-                now,
+        team_id = conn.execute(
+            select(users.c.team_id).where(users.c.id == principal.user_id)
+        ).scalar_one_or_none()
+        kid, signer_ref = self._active_key(conn)
+        redeemed = self._redeem_many(
+            conn,
+            principal,
+            [e[0].jti for e in parsed if not isinstance(e, PassgeniError)],
+            now,
+        )
+        # Offline revocation: one status-list index per certificate (see _status).
+        next_idx = _status.allocate_indexes(
+            conn, sum(1 for e in parsed if not isinstance(e, PassgeniError))
+        )
+        taken: set[str] = set()
+        for entry in parsed:
+            if isinstance(entry, PassgeniError):
+                results.append(entry)
+                continue
+            claims, commitment, target, label = entry
+            outcome = redeemed[claims.jti]
+            if claims.jti in taken and not isinstance(outcome, PassgeniError):
+                # The same session twice in one batch: the first item got it.
+                outcome = SessionAlreadyUsed(
+                    "this generation session was already redeemed (sessions are single use)"
+                )
+            if isinstance(outcome, PassgeniError):
+                if not batch:
+                    raise outcome
+                results.append(outcome)
+                continue
+            taken.add(claims.jti)
+            request = outcome
+            cert_id = f"pg_{_b32(15)}"
+            status_idx, next_idx = next_idx, next_idx + 1
+            cert_claims = CertificateClaims.build(
+                issuer=self.settings.public_url,
+                subject=principal.user_id,
+                cert_id=cert_id,
+                compliance_standard=request["compliance_standard"],
+                standards_met=request["standards_met"],
+                entropy_bits=request["entropy_bits"],
+                naive_entropy_bits=request["naive_entropy_bits"],
+                parameters=request["parameters"],
+                entropy_source=request["entropy_source"],
+                mapping_version=request["mapping_version"],
+                issued_at=issued_at,
+                credential_commitment=commitment,
+                target=target,
+                label=label,
+                status=_status.status_reference(self, status_idx),
             )
-            # Offline revocation: one status-list index per certificate (see _status).
-            next_idx = _status.allocate_indexes(
-                conn, sum(1 for e in parsed if not isinstance(e, PassgeniError))
+            # Serialised once: the signed bytes and the stored claims are the same JSON.
+            body = json.dumps(cert_claims.to_payload(), separators=(",", ":"), ensure_ascii=False)
+            token = self._jws.token_for_body(kid, signer_ref, body.encode("utf-8"))
+            expires_at = cert_claims.expires_at
+            rows.append(
+                {
+                    "cert_id": cert_id,
+                    "owner_user_id": principal.user_id,
+                    "team_id": team_id,
+                    "session_jti": claims.jti,
+                    "token": token,
+                    "claims": body,
+                    "kid": kid,
+                    "compliance_standard": cert_claims.compliance_standard,
+                    "standards_met": "," + ",".join(cert_claims.standards_met) + ",",
+                    "status": "valid",
+                    "revoked_at": None,
+                    "revocation_reason": None,
+                    "issued_at": issued_at,
+                    "expires_at": expires_at,
+                    "status_list_idx": status_idx,
+                }
             )
-            taken: set[str] = set()
-            for entry in parsed:
-                if isinstance(entry, PassgeniError):
-                    results.append(entry)
-                    continue
-                claims, commitment, target, label = entry
-                outcome = redeemed[claims.jti]
-                if claims.jti in taken and not isinstance(outcome, PassgeniError):
-                    # The same session twice in one batch: the first item got it.
-                    outcome = SessionAlreadyUsed(
-                        "this generation session was already redeemed (sessions are single use)"
-                    )
-                if isinstance(outcome, PassgeniError):
-                    if not batch:
-                        raise outcome
-                    results.append(outcome)
-                    continue
-                taken.add(claims.jti)
-                request = outcome
-                cert_id = f"pg_{_b32(15)}"
-                status_idx, next_idx = next_idx, next_idx + 1
-                cert_claims = CertificateClaims.build(
-                    issuer=self.settings.public_url,
-                    subject=principal.user_id,
+            events.append(
+                {
+                    "kind": "certificate_issued",
+                    "user_id": principal.user_id,
+                    "ip": ip,
+                    "at": now,
+                    "detail": json.dumps({"cert_id": cert_id}, separators=(",", ":")),
+                }
+            )
+            results.append(
+                IssuedCertificate(
                     cert_id=cert_id,
-                    compliance_standard=request["compliance_standard"],
-                    standards_met=request["standards_met"],
-                    entropy_bits=request["entropy_bits"],
-                    naive_entropy_bits=request["naive_entropy_bits"],
-                    parameters=request["parameters"],
-                    entropy_source=request["entropy_source"],
-                    mapping_version=request["mapping_version"],
+                    cert_url=self.cert_url(cert_id),
+                    token=token,
+                    compliance_standard=cert_claims.compliance_standard,
+                    standards_met=cert_claims.standards_met,
+                    entropy_bits=cert_claims.entropy_bits,
                     issued_at=issued_at,
-                    credential_commitment=commitment,
-                    target=target,
-                    label=label,
-                    status=_status.status_reference(self, status_idx),
+                    expires_at=expires_at,
+                    kid=kid,
                 )
-                # Serialised once: the signed bytes and the stored claims are the same JSON.
-                body = json.dumps(
-                    cert_claims.to_payload(), separators=(",", ":"), ensure_ascii=False
-                )
-                token = self._jws.token_for_body(kid, signer_ref, body.encode("utf-8"))
-                expires_at = cert_claims.expires_at
-                rows.append(
-                    {
-                        "cert_id": cert_id,
-                        "owner_user_id": principal.user_id,
-                        "team_id": team_id,
-                        "session_jti": claims.jti,
-                        "token": token,
-                        "claims": body,
-                        "kid": kid,
-                        "compliance_standard": cert_claims.compliance_standard,
-                        "standards_met": "," + ",".join(cert_claims.standards_met) + ",",
-                        "status": "valid",
-                        "revoked_at": None,
-                        "revocation_reason": None,
-                        "issued_at": issued_at,
-                        "expires_at": expires_at,
-                        "status_list_idx": status_idx,
-                    }
-                )
-                events.append(
-                    {
-                        "kind": "certificate_issued",
-                        "user_id": principal.user_id,
-                        "ip": ip,
-                        "at": now,
-                        "detail": json.dumps({"cert_id": cert_id}, separators=(",", ":")),
-                    }
-                )
-                results.append(
-                    IssuedCertificate(
-                        cert_id=cert_id,
-                        cert_url=self.cert_url(cert_id),
-                        token=token,
-                        compliance_standard=cert_claims.compliance_standard,
-                        standards_met=cert_claims.standards_met,
-                        entropy_bits=cert_claims.entropy_bits,
-                        issued_at=issued_at,
-                        expires_at=expires_at,
-                        kid=kid,
-                    )
-                )
-            if rows:
-                conn.execute(insert(certificates), rows)
-                conn.execute(insert(usage_events), events)
-                self._check_anomaly(conn, principal.user_id, ip, now)
-        # Leaving the ``with`` committed the rows: only now are the ids returned.
+            )
+        if rows:
+            conn.execute(insert(certificates), rows)
+            conn.execute(insert(usage_events), events)
+            self._check_anomaly(conn, principal.user_id, ip, now)
+        # Nothing is returned to a client before the caller committed.
         return results
 
     def _check_anomaly(self, conn: Connection, user_id: str, ip: str | None, now: datetime) -> None:
         since = now - timedelta(hours=24)
+        # Already flagged in the last 24 h: nothing to count (a bulk rotation
+        # would otherwise count its whole day's certificates on every request).
+        seen = self._anomaly_seen.get(user_id)
+        if seen is not None and seen > since:
+            return
+        already = conn.execute(
+            select(usage_events.c.at)
+            .where(
+                usage_events.c.kind == "anomaly",
+                usage_events.c.user_id == user_id,
+                usage_events.c.at > since,
+            )
+            .order_by(usage_events.c.at.desc())
+            .limit(1)
+        ).first()
+        if already is not None:
+            self._anomaly_seen[user_id] = already.at
+            return
         count = conn.execute(
             select(func.count())
             .select_from(certificates)
             .where(certificates.c.owner_user_id == user_id, certificates.c.issued_at > since)
         ).scalar_one()
-        if count <= self.settings.anomaly_threshold_24h:
-            return
-        already = conn.execute(
-            select(usage_events.c.id).where(
-                usage_events.c.kind == "anomaly",
-                usage_events.c.user_id == user_id,
-                usage_events.c.at > since,
-            )
-        ).first()
-        if already is None:
+        if count > self.settings.anomaly_threshold_24h:
             # Recorded, never blocking: bulk rotation is legitimate; an auditor decides.
             log.warning("anomaly: user %s issued %d certificates in 24 h", user_id, count)
             self._event(
