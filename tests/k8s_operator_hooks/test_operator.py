@@ -75,8 +75,13 @@ def operator(kubeconfig: Any, passgeni_env: None) -> Iterator[KopfRunner]:
 
 
 def test_provisions_leaves_alone_and_rotates(
-    operator: KopfRunner, core: Any, authority: Authority, namespace: str
+    operator: KopfRunner,
+    core: Any,
+    authority: Authority,
+    namespace: str,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
+    caplog.set_level(logging.DEBUG)  # kopf logs whole bodies at debug level: redacted
     make_secret(
         core,
         namespace,
@@ -160,9 +165,12 @@ def test_provisions_leaves_alone_and_rotates(
 
     reasons = wait_for("events", rotated_events)
     assert reasons.count("Provisioned") == 2
-    everything = json.dumps(events(core, namespace, "app")) + json.dumps(
-        raw_annotations(core, namespace, "app")
+    everything = (
+        json.dumps(events(core, namespace, "app"))
+        + json.dumps(raw_annotations(core, namespace, "app"))
+        + "\n".join(r.getMessage() for r in caplog.records)
     )
+    assert any("is in progress" in r.getMessage() for r in caplog.records)
     for value in list(data.values()) + list(rotated["data"].values()):
         if value not in ("app", "x") and ".passgeni-" not in value and len(value) > 8:
             if value.startswith("http") or value.startswith("pg_"):
