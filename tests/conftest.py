@@ -24,8 +24,14 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
+from hypothesis import HealthCheck, settings
 
 from tests._servers import Chromium, KubeEmulator, MotoServer, OpenBaoServer, PostgresCluster
+
+# Property tests assert correctness, never speed: a loaded 2-core CI machine must
+# not fail them on hypothesis's per-example deadline.
+settings.register_profile("passgeni", deadline=None, suppress_health_check=[HealthCheck.too_slow])
+settings.load_profile("passgeni")
 
 
 @pytest.fixture(scope="session")
