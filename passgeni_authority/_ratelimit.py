@@ -14,10 +14,11 @@ Both return ``None`` (admitted) or the seconds until a retry can succeed.
 
 from __future__ import annotations
 
+import functools
 import math
 from typing import Any
 
-from sqlalchemy import case, delete, select
+from sqlalchemy import Float, bindparam, case, delete, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 
@@ -26,12 +27,51 @@ from ._db import rate_limit_buckets as buckets
 __all__ = ["gcra", "purge_expired", "retry_after_header", "window"]
 
 
-def _insert(conn: Connection) -> Any:
-    if conn.dialect.name == "postgresql":
+def _insert(dialect: str) -> Any:
+    if dialect == "postgresql":
         return postgresql.insert(buckets)
-    if conn.dialect.name == "sqlite":
+    if dialect == "sqlite":
         return sqlite.insert(buckets)
-    raise NotImplementedError(f"rate limits need SQLite or PostgreSQL, not {conn.dialect.name}")
+    raise NotImplementedError(f"rate limits need SQLite or PostgreSQL, not {dialect}")
+
+
+_NOW = bindparam("now", type_=Float)
+_STEP = bindparam("step", type_=Float)
+_TOL = bindparam("tol", type_=Float)
+
+
+@functools.cache
+def _statements(dialect: str) -> tuple[Any, Any, Any]:
+    """The window and GCRA upserts, built once per dialect (bound values only):
+    the hot path then skips statement construction and SQL compilation."""
+    window_stmt = (
+        _insert(dialect)
+        .values(bucket=bindparam("bucket"), value=_STEP, expires_at=bindparam("end", type_=Float))
+        .on_conflict_do_update(
+            index_elements=[buckets.c.bucket], set_={"value": buckets.c.value + _STEP}
+        )
+        .returning(buckets.c.value)
+    )
+    # A stored TAT never exceeds now + tolerance in normal operation; one that
+    # does means the clock went backwards (NTP step, restored VM, test clock):
+    # restart the bucket instead of locking the caller out for the jump.
+    base = case(
+        (buckets.c.value > _NOW + _TOL, _NOW),
+        (buckets.c.value > _NOW, buckets.c.value),
+        else_=_NOW,
+    )
+    gcra_stmt = (
+        _insert(dialect)
+        .values(bucket=bindparam("bucket"), value=_NOW + _STEP, expires_at=_NOW + _TOL)
+        .on_conflict_do_update(
+            index_elements=[buckets.c.bucket],
+            set_={"value": base + _STEP, "expires_at": base + _STEP},
+            where=(base + _STEP - _NOW) <= _TOL,
+        )
+        .returning(buckets.c.value)
+    )
+    tat_stmt = select(buckets.c.value).where(buckets.c.bucket == bindparam("bucket"))
+    return window_stmt, gcra_stmt, tat_stmt
 
 
 def window(
@@ -40,15 +80,10 @@ def window(
     """Count ``amount`` events in the current ``period``-second window of ``name``."""
     start = math.floor(now / period) * period
     end = start + period
-    stmt = (
-        _insert(conn)
-        .values(bucket=f"w:{name}:{int(start)}", value=float(amount), expires_at=end)
-        .on_conflict_do_update(
-            index_elements=[buckets.c.bucket], set_={"value": buckets.c.value + amount}
-        )
-        .returning(buckets.c.value)
-    )
-    count = conn.execute(stmt).scalar_one()
+    stmt = _statements(conn.dialect.name)[0]
+    count = conn.execute(
+        stmt, {"bucket": f"w:{name}:{int(start)}", "step": float(amount), "end": end}
+    ).scalar_one()
     if count <= limit:
         return None
     return max(end - now, 0.001)
@@ -58,29 +93,11 @@ def gcra(conn: Connection, name: str, burst: int, rate: float, now: float) -> fl
     """Admit one request of ``name`` if the bucket allows it (GCRA)."""
     interval = 1.0 / rate
     tolerance = burst * interval
-    # A stored TAT never exceeds now + tolerance in normal operation; one that
-    # does means the clock went backwards (NTP step, restored VM, test clock):
-    # restart the bucket instead of locking the caller out for the jump.
-    base = case(
-        (buckets.c.value > now + tolerance, now),
-        (buckets.c.value > now, buckets.c.value),
-        else_=now,
-    )
-    stmt = (
-        _insert(conn)
-        .values(bucket=f"g:{name}", value=now + interval, expires_at=now + tolerance)
-        .on_conflict_do_update(
-            index_elements=[buckets.c.bucket],
-            set_={"value": base + interval, "expires_at": base + interval},
-            where=(base + interval - now) <= tolerance,
-        )
-        .returning(buckets.c.value)
-    )
-    if conn.execute(stmt).first() is not None:
+    _window, stmt, tat_stmt = _statements(conn.dialect.name)
+    params = {"bucket": f"g:{name}", "now": now, "step": interval, "tol": tolerance}
+    if conn.execute(stmt, params).first() is not None:
         return None
-    tat = float(
-        conn.execute(select(buckets.c.value).where(buckets.c.bucket == f"g:{name}")).scalar_one()
-    )
+    tat = float(conn.execute(tat_stmt, {"bucket": f"g:{name}"}).scalar_one())
     return max(tat + interval - tolerance - now, 0.001)
 
 

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
-from sqlalchemy import Engine, and_, exists, func, insert, or_, select, text, update
+from sqlalchemy import Engine, and_, bindparam, exists, func, insert, or_, select, text, update
 from sqlalchemy.engine import Connection, RowMapping
 from sqlalchemy.exc import SQLAlchemyError
 
@@ -52,6 +52,7 @@ from passgeni_core import (
 from . import _ratelimit, _status
 from ._commit import GroupCommitter, WriteLock
 from ._db import (
+    UTCDateTime,
     api_keys,
     authority_meta,
     certificates,
@@ -85,6 +86,49 @@ __all__ = [
 log = logging.getLogger("passgeni_authority")
 
 _T = TypeVar("_T")
+
+# Hot-path statements, built once: executing a prebuilt statement with bound
+# values skips SQLAlchemy's per-call construction and cache-key work.
+_KEY_LOOKUP = select(
+    api_keys.c.prefix,
+    api_keys.c.user_id,
+    api_keys.c.team_id,
+    api_keys.c.rate_limit,
+    api_keys.c.revoked_at,
+).where(api_keys.c.key_hash == bindparam("key_hash"))
+_INSERT_EVENT = insert(usage_events)
+_INSERT_SESSION = insert(generation_sessions)
+_INSERT_CERTIFICATE = insert(certificates)
+_USER_TEAM = select(users.c.team_id).where(users.c.id == bindparam("user_id"))
+_REDEEM = (
+    update(generation_sessions)
+    .where(
+        generation_sessions.c.jti.in_(bindparam("p_jtis", expanding=True)),
+        generation_sessions.c.user_id == bindparam("p_user"),
+        generation_sessions.c.redeemed_at.is_(None),
+        generation_sessions.c.expires_at > bindparam("p_now", type_=UTCDateTime),
+    )
+    .values(redeemed_at=bindparam("p_redeemed", type_=UTCDateTime))
+    .returning(generation_sessions.c.jti, generation_sessions.c.request)
+)
+_LATEST_ANOMALY = (
+    select(usage_events.c.at)
+    .where(
+        usage_events.c.kind == "anomaly",
+        usage_events.c.user_id == bindparam("user_id"),
+        usage_events.c.at > bindparam("since", type_=UTCDateTime),
+    )
+    .order_by(usage_events.c.at.desc())
+    .limit(1)
+)
+_COUNT_24H = (
+    select(func.count())
+    .select_from(certificates)
+    .where(
+        certificates.c.owner_user_id == bindparam("user_id"),
+        certificates.c.issued_at > bindparam("since", type_=UTCDateTime),
+    )
+)
 
 
 def _db_unavailable(exc: SQLAlchemyError) -> AuthorityUnavailable:
@@ -531,13 +575,14 @@ class AuthorityService:
         detail: Mapping[str, Any] | None = None,
     ) -> None:
         conn.execute(
-            insert(usage_events).values(
-                kind=kind,
-                user_id=user_id,
-                ip=ip,
-                at=now,
-                detail=json.dumps(dict(detail), separators=(",", ":")) if detail else None,
-            )
+            _INSERT_EVENT,
+            {
+                "kind": kind,
+                "user_id": user_id,
+                "ip": ip,
+                "at": now,
+                "detail": json.dumps(dict(detail), separators=(",", ":")) if detail else None,
+            },
         )
 
     # -- users and API keys --------------------------------------------------------
@@ -679,15 +724,7 @@ class AuthorityService:
         limits = self.settings.rate_limits
         ts = now.timestamp()
         retry: float | None = None
-        row = conn.execute(
-            select(
-                api_keys.c.prefix,
-                api_keys.c.user_id,
-                api_keys.c.team_id,
-                api_keys.c.rate_limit,
-                api_keys.c.revoked_at,
-            ).where(api_keys.c.key_hash == hash_api_key(api_key))
-        ).first()
+        row = conn.execute(_KEY_LOOKUP, {"key_hash": hash_api_key(api_key)}).first()
         if row is None or row.prefix != prefix or row.revoked_at is not None:
             return None, None
         principal = Principal(
@@ -914,7 +951,7 @@ class AuthorityService:
             for _ in range(count)
         ]
         conn.execute(
-            insert(generation_sessions),
+            _INSERT_SESSION,
             [
                 {
                     "jti": claims.jti,
@@ -1093,15 +1130,8 @@ class AuthorityService:
         if not wanted:
             return {}
         rows = conn.execute(
-            update(generation_sessions)
-            .where(
-                generation_sessions.c.jti.in_(wanted),
-                generation_sessions.c.user_id == principal.user_id,
-                generation_sessions.c.redeemed_at.is_(None),
-                generation_sessions.c.expires_at > now,
-            )
-            .values(redeemed_at=now)
-            .returning(generation_sessions.c.jti, generation_sessions.c.request)
+            _REDEEM,
+            {"p_jtis": wanted, "p_user": principal.user_id, "p_now": now, "p_redeemed": now},
         ).all()
         out: dict[str, dict[str, Any] | PassgeniError] = {
             row.jti: json.loads(row.request) for row in rows
@@ -1162,9 +1192,7 @@ class AuthorityService:
                 if not batch:
                     raise
                 parsed.append(exc)
-        team_id = conn.execute(
-            select(users.c.team_id).where(users.c.id == principal.user_id)
-        ).scalar_one_or_none()
+        team_id = conn.execute(_USER_TEAM, {"user_id": principal.user_id}).scalar_one_or_none()
         kid, signer_ref = self._active_key(conn)
         redeemed = self._redeem_many(
             conn,
@@ -1260,8 +1288,8 @@ class AuthorityService:
                 )
             )
         if rows:
-            conn.execute(insert(certificates), rows)
-            conn.execute(insert(usage_events), events)
+            conn.execute(_INSERT_CERTIFICATE, rows)
+            conn.execute(_INSERT_EVENT, events)
             self._check_anomaly(conn, principal.user_id, ip, now)
         # Nothing is returned to a client before the caller committed.
         return results
@@ -1273,24 +1301,11 @@ class AuthorityService:
         seen = self._anomaly_seen.get(user_id)
         if seen is not None and seen > since:
             return
-        already = conn.execute(
-            select(usage_events.c.at)
-            .where(
-                usage_events.c.kind == "anomaly",
-                usage_events.c.user_id == user_id,
-                usage_events.c.at > since,
-            )
-            .order_by(usage_events.c.at.desc())
-            .limit(1)
-        ).first()
+        already = conn.execute(_LATEST_ANOMALY, {"user_id": user_id, "since": since}).first()
         if already is not None:
             self._anomaly_seen[user_id] = already.at
             return
-        count = conn.execute(
-            select(func.count())
-            .select_from(certificates)
-            .where(certificates.c.owner_user_id == user_id, certificates.c.issued_at > since)
-        ).scalar_one()
+        count = conn.execute(_COUNT_24H, {"user_id": user_id, "since": since}).scalar_one()
         if count > self.settings.anomaly_threshold_24h:
             # Recorded, never blocking: bulk rotation is legitimate; an auditor decides.
             log.warning("anomaly: user %s issued %d certificates in 24 h", user_id, count)
