@@ -103,6 +103,21 @@ def _service(args: argparse.Namespace) -> AuthorityService:
     return AuthorityService(build_settings(args))
 
 
+#: The ``serve`` options handed to worker processes (``--workers N``).
+_SERVE_ENV = "PASSGENI_AUTHORITY_SERVE_OPTIONS"
+_SERVE_KEYS = (
+    "database_url",
+    "state_dir",
+    "public_url",
+    "transit_url",
+    "transit_key",
+    "no_fips_strict",
+    "trusted_proxy",
+    "host",
+    "port",
+)
+
+
 def _cmd_serve(args: argparse.Namespace) -> int:
     import uvicorn
 
@@ -110,10 +125,42 @@ def _cmd_serve(args: argparse.Namespace) -> int:
 
     host, port = args.host, args.port
     settings = build_settings(args, served_url=f"http://{host}:{port}")
-    app = create_app(settings)
-    print(f"passgeni authority: serving {settings.public_url} on {host}:{port}", file=sys.stderr)
-    uvicorn.run(app, host=host, port=port, log_level=args.log_level, workers=None)
+    workers = args.workers
+    if workers < 1:
+        raise InvalidRequest("--workers must be at least 1")
+    print(
+        f"passgeni authority: serving {settings.public_url} on {host}:{port}"
+        + (f" with {workers} worker processes" if workers > 1 else ""),
+        file=sys.stderr,
+    )
+    if workers == 1:
+        uvicorn.run(create_app(settings), host=host, port=port, log_level=args.log_level)
+        return 0
+    # Several processes on one socket, sharing the database like separate
+    # authority processes do. Migrate and bootstrap once, before they start.
+    AuthorityService(settings).close()
+    # The workers are spawned (not forked): they rebuild the settings from
+    # these options; secrets stay where they were (environment variables).
+    os.environ[_SERVE_ENV] = json.dumps({k: getattr(args, k, None) for k in _SERVE_KEYS})
+    uvicorn.run(
+        "passgeni_authority.cli:worker_app",
+        factory=True,
+        host=host,
+        port=port,
+        log_level=args.log_level,
+        workers=workers,
+    )
     return 0
+
+
+def worker_app() -> Any:
+    """The app of one ``serve --workers N`` worker process (a uvicorn factory)."""
+    from ._app import create_app
+
+    options = json.loads(os.environ[_SERVE_ENV])
+    args = argparse.Namespace(**options)
+    settings = build_settings(args, served_url=f"http://{args.host}:{args.port}")
+    return create_app(settings)
 
 
 def _cmd_create_key(args: argparse.Namespace) -> int:
@@ -205,6 +252,13 @@ def _add_commands(sub: Any) -> None:
     )
     p.add_argument(
         "--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"]
+    )
+    p.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        metavar="N",
+        help="worker processes sharing the port and the database (default 1)",
     )
     p.set_defaults(handler=_cmd_serve)
 
