@@ -45,7 +45,7 @@ sanity: $(STAMP)
 
 test: lint typecheck contracts unit sanity
 
-bench: $(STAMP)
+bench: $(STAMP) sysdeps
 	$(PY) bench/run_all.py
 
 clean:
