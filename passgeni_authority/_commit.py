@@ -37,6 +37,8 @@ from sqlalchemy import Engine
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import SQLAlchemyError
 
+from . import _hot
+
 __all__ = ["GroupCommitter", "WriteLock"]
 
 log = logging.getLogger("passgeni_authority")
@@ -94,9 +96,14 @@ class GroupCommitter:
         self,
         engine: Engine,
         lock: WriteLock,
-        on_db_error: Callable[[SQLAlchemyError], BaseException],
+        on_db_error: Callable[[Exception], BaseException],
     ) -> None:
         self._engine = engine
+        # SQLAlchemy's errors and the driver's own (the hot path runs on the driver).
+        self._db_errors: tuple[type[Exception], ...] = (
+            SQLAlchemyError,
+            engine.dialect.loaded_dbapi.Error,
+        )
         self._lock = lock
         self._on_db_error = on_db_error
         self._queue: list[tuple[Callable[[Connection], Any], Future[Any]]] = []
@@ -150,7 +157,7 @@ class GroupCommitter:
     def _connect(self, group: list[tuple[Callable[[Connection], Any], Future[Any]]]) -> Any:
         try:
             return self._engine.connect()
-        except SQLAlchemyError as exc:
+        except self._db_errors as exc:
             error = self._on_db_error(exc)
             for _unit, future in group:
                 future.set_exception(error)
@@ -163,20 +170,20 @@ class GroupCommitter:
         try:
             with self._lock.held(), conn.begin():
                 for unit, future in group:
-                    savepoint = conn.begin_nested()
+                    savepoint = _hot.Savepoint(conn)
                     try:
                         value = unit(conn)
                     except Exception as exc:  # the unit's own failure: only it rolls back
                         savepoint.rollback()
                         failure: BaseException = exc
-                        if isinstance(exc, SQLAlchemyError):
+                        if isinstance(exc, self._db_errors):
                             log.warning("database error: %s", type(exc).__name__)
                             failure = self._on_db_error(exc)
                         outcomes.append((future, None, failure))
                     else:
-                        savepoint.commit()
+                        savepoint.release()
                         outcomes.append((future, value, None))
-        except SQLAlchemyError as exc:
+        except self._db_errors as exc:
             # The COMMIT (or BEGIN) failed: nothing of this group is durable.
             log.warning("database error in a group commit: %s", type(exc).__name__)
             error = self._on_db_error(exc)

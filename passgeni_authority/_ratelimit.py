@@ -14,64 +14,40 @@ Both return ``None`` (admitted) or the seconds until a retry can succeed.
 
 from __future__ import annotations
 
-import functools
 import math
-from typing import Any
 
-from sqlalchemy import Float, bindparam, case, delete, select
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy import delete
 from sqlalchemy.engine import Connection
 
+from . import _hot
 from ._db import rate_limit_buckets as buckets
 
 __all__ = ["gcra", "purge_expired", "retry_after_header", "window"]
 
 
-def _insert(dialect: str) -> Any:
-    if dialect == "postgresql":
-        return postgresql.insert(buckets)
-    if dialect == "sqlite":
-        return sqlite.insert(buckets)
-    raise NotImplementedError(f"rate limits need SQLite or PostgreSQL, not {dialect}")
-
-
-_NOW = bindparam("now", type_=Float)
-_STEP = bindparam("step", type_=Float)
-_TOL = bindparam("tol", type_=Float)
-
-
-@functools.cache
-def _statements(dialect: str) -> tuple[Any, Any, Any]:
-    """The window and GCRA upserts, built once per dialect (bound values only):
-    the hot path then skips statement construction and SQL compilation."""
-    window_stmt = (
-        _insert(dialect)
-        .values(bucket=bindparam("bucket"), value=_STEP, expires_at=bindparam("end", type_=Float))
-        .on_conflict_do_update(
-            index_elements=[buckets.c.bucket], set_={"value": buckets.c.value + _STEP}
-        )
-        .returning(buckets.c.value)
-    )
-    # A stored TAT never exceeds now + tolerance in normal operation; one that
-    # does means the clock went backwards (NTP step, restored VM, test clock):
-    # restart the bucket instead of locking the caller out for the jump.
-    base = case(
-        (buckets.c.value > _NOW + _TOL, _NOW),
-        (buckets.c.value > _NOW, buckets.c.value),
-        else_=_NOW,
-    )
-    gcra_stmt = (
-        _insert(dialect)
-        .values(bucket=bindparam("bucket"), value=_NOW + _STEP, expires_at=_NOW + _TOL)
-        .on_conflict_do_update(
-            index_elements=[buckets.c.bucket],
-            set_={"value": base + _STEP, "expires_at": base + _STEP},
-            where=(base + _STEP - _NOW) <= _TOL,
-        )
-        .returning(buckets.c.value)
-    )
-    tat_stmt = select(buckets.c.value).where(buckets.c.bucket == bindparam("bucket"))
-    return window_stmt, gcra_stmt, tat_stmt
+# Plain SQL both SQLite (>= 3.35) and PostgreSQL accept, run on the driver
+# connection (see _hot): these two statements run on every authenticated request.
+_WINDOW_SQL = (
+    "INSERT INTO rate_limit_buckets (bucket, value, expires_at) VALUES (:bucket, :step, :end) "
+    "ON CONFLICT (bucket) DO UPDATE SET value = rate_limit_buckets.value + :step "
+    "RETURNING value"
+)
+# A stored TAT never exceeds now + tolerance in normal operation; one that
+# does means the clock went backwards (NTP step, restored VM, test clock):
+# restart the bucket instead of locking the caller out for the jump.
+_BASE = (
+    "(CASE WHEN rate_limit_buckets.value > :now + :tol THEN :now "
+    "WHEN rate_limit_buckets.value > :now THEN rate_limit_buckets.value ELSE :now END)"
+)
+# Constant SQL (the f-strings only repeat _BASE); every value is bound.
+_GCRA_SQL = (
+    "INSERT INTO rate_limit_buckets (bucket, value, expires_at) "  # noqa: S608
+    "VALUES (:bucket, :now + :step, :now + :tol) "
+    f"ON CONFLICT (bucket) DO UPDATE SET value = {_BASE} + :step, expires_at = {_BASE} + :step "
+    f"WHERE {_BASE} + :step - :now <= :tol "
+    "RETURNING value"
+)
+_TAT_SQL = "SELECT value FROM rate_limit_buckets WHERE bucket = :bucket"
 
 
 def window(
@@ -80,10 +56,8 @@ def window(
     """Count ``amount`` events in the current ``period``-second window of ``name``."""
     start = math.floor(now / period) * period
     end = start + period
-    stmt = _statements(conn.dialect.name)[0]
-    count = conn.execute(
-        stmt, {"bucket": f"w:{name}:{int(start)}", "step": float(amount), "end": end}
-    ).scalar_one()
+    params = {"bucket": f"w:{name}:{int(start)}", "step": float(amount), "end": end}
+    count = _hot.execute(conn, _WINDOW_SQL, params).fetchone()[0]
     if count <= limit:
         return None
     return max(end - now, 0.001)
@@ -93,11 +67,10 @@ def gcra(conn: Connection, name: str, burst: int, rate: float, now: float) -> fl
     """Admit one request of ``name`` if the bucket allows it (GCRA)."""
     interval = 1.0 / rate
     tolerance = burst * interval
-    _window, stmt, tat_stmt = _statements(conn.dialect.name)
     params = {"bucket": f"g:{name}", "now": now, "step": interval, "tol": tolerance}
-    if conn.execute(stmt, params).first() is not None:
+    if _hot.execute(conn, _GCRA_SQL, params).fetchone() is not None:
         return None
-    tat = float(conn.execute(tat_stmt, {"bucket": f"g:{name}"}).scalar_one())
+    tat = float(_hot.execute(conn, _TAT_SQL, {"bucket": f"g:{name}"}).fetchone()[0])
     return max(tat + interval - tolerance - now, 0.001)
 
 

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
-from sqlalchemy import Engine, and_, bindparam, exists, func, insert, or_, select, text, update
+from sqlalchemy import Engine, and_, exists, func, insert, or_, select, text, update
 from sqlalchemy.engine import Connection, RowMapping
 from sqlalchemy.exc import SQLAlchemyError
 
@@ -49,10 +49,9 @@ from passgeni_core import (
     standards_met,
 )
 
-from . import _ratelimit, _status
+from . import _hot, _ratelimit, _status
 from ._commit import GroupCommitter, WriteLock
 from ._db import (
-    UTCDateTime,
     api_keys,
     authority_meta,
     certificates,
@@ -87,51 +86,38 @@ log = logging.getLogger("passgeni_authority")
 
 _T = TypeVar("_T")
 
-# Hot-path statements, built once: executing a prebuilt statement with bound
-# values skips SQLAlchemy's per-call construction and cache-key work.
-_KEY_LOOKUP = select(
-    api_keys.c.prefix,
-    api_keys.c.user_id,
-    api_keys.c.team_id,
-    api_keys.c.rate_limit,
-    api_keys.c.revoked_at,
-).where(api_keys.c.key_hash == bindparam("key_hash"))
-_INSERT_EVENT = insert(usage_events)
-_INSERT_SESSION = insert(generation_sessions)
-_INSERT_CERTIFICATE = insert(certificates)
-_USER_TEAM = select(users.c.team_id).where(users.c.id == bindparam("user_id"))
-_REDEEM = (
-    update(generation_sessions)
-    .where(
-        generation_sessions.c.jti.in_(bindparam("p_jtis", expanding=True)),
-        generation_sessions.c.user_id == bindparam("p_user"),
-        generation_sessions.c.redeemed_at.is_(None),
-        generation_sessions.c.expires_at > bindparam("p_now", type_=UTCDateTime),
-    )
-    .values(redeemed_at=bindparam("p_redeemed", type_=UTCDateTime))
-    .returning(generation_sessions.c.jti, generation_sessions.c.request)
+# Hot-path SQL, run on the driver connection (see _hot): plain SQL that SQLite
+# and PostgreSQL both accept, every value bound.
+_KEY_LOOKUP = (
+    "SELECT prefix, user_id, team_id, rate_limit, revoked_at FROM api_keys "
+    "WHERE key_hash = :key_hash"
 )
+_INSERT_EVENT = (
+    "INSERT INTO usage_events (kind, user_id, ip, at, detail) "
+    "VALUES (:kind, :user_id, :ip, :at, :detail)"
+)
+_INSERT_SESSION = (
+    "INSERT INTO generation_sessions (jti, user_id, created_at, expires_at, redeemed_at, request) "
+    "VALUES (:jti, :user_id, :created_at, :expires_at, NULL, :request)"
+)
+_INSERT_CERTIFICATE = (
+    "INSERT INTO certificates (cert_id, owner_user_id, team_id, session_jti, token, claims, kid, "
+    "compliance_standard, standards_met, status, revoked_at, revocation_reason, issued_at, "
+    "expires_at, status_list_idx) VALUES (:cert_id, :owner_user_id, :team_id, :session_jti, "
+    ":token, :claims, :kid, :compliance_standard, :standards_met, :status, NULL, NULL, "
+    ":issued_at, :expires_at, :status_list_idx)"
+)
+_USER_TEAM = "SELECT team_id FROM users WHERE id = :user_id"
 _LATEST_ANOMALY = (
-    select(usage_events.c.at)
-    .where(
-        usage_events.c.kind == "anomaly",
-        usage_events.c.user_id == bindparam("user_id"),
-        usage_events.c.at > bindparam("since", type_=UTCDateTime),
-    )
-    .order_by(usage_events.c.at.desc())
-    .limit(1)
+    "SELECT at FROM usage_events WHERE kind = 'anomaly' AND user_id = :user_id "
+    "AND at > :since ORDER BY at DESC LIMIT 1"
 )
 _COUNT_24H = (
-    select(func.count())
-    .select_from(certificates)
-    .where(
-        certificates.c.owner_user_id == bindparam("user_id"),
-        certificates.c.issued_at > bindparam("since", type_=UTCDateTime),
-    )
+    "SELECT count(*) FROM certificates WHERE owner_user_id = :user_id AND issued_at > :since"
 )
 
 
-def _db_unavailable(exc: SQLAlchemyError) -> AuthorityUnavailable:
+def _db_unavailable(exc: Exception) -> AuthorityUnavailable:
     return AuthorityUnavailable(f"the authority's database failed: {type(exc).__name__}")
 
 
@@ -494,11 +480,12 @@ class AuthorityService:
         try:
             with held, self.engine.begin() as conn:
                 yield conn
-        except SQLAlchemyError as exc:
+        except (SQLAlchemyError, self.engine.dialect.loaded_dbapi.Error) as exc:
+            # The driver's own errors too: the hot path runs on the driver (see _hot).
             log.warning("database error: %s", type(exc).__name__)
             raise _db_unavailable(exc) from None
 
-    def _group_failed(self, exc: SQLAlchemyError) -> AuthorityUnavailable:
+    def _group_failed(self, exc: Exception) -> AuthorityUnavailable:
         # Reads made inside a failed group may have seen rows that were never committed.
         self._anomaly_seen.clear()
         return _db_unavailable(exc)
@@ -574,13 +561,14 @@ class AuthorityService:
         now: datetime,
         detail: Mapping[str, Any] | None = None,
     ) -> None:
-        conn.execute(
+        _hot.execute(
+            conn,
             _INSERT_EVENT,
             {
                 "kind": kind,
                 "user_id": user_id,
                 "ip": ip,
-                "at": now,
+                "at": _hot.dt(conn, now),
                 "detail": json.dumps(dict(detail), separators=(",", ":")) if detail else None,
             },
         )
@@ -724,15 +712,10 @@ class AuthorityService:
         limits = self.settings.rate_limits
         ts = now.timestamp()
         retry: float | None = None
-        row = conn.execute(_KEY_LOOKUP, {"key_hash": hash_api_key(api_key)}).first()
-        if row is None or row.prefix != prefix or row.revoked_at is not None:
+        row = _hot.execute(conn, _KEY_LOOKUP, {"key_hash": hash_api_key(api_key)}).fetchone()
+        if row is None or row[0] != prefix or row[4] is not None:
             return None, None
-        principal = Principal(
-            user_id=row.user_id,
-            team_id=row.team_id,
-            key_prefix=row.prefix,
-            rate_limit=row.rate_limit,
-        )
+        principal = Principal(user_id=row[1], team_id=row[2], key_prefix=row[0], rate_limit=row[3])
         if principal.rate_limit is not None:
             # Automation key: its own budget, burst as large as a minute's worth.
             bucket = f"key:{principal.key_prefix}"
@@ -839,7 +822,7 @@ class AuthorityService:
                 if gen_retry is not None:
                     return principal, self._ip_limited(gen_limit, gen_retry), None
             try:
-                with conn.begin_nested():
+                with _hot.Savepoint(conn):
                     return principal, None, work(conn, principal)
             except PassgeniError as exc:
                 return principal, exc, None
@@ -944,19 +927,21 @@ class AuthorityService:
     ) -> GenerationBatch:
         iat = int(now.timestamp())
         exp = iat + self.settings.session_lifetime_seconds
-        expires_at = datetime.fromtimestamp(exp, UTC)
+        created_at = _hot.dt(conn, now)
+        expires_at = _hot.dt(conn, datetime.fromtimestamp(exp, UTC))
         stored = json.dumps(request, separators=(",", ":"))
         all_claims = [
             SessionClaims(jti=_b32(15), sub=principal.user_id, iat=iat, exp=exp)
             for _ in range(count)
         ]
-        conn.execute(
+        _hot.executemany(
+            conn,
             _INSERT_SESSION,
             [
                 {
                     "jti": claims.jti,
                     "user_id": principal.user_id,
-                    "created_at": now,
+                    "created_at": created_at,
                     "expires_at": expires_at,
                     "request": stored,
                 }
@@ -1129,12 +1114,18 @@ class AuthorityService:
         wanted = list(dict.fromkeys(jtis))
         if not wanted:
             return {}
-        rows = conn.execute(
-            _REDEEM,
-            {"p_jtis": wanted, "p_user": principal.user_id, "p_now": now, "p_redeemed": now},
-        ).all()
+        params: dict[str, Any] = {f"j{i}": jti for i, jti in enumerate(wanted)}
+        params.update(user_id=principal.user_id, now=_hot.dt(conn, now))
+        marks = ", ".join(f":j{i}" for i in range(len(wanted)))
+        rows = _hot.execute(
+            conn,
+            "UPDATE generation_sessions SET redeemed_at = :now "  # noqa: S608 - placeholders only
+            f"WHERE jti IN ({marks}) AND user_id = :user_id AND redeemed_at IS NULL "
+            "AND expires_at > :now RETURNING jti, request",
+            params,
+        ).fetchall()
         out: dict[str, dict[str, Any] | PassgeniError] = {
-            row.jti: json.loads(row.request) for row in rows
+            jti: json.loads(request) for jti, request in rows
         }
         missing = [jti for jti in wanted if jti not in out]
         if missing:
@@ -1192,7 +1183,8 @@ class AuthorityService:
                 if not batch:
                     raise
                 parsed.append(exc)
-        team_id = conn.execute(_USER_TEAM, {"user_id": principal.user_id}).scalar_one_or_none()
+        team_row = _hot.execute(conn, _USER_TEAM, {"user_id": principal.user_id}).fetchone()
+        team_id = None if team_row is None else team_row[0]
         kid, signer_ref = self._active_key(conn)
         redeemed = self._redeem_many(
             conn,
@@ -1288,8 +1280,13 @@ class AuthorityService:
                 )
             )
         if rows:
-            conn.execute(_INSERT_CERTIFICATE, rows)
-            conn.execute(_INSERT_EVENT, events)
+            for row in rows:
+                row["issued_at"] = _hot.dt(conn, row["issued_at"])
+                row["expires_at"] = _hot.dt(conn, row["expires_at"])
+            for event in events:
+                event["at"] = _hot.dt(conn, event["at"])
+            _hot.executemany(conn, _INSERT_CERTIFICATE, rows)
+            _hot.executemany(conn, _INSERT_EVENT, events)
             self._check_anomaly(conn, principal.user_id, ip, now)
         # Nothing is returned to a client before the caller committed.
         return results
@@ -1301,11 +1298,12 @@ class AuthorityService:
         seen = self._anomaly_seen.get(user_id)
         if seen is not None and seen > since:
             return
-        already = conn.execute(_LATEST_ANOMALY, {"user_id": user_id, "since": since}).first()
+        params = {"user_id": user_id, "since": _hot.dt(conn, since)}
+        already = _hot.execute(conn, _LATEST_ANOMALY, params).fetchone()
         if already is not None:
-            self._anomaly_seen[user_id] = already.at
+            self._anomaly_seen[user_id] = _hot.parse_dt(already[0])
             return
-        count = conn.execute(_COUNT_24H, {"user_id": user_id, "since": since}).scalar_one()
+        count = int(_hot.execute(conn, _COUNT_24H, params).fetchone()[0])
         if count > self.settings.anomaly_threshold_24h:
             # Recorded, never blocking: bulk rotation is legitimate; an auditor decides.
             log.warning("anomaly: user %s issued %d certificates in 24 h", user_id, count)
