@@ -524,6 +524,12 @@ def run_step(
             "the event needs SecretId, ClientRequestToken and Step "
             "(createSecret, setSecret, testSecret or finishSecret)"
         )
+    # botocore logs request bodies (SecretString: passwords, binding keys) at DEBUG;
+    # the aws-sm backend's redaction filter must be on here too, not only when
+    # the store backend happens to be imported.
+    from .aws import _install_redaction
+
+    _install_redaction()
     cfg = config or RotationConfig.from_environ(environ)
     client_sm = sm if sm is not None else _secrets_manager()
     try:

@@ -1,0 +1,507 @@
+"""No generated password or binding key leaks: logs, requests to the authority, files.
+
+The main flows run against real servers with every logger at DEBUG:
+
+* the CLI: ``passgeni provision --store`` (create, then ``--rotate``) into
+  OpenBao, moto and the Kubernetes emulator;
+* the Terraform external program (store mode);
+* the AWS Secrets Manager rotation handler (all four steps, in process);
+* Ansible: a playbook with ``passgeni.compliance.credential`` run with ``-vvv``.
+
+Captured: every log line (the authority's own, at DEBUG, and each flow's
+stdout/stderr or log records), every byte sent to the authority (a recording
+TCP proxy in front of it is the only way to reach it), and every file written
+under the temporary HOME / XDG directories the flows run with. Afterwards
+the stored passwords and binding keys are read back from the stores and
+searched for in every capture: raw, base64, base64url, hex, JSON-escaped
+and URL-encoded. API keys: the authority's database holds only their
+SHA-256, never the key.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import hashlib
+import io
+import json
+import logging
+import os
+import secrets
+import sqlite3
+import subprocess
+import sys
+import zipfile
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+import pytest
+
+from passgeni_core._binding import decode_binding_key
+from passgeni_core._stores import open_store, parse_store_uri
+from tests._servers import (
+    KubeEmulator,
+    MotoServer,
+    OpenBaoServer,
+    free_port,
+    http_status,
+    wait_until,
+)
+from tests.reliability._proxy import TcpProxy
+
+ROOT = Path(__file__).resolve().parents[2]
+BIN = Path(sys.executable).parent
+
+# Every logger at DEBUG, to stderr, then the real entry point.
+DEBUG_PRELUDE = (
+    "import logging, sys; "
+    "logging.basicConfig(level=logging.DEBUG, stream=sys.stderr, "
+    "format='%(asctime)s %(name)s %(levelname)s %(message)s'); "
+)
+CLI = DEBUG_PRELUDE + "from passgeni_core.cli import main; sys.exit(main(sys.argv[1:]))"
+AUTHORITY = DEBUG_PRELUDE + "from passgeni_authority.cli import main; sys.exit(main(sys.argv[1:]))"
+TERRAFORM = DEBUG_PRELUDE + "from terraform_external import main; sys.exit(main(sys.argv[1:]))"
+
+
+@dataclass
+class Rig:
+    tmp: Path
+    home: Path
+    env: dict[str, str]
+    proxy: TcpProxy
+    api_key: str
+    state_dir: Path
+    authority_log: Path
+    bao: OpenBaoServer
+    moto: MotoServer
+    kube: KubeEmulator
+    captures: dict[str, bytes] = field(default_factory=dict)
+    credentials: list[str] = field(default_factory=list)  # store URIs written
+    flows: list[str] = field(default_factory=list)
+
+    def run(
+        self,
+        name: str,
+        argv: list[str],
+        *,
+        stdin: str | None = None,
+        env: dict[str, str] | None = None,
+    ) -> subprocess.CompletedProcess[str]:
+        proc = subprocess.run(
+            argv,
+            input=stdin,
+            capture_output=True,
+            text=True,
+            env={**self.env, **(env or {})},
+            cwd=self.tmp,
+            timeout=180,
+            check=False,
+        )
+        self.captures[f"{name} stdout"] = proc.stdout.encode()
+        self.captures[f"{name} stderr"] = proc.stderr.encode()
+        assert proc.returncode == 0, (
+            f"{name} failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr[-3000:]}"
+        )
+        return proc
+
+
+@pytest.fixture(scope="module")
+def rig(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Rig]:
+    tmp = tmp_path_factory.mktemp("leaks")
+    home = tmp / "home"
+    for sub in ("", ".config", ".local/share", ".cache", ".local/state"):
+        (home / sub).mkdir(parents=True, exist_ok=True)
+    state_dir = tmp / "authority"
+    port = free_port()
+    with contextlib.ExitStack() as stack:
+        bao = stack.enter_context(OpenBaoServer())
+        moto = stack.enter_context(MotoServer())
+        kube = stack.enter_context(KubeEmulator())
+        proxy = stack.enter_context(TcpProxy(port, record=True))
+        base_env = {
+            k: v
+            for k, v in os.environ.items()
+            if not k.startswith(("PASSGENI_", "VAULT_", "AWS_", "ANSIBLE_", "KUBE", "XDG_"))
+        }
+        authority_env = {**base_env, "HOME": str(tmp / "authority-home"), "PYTHONUNBUFFERED": "1"}
+        created = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "passgeni_authority",
+                "create-key",
+                "--state-dir",
+                str(state_dir),
+                "--user",
+                "leaks",
+                "--rate-limit",
+                "100000",
+                "--json",
+            ],
+            capture_output=True,
+            text=True,
+            env=authority_env,
+            cwd=ROOT,
+            timeout=120,
+            check=True,
+        )
+        api_key = json.loads(created.stdout)["api_key"]
+        authority_log = tmp / "authority.log"
+        with authority_log.open("wb") as log:
+            server = subprocess.Popen(
+                [
+                    sys.executable,
+                    "-c",
+                    AUTHORITY,
+                    "serve",
+                    "--host",
+                    "127.0.0.1",
+                    "--port",
+                    str(port),
+                    "--state-dir",
+                    str(state_dir),
+                    "--public-url",
+                    proxy.url,
+                    "--log-level",
+                    "debug",
+                    "--no-fips-strict",
+                ],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                env=authority_env,
+                cwd=ROOT,
+                start_new_session=True,
+            )
+        stack.callback(lambda: (server.terminate(), server.wait(timeout=15)))
+        wait_until(
+            lambda: http_status(f"{proxy.url}/healthz", timeout=1.0) == 200,
+            60.0,
+            "authority behind the proxy",
+            log_path=authority_log,
+            process=server,
+        )
+        kubeconfig = tmp / "kubeconfig"
+        kubeconfig.write_text(
+            json.dumps(
+                {
+                    "apiVersion": "v1",
+                    "kind": "Config",
+                    "current-context": "emu",
+                    "clusters": [{"name": "emu", "cluster": {"server": kube.url}}],
+                    "contexts": [{"name": "emu", "context": {"cluster": "emu", "user": "emu"}}],
+                    "users": [{"name": "emu", "user": {}}],
+                }
+            )
+        )
+        env = {
+            **base_env,
+            "HOME": str(home),
+            "XDG_CONFIG_HOME": str(home / ".config"),
+            "XDG_DATA_HOME": str(home / ".local/share"),
+            "XDG_CACHE_HOME": str(home / ".cache"),
+            "XDG_STATE_HOME": str(home / ".local/state"),
+            "TMPDIR": str(home / "tmp"),
+            "PASSGENI_URL": proxy.url,
+            "PASSGENI_ISSUER": proxy.url,
+            "PASSGENI_API_KEY": api_key,
+            "VAULT_ADDR": bao.url,
+            "VAULT_TOKEN": bao.token,
+            "AWS_ENDPOINT_URL": moto.url,
+            "AWS_REGION": moto.region,
+            "AWS_DEFAULT_REGION": moto.region,
+            "AWS_ACCESS_KEY_ID": "testing",
+            "AWS_SECRET_ACCESS_KEY": "testing",
+            "AWS_CONFIG_FILE": "/nonexistent/aws-config",
+            "AWS_SHARED_CREDENTIALS_FILE": "/nonexistent/aws-credentials",
+            "AWS_EC2_METADATA_DISABLED": "true",
+            "KUBECONFIG": str(kubeconfig),
+            "PYTHONUNBUFFERED": "1",
+        }
+        (home / "tmp").mkdir()
+        yield Rig(tmp, home, env, proxy, api_key, state_dir, authority_log, bao, moto, kube)
+
+
+def _cli(rig: Rig, name: str, *args: str) -> dict[str, Any]:
+    proc = rig.run(name, [sys.executable, "-c", CLI, *args])
+    data: dict[str, Any] = json.loads(proc.stdout)
+    return data
+
+
+def test_cli_provision_and_rotate(rig: Rig) -> None:
+    uid = secrets.token_hex(4)
+    for uri in (
+        f"vault://secret/leaks/cli-{uid}#password",
+        f"aws-sm://leaks/cli-{uid}#password",
+        f"k8s://leaks/cli-{uid}#password",
+    ):
+        first = _cli(
+            rig, f"provision {uri}", "provision", "--preset", "soc2", "--store", uri, "--json"
+        )
+        assert first["outcome"] == "created"
+        rig.credentials.append(uri)
+        second = _cli(
+            rig,
+            f"rotate {uri}",
+            "provision",
+            "--preset",
+            "soc2",
+            "--store",
+            uri,
+            "--rotate",
+            "--json",
+        )
+        assert second["outcome"] == "rotated" and second["cert_id"] != first["cert_id"]
+    rig.flows.append("cli provision --store (vault, aws-sm, k8s) + --rotate")
+
+
+def test_terraform_store_mode(rig: Rig) -> None:
+    uri = f"vault://secret/leaks/tf-{secrets.token_hex(4)}#password"
+    query = {"preset": "soc2", "destination": uri, "keeper": "v1"}
+    proc = rig.run("terraform", [sys.executable, "-c", TERRAFORM], stdin=json.dumps(query))
+    assert json.loads(proc.stdout)["mode"] == "store"
+    rig.credentials.append(uri)
+    rig.flows.append("terraform external (store mode)")
+
+
+class _Records(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__(logging.DEBUG)
+        self.lines: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.lines.append(self.format(record))
+
+
+def test_rotation_handler_all_steps(rig: Rig, monkeypatch: pytest.MonkeyPatch) -> None:
+    from vault_plugin_helper.rotation import RotationConfig, run_step
+
+    for name in ("AWS_ENDPOINT_URL", "AWS_REGION", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
+        monkeypatch.setenv(name, rig.env[name])
+    for name in ("HOME", "XDG_CONFIG_HOME", "XDG_DATA_HOME", "XDG_CACHE_HOME"):
+        monkeypatch.setenv(name, rig.env[name])
+    sm = rig.moto.boto3_client("secretsmanager")
+    iam = rig.moto.boto3_client("iam")
+    role = iam.create_role(RoleName=f"rot-{secrets.token_hex(3)}", AssumeRolePolicyDocument="{}")
+    code = io.BytesIO()
+    with zipfile.ZipFile(code, "w") as archive:
+        archive.writestr("h.py", "def handler(event, context):\n    return None\n")
+    fn = rig.moto.boto3_client("lambda").create_function(
+        FunctionName=f"leaks-{secrets.token_hex(3)}",
+        Runtime="python3.11",
+        Role=role["Role"]["Arn"],
+        Handler="h.handler",
+        Code={"ZipFile": code.getvalue()},
+    )
+    name = f"leaks/rot-{secrets.token_hex(4)}"
+    arn = sm.create_secret(
+        Name=name,
+        SecretString=json.dumps({"username": "app", "password": "Initial-" + secrets.token_hex(8)}),
+    )["ARN"]
+    token = secrets.token_hex(16)
+    sm.rotate_secret(
+        SecretId=arn,
+        ClientRequestToken=token,
+        RotationLambdaARN=fn["FunctionArn"],
+        RotationRules={"AutomaticallyAfterDays": 30},
+    )
+    config = RotationConfig(
+        preset="soc2", target="none", url=rig.proxy.url, issuer=rig.proxy.url, api_key=rig.api_key
+    )
+    records = _Records()
+    records.setFormatter(logging.Formatter("%(name)s %(levelname)s %(message)s %(args)s"))
+    root = logging.getLogger()
+    old_level = root.level
+    root.addHandler(records)
+    root.setLevel(logging.DEBUG)
+    # As in a fresh Lambda process: nothing else has imported the aws-sm store backend
+    # (whose import installs the botocore body redaction) before the handler runs.
+    from vault_plugin_helper import aws as aws_backend
+
+    for logger_name in aws_backend._BODY_LOGGERS:
+        logging.getLogger(logger_name).removeFilter(aws_backend._REDACTOR)
+    try:
+        for step in ("createSecret", "setSecret", "testSecret", "finishSecret"):
+            run_step(
+                {"SecretId": arn, "ClientRequestToken": token, "Step": step}, sm=sm, config=config
+            )
+    finally:
+        root.removeHandler(records)
+        root.setLevel(old_level)
+        aws_backend._install_redaction()
+    assert records.lines, "no log line was captured at DEBUG"
+    rig.captures["rotation handler logs"] = "\n".join(records.lines).encode()
+    rig.credentials.append(f"aws-sm://{name}#password")
+    rig.flows.append("rotation handler (createSecret, setSecret, testSecret, finishSecret)")
+
+
+PLAYBOOK = """\
+- hosts: localhost
+  connection: local
+  gather_facts: false
+  tasks:
+    - name: A certified credential stored in Vault
+      passgeni.compliance.credential:
+        preset: soc2
+        destination: "{uri}"
+      register: stored
+    - name: Show what the module returned
+      ansible.builtin.debug:
+        var: stored
+"""
+
+
+def test_ansible_vvv(rig: Rig) -> None:
+    from tests.ansible_collection.conftest import SOURCE, _galaxy, ansible_bin, base_env
+
+    work = rig.home / "ansible-work"
+    work.mkdir()
+    env = base_env(work, None)
+    dist, dest = work / "dist", work / "collections"
+    dist.mkdir()
+    _galaxy(env, "build", str(SOURCE), "--output-path", str(dist))
+    (tarball,) = dist.glob("passgeni-compliance-*.tar.gz")
+    _galaxy(env, "install", str(tarball), "-p", str(dest))
+    env = base_env(work, dest)
+    for name in (
+        "PASSGENI_URL",
+        "PASSGENI_ISSUER",
+        "PASSGENI_API_KEY",
+        "VAULT_ADDR",
+        "VAULT_TOKEN",
+        "HOME",
+        "XDG_CONFIG_HOME",
+        "XDG_DATA_HOME",
+        "XDG_CACHE_HOME",
+        "TMPDIR",
+    ):
+        env[name] = rig.env[name]
+    env["ANSIBLE_HOME"] = str(rig.home / ".ansible")
+    env["ANSIBLE_LOCAL_TEMP"] = str(rig.home / ".ansible" / "tmp")
+    env["ANSIBLE_KEEP_REMOTE_FILES"] = "1"  # keep module payloads: they are searched too
+    uri = f"vault://secret/leaks/ansible-{secrets.token_hex(4)}#password"
+    playbook = work / "leaks.yml"
+    playbook.write_text(PLAYBOOK.format(uri=uri))
+    proc = rig.run(
+        "ansible-playbook -vvv",
+        [ansible_bin("ansible-playbook"), "-i", "localhost,", str(playbook), "-vvv"],
+        env=env,
+    )
+    assert "changed=1" in proc.stdout
+    rig.credentials.append(uri)
+    rig.flows.append("ansible-playbook -vvv (passgeni.compliance.credential)")
+
+
+def _encodings(secret: bytes) -> set[bytes]:
+    forms = {
+        secret,
+        base64.b64encode(secret),
+        base64.b64encode(secret).rstrip(b"="),
+        base64.urlsafe_b64encode(secret),
+        base64.urlsafe_b64encode(secret).rstrip(b"="),
+        secret.hex().encode(),
+        secret.hex().upper().encode(),
+    }
+    with contextlib.suppress(UnicodeDecodeError):
+        text = secret.decode("utf-8")
+        forms.add(json.dumps(text)[1:-1].encode())
+        forms.add(json.dumps(text, ensure_ascii=False)[1:-1].encode())
+        forms.add(quote(text, safe="").encode())
+        forms.add(repr(text)[1:-1].encode())
+    return {f for f in forms if len(f) >= 8}
+
+
+def test_zz_nothing_leaked(rig: Rig) -> None:
+    """Runs after the flows: read every stored secret back and search every capture."""
+    assert rig.flows == [
+        "cli provision --store (vault, aws-sm, k8s) + --rotate",
+        "terraform external (store mode)",
+        "rotation handler (createSecret, setSecret, testSecret, finishSecret)",
+        "ansible-playbook -vvv (passgeni.compliance.credential)",
+    ], rig.flows
+    secrets_found: dict[str, bytes] = {}
+    options = {
+        "vault": {"environ": {"VAULT_ADDR": rig.bao.url, "VAULT_TOKEN": rig.bao.token}},
+        "aws-sm": {"client": rig.moto.boto3_client()},
+        "k8s": {"api_client": rig.kube.api_client()},
+    }
+    for uri in rig.credentials:
+        parsed = parse_store_uri(uri)
+        store = open_store(uri, **options[parsed.scheme])
+        stored = store.read(parsed)
+        assert stored is not None and stored.password and stored.binding_key, uri
+        secrets_found[f"{uri} password"] = stored.password.encode()
+        secrets_found[f"{uri} binding key"] = stored.binding_key
+        assert (
+            decode_binding_key(base64.urlsafe_b64encode(stored.binding_key).rstrip(b"=").decode())
+            == stored.binding_key
+        )
+    # The rotated-away passwords too (Vault keeps old versions; they were generated here).
+    client = rig.bao.hvac_client()
+    for uri in rig.credentials:
+        if uri.startswith("vault://"):
+            path = uri.removeprefix("vault://secret/").split("#")[0]
+            meta = client.secrets.kv.v2.read_secret_metadata(path=path, mount_point="secret")[
+                "data"
+            ]
+            for version in meta["versions"]:
+                data = client.secrets.kv.v2.read_secret_version(
+                    path=path,
+                    mount_point="secret",
+                    version=int(version),
+                    raise_on_deleted_version=True,
+                )["data"]["data"]
+                secrets_found[f"{uri} v{version} password"] = data["password"].encode()
+                secrets_found[f"{uri} v{version} binding key"] = base64.urlsafe_b64decode(
+                    data["password.passgeni-binding-key"] + "=="
+                )
+    assert len(secrets_found) >= 2 * len(rig.credentials)
+
+    haystacks = dict(rig.captures)
+    haystacks["authority log (DEBUG)"] = rig.authority_log.read_bytes()
+    haystacks["requests to the authority"] = rig.proxy.recorded
+    files = [p for p in rig.home.rglob("*") if p.is_file()]
+    for path in files:
+        haystacks[f"file {path.relative_to(rig.home)}"] = path.read_bytes()
+    assert haystacks["requests to the authority"].count(b"POST /api/generate-certificate") >= 8
+    assert len(haystacks["authority log (DEBUG)"]) > 0
+
+    leaks = []
+    for what, secret in secrets_found.items():
+        for form in _encodings(secret):
+            for where, data in haystacks.items():
+                at = data.find(form)
+                if at >= 0:
+                    line_start = data.rfind(b"\n", 0, at) + 1
+                    context = data[line_start : line_start + 80] + b" ... "
+                    context += data[max(0, at - 60) : at + len(form) + 40]
+                    context = context.replace(form, b"***")
+                    leaks.append(f"{what} in {where}: ...{context.decode(errors='replace')}...")
+    assert leaks == [], leaks
+    print(
+        f"searched {len(secrets_found)} secrets x encodings in {len(haystacks)} captures ({len(files)} files)"
+    )
+
+
+def test_zz_api_keys_stored_only_as_hashes(rig: Rig) -> None:
+    db = rig.state_dir / "authority.db"
+    with sqlite3.connect(f"file:{db}?mode=ro", uri=True) as conn:
+        rows = conn.execute("SELECT prefix, key_hash FROM api_keys").fetchall()
+        tables = [r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")]
+        everything = []
+        for table in tables:
+            for row in conn.execute(f'SELECT * FROM "{table}"'):  # noqa: S608 - table names from sqlite_master
+                everything.append(repr(row))
+    assert rows, "no API key row"
+    prefix = rig.api_key.split("_")[1]
+    assert (prefix, hashlib.sha256(rig.api_key.encode()).hexdigest()) in rows
+    secret_part = rig.api_key.split("_", 2)[2]
+    dump = "\n".join(everything)
+    assert rig.api_key not in dump and secret_part not in dump
+    # Nor in the raw database files (pages, WAL), nor in the authority's log.
+    for path in rig.state_dir.rglob("*"):
+        if path.is_file():
+            assert secret_part.encode() not in path.read_bytes(), path
+    assert secret_part.encode() not in rig.authority_log.read_bytes()
