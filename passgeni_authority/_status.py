@@ -28,7 +28,7 @@ import secrets
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import and_, insert, select, update
+from sqlalchemy import and_, insert, select
 from sqlalchemy.engine import Connection
 
 from passgeni_core import (
@@ -40,6 +40,7 @@ from passgeni_core import (
     StatusReference,
 )
 
+from . import _hot
 from ._db import certificates, signing_keys, status_list_counter, usage_events
 
 if TYPE_CHECKING:
@@ -80,12 +81,13 @@ def allocate_indexes(conn: Connection, count: int) -> int:
     """
     if count <= 0:
         return 0
-    row = conn.execute(
-        update(status_list_counter)
-        .where(status_list_counter.c.name == _COUNTER)
-        .values(next_idx=status_list_counter.c.next_idx + count)
-        .returning(status_list_counter.c.next_idx)
-    ).first()
+    # On the driver connection (see _hot): this runs once per issuing request.
+    row = _hot.execute(
+        conn,
+        "UPDATE status_list_counter SET next_idx = next_idx + :count "
+        "WHERE name = :name RETURNING next_idx",
+        {"count": count, "name": _COUNTER},
+    ).fetchone()
     if row is None:  # a database migrated by hand without the seed row
         conn.execute(insert(status_list_counter).values(name=_COUNTER, next_idx=count))
         return 0
