@@ -256,9 +256,12 @@ def verify_certificate(
     kid, claims = _verify_signature(token, keys, issuer)
     at = _now(now)
     ts = at.timestamp()
-    if ts + leeway < claims.nbf:
+    # A certificate cannot attest a generation that has not happened yet: an
+    # issuance time in the future is refused like a future nbf.
+    not_before = max(claims.nbf, claims.iat)
+    if ts + leeway < not_before:
         raise CertificateNotYetValid(
-            f"certificate {claims.jti} is not valid before {datetime.fromtimestamp(claims.nbf, UTC).isoformat()}"
+            f"certificate {claims.jti} is not valid before {datetime.fromtimestamp(not_before, UTC).isoformat()}"
         )
     if ts - leeway >= claims.exp:
         raise CertificateExpired(

@@ -200,6 +200,10 @@ def test_expired_and_not_yet_valid(keys: Keys) -> None:
     future = keys.sign(keys.claims(nbf=int((ISSUED + timedelta(days=2)).timestamp())))
     with pytest.raises(CertificateNotYetValid):
         verify_certificate(future, keys.jwks, issuer=ISSUER, now=DURING - timedelta(days=29))
+    # iat in the future (nbf in the past) is refused too.
+    future_iat = keys.sign(keys.claims(iat=int((ISSUED + timedelta(days=2)).timestamp())))
+    with pytest.raises(CertificateNotYetValid):
+        verify_certificate(future_iat, keys.jwks, issuer=ISSUER, now=DURING - timedelta(days=29))
 
 
 def test_wrong_issuer_and_wrong_version(keys: Keys) -> None:
