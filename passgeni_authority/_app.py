@@ -107,6 +107,13 @@ def client_ip(request: Request, trusted: frozenset[str]) -> str | None:
     return peer
 
 
+def _json(data: Any, status_code: int = 200) -> Response:
+    """A JSON answer serialised once, as JSONResponse would (compact, UTF-8, no NaN),
+    without FastAPI's per-value ``jsonable_encoder`` pass (hot endpoints)."""
+    body = json.dumps(data, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
+    return Response(body.encode("utf-8"), status_code=status_code, media_type="application/json")
+
+
 def _error_response(exc: PassgeniError) -> JSONResponse:
     headers = {}
     if isinstance(exc, RateLimited) and exc.retry_after is not None:
@@ -305,28 +312,45 @@ def create_app(
 
     Caller = Annotated[Principal, Depends(principal)]
     Body = Annotated[dict[str, Any], Depends(json_body)]
-    BodyOrError = Annotated[dict[str, Any] | PassgeniError, Depends(body_or_error)]
     IP = Annotated[str | None, Depends(ip_of)]
 
     # -- API ----------------------------------------------------------------------------
 
-    @app.post("/api/generate", openapi_extra=_GENERATE_SCHEMA, tags=["certificates"])
-    def generate(request: Request, body: BodyOrError, ip: IP) -> dict[str, Any]:
+    @app.post(
+        "/api/generate",
+        openapi_extra=_GENERATE_SCHEMA,
+        tags=["certificates"],
+        response_model=None,
+        response_class=JSONResponse,
+    )
+    async def generate(request: Request) -> Response:
         """Re-validate generation parameters and open a 60 s single-use session."""
-        return svc.authorized(
-            bearer(request),
-            ip=ip,
-            endpoint=endpoint_of(request),
-            work=svc.generation_work(body),
-            generation_attempts=0 if isinstance(body, PassgeniError) else 1,
-        ).to_dict()
+        body = await body_or_error(request)
+        return _json(
+            (
+                await svc.authorized_async(
+                    bearer(request),
+                    ip=ip_of(request),
+                    endpoint=endpoint_of(request),
+                    work=svc.generation_work(body),
+                    generation_attempts=0 if isinstance(body, PassgeniError) else 1,
+                )
+            ).to_dict()
+        )
 
-    @app.post("/api/generate-batch", openapi_extra=_GENERATE_BATCH_SCHEMA, tags=["certificates"])
-    def generate_batch(request: Request, body: BodyOrError, ip: IP) -> dict[str, Any]:
+    @app.post(
+        "/api/generate-batch",
+        openapi_extra=_GENERATE_BATCH_SCHEMA,
+        tags=["certificates"],
+        response_model=None,
+        response_class=JSONResponse,
+    )
+    async def generate_batch(request: Request) -> Response:
         """``count`` sessions with the same parameters (validated once), for batch issuance.
 
         Each session counts as one generation attempt towards the per-IP limit.
         """
+        body = await body_or_error(request)
         count: int | PassgeniError = InvalidRequest("count must be an integer")
         attempts = 0
         if not isinstance(body, PassgeniError):
@@ -335,37 +359,47 @@ def create_app(
             if isinstance(raw, int) and not isinstance(raw, bool):
                 count = raw
                 attempts = max(1, min(raw, cfg.max_batch_items))
-        return svc.authorized(
+        batch = await svc.authorized_async(
             bearer(request),
-            ip=ip,
+            ip=ip_of(request),
             endpoint=endpoint_of(request),
             work=svc.generation_batch_work(body, count),
             generation_attempts=attempts,
-        ).to_dict()
+        )
+        return _json(batch.to_dict())
 
     @app.post(
         "/api/generate-certificate",
         status_code=201,
         openapi_extra=_REDEEM_SCHEMA,
         tags=["certificates"],
+        response_model=None,
+        response_class=JSONResponse,
     )
-    def generate_certificate(request: Request, body: BodyOrError, ip: IP) -> dict[str, Any]:
+    async def generate_certificate(request: Request) -> Response:
         """Redeem a generation session for a signed certificate."""
-        return svc.authorized(
+        body = await body_or_error(request)
+        ip = ip_of(request)
+        issued = await svc.authorized_async(
             bearer(request),
             ip=ip,
             endpoint=endpoint_of(request),
             work=svc.issue_work(body, ip=ip),
-        ).to_dict()
+        )
+        return _json(issued.to_dict(), 201)
 
     @app.post(
         "/api/generate-certificates",
         status_code=201,
         openapi_extra=_BATCH_SCHEMA,
         tags=["certificates"],
+        response_model=None,
+        response_class=JSONResponse,
     )
-    def generate_certificates(request: Request, body: BodyOrError, ip: IP) -> dict[str, Any]:
+    async def generate_certificates(request: Request) -> Response:
         """Batch issuance: many sessions, many certificates, one request."""
+        body = await body_or_error(request)
+        ip = ip_of(request)
         items: list[Any] | PassgeniError
         if isinstance(body, PassgeniError):
             items = body
@@ -375,18 +409,21 @@ def create_app(
             items = InvalidRequest("items must be a list")
         else:
             items = body["items"]
-        results = svc.authorized(
+        results = await svc.authorized_async(
             bearer(request),
             ip=ip,
             endpoint=endpoint_of(request),
             work=svc.issue_batch_work(items, ip=ip),
         )
-        return {
-            "certificates": [
-                {"error": r.to_dict()} if isinstance(r, PassgeniError) else r.to_dict()
-                for r in results
-            ]
-        }
+        return _json(
+            {
+                "certificates": [
+                    {"error": r.to_dict()} if isinstance(r, PassgeniError) else r.to_dict()
+                    for r in results
+                ]
+            },
+            201,
+        )
 
     @app.get("/api/audit", tags=["certificates"])
     def audit(

@@ -112,6 +112,10 @@ class GroupCommitter:
         self._closed = False
 
     def run(self, unit: Callable[[Connection], T]) -> T:
+        return self.submit(unit).result()
+
+    def submit(self, unit: Callable[[Connection], T]) -> Future[T]:
+        """Queue ``unit``; the future completes after the commit of its group."""
         future: Future[T] = Future()
         with self._cond:
             if self._closed:
@@ -123,7 +127,7 @@ class GroupCommitter:
                 self._thread.start()
             self._queue.append((unit, future))
             self._cond.notify()
-        return future.result()
+        return future
 
     def close(self) -> None:
         with self._cond:

@@ -8,6 +8,7 @@ Every public method raises only ``passgeni_core`` errors (each carries the
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import contextlib
 import hashlib
@@ -796,6 +797,45 @@ class AuthorityService:
         and its exception is raised here. ``generation_attempts`` counts
         towards the per-IP generation limit (keys without their own limit).
         """
+        unit = self._authorized_unit(
+            api_key, ip=ip, endpoint=endpoint, work=work, generation_attempts=generation_attempts
+        )
+        value: _T = self._authorized_result(self._write(unit))
+        return value
+
+    async def authorized_async(
+        self,
+        api_key: str | None,
+        *,
+        ip: str | None,
+        endpoint: str,
+        work: Callable[[Connection, Principal], _T],
+        generation_attempts: int = 0,
+    ) -> _T:
+        """:meth:`authorized` for an event loop: waits for the commit without a thread.
+
+        On SQLite the unit is handed to the group committer and the loop
+        awaits the commit; elsewhere the transaction runs in a worker thread.
+        """
+        unit = self._authorized_unit(
+            api_key, ip=ip, endpoint=endpoint, work=work, generation_attempts=generation_attempts
+        )
+        if self._committer is not None:
+            outcome = await asyncio.wrap_future(self._committer.submit(unit))
+        else:
+            outcome = await asyncio.to_thread(self._write, unit)
+        value: _T = self._authorized_result(outcome)
+        return value
+
+    def _authorized_unit(
+        self,
+        api_key: str | None,
+        *,
+        ip: str | None,
+        endpoint: str,
+        work: Callable[[Connection, Principal], Any],
+        generation_attempts: int,
+    ) -> Callable[[Connection], tuple[Principal | None, PassgeniError | None, Any]]:
         prefix = self._check_key_format(api_key)
         assert api_key is not None
         now = self.now()
@@ -827,13 +867,16 @@ class AuthorityService:
             except PassgeniError as exc:
                 return principal, exc, None
 
-        principal, error, result = self._write(unit)
+        return unit
+
+    @staticmethod
+    def _authorized_result(outcome: tuple[Principal | None, PassgeniError | None, Any]) -> Any:
+        principal, error, result = outcome
         if principal is None:
             raise Unauthenticated("the API key is unknown or revoked")
         if error is not None:
             raise error
-        value: _T = result
-        return value
+        return result
 
     @staticmethod
     def _ip_limited(limit: int, retry: float) -> RateLimited:
