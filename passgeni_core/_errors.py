@@ -49,6 +49,7 @@ __all__ = [
     "UnsupportedCertVersion",
     "WrongIssuer",
     "error_for_code",
+    "one_line",
 ]
 
 
@@ -309,6 +310,19 @@ class StoreLimitExceeded(StoreError):
 
     code = "store_limit_exceeded"
     http_status = 422
+
+
+def one_line(exc: BaseException, *, with_code: bool = False) -> str:
+    """A one-line description of any exception, for messages that wrap it.
+
+    PassGeni errors give their message (already secret-free), prefixed by
+    their code when ``with_code``; anything else gives its type and first 200
+    characters, whitespace folded.
+    """
+    if isinstance(exc, PassgeniError):
+        return f"{exc.code}: {exc.message}" if with_code else exc.message
+    text = " ".join(str(exc).split())[:200]
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
 def _all_subclasses(cls: type[PassgeniError]) -> list[type[PassgeniError]]:

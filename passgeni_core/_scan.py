@@ -48,6 +48,7 @@ from ._errors import (
     NotFound,
     PassgeniError,
     UnknownKey,
+    one_line,
 )
 from ._presets import get_preset
 from ._stores import (
@@ -204,13 +205,6 @@ def _now(now: datetime | None) -> datetime:
     return now
 
 
-def _one_line(exc: BaseException) -> str:
-    if isinstance(exc, PassgeniError):
-        return f"{exc.code}: {exc.message}"
-    text = " ".join(str(exc).split())[:200]
-    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
-
-
 def assess(
     client: AuthorityClient,
     system: str,
@@ -260,7 +254,7 @@ def assess(
             **base,
         )
     except Exception as exc:
-        return CoverageEntry(status="error", detail=_one_line(exc), **base)
+        return CoverageEntry(status="error", detail=one_line(exc, with_code=True), **base)
     try:
         keys = jwks if jwks is not None else client.jwks()
         try:
@@ -272,9 +266,9 @@ def assess(
                 record.token, client.jwks(refresh=True), issuer=client.issuer
             )
     except InvalidToken as exc:
-        return CoverageEntry(status="invalid", detail=_one_line(exc), **base)
+        return CoverageEntry(status="invalid", detail=one_line(exc, with_code=True), **base)
     except Exception as exc:
-        return CoverageEntry(status="error", detail=_one_line(exc), **base)
+        return CoverageEntry(status="error", detail=one_line(exc, with_code=True), **base)
     claims = cert.claims
     target = claims.target
     base.update(
@@ -396,12 +390,16 @@ def scan(
                 "unknown_store_scheme",
             ):
                 raise
-            entries.append(CoverageEntry(uri=str(prefix), status="error", detail=_one_line(exc)))
+            entries.append(
+                CoverageEntry(uri=str(prefix), status="error", detail=one_line(exc, with_code=True))
+            )
             continue
         try:
             found = list(store.list(prefix))
         except Exception as exc:
-            entries.append(CoverageEntry(uri=str(prefix), status="error", detail=_one_line(exc)))
+            entries.append(
+                CoverageEntry(uri=str(prefix), status="error", detail=one_line(exc, with_code=True))
+            )
             found = []
         finally:
             store.close()
