@@ -48,7 +48,11 @@ def main() -> None:
         length=20, min_upper=1, min_lower=1, min_digits=1, min_special=1, breach_check=False
     )
     generate_many(params, 10)  # warm: compile tables, load the breach list
-    best = {"passgeni": float("inf"), "passgeni_no_breach_check": float("inf"), "naive": float("inf")}
+    best = {
+        "passgeni": float("inf"),
+        "passgeni_no_breach_check": float("inf"),
+        "naive": float("inf"),
+    }
     for _ in range(args.rounds):
         for name, fn in (
             ("passgeni", lambda: generate_many(params, args.count)),
