@@ -30,7 +30,7 @@ lint: $(STAMP)
 	$(VENV)/bin/ruff format --check passgeni_core passgeni_authority vault_plugin_helper k8s_operator_hooks terraform_external tests bench examples
 
 typecheck: $(STAMP)
-	$(VENV)/bin/mypy passgeni_core passgeni_authority terraform_external k8s_operator_hooks
+	$(VENV)/bin/mypy passgeni_core passgeni_authority vault_plugin_helper k8s_operator_hooks terraform_external
 
 contracts: $(STAMP)
 	$(VENV)/bin/lint-imports
