@@ -95,7 +95,7 @@ class GroupCommitter:
     def __init__(
         self,
         engine: Engine,
-        lock: WriteLock,
+        lock: WriteLock | None,
         on_db_error: Callable[[Exception], BaseException],
     ) -> None:
         self._engine = engine
@@ -172,7 +172,8 @@ class GroupCommitter:
     ) -> None:
         outcomes: list[tuple[Future[Any], Any, BaseException | None]] = []
         try:
-            with self._lock.held(), conn.begin():
+            held = self._lock.held() if self._lock is not None else contextlib.nullcontext()
+            with held, conn.begin():
                 for unit, future in group:
                     savepoint = _hot.Savepoint(conn)
                     try:
@@ -190,11 +191,17 @@ class GroupCommitter:
         except self._db_errors as exc:
             # The COMMIT (or BEGIN) failed: nothing of this group is durable.
             log.warning("database error in a group commit: %s", type(exc).__name__)
+            with contextlib.suppress(*self._db_errors):
+                conn.rollback()
+            if len(group) > 1:
+                # One unit's conflict (e.g. a PostgreSQL deadlock between two
+                # processes' groups) must not fail the others: each again, alone.
+                for single in group:
+                    self._commit_group(conn, [single])
+                return
             error = self._on_db_error(exc)
             for _unit, future in group:
                 future.set_exception(error)
-            with contextlib.suppress(SQLAlchemyError):
-                conn.invalidate()
             return
         except BaseException as exc:  # pragma: no cover - a bug: fail the group loudly
             for _unit, future in group:

@@ -447,6 +447,12 @@ class AuthorityService:
         if self.engine.dialect.name == "sqlite" and database and database != ":memory:":
             self._write_lock = WriteLock(database)
             self._committer = GroupCommitter(self.engine, self._write_lock, self._group_failed)
+        elif self.engine.dialect.name == "postgresql":
+            # Every issuing request updates the same few rows (the key's rate
+            # buckets, the status-list counter) and holds their locks until its
+            # commit is flushed: grouping turns one flush per request into one
+            # per group. PostgreSQL itself serialises writers across processes.
+            self._committer = GroupCommitter(self.engine, None, self._group_failed)
         # user id -> time of its latest anomaly event (skips the 24 h count).
         self._anomaly_seen: dict[str, datetime] = {}
 
