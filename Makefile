@@ -46,6 +46,7 @@ sanity: $(STAMP)
 test: lint typecheck contracts unit sanity
 
 bench: $(STAMP) sysdeps
+	@bash scripts/install-bench-deps.sh
 	$(PY) bench/run_all.py
 
 clean:
