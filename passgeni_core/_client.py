@@ -23,6 +23,7 @@ Transport behaviour:
 from __future__ import annotations
 
 import email.utils
+import json
 import math
 import random
 import time
@@ -52,6 +53,7 @@ from ._verify import JWKS
 
 __all__ = [
     "MAX_BATCH",
+    "MAX_BATCH_BODY",
     "Anomaly",
     "AuditPage",
     "AuthorityClient",
@@ -63,6 +65,8 @@ __all__ = [
 
 #: The authority's limit on one batch request; larger batches are split.
 MAX_BATCH = 1000
+#: The authority refuses request bodies over 64 KiB; batches are also split to stay under this.
+MAX_BATCH_BODY = 60_000
 #: Server messages are shown to users; keep them bounded.
 _MAX_MESSAGE = 500
 _USER_AGENT = "passgeni-client/0.1"
@@ -753,6 +757,64 @@ class AuthorityClient:
             self._object(data, "the session"), received_at=datetime.now(UTC)
         )
 
+    def start_generations(
+        self,
+        preset: str,
+        parameters: GenerationParameters | Mapping[str, Any],
+        count: int,
+        *,
+        entropy_source: EntropySource | Mapping[str, Any] | None = None,
+    ) -> list[GenerationSession]:
+        """``POST /api/generate-batch``: ``count`` sessions for the same public parameters.
+
+        Validated once by the authority; each session is single use, as from
+        :meth:`start_generation`. Counts over :data:`MAX_BATCH` are split into
+        several requests. Unredeemed sessions simply expire, so the call is
+        retried like :meth:`start_generation`.
+
+        Raises:
+            InvalidRequest: ``count`` is not a positive integer.
+            The errors of :meth:`start_generation`.
+        """
+        if isinstance(count, bool) or not isinstance(count, int) or count < 1:
+            raise InvalidRequest("count must be a positive integer")
+        params = (
+            parameters
+            if isinstance(parameters, GenerationParameters)
+            else GenerationParameters.from_dict(dict(parameters))
+        )
+        body: dict[str, Any] = {"compliance_standard": preset, "parameters": params.to_dict()}
+        if entropy_source is not None:
+            source = (
+                entropy_source
+                if isinstance(entropy_source, EntropySource)
+                else EntropySource.from_dict(dict(entropy_source))
+            )
+            body["entropy_source"] = source.to_dict()
+        out: list[GenerationSession] = []
+        for start in range(0, count, MAX_BATCH):
+            n = min(MAX_BATCH, count - start)
+            data = self._object(
+                self._request("POST", "/api/generate-batch", body={**body, "count": n}),
+                "the session batch",
+            )
+            received = datetime.now(UTC)
+            ids = data.get("generation_session_ids")
+            if (
+                not isinstance(ids, list)
+                or len(ids) != n
+                or not all(isinstance(i, str) and i for i in ids)
+            ):
+                raise _bad("field 'generation_session_ids' is missing or has the wrong length")
+            common = {k: v for k, v in data.items() if k != "generation_session_ids"}
+            out.extend(
+                GenerationSession.from_dict(
+                    {**common, "generation_session_id": sid}, received_at=received
+                )
+                for sid in ids
+            )
+        return out
+
     def issue_certificate(
         self,
         session_id: str | GenerationSession,
@@ -787,15 +849,15 @@ class AuthorityClient:
 
         Returns one entry per request, in order: the certificate, or the error
         for that item (not raised: one bad session must not hide the others).
-        Batches over :data:`MAX_BATCH` are split into several requests.
+        Batches over :data:`MAX_BATCH` items or :data:`MAX_BATCH_BODY` bytes
+        of JSON are split into several requests.
 
         Raises:
             InvalidRequest: a malformed item (checked locally before sending).
         """
         bodies = [item.to_body() for item in batch]
         out: list[IssuedCertificate | PassgeniError] = []
-        for start in range(0, len(bodies), MAX_BATCH):
-            chunk = bodies[start : start + MAX_BATCH]
+        for chunk in _split_bodies(bodies):
             data = self._object(
                 self._request(
                     "POST",
@@ -955,6 +1017,21 @@ class AuthorityClient:
             if not result.items or not result.has_next:
                 return
             page += 1
+
+
+def _split_bodies(bodies: Sequence[dict[str, Any]]) -> Iterator[list[dict[str, Any]]]:
+    """Consecutive chunks of at most MAX_BATCH items and about MAX_BATCH_BODY bytes of JSON."""
+    chunk: list[dict[str, Any]] = []
+    size = 16  # {"items":[...]}
+    for body in bodies:
+        item_size = len(json.dumps(body, separators=(",", ":"))) + 1
+        if chunk and (len(chunk) >= MAX_BATCH or size + item_size > MAX_BATCH_BODY):
+            yield chunk
+            chunk, size = [], 16
+        chunk.append(body)
+        size += item_size
+    if chunk:
+        yield chunk
 
 
 def _maybe_sent(exc: requests.exceptions.ConnectionError) -> bool:

@@ -17,23 +17,28 @@ for a different credential.
 from __future__ import annotations
 
 import hmac
+import json
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from ._binding import Credential, verify_binding
 from ._claims import Target
-from ._client import AuthorityClient, IssuedCertificate
+from ._client import AuthorityClient, CertificateRequest, GenerationSession, IssuedCertificate
 from ._entropy_source import EntropySource
-from ._errors import AuthorityError, InvalidRequest, UnknownKey
+from ._errors import AuthorityError, InvalidRequest, PassgeniError, UnknownKey
 from ._generator import GeneratedPassword, generate
 from ._params import GenerationParameters
 from ._presets import get_preset
 from ._standards import check_preset
 from ._verify import Certificate, verify_certificate
 
-__all__ = ["ProvisionResult", "certify", "provision"]
+__all__ = ["CertifyRequest", "ProvisionResult", "certify", "certify_many", "provision"]
+
+#: Revocation reason for a certificate issued in a batch but not accepted here
+#: (the same reason the stores use for a certificate whose credential was never stored).
+REVOKE_REASON_NOT_ACCEPTED = "not stored"
 
 
 @dataclass(frozen=True, repr=False, eq=False)
@@ -177,6 +182,34 @@ def certify(
     session = client.start_generation(
         preset_id, generated.parameters, entropy_source=generated.entropy_source
     )
+    _check_session(session, generated)
+    issued = client.issue_certificate(
+        session, credential_commitment=commitment, target=tgt, label=label
+    )
+    verified = _verify_issued(client, issued)
+    _check_claims(verified, issued, generated, preset_id, commitment, tgt, label)
+    # Recomputing the HMAC from the secret pair is the check a store's reader will do.
+    verify_binding(verified, credential.password, credential.binding_key)
+    return ProvisionResult(
+        credential=credential, generated=generated, certificate=issued, verified=verified
+    )
+
+
+@dataclass(frozen=True, repr=False, eq=False)
+class CertifyRequest:
+    """One item of :func:`certify_many`: a generated password and what to bind it to."""
+
+    generated: GeneratedPassword
+    credential: Credential
+    preset: str
+    target: Target | None = None
+    label: str | None = None
+
+    def __repr__(self) -> str:
+        return f"CertifyRequest(preset={self.preset!r}, target={self.target!r})"
+
+
+def _check_session(session: GenerationSession, generated: GeneratedPassword) -> None:
     # Checked before redeeming, so a disagreeing authority costs no certificate.
     if session.parameters and session.parameters != generated.parameters.to_dict():
         raise AuthorityError(
@@ -187,15 +220,138 @@ def certify(
             f"the authority computed {session.entropy_bits} bits of entropy, not "
             f"{generated.entropy.bits}; not certified"
         )
-    issued = client.issue_certificate(
-        session, credential_commitment=commitment, target=tgt, label=label
-    )
-    verified = _verify_issued(client, issued)
-    _check_claims(verified, issued, generated, preset_id, commitment, tgt, label)
-    # Recomputing the HMAC from the secret pair is the check a store's reader will do.
-    verify_binding(verified, credential.password, credential.binding_key)
+
+
+def _as_error(exc: Exception) -> PassgeniError:
+    if isinstance(exc, PassgeniError):
+        return exc
+    text = " ".join(str(exc).split())[:200]
+    return AuthorityError(f"{type(exc).__name__}: {text}" if text else type(exc).__name__)
+
+
+def certify_many(
+    client: AuthorityClient, items: Sequence[CertifyRequest]
+) -> list[ProvisionResult | PassgeniError]:
+    """Certify many generated passwords in a few requests (bulk rotation).
+
+    One ``POST /api/generate-batch`` per distinct (preset, parameters, entropy
+    source), then one ``POST /api/generate-certificates`` for every item
+    (split to the authority's size limits); each certificate is then verified
+    offline exactly as :func:`certify` does. Only commitments are sent.
+
+    Returns one entry per item, in order: the result, or the error for that
+    item (never raised: one failure must not hide the others). A certificate
+    that was issued but does not state what was generated is revoked (reason
+    ``not stored``) before its error is returned.
+    """
+    out: list[ProvisionResult | PassgeniError | None] = [None] * len(items)
+    groups: dict[tuple[str, str, str], list[int]] = {}
+    for i, item in enumerate(items):
+        if not hmac.compare_digest(
+            item.credential.password.encode("utf-8"), item.generated.password.encode("utf-8")
+        ):
+            out[i] = InvalidRequest("the credential does not hold the generated password")
+            continue
+        try:
+            preset_id = get_preset(item.preset).id
+        except PassgeniError as exc:
+            out[i] = exc
+            continue
+        key = (
+            preset_id,
+            json.dumps(item.generated.parameters.to_dict(), sort_keys=True),
+            json.dumps(item.generated.entropy_source.to_dict(), sort_keys=True),
+        )
+        groups.setdefault(key, []).append(i)
+
+    # 1. sessions: one request per group (the authority validates the parameters once).
+    redeem: list[tuple[int, CertificateRequest]] = []
+    for (preset_id, _, _), indexes in groups.items():
+        first = items[indexes[0]].generated
+        try:
+            sessions = client.start_generations(
+                preset_id,
+                first.parameters,
+                len(indexes),
+                entropy_source=first.entropy_source,
+            )
+        except Exception as exc:
+            for i in indexes:
+                out[i] = _as_error(exc)
+            continue
+        for i, session in zip(indexes, sessions, strict=True):
+            item = items[i]
+            try:
+                _check_session(session, item.generated)
+            except PassgeniError as exc:
+                out[i] = exc
+                continue
+            redeem.append(
+                (
+                    i,
+                    CertificateRequest(
+                        session_id=session.session_id,
+                        credential_commitment=item.credential.commitment,
+                        target=item.target,
+                        label=item.label,
+                    ),
+                )
+            )
+
+    # 2. certificates: one request (or a few) for every session.
+    if redeem:
+        try:
+            issued_all: list[IssuedCertificate | PassgeniError] = client.issue_certificates(
+                [request for _, request in redeem]
+            )
+        except Exception as exc:
+            issued_all = [_as_error(exc)] * len(redeem)
+        for (i, _), issued in zip(redeem, issued_all, strict=True):
+            if isinstance(issued, PassgeniError):
+                out[i] = issued
+                continue
+            out[i] = _accept(client, items[i], issued)
+    assert all(r is not None for r in out)
+    return [r for r in out if r is not None]
+
+
+def _accept(
+    client: AuthorityClient, item: CertifyRequest, issued: IssuedCertificate
+) -> ProvisionResult | PassgeniError:
+    """Verify one certificate of a batch like :func:`certify`; revoke it if it is refused."""
+    preset_id = get_preset(item.preset).id
+    credential = item.credential
+    try:
+        verified = _verify_issued(client, issued)
+        _check_claims(
+            verified,
+            issued,
+            item.generated,
+            preset_id,
+            credential.commitment,
+            item.target,
+            item.label,
+        )
+        verify_binding(verified, credential.password, credential.binding_key)
+    except Exception as exc:
+        error = _as_error(exc)
+        try:
+            client.revoke(issued.cert_id, REVOKE_REASON_NOT_ACCEPTED)
+            note = (
+                f"certificate {issued.cert_id} was revoked (reason: {REVOKE_REASON_NOT_ACCEPTED})"
+            )
+        except Exception as revoke_exc:
+            note = (
+                f"certificate {issued.cert_id} could NOT be revoked "
+                f"({_as_error(revoke_exc).message}); revoke it with `passgeni revoke "
+                f"{issued.cert_id} --reason '{REVOKE_REASON_NOT_ACCEPTED}'`"
+            )
+        try:
+            return type(error)(f"{error.message}; {note}")
+        except TypeError:  # pragma: no cover - an exotic constructor
+            return AuthorityError(f"{error.message}; {note}")
     return ProvisionResult(
-        credential=credential, generated=generated, certificate=issued, verified=verified
+        credential=credential, generated=item.generated, certificate=issued, verified=verified
     )
 
 

@@ -63,6 +63,13 @@ scheme and its object a class implementing :class:`SecretStore` with a
 ``from_uri(uri, **options)`` class method. The core and the CLI never import a
 backend by name; :func:`register_store` adds one at run time.
 
+A backend may also offer ``plan_absent(uris) -> list[WritePlan | None]``
+(optional, found with ``getattr``): for bulk rotation, the plans of the URIs
+it can tell are absent in a few calls (Vault: one ``LIST`` per folder), the
+same plans ``prepare`` would make, and ``None`` for the others, which then go
+through ``prepare``. Check-and-set still guards the write: a secret created
+after the listing makes the write fail (and its certificate is revoked).
+
 Write order (nothing lost)
 ==========================
 
@@ -130,9 +137,11 @@ __all__ = [
     "open_store",
     "parse_credential_fields",
     "parse_store_uri",
+    "plan_absent",
     "provision_into_store",
     "register_store",
     "rotate",
+    "store_certified",
     "store_class",
 ]
 
@@ -422,6 +431,26 @@ class SecretStore(Protocol):
     def close(self) -> None: ...
 
 
+def plan_absent(store: SecretStore, uris: list[StoreURI]) -> list[WritePlan | None]:
+    """The backend's optional ``plan_absent`` (see "Backends"); ``None`` where unknown.
+
+    Any failure of the shortcut just means every URI goes through ``prepare``.
+    """
+    method = getattr(store, "plan_absent", None)
+    if not uris or not callable(method):
+        return [None] * len(uris)
+    try:
+        plans = list(method(uris))
+    except Exception:
+        return [None] * len(uris)
+    if len(plans) != len(uris) or not all(
+        p is None or (isinstance(p, WritePlan) and p.uri == u and p.current is None)
+        for p, u in zip(plans, uris, strict=True)
+    ):
+        return [None] * len(uris)
+    return plans
+
+
 # --- discovery -----------------------------------------------------------------------------------
 
 _registry_lock = threading.Lock()
@@ -692,6 +721,39 @@ def provision_into_store(
         target=target_uri.target(store.system, plan.next_version),
         label=label,
     )
+    return store_certified(
+        client,
+        store,
+        plan,
+        result,
+        outcome=outcome,
+        previous_cert=previous_cert,
+        before_write=hook,
+    )
+
+
+def store_certified(
+    client: AuthorityClient,
+    store: SecretStore,
+    plan: WritePlan,
+    result: ProvisionResult,
+    *,
+    outcome: Outcome,
+    previous_cert: str | None = None,
+    before_write: Callable[[str], None] | None = None,
+) -> StoreResult:
+    """Steps 3-5 of the write order for a credential certified against ``plan``.
+
+    ``result`` must have been certified with ``plan.uri.target(store.system,
+    plan.next_version)``. Writes the value (check-and-set), then the metadata,
+    then revokes ``previous_cert`` (reason ``rotated``); on a failed value
+    write the new certificate is revoked (reason ``not stored``) and the error
+    says so, exactly as :func:`provision_into_store` (which calls this).
+    """
+    hook = before_write or (lambda step: None)
+    target_uri = plan.uri
+    credential = result.credential
+    preset_id = result.verified.claims.compliance_standard
     refs = CertificateRefs(
         cert_id=result.cert_id,
         cert_url=result.cert_url,

@@ -26,7 +26,7 @@ keys, keys at most 128 bytes, values 1-512 bytes.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -326,6 +326,59 @@ class VaultStore:
     def prepare(self, uri: StoreURI) -> WritePlan:
         self._check_kv2(uri)
         version, records, custom = self._records(uri, uri.key)
+        return self._plan(uri, version, records, custom)
+
+    def plan_absent(self, uris: Sequence[StoreURI]) -> list[WritePlan | None]:
+        """For bulk rotation: the plans of the URIs whose secret does not exist.
+
+        One ``LIST`` of the KV v2 metadata per folder holding two or more of
+        the URIs (for a single one a ``prepare`` costs the same); a name not
+        listed has no metadata, so no version: its plan is exactly what
+        ``prepare`` would return (``cas`` 0, which makes the write fail if the
+        secret appears meanwhile). ``None`` for every other URI (listed, or
+        the folder could not be listed, e.g. no ``list`` capability): those
+        need ``prepare``.
+        """
+        out: list[WritePlan | None] = [None] * len(uris)
+        folders: dict[tuple[str, str], list[int]] = {}
+        for i, uri in enumerate(uris):
+            parts = uri.parts
+            if uri.scheme == "vault" and not uri.prefix and len(parts) >= 2:
+                folders.setdefault((parts[0], "/".join(parts[1:-1])), []).append(i)
+        for (mount, folder), indexes in folders.items():
+            if len(indexes) < 2:
+                continue
+            try:
+                self._check_kv2(uris[indexes[0]])
+                quoted = "/".join(quote(p, safe="@+=") for p in folder.split("/") if p)
+                url = f"/v1/{quote(mount, safe='@+=')}/metadata/{quoted}".rstrip("/") + "/"
+                data = self._call("LIST", url, f"list {mount}/{folder}", allow=(400, 403, 405))
+            except StoreError:
+                continue
+            if isinstance(data, int):
+                continue
+            if data is _MISSING:
+                names: set[str] = set()
+            else:
+                keys = (data.get("data") or {}).get("keys") if isinstance(data, dict) else None
+                if not isinstance(keys, list):
+                    continue
+                names = {str(k) for k in keys}
+            for i in indexes:
+                if uris[i].parts[-1] not in names:
+                    try:
+                        out[i] = self._plan(uris[i], 0, [], {})
+                    except StoreError:
+                        continue  # prepare reports it
+        return out
+
+    def _plan(
+        self,
+        uri: StoreURI,
+        version: int,
+        records: list[StoredCredential],
+        custom: dict[str, str],
+    ) -> WritePlan:
         current = records[0] if records and records[0].password is not None else None
         placeholder = CertificateRefs(cert_id="x", cert_url="x", standard="x", version="1")
         _, _, shown = self._paths(uri)

@@ -5,6 +5,10 @@ a PostgreSQL role (or another ``passgeni.targets`` kind) to apply the password
 to; the format is documented in :func:`passgeni_core._rotation.parse_inventory`.
 Entries run concurrently (``--concurrency``, default 8), with a progress bar
 on stderr and a summary table on stdout (``--json``: one JSON document).
+Credentials without a target are rotated in batches
+(:func:`passgeni_core._rotation.rotate_many`): one store read each, one
+authority round trip per chunk of 100 to certify them, then the writes,
+``--concurrency`` at a time, in the same nothing-lost order as one by one.
 
 * Resumable: the inventory's ``epoch`` (or ``--epoch``) is every entry's
   keeper, recorded in its certificate; re-running skips each credential
@@ -25,7 +29,6 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -36,7 +39,7 @@ from .._errors import InvalidRequest, PassgeniError
 if TYPE_CHECKING:
     from .._client import AuthorityClient
     from .._rotation import InventoryEntry, RotationResult
-    from .._stores import SecretStore
+    from .._stores import SecretStore, StoreURI
 
 __all__ = ["EXIT_FAILED", "load_inventory", "register", "rotate_all"]
 
@@ -110,13 +113,13 @@ class _Stores:
         self._all: list[SecretStore] = []
         self._lock = threading.Lock()
 
-    def get(self, entry: InventoryEntry) -> SecretStore:
+    def get(self, uri: StoreURI) -> SecretStore:
         from .._stores import open_store
 
         cache: dict[str, SecretStore] = self._local.__dict__.setdefault("stores", {})
-        scheme = entry.destination.scheme
+        scheme = uri.scheme
         if scheme not in cache:
-            store = open_store(entry.destination)
+            store = open_store(uri)
             cache[scheme] = store
             with self._lock:
                 self._all.append(store)
@@ -130,40 +133,20 @@ class _Stores:
                 continue
 
 
-def _one(client: AuthorityClient, stores: _Stores, entry: InventoryEntry, dry_run: bool) -> Outcome:
-    from .._rotation import ensure_rotated, open_target
+def _outcome(entry: InventoryEntry, result: object, seconds: float) -> Outcome:
+    from .._rotation import RotationResult
 
-    began = time.perf_counter()
-    target = None
-    try:
-        if entry.target_kind is not None:
-            target = open_target(entry.target_kind, entry.target_options)
-        result = ensure_rotated(
-            client,
-            stores.get(entry),
-            entry.destination,
-            entry.preset,
-            keeper=entry.keeper,
-            parameters=entry.parameters,
-            label=entry.label,
-            target=target,
-            dry_run=dry_run,
-        )
-        return Outcome(entry, result=result, seconds=time.perf_counter() - began)
-    except PassgeniError as exc:
-        return Outcome(
-            entry, error_code=exc.code, error=exc.message, seconds=time.perf_counter() - began
-        )
-    except Exception as exc:  # a backend's bug must not stop the other entries
-        return Outcome(
-            entry,
-            error_code="internal_error",
-            error=f"unexpected {type(exc).__name__}",
-            seconds=time.perf_counter() - began,
-        )
-    finally:
-        if target is not None:
-            target.close()
+    if isinstance(result, RotationResult):
+        return Outcome(entry, result=result, seconds=seconds)
+    if isinstance(result, PassgeniError):
+        return Outcome(entry, error_code=result.code, error=result.message, seconds=seconds)
+    # A backend's bug must not stop the other entries, nor leak its message.
+    return Outcome(
+        entry,
+        error_code="internal_error",
+        error=f"unexpected {type(result).__name__}",
+        seconds=seconds,
+    )
 
 
 def rotate_all(
@@ -173,26 +156,41 @@ def rotate_all(
     concurrency: int = 8,
     dry_run: bool = False,
     on_done: Callable[[Outcome], None] | None = None,
+    chunk_size: int | None = None,
 ) -> list[Outcome]:
-    """Run every entry (``concurrency`` at a time); outcomes in inventory order."""
-    stores = _Stores()
-    outcomes: list[Outcome | None] = [None] * len(entries)
-    try:
-        with ThreadPoolExecutor(max_workers=max(1, concurrency)) as pool:
-            futures = {
-                pool.submit(_one, client, stores, entry, dry_run): i
-                for i, entry in enumerate(entries)
-            }
-            from concurrent.futures import as_completed
+    """Run every entry (batched, ``concurrency`` writes at a time); outcomes in inventory order.
 
-            for future in as_completed(futures):
-                outcome = future.result()
-                outcomes[futures[future]] = outcome
-                if on_done is not None:
-                    on_done(outcome)
+    See :func:`passgeni_core._rotation.rotate_many`. An outcome's ``seconds``
+    is the time from the start of the run until that entry finished.
+    """
+    from .._rotation import DEFAULT_CHUNK, rotate_many
+
+    stores = _Stores()
+    began = time.perf_counter()
+    outcomes: list[Outcome | None] = [None] * len(entries)
+
+    def done(index: int, result: object) -> None:
+        outcome = _outcome(entries[index], result, time.perf_counter() - began)
+        outcomes[index] = outcome
+        if on_done is not None:
+            on_done(outcome)
+
+    try:
+        results = rotate_many(
+            client,
+            entries,
+            store_for=stores.get,
+            concurrency=max(1, concurrency),
+            chunk_size=chunk_size or DEFAULT_CHUNK,
+            dry_run=dry_run,
+            on_done=done,
+        )
     finally:
         stores.close()
-    return [o for o in outcomes if o is not None]
+    return [
+        o if o is not None else _outcome(entries[i], results[i], time.perf_counter() - began)
+        for i, o in enumerate(outcomes)
+    ]
 
 
 @contextmanager
