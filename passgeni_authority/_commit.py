@@ -171,14 +171,20 @@ class GroupCommitter:
         self, conn: Connection, group: list[tuple[Callable[[Connection], Any], Future[Any]]]
     ) -> None:
         outcomes: list[tuple[Future[Any], Any, BaseException | None]] = []
+        # Inserts the units defer (usage events) go in with one executemany
+        # per statement just before the COMMIT (see _hot.defer).
+        deferred: list[tuple[str, dict[str, Any]]] = []
         try:
             held = self._lock.held() if self._lock is not None else contextlib.nullcontext()
             with held, conn.begin():
+                conn.info[_hot.DEFERRED] = deferred
                 for unit, future in group:
                     savepoint = _hot.Savepoint(conn)
+                    mark = len(deferred)
                     try:
                         value = unit(conn)
                     except Exception as exc:  # the unit's own failure: only it rolls back
+                        del deferred[mark:]
                         savepoint.rollback()
                         failure: BaseException = exc
                         if isinstance(exc, self._db_errors):
@@ -188,9 +194,12 @@ class GroupCommitter:
                     else:
                         savepoint.release()
                         outcomes.append((future, value, None))
+                conn.info.pop(_hot.DEFERRED, None)
+                _hot.flush(conn, deferred)
         except self._db_errors as exc:
             # The COMMIT (or BEGIN) failed: nothing of this group is durable.
             log.warning("database error in a group commit: %s", type(exc).__name__)
+            conn.info.pop(_hot.DEFERRED, None)
             with contextlib.suppress(*self._db_errors):
                 conn.rollback()
             if len(group) > 1:
@@ -204,6 +213,7 @@ class GroupCommitter:
                 future.set_exception(error)
             return
         except BaseException as exc:  # pragma: no cover - a bug: fail the group loudly
+            conn.info.pop(_hot.DEFERRED, None)
             for _unit, future in group:
                 if not future.done():
                     future.set_exception(exc)

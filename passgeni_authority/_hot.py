@@ -26,7 +26,10 @@ from typing import Any
 
 from sqlalchemy.engine import Connection
 
-__all__ = ["Savepoint", "dt", "execute", "executemany", "parse_dt"]
+__all__ = ["DEFERRED", "Savepoint", "defer", "dt", "execute", "executemany", "flush", "parse_dt"]
+
+#: ``Connection.info`` key of the group commit's list of deferred inserts.
+DEFERRED = "passgeni_deferred_inserts"
 
 _PARAM_RE = re.compile(r":([A-Za-z_][A-Za-z0-9_]*)")
 _converted: dict[str, str] = {}
@@ -74,6 +77,29 @@ def executemany(conn: Connection, sql: str, rows: Sequence[Mapping[str, Any]]) -
         return
     with driver.cursor() as cursor:  # type: ignore[union-attr]
         cursor.executemany(_sql(conn, sql), rows)
+
+
+def defer(conn: Connection, sql: str, params: dict[str, Any]) -> None:
+    """An insert nobody reads back before the commit (a usage event).
+
+    In a group commit it is queued and written with the group's other
+    deferred rows in one ``executemany`` just before the ``COMMIT`` (same
+    transaction, same durability); elsewhere it runs now.
+    """
+    pending: list[tuple[str, dict[str, Any]]] | None = conn.info.get(DEFERRED)
+    if pending is None:
+        execute(conn, sql, params)
+    else:
+        pending.append((sql, params))
+
+
+def flush(conn: Connection, pending: Sequence[tuple[str, dict[str, Any]]]) -> None:
+    """Write deferred inserts, one ``executemany`` per statement, in order."""
+    by_sql: dict[str, list[dict[str, Any]]] = {}
+    for sql, params in pending:
+        by_sql.setdefault(sql, []).append(params)
+    for sql, rows in by_sql.items():
+        executemany(conn, sql, rows)
 
 
 class Savepoint:
