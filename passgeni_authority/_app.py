@@ -409,11 +409,14 @@ def create_app(
             items = InvalidRequest("items must be a list")
         else:
             items = body["items"]
+        key = bearer(request)
+        # Signed ahead outside the write lock (parallel across processes).
+        prepared = await svc.prepare_issue(key, items, ip=ip)
         results = await svc.authorized_async(
-            bearer(request),
+            key,
             ip=ip,
             endpoint=endpoint_of(request),
-            work=svc.issue_batch_work(items, ip=ip),
+            work=svc.issue_batch_work(items, ip=ip, prepared=prepared),
         )
         return _json(
             {

@@ -24,9 +24,21 @@ from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
+from sqlalchemy import Engine
 from sqlalchemy.engine import Connection
 
-__all__ = ["DEFERRED", "Savepoint", "defer", "dt", "execute", "executemany", "flush", "parse_dt"]
+__all__ = [
+    "DEFERRED",
+    "Savepoint",
+    "defer",
+    "dt",
+    "dt_for",
+    "execute",
+    "executemany",
+    "flush",
+    "parse_dt",
+    "read",
+]
 
 #: ``Connection.info`` key of the group commit's list of deferred inserts.
 DEFERRED = "passgeni_deferred_inserts"
@@ -52,10 +64,32 @@ def _sql(conn: Connection, sql: str) -> str:
 
 def dt(conn: Connection, value: datetime) -> Any:
     """A UTC datetime as the column stores it (see ``UTCDateTime``)."""
+    return dt_for(conn.dialect.name, value)
+
+
+def dt_for(dialect: str, value: datetime) -> Any:
+    """:func:`dt` by dialect name (for rows prepared before a connection is at hand)."""
     value = value.astimezone(UTC)
-    if _sqlite(conn):
+    if dialect == "sqlite":
         return value.replace(tzinfo=None).strftime("%Y-%m-%d %H:%M:%S.%f")
     return value
+
+
+def read(engine: Engine, sql: str, params: Mapping[str, Any]) -> list[Any]:
+    """Rows of one read-only query on a pooled connection, outside any write lock.
+
+    SQLite (WAL): an autocommit read sees the last committed state and never
+    waits for the writer. PostgreSQL: its implicit transaction is rolled back
+    when the connection goes back to the pool.
+    """
+    raw = engine.raw_connection()
+    try:
+        sqlite = engine.dialect.name == "sqlite"
+        statement = sql if sqlite else _PARAM_RE.sub(r"%(\1)s", sql)
+        cursor = raw.driver_connection.execute(statement, params)  # type: ignore[union-attr]
+        return list(cursor.fetchall())
+    finally:
+        raw.close()
 
 
 def parse_dt(value: Any) -> datetime:

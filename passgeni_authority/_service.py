@@ -118,6 +118,31 @@ _COUNT_24H = (
 )
 
 
+_Parsed = tuple[SessionClaims, str | None, Target | None, str | None]
+
+
+@dataclass(frozen=True)
+class _Prepared:
+    """Certificates signed ahead, outside the write lock (see ``prepare_issue``)."""
+
+    user_id: str
+    team_id: str | None
+    kid: str
+    now: datetime
+    issued_at: datetime
+    parsed: list[_Parsed | PassgeniError]
+    #: session jti -> (certificate row, usage event row, answer)
+    signed: dict[str, tuple[dict[str, Any], dict[str, Any], IssuedCertificate]]
+
+
+#: Batches at least this large are signed ahead (see prepare_issue).
+_PREPARE_MIN = 8
+_PREP_KEY = (
+    "SELECT k.user_id, k.prefix, k.revoked_at, u.team_id FROM api_keys k "
+    "JOIN users u ON u.id = k.user_id WHERE k.key_hash = :key_hash"
+)
+
+
 class _WorkFailed(Exception):
     """An operation's own error inside :meth:`AuthorityService.authorized` (internal)."""
 
@@ -1147,18 +1172,112 @@ class AuthorityService:
         return work
 
     def issue_batch_work(
-        self, items: Sequence[object] | PassgeniError, *, ip: str | None
+        self,
+        items: Sequence[object] | PassgeniError,
+        *,
+        ip: str | None,
+        prepared: _Prepared | None = None,
     ) -> Callable[[Connection, Principal], list[IssuedCertificate | PassgeniError]]:
         """For :meth:`authorized`: the work of ``POST /api/generate-certificates``."""
-        now = self.now()
+        now = prepared.now if prepared is not None else self.now()
 
         def work(conn: Connection, principal: Principal) -> list[IssuedCertificate | PassgeniError]:
             if isinstance(items, PassgeniError):
                 raise items
             self._check_batch(items)
-            return self._issue_in(conn, principal, items, ip=ip, batch=True, now=now)
+            return self._issue_in(
+                conn, principal, items, ip=ip, batch=True, now=now, prepared=prepared
+            )
 
         return work
+
+    async def prepare_issue(
+        self, api_key: str | None, items: Sequence[object] | PassgeniError, *, ip: str | None
+    ) -> _Prepared | None:
+        """Sign ahead, outside the write lock, the certificates a request will
+        most likely get, so that concurrent processes sign in parallel and the
+        serialised part of issuance is SQL only.
+
+        Nothing here decides anything: it reads the caller's key and sessions
+        (committed state), reserves status-list indexes and signs. The
+        request's own transaction then authorises, rate-limits and redeems as
+        always, and uses a pre-signed certificate only for a session it has
+        just redeemed (for the same user, team and signing key); any other is
+        discarded unseen. ``None`` when there is nothing worth preparing
+        (fewer than a few items: for one certificate, the extra index
+        reservation costs more than signing inside the lock).
+        """
+        if isinstance(items, PassgeniError) or not api_key or len(items) < _PREPARE_MIN:
+            return None
+        if len(items) > self.settings.max_batch_items:
+            return None
+        now = self.now()
+        engine = self.engine
+        rows = _hot.read(engine, _PREP_KEY, {"key_hash": hash_api_key(api_key)})
+        if not rows or rows[0][2] is not None:
+            return None
+        user_id, prefix, _revoked, team_id = rows[0]
+        principal = Principal(user_id=user_id, team_id=None, key_prefix=prefix)
+        try:
+            parsed = self._parse_all(principal, items, now, batch=True)
+        except PassgeniError:
+            return None
+        wanted = list(dict.fromkeys(e[0].jti for e in parsed if not isinstance(e, PassgeniError)))
+        if not wanted:
+            return None
+        params: dict[str, Any] = {f"j{i}": jti for i, jti in enumerate(wanted)}
+        params.update(user_id=user_id, now=_hot.dt_for(engine.dialect.name, now))
+        marks = ", ".join(f":j{i}" for i in range(len(wanted)))
+        open_sessions = {
+            jti: json.loads(request)
+            for jti, request in _hot.read(
+                engine,
+                "SELECT jti, request FROM generation_sessions "  # noqa: S608 - placeholders only
+                f"WHERE jti IN ({marks}) AND user_id = :user_id AND redeemed_at IS NULL "
+                "AND expires_at > :now",
+                params,
+            )
+        }
+        if not open_sessions:
+            return None
+        cached = self._active
+        if cached is None or time.monotonic() - cached[2] >= self.settings.key_cache_seconds:
+            return None  # the request's transaction refreshes the key; sign there
+        kid, signer_ref = cached[0], cached[1]
+        first = await self._write_async(
+            lambda conn: _status.allocate_indexes(conn, len(open_sessions))
+        )
+        issued_at = datetime.fromtimestamp(int(now.timestamp()), UTC)
+        signed: dict[str, tuple[dict[str, Any], dict[str, Any], IssuedCertificate]] = {}
+        for entry in parsed:
+            if isinstance(entry, PassgeniError):
+                continue
+            jti = entry[0].jti
+            request = open_sessions.get(jti)
+            if request is None or jti in signed:
+                continue
+            signed[jti] = self._sign_entry(
+                engine.dialect.name,
+                user_id,
+                team_id,
+                kid,
+                signer_ref,
+                entry,
+                request,
+                first + len(signed),
+                issued_at,
+                now,
+                ip,
+            )
+        return _Prepared(
+            user_id=user_id,
+            team_id=team_id,
+            kid=kid,
+            now=now,
+            issued_at=issued_at,
+            parsed=parsed,
+            signed=signed,
+        )
 
     def _parse_redeem(
         self, principal: Principal, body: object, now: datetime
@@ -1250,6 +1369,92 @@ class AuthorityService:
             lambda conn: self._issue_in(conn, principal, items, ip=ip, batch=batch, now=now)
         )
 
+    def _parse_all(
+        self, principal: Principal, items: Sequence[object], now: datetime, *, batch: bool
+    ) -> list[_Parsed | PassgeniError]:
+        parsed: list[_Parsed | PassgeniError] = []
+        for item in items:
+            try:
+                parsed.append(self._parse_redeem(principal, item, now))
+            except PassgeniError as exc:
+                if not batch:
+                    raise
+                parsed.append(exc)
+        return parsed
+
+    def _sign_entry(
+        self,
+        dialect: str,
+        user_id: str,
+        team_id: str | None,
+        kid: str,
+        signer_ref: str,
+        entry: _Parsed,
+        request: dict[str, Any],
+        status_idx: int,
+        issued_at: datetime,
+        now: datetime,
+        ip: str | None,
+    ) -> tuple[dict[str, Any], dict[str, Any], IssuedCertificate]:
+        """One certificate: claims, signature, its row and its usage event (stored form)."""
+        claims, commitment, target, label = entry
+        cert_id = f"pg_{_b32(15)}"
+        cert_claims = CertificateClaims.build(
+            issuer=self.settings.public_url,
+            subject=user_id,
+            cert_id=cert_id,
+            compliance_standard=request["compliance_standard"],
+            standards_met=request["standards_met"],
+            entropy_bits=request["entropy_bits"],
+            naive_entropy_bits=request["naive_entropy_bits"],
+            parameters=request["parameters"],
+            entropy_source=request["entropy_source"],
+            mapping_version=request["mapping_version"],
+            issued_at=issued_at,
+            credential_commitment=commitment,
+            target=target,
+            label=label,
+            status=_status.status_reference(self, status_idx),
+        )
+        # Serialised once: the signed bytes and the stored claims are the same JSON.
+        body = json.dumps(cert_claims.to_payload(), separators=(",", ":"), ensure_ascii=False)
+        token = self._jws.token_for_body(kid, signer_ref, body.encode("utf-8"))
+        expires_at = cert_claims.expires_at
+        row = {
+            "cert_id": cert_id,
+            "owner_user_id": user_id,
+            "team_id": team_id,
+            "session_jti": claims.jti,
+            "token": token,
+            "claims": body,
+            "kid": kid,
+            "compliance_standard": cert_claims.compliance_standard,
+            "standards_met": "," + ",".join(cert_claims.standards_met) + ",",
+            "status": "valid",
+            "issued_at": _hot.dt_for(dialect, issued_at),
+            "expires_at": _hot.dt_for(dialect, expires_at),
+            "status_list_idx": status_idx,
+        }
+        event = {
+            "kind": "certificate_issued",
+            "user_id": user_id,
+            "ip": ip,
+            "at": _hot.dt_for(dialect, now),
+            "detail": json.dumps({"cert_id": cert_id}, separators=(",", ":")),
+        }
+        issued = IssuedCertificate(
+            cert_id=cert_id,
+            cert_url=self.cert_url(cert_id),
+            token=token,
+            compliance_standard=cert_claims.compliance_standard,
+            standards_met=cert_claims.standards_met,
+            entropy_bits=cert_claims.entropy_bits,
+            issued_at=issued_at,
+            expires_at=expires_at,
+            kid=kid,
+        )
+        return row, event, issued
+
     def _issue_in(
         self,
         conn: Connection,
@@ -1259,24 +1464,33 @@ class AuthorityService:
         ip: str | None,
         batch: bool,
         now: datetime,
+        prepared: _Prepared | None = None,
     ) -> list[IssuedCertificate | PassgeniError]:
-        """Redeem and sign in ``conn``; the caller commits before returning any id."""
+        """Redeem and sign in ``conn``; the caller commits before returning any id.
+
+        With ``prepared`` (see :meth:`prepare_issue`), certificates signed
+        ahead for sessions that this transaction then redeems are used as they
+        are; the redemption here stays the only gate.
+        """
         issued_at = datetime.fromtimestamp(int(now.timestamp()), UTC)
         results: list[IssuedCertificate | PassgeniError] = []
         rows: list[dict[str, Any]] = []
         events: list[dict[str, Any]] = []
-        parsed: list[tuple[SessionClaims, str | None, Target | None, str | None] | PassgeniError]
-        parsed = []
-        for item in items:
-            try:
-                parsed.append(self._parse_redeem(principal, item, now))
-            except PassgeniError as exc:
-                if not batch:
-                    raise
-                parsed.append(exc)
         team_row = _hot.execute(conn, _USER_TEAM, {"user_id": principal.user_id}).fetchone()
         team_id = None if team_row is None else team_row[0]
         kid, signer_ref = self._active_key(conn)
+        ahead: dict[str, tuple[dict[str, Any], dict[str, Any], IssuedCertificate]] = {}
+        if (
+            prepared is not None
+            and prepared.user_id == principal.user_id
+            and prepared.team_id == team_id
+            and prepared.kid == kid
+            and prepared.issued_at == issued_at
+        ):
+            parsed = prepared.parsed
+            ahead = prepared.signed
+        else:
+            parsed = self._parse_all(principal, items, now, batch=batch)
         redeemed = self._redeem_many(
             conn,
             principal,
@@ -1285,14 +1499,15 @@ class AuthorityService:
         )
         # Offline revocation: one status-list index per certificate (see _status).
         next_idx = _status.allocate_indexes(
-            conn, sum(1 for e in parsed if not isinstance(e, PassgeniError))
+            conn,
+            sum(1 for e in parsed if not isinstance(e, PassgeniError) and e[0].jti not in ahead),
         )
         taken: set[str] = set()
         for entry in parsed:
             if isinstance(entry, PassgeniError):
                 results.append(entry)
                 continue
-            claims, commitment, target, label = entry
+            claims = entry[0]
             outcome = redeemed[claims.jti]
             if claims.jti in taken and not isinstance(outcome, PassgeniError):
                 # The same session twice in one batch: the first item got it.
@@ -1305,78 +1520,28 @@ class AuthorityService:
                 results.append(outcome)
                 continue
             taken.add(claims.jti)
-            request = outcome
-            cert_id = f"pg_{_b32(15)}"
-            status_idx, next_idx = next_idx, next_idx + 1
-            cert_claims = CertificateClaims.build(
-                issuer=self.settings.public_url,
-                subject=principal.user_id,
-                cert_id=cert_id,
-                compliance_standard=request["compliance_standard"],
-                standards_met=request["standards_met"],
-                entropy_bits=request["entropy_bits"],
-                naive_entropy_bits=request["naive_entropy_bits"],
-                parameters=request["parameters"],
-                entropy_source=request["entropy_source"],
-                mapping_version=request["mapping_version"],
-                issued_at=issued_at,
-                credential_commitment=commitment,
-                target=target,
-                label=label,
-                status=_status.status_reference(self, status_idx),
-            )
-            # Serialised once: the signed bytes and the stored claims are the same JSON.
-            body = json.dumps(cert_claims.to_payload(), separators=(",", ":"), ensure_ascii=False)
-            token = self._jws.token_for_body(kid, signer_ref, body.encode("utf-8"))
-            expires_at = cert_claims.expires_at
-            rows.append(
-                {
-                    "cert_id": cert_id,
-                    "owner_user_id": principal.user_id,
-                    "team_id": team_id,
-                    "session_jti": claims.jti,
-                    "token": token,
-                    "claims": body,
-                    "kid": kid,
-                    "compliance_standard": cert_claims.compliance_standard,
-                    "standards_met": "," + ",".join(cert_claims.standards_met) + ",",
-                    "status": "valid",
-                    "revoked_at": None,
-                    "revocation_reason": None,
-                    "issued_at": issued_at,
-                    "expires_at": expires_at,
-                    "status_list_idx": status_idx,
-                }
-            )
-            events.append(
-                {
-                    "kind": "certificate_issued",
-                    "user_id": principal.user_id,
-                    "ip": ip,
-                    "at": now,
-                    "detail": json.dumps({"cert_id": cert_id}, separators=(",", ":")),
-                }
-            )
-            results.append(
-                IssuedCertificate(
-                    cert_id=cert_id,
-                    cert_url=self.cert_url(cert_id),
-                    token=token,
-                    compliance_standard=cert_claims.compliance_standard,
-                    standards_met=cert_claims.standards_met,
-                    entropy_bits=cert_claims.entropy_bits,
-                    issued_at=issued_at,
-                    expires_at=expires_at,
-                    kid=kid,
+            signed = ahead.get(claims.jti)
+            if signed is None:
+                signed = self._sign_entry(
+                    conn.dialect.name,
+                    principal.user_id,
+                    team_id,
+                    kid,
+                    signer_ref,
+                    entry,
+                    outcome,
+                    next_idx,
+                    issued_at,
+                    now,
+                    ip,
                 )
-            )
+                next_idx += 1
+            rows.append(signed[0])
+            events.append(signed[1])
+            results.append(signed[2])
         if rows:
-            for row in rows:
-                row["issued_at"] = _hot.dt(conn, row["issued_at"])
-                row["expires_at"] = _hot.dt(conn, row["expires_at"])
             _hot.executemany(conn, _INSERT_CERTIFICATE, rows)
             for event in events:
-                event["at"] = _hot.dt(conn, event["at"])
                 _hot.defer(conn, _INSERT_EVENT, event)
             self._check_anomaly(conn, principal.user_id, ip, now)
         # Nothing is returned to a client before the caller committed.
