@@ -137,6 +137,8 @@ class _Prepared:
 
 #: Batches at least this large are signed ahead (see prepare_issue).
 _PREPARE_MIN = 8
+#: Status-list indexes a process reserves at a time for pre-signed certificates.
+_INDEX_BLOCK = 1024
 _PREP_KEY = (
     "SELECT k.user_id, k.prefix, k.revoked_at, u.team_id FROM api_keys k "
     "JOIN users u ON u.id = k.user_id WHERE k.key_hash = :key_hash"
@@ -488,6 +490,8 @@ class AuthorityService:
             self._committer = GroupCommitter(self.engine, None, self._group_failed)
         # user id -> time of its latest anomaly event (skips the 24 h count).
         self._anomaly_seen: dict[str, datetime] = {}
+        # [next, end) of the status-list indexes reserved for pre-signed certificates.
+        self._index_block: tuple[int, int] = (0, 0)
 
     def __repr__(self) -> str:
         return f"AuthorityService(settings={self.settings!r})"
@@ -1191,6 +1195,25 @@ class AuthorityService:
 
         return work
 
+    async def _reserve_indexes(self, count: int) -> int:
+        """``count`` consecutive status-list indexes for certificates signed ahead.
+
+        Taken from a block this process reserved durably (one commit per
+        ``_INDEX_BLOCK`` indexes instead of one per request); a process that
+        stops leaves the rest of its block unused, which the status lists
+        allow (an unused index is a 0 bit no certificate points at).
+        """
+        with self._lock:
+            start, end = self._index_block
+            if end - start >= count:
+                self._index_block = (start + count, end)
+                return start
+        size = max(count, _INDEX_BLOCK)
+        first = await self._write_async(lambda conn: _status.allocate_indexes(conn, size))
+        with self._lock:
+            self._index_block = (first + count, first + size)
+        return first
+
     async def prepare_issue(
         self, api_key: str | None, items: Sequence[object] | PassgeniError, *, ip: str | None
     ) -> _Prepared | None:
@@ -1244,9 +1267,7 @@ class AuthorityService:
         if cached is None or time.monotonic() - cached[2] >= self.settings.key_cache_seconds:
             return None  # the request's transaction refreshes the key; sign there
         kid, signer_ref = cached[0], cached[1]
-        first = await self._write_async(
-            lambda conn: _status.allocate_indexes(conn, len(open_sessions))
-        )
+        first = await self._reserve_indexes(len(open_sessions))
         issued_at = datetime.fromtimestamp(int(now.timestamp()), UTC)
         signed: dict[str, tuple[dict[str, Any], dict[str, Any], IssuedCertificate]] = {}
         for entry in parsed:
