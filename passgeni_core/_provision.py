@@ -34,7 +34,15 @@ from ._presets import get_preset
 from ._standards import check_preset
 from ._verify import Certificate, verify_certificate
 
-__all__ = ["CertifyRequest", "ProvisionResult", "certify", "certify_many", "provision"]
+__all__ = [
+    "CertifyRequest",
+    "ProvisionResult",
+    "accept_issued",
+    "certify",
+    "certify_many",
+    "issue_many",
+    "provision",
+]
 
 #: Revocation reason for a certificate issued in a batch but not accepted here
 #: (the same reason the stores use for a certificate whose credential was never stored).
@@ -234,17 +242,37 @@ def certify_many(
 ) -> list[ProvisionResult | PassgeniError]:
     """Certify many generated passwords in a few requests (bulk rotation).
 
-    One ``POST /api/generate-batch`` per distinct (preset, parameters, entropy
-    source), then one ``POST /api/generate-certificates`` for every item
-    (split to the authority's size limits); each certificate is then verified
-    offline exactly as :func:`certify` does. Only commitments are sent.
-
+    :func:`issue_many` then :func:`accept_issued` for each certificate.
     Returns one entry per item, in order: the result, or the error for that
-    item (never raised: one failure must not hide the others). A certificate
-    that was issued but does not state what was generated is revoked (reason
-    ``not stored``) before its error is returned.
+    item (never raised: one failure must not hide the others).
     """
-    out: list[ProvisionResult | PassgeniError | None] = [None] * len(items)
+    out: list[ProvisionResult | PassgeniError] = []
+    for item, issued in zip(items, issue_many(client, items), strict=True):
+        if isinstance(issued, PassgeniError):
+            out.append(issued)
+            continue
+        try:
+            out.append(accept_issued(client, item, issued))
+        except PassgeniError as exc:
+            out.append(exc)
+    return out
+
+
+def issue_many(
+    client: AuthorityClient, items: Sequence[CertifyRequest]
+) -> list[IssuedCertificate | PassgeniError]:
+    """The certificates for many generated passwords, in a few requests; not yet verified.
+
+    One ``POST /api/generate-batch`` per distinct (preset, parameters,
+    entropy source), each session checked against what was generated, then
+    one ``POST /api/generate-certificates`` for every item (split to the
+    authority's size limits). Only commitments are sent. Each certificate
+    must then go through :func:`accept_issued` before its credential is used.
+
+    Returns one entry per item, in order: the certificate, or the error for
+    that item (never raised).
+    """
+    out: list[IssuedCertificate | PassgeniError | None] = [None] * len(items)
     groups: dict[tuple[str, str, str], list[int]] = {}
     for i, item in enumerate(items):
         if not hmac.compare_digest(
@@ -307,18 +335,21 @@ def certify_many(
         except Exception as exc:
             issued_all = [_as_error(exc)] * len(redeem)
         for (i, _), issued in zip(redeem, issued_all, strict=True):
-            if isinstance(issued, PassgeniError):
-                out[i] = issued
-                continue
-            out[i] = _accept(client, items[i], issued)
+            out[i] = issued
     assert all(r is not None for r in out)
     return [r for r in out if r is not None]
 
 
-def _accept(
+def accept_issued(
     client: AuthorityClient, item: CertifyRequest, issued: IssuedCertificate
-) -> ProvisionResult | PassgeniError:
-    """Verify one certificate of a batch like :func:`certify`; revoke it if it is refused."""
+) -> ProvisionResult:
+    """Verify a certificate from :func:`issue_many` exactly as :func:`certify` does.
+
+    Raises:
+        The verification errors of :func:`certify` (AuthorityError,
+        BindingMismatch, InvalidToken...); the certificate is then revoked
+        (reason ``not stored``) first and the message says so.
+    """
     preset_id = get_preset(item.preset).id
     credential = item.credential
     try:
@@ -347,9 +378,10 @@ def _accept(
                 f"{issued.cert_id} --reason '{REVOKE_REASON_NOT_ACCEPTED}'`"
             )
         try:
-            return type(error)(f"{error.message}; {note}")
+            refused = type(error)(f"{error.message}; {note}")
         except TypeError:  # pragma: no cover - an exotic constructor
-            return AuthorityError(f"{error.message}; {note}")
+            refused = AuthorityError(f"{error.message}; {note}")
+        raise refused from None
     return ProvisionResult(
         credential=credential, generated=item.generated, certificate=issued, verified=verified
     )

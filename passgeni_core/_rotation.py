@@ -34,7 +34,7 @@ from importlib.metadata import entry_points
 from typing import Any, Literal, Protocol, runtime_checkable
 
 from ._binding import Credential, verify_binding
-from ._client import AuthorityClient, CertificateRecord
+from ._client import AuthorityClient, CertificateRecord, IssuedCertificate
 from ._entropy_source import EntropySource
 from ._errors import (
     InvalidRequest,
@@ -46,7 +46,7 @@ from ._errors import (
 from ._generator import generate
 from ._params import GenerationParameters
 from ._presets import get_preset
-from ._provision import CertifyRequest, ProvisionResult, certify, certify_many
+from ._provision import CertifyRequest, ProvisionResult, accept_issued, certify, issue_many
 from ._standards import check_preset
 from ._stores import (
     REVOKE_REASON_NOT_STORED,
@@ -674,9 +674,9 @@ DEFAULT_CHUNK = 100
 BulkOutcome = RotationResult | Exception
 
 
-@dataclass
+@dataclass(eq=False, repr=False)
 class _Pending:
-    """One credential of a chunk between its read and its write (never shown: no repr)."""
+    """One credential of a chunk between its read and its write (no repr: holds a secret)."""
 
     index: int
     entry: InventoryEntry
@@ -684,6 +684,29 @@ class _Pending:
     previous_cert: str | None = None
     exists: bool = False
     system: str = ""
+    #: The generated credential, ready to certify (set by :func:`_prepare_one`).
+    request: CertifyRequest | None = None
+
+
+class _Checked:
+    """Generation parameters already checked against their preset (shared by the workers)."""
+
+    def __init__(self, entropy_source: EntropySource | None) -> None:
+        self.entropy_source = entropy_source
+        self._done: set[tuple[str, str]] = set()
+        self._lock = threading.Lock()
+
+    def params(self, entry: InventoryEntry) -> tuple[str, GenerationParameters]:
+        preset_id = get_preset(entry.preset).id
+        params = _params_for(preset_id, entry.parameters, None)
+        key = (preset_id, repr(params))
+        with self._lock:
+            known = key in self._done
+        if not known:
+            check_preset(preset_id, params, entropy_source=self.entropy_source)
+            with self._lock:
+                self._done.add(key)
+        return preset_id, params
 
 
 def _result_of(stored: StoreResult, keeper: str | None, preset_id: str) -> RotationResult:
@@ -732,21 +755,24 @@ def rotate_many(
     :func:`ensure_rotated`, in fewer round trips. Per chunk of ``chunk_size``
     credentials:
 
-    1. read each store once (the read that plans the write also decides
-       whether the credential is already this epoch's; backends with
-       ``plan_absent`` list a folder instead of reading each absent secret);
-    2. generate locally, then certify the whole chunk with one
-       ``POST /api/generate-batch`` per distinct parameters and one
-       ``POST /api/generate-certificates``, verifying every token offline;
-    3. write each value (check-and-set), then its metadata, then revoke the
-       previous certificate, ``concurrency`` at a time (a failed write revokes
-       its certificate, reason ``not stored``, and leaves the previous
-       credential current).
+    1. read each store once: the read that plans the write also decides
+       whether the credential is already this epoch's (then it is kept);
+       backends with ``plan_absent`` list a folder instead of reading each
+       absent secret. Then generate locally;
+    2. certify the whole chunk with one ``POST /api/generate-batch`` per
+       distinct parameters and one ``POST /api/generate-certificates``;
+    3. per credential, ``concurrency`` at a time: verify its certificate
+       offline (a refused one is revoked), write the value (check-and-set),
+       then the metadata, then revoke the previous certificate. A failed
+       write revokes the new certificate (reason ``not stored``) and leaves
+       the previous credential current (:func:`store_certified`).
 
-    The next chunk is read and certified while the previous one is written.
+    The next chunk is read and certified while the previous one is written
+    (the first chunks are smaller, so that writing starts early).
     Entries with a target (a PostgreSQL role), and every entry of a dry run,
     go through :func:`ensure_rotated` one by one (``target_for`` opens an
-    entry's target, by default :func:`open_target`).
+    entry's target, by default :func:`open_target`). If the run is
+    interrupted, certificates whose write had not started are revoked.
 
     ``store_for(uri)`` returns the store to use for ``uri`` in the calling
     thread (it is called from worker threads). Returns one outcome per entry,
@@ -775,51 +801,56 @@ def rotate_many(
 
     singles = [i for i, e in enumerate(entries) if dry_run or e.target_kind is not None]
     batched = [i for i, e in enumerate(entries) if not dry_run and e.target_kind is None]
-    chunks = [batched[k : k + chunk_size] for k in range(0, len(batched), chunk_size)]
+    chunks = _chunked(batched, chunk_size)
+    checked = _Checked(entropy_source)
     writes: list[tuple[Future[None], str]] = []
     with ThreadPoolExecutor(max_workers=max(1, concurrency)) as pool:
+
+        def prepare(chunk: list[int]) -> list[tuple[_Pending, Future[None]]]:
+            return _submit_prepares(client, entries, chunk, store_for, checked, pool, guarded)
+
         try:
-            reads = (
-                _submit_reads(client, entries, chunks[0], store_for, pool, guarded)
-                if chunks
-                else []
-            )
+            prepared = prepare(chunks[0]) if chunks else []
             for k in range(len(chunks)):
-                pending = _collect(reads)
+                ready = _collect(prepared)
                 if k + 1 < len(chunks):
-                    # Queued before this chunk's writes: read while they run.
-                    reads = _submit_reads(client, entries, chunks[k + 1], store_for, pool, guarded)
-                certified = _certify_chunk(client, pending, entropy_source, finish)
-                for item, result in certified:
-                    writes.append(
-                        (
-                            pool.submit(
-                                guarded,
-                                item.index,
-                                functools.partial(_write_one, client, item, result, store_for),
-                            ),
-                            result.cert_id,
-                        )
-                    )
+                    # Queued before this chunk's writes: read and generate while they run.
+                    prepared = prepare(chunks[k + 1])
+                requests = [item.request for item in ready if item.request is not None]
+                for item, issued in zip(ready, issue_many(client, requests), strict=True):
+                    if isinstance(issued, PassgeniError):
+                        finish(item.index, issued)
+                        continue
+                    write = functools.partial(_write_one, client, item, issued, store_for)
+                    writes.append((pool.submit(guarded, item.index, write), issued.cert_id))
             for i in singles:
-                pool.submit(
-                    guarded,
-                    i,
-                    functools.partial(
-                        _single, client, entries[i], store_for, dry_run, entropy_source, target_for
-                    ),
+                single = functools.partial(
+                    _single, client, entries[i], store_for, dry_run, entropy_source, target_for
                 )
+                pool.submit(guarded, i, single)
         except BaseException:
             # Interrupted: certificates whose write never started are revoked
             # (their credentials will never be stored); running writes finish.
-            for future, cert_id in writes:
-                if future.cancel():
-                    _revoke_quietly(client, cert_id, REVOKE_REASON_NOT_STORED)
+            cancelled = [cert_id for future, cert_id in writes if future.cancel()]
+            for cert_id in cancelled:
+                _revoke_quietly(client, cert_id, REVOKE_REASON_NOT_STORED)
             raise
     missing = [i for i, r in enumerate(results) if r is None]
     for i in missing:  # pragma: no cover - every path finishes its entries
         results[i] = StoreError(f"{entries[i].destination}: not processed")
     return [r for r in results if r is not None]
+
+
+def _chunked(indexes: list[int], size: int) -> list[list[int]]:
+    """Chunks of ``size``, ramping up from a quarter of it so the first writes start early."""
+    out: list[list[int]] = []
+    step = max(1, size // 4)
+    start = 0
+    while start < len(indexes):
+        out.append(indexes[start : start + step])
+        start += step
+        step = min(size, step * 2)
+    return out
 
 
 def _single(
@@ -855,15 +886,16 @@ def _single(
             target.close()
 
 
-def _submit_reads(
+def _submit_prepares(
     client: AuthorityClient,
     entries: Sequence[InventoryEntry],
     chunk: list[int],
     store_for: Callable[[StoreURI], SecretStore],
+    checked: _Checked,
     pool: ThreadPoolExecutor,
     guarded: Callable[[int, Callable[[], BulkOutcome | None]], None],
-) -> list[tuple[_Pending, Future[None] | None]]:
-    """Start reading a chunk: listed-absent plans at once, the others in the pool."""
+) -> list[tuple[_Pending, Future[None]]]:
+    """Start a chunk: plans of listed-absent secrets now, reads and generation in the pool."""
     by_scheme: dict[str, list[int]] = {}
     for i in chunk:
         by_scheme.setdefault(entries[i].destination.scheme, []).append(i)
@@ -877,116 +909,86 @@ def _submit_reads(
         systems[scheme] = store.system
         plans = plan_absent(store, [entries[i].destination for i in indexes])
         known.update({i: p for i, p in zip(indexes, plans, strict=True) if p is not None})
-    out: list[tuple[_Pending, Future[None] | None]] = []
+    out: list[tuple[_Pending, Future[None]]] = []
     for i in chunk:
         entry = entries[i]
-        item = _Pending(index=i, entry=entry, system=systems.get(entry.destination.scheme, ""))
-        if i in known:
-            item.plan = known[i]
-            out.append((item, None))
-            continue
-
-        def read(item: _Pending = item) -> RotationResult | None:
-            return _read_one(client, item, store_for)
-
-        out.append((item, pool.submit(guarded, i, read)))
+        item = _Pending(
+            index=i,
+            entry=entry,
+            plan=known.get(i),
+            system=systems.get(entry.destination.scheme, ""),
+        )
+        work = functools.partial(_prepare_one, client, item, store_for, checked)
+        out.append((item, pool.submit(guarded, i, work)))
     return out
 
 
-def _read_one(
+def _prepare_one(
     client: AuthorityClient,
     item: _Pending,
     store_for: Callable[[StoreURI], SecretStore],
+    checked: _Checked,
 ) -> RotationResult | None:
-    """Plan one write (one store read); a result when the credential is kept as it is."""
+    """Plan one write (one store read unless listed absent) and generate its credential.
+
+    Returns a result when the credential is this epoch's and is kept.
+    """
     entry = item.entry
-    preset_id = get_preset(entry.preset).id
     keeper = check_keeper(entry.keeper)
-    store = store_for(entry.destination)
-    item.system = store.system
-    plan = store.prepare(entry.destination)
-    current = plan.current
-    if current is not None and current.password is not None:
-        item.exists = True
-        if current.refs is not None:
-            try:
-                record: CertificateRecord | None = client.get_certificate(current.refs.cert_id)
-            except NotFound:
-                record = None
-            if record is not None:
-                mine = _judge_epoch(client, current, record, preset_id, keeper)
-                if mine is not None:
-                    return _keep(
-                        client, store, entry.destination, current, mine, keeper, None, False
-                    )
-            if record is None or record.status != "revoked":
-                item.previous_cert = current.refs.cert_id
+    preset_id, params = checked.params(entry)
+    label = keeper_label(keeper, entry.label)
+    plan = item.plan
+    if plan is None:
+        store = store_for(entry.destination)
+        item.system = store.system
+        plan = store.prepare(entry.destination)
+        current = plan.current
+        if current is not None and current.password is not None:
+            item.exists = True
+            if current.refs is not None:
+                try:
+                    record: CertificateRecord | None = client.get_certificate(current.refs.cert_id)
+                except NotFound:
+                    record = None
+                if record is not None:
+                    mine = _judge_epoch(client, current, record, preset_id, keeper)
+                    if mine is not None:
+                        uri = entry.destination
+                        return _keep(client, store, uri, current, mine, keeper, None, False)
+                if record is None or record.status != "revoked":
+                    item.previous_cert = current.refs.cert_id
+    generated = generate(params, entropy_source=checked.entropy_source)
+    item.request = CertifyRequest(
+        generated=generated,
+        credential=Credential.create(generated.password),
+        preset=preset_id,
+        target=entry.destination.target(item.system, plan.next_version),
+        label=label,
+    )
     item.plan = plan
     return None
 
 
-def _collect(reads: list[tuple[_Pending, Future[None] | None]]) -> list[_Pending]:
-    """The chunk's credentials that still need a new one (kept or failed ones are done)."""
+def _collect(prepared: list[tuple[_Pending, Future[None]]]) -> list[_Pending]:
+    """The chunk's credentials ready to certify (kept or failed ones are finished)."""
     out = []
-    for item, future in reads:
-        if future is not None:
-            future.result()
-        if item.plan is not None:
+    for item, future in prepared:
+        future.result()
+        if item.request is not None:
             out.append(item)
-    return out
-
-
-def _certify_chunk(
-    client: AuthorityClient,
-    pending: list[_Pending],
-    entropy_source: EntropySource | None,
-    finish: Callable[[int, BulkOutcome], None],
-) -> list[tuple[_Pending, ProvisionResult]]:
-    """Generate locally and certify a chunk in a few requests; failures finish their entries."""
-    checked: dict[tuple[str, str], GenerationParameters] = {}
-    requests: list[CertifyRequest] = []
-    ready: list[_Pending] = []
-    for item in pending:
-        entry = item.entry
-        assert item.plan is not None
-        try:
-            preset_id = get_preset(entry.preset).id
-            params = _params_for(preset_id, entry.parameters, None)
-            key = (preset_id, repr(params))
-            if key not in checked:
-                check_preset(preset_id, params, entropy_source=entropy_source)
-                checked[key] = params
-            label = keeper_label(check_keeper(entry.keeper), entry.label)
-            generated = generate(params, entropy_source=entropy_source)
-            requests.append(
-                CertifyRequest(
-                    generated=generated,
-                    credential=Credential.create(generated.password),
-                    preset=preset_id,
-                    target=entry.destination.target(item.system, item.plan.next_version),
-                    label=label,
-                )
-            )
-            ready.append(item)
-        except Exception as exc:
-            finish(item.index, exc)
-    out = []
-    for item, certified in zip(ready, certify_many(client, requests), strict=True):
-        if isinstance(certified, PassgeniError):
-            finish(item.index, certified)
-        else:
-            out.append((item, certified))
     return out
 
 
 def _write_one(
     client: AuthorityClient,
     item: _Pending,
-    result: ProvisionResult,
+    issued: IssuedCertificate,
     store_for: Callable[[StoreURI], SecretStore],
 ) -> RotationResult:
-    assert item.plan is not None
+    """Verify the certificate (revoked if refused), then store in the nothing-lost order."""
+    assert item.plan is not None and item.request is not None
     entry = item.entry
+    result = accept_issued(client, item.request, issued)
     stored = store_certified(
         client,
         store_for(entry.destination),
@@ -995,9 +997,7 @@ def _write_one(
         outcome="rotated" if item.exists else "created",
         previous_cert=item.previous_cert,
     )
-    return _result_of(
-        stored, check_keeper(entry.keeper), result.verified.claims.compliance_standard
-    )
+    return _result_of(stored, check_keeper(entry.keeper), item.request.preset)
 
 
 # --- bulk rotation inventory --------------------------------------------------------------------

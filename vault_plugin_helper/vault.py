@@ -1,7 +1,8 @@
 """HashiCorp Vault / OpenBao KV version 2 backend for ``vault://MOUNT/PATH#KEY``.
 
 Connection, as the ``vault`` CLI and hvac users expect (read when the store
-is opened, from ``os.environ`` or the ``environ`` option):
+is opened, from ``os.environ`` or the ``environ`` option; proxy variables and
+``REQUESTS_CA_BUNDLE`` from ``os.environ``, once):
 
 ``VAULT_ADDR`` (default ``https://127.0.0.1:8200``), ``VAULT_TOKEN`` (else the
 token helper file ``~/.vault-token``), ``VAULT_NAMESPACE``, ``VAULT_CACERT`` /
@@ -78,6 +79,23 @@ def _timeout(value: str | None) -> float:
     return seconds if seconds > 0 else DEFAULT_TIMEOUT
 
 
+def _session_for(addr: str) -> requests.Session:
+    """A session for one Vault address, with the process environment read once.
+
+    With ``trust_env`` on, requests re-reads the environment on every request
+    (proxies with ``NO_PROXY`` matching, ``~/.netrc``, CA bundle variables),
+    which costs more CPU than a request to a nearby Vault. Every request goes
+    to ``addr``, so the proxies are resolved for it now, the same way
+    (``HTTP(S)_PROXY``, ``ALL_PROXY``, ``NO_PROXY``); the CA bundle
+    variables are applied by :func:`client_from_environ`. A ``.netrc`` entry
+    is not used (Vault authenticates with the token header).
+    """
+    session = requests.Session()
+    session.trust_env = False
+    session.proxies.update(requests.utils.get_environ_proxies(addr))
+    return session
+
+
 def client_from_environ(environ: Mapping[str, str] | None = None, **overrides: Any) -> hvac.Client:
     """An hvac client configured from the usual ``VAULT_*`` variables.
 
@@ -110,8 +128,10 @@ def client_from_environ(environ: Mapping[str, str] | None = None, **overrides: A
     if env.get("VAULT_CLIENT_CERT"):
         cert = (env["VAULT_CLIENT_CERT"], env.get("VAULT_CLIENT_KEY") or env["VAULT_CLIENT_CERT"])
     timeout = overrides.pop("timeout", None) or _timeout(env.get("VAULT_CLIENT_TIMEOUT"))
-    session = requests.Session()
-    session.trust_env = True
+    session = _session_for(addr)
+    if verify is True:
+        # What requests' trust_env would pick on every request.
+        verify = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE") or True
     return hvac.Client(
         url=addr,
         token=token,
