@@ -649,17 +649,17 @@ def main() -> int:
     for r in results:
         r.ratio_to_openbao = round(r.certs_per_s / reference.certs_per_s, 3)
     print()
-    header = f"| {'scenario':<10} | {'backend':<36} | {'certs/s':>9} | {'x OpenBao':>9} | {'p50 ms':>7} | {'p99 ms':>7} | {'errors':>6} |"
+    header = f"| {'scenario':<10} | {'backend':<40} | {'certs/s':>9} | {'x OpenBao':>9} | {'p50 ms':>7} | {'p99 ms':>7} | {'errors':>6} |"
     print(header)
     print("|" + "|".join("-" * (len(c)) for c in header.split("|")[1:-1]) + "|")
     print(
-        f"| {'reference':<10} | {'OpenBao Transit sign (signs/s)':<36} | "
+        f"| {'reference':<10} | {'OpenBao Transit sign (signs/s)':<40} | "
         f"{reference.certs_per_s:>9,.0f} | {1.0:>9.2f} | {reference.p50_ms:>7.2f} | "
         f"{reference.p99_ms:>7.2f} | {reference.errors:>6} |"
     )
     for r in results:
         print(
-            f"| {r.name:<10} | {r.backend:<36} | {r.certs_per_s:>9,.0f} | "
+            f"| {r.name:<10} | {r.backend:<40} | {r.certs_per_s:>9,.0f} | "
             f"{r.ratio_to_openbao or 0:>9.2f} | {r.p50_ms:>7.2f} | {r.p99_ms:>7.2f} | {r.errors:>6} |"
         )
     report = {
