@@ -502,4 +502,48 @@ def create_app(
 
     add_routes(app, svc, principal, json_body)
 
+    # The issuance hot paths skip Starlette's routing, middleware and
+    # dependency machinery: an outermost ASGI layer answers them directly with
+    # the same handlers (the routes above stay for OpenAPI and other methods).
+    hot = {
+        "/api/generate": generate,
+        "/api/generate-batch": generate_batch,
+        "/api/generate-certificate": generate_certificate,
+        "/api/generate-certificates": generate_certificates,
+    }
+    build_stack = app.build_middleware_stack
+
+    def build_with_hot_paths() -> Any:
+        return _HotPaths(build_stack(), hot)
+
+    app.build_middleware_stack = build_with_hot_paths  # type: ignore[method-assign]
     return app
+
+
+class _HotPaths:
+    """ASGI: ``POST`` to a hot path goes straight to its handler; errors are
+    answered as everywhere else (``{code, message}``), anything else goes on."""
+
+    def __init__(self, app: Any, handlers: dict[str, Any]) -> None:
+        self.app = app
+        self.handlers = handlers
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        handler = (
+            self.handlers.get(scope["path"])
+            if scope["type"] == "http" and scope["method"] == "POST"
+            else None
+        )
+        if handler is None:
+            await self.app(scope, receive, send)
+            return
+        request = Request(scope, receive)
+        response: Response
+        try:
+            response = await handler(request)
+        except PassgeniError as exc:
+            response = _error_response(exc)
+        except Exception as exc:
+            log.error("unexpected error: %s", type(exc).__name__, exc_info=exc)
+            response = _error_response(AuthorityError("internal error"))
+        await response(scope, receive, send)

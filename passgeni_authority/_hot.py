@@ -18,6 +18,7 @@ naive UTC text on SQLite, ``timestamptz`` on PostgreSQL).
 
 from __future__ import annotations
 
+import functools
 import itertools
 import re
 from collections.abc import Mapping, Sequence
@@ -67,8 +68,11 @@ def dt(conn: Connection, value: datetime) -> Any:
     return dt_for(conn.dialect.name, value)
 
 
+@functools.lru_cache(maxsize=1024)
 def dt_for(dialect: str, value: datetime) -> Any:
-    """:func:`dt` by dialect name (for rows prepared before a connection is at hand)."""
+    """:func:`dt` by dialect name (for rows prepared before a connection is at hand).
+
+    Cached: a batch's certificates share their issue and expiry instants."""
     value = value.astimezone(UTC)
     if dialect == "sqlite":
         return value.replace(tzinfo=None).strftime("%Y-%m-%d %H:%M:%S.%f")
