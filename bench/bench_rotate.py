@@ -1,9 +1,12 @@
 """Bulk rotation into OpenBao vs plain hvac writes, side by side in one run.
 
 * PassGeni: ``rotate_all`` (what ``passgeni rotate --inventory`` runs) on N
-  new credentials: for each, read the store, generate locally, certify with
-  the authority (two calls), write the KV v2 version with check-and-set, merge
-  the certificate metadata.
+  new credentials, batched (``rotate_many``): per chunk of up to 100, the
+  store is read (one ``LIST`` for a folder), passwords are generated locally
+  and certified with one ``/api/generate-batch`` + one
+  ``/api/generate-certificates``; then, for each credential, its certificate
+  is verified offline, the KV v2 version written with check-and-set and the
+  certificate metadata merged (``PATCH``).
 * Reference: N plain KV v2 writes of a ``secrets.token_urlsafe`` value plus a
   ``custom_metadata`` write each, with hvac.
 
@@ -12,7 +15,7 @@ OpenBao dev server, and distinct paths. The authority runs warm in its own
 process (SQLite, no rate limits). Target: PassGeni at most 1.3x the plain
 writes' time.
 
-    python bench/bench_rotate.py [--count 1000] [--concurrency 8] [--json]
+    python bench/bench_rotate.py [--count 1000] [--concurrency 8] [--rounds 1] [--json]
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ from __future__ import annotations
 import argparse
 import json
 import secrets
+import statistics
 import sys
 import threading
 import time
@@ -87,36 +91,56 @@ def main() -> None:
     parser.add_argument("--count", type=int, default=1000)
     parser.add_argument("--concurrency", type=int, default=8)
     parser.add_argument("--json", action="store_true")
+    parser.add_argument(
+        "--rounds",
+        type=int,
+        default=1,
+        help="alternate plain and PassGeni this many times (fresh paths each round) and report "
+        "medians: on a shared machine the load moves between two back-to-back measurements",
+    )
     args = parser.parse_args()
     import os
 
+    plains: list[float] = []
+    ours_all: list[float] = []
     with OpenBaoServer() as bao, authority_process() as auth:
         os.environ.update(VAULT_ADDR=bao.url, VAULT_TOKEN=bao.token)
         # Warm both paths (connections, imports, SQLite) on a few credentials first.
         plain_writes(bao, "warm-plain", 20, args.concurrency)
         passgeni_rotation(auth.url, auth.api_key, auth.issuer, "warm-pg", 20, args.concurrency)
-        run = secrets.token_hex(3)
-        plain = plain_writes(bao, f"plain-{run}", args.count, args.concurrency)
-        ours = passgeni_rotation(
-            auth.url, auth.api_key, auth.issuer, f"pg-{run}", args.count, args.concurrency
-        )
+        for _ in range(max(1, args.rounds)):
+            run = secrets.token_hex(3)
+            plains.append(plain_writes(bao, f"plain-{run}", args.count, args.concurrency))
+            ours_all.append(
+                passgeni_rotation(
+                    auth.url, auth.api_key, auth.issuer, f"pg-{run}", args.count, args.concurrency
+                )
+            )
+    plain, ours = statistics.median(plains), statistics.median(ours_all)
+    ratios = [o / p for p, o in zip(plains, ours_all, strict=True)]
+    ratio = statistics.median(ratios)
     report = {
         "count": args.count,
         "concurrency": args.concurrency,
+        "rounds": len(plains),
         "plain_hvac_seconds": round(plain, 3),
         "passgeni_rotate_seconds": round(ours, 3),
-        "ratio": round(ours / plain, 2),
+        "ratio": round(ratio, 2),
         "plain_per_second": round(args.count / plain, 1),
         "passgeni_per_second": round(args.count / ours, 1),
         "target_ratio": 1.3,
+        "rounds_plain_seconds": [round(x, 3) for x in plains],
+        "rounds_passgeni_seconds": [round(x, 3) for x in ours_all],
+        "rounds_ratio": [round(x, 2) for x in ratios],
     }
     if args.json:
         print(json.dumps(report, indent=2))
         return
-    print(f"{args.count} credentials into OpenBao, concurrency {args.concurrency}")
+    rounds = f", median of {len(plains)} rounds" if len(plains) > 1 else ""
+    print(f"{args.count} credentials into OpenBao, concurrency {args.concurrency}{rounds}")
     print(f"  plain hvac KV write + metadata: {plain:7.2f} s ({args.count / plain:7.1f}/s)")
     print(f"  passgeni rotate (certified):    {ours:7.2f} s ({args.count / ours:7.1f}/s)")
-    print(f"  ratio {ours / plain:.2f}x (target <= 1.3x)")
+    print(f"  ratio {ratio:.2f}x (target <= 1.3x)")
     sys.stdout.flush()
 
 
