@@ -178,6 +178,7 @@ class GroupCommitter:
             held = self._lock.held() if self._lock is not None else contextlib.nullcontext()
             with held, conn.begin():
                 conn.info[_hot.DEFERRED] = deferred
+                conn.info[_hot.GROUP_MEMO] = {}
                 for unit, future in group:
                     savepoint = _hot.Savepoint(conn)
                     mark = len(deferred)
@@ -195,11 +196,13 @@ class GroupCommitter:
                         savepoint.release()
                         outcomes.append((future, value, None))
                 conn.info.pop(_hot.DEFERRED, None)
+                conn.info.pop(_hot.GROUP_MEMO, None)
                 _hot.flush(conn, deferred)
         except self._db_errors as exc:
             # The COMMIT (or BEGIN) failed: nothing of this group is durable.
             log.warning("database error in a group commit: %s", type(exc).__name__)
             conn.info.pop(_hot.DEFERRED, None)
+            conn.info.pop(_hot.GROUP_MEMO, None)
             with contextlib.suppress(*self._db_errors):
                 conn.rollback()
             if len(group) > 1:
@@ -214,6 +217,7 @@ class GroupCommitter:
             return
         except BaseException as exc:  # pragma: no cover - a bug: fail the group loudly
             conn.info.pop(_hot.DEFERRED, None)
+            conn.info.pop(_hot.GROUP_MEMO, None)
             for _unit, future in group:
                 if not future.done():
                     future.set_exception(exc)

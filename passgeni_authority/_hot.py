@@ -30,6 +30,7 @@ from sqlalchemy.engine import Connection
 
 __all__ = [
     "DEFERRED",
+    "GROUP_MEMO",
     "Savepoint",
     "defer",
     "dt",
@@ -37,12 +38,15 @@ __all__ = [
     "execute",
     "executemany",
     "flush",
+    "memo",
     "parse_dt",
     "read",
 ]
 
 #: ``Connection.info`` key of the group commit's list of deferred inserts.
 DEFERRED = "passgeni_deferred_inserts"
+#: ``Connection.info`` key of a dict that lives for one group commit (see :func:`memo`).
+GROUP_MEMO = "passgeni_group_memo"
 
 _PARAM_RE = re.compile(r":([A-Za-z_][A-Za-z0-9_]*)")
 _converted: dict[str, str] = {}
@@ -115,6 +119,17 @@ def executemany(conn: Connection, sql: str, rows: Sequence[Mapping[str, Any]]) -
         return
     with driver.cursor() as cursor:  # type: ignore[union-attr]
         cursor.executemany(_sql(conn, sql), rows)
+
+
+def memo(conn: Connection) -> dict[Any, Any] | None:
+    """A dict shared by the units of the current group commit, or None outside one.
+
+    For lookups many requests of one group repeat (the API key, the user's
+    team): they run inside the same write transaction, so a value read by
+    an earlier unit is what a later one would read again.
+    """
+    value: dict[Any, Any] | None = conn.info.get(GROUP_MEMO)
+    return value
 
 
 def defer(conn: Connection, sql: str, params: dict[str, Any]) -> None:

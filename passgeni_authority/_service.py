@@ -758,7 +758,15 @@ class AuthorityService:
         limits = self.settings.rate_limits
         ts = now.timestamp()
         retry: float | None = None
-        row = _hot.execute(conn, _KEY_LOOKUP, {"key_hash": hash_api_key(api_key)}).fetchone()
+        key_hash = hash_api_key(api_key)
+        memo = _hot.memo(conn)
+        cache_key = ("api_key", key_hash)
+        if memo is not None and cache_key in memo:
+            row = memo[cache_key]
+        else:
+            row = _hot.execute(conn, _KEY_LOOKUP, {"key_hash": key_hash}).fetchone()
+            if memo is not None:
+                memo[cache_key] = row
         if row is None or row[0] != prefix or row[4] is not None:
             return None, None
         principal = Principal(user_id=row[1], team_id=row[2], key_prefix=row[0], rate_limit=row[3])
@@ -1497,8 +1505,15 @@ class AuthorityService:
         results: list[IssuedCertificate | PassgeniError] = []
         rows: list[dict[str, Any]] = []
         events: list[dict[str, Any]] = []
-        team_row = _hot.execute(conn, _USER_TEAM, {"user_id": principal.user_id}).fetchone()
-        team_id = None if team_row is None else team_row[0]
+        memo = _hot.memo(conn)
+        cache_key = ("team", principal.user_id)
+        if memo is not None and cache_key in memo:
+            team_id = memo[cache_key]
+        else:
+            team_row = _hot.execute(conn, _USER_TEAM, {"user_id": principal.user_id}).fetchone()
+            team_id = None if team_row is None else team_row[0]
+            if memo is not None:
+                memo[cache_key] = team_id
         kid, signer_ref = self._active_key(conn)
         ahead: dict[str, tuple[dict[str, Any], dict[str, Any], IssuedCertificate]] = {}
         if (
