@@ -261,6 +261,23 @@ def _print_table(outcomes: list[Outcome], summary: dict[str, int], dry_run: bool
     console.print(", ".join(f"{n} {status}" for status, n in summary.items()))
 
 
+@contextmanager
+def _pooled_session(concurrency: int) -> Iterator[Any]:
+    """A keep-alive session for the authority with a connection per worker thread (and one more
+    for the batches): requests keeps only 10 per host by default."""
+    import requests
+    from requests.adapters import HTTPAdapter
+
+    session = requests.Session()
+    size = max(10, concurrency + 1)
+    for prefix in ("http://", "https://"):
+        session.mount(prefix, HTTPAdapter(pool_connections=4, pool_maxsize=size))
+    try:
+        yield session
+    finally:
+        session.close()
+
+
 def _cmd_rotate(args: argparse.Namespace) -> int:
     from .._config import connect, resolve_config
     from ._output import print_json
@@ -272,7 +289,11 @@ def _cmd_rotate(args: argparse.Namespace) -> int:
         url=args.url, api_key=args.api_key, timeout=args.timeout, issuer=args.issuer
     )
     show_progress = not args.no_progress
-    with connect(config) as client, _progress(len(entries), show_progress) as advance:
+    with (
+        _pooled_session(args.concurrency) as session,
+        connect(config, session=session) as client,
+        _progress(len(entries), show_progress) as advance,
+    ):
         outcomes = rotate_all(
             client,
             entries,
