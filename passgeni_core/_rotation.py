@@ -828,10 +828,13 @@ def rotate_many(
                     _single, client, entries[i], store_for, dry_run, entropy_source, target_for
                 )
                 pool.submit(guarded, i, single)
+            pool.shutdown(wait=True)  # in the try: an interrupt while waiting is handled too
         except BaseException:
             # Interrupted: certificates whose write never started are revoked
-            # (their credentials will never be stored); running writes finish.
+            # (their credentials will never be stored); running writes finish;
+            # queued reads and one-by-one entries do not start.
             cancelled = [cert_id for future, cert_id in writes if future.cancel()]
+            pool.shutdown(wait=False, cancel_futures=True)
             for cert_id in cancelled:
                 _revoke_quietly(client, cert_id, REVOKE_REASON_NOT_STORED)
             raise

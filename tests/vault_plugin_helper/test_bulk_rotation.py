@@ -18,6 +18,8 @@ from __future__ import annotations
 
 import base64
 import json
+import os
+import signal
 import threading
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
@@ -111,6 +113,7 @@ class Faulty:
         concurrent_writer: Callable[[StoreURI], None] | None = None,
         concurrent_on: Sequence[str] = (),
         gate: Callable[[StoreURI], None] | None = None,
+        after_metadata: Callable[[StoreURI], None] | None = None,
     ) -> None:
         self.inner = inner
         self.refuse_write = set(refuse_write)
@@ -119,6 +122,7 @@ class Faulty:
         self.concurrent_writer = concurrent_writer
         self.concurrent_on = set(concurrent_on)
         self.gate = gate
+        self.after_metadata = after_metadata
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.inner, name)
@@ -140,6 +144,8 @@ class Faulty:
         if str(uri) in self.refuse_metadata:
             raise StoreUnavailable(f"injected: metadata write of {uri} refused")
         self.inner.write_metadata(uri, refs)
+        if self.after_metadata is not None:
+            self.after_metadata(uri)
 
 
 def inventory(uid: str, vault: int, aws: int = 0, epoch: str = "e1") -> list[InventoryEntry]:
@@ -435,6 +441,58 @@ def test_interrupted_run_revokes_certificates_it_will_never_store(
     for r in again:
         assert isinstance(r, RotationResult) and r.cert_id is not None
         assert_stored_and_valid(client, r.uri, r.cert_id)
+
+
+def test_interrupt_while_waiting_for_the_last_writes(
+    counting: tuple[AuthorityClient, CountingSession],
+    uid: str,
+) -> None:
+    """Ctrl-C once every batch is issued: the queued writes are dropped and revoked."""
+    client, session = counting
+    entries = inventory(uid, vault=10)
+    first = str(entries[0].destination)
+    opened, finished = threading.Event(), threading.Event()
+
+    def gate(uri: StoreURI) -> None:
+        if str(uri) == first:
+            # The only worker is busy here; the main thread waits for the queue to drain.
+            os.kill(os.getpid(), signal.SIGINT)
+            opened.wait(timeout=60)
+
+    def before(method: str, name: str) -> None:
+        if name == "revoke":
+            opened.set()
+
+    def done(uri: StoreURI) -> None:
+        if str(uri) == first:
+            finished.set()
+
+    def faulty(store: SecretStore) -> SecretStore:
+        wrapped: Any = Faulty(store, gate=gate, after_metadata=done)
+        return wrapped  # type: ignore[no-any-return]
+
+    session.before = before
+    with pytest.raises(KeyboardInterrupt):
+        run(client, entries, Stores(faulty), chunk_size=100, concurrency=1)
+    assert finished.wait(timeout=60)  # the write that had started completes
+    session.before = None
+    stores = Stores()
+    stored = revoked = 0
+    for entry in entries:
+        current = stores(entry.destination).read(entry.destination)
+        for cert in certificates_for(client, entry.destination.target_path):
+            if (
+                current is not None
+                and current.refs is not None
+                and current.refs.cert_id == cert.cert_id
+            ):
+                assert cert.status == "valid"
+                stored += 1
+            else:
+                assert (cert.status, cert.revocation_reason) == ("revoked", "not stored")
+                revoked += 1
+    stores.close()
+    assert stored == 1 and revoked == len(entries) - 1
 
 
 def test_plan_absent_lists_folders_and_falls_back_without_list_capability(
