@@ -42,6 +42,7 @@ from ._errors import (
     NotFound,
     PassgeniError,
     StoreError,
+    one_line,
 )
 from ._generator import generate
 from ._params import GenerationParameters
@@ -312,18 +313,11 @@ class RotationResult:
 # --- the flow -----------------------------------------------------------------------------------
 
 
-def _one_line(exc: BaseException) -> str:
-    if isinstance(exc, PassgeniError):
-        return exc.message
-    text = " ".join(str(exc).split())[:200]
-    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
-
-
 def _revoke_quietly(client: AuthorityClient, cert_id: str, reason: str) -> str | None:
     try:
         client.revoke(cert_id, reason)
     except Exception as exc:
-        return _one_line(exc)
+        return one_line(exc)
     return None
 
 
@@ -549,7 +543,7 @@ def _restore(target: CredentialTarget, previous: str | None) -> str:
     except Exception as exc:
         return (
             f"the previous password could NOT be restored on {target.describe()} "
-            f"({_one_line(exc)}): re-run to finish the rotation"
+            f"({one_line(exc)}): re-run to finish the rotation"
         )
     return f"the previous password was restored on {target.describe()}"
 
@@ -600,9 +594,9 @@ def _rotate_with_target(
         )
         cls = type(exc) if isinstance(exc, PassgeniError) else TargetError
         try:
-            error = cls(f"{uri}: {what}: {_one_line(exc)}; {restored}; {revoked}")
+            error = cls(f"{uri}: {what}: {one_line(exc)}; {restored}; {revoked}")
         except TypeError:  # pragma: no cover - an exotic constructor
-            error = TargetError(f"{uri}: {what}: {_one_line(exc)}; {restored}; {revoked}")
+            error = TargetError(f"{uri}: {what}: {one_line(exc)}; {restored}; {revoked}")
         return error
 
     applied = False
@@ -626,7 +620,7 @@ def _rotate_with_target(
         version = store.write(plan, credential, refs)
     except Exception as exc:
         raise fail(
-            exc if isinstance(exc, PassgeniError) else StoreError(_one_line(exc)),
+            exc if isinstance(exc, PassgeniError) else StoreError(one_line(exc)),
             "the new credential was not stored",
             REVOKE_REASON_NOT_STORED,
             _restore(target, previous_password) + "; the stored credential is unchanged",
@@ -638,10 +632,10 @@ def _rotate_with_target(
         raise (
             type(exc)(
                 f"{uri}: the credential is stored (version {version}) and applied, but the "
-                f"metadata was not updated: {_one_line(exc)}; re-run to complete it"
+                f"metadata was not updated: {one_line(exc)}; re-run to complete it"
             )
             if isinstance(exc, PassgeniError)
-            else StoreError(_one_line(exc))
+            else StoreError(one_line(exc))
         ) from None
     warnings: list[str] = []
     if previous_cert is not None and previous_cert != refs.cert_id:

@@ -112,6 +112,7 @@ from ._errors import (
     StoreConflict,
     StoreError,
     UnknownStoreScheme,
+    one_line,
 )
 from ._generator import generate
 from ._params import GenerationParameters
@@ -591,13 +592,6 @@ class StoreResult:
     __str__ = __repr__
 
 
-def _one_line(exc: BaseException) -> str:
-    if isinstance(exc, PassgeniError):
-        return exc.message
-    text = " ".join(str(exc).split())[:200]
-    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
-
-
 def _same_class(exc: BaseException, message: str) -> PassgeniError:
     """An error of ``exc``'s class (for the exit code) with a new message."""
     if isinstance(exc, StoreError):
@@ -629,7 +623,7 @@ def _revoke_quietly(client: AuthorityClient, cert_id: str, reason: str) -> str |
     try:
         client.revoke(cert_id, reason)
     except Exception as exc:
-        return _one_line(exc)
+        return one_line(exc)
     return None
 
 
@@ -787,7 +781,7 @@ def store_certified(
             )
             raise _same_class(
                 exc,
-                f"{target_uri}: the new credential was not stored: {_one_line(exc)}; "
+                f"{target_uri}: the new credential was not stored: {one_line(exc)}; "
                 f"{revoked}; the previous credential is unchanged{maybe}",
             ) from None
     if plan.next_version is not None and version != plan.next_version:
@@ -820,7 +814,7 @@ def store_certified(
             exc,
             f"{target_uri}: the credential is stored (version {version}, certificate "
             f"{refs.cert_id} referenced in its value) but the metadata was not updated: "
-            f"{_one_line(exc)}; re-run the same command to complete it{previous_note}",
+            f"{one_line(exc)}; re-run the same command to complete it{previous_note}",
         ) from None
 
     # 5. rotation: the old certificate goes only now that its successor is stored.
@@ -866,7 +860,7 @@ def _complete_metadata(
             raise _same_class(
                 exc,
                 f"{current.uri}: the credential is stored with certificate {refs.cert_id} "
-                f"but its metadata could not be completed: {_one_line(exc)}; re-run to complete it",
+                f"but its metadata could not be completed: {one_line(exc)}; re-run to complete it",
             ) from None
         outcome = "repaired"
     return StoreResult(
