@@ -468,6 +468,32 @@ def _parse_retry_after(value: str | None, *, now: Callable[[], float] = time.tim
     return max(seconds, 0.0)
 
 
+def _generation_body(
+    preset: str,
+    parameters: GenerationParameters | Mapping[str, Any],
+    entropy_source: EntropySource | Mapping[str, Any] | None,
+) -> dict[str, Any]:
+    """The body of ``/api/generate`` and ``/api/generate-batch``: public fields only.
+
+    Validating through the core's types first means nothing but parameter
+    fields (never a password) can be sent.
+    """
+    params = (
+        parameters
+        if isinstance(parameters, GenerationParameters)
+        else GenerationParameters.from_dict(dict(parameters))
+    )
+    body: dict[str, Any] = {"compliance_standard": preset, "parameters": params.to_dict()}
+    if entropy_source is not None:
+        source = (
+            entropy_source
+            if isinstance(entropy_source, EntropySource)
+            else EntropySource.from_dict(dict(entropy_source))
+        )
+        body["entropy_source"] = source.to_dict()
+    return body
+
+
 class AuthorityClient:
     """A client for one PassGeni authority.
 
@@ -739,19 +765,7 @@ class AuthorityClient:
             InvalidParameters (and subclasses): invalid parameters (locally or by the server).
             UnknownPreset / PresetNotMet: as re-checked by the authority.
         """
-        params = (
-            parameters
-            if isinstance(parameters, GenerationParameters)
-            else GenerationParameters.from_dict(dict(parameters))
-        )
-        body: dict[str, Any] = {"compliance_standard": preset, "parameters": params.to_dict()}
-        if entropy_source is not None:
-            source = (
-                entropy_source
-                if isinstance(entropy_source, EntropySource)
-                else EntropySource.from_dict(dict(entropy_source))
-            )
-            body["entropy_source"] = source.to_dict()
+        body = _generation_body(preset, parameters, entropy_source)
         data = self._request("POST", "/api/generate", body=body)
         return GenerationSession.from_dict(
             self._object(data, "the session"), received_at=datetime.now(UTC)
@@ -778,19 +792,7 @@ class AuthorityClient:
         """
         if isinstance(count, bool) or not isinstance(count, int) or count < 1:
             raise InvalidRequest("count must be a positive integer")
-        params = (
-            parameters
-            if isinstance(parameters, GenerationParameters)
-            else GenerationParameters.from_dict(dict(parameters))
-        )
-        body: dict[str, Any] = {"compliance_standard": preset, "parameters": params.to_dict()}
-        if entropy_source is not None:
-            source = (
-                entropy_source
-                if isinstance(entropy_source, EntropySource)
-                else EntropySource.from_dict(dict(entropy_source))
-            )
-            body["entropy_source"] = source.to_dict()
+        body = _generation_body(preset, parameters, entropy_source)
         out: list[GenerationSession] = []
         for start in range(0, count, MAX_BATCH):
             n = min(MAX_BATCH, count - start)
