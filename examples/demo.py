@@ -118,6 +118,15 @@ def main() -> int:
             kube = stack.enter_context(KubeEmulator())
             print(f"  k8s        {kube.url}  (kmock Kubernetes API emulator)")
             destinations.append(("k8s://payments/db-credentials#password", "iso-27001"))
+            # The commands below find the cluster the way kubectl does: a kubeconfig.
+            kubeconfig = tmp / "kubeconfig"
+            kubeconfig.write_text(
+                "apiVersion: v1\nkind: Config\ncurrent-context: demo\n"
+                f"clusters: [{{name: demo, cluster: {{server: '{kube.url}'}}}}]\n"
+                "users: [{name: demo, user: {}}]\n"
+                "contexts: [{name: demo, context: {cluster: demo, user: demo}}]\n"
+            )
+            stack.enter_context(environment(KUBECONFIG=str(kubeconfig)))
         client = stack.enter_context(AuthorityClient(authority.base_url, authority.api_key))
 
         def store_for(uri: str) -> Any:
@@ -240,7 +249,8 @@ def auditor_steps(authority: Any, client: Any, tmp: Path, jwks_file: Path, drift
     with environment(**env, PASSGENI_ISSUER=issuer):
         passgeni(
             ["evidence", "--out", str(bundle), "--org", "Example Corp",
-             "--scope", "vault://secret/payments", "aws-sm://payments/"]
+             "--scope", "vault://secret/payments", "aws-sm://payments/",
+             *(["k8s://payments"] if "KUBECONFIG" in os.environ else [])]
         )  # fmt: skip
     with environment(PASSGENI_URL="http://127.0.0.1:9"):
         code = passgeni(
