@@ -110,6 +110,7 @@ import contextlib
 import functools
 import glob
 import json
+import logging
 import os
 import secrets
 import shutil
@@ -1081,6 +1082,9 @@ class KubeEmulator:
         self.startup_seconds = time.monotonic() - began
 
     def _thread_main(self, ready: threading.Event) -> None:
+        # The emulator's per-request access log is noise, and a test that captures
+        # logging may have closed its stream by the time this thread writes.
+        logging.getLogger("aiohttp.access").disabled = True
         loop = asyncio.new_event_loop()
         self._loop = loop
         try:
