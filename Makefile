@@ -43,7 +43,7 @@ unit: $(STAMP) sysdeps
 sanity: $(STAMP)
 	VENV=$(VENV) bash scripts/ansible-sanity.sh
 
-test: lint typecheck contracts unit sanity
+test: lint typecheck contracts sanity unit
 
 bench: $(STAMP) sysdeps
 	@bash scripts/install-bench-deps.sh
