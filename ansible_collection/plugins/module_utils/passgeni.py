@@ -210,8 +210,13 @@ def _verify_with(client, token=None, cert_id=None, online=True):
 def verify_reference(params):
     """Verify a certificate given by ``token``, ``cert_url`` or ``cert_id``; returns public facts."""
     online = params.get('online', True)
+    if not any((params.get(name) or '').strip() for name in ('token', 'cert_url', 'cert_id')):
+        # Ansible's required_one_of accepts empty strings; refuse them here.
+        raise PassgeniFailure(
+            'one of token, cert_url or cert_id must be a non-empty string', 'invalid_request'
+        )
     with translate_errors():
-        if params.get('cert_url'):
+        if (params.get('cert_url') or '').strip():
             base, cert_id = _split_cert_url(params['cert_url'])
             # A URL names its authority: the certificate's issuer must be that authority.
             with core.AuthorityClient(
@@ -220,7 +225,7 @@ def verify_reference(params):
                 cert, status, record = _verify_with(client, cert_id=cert_id, online=True)
         else:
             with authority(params) as client:
-                if params.get('token'):
+                if (params.get('token') or '').strip():
                     cert, status, record = _verify_with(
                         client, token=params['token'].strip(), online=online
                     )
