@@ -286,7 +286,7 @@ def test_store_paused_during_write_on_a_private_server(authority: Authority, uid
     """A hung Vault (SIGSTOP): timeouts, a clear error, certificate revoked, nothing half-written."""
     with OpenBaoServer() as bao:
         store = VaultStore(
-            environ={"VAULT_ADDR": bao.url, "VAULT_TOKEN": bao.token, "VAULT_CLIENT_TIMEOUT": "1"}
+            environ={"VAULT_ADDR": bao.url, "VAULT_TOKEN": bao.token, "VAULT_CLIENT_TIMEOUT": "3"}
         )
         client = authority.client()
         uri = f"vault://secret/{uid}/db"
