@@ -62,6 +62,8 @@ def load_configuration(
         configuration.host = host.rstrip("/")
         return configuration
 
+    # kubernetes 37 ships py.typed, but its config loaders have no annotations:
+    # mypy --strict needs the three no-untyped-call ignores below.
     def in_cluster_config() -> Any:
         loader = incluster_config.InClusterConfigLoader(  # type: ignore[no-untyped-call]
             token_filename=incluster_config.SERVICE_TOKEN_FILENAME,

@@ -212,7 +212,11 @@ def create_app(
     if (settings is None) == (service is None):
         raise ValueError("give exactly one of settings or service")
     owned = service is None
-    svc = service if service is not None else AuthorityService(settings)  # type: ignore[arg-type]
+    if service is not None:
+        svc = service
+    else:
+        assert settings is not None  # exactly one of the two, checked above
+        svc = AuthorityService(settings)
     cfg = svc.settings
     trusted = frozenset(cfg.trusted_proxies)
     templates = Environment(
@@ -516,6 +520,9 @@ def create_app(
     def build_with_hot_paths() -> Any:
         return _HotPaths(build_stack(), hot)
 
+    # Starlette builds its middleware stack lazily through this method; wrapping
+    # it (rather than subclassing FastAPI) puts the hot paths outermost while
+    # every other route keeps FastAPI's routing, middleware and OpenAPI.
     app.build_middleware_stack = build_with_hot_paths  # type: ignore[method-assign]
     return app
 

@@ -83,6 +83,19 @@ def dt_for(dialect: str, value: datetime) -> Any:
     return value
 
 
+def _checked_driver(driver: Any) -> Any:
+    # SQLAlchemy types driver_connection as Optional (None once invalidated);
+    # a checked-out connection always has one, so None is a bug, said loudly.
+    if driver is None:
+        raise RuntimeError("database connection has no driver connection (invalidated)")
+    return driver
+
+
+def _driver(conn: Connection) -> Any:
+    """The DBAPI driver connection (sqlite3 / psycopg) under ``conn``."""
+    return _checked_driver(conn.connection.driver_connection)
+
+
 def read(engine: Engine, sql: str, params: Mapping[str, Any]) -> list[Any]:
     """Rows of one read-only query on a pooled connection, outside any write lock.
 
@@ -94,7 +107,7 @@ def read(engine: Engine, sql: str, params: Mapping[str, Any]) -> list[Any]:
     try:
         sqlite = engine.dialect.name == "sqlite"
         statement = sql if sqlite else _PARAM_RE.sub(r"%(\1)s", sql)
-        cursor = raw.driver_connection.execute(statement, params)  # type: ignore[union-attr]
+        cursor = _checked_driver(raw.driver_connection).execute(statement, params)
         return list(cursor.fetchall())
     finally:
         raw.close()
@@ -109,15 +122,15 @@ def parse_dt(value: Any) -> datetime:
 
 def execute(conn: Connection, sql: str, params: Mapping[str, Any] | None = None) -> Any:
     """Run one statement in ``conn``'s transaction; returns the driver's cursor."""
-    return conn.connection.driver_connection.execute(_sql(conn, sql), params or {})  # type: ignore[union-attr]
+    return _driver(conn).execute(_sql(conn, sql), params or {})
 
 
 def executemany(conn: Connection, sql: str, rows: Sequence[Mapping[str, Any]]) -> None:
-    driver = conn.connection.driver_connection
+    driver = _driver(conn)
     if _sqlite(conn):
-        driver.executemany(sql, rows)  # type: ignore[union-attr]
+        driver.executemany(sql, rows)
         return
-    with driver.cursor() as cursor:  # type: ignore[union-attr]
+    with driver.cursor() as cursor:
         cursor.executemany(_sql(conn, sql), rows)
 
 

@@ -80,7 +80,13 @@ def verify_binding(
     Raises:
         BindingMismatch: the certificate has no commitment, or it differs.
     """
-    claims = certificate if isinstance(certificate, CertificateClaims) else certificate.claims  # type: ignore[attr-defined]
+    claims = (
+        certificate
+        if isinstance(certificate, CertificateClaims)
+        else getattr(certificate, "claims", None)
+    )
+    if not isinstance(claims, CertificateClaims):
+        raise TypeError("verify_binding needs certificate claims or a verified Certificate")
     expected = claims.credential_commitment
     if not expected:
         raise BindingMismatch(f"certificate {claims.jti} carries no credential commitment")

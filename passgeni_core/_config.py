@@ -120,9 +120,11 @@ def _read_config_file(path: Path, *, explicit: bool) -> dict[str, Any]:
 
 
 def _timeout(value: object, where: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, str | int | float):
+        raise InvalidRequest(f"{where}: timeout must be a number of seconds")
     try:
-        seconds = float(value)  # type: ignore[arg-type]
-    except (TypeError, ValueError):
+        seconds = float(value)
+    except ValueError:
         raise InvalidRequest(f"{where}: timeout must be a number of seconds") from None
     if not math.isfinite(seconds) or seconds <= 0:
         raise InvalidRequest(f"{where}: timeout must be a positive number of seconds")

@@ -514,7 +514,8 @@ def store_class(scheme: str) -> Callable[..., SecretStore]:
     factory = getattr(obj, "from_uri", obj)
     if not callable(factory):
         raise StoreError(f"the {scheme}:// store backend ({ep.value}) is not callable")
-    return factory  # type: ignore[no-any-return]
+    checked: Callable[..., SecretStore] = factory
+    return checked
 
 
 def open_store(uri: str | StoreURI, **options: Any) -> SecretStore:

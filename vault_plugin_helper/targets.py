@@ -200,6 +200,8 @@ class PostgresTarget:
         params["connect_timeout"] = str(self.connect_timeout)
         if password is not None:
             params["password"] = password
+        # psycopg's stubs type **kwargs as its connection-info keys' exact types;
+        # a conninfo dict of strings is what libpq itself accepts.
         return psycopg.connect(**params, autocommit=True)  # type: ignore[arg-type]
 
     def _admin_connect(self) -> Any:

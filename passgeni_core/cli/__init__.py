@@ -15,7 +15,7 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, NoReturn
 
 from .._errors import (
     AuthorityUnavailable,
@@ -115,7 +115,7 @@ def exit_code_for(error: PassgeniError) -> int:
 
 
 class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> None:  # type: ignore[override]
+    def error(self, message: str) -> NoReturn:
         # argparse prints usage plus the message; keep it to one clear line.
         self.exit(EXIT_USAGE, f"{self.prog}: error: {message}\n")
 

@@ -31,7 +31,8 @@ def ansible_bin(name: str) -> str:
         return str(candidate)
     found = shutil.which(name)
     if not found:
-        pytest.skip(f"{name} is not installed (pip install 'passgeni[ansible]')")
+        # make test installs ansible-core; a missing one is a broken set-up, not a skip.
+        pytest.fail(f"{name} is not installed (pip install 'passgeni[ansible]')")
     return found
 
 
