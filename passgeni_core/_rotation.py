@@ -58,6 +58,7 @@ from ._stores import (
     StoreResult,
     StoreURI,
     WritePlan,
+    _revoke_quietly,
     parse_store_uri,
     plan_absent,
     provision_into_store,
@@ -313,14 +314,6 @@ class RotationResult:
 # --- the flow -----------------------------------------------------------------------------------
 
 
-def _revoke_quietly(client: AuthorityClient, cert_id: str, reason: str) -> str | None:
-    try:
-        client.revoke(cert_id, reason)
-    except Exception as exc:
-        return one_line(exc)
-    return None
-
-
 def _is_current_epoch(
     client: AuthorityClient,
     current: StoredCredential,
@@ -449,28 +442,7 @@ def ensure_rotated(
             rotate=exists,
         )
         assert stored.provisioned is not None or stored.outcome in ("unchanged", "repaired")
-        claims = stored.provisioned.verified.claims if stored.provisioned else None
-        return RotationResult(
-            uri=target_uri,
-            status="rotated"
-            if stored.outcome == "rotated"
-            else "replaced"
-            if stored.outcome == "replaced"
-            else "created"
-            if stored.outcome == "created"
-            else "repaired",
-            keeper=keeper,
-            version=stored.version,
-            cert_id=stored.cert_id,
-            cert_url=stored.cert_url,
-            compliance_standard=preset_id,
-            standards_met=tuple(claims.standards_met) if claims else (),
-            entropy_bits=claims.entropy_bits if claims else None,
-            expires_at=stored.refs.expires_at,
-            previous_cert_id=stored.previous_cert_id,
-            warnings=stored.warnings,
-            credential=stored.credential,
-        )
+        return _result_of(stored, keeper, preset_id)
     return _rotate_with_target(
         client,
         store,
@@ -705,15 +677,8 @@ class _Checked:
 
 def _result_of(stored: StoreResult, keeper: str | None, preset_id: str) -> RotationResult:
     claims = stored.provisioned.verified.claims if stored.provisioned else None
-    status: Status = (
-        "rotated"
-        if stored.outcome == "rotated"
-        else "replaced"
-        if stored.outcome == "replaced"
-        else "created"
-        if stored.outcome == "created"
-        else "repaired"
-    )
+    outcome = stored.outcome
+    status: Status = outcome if outcome in ("rotated", "replaced", "created") else "repaired"
     return RotationResult(
         uri=stored.uri,
         status=status,
