@@ -330,17 +330,15 @@ def create_app(
     async def generate(request: Request) -> Response:
         """Re-validate generation parameters and open a 60 s single-use session."""
         body = await body_or_error(request)
-        return _json(
-            (
-                await svc.authorized_async(
-                    bearer(request),
-                    ip=ip_of(request),
-                    endpoint=endpoint_of(request),
-                    work=svc.generation_work(body),
-                    generation_attempts=0 if isinstance(body, PassgeniError) else 1,
-                )
-            ).to_dict()
+        batch = await svc.open_sessions_async(
+            bearer(request),
+            ip=ip_of(request),
+            endpoint=endpoint_of(request),
+            body=body,
+            count=1,
+            generation_attempts=0 if isinstance(body, PassgeniError) else 1,
         )
+        return _json(batch.tickets()[0].to_dict())
 
     @app.post(
         "/api/generate-batch",
@@ -363,11 +361,12 @@ def create_app(
             if isinstance(raw, int) and not isinstance(raw, bool):
                 count = raw
                 attempts = max(1, min(raw, cfg.max_batch_items))
-        batch = await svc.authorized_async(
+        batch = await svc.open_sessions_async(
             bearer(request),
             ip=ip_of(request),
             endpoint=endpoint_of(request),
-            work=svc.generation_batch_work(body, count),
+            body=body,
+            count=count,
             generation_attempts=attempts,
         )
         return _json(batch.to_dict())
@@ -384,11 +383,16 @@ def create_app(
         """Redeem a generation session for a signed certificate."""
         body = await body_or_error(request)
         ip = ip_of(request)
+        key = bearer(request)
+        # Signed ahead outside the write lock (parallel across processes).
+        prepared = await svc.prepare_issue(
+            key, body if isinstance(body, PassgeniError) else [body], ip=ip
+        )
         issued = await svc.authorized_async(
-            bearer(request),
+            key,
             ip=ip,
             endpoint=endpoint_of(request),
-            work=svc.issue_work(body, ip=ip),
+            work=svc.issue_work(body, ip=ip, prepared=prepared),
         )
         return _json(issued.to_dict(), 201)
 

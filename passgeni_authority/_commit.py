@@ -88,7 +88,10 @@ class GroupCommitter:
 
     ``run(unit)`` blocks until the group holding ``unit`` is committed and
     returns the unit's result (or raises its exception). ``on_db_error``
-    turns a failed commit into the exception every waiter of the group gets.
+    turns a failed commit into the exception every waiter of the group gets;
+    ``on_rollback`` is called whenever a group's transaction is rolled back
+    (before its units are retried one by one), so that state the units built
+    in memory from uncommitted writes can be dropped.
     Units must not call :meth:`run` themselves.
     """
 
@@ -97,6 +100,8 @@ class GroupCommitter:
         engine: Engine,
         lock: WriteLock | None,
         on_db_error: Callable[[Exception], BaseException],
+        *,
+        on_rollback: Callable[[], None] | None = None,
     ) -> None:
         self._engine = engine
         # SQLAlchemy's errors and the driver's own (the hot path runs on the driver).
@@ -106,6 +111,7 @@ class GroupCommitter:
         )
         self._lock = lock
         self._on_db_error = on_db_error
+        self._on_rollback = on_rollback
         self._queue: list[tuple[Callable[[Connection], Any], Future[Any]]] = []
         self._cond = threading.Condition()
         self._thread: threading.Thread | None = None
@@ -205,6 +211,8 @@ class GroupCommitter:
             conn.info.pop(_hot.GROUP_MEMO, None)
             with contextlib.suppress(*self._db_errors):
                 conn.rollback()
+            if self._on_rollback is not None:
+                self._on_rollback()
             if len(group) > 1:
                 # One unit's conflict (e.g. a PostgreSQL deadlock between two
                 # processes' groups) must not fail the others: each again, alone.

@@ -43,7 +43,7 @@ __all__ = [
     "api_keys",
     "authority_meta",
     "certificates",
-    "generation_sessions",
+    "generation_requests",
     "make_engine",
     "metadata",
     "rate_limit_buckets",
@@ -121,18 +121,16 @@ api_keys = Table(
     Column("revoked_at", UTCDateTime, nullable=True),
 )
 
-generation_sessions = Table(
-    "generation_sessions",
+# One row per distinct re-validated generation request (public parameters
+# only, never a password), keyed by the digest session tokens carry (``rq``).
+# Sessions themselves are stateless tokens: see migration 0003.
+generation_requests = Table(
+    "generation_requests",
     metadata,
-    Column("jti", String(40), primary_key=True),
-    Column("user_id", String(64), ForeignKey("users.id"), nullable=False),
-    Column("created_at", UTCDateTime, nullable=False),
-    Column("expires_at", UTCDateTime, nullable=False),
-    Column("redeemed_at", UTCDateTime, nullable=True),
-    # The re-validated generation request (public parameters only, never a password).
+    Column("digest", String(32), primary_key=True),
     Column("request", Text, nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
 )
-Index("ix_generation_sessions_expires_at", generation_sessions.c.expires_at)
 
 certificates = Table(
     "certificates",
@@ -234,7 +232,10 @@ def make_engine(url: str) -> Engine:
     if database and database != ":memory:":
         Path(database).parent.mkdir(parents=True, exist_ok=True)
     engine = create_engine(
-        url, connect_args={"check_same_thread": False, "timeout": 30}, hide_parameters=True
+        url,
+        # A larger statement cache: batch inserts add one statement per batch size.
+        connect_args={"check_same_thread": False, "timeout": 30, "cached_statements": 512},
+        hide_parameters=True,
     )
 
     @event.listens_for(engine, "connect")

@@ -19,7 +19,6 @@ naive UTC text on SQLite, ``timestamptz`` on PostgreSQL).
 from __future__ import annotations
 
 import functools
-import itertools
 import re
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
@@ -50,7 +49,6 @@ GROUP_MEMO = "passgeni_group_memo"
 
 _PARAM_RE = re.compile(r":([A-Za-z_][A-Za-z0-9_]*)")
 _converted: dict[str, str] = {}
-_savepoints = itertools.count(1)
 
 
 def _sqlite(conn: Connection) -> bool:
@@ -173,19 +171,25 @@ class Savepoint:
 
     Usable as a context manager: released on success, rolled back (and
     released) when the block raises.
+
+    Every savepoint has the same name: both backends resolve a name to the
+    innermost savepoint that has it, so nesting still works, and the three
+    statements stay constant. A name per savepoint would make every one of
+    them new SQL, which the ``sqlite3`` module compiles afresh and which
+    evicts the hot statements from its statement cache (measured: ~100 us
+    more per certificate insert).
     """
 
     def __init__(self, conn: Connection) -> None:
         self._conn = conn
-        self._name = f"pg_sp_{next(_savepoints)}"
-        execute(conn, f"SAVEPOINT {self._name}")
+        execute(conn, "SAVEPOINT pg_unit")
 
     def release(self) -> None:
-        execute(self._conn, f"RELEASE SAVEPOINT {self._name}")
+        execute(self._conn, "RELEASE SAVEPOINT pg_unit")
 
     def rollback(self) -> None:
-        execute(self._conn, f"ROLLBACK TO SAVEPOINT {self._name}")
-        execute(self._conn, f"RELEASE SAVEPOINT {self._name}")
+        execute(self._conn, "ROLLBACK TO SAVEPOINT pg_unit")
+        execute(self._conn, "RELEASE SAVEPOINT pg_unit")
 
     def __enter__(self) -> Savepoint:
         return self

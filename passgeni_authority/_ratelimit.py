@@ -10,11 +10,24 @@ UPDATE ... RETURNING``, on SQLite >= 3.35 and PostgreSQL alike):
   ``max(tat, now) + T - now <= burst * T``.
 
 Both return ``None`` (admitted) or the seconds until a retry can succeed.
+
+Fast buckets (automation keys doing bulk rotation) would otherwise cost a
+write on the shared row for every request, serialising every process on it.
+For them a process *leases* a block of tokens in one statement and admits
+from the block in memory (:class:`Leases`): the database counted the whole
+block when it was leased, so the process can never admit more than the
+shared limit allows (unused tokens of a lapsed lease are simply lost, which
+only errs on the strict side). Leases last at most :data:`LEASE_SECONDS`
+and hold at most a quarter of the burst, and a bucket too slow to lease two
+tokens in that time (the per-user defaults: 1 per second, 60 per minute) is
+charged per request exactly as before.
 """
 
 from __future__ import annotations
 
 import math
+import threading
+from collections.abc import Iterable
 
 from sqlalchemy import delete
 from sqlalchemy.engine import Connection
@@ -22,7 +35,20 @@ from sqlalchemy.engine import Connection
 from . import _hot
 from ._db import rate_limit_buckets as buckets
 
-__all__ = ["gcra", "purge_expired", "retry_after_header", "window"]
+__all__ = [
+    "LEASE_SECONDS",
+    "Leases",
+    "gcra",
+    "leased_gcra",
+    "leased_window",
+    "purge_expired",
+    "retry_after_header",
+    "take_leased",
+    "window",
+]
+
+#: A leased block of tokens is used within this time or forfeited.
+LEASE_SECONDS = 0.25
 
 
 # Plain SQL both SQLite (>= 3.35) and PostgreSQL accept, run on the driver
@@ -48,6 +74,53 @@ _GCRA_SQL = (
     "RETURNING value"
 )
 _TAT_SQL = "SELECT value FROM rate_limit_buckets WHERE bucket = :bucket"
+# A window lease: the block is counted only if all of it fits under the limit
+# (a refused lease must not use up the window for single requests).
+_WINDOW_LEASE_SQL = (
+    "INSERT INTO rate_limit_buckets (bucket, value, expires_at) VALUES (:bucket, :step, :end) "
+    "ON CONFLICT (bucket) DO UPDATE SET value = rate_limit_buckets.value + :step "
+    "WHERE rate_limit_buckets.value + :step <= :limit "
+    "RETURNING value"
+)
+
+
+class Leases:
+    """Tokens this process has leased from shared buckets (thread-safe).
+
+    ``take`` admits one request from a live lease; ``grant`` records a new
+    block. When the transaction that leased a block is rolled back, the
+    database no longer counts it, so the block must be forgotten
+    (``forget``) before anything is admitted from it again.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._held: dict[str, tuple[int, float]] = {}
+
+    def take(self, bucket: str, now: float) -> bool:
+        with self._lock:
+            held = self._held.get(bucket)
+            if held is None:
+                return False
+            left, until = held
+            if left <= 0 or now >= until:
+                del self._held[bucket]
+                return False
+            self._held[bucket] = (left - 1, until)
+            return True
+
+    def grant(self, bucket: str, tokens: int, until: float) -> None:
+        with self._lock:
+            self._held[bucket] = (tokens, until)
+
+    def forget(self, buckets: Iterable[str] | None = None) -> None:
+        """Drop the given leases (all of them with ``None``)."""
+        with self._lock:
+            if buckets is None:
+                self._held.clear()
+            else:
+                for bucket in buckets:
+                    self._held.pop(bucket, None)
 
 
 def window(
@@ -63,15 +136,83 @@ def window(
     return max(end - now, 0.001)
 
 
-def gcra(conn: Connection, name: str, burst: int, rate: float, now: float) -> float | None:
-    """Admit one request of ``name`` if the bucket allows it (GCRA)."""
+def gcra(
+    conn: Connection, name: str, burst: int, rate: float, now: float, *, amount: int = 1
+) -> float | None:
+    """Admit ``amount`` requests of ``name`` at once if the bucket allows it (GCRA)."""
     interval = 1.0 / rate
     tolerance = burst * interval
-    params = {"bucket": f"g:{name}", "now": now, "step": interval, "tol": tolerance}
+    params = {"bucket": f"g:{name}", "now": now, "step": amount * interval, "tol": tolerance}
     if _hot.execute(conn, _GCRA_SQL, params).fetchone() is not None:
         return None
     tat = float(_hot.execute(conn, _TAT_SQL, {"bucket": f"g:{name}"}).fetchone()[0])
     return max(tat + interval - tolerance - now, 0.001)
+
+
+def leased_gcra(
+    conn: Connection,
+    leases: Leases,
+    name: str,
+    burst: int,
+    rate: float,
+    now: float,
+    acquired: list[str],
+) -> float | None:
+    """:func:`gcra` for one request, from a lease when the bucket is fast enough.
+
+    A newly leased bucket is appended to ``acquired`` (the caller forgets it
+    if its transaction rolls back).
+    """
+    size = int(min(burst / 4, rate * LEASE_SECONDS))
+    if size < 2:
+        return gcra(conn, name, burst, rate, now)
+    bucket = f"g:{name}"
+    if leases.take(bucket, now):
+        return None
+    if gcra(conn, name, burst, rate, now, amount=size) is None:
+        leases.grant(bucket, size - 1, now + LEASE_SECONDS)
+        acquired.append(bucket)
+        return None
+    # Not a whole block left: this request alone, charged exactly.
+    return gcra(conn, name, burst, rate, now)
+
+
+def leased_window(
+    conn: Connection,
+    leases: Leases,
+    name: str,
+    limit: int,
+    period: float,
+    now: float,
+    acquired: list[str],
+) -> float | None:
+    """:func:`window` for one request, from a lease when the limit is high enough.
+
+    A lease never outlives its window (its tokens count in the window they
+    were leased in).
+    """
+    size = int(min(limit / 4, limit / period * LEASE_SECONDS))
+    if size < 2:
+        return window(conn, name, limit, period, now)
+    start = math.floor(now / period) * period
+    end = start + period
+    bucket = f"w:{name}:{int(start)}"
+    if leases.take(bucket, now):
+        return None
+    params = {"bucket": bucket, "step": float(size), "end": end, "limit": float(limit)}
+    if _hot.execute(conn, _WINDOW_LEASE_SQL, params).fetchone() is not None:
+        leases.grant(bucket, size - 1, min(now + LEASE_SECONDS, end))
+        acquired.append(bucket)
+        return None
+    return window(conn, name, limit, period, now)
+
+
+def take_leased(leases: Leases, name: str, now: float, *, period: float | None = None) -> bool:
+    """Admit one request of ``name`` from a live lease only (no database):
+    the GCRA bucket, or with ``period`` the current window of that length."""
+    if period is None:
+        return leases.take(f"g:{name}", now)
+    return leases.take(f"w:{name}:{int(math.floor(now / period) * period)}", now)
 
 
 def purge_expired(conn: Connection, now: float) -> None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
+import functools
 import hashlib
 import json
 import logging
@@ -18,7 +19,9 @@ import re
 import secrets
 import threading
 import time
+from collections import OrderedDict
 from collections.abc import Callable, Iterator, Mapping, Sequence
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
@@ -56,7 +59,6 @@ from ._db import (
     api_keys,
     authority_meta,
     certificates,
-    generation_sessions,
     make_engine,
     redact_url,
     run_migrations,
@@ -97,17 +99,29 @@ _INSERT_EVENT = (
     "INSERT INTO usage_events (kind, user_id, ip, at, detail) "
     "VALUES (:kind, :user_id, :ip, :at, :detail)"
 )
-_INSERT_SESSION = (
-    "INSERT INTO generation_sessions (jti, user_id, created_at, expires_at, redeemed_at, request) "
-    "VALUES (:jti, :user_id, :created_at, :expires_at, NULL, :request)"
+_INSERT_REQUEST = (
+    "INSERT INTO generation_requests (digest, request, created_at) "
+    "VALUES (:digest, :request, :created_at) ON CONFLICT (digest) DO NOTHING"
 )
-_INSERT_CERTIFICATE = (
-    "INSERT INTO certificates (cert_id, owner_user_id, team_id, session_jti, token, claims, kid, "
-    "compliance_standard, standards_met, status, revoked_at, revocation_reason, issued_at, "
-    "expires_at, status_list_idx) VALUES (:cert_id, :owner_user_id, :team_id, :session_jti, "
-    ":token, :claims, :kid, :compliance_standard, :standards_met, :status, NULL, NULL, "
-    ":issued_at, :expires_at, :status_list_idx)"
+_REQUEST_BY_DIGEST = "SELECT request FROM generation_requests WHERE digest = :digest"
+_CERT_COLUMNS = (
+    "cert_id",
+    "owner_user_id",
+    "team_id",
+    "session_jti",
+    "token",
+    "claims",
+    "kid",
+    "compliance_standard",
+    "standards_met",
+    "status",
+    "issued_at",
+    "expires_at",
+    "status_list_idx",
 )
+#: Rows per certificate INSERT (13 bound values each: far below SQLite's and
+#: PostgreSQL's limits on parameters per statement).
+_INSERT_CHUNK = 500
 _USER_TEAM = "SELECT team_id FROM users WHERE id = :user_id"
 _LATEST_ANOMALY = (
     "SELECT at FROM usage_events WHERE kind = 'anomaly' AND user_id = :user_id "
@@ -126,7 +140,6 @@ class _Prepared:
     """Certificates signed ahead, outside the write lock (see ``prepare_issue``)."""
 
     user_id: str
-    team_id: str | None
     kid: str
     now: datetime
     issued_at: datetime
@@ -135,14 +148,39 @@ class _Prepared:
     signed: dict[str, tuple[dict[str, Any], dict[str, Any], IssuedCertificate]]
 
 
-#: Batches at least this large are signed ahead (see prepare_issue).
-_PREPARE_MIN = 8
 #: Status-list indexes a process reserves at a time for pre-signed certificates.
 _INDEX_BLOCK = 1024
-_PREP_KEY = (
-    "SELECT k.user_id, k.prefix, k.revoked_at, u.team_id FROM api_keys k "
-    "JOIN users u ON u.id = k.user_id WHERE k.key_hash = :key_hash"
-)
+_PREP_KEY = "SELECT user_id, revoked_at FROM api_keys WHERE key_hash = :key_hash"
+#: Entries of each in-process cache (validated requests, key owners).
+_CACHE_SIZE = 1024
+
+
+@functools.lru_cache(maxsize=64)
+def _insert_certificates_sql(rows: int) -> str:
+    """``INSERT`` of ``rows`` certificates that skips any whose session was
+    already redeemed and returns the sessions it did redeem."""
+    values = ", ".join(
+        "(" + ", ".join(f":{c}{i}" for c in _CERT_COLUMNS) + ")" for i in range(rows)
+    )
+    return (
+        f"INSERT INTO certificates ({', '.join(_CERT_COLUMNS)}) VALUES {values} "  # noqa: S608
+        "ON CONFLICT (session_jti) DO NOTHING RETURNING session_jti"
+    )
+
+
+class _LRU(OrderedDict[str, Any]):
+    """A small bounded mapping (least recently stored entries go first); thread-safe
+    enough for its use: single dict operations under the GIL, and a lost
+    entry only costs a recomputation."""
+
+    def __init__(self, size: int) -> None:
+        super().__init__()
+        self._size = size
+
+    def put(self, key: str, value: Any) -> None:
+        self[key] = value
+        while len(self) > self._size:
+            self.popitem(last=False)
 
 
 class _WorkFailed(Exception):
@@ -151,6 +189,12 @@ class _WorkFailed(Exception):
     def __init__(self, error: PassgeniError) -> None:
         super().__init__(error.code)
         self.error = error
+
+
+def _already_used() -> SessionAlreadyUsed:
+    return SessionAlreadyUsed(
+        "this generation session was already redeemed (sessions are single use)"
+    )
 
 
 def _db_unavailable(exc: Exception) -> AuthorityUnavailable:
@@ -481,17 +525,34 @@ class AuthorityService:
         database = self.engine.url.database
         if self.engine.dialect.name == "sqlite" and database and database != ":memory:":
             self._write_lock = WriteLock(database)
-            self._committer = GroupCommitter(self.engine, self._write_lock, self._group_failed)
+            self._committer = GroupCommitter(
+                self.engine, self._write_lock, self._group_failed, on_rollback=self._rolled_back
+            )
         elif self.engine.dialect.name == "postgresql":
             # Every issuing request updates the same few rows (the key's rate
             # buckets, the status-list counter) and holds their locks until its
             # commit is flushed: grouping turns one flush per request into one
             # per group. PostgreSQL itself serialises writers across processes.
-            self._committer = GroupCommitter(self.engine, None, self._group_failed)
+            self._committer = GroupCommitter(
+                self.engine, None, self._group_failed, on_rollback=self._rolled_back
+            )
         # user id -> time of its latest anomaly event (skips the 24 h count).
         self._anomaly_seen: dict[str, datetime] = {}
         # [next, end) of the status-list indexes reserved for pre-signed certificates.
         self._index_block: tuple[int, int] = (0, 0)
+        # Rate-limit tokens leased by this process (see _ratelimit.Leases).
+        self._leases = _ratelimit.Leases()
+        # canonical generation body -> (request, digest, stored JSON): validated once.
+        self._validated = _LRU(_CACHE_SIZE)
+        # digest -> re-validated request (content-addressed, so never stale).
+        self._requests = _LRU(_CACHE_SIZE)
+        # Digests known to be committed in generation_requests (cleared on rollback).
+        self._persisted: set[str] = set()
+        # API key hash -> owner user id, for signing ahead (revocation is
+        # checked in the request's own transaction, never from here).
+        self._key_users = _LRU(_CACHE_SIZE)
+        # Usage events queued for the next group commit (see _record_later).
+        self._later: list[dict[str, Any]] = []
 
     def __repr__(self) -> str:
         return f"AuthorityService(settings={self.settings!r})"
@@ -504,6 +565,9 @@ class AuthorityService:
 
     def close(self) -> None:
         if self._committer is not None:
+            if self._later:
+                with contextlib.suppress(Exception):  # logged by _later_done
+                    self._committer.run(self._flush_later)
             self._committer.close()
         if self._write_lock is not None:
             self._write_lock.close()
@@ -523,15 +587,28 @@ class AuthorityService:
         held = self._write_lock.held() if self._write_lock is not None else contextlib.nullcontext()
         try:
             with held, self.engine.begin() as conn:
-                yield conn
+                try:
+                    yield conn
+                except BaseException:
+                    self._rolled_back()
+                    raise
         except (SQLAlchemyError, self.engine.dialect.loaded_dbapi.Error) as exc:
             # The driver's own errors too: the hot path runs on the driver (see _hot).
             log.warning("database error: %s", type(exc).__name__)
             raise _db_unavailable(exc) from None
 
-    def _group_failed(self, exc: Exception) -> AuthorityUnavailable:
-        # Reads made inside a failed group may have seen rows that were never committed.
+    def _rolled_back(self) -> None:
+        """A write transaction rolled back: forget what this process learnt inside it.
+
+        Reads made inside it may have seen rows that were never committed,
+        and the rate-limit tokens it leased are no longer counted.
+        """
         self._anomaly_seen.clear()
+        self._leases.forget()
+        self._persisted.clear()
+
+    def _group_failed(self, exc: Exception) -> AuthorityUnavailable:
+        self._rolled_back()
         return _db_unavailable(exc)
 
     def _write(self, unit: Callable[[Connection], _T]) -> _T:
@@ -595,6 +672,23 @@ class AuthorityService:
         self._active = (row.kid, row.signer_ref, time.monotonic())
         return row.kid, row.signer_ref
 
+    def _event_row(
+        self,
+        kind: str,
+        *,
+        user_id: str | None,
+        ip: str | None,
+        now: datetime,
+        detail: Mapping[str, Any] | None = None,
+    ) -> dict[str, Any]:
+        return {
+            "kind": kind,
+            "user_id": user_id,
+            "ip": ip,
+            "at": _hot.dt_for(self.engine.dialect.name, now),
+            "detail": json.dumps(dict(detail), separators=(",", ":")) if detail else None,
+        }
+
     def _event(
         self,
         conn: Connection,
@@ -605,13 +699,7 @@ class AuthorityService:
         now: datetime,
         detail: Mapping[str, Any] | None = None,
     ) -> None:
-        row = {
-            "kind": kind,
-            "user_id": user_id,
-            "ip": ip,
-            "at": _hot.dt(conn, now),
-            "detail": json.dumps(dict(detail), separators=(",", ":")) if detail else None,
-        }
+        row = self._event_row(kind, user_id=user_id, ip=ip, now=now, detail=detail)
         if kind == "anomaly":
             # Read back by later requests of the same group commit (_check_anomaly).
             _hot.execute(conn, _INSERT_EVENT, row)
@@ -749,13 +837,16 @@ class AuthorityService:
         ip: str | None,
         endpoint: str,
         now: datetime,
+        acquired: list[str] | None = None,
     ) -> tuple[Principal | None, float | None]:
         """Look the key up, apply the per-user limits and record the access, in ``conn``.
 
         Returns ``(None, None)`` for an unknown or revoked key, else the
         principal and ``None`` (admitted) or the seconds until a retry.
+        Rate-limit leases taken here are appended to ``acquired``.
         """
-        limits = self.settings.rate_limits
+        if acquired is None:
+            acquired = []
         ts = now.timestamp()
         retry: float | None = None
         key_hash = hash_api_key(api_key)
@@ -770,23 +861,12 @@ class AuthorityService:
         if row is None or row[0] != prefix or row[4] is not None:
             return None, None
         principal = Principal(user_id=row[1], team_id=row[2], key_prefix=row[0], rate_limit=row[3])
-        if principal.rate_limit is not None:
-            # Automation key: its own budget, burst as large as a minute's worth.
-            bucket = f"key:{principal.key_prefix}"
-            per_minute: int | None = principal.rate_limit
-            burst: int | None = principal.rate_limit
-            rate = max(limits.refill_per_second, principal.rate_limit / 60.0)
-        else:
-            bucket = f"user:{principal.user_id}"
-            per_minute, burst, rate = (
-                limits.user_per_minute,
-                limits.burst,
-                limits.refill_per_second,
-            )
+        bucket, per_minute, burst, rate = self._limits_of(principal)
+        leases = self._leases
         if burst is not None:
-            retry = _ratelimit.gcra(conn, bucket, burst, rate, ts)
+            retry = _ratelimit.leased_gcra(conn, leases, bucket, burst, rate, ts, acquired)
         if retry is None and per_minute is not None:
-            retry = _ratelimit.window(conn, bucket, per_minute, 60.0, ts)
+            retry = _ratelimit.leased_window(conn, leases, bucket, per_minute, 60.0, ts, acquired)
         self._event(
             conn,
             "api_access" if retry is None else "rate_limited",
@@ -799,6 +879,132 @@ class AuthorityService:
         if self._purge_counter % 500 == 0:
             _ratelimit.purge_expired(conn, ts)
         return principal, retry
+
+    def _limits_of(self, principal: Principal) -> tuple[str, int | None, int | None, float]:
+        """``(bucket, per minute, burst, refill per second)`` of a caller."""
+        limits = self.settings.rate_limits
+        if principal.rate_limit is not None:
+            # Automation key: its own budget, burst as large as a minute's worth.
+            return (
+                f"key:{principal.key_prefix}",
+                principal.rate_limit,
+                principal.rate_limit,
+                max(limits.refill_per_second, principal.rate_limit / 60.0),
+            )
+        return (
+            f"user:{principal.user_id}",
+            limits.user_per_minute,
+            limits.burst,
+            limits.refill_per_second,
+        )
+
+    def _admitted_without_write(self, api_key: str | None, now: datetime) -> Principal | None:
+        """The caller if it can be admitted with no write at all, else ``None``.
+
+        That is: a valid, unrevoked automation key (read from committed
+        state, so a revocation applies at once) whose every rate limit has
+        tokens left in a lease this process holds (see ``_ratelimit``).
+        ``None`` sends the request down the ordinary path, which decides
+        (and records) everything in one transaction.
+        """
+        if self._committer is None or not api_key:
+            return None
+        try:
+            prefix = self._check_key_format(api_key)
+        except PassgeniError:
+            return None
+        rows = _hot.read(self.engine, _KEY_LOOKUP, {"key_hash": hash_api_key(api_key)})
+        if not rows or rows[0][0] != prefix or rows[0][4] is not None or rows[0][3] is None:
+            return None
+        row = rows[0]
+        principal = Principal(user_id=row[1], team_id=row[2], key_prefix=row[0], rate_limit=row[3])
+        bucket, per_minute, burst, _rate = self._limits_of(principal)
+        ts = now.timestamp()
+        if burst is not None and not _ratelimit.take_leased(self._leases, bucket, ts):
+            return None
+        if per_minute is not None and not _ratelimit.take_leased(
+            self._leases, bucket, ts, period=60.0
+        ):
+            return None
+        return principal
+
+    def _record_later(self, row: dict[str, Any]) -> None:
+        """Queue a usage event for the next group commit, without waiting for it.
+
+        For requests that write nothing else (opening sessions on the fast
+        path): their access is recorded in the next commit, a few
+        milliseconds later. A crash in between loses those events (never a
+        certificate: issuance always waits for its commit).
+        """
+        assert self._committer is not None
+        with self._lock:
+            self._later.append(row)
+            first = len(self._later) == 1
+        if first:
+            self._committer.submit(self._flush_later).add_done_callback(self._later_done)
+
+    def _flush_later(self, conn: Connection) -> int:
+        with self._lock:
+            rows, self._later = self._later, []
+        for row in rows:
+            _hot.defer(conn, _INSERT_EVENT, row)
+        return len(rows)
+
+    @staticmethod
+    def _later_done(future: Future[int]) -> None:
+        if future.exception() is not None:
+            log.warning("usage events of opened sessions were not recorded: the commit failed")
+
+    async def open_sessions_async(
+        self,
+        api_key: str | None,
+        *,
+        ip: str | None,
+        endpoint: str,
+        body: Mapping[str, Any] | PassgeniError,
+        count: int | PassgeniError,
+        generation_attempts: int,
+    ) -> GenerationBatch:
+        """``POST /api/generate`` and ``/api/generate-batch``: :meth:`authorized_async`
+        with :meth:`generation_batch_work`, without waiting for a commit when
+        nothing but the access event would be written.
+
+        Opening sessions stores nothing per session (tokens are stateless),
+        so for an automation key admitted from its rate-limit leases, and a
+        request this process has already stored, the answer needs no write:
+        the access event is queued (:meth:`_record_later`). Every other case
+        (errors included) takes the ordinary path, with the same answers.
+        """
+        now = self.now()
+        principal = self._admitted_without_write(api_key, now)
+        if (
+            principal is not None
+            and not isinstance(body, PassgeniError)
+            and isinstance(count, int)
+            and 1 <= count <= self.settings.max_batch_items
+        ):
+            try:
+                validated = self._validated_request(body)
+            except PassgeniError:
+                validated = None  # answered, and recorded, by the ordinary path
+            if validated is not None and validated[1] in self._persisted:
+                self._record_later(
+                    self._event_row(
+                        "api_access",
+                        user_id=principal.user_id,
+                        ip=ip,
+                        now=now,
+                        detail={"endpoint": endpoint, "key": principal.key_prefix},
+                    )
+                )
+                return self._sessions_for(principal, validated, count, now)
+        return await self.authorized_async(
+            api_key,
+            ip=ip,
+            endpoint=endpoint,
+            work=self.generation_batch_work(body, count),
+            generation_attempts=generation_attempts,
+        )
 
     @staticmethod
     def _user_limited(principal: Principal, retry: float) -> RateLimited:
@@ -926,8 +1132,19 @@ class AuthorityService:
         gen_limit = self.settings.rate_limits.generation_per_ip_per_hour
 
         def unit(conn: Connection) -> tuple[Principal | None, PassgeniError | None, Any]:
+            acquired: list[str] = []
+            try:
+                return checked(conn, acquired)
+            except BaseException:
+                # The unit rolls back: the database no longer counts its leases.
+                self._leases.forget(acquired)
+                raise
+
+        def checked(
+            conn: Connection, acquired: list[str]
+        ) -> tuple[Principal | None, PassgeniError | None, Any]:
             principal, retry = self._authorize_in(
-                conn, api_key, prefix, ip=ip, endpoint=endpoint, now=now
+                conn, api_key, prefix, ip=ip, endpoint=endpoint, now=now, acquired=acquired
             )
             if principal is None:
                 return None, None, None
@@ -1022,9 +1239,9 @@ class AuthorityService:
         self, body: Mapping[str, Any] | PassgeniError, count: int | PassgeniError
     ) -> Callable[[Connection, Principal], GenerationBatch]:
         """Like :meth:`generation_work` for ``count`` sessions with the same parameters
-        (``POST /api/generate-batch``): validated once, one row per session."""
+        (``POST /api/generate-batch``): validated once, sessions are tokens."""
         error: PassgeniError | None = None
-        request: dict[str, Any] = {}
+        validated: tuple[dict[str, Any], str, str] | None = None
         try:
             if isinstance(body, PassgeniError):
                 raise body
@@ -1032,7 +1249,7 @@ class AuthorityService:
                 raise count
             if not 1 <= count <= self.settings.max_batch_items:
                 raise InvalidRequest(f"count must be 1-{self.settings.max_batch_items}")
-            request = self._validate_generation(body)
+            validated = self._validated_request(body)
         except PassgeniError as exc:
             error = exc
         now = self.now()
@@ -1040,44 +1257,77 @@ class AuthorityService:
         def work(conn: Connection, principal: Principal) -> GenerationBatch:
             if error is not None:
                 raise error
-            assert not isinstance(count, PassgeniError)
-            return self._open_sessions(conn, principal, request, count, now)
+            assert validated is not None and not isinstance(count, PassgeniError)
+            return self._open_sessions(conn, principal, validated, count, now)
 
         return work
+
+    def _validated_request(self, body: Mapping[str, Any]) -> tuple[dict[str, Any], str, str]:
+        """``(request, digest, stored JSON)`` of a generation body.
+
+        Validation is deterministic, so a body already seen by this process
+        is not validated again (bulk rotation repeats one body thousands of
+        times). Raises what :meth:`_validate_generation` raises.
+        """
+        try:
+            key: str | None = json.dumps(body, sort_keys=True, separators=(",", ":"))
+        except (TypeError, ValueError):
+            key = None  # not JSON data (a Python caller): validate, don't cache
+        hit: tuple[dict[str, Any], str, str] | None = (
+            None if key is None else self._validated.get(key)
+        )
+        if hit is not None:
+            return hit
+        request = self._validate_generation(body)
+        stored = json.dumps(request, sort_keys=True, separators=(",", ":"))
+        digest = (
+            base64.urlsafe_b64encode(hashlib.sha256(stored.encode("utf-8")).digest()[:16])
+            .decode("ascii")
+            .rstrip("=")
+        )
+        value = (request, digest, stored)
+        if key is not None:
+            self._validated.put(key, value)
+        self._requests.put(digest, request)
+        return value
 
     def _open_sessions(
         self,
         conn: Connection,
         principal: Principal,
-        request: dict[str, Any],
+        validated: tuple[dict[str, Any], str, str],
         count: int,
         now: datetime,
     ) -> GenerationBatch:
+        _request, digest, stored = validated
+        if digest not in self._persisted:
+            # Once per distinct request, committed before any of its sessions
+            # is answered, so every process can redeem them.
+            _hot.execute(
+                conn,
+                _INSERT_REQUEST,
+                {"digest": digest, "request": stored, "created_at": _hot.dt(conn, now)},
+            )
+            self._persisted.add(digest)
+        return self._sessions_for(principal, validated, count, now)
+
+    def _sessions_for(
+        self,
+        principal: Principal,
+        validated: tuple[dict[str, Any], str, str],
+        count: int,
+        now: datetime,
+    ) -> GenerationBatch:
+        request, digest, _stored = validated
         iat = int(now.timestamp())
         exp = iat + self.settings.session_lifetime_seconds
-        created_at = _hot.dt(conn, now)
-        expires_at = _hot.dt(conn, datetime.fromtimestamp(exp, UTC))
-        stored = json.dumps(request, separators=(",", ":"))
-        all_claims = [
-            SessionClaims(jti=_b32(15), sub=principal.user_id, iat=iat, exp=exp)
-            for _ in range(count)
-        ]
-        _hot.executemany(
-            conn,
-            _INSERT_SESSION,
-            [
-                {
-                    "jti": claims.jti,
-                    "user_id": principal.user_id,
-                    "created_at": created_at,
-                    "expires_at": expires_at,
-                    "request": stored,
-                }
-                for claims in all_claims
-            ],
-        )
+        encode = self._sessions.encode
+        user_id = principal.user_id
         return GenerationBatch(
-            generation_session_ids=[self._sessions.encode(c) for c in all_claims],
+            generation_session_ids=[
+                encode(SessionClaims(jti=_b32(15), sub=user_id, iat=iat, exp=exp, rq=digest))
+                for _ in range(count)
+            ],
             expires_in=self.settings.session_lifetime_seconds,
             compliance_standard=request["compliance_standard"],
             standards_met=tuple(request["standards_met"]),
@@ -1086,6 +1336,30 @@ class AuthorityService:
             parameters=request["parameters"],
             mapping_version=request["mapping_version"],
         )
+
+    def _request_for(self, digest: str, conn: Connection | None = None) -> dict[str, Any]:
+        """The re-validated request a session token refers to.
+
+        Raises:
+            SessionInvalid: no such request (a token from before migration
+                0003, or from another authority sharing the secret but not
+                the database).
+        """
+        request: dict[str, Any] | None = self._requests.get(digest)
+        if request is not None:
+            return request
+        params = {"digest": digest}
+        rows = (
+            _hot.execute(conn, _REQUEST_BY_DIGEST, params).fetchall()
+            if conn is not None
+            else _hot.read(self.engine, _REQUEST_BY_DIGEST, params)
+        )
+        if not rows:
+            raise SessionInvalid("generation session is unknown to this authority")
+        request = json.loads(rows[0][0])
+        assert isinstance(request, dict)
+        self._requests.put(digest, request)
+        return request
 
     def _validate_generation(self, body: Mapping[str, Any]) -> dict[str, Any]:
         if "password" in body:
@@ -1167,16 +1441,22 @@ class AuthorityService:
             raise InvalidRequest(f"at most {self.settings.max_batch_items} items per batch")
 
     def issue_work(
-        self, body: Mapping[str, Any] | PassgeniError, *, ip: str | None
+        self,
+        body: Mapping[str, Any] | PassgeniError,
+        *,
+        ip: str | None,
+        prepared: _Prepared | None = None,
     ) -> Callable[[Connection, Principal], IssuedCertificate]:
         """For :meth:`authorized`: the work of ``POST /api/generate-certificate``
         (``body`` may be the error parsing it gave, raised by the work)."""
-        now = self.now()
+        now = prepared.now if prepared is not None else self.now()
 
         def work(conn: Connection, principal: Principal) -> IssuedCertificate:
             if isinstance(body, PassgeniError):
                 raise body
-            result = self._issue_in(conn, principal, [body], ip=ip, batch=False, now=now)[0]
+            result = self._issue_in(
+                conn, principal, [body], ip=ip, batch=False, now=now, prepared=prepared
+            )[0]
             if isinstance(result, PassgeniError):
                 raise result
             return result
@@ -1226,86 +1506,59 @@ class AuthorityService:
         self, api_key: str | None, items: Sequence[object] | PassgeniError, *, ip: str | None
     ) -> _Prepared | None:
         """Sign ahead, outside the write lock, the certificates a request will
-        most likely get, so that concurrent processes sign in parallel and the
-        serialised part of issuance is SQL only.
+        most likely get, so that the processes sign in parallel and the
+        serialised part of issuance is one ``INSERT``.
 
-        Nothing here decides anything: it reads the caller's key and sessions
-        (committed state), reserves status-list indexes and signs. The
-        request's own transaction then authorises, rate-limits and redeems as
-        always, and uses a pre-signed certificate only for a session it has
-        just redeemed (for the same user, team and signing key); any other is
-        discarded unseen. ``None`` when there is nothing worth preparing
-        (fewer than a few items: for one certificate, the extra index
-        reservation costs more than signing inside the lock).
+        Nothing here decides anything: it checks the session tokens (HMAC,
+        owner, expiry), reserves status-list indexes and signs. The request's
+        own transaction then authorises, rate-limits and redeems as always
+        (the certificate insert is the single-use gate), and a certificate
+        whose session turns out to be used already is discarded unseen.
+        ``None`` when nothing can be prepared (unknown key, malformed items).
         """
-        if isinstance(items, PassgeniError) or not api_key or len(items) < _PREPARE_MIN:
+        if isinstance(items, PassgeniError) or not api_key:
             return None
-        if len(items) > self.settings.max_batch_items:
+        if not items or len(items) > self.settings.max_batch_items:
             return None
         now = self.now()
-        engine = self.engine
-        rows = _hot.read(engine, _PREP_KEY, {"key_hash": hash_api_key(api_key)})
-        if not rows or rows[0][2] is not None:
-            return None
-        user_id, prefix, _revoked, team_id = rows[0]
-        principal = Principal(user_id=user_id, team_id=None, key_prefix=prefix)
+        key_hash = hash_api_key(api_key)
+        user_id: str | None = self._key_users.get(key_hash)
+        if user_id is None:
+            rows = _hot.read(self.engine, _PREP_KEY, {"key_hash": key_hash})
+            if not rows or rows[0][1] is not None:
+                return None
+            user_id = str(rows[0][0])
+            self._key_users.put(key_hash, user_id)
+        principal = Principal(user_id=user_id, team_id=None, key_prefix="")
         try:
             parsed = self._parse_all(principal, items, now, batch=True)
         except PassgeniError:
-            return None
-        wanted = list(dict.fromkeys(e[0].jti for e in parsed if not isinstance(e, PassgeniError)))
-        if not wanted:
-            return None
-        params: dict[str, Any] = {f"j{i}": jti for i, jti in enumerate(wanted)}
-        params.update(user_id=user_id, now=_hot.dt_for(engine.dialect.name, now))
-        marks = ", ".join(f":j{i}" for i in range(len(wanted)))
-        open_sessions = {
-            jti: json.loads(request)
-            for jti, request in _hot.read(
-                engine,
-                "SELECT jti, request FROM generation_sessions "  # noqa: S608 - placeholders only
-                f"WHERE jti IN ({marks}) AND user_id = :user_id AND redeemed_at IS NULL "
-                "AND expires_at > :now",
-                params,
-            )
-        }
-        if not open_sessions:
             return None
         cached = self._active
         if cached is None or time.monotonic() - cached[2] >= self.settings.key_cache_seconds:
             return None  # the request's transaction refreshes the key; sign there
         kid, signer_ref = cached[0], cached[1]
-        first = await self._reserve_indexes(len(open_sessions))
-        issued_at = datetime.fromtimestamp(int(now.timestamp()), UTC)
-        signed: dict[str, tuple[dict[str, Any], dict[str, Any], IssuedCertificate]] = {}
+        wanted: dict[str, tuple[_Parsed, dict[str, Any]]] = {}
         for entry in parsed:
-            if isinstance(entry, PassgeniError):
+            if isinstance(entry, PassgeniError) or entry[0].jti in wanted:
                 continue
-            jti = entry[0].jti
-            request = open_sessions.get(jti)
-            if request is None or jti in signed:
-                continue
-            signed[jti] = self._sign_entry(
-                engine.dialect.name,
-                user_id,
-                team_id,
-                kid,
-                signer_ref,
-                entry,
-                request,
-                first + len(signed),
-                issued_at,
-                now,
-                ip,
+            try:
+                wanted[entry[0].jti] = (entry, self._request_for(entry[0].rq))
+            except PassgeniError:
+                continue  # answered by the request's own transaction
+        if not wanted:
+            return None
+        first = await self._reserve_indexes(len(wanted))
+        issued_at = datetime.fromtimestamp(int(now.timestamp()), UTC)
+        dialect = self.engine.dialect.name
+        signed = {
+            jti: self._sign_entry(
+                dialect, user_id, kid, signer_ref, entry, request, first + n, issued_at, now, ip
             )
+            for n, (jti, (entry, request)) in enumerate(wanted.items())
+        }
         return _Prepared(
-            user_id=user_id,
-            team_id=team_id,
-            kid=kid,
-            now=now,
-            issued_at=issued_at,
-            parsed=parsed,
-            signed=signed,
+            user_id=user_id, kid=kid, now=now, issued_at=issued_at, parsed=parsed, signed=signed
         )
 
     def _parse_redeem(
@@ -1340,56 +1593,6 @@ class AuthorityService:
             raise InvalidRequest("label must be 1-200 printable characters")
         return claims, commitment, target, label
 
-    def _redeem_many(
-        self, conn: Connection, principal: Principal, jtis: Sequence[str], now: datetime
-    ) -> dict[str, dict[str, Any] | PassgeniError]:
-        """Redeem sessions at once: the single-use gate, one statement per batch.
-
-        ``UPDATE ... WHERE redeemed_at IS NULL ... RETURNING`` is atomic in
-        every backend and across processes: a concurrent second UPDATE re-checks
-        ``redeemed_at`` and matches nothing, so each session yields at most one
-        certificate however many processes race for it.
-        """
-        wanted = list(dict.fromkeys(jtis))
-        if not wanted:
-            return {}
-        params: dict[str, Any] = {f"j{i}": jti for i, jti in enumerate(wanted)}
-        params.update(user_id=principal.user_id, now=_hot.dt(conn, now))
-        marks = ", ".join(f":j{i}" for i in range(len(wanted)))
-        rows = _hot.execute(
-            conn,
-            "UPDATE generation_sessions SET redeemed_at = :now "  # noqa: S608 - placeholders only
-            f"WHERE jti IN ({marks}) AND user_id = :user_id AND redeemed_at IS NULL "
-            "AND expires_at > :now RETURNING jti, request",
-            params,
-        ).fetchall()
-        out: dict[str, dict[str, Any] | PassgeniError] = {
-            jti: json.loads(request) for jti, request in rows
-        }
-        missing = [jti for jti in wanted if jti not in out]
-        if missing:
-            states = {
-                row.jti: row
-                for row in conn.execute(
-                    select(
-                        generation_sessions.c.jti,
-                        generation_sessions.c.user_id,
-                        generation_sessions.c.redeemed_at,
-                    ).where(generation_sessions.c.jti.in_(missing))
-                )
-            }
-            for jti in missing:
-                state = states.get(jti)
-                if state is None or state.user_id != principal.user_id:
-                    out[jti] = SessionInvalid("generation session is unknown to this authority")
-                elif state.redeemed_at is not None:
-                    out[jti] = SessionAlreadyUsed(
-                        "this generation session was already redeemed (sessions are single use)"
-                    )
-                else:
-                    out[jti] = SessionExpired("the generation session has expired")
-        return out
-
     def _issue(
         self, principal: Principal, items: Sequence[object], *, ip: str | None, batch: bool
     ) -> list[IssuedCertificate | PassgeniError]:
@@ -1415,7 +1618,6 @@ class AuthorityService:
         self,
         dialect: str,
         user_id: str,
-        team_id: str | None,
         kid: str,
         signer_ref: str,
         entry: _Parsed,
@@ -1425,7 +1627,9 @@ class AuthorityService:
         now: datetime,
         ip: str | None,
     ) -> tuple[dict[str, Any], dict[str, Any], IssuedCertificate]:
-        """One certificate: claims, signature, its row and its usage event (stored form)."""
+        """One certificate: claims, signature, its row and its usage event (stored form).
+
+        The row's ``team_id`` is set by the transaction that stores it."""
         claims, commitment, target, label = entry
         cert_id = f"pg_{_b32(15)}"
         cert_claims = CertificateClaims.build(
@@ -1452,7 +1656,7 @@ class AuthorityService:
         row = {
             "cert_id": cert_id,
             "owner_user_id": user_id,
-            "team_id": team_id,
+            "team_id": None,
             "session_jti": claims.jti,
             "token": token,
             "claims": body,
@@ -1498,13 +1702,9 @@ class AuthorityService:
         """Redeem and sign in ``conn``; the caller commits before returning any id.
 
         With ``prepared`` (see :meth:`prepare_issue`), certificates signed
-        ahead for sessions that this transaction then redeems are used as they
-        are; the redemption here stays the only gate.
+        ahead are used as they are; the certificate insert here stays the
+        only single-use gate.
         """
-        issued_at = datetime.fromtimestamp(int(now.timestamp()), UTC)
-        results: list[IssuedCertificate | PassgeniError] = []
-        rows: list[dict[str, Any]] = []
-        events: list[dict[str, Any]] = []
         memo = _hot.memo(conn)
         cache_key = ("team", principal.user_id)
         if memo is not None and cache_key in memo:
@@ -1516,72 +1716,95 @@ class AuthorityService:
                 memo[cache_key] = team_id
         kid, signer_ref = self._active_key(conn)
         ahead: dict[str, tuple[dict[str, Any], dict[str, Any], IssuedCertificate]] = {}
-        if (
-            prepared is not None
-            and prepared.user_id == principal.user_id
-            and prepared.team_id == team_id
-            and prepared.kid == kid
-            and prepared.issued_at == issued_at
-        ):
+        if prepared is not None and prepared.user_id == principal.user_id and prepared.kid == kid:
             parsed = prepared.parsed
             ahead = prepared.signed
+            issued_at = prepared.issued_at
         else:
             parsed = self._parse_all(principal, items, now, batch=batch)
-        redeemed = self._redeem_many(
-            conn,
-            principal,
-            [e[0].jti for e in parsed if not isinstance(e, PassgeniError)],
-            now,
-        )
-        # Offline revocation: one status-list index per certificate (see _status).
-        next_idx = _status.allocate_indexes(
-            conn,
-            sum(1 for e in parsed if not isinstance(e, PassgeniError) and e[0].jti not in ahead),
-        )
-        taken: set[str] = set()
+            issued_at = datetime.fromtimestamp(int(now.timestamp()), UTC)
+        results: list[IssuedCertificate | PassgeniError | None] = []
+        pending: list[tuple[int, tuple[dict[str, Any], dict[str, Any], IssuedCertificate]]] = []
+        seen: set[str] = set()
+        next_idx: int | None = None
         for entry in parsed:
             if isinstance(entry, PassgeniError):
                 results.append(entry)
                 continue
-            claims = entry[0]
-            outcome = redeemed[claims.jti]
-            if claims.jti in taken and not isinstance(outcome, PassgeniError):
+            jti = entry[0].jti
+            if jti in seen:
                 # The same session twice in one batch: the first item got it.
-                outcome = SessionAlreadyUsed(
-                    "this generation session was already redeemed (sessions are single use)"
-                )
-            if isinstance(outcome, PassgeniError):
-                if not batch:
-                    raise outcome
-                results.append(outcome)
+                results.append(_already_used())
                 continue
-            taken.add(claims.jti)
-            signed = ahead.get(claims.jti)
+            seen.add(jti)
+            signed = ahead.get(jti)
             if signed is None:
+                try:
+                    request = self._request_for(entry[0].rq, conn)
+                except PassgeniError as exc:
+                    results.append(exc)
+                    continue
+                if next_idx is None:
+                    # Offline revocation: one status-list index per certificate (see _status).
+                    unsigned = sum(
+                        1
+                        for e in parsed
+                        if not isinstance(e, PassgeniError) and e[0].jti not in ahead
+                    )
+                    next_idx = _status.allocate_indexes(conn, unsigned)
                 signed = self._sign_entry(
                     conn.dialect.name,
                     principal.user_id,
-                    team_id,
                     kid,
                     signer_ref,
                     entry,
-                    outcome,
+                    request,
                     next_idx,
                     issued_at,
                     now,
                     ip,
                 )
                 next_idx += 1
-            rows.append(signed[0])
-            events.append(signed[1])
-            results.append(signed[2])
-        if rows:
-            _hot.executemany(conn, _INSERT_CERTIFICATE, rows)
-            for event in events:
+            signed[0]["team_id"] = team_id
+            pending.append((len(results), signed))
+            results.append(None)
+        redeemed = self._insert_certificates(conn, [row for _, (row, _e, _i) in pending])
+        for position, (row, event, issued) in pending:
+            if row["session_jti"] in redeemed:
+                results[position] = issued
                 _hot.defer(conn, _INSERT_EVENT, event)
+            else:
+                results[position] = _already_used()
+        if redeemed:
             self._check_anomaly(conn, principal.user_id, ip, now)
+        final = [r for r in results if r is not None]
+        assert len(final) == len(results)
+        if not batch and isinstance(final[0], PassgeniError):
+            raise final[0]
         # Nothing is returned to a client before the caller committed.
-        return results
+        return final
+
+    @staticmethod
+    def _insert_certificates(conn: Connection, rows: Sequence[dict[str, Any]]) -> set[str]:
+        """Store certificates whose sessions are not redeemed yet; their session ids.
+
+        The unique ``session_jti`` makes the insert the single-use gate, atomic
+        in every backend and across processes: of two transactions racing for
+        one session, the second inserts nothing for it (PostgreSQL waits for
+        the first to commit or roll back), so each session yields at most one
+        certificate however many processes race for it.
+        """
+        redeemed: set[str] = set()
+        for start in range(0, len(rows), _INSERT_CHUNK):
+            chunk = rows[start : start + _INSERT_CHUNK]
+            params = {
+                f"{column}{i}": row[column]
+                for i, row in enumerate(chunk)
+                for column in _CERT_COLUMNS
+            }
+            cursor = _hot.execute(conn, _insert_certificates_sql(len(chunk)), params)
+            redeemed.update(jti for (jti,) in cursor.fetchall())
+        return redeemed
 
     def _check_anomaly(self, conn: Connection, user_id: str, ip: str | None, now: datetime) -> None:
         since = now - timedelta(hours=24)

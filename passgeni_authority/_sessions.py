@@ -5,8 +5,11 @@ Why HS256 and not ES256: only the authority ever verifies a session token
 ECDSA signature on the issuance hot path, and the one secret is created once
 and stored in the database (``authority_meta``) so every process sharing the
 database accepts the sessions of every other. The token only proves "this
-authority issued session ``jti`` to user ``sub`` until ``exp``"; single use
-is enforced by the database, never by the token.
+authority issued session ``jti`` to user ``sub`` until ``exp``, for the
+re-validated generation request whose digest is ``rq``"; the request itself
+is stored once per distinct request, and single use is enforced by the
+database (the certificate's unique ``session_jti``), never by the token.
+Opening a session therefore writes nothing per session.
 """
 
 from __future__ import annotations
@@ -33,6 +36,8 @@ class SessionClaims:
     sub: str
     iat: int
     exp: int
+    #: Digest of the re-validated generation request (``generation_requests``).
+    rq: str
 
 
 def _b64(data: bytes) -> bytes:
@@ -55,7 +60,13 @@ class SessionCodec:
 
     def encode(self, claims: SessionClaims) -> str:
         body = json.dumps(
-            {"jti": claims.jti, "sub": claims.sub, "iat": claims.iat, "exp": claims.exp},
+            {
+                "jti": claims.jti,
+                "sub": claims.sub,
+                "iat": claims.iat,
+                "exp": claims.exp,
+                "rq": claims.rq,
+            },
             separators=(",", ":"),
         ).encode("utf-8")
         signing_input = _HEADER + _b64(body)
@@ -84,6 +95,7 @@ class SessionCodec:
                 sub=str(data["sub"]),
                 iat=int(data["iat"]),
                 exp=int(data["exp"]),
+                rq=str(data["rq"]),
             )
         except (ValueError, KeyError, TypeError):
             raise invalid from None

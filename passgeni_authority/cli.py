@@ -136,21 +136,21 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     if workers == 1:
         uvicorn.run(create_app(settings), host=host, port=port, log_level=args.log_level)
         return 0
-    # Several processes on one socket, sharing the database like separate
-    # authority processes do. Migrate and bootstrap once, before they start.
+    # Several processes on one port (a socket each, see _workers), sharing the
+    # database like separate authority processes do. Migrate and bootstrap once, before they start.
     AuthorityService(settings).close()
     # The workers are spawned (not forked): they rebuild the settings from
     # these options; secrets stay where they were (environment variables).
     os.environ[_SERVE_ENV] = json.dumps({k: getattr(args, k, None) for k in _SERVE_KEYS})
-    uvicorn.run(
+    from ._workers import serve_workers
+
+    return serve_workers(
         "passgeni_authority.cli:worker_app",
-        factory=True,
         host=host,
         port=port,
-        log_level=args.log_level,
         workers=workers,
+        log_level=args.log_level,
     )
-    return 0
 
 
 def worker_app() -> Any:

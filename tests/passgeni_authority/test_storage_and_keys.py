@@ -88,7 +88,7 @@ def test_migrations_apply_on_a_fresh_database_and_match_the_schema(tmp_path: Pat
         "users",
         "teams",
         "api_keys",
-        "generation_sessions",
+        "generation_requests",
         "certificates",
         "signing_keys",
         "usage_events",

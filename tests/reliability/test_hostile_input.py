@@ -226,22 +226,30 @@ def test_forged_and_malformed_session_tokens_are_refused(server: Server, alice: 
 def test_mac_valid_session_unknown_to_the_database_is_refused(
     server: Server, alice: Tenant, bob: Tenant
 ) -> None:
-    """Even with the session secret, a token is only a pointer: the database decides."""
+    """Even with the session secret, the database decides what a token can redeem:
+    its request digest must be one the authority validated and stored, and its
+    jti must not have a certificate yet."""
     codec = server.service._sessions
     now = int(server.clock().timestamp())
-    forged = codec.encode(SessionClaims(jti="a" * 24, sub=alice.user, iat=now, exp=now + 60))
+    unknown_request = SessionClaims(
+        jti="a" * 24, sub=alice.user, iat=now, exp=now + 60, rq="b" * 22
+    )
     refused(
-        alice.post("/api/generate-certificate", {"generation_session_id": forged}),
+        alice.post(
+            "/api/generate-certificate", {"generation_session_id": codec.encode(unknown_request)}
+        ),
         400,
         "session_invalid",
     )
-    # Bob's real session re-signed for alice: the row still belongs to bob.
-    bobs = unb64json(bob.session().split(".")[1])
-    stolen = codec.encode(SessionClaims(jti=bobs["jti"], sub=alice.user, iat=now, exp=now + 60))
+    # Bob's session, redeemed by bob, re-signed for alice: the jti is used up.
+    sid = bob.session()
+    assert bob.post("/api/generate-certificate", {"generation_session_id": sid}).status_code == 201
+    bobs = unb64json(sid.split(".")[1])
+    replay = SessionClaims(jti=bobs["jti"], sub=alice.user, iat=now, exp=now + 60, rq=bobs["rq"])
     refused(
-        alice.post("/api/generate-certificate", {"generation_session_id": stolen}),
-        400,
-        "session_invalid",
+        alice.post("/api/generate-certificate", {"generation_session_id": codec.encode(replay)}),
+        409,
+        "session_already_used",
     )
     _count("session token attacks", 2)
 

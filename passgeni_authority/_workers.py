@@ -1,0 +1,132 @@
+"""``serve --workers N``: N uvicorn processes, each with its own listening socket.
+
+uvicorn's own ``--workers`` hands one listening socket to every worker, and
+whichever worker wakes first accepts every pending connection: under a load
+generator that opens its connections at once, one worker got all 16 and the
+other none (measured: two workers served exactly what one did). Here every
+worker binds its own socket with ``SO_REUSEPORT``, so the kernel spreads new
+connections over the workers' accept queues.
+
+The supervisor restarts a worker that dies (``kill -9``, a crash) and stops
+every worker on ``SIGINT``/``SIGTERM``. A worker that dies within its first
+seconds is a start-up failure (bad configuration, port taken by another
+program): the supervisor then stops them all and exits non-zero instead of
+restarting forever.
+"""
+
+from __future__ import annotations
+
+import logging
+import multiprocessing
+import signal
+import socket
+import threading
+import time
+from multiprocessing.process import BaseProcess
+from typing import Any
+
+from passgeni_core import AuthorityError
+
+__all__ = ["listen", "serve_workers"]
+
+log = logging.getLogger("passgeni_authority")
+
+#: A worker that exits sooner than this after starting failed to start.
+STARTUP_SECONDS = 5.0
+#: Grace given to workers to finish in-flight requests on shutdown.
+STOP_SECONDS = 15.0
+
+
+def listen(host: str, port: int, *, backlog: int = 2048) -> socket.socket:
+    """A listening TCP socket on ``host:port`` that other workers may share (``SO_REUSEPORT``).
+
+    Raises:
+        AuthorityError: the address cannot be bound (in use, not local, bad host).
+    """
+    try:
+        family, kind, proto, _name, address = socket.getaddrinfo(
+            host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+        )[0]
+        sock = socket.socket(family, kind, proto)
+    except OSError as exc:
+        raise AuthorityError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        sock.bind(address)
+        sock.listen(backlog)
+    except OSError as exc:
+        sock.close()
+        raise AuthorityError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
+    sock.set_inheritable(True)
+    return sock
+
+
+def _worker(app_factory: str, host: str, port: int, log_level: str) -> None:
+    """One worker process: its own socket, one uvicorn server (runs until SIGTERM)."""
+    import uvicorn
+
+    sock = listen(host, port)
+    config = uvicorn.Config(app_factory, factory=True, log_level=log_level)
+    uvicorn.Server(config).run(sockets=[sock])
+
+
+def serve_workers(
+    app_factory: str, *, host: str, port: int, workers: int, log_level: str = "info"
+) -> int:
+    """Run ``workers`` processes serving ``app_factory`` (``module:function``) until a signal.
+
+    Returns the exit status: 0 after ``SIGINT``/``SIGTERM``, 1 when a worker
+    failed to start.
+
+    Raises:
+        AuthorityError: ``host:port`` cannot be bound.
+    """
+    # Fail here, with one clear message, if the address is unusable.
+    listen(host, port).close()
+    context = multiprocessing.get_context("spawn")
+    stop = threading.Event()
+    failed = threading.Event()
+
+    def start() -> tuple[BaseProcess, float]:
+        process = context.Process(
+            target=_worker,
+            args=(app_factory, host, port, log_level),
+            name="passgeni-authority-worker",
+            daemon=False,
+        )
+        process.start()
+        return process, time.monotonic()
+
+    def on_signal(_signum: int, _frame: Any) -> None:
+        stop.set()
+
+    previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
+    running = [start() for _ in range(workers)]
+    try:
+        while not stop.wait(0.2):
+            for i, (process, started) in enumerate(running):
+                if process.is_alive():
+                    continue
+                if time.monotonic() - started < STARTUP_SECONDS:
+                    log.error("an authority worker failed to start (exit %s)", process.exitcode)
+                    failed.set()
+                    stop.set()
+                    break
+                log.warning(
+                    "authority worker %s exited (%s); restarting", process.pid, process.exitcode
+                )
+                running[i] = start()
+    finally:
+        for process, _ in running:
+            if process.is_alive():
+                process.terminate()  # SIGTERM: uvicorn finishes in-flight requests
+        deadline = time.monotonic() + STOP_SECONDS
+        for process, _ in running:
+            process.join(max(0.0, deadline - time.monotonic()))
+            if process.is_alive():
+                process.kill()
+                process.join()
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    return 1 if failed.is_set() else 0
