@@ -344,12 +344,12 @@ def _db_certificates(dep: Deployment) -> dict[str, tuple[str, str]]:
 
 def _quiesce(dep: Deployment, *, settle: float = 0.5, limit: float = 60.0) -> None:
     """Wait until the authority has finished the requests wrk left in flight when it stopped
-    (the server still commits them): the counts of redeemed sessions and certificates
-    stay the same over three polls."""
+    (the server still commits them): the counts of certificates (a session is redeemed
+    by its certificate's insert) and of usage events stay the same over three polls."""
     engine = sqlalchemy.create_engine(dep.database_url)
     query = sqlalchemy.text(
         "SELECT (SELECT count(*) FROM certificates WHERE owner_user_id = :u), "
-        "(SELECT count(*) FROM generation_sessions WHERE user_id = :u AND redeemed_at IS NOT NULL)"
+        "(SELECT count(*) FROM usage_events WHERE user_id = :u)"
     )
     try:
         last: tuple[int, int] | None = None

@@ -18,7 +18,6 @@ naive UTC text on SQLite, ``timestamptz`` on PostgreSQL).
 
 from __future__ import annotations
 
-import functools
 import re
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
@@ -70,14 +69,13 @@ def dt(conn: Connection, value: datetime) -> Any:
     return dt_for(conn.dialect.name, value)
 
 
-@functools.lru_cache(maxsize=1024)
 def dt_for(dialect: str, value: datetime) -> Any:
-    """:func:`dt` by dialect name (for rows prepared before a connection is at hand).
-
-    Cached: a batch's certificates share their issue and expiry instants."""
+    """:func:`dt` by dialect name (for rows prepared before a connection is at hand)."""
     value = value.astimezone(UTC)
     if dialect == "sqlite":
-        return value.replace(tzinfo=None).strftime("%Y-%m-%d %H:%M:%S.%f")
+        # The "%Y-%m-%d %H:%M:%S.%f" text SQLAlchemy's SQLite DateTime stores;
+        # isoformat writes it ~10x faster than strftime.
+        return value.replace(tzinfo=None).isoformat(sep=" ", timespec="microseconds")
     return value
 
 

@@ -21,7 +21,6 @@ import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from concurrent.futures import Future
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
@@ -553,6 +552,7 @@ class AuthorityService:
         self._key_users = _LRU(_CACHE_SIZE)
         # Usage events queued for the next group commit (see _record_later).
         self._later: list[dict[str, Any]] = []
+        self._later_tasks: set[asyncio.Task[int]] = set()
 
     def __repr__(self) -> str:
         return f"AuthorityService(settings={self.settings!r})"
@@ -928,7 +928,7 @@ class AuthorityService:
             return None
         return principal
 
-    def _record_later(self, row: dict[str, Any]) -> None:
+    def _record_later(self, row: dict[str, Any]) -> None:  # on the event loop
         """Queue a usage event for the next group commit, without waiting for it.
 
         For requests that write nothing else (opening sessions on the fast
@@ -941,7 +941,12 @@ class AuthorityService:
             self._later.append(row)
             first = len(self._later) == 1
         if first:
-            self._committer.submit(self._flush_later).add_done_callback(self._later_done)
+            # Kept referenced until done (the loop holds tasks only weakly).
+            task = asyncio.get_running_loop().create_task(
+                self._committer.run_async(self._flush_later)
+            )
+            self._later_tasks.add(task)
+            task.add_done_callback(self._later_done)
 
     def _flush_later(self, conn: Connection) -> int:
         with self._lock:
@@ -950,9 +955,9 @@ class AuthorityService:
             _hot.defer(conn, _INSERT_EVENT, row)
         return len(rows)
 
-    @staticmethod
-    def _later_done(future: Future[int]) -> None:
-        if future.exception() is not None:
+    def _later_done(self, task: asyncio.Task[int]) -> None:
+        self._later_tasks.discard(task)
+        if task.cancelled() or task.exception() is not None:
             log.warning("usage events of opened sessions were not recorded: the commit failed")
 
     async def open_sessions_async(
@@ -1110,7 +1115,7 @@ class AuthorityService:
 
     async def _write_async(self, unit: Callable[[Connection], _T]) -> _T:
         if self._committer is not None:
-            return await asyncio.wrap_future(self._committer.submit(unit))
+            return await self._committer.run_async(unit)
         return await asyncio.to_thread(self._write, unit)
 
     def _authorized_unit(

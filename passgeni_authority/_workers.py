@@ -27,7 +27,7 @@ from typing import Any
 
 from passgeni_core import AuthorityError
 
-__all__ = ["listen", "serve_workers"]
+__all__ = ["listen", "serve_workers", "uvicorn_options"]
 
 log = logging.getLogger("passgeni_authority")
 
@@ -62,12 +62,28 @@ def listen(host: str, port: int, *, backlog: int = 2048) -> socket.socket:
     return sock
 
 
+def uvicorn_options(log_level: str) -> dict[str, Any]:
+    """The uvicorn settings every way of serving the authority shares.
+
+    ``proxy_headers`` off: the authority applies ``X-Forwarded-For`` itself,
+    only from its configured trusted proxies (``trusted_proxies``); uvicorn's
+    middleware would rewrite the client address first from its own list.
+    The access log is written at ``info`` level and below only (it costs a
+    log call per request even when filtered out).
+    """
+    return {
+        "log_level": log_level,
+        "proxy_headers": False,
+        "access_log": log_level in ("trace", "debug", "info"),
+    }
+
+
 def _worker(app_factory: str, host: str, port: int, log_level: str) -> None:
     """One worker process: its own socket, one uvicorn server (runs until SIGTERM)."""
     import uvicorn
 
     sock = listen(host, port)
-    config = uvicorn.Config(app_factory, factory=True, log_level=log_level)
+    config = uvicorn.Config(app_factory, factory=True, **uvicorn_options(log_level))
     uvicorn.Server(config).run(sockets=[sock])
 
 

@@ -134,7 +134,9 @@ def _cmd_serve(args: argparse.Namespace) -> int:
         file=sys.stderr,
     )
     if workers == 1:
-        uvicorn.run(create_app(settings), host=host, port=port, log_level=args.log_level)
+        from ._workers import uvicorn_options
+
+        uvicorn.run(create_app(settings), host=host, port=port, **uvicorn_options(args.log_level))
         return 0
     # Several processes on one port (a socket each, see _workers), sharing the
     # database like separate authority processes do. Migrate and bootstrap once, before they start.

@@ -204,7 +204,12 @@ class EmbeddedAuthority:
         self._service = service
         app = create_app(service=service)
         config = uvicorn.Config(
-            app, log_level="warning", access_log=False, lifespan="on", timeout_graceful_shutdown=5
+            app,
+            log_level="warning",
+            access_log=False,
+            proxy_headers=False,  # the authority's own trusted_proxies apply
+            lifespan="on",
+            timeout_graceful_shutdown=5,
         )
         server = uvicorn.Server(config)
         self._server = server
