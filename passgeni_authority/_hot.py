@@ -18,7 +18,9 @@ naive UTC text on SQLite, ``timestamptz`` on PostgreSQL).
 
 from __future__ import annotations
 
+import contextlib
 import re
+import threading
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
@@ -29,6 +31,7 @@ from sqlalchemy.engine import Connection
 __all__ = [
     "DEFERRED",
     "GROUP_MEMO",
+    "Readers",
     "Savepoint",
     "defer",
     "dt",
@@ -38,13 +41,13 @@ __all__ = [
     "flush",
     "memo",
     "parse_dt",
-    "read",
 ]
 
 #: ``Connection.info`` key of the group commit's list of deferred inserts.
 DEFERRED = "passgeni_deferred_inserts"
 #: ``Connection.info`` key of a dict that lives for one group commit (see :func:`memo`).
 GROUP_MEMO = "passgeni_group_memo"
+_DRIVER = "passgeni_driver"
 
 _PARAM_RE = re.compile(r":([A-Za-z_][A-Za-z0-9_]*)")
 _converted: dict[str, str] = {}
@@ -89,24 +92,65 @@ def _checked_driver(driver: Any) -> Any:
 
 def _driver(conn: Connection) -> Any:
     """The DBAPI driver connection (sqlite3 / psycopg) under ``conn``."""
-    return _checked_driver(conn.connection.driver_connection)
+    # Kept in conn.info: SQLAlchemy's property chain costs a few us per statement.
+    driver = conn.info.get(_DRIVER)
+    if driver is None:
+        driver = _checked_driver(conn.connection.driver_connection)
+        conn.info[_DRIVER] = driver
+    return driver
 
 
-def read(engine: Engine, sql: str, params: Mapping[str, Any]) -> list[Any]:
-    """Rows of one read-only query on a pooled connection, outside any write lock.
+class Readers:
+    """One autocommit read connection per thread, outside the pool.
 
-    SQLite (WAL): an autocommit read sees the last committed state and never
-    waits for the writer. PostgreSQL: its implicit transaction is rolled back
-    when the connection goes back to the pool.
+    The issuance paths read a few committed rows per request (the caller's
+    key, a stored request) on the event loop's thread; a pool checkout and
+    return cost more than the query. Each thread keeps its own connection
+    (DBAPI connections are not shared across threads) until :meth:`close`.
     """
-    raw = engine.raw_connection()
-    try:
-        sqlite = engine.dialect.name == "sqlite"
-        statement = sql if sqlite else _PARAM_RE.sub(r"%(\1)s", sql)
-        cursor = _checked_driver(raw.driver_connection).execute(statement, params)
-        return list(cursor.fetchall())
-    finally:
-        raw.close()
+
+    def __init__(self, engine: Engine) -> None:
+        self._engine = engine
+        self._local = threading.local()
+        self._lock = threading.Lock()
+        self._all: list[Any] = []
+
+    def _connection(self) -> Any:
+        raw = getattr(self._local, "raw", None)
+        if raw is None:
+            raw = self._engine.raw_connection()
+            driver = _checked_driver(raw.driver_connection)
+            if self._engine.dialect.name != "sqlite":
+                # No transaction left open between reads (it would hold back vacuum).
+                raw.rollback()
+                driver.autocommit = True
+            self._local.raw = raw
+            with self._lock:
+                self._all.append(raw)
+        return raw
+
+    def read(self, sql: str, params: Mapping[str, Any]) -> list[Any]:
+        """Rows of one read-only query: the last committed state, no write lock."""
+        raw = self._connection()
+        statement = sql if self._engine.dialect.name == "sqlite" else _PARAM_RE.sub(r"%(\1)s", sql)
+        try:
+            cursor = _checked_driver(raw.driver_connection).execute(statement, params)
+            return list(cursor.fetchall())
+        except Exception:
+            # A broken connection is not reused (the next read opens another).
+            self._local.raw = None
+            with contextlib.suppress(Exception):
+                raw.invalidate()
+            raise
+
+    def close(self) -> None:
+        with self._lock:
+            connections, self._all = self._all, []
+        for raw in connections:
+            with contextlib.suppress(Exception):
+                if self._engine.dialect.name != "sqlite":
+                    _checked_driver(raw.driver_connection).autocommit = False
+                raw.close()
 
 
 def parse_dt(value: Any) -> datetime:
