@@ -225,6 +225,19 @@ def _b32(nbytes: int) -> str:
     return "".join([pairs[(value >> shift) & 1023] for shift in range(nbytes * 8 - 10, -1, -10)])
 
 
+_PLAIN_RE = re.compile(r"^[A-Za-z0-9 ./_:@+-]*$")
+
+
+def _detail_json(detail: Mapping[str, Any]) -> str:
+    """A usage event's detail as compact JSON; plain strings written directly
+    (every request records one: ``{"endpoint": ..., "key": ...}``)."""
+    if all(
+        isinstance(v, str) and _PLAIN_RE.match(v) and _PLAIN_RE.match(k) for k, v in detail.items()
+    ):
+        return "{" + ",".join(f'"{k}":"{v}"' for k, v in detail.items()) + "}"
+    return json.dumps(dict(detail), separators=(",", ":"))
+
+
 @functools.lru_cache(maxsize=256)
 def _iso(value: datetime | None) -> str | None:
     # Cached: a batch's (and a second's) certificates share their instants.
@@ -718,7 +731,7 @@ class AuthorityService:
             "user_id": user_id,
             "ip": ip,
             "at": _hot.dt_for(self.engine.dialect.name, now),
-            "detail": json.dumps(dict(detail), separators=(",", ":")) if detail else None,
+            "detail": _detail_json(detail) if detail else None,
         }
 
     def _event(
@@ -1604,7 +1617,11 @@ class AuthorityService:
     ) -> tuple[SessionClaims, str | None, Target | None, str | None]:
         if not isinstance(body, Mapping):
             raise InvalidRequest("each item must be a JSON object")
-        unknown = sorted(str(k)[:40] for k in body if k not in _REDEEM_FIELDS)
+        unknown = (
+            ()
+            if body.keys() <= _REDEEM_FIELDS
+            else sorted(str(k)[:40] for k in body if k not in _REDEEM_FIELDS)
+        )
         if unknown:
             raise InvalidRequest(f"unknown field(s): {', '.join(unknown)}")
         if "generation_session_id" not in body:
