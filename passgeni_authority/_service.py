@@ -150,6 +150,10 @@ class _Prepared:
 #: Status-list indexes a process reserves at a time for pre-signed certificates.
 _INDEX_BLOCK = 1024
 _PREP_KEY = "SELECT user_id, revoked_at FROM api_keys WHERE key_hash = :key_hash"
+_ACTIVE_KEY = (
+    "SELECT kid, signer_ref FROM signing_keys WHERE retired_at IS NULL "
+    "ORDER BY created_at DESC LIMIT 1"
+)
 #: Entries of each in-process cache (validated requests, key owners).
 _CACHE_SIZE = 1024
 
@@ -1586,7 +1590,12 @@ class AuthorityService:
             return None
         cached = self._active
         if cached is None or time.monotonic() - cached[2] >= self.settings.key_cache_seconds:
-            return None  # the request's transaction refreshes the key; sign there
+            # Refreshed from committed state, so signing stays out of the write
+            # lock (the request's transaction uses the same cached key).
+            rows = self._readers.read(_ACTIVE_KEY, {})
+            if not rows:
+                return None  # no active key: the transaction answers the error
+            cached = self._active = (rows[0][0], rows[0][1], time.monotonic())
         kid, signer_ref = cached[0], cached[1]
         wanted: dict[str, tuple[_Parsed, dict[str, Any]]] = {}
         for entry in parsed:
@@ -1602,12 +1611,31 @@ class AuthorityService:
         issued_at = datetime.fromtimestamp(int(now.timestamp()), UTC)
         dialect = self.engine.dialect.name
         now_db = _hot.dt_for(dialect, now)
-        signed = {
-            jti: self._sign_entry(
-                dialect, user_id, kid, signer_ref, entry, request, first + n, issued_at, now_db, ip
-            )
-            for n, (jti, (entry, request)) in enumerate(wanted.items())
-        }
+
+        def sign_all() -> dict[str, tuple[dict[str, Any], dict[str, Any], IssuedCertificate]]:
+            return {
+                jti: self._sign_entry(
+                    dialect,
+                    user_id,
+                    kid,
+                    signer_ref,
+                    entry,
+                    request,
+                    first + n,
+                    issued_at,
+                    now_db,
+                    ip,
+                )
+                for n, (jti, (entry, request)) in enumerate(wanted.items())
+            }
+
+        # A local key signs in microseconds, on the loop; a remote signer
+        # (Vault Transit) is a network call per certificate: never on the loop.
+        signed = (
+            sign_all()
+            if isinstance(self.signer, LocalFileSigner)
+            else await asyncio.to_thread(sign_all)
+        )
         return _Prepared(
             user_id=user_id, kid=kid, now=now, issued_at=issued_at, parsed=parsed, signed=signed
         )
