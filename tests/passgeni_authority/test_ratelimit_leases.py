@@ -1,0 +1,261 @@
+"""Rate-limit leases (``_ratelimit``) against a real SQLite database shared by
+two "processes": two SQLAlchemy connections, each with its own ``Leases``.
+
+The rule under test: a process admits from memory only tokens the database
+already counted, so however the requests are spread over processes the
+shared limit is never exceeded; a bucket too slow to lease is charged per
+request; a block leased in a rolled-back transaction is forgotten; a window
+lease never outlives its window.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+from sqlalchemy import text
+from sqlalchemy.engine import Connection
+
+from passgeni_authority import AuthorityService, AuthoritySettings
+from passgeni_authority._ratelimit import (
+    LEASE_SECONDS,
+    Leases,
+    gcra,
+    leased_gcra,
+    leased_window,
+    take_leased,
+)
+
+#: A fixed instant (the start of a 60-second window plus 30 s).
+NOW = 1_700_000_010.0
+
+
+@dataclass
+class Process:
+    """One authority process: its own database connection and its own leases."""
+
+    conn: Connection
+    leases: Leases = field(default_factory=Leases)
+    admitted: int = 0
+
+    def gcra(
+        self, name: str, burst: int, rate: float, now: float
+    ) -> tuple[float | None, list[str]]:
+        acquired: list[str] = []
+        with self.conn.begin():
+            retry = leased_gcra(self.conn, self.leases, name, burst, rate, now, acquired)
+        if retry is None:
+            self.admitted += 1
+        return retry, acquired
+
+    def window(
+        self, name: str, limit: int, period: float, now: float
+    ) -> tuple[float | None, list[str]]:
+        acquired: list[str] = []
+        with self.conn.begin():
+            retry = leased_window(self.conn, self.leases, name, limit, period, now, acquired)
+        if retry is None:
+            self.admitted += 1
+        return retry, acquired
+
+
+@pytest.fixture
+def service(tmp_path: Path) -> Iterator[AuthorityService]:
+    svc = AuthorityService(AuthoritySettings(state_dir=tmp_path))
+    try:
+        yield svc
+    finally:
+        svc.close()
+
+
+@pytest.fixture
+def processes(service: AuthorityService) -> Iterator[tuple[Process, Process]]:
+    first, second = service.engine.connect(), service.engine.connect()
+    try:
+        yield Process(first), Process(second)
+    finally:
+        first.close()
+        second.close()
+
+
+def _stored(service: AuthorityService, bucket: str) -> float | None:
+    with service.engine.connect() as conn:
+        row = conn.execute(
+            text("SELECT value FROM rate_limit_buckets WHERE bucket = :b"), {"b": bucket}
+        ).first()
+    return None if row is None else float(row[0])
+
+
+def _charged(service: AuthorityService, name: str, rate: float, now: float) -> float:
+    """Tokens the database has counted for GCRA bucket ``name`` at ``now``."""
+    tat = _stored(service, f"g:{name}")
+    return 0.0 if tat is None else (tat - now) * rate
+
+
+#: Timestamps near 1.7e9 carry ~2e-7 s of rounding: compare token counts to 1/100.
+TOKEN = 0.01
+
+
+def _tokens(counted: float, expected: float) -> bool:
+    return math.isclose(counted, expected, abs_tol=TOKEN)
+
+
+def test_two_processes_never_admit_more_than_the_burst(
+    service: AuthorityService, processes: tuple[Process, Process]
+) -> None:
+    burst, rate = 100, 1000.0
+    assert int(min(burst / 4, rate * LEASE_SECONDS)) >= 2  # a fast bucket: leased
+    refused: dict[int, float] = {}
+    leases_taken = 0
+    for i in range(400):
+        p = i % 2
+        retry, acquired = processes[p].gcra("fast", burst, rate, NOW)
+        leases_taken += len(acquired)
+        if retry is None:
+            refused.pop(p, None)
+        else:
+            assert retry > 0
+            refused[p] = retry
+        # The database never counts more than the burst.
+        assert _charged(service, "fast", rate, NOW) <= burst + TOKEN, i
+        if len(refused) == 2:
+            break
+    assert len(refused) == 2, "both processes were eventually refused"
+    assert processes[0].admitted + processes[1].admitted == burst
+    # Both processes admitted (the bucket is shared, not split up front) from
+    # leased blocks: far fewer database writes than requests.
+    assert processes[0].admitted > 0 and processes[1].admitted > 0
+    assert 2 <= leases_taken < burst / 4
+    assert _tokens(_charged(service, "fast", rate, NOW), burst)
+    # Still refused for everyone at the same instant, from memory or not.
+    for proc in processes:
+        assert proc.gcra("fast", burst, rate, NOW)[0] is not None
+        assert not take_leased(proc.leases, "fast", NOW)
+    # One emission interval later exactly one more request is admitted overall.
+    later = NOW + 1 / rate
+    results = [proc.gcra("fast", burst, rate, later)[0] for proc in processes]
+    assert sum(r is None for r in results) == 1
+
+
+def test_a_slow_bucket_is_charged_per_request(
+    service: AuthorityService, processes: tuple[Process, Process]
+) -> None:
+    burst, rate = 5, 1.0  # the per-user defaults: too slow to lease two tokens
+    assert int(min(burst / 4, rate * LEASE_SECONDS)) < 2
+    tats: list[float | None] = [_stored(service, "g:slow")]
+    outcomes: list[float | None] = []
+    for i in range(8):
+        proc = processes[i % 2]
+        retry, acquired = proc.gcra("slow", burst, rate, NOW)
+        assert acquired == []  # never leased
+        assert not take_leased(proc.leases, "slow", NOW)  # nothing held in memory
+        outcomes.append(retry)
+        tats.append(_stored(service, "g:slow"))
+    assert [r is None for r in outcomes] == [True] * 5 + [False] * 3
+    assert all(r is not None and 0 < r <= 1.0 for r in outcomes[5:])
+    # Every admitted request moved the stored TAT by one interval; refusals did not.
+    for i in range(5):
+        before, after = tats[i], tats[i + 1]
+        assert after is not None
+        assert math.isclose(after - (before if before is not None else NOW), 1 / rate, abs_tol=1e-6)
+    assert tats[5] == tats[6] == tats[7] == tats[8]
+    assert _tokens(_charged(service, "slow", rate, NOW), burst)
+
+
+def test_a_lease_rolled_back_is_forgotten(
+    service: AuthorityService, processes: tuple[Process, Process]
+) -> None:
+    burst, rate = 100, 1000.0
+    size = int(min(burst / 4, rate * LEASE_SECONDS))
+    first, second = processes
+    conn, leases = first.conn, first.leases
+    acquired: list[str] = []
+    transaction = conn.begin()
+    assert leased_gcra(conn, leases, "rb", burst, rate, NOW, acquired) is None
+    assert acquired == ["g:rb"]
+    transaction.rollback()
+    # The database does not count the block any more...
+    assert _stored(service, "g:rb") is None
+    # ... so the process must not admit from it either.
+    leases.forget(acquired)
+    assert not take_leased(leases, "rb", NOW)
+    retry, again = first.gcra("rb", burst, rate, NOW)
+    assert retry is None and again == ["g:rb"], "the next request leased from the database"
+    assert _tokens(_charged(service, "rb", rate, NOW), size)
+    # Drain the bucket from both processes: exactly the burst, all counted.
+    for i in range(400):
+        proc = processes[i % 2]
+        proc.gcra("rb", burst, rate, NOW)
+        assert _charged(service, "rb", rate, NOW) <= burst + TOKEN
+    assert first.admitted + second.admitted == burst
+    assert not take_leased(first.leases, "rb", NOW)
+    assert not take_leased(second.leases, "rb", NOW)
+
+
+def test_forget_without_buckets_drops_every_lease() -> None:
+    leases = Leases()
+    leases.grant("g:a", 3, NOW + 1)
+    leases.grant("g:b", 3, NOW + 1)
+    leases.forget(["g:a"])
+    assert not leases.take("g:a", NOW) and leases.take("g:b", NOW)
+    leases.forget()
+    assert not leases.take("g:b", NOW)
+    # A lease is used up by its token count and lapses at its deadline.
+    leases.grant("g:c", 2, NOW + 0.1)
+    assert leases.take("g:c", NOW) and leases.take("g:c", NOW) and not leases.take("g:c", NOW)
+    leases.grant("g:d", 5, NOW + 0.1)
+    assert not leases.take("g:d", NOW + 0.1)
+
+
+def test_gcra_amount_is_all_or_nothing(service: AuthorityService) -> None:
+    with service.engine.begin() as conn:
+        assert gcra(conn, "amt", 10, 10.0, NOW, amount=8) is None
+        assert gcra(conn, "amt", 10, 10.0, NOW, amount=3) is not None  # only 2 left
+        assert gcra(conn, "amt", 10, 10.0, NOW, amount=2) is None
+        assert gcra(conn, "amt", 10, 10.0, NOW) is not None
+    assert _tokens(_charged(service, "amt", 10.0, NOW), 10)
+
+
+def test_window_leases_never_exceed_the_limit_or_outlive_the_window(
+    service: AuthorityService, processes: tuple[Process, Process]
+) -> None:
+    limit, period = 6000, 60.0
+    start = math.floor(NOW / period) * period
+    bucket = f"w:win:{int(start)}"
+    refused: set[int] = set()
+    leases_taken = 0
+    for i in range(3 * limit):
+        p = i % 2
+        retry, acquired = processes[p].window("win", limit, period, NOW)
+        leases_taken += len(acquired)
+        if retry is None:
+            refused.discard(p)
+            counted = _stored(service, bucket)
+            assert counted is not None and counted <= limit, i
+        else:
+            assert 0 < retry <= start + period - NOW
+            refused.add(p)
+            if len(refused) == 2:
+                break
+    assert refused == {0, 1}
+    assert processes[0].admitted + processes[1].admitted == limit
+    assert processes[0].admitted > 0 and processes[1].admitted > 0
+    assert leases_taken < limit / 2  # most requests were admitted from memory
+
+    # A lease taken just before the window ends lapses with the window.
+    end = start + 2 * period  # the end of the next window
+    before_end = end - 0.1
+    fresh = Process(processes[0].conn)
+    retry, acquired = fresh.window("win2", limit, period, before_end)
+    assert retry is None and acquired == [f"w:win2:{int(end - period)}"]
+    assert take_leased(fresh.leases, "win2", before_end, period=period)
+    after_end = end + 0.05  # still within LEASE_SECONDS of the lease
+    assert after_end < before_end + LEASE_SECONDS
+    assert not fresh.leases.take(acquired[0], after_end)
+    assert not take_leased(fresh.leases, "win2", after_end, period=period)
+    # The new window is leased from the database afresh.
+    retry, acquired = fresh.window("win2", limit, period, after_end)
+    assert retry is None and acquired == [f"w:win2:{int(end)}"]

@@ -1,0 +1,178 @@
+"""Durability of the loop-native group commit (``_commit._LoopGroups``).
+
+A group is committed with ``synchronous=NORMAL`` and the WAL file is then
+synced before anyone is answered. The app is driven in process as a raw
+ASGI callable (on the test's event loop, which is the loop the group commit
+runs on) so the sync can be observed and made to fail: when it fails,
+nobody in the group may be told it succeeded.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import sqlite3
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import pytest_asyncio
+
+from passgeni_authority import AuthoritySettings, create_app
+
+
+async def _post(app: Any, path: str, key: str, body: dict[str, Any]) -> tuple[int, dict[str, Any]]:
+    """One ``POST`` through the ASGI interface; ``(status, JSON body)``."""
+    raw = json.dumps(body).encode()
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0", "spec_version": "2.3"},
+        "http_version": "1.1",
+        "method": "POST",
+        "scheme": "http",
+        "path": path,
+        "raw_path": path.encode(),
+        "query_string": b"",
+        "root_path": "",
+        "headers": [
+            (b"host", b"127.0.0.1"),
+            (b"authorization", f"Bearer {key}".encode()),
+            (b"content-type", b"application/json"),
+            (b"content-length", str(len(raw)).encode()),
+        ],
+        "client": ("127.0.0.1", 1234),
+        "server": ("127.0.0.1", 80),
+    }
+    sent_body = False
+
+    async def receive() -> dict[str, Any]:
+        nonlocal sent_body
+        if not sent_body:
+            sent_body = True
+            return {"type": "http.request", "body": raw, "more_body": False}
+        return {"type": "http.disconnect"}
+
+    messages: list[dict[str, Any]] = []
+
+    async def send(message: dict[str, Any]) -> None:
+        messages.append(message)
+
+    await app(scope, receive, send)
+    start = next(m for m in messages if m["type"] == "http.response.start")
+    content = b"".join(m.get("body", b"") for m in messages if m["type"] == "http.response.body")
+    return start["status"], json.loads(content)
+
+
+class Authority:
+    """The app, its service, an automation key and a recording ``os.fsync``."""
+
+    def __init__(self, state_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.state_dir = state_dir
+        self.app = create_app(AuthoritySettings(state_dir=state_dir))
+        self.service = self.app.state.service
+        self.key: str = self.service.create_api_key("wal-sync", rate_limit=100_000).key
+        self.wal = os.path.realpath(state_dir / "authority.db-wal")
+        #: Files ``os.fsync`` was called on (resolved through /proc/self/fd).
+        self.synced: list[str] = []
+        self.failing = False
+        self._real_fsync = os.fsync
+        monkeypatch.setattr("passgeni_authority._commit.os.fsync", self._fsync)
+
+    def _fsync(self, fd: int) -> None:
+        self.synced.append(os.readlink(f"/proc/self/fd/{fd}"))
+        if self.failing:
+            raise OSError(5, "Input/output error")
+        self._real_fsync(fd)
+
+    async def post(self, path: str, body: dict[str, Any]) -> tuple[int, dict[str, Any]]:
+        return await _post(self.app, path, self.key, body)
+
+    async def session(self) -> str:
+        status, ticket = await self.post("/api/generate", {"compliance_standard": "soc2"})
+        assert status == 200, ticket
+        sid: str = ticket["generation_session_id"]
+        return sid
+
+    async def redeem(self, sid: str) -> tuple[int, dict[str, Any]]:
+        return await self.post("/api/generate-certificate", {"generation_session_id": sid})
+
+    def issued_jtis(self) -> set[str]:
+        with sqlite3.connect(self.state_dir / "authority.db") as db:
+            return {row[0] for row in db.execute("SELECT session_jti FROM certificates")}
+
+    def jti(self, sid: str) -> str:
+        jti: str = self.service._sessions.decode(sid).jti
+        return jti
+
+
+@pytest_asyncio.fixture
+async def authority(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[Authority]:
+    # Async, so that the service is created on the test's loop like a served app's.
+    auth = Authority(tmp_path, monkeypatch)
+    try:
+        yield auth
+    finally:
+        monkeypatch.undo()
+        auth.service.close()
+
+
+def _unavailable(status: int, body: dict[str, Any]) -> None:
+    assert status == 503, body
+    assert body["code"] == "authority_unavailable"
+    assert set(body) == {"code", "message"}  # no token, no cert_id
+    assert "token" not in json.dumps(body)
+
+
+@pytest.mark.asyncio
+async def test_a_certificate_is_answered_after_the_wal_is_synced(authority: Authority) -> None:
+    sid = await authority.session()
+    authority.synced.clear()
+    status, cert = await authority.redeem(sid)
+    assert status == 201, cert
+    assert cert["token"] and cert["cert_id"].startswith("pg_")
+    # The certificate's commit was followed by a sync of the WAL file itself.
+    assert authority.wal in authority.synced, authority.synced
+    assert authority.jti(sid) in authority.issued_jtis()
+
+
+@pytest.mark.asyncio
+async def test_a_failed_wal_sync_tells_nobody_in_the_group_it_succeeded(
+    authority: Authority,
+) -> None:
+    sessions = [await authority.session() for _ in range(4)]
+    status, _cert = await authority.redeem(sessions[0])  # reserves status-list indexes
+    assert status == 201
+    authority.failing = True
+    authority.synced.clear()
+    answers = await asyncio.gather(*(authority.redeem(sid) for sid in sessions[1:]))
+    assert authority.wal in authority.synced, authority.synced
+    for status, body in answers:
+        _unavailable(status, body)
+    # The groups were committed and only their sync failed: the rows are
+    # there (their durability is in doubt), so each session stays used and a
+    # retry is refused rather than given a second certificate.
+    issued = authority.issued_jtis()
+    assert {authority.jti(sid) for sid in sessions} <= issued and len(issued) == 4
+    authority.failing = False
+    for sid in sessions[1:]:
+        status, body = await authority.redeem(sid)
+        assert (status, body["code"]) == (409, "session_already_used"), body
+    # The authority works again once the disk does.
+    status, cert = await authority.redeem(await authority.session())
+    assert status == 201, cert
+
+
+@pytest.mark.asyncio
+async def test_a_failed_sync_of_an_index_reservation_issues_nothing(
+    authority: Authority,
+) -> None:
+    sid = await authority.session()
+    authority.failing = True  # the first redemption reserves status-list indexes first
+    _unavailable(*await authority.redeem(sid))
+    assert authority.issued_jtis() == set()
+    authority.failing = False
+    status, cert = await authority.redeem(sid)
+    assert status == 201, cert
+    assert authority.issued_jtis() == {authority.jti(sid)}
