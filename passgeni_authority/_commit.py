@@ -183,7 +183,16 @@ class GroupCommitter:
                     conn = self._connect(group)
                     if conn is None:
                         continue
-                self._commit_group(conn, group)
+                try:
+                    self._commit_group(conn, group)
+                except Exception:
+                    # Not the database: a bug. The group was failed loudly;
+                    # the writer keeps serving (a dead writer would hang
+                    # every later request) on a fresh connection.
+                    log.exception("unexpected error in a group commit")
+                    with contextlib.suppress(Exception):
+                        conn.close()
+                    conn = None
         finally:
             if conn is not None:
                 with contextlib.suppress(SQLAlchemyError):
@@ -213,14 +222,17 @@ class GroupCommitter:
         deferred: list[tuple[str, dict[str, Any]]] = []
         conn.info[_hot.DEFERRED] = deferred
         conn.info[_hot.GROUP_MEMO] = {}
+        state = _hot.txn(conn)
         try:
             for unit in units:
                 savepoint = _hot.Savepoint(conn)
                 mark = len(deferred)
+                decided = state.mark()
                 try:
                     value = unit(conn)
                 except Exception as exc:  # the unit's own failure: only it rolls back
                     del deferred[mark:]
+                    state.restore(decided)
                     savepoint.rollback()
                     failure: BaseException = exc
                     if isinstance(exc, self._db_errors):
@@ -250,7 +262,11 @@ class GroupCommitter:
         try:
             held = self._lock.held() if self._lock is not None else contextlib.nullcontext()
             with held, conn.begin():
-                outcomes = self._run_units(conn, [unit for unit, _future in group])
+                _hot.begin_txn(conn)
+                try:
+                    outcomes = self._run_units(conn, [unit for unit, _future in group])
+                finally:
+                    state = _hot.end_txn(conn)
         except self._db_errors as exc:
             self._rolled_back(conn, exc)
             if len(group) > 1:
@@ -263,12 +279,15 @@ class GroupCommitter:
             for _unit, future in group:
                 future.set_exception(error)
             return
-        except BaseException as exc:  # pragma: no cover - a bug: fail the group loudly
+        except BaseException as exc:  # a bug: fail the group loudly
+            with contextlib.suppress(Exception):
+                conn.rollback()
             for _unit, future in group:
                 if not future.done():
                     future.set_exception(exc)
             raise
-        # Committed: only now does any request learn its result.
+        # Committed: only now is anything decided inside it used, or answered.
+        state.committed()
         for (_unit, future), (value, raised) in zip(group, outcomes, strict=True):
             if raised is not None:
                 future.set_exception(raised)
@@ -341,10 +360,23 @@ class _LoopGroups:
             while self._queue:
                 group = self._queue[:MAX_GROUP]
                 del self._queue[:MAX_GROUP]
-                settled = await self._commit(group)
+                try:
+                    settled = await self._commit(group)
+                except Exception as exc:
+                    # Not the database: a bug. Fail the group loudly and keep
+                    # draining (the queue behind it must not hang).
+                    log.exception("unexpected error in a group commit")
+                    if self._conn is not None:
+                        with contextlib.suppress(Exception):
+                            self._conn.rollback()
+                            self._conn.close()
+                        self._conn = None
+                    for _unit, future in group:
+                        _settle(future, None, exc)
+                    continue
                 if settled is not None:
                     # Answered after the sync; the next group is written meanwhile.
-                    task = self.loop.create_task(self._answer_when_durable(group, settled))
+                    task = self.loop.create_task(self._answer_when_durable(group, *settled))
                     self._pending.add(task)
                     task.add_done_callback(self._pending.discard)
         finally:
@@ -361,9 +393,10 @@ class _LoopGroups:
 
     async def _commit(
         self, group: list[tuple[Callable[[Connection], Any], asyncio.Future[Any]]]
-    ) -> list[tuple[Any, BaseException | None]] | None:
-        """Write and commit ``group`` under the lock; its outcomes, or ``None``
-        when the group was settled here (failed, or retried unit by unit)."""
+    ) -> tuple[list[tuple[Any, BaseException | None]], _hot.TxnState] | None:
+        """Write and commit ``group`` under the lock; its outcomes and what it
+        decided in memory, or ``None`` when the group was settled here (failed,
+        or retried unit by unit)."""
         owner = self.owner
         lock = owner._lock
         assert lock is not None
@@ -373,9 +406,13 @@ class _LoopGroups:
         try:
             conn = self._connect()
             transaction = conn.begin()
-            outcomes = owner._run_units(conn, [unit for unit, _future in group])
+            _hot.begin_txn(conn)
+            try:
+                outcomes = owner._run_units(conn, [unit for unit, _future in group])
+            finally:
+                state = _hot.end_txn(conn)
             transaction.commit()  # no disk sync here (NORMAL): about 0.1 ms
-            return outcomes
+            return outcomes, state
         except owner._db_errors as exc:
             if conn is not None:
                 owner._rolled_back(conn, exc)
@@ -389,7 +426,7 @@ class _LoopGroups:
         for single in group:
             outcome = await self._commit([single])
             if outcome is not None:
-                await self._answer_when_durable([single], outcome)
+                await self._answer_when_durable([single], *outcome)
         return None
 
     def _sync_wal(self) -> None:
@@ -406,6 +443,7 @@ class _LoopGroups:
         self,
         group: list[tuple[Callable[[Connection], Any], asyncio.Future[Any]]],
         outcomes: list[tuple[Any, BaseException | None]],
+        state: _hot.TxnState,
     ) -> None:
         try:
             await self.loop.run_in_executor(self._syncer, self._sync_wal)
@@ -416,7 +454,8 @@ class _LoopGroups:
             for _unit, future in group:
                 _settle(future, None, error)
             return
-        # Durable: only now does any request learn its result.
+        # Durable: only now is anything decided inside it used, or answered.
+        state.committed()
         for (_unit, future), (value, raised) in zip(group, outcomes, strict=True):
             _settle(future, value, raised)
 

@@ -21,7 +21,7 @@ from __future__ import annotations
 import contextlib
 import re
 import threading
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -33,14 +33,19 @@ __all__ = [
     "GROUP_MEMO",
     "Readers",
     "Savepoint",
+    "TxnState",
+    "after_commit",
+    "begin_txn",
     "defer",
     "dt",
     "dt_for",
+    "end_txn",
     "execute",
     "executemany",
     "flush",
     "memo",
     "parse_dt",
+    "txn",
 ]
 
 #: ``Connection.info`` key of the group commit's list of deferred inserts.
@@ -48,6 +53,7 @@ DEFERRED = "passgeni_deferred_inserts"
 #: ``Connection.info`` key of a dict that lives for one group commit (see :func:`memo`).
 GROUP_MEMO = "passgeni_group_memo"
 _DRIVER = "passgeni_driver"
+_TXN = "passgeni_txn"
 
 _PARAM_RE = re.compile(r":([A-Za-z_][A-Za-z0-9_]*)")
 _converted: dict[str, str] = {}
@@ -206,6 +212,68 @@ def flush(conn: Connection, pending: Sequence[tuple[str, dict[str, Any]]]) -> No
         by_sql.setdefault(sql, []).append(params)
     for sql, rows in by_sql.items():
         executemany(conn, sql, rows)
+
+
+class TxnState:
+    """What a write transaction has decided in memory, applied only once it commits.
+
+    ``after`` are callbacks to run after the commit (making a lease usable,
+    remembering that a row is stored); ``leases`` are rate-limit blocks
+    leased in this transaction and not yet usable outside it (bucket ->
+    tokens left, deadline). A unit that rolls back restores both to what
+    they were before it (see :meth:`mark` / :meth:`restore`); a transaction
+    that rolls back simply drops them. So nothing in memory ever relies on
+    a write that was not committed.
+    """
+
+    __slots__ = ("after", "leases")
+
+    def __init__(self) -> None:
+        self.after: list[Callable[[], None]] = []
+        self.leases: dict[str, tuple[int, float]] = {}
+
+    def mark(self) -> tuple[int, dict[str, tuple[int, float]]]:
+        return len(self.after), dict(self.leases)
+
+    def restore(self, mark: tuple[int, dict[str, tuple[int, float]]]) -> None:
+        del self.after[mark[0] :]
+        self.leases = mark[1]
+
+    def committed(self) -> None:
+        """Run the callbacks (the transaction is committed)."""
+        for callback in self.after:
+            callback()
+
+
+def begin_txn(conn: Connection) -> TxnState:
+    """Start tracking a write transaction's in-memory decisions on ``conn``."""
+    state = TxnState()
+    conn.info[_TXN] = state
+    return state
+
+
+def end_txn(conn: Connection) -> TxnState:
+    """Stop tracking; the caller runs ``committed()`` only if the commit succeeded."""
+    state: TxnState | None = conn.info.pop(_TXN, None)
+    return state if state is not None else TxnState()
+
+
+def txn(conn: Connection) -> TxnState:
+    """The state of the write transaction open on ``conn``.
+
+    Raises:
+        RuntimeError: ``conn`` has no tracked transaction (a bug: every write
+            goes through the service's transaction helpers).
+    """
+    state: TxnState | None = conn.info.get(_TXN)
+    if state is None:
+        raise RuntimeError("no tracked write transaction on this connection")
+    return state
+
+
+def after_commit(conn: Connection, callback: Callable[[], None]) -> None:
+    """Run ``callback`` once the current transaction (and this unit) is committed."""
+    txn(conn).after.append(callback)
 
 
 class Savepoint:

@@ -17,7 +17,8 @@ For them a process *leases* a block of tokens in one statement and admits
 from the block in memory (:class:`Leases`): the database counted the whole
 block when it was leased, so the process can never admit more than the
 shared limit allows (unused tokens of a lapsed lease are simply lost, which
-only errs on the strict side). Leases last at most :data:`LEASE_SECONDS`
+only errs on the strict side). A block becomes usable by the process only
+once the transaction that leased it has committed. Leases last at most :data:`LEASE_SECONDS`
 and hold at most a quarter of the burst, and a bucket too slow to lease two
 tokens in that time (the per-user defaults: 1 per second, 60 per minute) is
 charged per request exactly as before.
@@ -149,6 +150,30 @@ def gcra(
     return max(tat + interval - tolerance - now, 0.001)
 
 
+def _take_pending(conn: Connection, bucket: str, now: float) -> bool:
+    """One token from a block leased earlier in this same transaction."""
+    pending = _hot.txn(conn).leases
+    held = pending.get(bucket)
+    if held is None or held[0] <= 0 or now >= held[1]:
+        return False
+    pending[bucket] = (held[0] - 1, held[1])
+    return True
+
+
+def _lease(conn: Connection, leases: Leases, bucket: str, tokens: int, until: float) -> None:
+    """Record a block leased in this transaction; usable by the process once committed."""
+    state = _hot.txn(conn)
+    state.leases[bucket] = (tokens, until)
+
+    def activate() -> None:
+        # What this transaction left of the block (read at commit time).
+        left = state.leases.get(bucket)
+        if left is not None:
+            leases.grant(bucket, left[0], left[1])
+
+    state.after.append(activate)
+
+
 def leased_gcra(
     conn: Connection,
     leases: Leases,
@@ -156,22 +181,21 @@ def leased_gcra(
     burst: int,
     rate: float,
     now: float,
-    acquired: list[str],
 ) -> float | None:
     """:func:`gcra` for one request, from a lease when the bucket is fast enough.
 
-    A newly leased bucket is appended to ``acquired`` (the caller forgets it
-    if its transaction rolls back).
+    A block leased here serves the rest of this transaction at once, and the
+    rest of the process only after the transaction committed (see
+    :class:`~passgeni_authority._hot.TxnState`).
     """
     size = int(min(burst / 4, rate * LEASE_SECONDS))
     if size < 2:
         return gcra(conn, name, burst, rate, now)
     bucket = f"g:{name}"
-    if leases.take(bucket, now):
+    if leases.take(bucket, now) or _take_pending(conn, bucket, now):
         return None
     if gcra(conn, name, burst, rate, now, amount=size) is None:
-        leases.grant(bucket, size - 1, now + LEASE_SECONDS)
-        acquired.append(bucket)
+        _lease(conn, leases, bucket, size - 1, now + LEASE_SECONDS)
         return None
     # Not a whole block left: this request alone, charged exactly.
     return gcra(conn, name, burst, rate, now)
@@ -184,7 +208,6 @@ def leased_window(
     limit: int,
     period: float,
     now: float,
-    acquired: list[str],
 ) -> float | None:
     """:func:`window` for one request, from a lease when the limit is high enough.
 
@@ -197,12 +220,11 @@ def leased_window(
     start = math.floor(now / period) * period
     end = start + period
     bucket = f"w:{name}:{int(start)}"
-    if leases.take(bucket, now):
+    if leases.take(bucket, now) or _take_pending(conn, bucket, now):
         return None
     params = {"bucket": bucket, "step": float(size), "end": end, "limit": float(limit)}
     if _hot.execute(conn, _WINDOW_LEASE_SQL, params).fetchone() is not None:
-        leases.grant(bucket, size - 1, min(now + LEASE_SECONDS, end))
-        acquired.append(bucket)
+        _lease(conn, leases, bucket, size - 1, min(now + LEASE_SECONDS, end))
         return None
     return window(conn, name, limit, period, now)
 

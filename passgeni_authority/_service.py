@@ -591,7 +591,7 @@ class AuthorityService:
         self._validated = _LRU(_CACHE_SIZE)
         # digest -> re-validated request (content-addressed, so never stale).
         self._requests = _LRU(_CACHE_SIZE)
-        # Digests known to be committed in generation_requests (cleared on rollback).
+        # Digests known to be committed in generation_requests (added after the commit).
         self._persisted: set[str] = set()
         # API key hash -> owner user id, for signing ahead (revocation is
         # checked in the request's own transaction, never from here).
@@ -634,27 +634,29 @@ class AuthorityService:
     def _tx(self) -> Iterator[Connection]:
         """One transaction; database failures become AuthorityUnavailable (503)."""
         held = self._write_lock.held() if self._write_lock is not None else contextlib.nullcontext()
+        state: _hot.TxnState | None = None
         try:
             with held, self.engine.begin() as conn:
+                _hot.begin_txn(conn)
                 try:
                     yield conn
                 except BaseException:
+                    _hot.end_txn(conn)
                     self._rolled_back()
                     raise
+                state = _hot.end_txn(conn)
         except (SQLAlchemyError, self.engine.dialect.loaded_dbapi.Error) as exc:
             # The driver's own errors too: the hot path runs on the driver (see _hot).
             log.warning("database error: %s", type(exc).__name__)
             raise _db_unavailable(exc) from None
+        if state is not None:
+            state.committed()
 
     def _rolled_back(self) -> None:
-        """A write transaction rolled back: forget what this process learnt inside it.
-
-        Reads made inside it may have seen rows that were never committed,
-        and the rate-limit tokens it leased are no longer counted.
-        """
+        """A write transaction rolled back: forget what this process read inside it
+        (it may have seen rows that were never committed). Leases and stored
+        requests need nothing: they are remembered only after a commit."""
         self._anomaly_seen.clear()
-        self._leases.forget()
-        self._persisted.clear()
 
     def _group_failed(self, exc: Exception) -> AuthorityUnavailable:
         self._rolled_back()
@@ -886,16 +888,12 @@ class AuthorityService:
         ip: str | None,
         endpoint: str,
         now: datetime,
-        acquired: list[str] | None = None,
     ) -> tuple[Principal | None, float | None]:
         """Look the key up, apply the per-user limits and record the access, in ``conn``.
 
         Returns ``(None, None)`` for an unknown or revoked key, else the
         principal and ``None`` (admitted) or the seconds until a retry.
-        Rate-limit leases taken here are appended to ``acquired``.
         """
-        if acquired is None:
-            acquired = []
         ts = now.timestamp()
         retry: float | None = None
         key_hash = hash_api_key(api_key)
@@ -913,9 +911,9 @@ class AuthorityService:
         bucket, per_minute, burst, rate = self._limits_of(principal)
         leases = self._leases
         if burst is not None:
-            retry = _ratelimit.leased_gcra(conn, leases, bucket, burst, rate, ts, acquired)
+            retry = _ratelimit.leased_gcra(conn, leases, bucket, burst, rate, ts)
         if retry is None and per_minute is not None:
-            retry = _ratelimit.leased_window(conn, leases, bucket, per_minute, 60.0, ts, acquired)
+            retry = _ratelimit.leased_window(conn, leases, bucket, per_minute, 60.0, ts)
         self._event(
             conn,
             "api_access" if retry is None else "rate_limited",
@@ -1186,19 +1184,8 @@ class AuthorityService:
         gen_limit = self.settings.rate_limits.generation_per_ip_per_hour
 
         def unit(conn: Connection) -> tuple[Principal | None, PassgeniError | None, Any]:
-            acquired: list[str] = []
-            try:
-                return checked(conn, acquired)
-            except BaseException:
-                # The unit rolls back: the database no longer counts its leases.
-                self._leases.forget(acquired)
-                raise
-
-        def checked(
-            conn: Connection, acquired: list[str]
-        ) -> tuple[Principal | None, PassgeniError | None, Any]:
             principal, retry = self._authorize_in(
-                conn, api_key, prefix, ip=ip, endpoint=endpoint, now=now, acquired=acquired
+                conn, api_key, prefix, ip=ip, endpoint=endpoint, now=now
             )
             if principal is None:
                 return None, None, None
@@ -1362,7 +1349,7 @@ class AuthorityService:
                 _INSERT_REQUEST,
                 {"digest": digest, "request": stored, "created_at": _hot.dt(conn, now)},
             )
-            self._persisted.add(digest)
+            _hot.after_commit(conn, lambda: self._persisted.add(digest))
         return self._sessions_for(principal, validated, count, now)
 
     def _sessions_for(

@@ -5,13 +5,14 @@ The rule under test: a process admits from memory only tokens the database
 already counted, so however the requests are spread over processes the
 shared limit is never exceeded; a bucket too slow to lease is charged per
 request; a block leased in a rolled-back transaction is forgotten; a window
-lease never outlives its window.
+lease never outlives its window; a block becomes usable by the process only
+once the transaction that leased it committed (never from a rolled-back one).
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -20,6 +21,7 @@ from sqlalchemy import text
 from sqlalchemy.engine import Connection
 
 from passgeni_authority import AuthorityService, AuthoritySettings
+from passgeni_authority._hot import begin_txn, end_txn
 from passgeni_authority._ratelimit import (
     LEASE_SECONDS,
     Leases,
@@ -41,25 +43,31 @@ class Process:
     leases: Leases = field(default_factory=Leases)
     admitted: int = 0
 
+    def _request(self, call: Callable[[], float | None]) -> tuple[float | None, list[str]]:
+        """One request in its own committed transaction, as the service runs it;
+        returns its answer and the buckets it leased from the database."""
+        with self.conn.begin():
+            state = begin_txn(self.conn)
+            try:
+                retry = call()
+            finally:
+                end_txn(self.conn)
+        state.committed()  # after the COMMIT only: the leases become usable
+        if retry is None:
+            self.admitted += 1
+        return retry, list(state.leases)
+
     def gcra(
         self, name: str, burst: int, rate: float, now: float
     ) -> tuple[float | None, list[str]]:
-        acquired: list[str] = []
-        with self.conn.begin():
-            retry = leased_gcra(self.conn, self.leases, name, burst, rate, now, acquired)
-        if retry is None:
-            self.admitted += 1
-        return retry, acquired
+        return self._request(lambda: leased_gcra(self.conn, self.leases, name, burst, rate, now))
 
     def window(
         self, name: str, limit: int, period: float, now: float
     ) -> tuple[float | None, list[str]]:
-        acquired: list[str] = []
-        with self.conn.begin():
-            retry = leased_window(self.conn, self.leases, name, limit, period, now, acquired)
-        if retry is None:
-            self.admitted += 1
-        return retry, acquired
+        return self._request(
+            lambda: leased_window(self.conn, self.leases, name, limit, period, now)
+        )
 
 
 @pytest.fixture
@@ -165,22 +173,49 @@ def test_a_slow_bucket_is_charged_per_request(
     assert _tokens(_charged(service, "slow", rate, NOW), burst)
 
 
-def test_a_lease_rolled_back_is_forgotten(
+def test_a_lease_is_usable_by_the_process_only_after_its_commit(
+    service: AuthorityService, processes: tuple[Process, Process]
+) -> None:
+    burst, rate = 100, 1000.0
+    size = int(min(burst / 4, rate * LEASE_SECONDS))
+    conn, leases = processes[0].conn, processes[0].leases
+    transaction = conn.begin()
+    state = begin_txn(conn)
+    assert leased_gcra(conn, leases, "pend", burst, rate, NOW) is None
+    assert list(state.leases) == ["g:pend"]
+    # Later requests of the same transaction use the block (no second lease)...
+    assert leased_gcra(conn, leases, "pend", burst, rate, NOW) is None
+    assert state.leases["g:pend"][0] == size - 2
+    # ... but nothing else in the process may, before the commit (the fast path
+    # reads only committed leases): the commit could still fail.
+    assert not take_leased(leases, "pend", NOW)
+    end_txn(conn)
+    transaction.commit()
+    assert not take_leased(leases, "pend", NOW)
+    state.committed()
+    # Committed: what the transaction left of the block, and no more.
+    for _ in range(size - 2):
+        assert take_leased(leases, "pend", NOW)
+    assert not take_leased(leases, "pend", NOW)
+    assert _tokens(_charged(service, "pend", rate, NOW), size)
+
+
+def test_a_lease_rolled_back_is_never_used(
     service: AuthorityService, processes: tuple[Process, Process]
 ) -> None:
     burst, rate = 100, 1000.0
     size = int(min(burst / 4, rate * LEASE_SECONDS))
     first, second = processes
     conn, leases = first.conn, first.leases
-    acquired: list[str] = []
     transaction = conn.begin()
-    assert leased_gcra(conn, leases, "rb", burst, rate, NOW, acquired) is None
-    assert acquired == ["g:rb"]
-    transaction.rollback()
+    state = begin_txn(conn)
+    assert leased_gcra(conn, leases, "rb", burst, rate, NOW) is None
+    assert list(state.leases) == ["g:rb"]
+    end_txn(conn)
+    transaction.rollback()  # so state.committed() never runs
     # The database does not count the block any more...
     assert _stored(service, "g:rb") is None
-    # ... so the process must not admit from it either.
-    leases.forget(acquired)
+    # ... and the process never admits from it either.
     assert not take_leased(leases, "rb", NOW)
     retry, again = first.gcra("rb", burst, rate, NOW)
     assert retry is None and again == ["g:rb"], "the next request leased from the database"
@@ -259,3 +294,35 @@ def test_window_leases_never_exceed_the_limit_or_outlive_the_window(
     # The new window is leased from the database afresh.
     retry, acquired = fresh.window("win2", limit, period, after_end)
     assert retry is None and acquired == [f"w:win2:{int(end)}"]
+
+
+def test_a_failed_commit_leaves_nothing_the_fast_path_could_admit(
+    service: AuthorityService,
+) -> None:
+    """Regression: leases were once usable while their transaction's COMMIT was
+    still running, so a failed commit could leave requests admitted that no
+    database ever counted."""
+    from sqlalchemy import event
+
+    from passgeni_core import AuthorityUnavailable
+
+    key = service.create_api_key("lease-commit", rate_limit=100_000).key
+    seen: list[object] = []
+
+    def fail(conn: Connection) -> None:
+        # What the event loop's fast path would see mid-commit.
+        seen.append(service._admitted_without_write(key, service.now()))
+        raise RuntimeError("disk full")
+
+    event.listen(service.engine, "commit", fail)
+    try:
+        with pytest.raises((AuthorityUnavailable, RuntimeError)):
+            service.authorize(key, ip="10.0.0.1", endpoint="GET /api/audit")
+    finally:
+        event.remove(service.engine, "commit", fail)
+    assert seen and all(s is None for s in seen)
+    assert service._admitted_without_write(key, service.now()) is None
+    assert _stored(service, "g:key:" + key.split("_")[1]) is None
+    # A commit that succeeds makes the block usable: the fast path admits.
+    service.authorize(key, ip="10.0.0.1", endpoint="GET /api/audit")
+    assert service._admitted_without_write(key, service.now()) is not None

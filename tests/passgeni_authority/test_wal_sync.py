@@ -176,3 +176,34 @@ async def test_a_failed_sync_of_an_index_reservation_issues_nothing(
     status, cert = await authority.redeem(sid)
     assert status == 201, cert
     assert authority.issued_jtis() == {authority.jti(sid)}
+
+
+@pytest.mark.asyncio
+async def test_an_unexpected_error_in_a_commit_fails_its_group_and_the_next_still_works(
+    authority: Authority,
+) -> None:
+    """A bug (not a database error) in a group commit answers that group with the
+    API's 500 and never hangs the requests queued behind it."""
+    from sqlalchemy import event
+
+    sessions = [await authority.session() for _ in range(3)]
+    assert (await authority.redeem(sessions[0]))[0] == 201
+    broken = True
+
+    def fail(_conn: Any) -> None:
+        if broken:
+            raise RuntimeError("a bug")
+
+    event.listen(authority.service.engine, "commit", fail)
+    try:
+        status, body = await authority.redeem(sessions[1])
+        assert (status, body["code"]) == (500, "authority_error"), body
+        broken = False
+        # The queue kept draining: the next request is served normally.
+        status, cert = await authority.redeem(sessions[2])
+        assert status == 201, cert
+    finally:
+        event.remove(authority.service.engine, "commit", fail)
+    # Nothing of the failed group was committed: its session is still unused.
+    status, cert = await authority.redeem(sessions[1])
+    assert status == 201, cert
