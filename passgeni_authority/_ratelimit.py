@@ -16,8 +16,10 @@ write on the shared row for every request, serialising every process on it.
 For them a process *leases* a block of tokens in one statement and admits
 from the block in memory (:class:`Leases`): the database counted the whole
 block when it was leased, so the process can never admit more than the
-shared limit allows (unused tokens of a lapsed lease are simply lost, which
-only errs on the strict side). A block becomes usable by the process only
+shared limit allows. The unused tokens of a lapsed lease go back to the
+database with the process's next lease of that bucket (in the same
+statement), so a key is charged for what it used; if that never happens
+(the process stops) they stay counted, which only errs on the strict side. A block becomes usable by the process only
 once the transaction that leased it has committed. Leases last at most :data:`LEASE_SECONDS`
 and hold at most a quarter of the burst, and a bucket too slow to lease two
 tokens in that time (the per-user defaults: 1 per second, 60 per minute) is
@@ -76,27 +78,45 @@ _GCRA_SQL = (
 )
 _TAT_SQL = "SELECT value FROM rate_limit_buckets WHERE bucket = :bucket"
 # A window lease: the block is counted only if all of it fits under the limit
-# (a refused lease must not use up the window for single requests).
+# (a refused lease must not use up the window for single requests); :ret
+# hands back the unused tokens of this process's lapsed lease of the window.
 _WINDOW_LEASE_SQL = (
     "INSERT INTO rate_limit_buckets (bucket, value, expires_at) VALUES (:bucket, :step, :end) "
-    "ON CONFLICT (bucket) DO UPDATE SET value = rate_limit_buckets.value + :step "
-    "WHERE rate_limit_buckets.value + :step <= :limit "
+    "ON CONFLICT (bucket) DO UPDATE SET value = rate_limit_buckets.value + :step - :ret "
+    "WHERE rate_limit_buckets.value + :step - :ret <= :limit "
     "RETURNING value"
 )
+# A GCRA lease handing back :ret seconds of a lapsed lease first: the TAT moves
+# back by the unused tokens, never before now (a bucket is never more than full).
+_RETURNED = f"(CASE WHEN {_BASE} - :ret > :now THEN {_BASE} - :ret ELSE :now END)"
+_GCRA_LEASE_SQL = (
+    "INSERT INTO rate_limit_buckets (bucket, value, expires_at) "  # noqa: S608
+    "VALUES (:bucket, :now + :step, :now + :tol) "
+    f"ON CONFLICT (bucket) DO UPDATE SET value = {_RETURNED} + :step, "
+    f"expires_at = {_RETURNED} + :step "
+    f"WHERE {_RETURNED} + :step - :now <= :tol "
+    "RETURNING value"
+)
+
+
+#: Unused tokens remembered for return at most this many buckets (a bound on memory).
+_MAX_RETURNS = 1024
 
 
 class Leases:
     """Tokens this process has leased from shared buckets (thread-safe).
 
-    ``take`` admits one request from a live lease; ``grant`` records a new
-    block. When the transaction that leased a block is rolled back, the
-    database no longer counts it, so the block must be forgotten
-    (``forget``) before anything is admitted from it again.
+    ``take`` admits one request from a live lease; ``grant`` records a
+    committed block. The tokens a lease leaves unused when it lapses are
+    kept (``unused``) and handed back to the database with the next lease
+    of the same bucket, so a key is charged for what it used, not for every
+    block it leased.
     """
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._held: dict[str, tuple[int, float]] = {}
+        self._returns: dict[str, int] = {}
 
     def take(self, bucket: str, now: float) -> bool:
         with self._lock:
@@ -106,22 +126,40 @@ class Leases:
             left, until = held
             if left <= 0 or now >= until:
                 del self._held[bucket]
+                if left > 0:
+                    # Lapsed: nobody can use these any more; return them later.
+                    if len(self._returns) >= _MAX_RETURNS:
+                        self._returns.clear()  # forgetting a return only errs strict
+                    self._returns[bucket] = self._returns.get(bucket, 0) + left
                 return False
             self._held[bucket] = (left - 1, until)
             return True
+
+    def unused(self, bucket: str) -> int:
+        """Take the lapsed, unused tokens of ``bucket`` (to return them)."""
+        with self._lock:
+            return self._returns.pop(bucket, 0)
+
+    def keep_unused(self, bucket: str, tokens: int) -> None:
+        """Put back tokens :meth:`unused` gave out that could not be returned."""
+        if tokens > 0:
+            with self._lock:
+                self._returns[bucket] = self._returns.get(bucket, 0) + tokens
 
     def grant(self, bucket: str, tokens: int, until: float) -> None:
         with self._lock:
             self._held[bucket] = (tokens, until)
 
     def forget(self, buckets: Iterable[str] | None = None) -> None:
-        """Drop the given leases (all of them with ``None``)."""
+        """Drop the given leases and their unused tokens (all with ``None``)."""
         with self._lock:
             if buckets is None:
                 self._held.clear()
+                self._returns.clear()
             else:
                 for bucket in buckets:
                     self._held.pop(bucket, None)
+                    self._returns.pop(bucket, None)
 
 
 def window(
@@ -194,9 +232,19 @@ def leased_gcra(
     bucket = f"g:{name}"
     if leases.take(bucket, now) or _take_pending(conn, bucket, now):
         return None
-    if gcra(conn, name, burst, rate, now, amount=size) is None:
+    interval = 1.0 / rate
+    unused = leases.unused(bucket)
+    params = {
+        "bucket": bucket,
+        "now": now,
+        "step": size * interval,
+        "tol": burst * interval,
+        "ret": unused * interval,
+    }
+    if _hot.execute(conn, _GCRA_LEASE_SQL, params).fetchone() is not None:
         _lease(conn, leases, bucket, size - 1, now + LEASE_SECONDS)
         return None
+    leases.keep_unused(bucket, unused)
     # Not a whole block left: this request alone, charged exactly.
     return gcra(conn, name, burst, rate, now)
 
@@ -222,10 +270,18 @@ def leased_window(
     bucket = f"w:{name}:{int(start)}"
     if leases.take(bucket, now) or _take_pending(conn, bucket, now):
         return None
-    params = {"bucket": bucket, "step": float(size), "end": end, "limit": float(limit)}
+    unused = leases.unused(bucket)
+    params = {
+        "bucket": bucket,
+        "step": float(size),
+        "end": end,
+        "limit": float(limit),
+        "ret": float(unused),
+    }
     if _hot.execute(conn, _WINDOW_LEASE_SQL, params).fetchone() is not None:
         _lease(conn, leases, bucket, size - 1, min(now + LEASE_SECONDS, end))
         return None
+    leases.keep_unused(bucket, unused)
     return window(conn, name, limit, period, now)
 
 

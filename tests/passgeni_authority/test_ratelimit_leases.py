@@ -326,3 +326,41 @@ def test_a_failed_commit_leaves_nothing_the_fast_path_could_admit(
     # A commit that succeeds makes the block usable: the fast path admits.
     service.authorize(key, ip="10.0.0.1", endpoint="GET /api/audit")
     assert service._admitted_without_write(key, service.now()) is not None
+
+
+def test_the_unused_tokens_of_a_lapsed_lease_go_back_to_the_window(
+    service: AuthorityService, processes: tuple[Process, Process]
+) -> None:
+    """Regression: lapsed leases were charged in full, so a busy automation key
+    (two processes leasing every 0.25 s) ran out of its per-minute budget long
+    before using it (the benchmark's 1e9/minute key got 429s after ~30 s)."""
+    limit, period = 6000, 60.0
+    size = int(min(limit / 4, limit / period * LEASE_SECONDS))
+    assert size == 25
+    start = math.floor(NOW / period) * period
+    bucket = f"w:ret:{int(start)}"
+    proc = processes[0]
+    assert proc.window("ret", limit, period, NOW) == (None, [bucket])
+    assert _stored(service, bucket) == size  # the block is counted up front
+    later = NOW + LEASE_SECONDS + 0.05  # same window; the first lease has lapsed
+    assert proc.window("ret", limit, period, later) == (None, [bucket])
+    # Two requests used; the new block's 24 are outstanding: 26, not 50.
+    assert _stored(service, bucket) == 2 + (size - 1)
+
+
+def test_the_unused_tokens_of_a_lapsed_lease_go_back_to_the_gcra_bucket(
+    service: AuthorityService, processes: tuple[Process, Process]
+) -> None:
+    burst, rate = 100, 100.0
+    size = int(min(burst / 4, rate * LEASE_SECONDS))
+    assert size == 25
+    first, second = processes
+    first.gcra("gret", burst, rate, NOW)  # TAT: NOW + 0.25
+    second.gcra("gret", burst, rate, NOW)  # TAT: NOW + 0.50 (two blocks outstanding)
+    later = NOW + LEASE_SECONDS + 0.01  # the first block lapsed with 24 unused
+    assert first.gcra("gret", burst, rate, later)[0] is None
+    tat = _stored(service, "g:gret")
+    assert tat is not None
+    # Charged: second's block (from NOW) + first's 1 used + its new block, not
+    # 24 forfeited tokens more.
+    assert math.isclose(tat, NOW + 0.50 - 24 / rate + size / rate, abs_tol=1e-6), tat - NOW
