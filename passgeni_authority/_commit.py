@@ -14,6 +14,13 @@ the same and the writes per sync grow with the load.
 Nothing is answered before its commit: a unit's result (e.g. a certificate
 id) is handed back only after the ``COMMIT`` returned; if the commit fails,
 every unit of the group gets :class:`~passgeni_core.AuthorityUnavailable`.
+What the units decided in memory (``_hot.TxnState``: leased rate-limit
+tokens, "this row is stored") takes effect only then, too.
+
+Two ways in: :meth:`GroupCommitter.run` (any thread; the writer thread
+commits) and :meth:`GroupCommitter.run_async` (the served app: on SQLite the
+units run on the event loop's own thread, and the disk sync happens after the
+write lock is released; see :class:`_LoopGroups`).
 
 :class:`WriteLock` serialises writers on one SQLite file: a thread lock within
 the process plus ``flock`` on a file beside the database across processes
