@@ -260,7 +260,10 @@ def _add_commands(sub: Any) -> None:
         type=int,
         default=1,
         metavar="N",
-        help="worker processes sharing the port and the database (default 1)",
+        help=(
+            "worker processes sharing the port (a SO_REUSEPORT socket each) and the "
+            "database; one that dies is restarted (default 1)"
+        ),
     )
     p.set_defaults(handler=_cmd_serve)
 
