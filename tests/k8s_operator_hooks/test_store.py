@@ -118,7 +118,8 @@ def test_other_data_keys_labels_and_annotations_are_kept(
         f"k8s://{namespace}/app#api_token",
         f"k8s://{namespace}/app#db_password",
     }
-    assert listed[f"k8s://{namespace}/app#api_token"].refs.cert_id == first.cert_id  # type: ignore[union-attr]
+    refs = listed[f"k8s://{namespace}/app#api_token"].refs
+    assert refs is not None and refs.cert_id == first.cert_id
 
     # Rotation replaces one key, keeps the rest, revokes the old certificate after the store.
     steps: list[str] = []

@@ -82,7 +82,9 @@ def test_revocation_flips_the_bit_in_the_next_list(authority: Server, make_tenan
     jwks, now = authority.jwks(), authority.clock()
     cert_kept = verify_certificate(kept["token"], jwks, issuer=authority.url, now=now)
     cert_revoked = verify_certificate(revoked["token"], jwks, issuer=authority.url, now=now)
-    uri = cert_revoked.claims.status.uri  # type: ignore[union-attr]
+    status = cert_revoked.claims.status
+    assert status is not None  # every certificate carries a status-list reference
+    uri = status.uri
     before = _status_list(authority, uri)
     check_revocation(cert_revoked, before)
 

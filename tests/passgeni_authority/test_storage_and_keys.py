@@ -41,15 +41,14 @@ def _service(tmp_path: Path, clock: FakeClock | None = None, **kw: Any) -> Autho
     )
 
 
+#: The API key each test service issues with (one user per service).
+_KEYS: dict[int, str] = {}
+
+
 def _issue(svc: AuthorityService, user: str = "alice") -> Any:
-    key = svc.create_api_key(user) if not svc.list_api_keys() else None
-    principal = svc.authorize(
-        key.key if key else svc._test_key,  # type: ignore[attr-defined]
-        ip="127.0.0.1",
-        endpoint="test",
-    )
-    if key:
-        svc._test_key = key.key  # type: ignore[attr-defined]
+    if id(svc) not in _KEYS:
+        _KEYS[id(svc)] = svc.create_api_key(user).key
+    principal = svc.authorize(_KEYS[id(svc)], ip="127.0.0.1", endpoint="test")
     ticket = svc.start_generation(principal, {"compliance_standard": "soc2"}, ip="127.0.0.1")
     return svc.issue_certificate(
         principal, {"generation_session_id": ticket.generation_session_id}, ip="127.0.0.1"
@@ -177,6 +176,7 @@ def test_signing_path_is_lean(tmp_path: Path):
 
 def test_clock_must_be_timezone_aware(tmp_path: Path):
     with pytest.raises(ValueError):
+        # A naive clock is the wrong type on purpose: the runtime check is under test.
         _service(tmp_path, clock=lambda: datetime.now())  # type: ignore[arg-type]
     assert datetime.now(UTC) - timedelta(seconds=5) < FakeClock()()
 

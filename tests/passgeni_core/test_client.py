@@ -41,6 +41,7 @@ from passgeni_core import (
     InvalidRequest,
     IssuedCertificate,
     NotFound,
+    PassgeniError,
     PermissionDenied,
     PresetNotMet,
     RateLimited,
@@ -124,6 +125,8 @@ class FakeAuthority:
 
             def setup(self) -> None:
                 super().setup()
+                # A tee standing in for the socket file (typed BufferedIOBase by
+                # typeshed), so every byte a client sends is captured.
                 self.rfile = _Tee(self.rfile, fake.wire)  # type: ignore[assignment]
 
             def log_message(self, *args: Any) -> None:
@@ -486,8 +489,9 @@ def test_error_bodies_map_to_core_exceptions(
     client, _ = make_client(fake)
     with pytest.raises(exc) as info:
         client.issue_certificate("sess-1")
-    assert type(info.value) is exc and info.value.code == code  # type: ignore[attr-defined]
-    assert info.value.message == "m!"  # type: ignore[attr-defined]
+    err = info.value
+    assert type(err) is exc and isinstance(err, PassgeniError)
+    assert err.code == code and err.message == "m!"
 
 
 def test_rate_limited_body_carries_retry_after(fake: FakeAuthority) -> None:
@@ -627,7 +631,7 @@ def test_local_validation_happens_before_any_request(fake: FakeAuthority) -> Non
     with pytest.raises(InvalidRequest):
         client.revoke("pg_1", "")
     with pytest.raises(InvalidRequest):
-        client.audit(status="lost")  # type: ignore[arg-type]
+        client.audit(status="lost")  # type: ignore[arg-type]  # the wrong value is the test
     with pytest.raises(InvalidRequest):
         client.get_certificate("")
     assert fake.seen == []
@@ -656,8 +660,12 @@ def test_batch_issuance_keeps_order_and_item_errors(
         return Reply(201, {"certificates": out})
 
     original = fake.route
-    fake.route = lambda seen: (  # type: ignore[method-assign]
-        batch_route(seen) if seen.path == "/api/generate-certificates" else original(seen)
+    monkeypatch.setattr(
+        fake,
+        "route",
+        lambda seen: (
+            batch_route(seen) if seen.path == "/api/generate-certificates" else original(seen)
+        ),
     )
     monkeypatch.setattr(client_module, "MAX_BATCH", 2)
     results = client.issue_certificates(
@@ -717,7 +725,9 @@ def test_a_cut_off_certificate_request_is_retried_and_explained(fake: FakeAuthor
     assert "may have issued the certificate" in info.value.message
 
 
-def test_a_session_that_disagrees_is_not_redeemed(fake: FakeAuthority) -> None:
+def test_a_session_that_disagrees_is_not_redeemed(
+    fake: FakeAuthority, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from passgeni_core import provision
 
     original = fake._generate
@@ -727,7 +737,7 @@ def test_a_session_that_disagrees_is_not_redeemed(fake: FakeAuthority) -> None:
         reply.body["entropy_bits"] += 5
         return reply
 
-    fake._generate = lying  # type: ignore[method-assign]
+    monkeypatch.setattr(fake, "_generate", lying)
     with pytest.raises(AuthorityError, match="not certified"):
         provision(AuthorityClient(fake.url, API_KEY), "soc2")
     assert fake.requests_to("/api/generate-certificate") == []

@@ -32,6 +32,7 @@ def test_absurd_lengths_are_refused(length: int) -> None:
 @pytest.mark.parametrize("length", ["12", 12.0, None, True, [12]])
 def test_non_integer_lengths_are_refused(length: object) -> None:
     with pytest.raises(InvalidParameters, match="length must be an integer"):
+        # Non-integers on purpose: the runtime validation is under test.
         GenerationParameters(length=length)  # type: ignore[arg-type]
 
 
@@ -57,6 +58,7 @@ def test_non_integer_lengths_are_refused(length: object) -> None:
 )
 def test_contradictions_name_the_conflict(kwargs: dict[str, object], message: str) -> None:
     with pytest.raises(ConflictingParameters, match=message):
+        # Wrong or conflicting values on purpose: the runtime validation is under test.
         GenerationParameters(length=12, **kwargs)  # type: ignore[arg-type]
 
 
@@ -76,6 +78,7 @@ def test_contradictions_name_the_conflict(kwargs: dict[str, object], message: st
 )
 def test_bad_values_are_refused(field: str, value: object, message: str) -> None:
     with pytest.raises(InvalidParameters, match=message):
+        # Wrong or conflicting values on purpose: the runtime validation is under test.
         GenerationParameters(length=16, **{field: value})  # type: ignore[arg-type]
 
 
@@ -92,6 +95,7 @@ def test_preset_requirements_the_parameters_cannot_meet(
     preset: str, kwargs: dict[str, object], message: str
 ) -> None:
     with pytest.raises(PresetNotMet, match=message):
+        # Wrong or conflicting values on purpose: the runtime validation is under test.
         GenerationParameters.for_preset(preset, **kwargs)  # type: ignore[arg-type]
 
 
@@ -186,6 +190,7 @@ def test_validation_either_accepts_satisfiable_parameters_or_raises_a_coded_erro
         min_classes_present=r,
     )
     try:
+        # Generated values, some invalid on purpose (the validation is under test).
         params = GenerationParameters(**kwargs)  # type: ignore[arg-type]
     except InvalidParameters as exc:
         assert exc.code and "\n" not in exc.message

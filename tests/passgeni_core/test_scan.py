@@ -87,11 +87,13 @@ def estate(
     passwords = []
     for name in ("valid", "revoked", "drifted"):
         r = provision_into_store(client, vault, f"{v}/{name}", "soc2")
-        passwords.append(r.credential.password)  # type: ignore[union-attr]
+        assert r.credential is not None
+        passwords.append(r.credential.password)
     store_aged_certificate(authority, f"{v}/expiring", days_ago=350)
     store_aged_certificate(authority, f"{v}/expired", days_ago=400)
     revoked = vault.read(parse_store_uri(f"{v}/revoked"))
-    client.revoke(revoked.refs.cert_id, "key compromise")  # type: ignore[union-attr]
+    assert revoked.refs is not None
+    client.revoke(revoked.refs.cert_id, "key compromise")
     hv.secrets.kv.v2.patch(
         path=f"{uid}/drifted", mount_point="secret", secret={"password": "changed-by-hand"}
     )
@@ -101,7 +103,8 @@ def estate(
     provision_into_store(client, vault, f"{v}/weak", "nist-800-63b")
     provision_into_store(client, aws, f"aws-sm://{uid}/api#token", "soc2")
     r = provision_into_store(client, aws, f"aws-sm://{uid}/changed", "soc2")
-    passwords.append(r.credential.password)  # type: ignore[union-attr]
+    assert r.credential is not None
+    passwords.append(r.credential.password)
     # A new version made outside PassGeni, same value: the certified version is no longer current.
     sm = moto_server.boto3_client()
     value = sm.get_secret_value(SecretId=f"{uid}/changed", VersionStage="AWSCURRENT")

@@ -349,7 +349,8 @@ def test_authority_down_writes_nothing(
         with pytest.raises(AuthorityUnavailable):
             rotate(client, vault, uri, "soc2")
         assert kv(openbao, f"{uid}/db") == before
-        assert vault.read(parse_store_uri(uri)).refs.cert_id == first.cert_id  # type: ignore[union-attr]
+        refs = vault.read(parse_store_uri(uri)).refs
+        assert refs is not None and refs.cert_id == first.cert_id
 
 
 def test_store_and_authority_down_says_what_to_revoke(
