@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import math
 import threading
-from collections.abc import Iterable
 
 from sqlalchemy import delete
 from sqlalchemy.engine import Connection
@@ -149,17 +148,6 @@ class Leases:
     def grant(self, bucket: str, tokens: int, until: float) -> None:
         with self._lock:
             self._held[bucket] = (tokens, until)
-
-    def forget(self, buckets: Iterable[str] | None = None) -> None:
-        """Drop the given leases and their unused tokens (all with ``None``)."""
-        with self._lock:
-            if buckets is None:
-                self._held.clear()
-                self._returns.clear()
-            else:
-                for bucket in buckets:
-                    self._held.pop(bucket, None)
-                    self._returns.pop(bucket, None)
 
 
 def window(

@@ -149,7 +149,6 @@ class _Prepared:
 
 #: Status-list indexes a process reserves at a time for pre-signed certificates.
 _INDEX_BLOCK = 1024
-_PREP_KEY = "SELECT user_id, revoked_at FROM api_keys WHERE key_hash = :key_hash"
 _ACTIVE_KEY = (
     "SELECT kid, signer_ref FROM signing_keys WHERE retired_at IS NULL "
     "ORDER BY created_at DESC LIMIT 1"
@@ -1565,10 +1564,10 @@ class AuthorityService:
         key_hash = hash_api_key(api_key)
         user_id: str | None = self._key_users.get(key_hash)
         if user_id is None:
-            rows = self._readers.read(_PREP_KEY, {"key_hash": key_hash})
-            if not rows or rows[0][1] is not None:
+            rows = self._readers.read(_KEY_LOOKUP, {"key_hash": key_hash})
+            if not rows or rows[0][4] is not None:
                 return None
-            user_id = str(rows[0][0])
+            user_id = str(rows[0][1])
             self._key_users.put(key_hash, user_id)
         principal = Principal(user_id=user_id, team_id=None, key_prefix="")
         try:

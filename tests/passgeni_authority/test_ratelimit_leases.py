@@ -230,19 +230,18 @@ def test_a_lease_rolled_back_is_never_used(
     assert not take_leased(second.leases, "rb", NOW)
 
 
-def test_forget_without_buckets_drops_every_lease() -> None:
+def test_a_lease_is_used_up_by_its_count_and_lapses_at_its_deadline() -> None:
     leases = Leases()
-    leases.grant("g:a", 3, NOW + 1)
-    leases.grant("g:b", 3, NOW + 1)
-    leases.forget(["g:a"])
-    assert not leases.take("g:a", NOW) and leases.take("g:b", NOW)
-    leases.forget()
-    assert not leases.take("g:b", NOW)
-    # A lease is used up by its token count and lapses at its deadline.
     leases.grant("g:c", 2, NOW + 0.1)
     assert leases.take("g:c", NOW) and leases.take("g:c", NOW) and not leases.take("g:c", NOW)
+    assert leases.unused("g:c") == 0  # used up: nothing to hand back
     leases.grant("g:d", 5, NOW + 0.1)
+    assert leases.take("g:d", NOW)
     assert not leases.take("g:d", NOW + 0.1)
+    # Lapsed with 4 unused: kept once for the next lease to hand back.
+    assert leases.unused("g:d") == 4 and leases.unused("g:d") == 0
+    leases.keep_unused("g:d", 4)  # a lease that could not be taken puts them back
+    assert leases.unused("g:d") == 4
 
 
 def test_gcra_amount_is_all_or_nothing(service: AuthorityService) -> None:
