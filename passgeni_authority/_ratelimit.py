@@ -163,13 +163,11 @@ def window(
     return max(end - now, 0.001)
 
 
-def gcra(
-    conn: Connection, name: str, burst: int, rate: float, now: float, *, amount: int = 1
-) -> float | None:
-    """Admit ``amount`` requests of ``name`` at once if the bucket allows it (GCRA)."""
+def gcra(conn: Connection, name: str, burst: int, rate: float, now: float) -> float | None:
+    """Admit one request of ``name`` if the bucket allows it (GCRA)."""
     interval = 1.0 / rate
     tolerance = burst * interval
-    params = {"bucket": f"g:{name}", "now": now, "step": amount * interval, "tol": tolerance}
+    params = {"bucket": f"g:{name}", "now": now, "step": interval, "tol": tolerance}
     if _hot.execute(conn, _GCRA_SQL, params).fetchone() is not None:
         return None
     tat = float(_hot.execute(conn, _TAT_SQL, {"bucket": f"g:{name}"}).fetchone()[0])

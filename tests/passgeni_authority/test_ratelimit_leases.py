@@ -25,7 +25,6 @@ from passgeni_authority._hot import begin_txn, end_txn
 from passgeni_authority._ratelimit import (
     LEASE_SECONDS,
     Leases,
-    gcra,
     leased_gcra,
     leased_window,
     take_leased,
@@ -242,15 +241,6 @@ def test_a_lease_is_used_up_by_its_count_and_lapses_at_its_deadline() -> None:
     assert leases.unused("g:d") == 4 and leases.unused("g:d") == 0
     leases.keep_unused("g:d", 4)  # a lease that could not be taken puts them back
     assert leases.unused("g:d") == 4
-
-
-def test_gcra_amount_is_all_or_nothing(service: AuthorityService) -> None:
-    with service.engine.begin() as conn:
-        assert gcra(conn, "amt", 10, 10.0, NOW, amount=8) is None
-        assert gcra(conn, "amt", 10, 10.0, NOW, amount=3) is not None  # only 2 left
-        assert gcra(conn, "amt", 10, 10.0, NOW, amount=2) is None
-        assert gcra(conn, "amt", 10, 10.0, NOW) is not None
-    assert _tokens(_charged(service, "amt", 10.0, NOW), 10)
 
 
 def test_window_leases_never_exceed_the_limit_or_outlive_the_window(
