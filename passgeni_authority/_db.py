@@ -140,8 +140,8 @@ certificates = Table(
     Column("team_id", String(64), ForeignKey("teams.id"), nullable=True),
     # One certificate per session, enforced by the database as well.
     Column("session_jti", String(40), nullable=True, unique=True),
+    # The signed JWT; the claims are its payload (0004 dropped the copy).
     Column("token", Text, nullable=False),
-    Column("claims", Text, nullable=False),
     Column("kid", String(64), nullable=False),
     Column("compliance_standard", String(64), nullable=False),
     # ",a,b,c," so ``LIKE '%,std,%'`` filters portably.

@@ -109,7 +109,6 @@ _CERT_COLUMNS = (
     "team_id",
     "session_jti",
     "token",
-    "claims",
     "kid",
     "compliance_standard",
     "standards_met",
@@ -118,7 +117,7 @@ _CERT_COLUMNS = (
     "expires_at",
     "status_list_idx",
 )
-#: Rows per certificate INSERT (13 bound values each: far below SQLite's and
+#: Rows per certificate INSERT (12 bound values each: far below SQLite's and
 #: PostgreSQL's limits on parameters per statement).
 _INSERT_CHUNK = 500
 _USER_TEAM = "SELECT team_id FROM users WHERE id = :user_id"
@@ -223,9 +222,28 @@ _B32_PAIRS = [a + b for a in _B32 for b in _B32]
 
 def _b32(nbytes: int) -> str:
     """``nbytes`` random bytes (a multiple of 5) as lowercase unpadded base32."""
-    value = int.from_bytes(secrets.token_bytes(nbytes), "big")
+    return _b32_of(int.from_bytes(secrets.token_bytes(nbytes), "big"), nbytes)
+
+
+def _b32_of(value: int, nbytes: int) -> str:
     pairs = _B32_PAIRS
     return "".join([pairs[(value >> shift) & 1023] for shift in range(nbytes * 8 - 10, -1, -10)])
+
+
+def _ordered_id() -> str:
+    """24 base32 digits: 48 bits of milliseconds, then 72 random bits.
+
+    For the columns with a unique index that every issuance writes
+    (``cert_id``, ``session_jti``). With fully random keys each insert lands
+    on its own leaf page of an index that outgrows the cache, and a commit of
+    100 certificates wrote ~200 scattered pages: measured 96 us per row at
+    60,000 rows against 34 us with this prefix, and growing with the table.
+    Keys made in the same instant share their leading digits, so inserts
+    cluster in the newest pages. 72 random bits per millisecond keep ids
+    impractical to enumerate; the time they reveal is on the page anyway.
+    """
+    now_ms = time.time_ns() // 1_000_000
+    return _b32_of((now_ms & 0xFFFF_FFFF_FFFF) << 72 | secrets.randbits(72), 15)
 
 
 _PLAIN_RE = re.compile(r"^[A-Za-z0-9 ./_:@+-]*$")
@@ -239,6 +257,16 @@ def _detail_json(detail: Mapping[str, Any]) -> str:
     ):
         return "{" + ",".join(f'"{k}":"{v}"' for k, v in detail.items()) + "}"
     return json.dumps(dict(detail), separators=(",", ":"))
+
+
+def _token_claims(token: str) -> dict[str, Any]:
+    """The claims of one of our own stored tokens (not a verification: the row
+    is ours, and clients verify the signature against the JWKS)."""
+    payload = token.split(".")[1]
+    claims: dict[str, Any] = json.loads(
+        base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4))
+    )
+    return claims
 
 
 @functools.lru_cache(maxsize=256)
@@ -1365,7 +1393,7 @@ class AuthorityService:
         user_id = principal.user_id
         return GenerationBatch(
             generation_session_ids=[
-                encode(SessionClaims(jti=_b32(15), sub=user_id, iat=iat, exp=exp, rq=digest))
+                encode(SessionClaims(jti=_ordered_id(), sub=user_id, iat=iat, exp=exp, rq=digest))
                 for _ in range(count)
             ],
             expires_in=self.settings.session_lifetime_seconds,
@@ -1745,7 +1773,7 @@ class AuthorityService:
         as the database stores it (the usage event's)."""
         claims, commitment, target, label = entry
         template = self._template(dialect, user_id, claims.rq, request, issued_at)
-        cert_id = f"pg_{_b32(15)}"
+        cert_id = f"pg_{_ordered_id()}"
         own: dict[str, Any] = {"jti": cert_id}
         if commitment is not None:
             own["credential_commitment"] = commitment
@@ -1754,7 +1782,7 @@ class AuthorityService:
         if label is not None:
             own["label"] = label
         own["status"] = _status.status_reference(self, status_idx).to_dict()
-        # Serialised once: the signed bytes and the stored claims are the same JSON.
+        # Serialised once, straight into the signed bytes (the stored claims are the token's).
         body = template.prefix + json.dumps(own, separators=(",", ":"), ensure_ascii=False)[1:]
         token = self._jws.token_for_body(kid, signer_ref, body.encode("utf-8"))
         row = {
@@ -1763,7 +1791,6 @@ class AuthorityService:
             "team_id": None,
             "session_jti": claims.jti,
             "token": token,
-            "claims": body,
             "kid": kid,
             "compliance_standard": template.compliance_standard,
             "standards_met": template.standards_column,
@@ -1939,7 +1966,7 @@ class AuthorityService:
         return "valid" if row["expires_at"] > now else "expired"
 
     def _record(self, row: RowMapping, now: datetime) -> CertificateRecord:
-        payload = json.loads(row["claims"])
+        payload = _token_claims(row["token"])
         return CertificateRecord(
             cert_id=row["cert_id"],
             cert_url=self.cert_url(row["cert_id"]),

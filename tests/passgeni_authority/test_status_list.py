@@ -7,6 +7,7 @@ All over real HTTP against the real app under uvicorn (the ``authority`` fixture
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import json
 import sqlite3
@@ -16,7 +17,7 @@ from typing import Any
 
 import jwt
 import pytest
-from sqlalchemy import insert
+from sqlalchemy import TableClause, Text, column, insert, table
 
 from passgeni_core import (
     STATUS_LIST_TYP,
@@ -28,6 +29,20 @@ from passgeni_core import (
 )
 
 from .conftest import Server, Tenant, plain_session
+
+
+def _certificates_at_0001() -> TableClause:
+    # The table as revision 0001 made it (``claims`` was dropped by 0004), for
+    # writing a row the way that release did.
+    from passgeni_authority._db import UTCDateTime
+
+    names = ("cert_id", "owner_user_id", "token", "claims", "kid", "compliance_standard")
+    return table(
+        "certificates",
+        *(column(name, Text) for name in (*names, "standards_met", "status")),
+        column("issued_at", UTCDateTime),
+        column("expires_at", UTCDateTime),
+    )
 
 
 def _claims(token: str) -> dict[str, Any]:
@@ -165,7 +180,7 @@ def test_migration_keeps_certificates_issued_before_status_lists(tmp_path: Path)
     from alembic.config import Config
 
     from passgeni_authority import AuthorityService, AuthoritySettings, Principal
-    from passgeni_authority._db import _script_location, certificates, make_engine, users
+    from passgeni_authority._db import _script_location, make_engine, users
     from passgeni_authority._status import status_list_token
 
     url = f"sqlite:///{tmp_path / 'authority.db'}"
@@ -177,14 +192,16 @@ def test_migration_keeps_certificates_issued_before_status_lists(tmp_path: Path)
         cfg.attributes["connection"] = conn
         command.upgrade(cfg, "0001")
         conn.commit()
+    old_claims = json.dumps({"entropy_bits": 100.0, "standards_met": ["soc2"]})
+    payload = base64.urlsafe_b64encode(old_claims.encode()).rstrip(b"=").decode()
     with engine.begin() as conn:
         conn.execute(insert(users).values(id="old-user", team_id=None, created_at=now))
         conn.execute(
-            insert(certificates).values(
+            insert(_certificates_at_0001()).values(
                 cert_id="pg_" + "a" * 24,
                 owner_user_id="old-user",
-                token="x.y.z",
-                claims=json.dumps({"entropy_bits": 100.0, "standards_met": ["soc2"]}),
+                token=f"e30.{payload}.c2ln",
+                claims=old_claims,
                 kid="old",
                 compliance_standard="soc2",
                 standards_met=",soc2,",
@@ -208,5 +225,5 @@ def test_migration_keeps_certificates_issued_before_status_lists(tmp_path: Path)
         token = issued.token
     assert _claims(token)["status"]["status_list"] == {"idx": 0, "uri": "http://a.test/status/0"}
     db = sqlite3.connect(tmp_path / "authority.db")
-    assert db.execute("SELECT version_num FROM alembic_version").fetchone()[0] == "0003"
+    assert db.execute("SELECT version_num FROM alembic_version").fetchone()[0] == "0004"
     db.close()

@@ -203,3 +203,44 @@ def test_rate_limit_bucket_survives_the_clock_going_backwards(tmp_path: Path) ->
         assert gcra(conn, "u", burst=5, rate=1.0, now=now) is not None  # burst spent
         earlier = now - 365 * 86400  # the clock steps back a year
         assert gcra(conn, "u", burst=5, rate=1.0, now=earlier) is None
+
+
+def test_0004_keeps_claims_in_the_token_and_downgrade_restores_the_column(tmp_path: Path):
+    """Dropping ``certificates.claims`` loses nothing: the page reads the same claims
+    from the token, and a downgrade to 0003 rebuilds the column from the tokens."""
+    from alembic import command
+    from alembic.config import Config
+
+    from passgeni_authority._db import _script_location, make_engine
+
+    with _service(tmp_path) as svc:
+        issued = [_issue(svc) for _ in range(3)]
+        before = [svc.get_certificate(c.cert_id).to_dict() for c in issued]
+    assert [b["entropy_bits"] for b in before] == [c.entropy_bits for c in issued]
+
+    engine = make_engine(f"sqlite:///{tmp_path / 'authority.db'}")
+
+    def migrate(step: Any, revision: str) -> None:
+        with engine.connect() as conn:
+            cfg = Config()
+            cfg.set_main_option("script_location", _script_location())
+            cfg.attributes["connection"] = conn
+            step(cfg, revision)
+            conn.commit()
+
+    migrate(command.downgrade, "0003")
+    with engine.connect() as conn:
+        rows = dict(conn.execute(text("SELECT cert_id, claims FROM certificates")).all())
+        notnull = conn.execute(
+            text("SELECT \"notnull\" FROM pragma_table_info('certificates') WHERE name='claims'")
+        ).scalar_one()
+    assert notnull == 1
+    for cert in issued:
+        payload = cert.token.split(".")[1]
+        signed = base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)).decode()
+        assert rows[cert.cert_id] == signed  # the exact signed JSON, byte for byte
+
+    migrate(command.upgrade, "head")
+    engine.dispose()
+    with _service(tmp_path) as svc:
+        assert [svc.get_certificate(c.cert_id).to_dict() for c in issued] == before
