@@ -166,18 +166,28 @@ def parse_dt(value: Any) -> datetime:
     return datetime.fromisoformat(str(value)).replace(tzinfo=UTC)
 
 
-def execute(conn: Connection, sql: str, params: Mapping[str, Any] | None = None) -> Any:
-    """Run one statement in ``conn``'s transaction; returns the driver's cursor."""
-    return _driver(conn).execute(_sql(conn, sql), params or {})
+def execute(
+    conn: Connection, sql: str, params: Mapping[str, Any] | Sequence[Any] | None = None
+) -> Any:
+    """Run one statement in ``conn``'s transaction; returns the driver's cursor.
+
+    ``params`` is a mapping for ``:name`` parameters, or a sequence for
+    SQLite's positional ``?`` (SQLite-only statements)."""
+    return _driver(conn).execute(_sql(conn, sql), {} if params is None else params)
 
 
-def executemany(conn: Connection, sql: str, rows: Sequence[Mapping[str, Any]]) -> None:
+def executemany(
+    conn: Connection, sql: str, rows: Sequence[Mapping[str, Any]] | Sequence[Sequence[Any]]
+) -> int:
+    """One statement per row, in ``conn``'s transaction; the rows it changed."""
     driver = _driver(conn)
     if _sqlite(conn):
-        driver.executemany(sql, rows)
-        return
+        changed: int = driver.executemany(sql, rows).rowcount
+        return changed
     with driver.cursor() as cursor:
         cursor.executemany(_sql(conn, sql), rows)
+        changed = cursor.rowcount
+        return changed
 
 
 def memo(conn: Connection) -> dict[Any, Any] | None:
