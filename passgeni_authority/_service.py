@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
+import orjson
 from sqlalchemy import Engine, and_, exists, func, insert, or_, select, text, update
 from sqlalchemy.engine import Connection, RowMapping
 from sqlalchemy.exc import SQLAlchemyError
@@ -270,6 +271,17 @@ def _detail_json(detail: Mapping[str, Any]) -> str:
     return json.dumps(dict(detail), separators=(",", ":"))
 
 
+def _encodable(value: str | None) -> bool:
+    # JSON's "\ud800" escape parses to a lone surrogate, which no UTF-8 token can hold.
+    if value is None:
+        return True
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 def _token_claims(token: str) -> dict[str, Any]:
     """The claims of one of our own stored tokens (not a verification: the row
     is ours, and clients verify the signature against the JWKS)."""
@@ -293,7 +305,7 @@ class _CertTemplate:
     """What the certificates of one request (user, parameters, second) share,
     serialised once: the claims JSON up to the per-certificate fields."""
 
-    prefix: str  # '{"iss":...,' - the common claims, ready for the rest
+    prefix: bytes  # b'{"iss":...,' - the common claims (UTF-8), ready for the rest
     compliance_standard: str
     standards_met: tuple[str, ...]
     standards_column: str
@@ -1694,6 +1706,10 @@ class AuthorityService:
         ):
             raise InvalidRequest("credential_commitment must be 43 base64url characters")
         target = None if body.get("target") is None else Target.from_dict(body["target"])
+        if target is not None and not all(
+            _encodable(v) for v in (target.system, target.path, target.version)
+        ):
+            raise InvalidRequest("target fields must be valid Unicode text (no lone surrogates)")
         label = body.get("label")
         if label is not None and (
             not isinstance(label, str) or not 1 <= len(label) <= 200 or not label.isprintable()
@@ -1749,7 +1765,7 @@ class AuthorityService:
         del common["jti"]  # per certificate, with the optional claims (see _sign_entry)
         body = json.dumps(common, separators=(",", ":"), ensure_ascii=False)
         template = _CertTemplate(
-            prefix=body[:-1] + ",",
+            prefix=(body[:-1] + ",").encode("utf-8"),
             compliance_standard=claims.compliance_standard,
             standards_met=claims.standards_met,
             standards_column="," + ",".join(claims.standards_met) + ",",
@@ -1793,9 +1809,9 @@ class AuthorityService:
         if label is not None:
             own["label"] = label
         own["status"] = _status.status_reference(self, status_idx).to_dict()
-        # Serialised once, straight into the signed bytes (the stored claims are the token's).
-        body = template.prefix + json.dumps(own, separators=(",", ":"), ensure_ascii=False)[1:]
-        token = self._jws.token_for_body(kid, signer_ref, body.encode("utf-8"))
+        # Serialised once, straight into the signed bytes (the stored claims are
+        # the token's). orjson: compact UTF-8 like the template, 1 us against 6.
+        token = self._jws.token_for_body(kid, signer_ref, template.prefix + orjson.dumps(own)[1:])
         row = {
             "cert_id": cert_id,
             "owner_user_id": user_id,

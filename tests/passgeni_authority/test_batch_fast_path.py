@@ -137,3 +137,34 @@ def test_concurrent_identical_batches_issue_each_session_once(
     assert all(o["error"]["code"] == "session_already_used" for o in refused)
     audit = t.get("/api/audit", params={"page_size": 500}).json()
     assert sorted(item["cert_id"] for item in audit["items"]) == sorted(issued)
+
+
+def test_a_lone_surrogate_in_one_target_fails_that_item_only(
+    authority: Server, make_tenant: Any
+) -> None:
+    # "\ud800" is valid JSON but no UTF-8 text: it cannot be signed into a token.
+    # Before this was checked, encoding the claims raised inside the batch and
+    # the whole request answered 500.
+    t = make_tenant()
+    ids = _batch_sessions(t, 3)
+    raw = (
+        '{"items":['
+        f'{{"generation_session_id":"{ids[0]}"}},'
+        f'{{"generation_session_id":"{ids[1]}","target":{{"system":"vault","path":"a\\ud800b"}}}},'
+        f'{{"generation_session_id":"{ids[2]}","target":{{"system":"vault","path":"kv/é"}}}}'
+        "]}"
+    )
+    r = t.http.post(
+        f"{authority.url}/api/generate-certificates",
+        data=raw.encode(),
+        headers={"Content-Type": "application/json"},
+    )
+    assert r.status_code == 201, r.text
+    out = r.json()["certificates"]
+    assert "cert_id" in out[0] and "cert_id" in out[2]
+    assert out[1]["error"]["code"] == "invalid_request"
+    assert "surrogate" in out[1]["error"]["message"]
+    assert _claims(out[2]["token"])["target"] == {"system": "vault", "path": "kv/é"}
+    # The refused item's session was not used up: it redeems once fixed.
+    again = t.post("/api/generate-certificate", {"generation_session_id": ids[1]})
+    assert again.status_code == 201, again.text
