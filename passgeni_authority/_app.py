@@ -350,6 +350,7 @@ def create_app(
     @contextlib.asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         yield
+        await svc.wait_for_queued_events()
         if owned:
             svc.close()
 

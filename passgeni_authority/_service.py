@@ -1052,6 +1052,15 @@ class AuthorityService:
             _hot.defer(conn, _INSERT_EVENT, row)
         return len(rows)
 
+    async def wait_for_queued_events(self) -> None:
+        """Wait until every usage event queued by :meth:`_record_later` is committed.
+
+        For a clean shutdown (the app's lifespan): the event loop cancels
+        whatever is still pending when it stops.
+        """
+        while self._later_tasks:
+            await asyncio.gather(*list(self._later_tasks), return_exceptions=True)
+
     def _later_done(self, task: asyncio.Task[int]) -> None:
         self._later_tasks.discard(task)
         if task.cancelled() or task.exception() is not None:
