@@ -19,6 +19,7 @@ naive UTC text on SQLite, ``timestamptz`` on PostgreSQL).
 from __future__ import annotations
 
 import contextlib
+import os
 import re
 import threading
 from collections.abc import Callable, Mapping, Sequence
@@ -31,6 +32,7 @@ from sqlalchemy.engine import Connection
 __all__ = [
     "DEFERRED",
     "GROUP_MEMO",
+    "KeyRows",
     "Readers",
     "Savepoint",
     "TxnState",
@@ -104,6 +106,76 @@ def _driver(conn: Connection) -> Any:
         driver = _checked_driver(conn.connection.driver_connection)
         conn.info[_DRIVER] = driver
     return driver
+
+
+class KeyRows:
+    """API key rows by key hash, kept until any process of this authority revokes a key.
+
+    Every request looks its key up; on SQLite that is a read transaction
+    (shared-memory locks, and a page cache another connection's commit has
+    just invalidated): ~50 us, for a row that changes only on revocation.
+    The signal is a file beside the database (one host, by construction):
+    :meth:`revoked` appends a byte to it after a revocation commits, and
+    every lookup first ``stat``s it (~1 us) and forgets everything when its
+    size or inode changed. A request that checks in the microseconds between
+    a revocation's commit and its signal is admitted, as if it had arrived
+    just before. ``path=None`` (PostgreSQL: processes on several hosts)
+    caches nothing. Negative answers are never kept (random keys must not
+    fill the cache), and at most ``size`` rows are.
+    """
+
+    def __init__(self, path: str | None, size: int = 1024) -> None:
+        self._path = path
+        self._size = size
+        self._rows: dict[str, Any] = {}
+        self._seen: tuple[int, int] | None = None
+        if path is not None:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+            os.close(fd)
+
+    def _current(self) -> bool:
+        """Whether the cache may be used; drops it when a revocation happened."""
+        if self._path is None:
+            return False
+        try:
+            info = os.stat(self._path)
+        except OSError:
+            self._rows.clear()
+            self._seen = None
+            return False
+        seen = (info.st_ino, info.st_size)
+        if seen != self._seen:
+            self._rows.clear()
+            self._seen = seen
+        return True
+
+    def get(self, key_hash: str) -> Any:
+        """The cached row, or None (look it up, then :meth:`put`)."""
+        return self._rows.get(key_hash) if self._current() else None
+
+    def put(self, key_hash: str, row: Any) -> None:
+        """Keep a row read *after* :meth:`get` checked the signal (else a
+        revocation in between could be cached as unrevoked)."""
+        if self._path is None or row is None:
+            return
+        if len(self._rows) >= self._size:
+            self._rows.clear()
+        self._rows[key_hash] = row
+
+    def revoked(self) -> None:
+        """Tell every process (this one included) that a key was revoked.
+
+        Raises:
+            OSError: the signal file cannot be written.
+        """
+        if self._path is None:
+            return
+        fd = os.open(self._path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+        try:
+            os.write(fd, b"r")
+        finally:
+            os.close(fd)
+        self._rows.clear()
 
 
 class Readers:

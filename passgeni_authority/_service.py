@@ -635,6 +635,10 @@ class AuthorityService:
         self._index_block: tuple[int, int] = (0, 0)
         # Reads of committed rows on the issuance paths (no pool round trip).
         self._readers = _hot.Readers(self.engine)
+        # Key rows until the next revocation by any process (SQLite: one host).
+        self._key_rows = _hot.KeyRows(
+            f"{database}.key-revocations" if self._write_lock is not None else None
+        )
         # Rate-limit tokens leased by this process (see _ratelimit.Leases).
         self._leases = _ratelimit.Leases()
         # canonical generation body -> (request, digest, stored JSON): validated once.
@@ -915,6 +919,16 @@ class AuthorityService:
             )
         if row is None:
             raise NotFound(f"no API key with prefix {prefix[:16]!r}")
+        try:
+            self._key_rows.revoked()
+        except OSError as exc:
+            # Committed, but processes caching the key would not know: say so.
+            # Revoking again (idempotent) sends the signal again.
+            raise AuthorityUnavailable(
+                f"API key {prefix} is revoked in the database, but the running "
+                f"authority processes could not be told ({exc.strerror or exc}); "
+                "revoke it again or restart them"
+            ) from None
         log.info("revoked API key %s", prefix)
         return self._key_info(row)
 
@@ -947,14 +961,10 @@ class AuthorityService:
         ts = now.timestamp()
         retry: float | None = None
         key_hash = hash_api_key(api_key)
-        memo = _hot.memo(conn)
-        cache_key = ("api_key", key_hash)
-        if memo is not None and cache_key in memo:
-            row = memo[cache_key]
-        else:
+        row = self._key_rows.get(key_hash)
+        if row is None:
             row = _hot.execute(conn, _KEY_LOOKUP, {"key_hash": key_hash}).fetchone()
-            if memo is not None:
-                memo[cache_key] = row
+            self._key_rows.put(key_hash, row)
         if row is None or row[0] != prefix or row[4] is not None:
             return None, None
         principal = Principal(user_id=row[1], team_id=row[2], key_prefix=row[0], rate_limit=row[3])
@@ -1010,10 +1020,14 @@ class AuthorityService:
             prefix = self._check_key_format(api_key)
         except PassgeniError:
             return None
-        rows = self._readers.read(_KEY_LOOKUP, {"key_hash": hash_api_key(api_key)})
-        if not rows or rows[0][0] != prefix or rows[0][4] is not None or rows[0][3] is None:
+        key_hash = hash_api_key(api_key)
+        row = self._key_rows.get(key_hash)
+        if row is None:
+            rows = self._readers.read(_KEY_LOOKUP, {"key_hash": key_hash})
+            row = tuple(rows[0]) if rows else None
+            self._key_rows.put(key_hash, row)
+        if row is None or row[0] != prefix or row[4] is not None or row[3] is None:
             return None
-        row = rows[0]
         principal = Principal(user_id=row[1], team_id=row[2], key_prefix=row[0], rate_limit=row[3])
         bucket, per_minute, burst, _rate = self._limits_of(principal)
         ts = now.timestamp()

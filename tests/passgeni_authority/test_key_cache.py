@@ -1,0 +1,109 @@
+"""API key rows are cached per process until any process revokes a key.
+
+Two services on one SQLite database stand for two authority processes. A
+revocation through either must be refused at once by both, on the ordinary
+path and on the fast path (leases, no write), and a failure to signal the
+other processes must be reported, never silently ignored.
+"""
+
+from __future__ import annotations
+
+import os
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from passgeni_authority import AuthorityService, AuthoritySettings
+from passgeni_authority._hot import KeyRows
+from passgeni_core import AuthorityUnavailable, Unauthenticated
+
+
+def _service(state: Path) -> AuthorityService:
+    return AuthorityService(AuthoritySettings(state_dir=state, public_url="http://a.test"))
+
+
+def test_a_revocation_in_one_process_is_refused_at_once_by_another(tmp_path: Path) -> None:
+    with _service(tmp_path) as a, _service(tmp_path) as b:
+        key = a.create_api_key("ops", rate_limit=100_000)
+        # Both processes have the row cached after one request each.
+        assert a.authorize(key.key, ip=None, endpoint="t").user_id == "ops"
+        assert b.authorize(key.key, ip=None, endpoint="t").user_id == "ops"
+        assert a._admitted_without_write(key.key, datetime.now(UTC)) is not None
+        b.revoke_api_key(key.prefix)
+        with pytest.raises(Unauthenticated):
+            a.authorize(key.key, ip=None, endpoint="t")
+        assert a._admitted_without_write(key.key, datetime.now(UTC)) is None
+        with pytest.raises(Unauthenticated):
+            b.authorize(key.key, ip=None, endpoint="t")
+        # Other keys keep working (and are simply read again).
+        other = b.create_api_key("dev")
+        assert a.authorize(other.key, ip=None, endpoint="t").user_id == "dev"
+
+
+def test_lookups_are_served_from_the_cache_until_a_revocation(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from passgeni_authority import _hot
+
+    reads: list[str] = []
+    execute = _hot.execute
+
+    def counting(conn: Any, sql: str, params: Any = None) -> Any:
+        if "FROM api_keys" in sql:
+            reads.append(sql)
+        return execute(conn, sql, params)
+
+    monkeypatch.setattr(_hot, "execute", counting)
+    with _service(tmp_path) as svc:
+        key = svc.create_api_key("ops", rate_limit=100_000)
+        for _ in range(5):
+            svc.authorize(key.key, ip=None, endpoint="t")
+        assert len(reads) == 1
+        other = svc.create_api_key("dev")
+        svc.revoke_api_key(other.prefix)  # any revocation empties every cache
+        svc.authorize(key.key, ip=None, endpoint="t")
+        assert len(reads) == 2
+        # Unknown keys are looked up every time, never cached.
+        for _ in range(3):
+            with pytest.raises(Unauthenticated):
+                svc.authorize(key.key[:-4] + "AAAA", ip=None, endpoint="t")
+        assert len(reads) == 5
+
+
+def test_a_revocation_that_cannot_be_signalled_is_reported_and_can_be_redone(
+    tmp_path: Path,
+) -> None:
+    with _service(tmp_path) as a, _service(tmp_path) as b:
+        key = a.create_api_key("ops")
+        a.authorize(key.key, ip=None, endpoint="t")
+        signal = tmp_path / "authority.db.key-revocations"
+        signal.unlink()
+        signal.mkdir()  # unwritable as a file, even for root
+        with pytest.raises(AuthorityUnavailable) as caught:
+            b.revoke_api_key(key.prefix)
+        message = str(caught.value)
+        assert key.prefix in message and "revoke it again" in message
+        assert key.key not in message
+        # Revoked in the database all the same; once fixed, revoking again
+        # (idempotent) tells every process.
+        assert b.list_api_keys()[0].revoked_at is not None
+        signal.rmdir()
+        b.revoke_api_key(key.prefix)
+        with pytest.raises(Unauthenticated):
+            a.authorize(key.key, ip=None, endpoint="t")
+
+
+def test_key_rows_without_a_signal_file_cache_nothing(tmp_path: Path) -> None:
+    rows = KeyRows(None)
+    rows.put("h", ("p", "u", None, None, None))
+    assert rows.get("h") is None
+    rows.revoked()  # nothing to tell
+    cached = KeyRows(str(tmp_path / "signal"))
+    assert os.stat(tmp_path / "signal").st_size == 0
+    assert cached.get("h") is None  # a miss: read the row, then put it
+    cached.put("h", ("p", "u", None, None, None))
+    assert cached.get("h") == ("p", "u", None, None, None)
+    KeyRows(str(tmp_path / "signal")).revoked()  # another process
+    assert cached.get("h") is None
