@@ -207,3 +207,28 @@ async def test_an_unexpected_error_in_a_commit_fails_its_group_and_the_next_stil
     # Nothing of the failed group was committed: its session is still unused.
     status, cert = await authority.redeem(sessions[1])
     assert status == 201, cert
+
+
+@pytest.mark.asyncio
+async def test_requests_that_arrive_while_a_group_forms_share_its_commit(
+    authority: Authority,
+) -> None:
+    """A group waits while the queue keeps growing: requests that reach it a loop
+    iteration or two after the first are committed, and synced, with it."""
+    sessions = [await authority.session() for _ in range(6)]
+    assert (await authority.redeem(sessions[0]))[0] == 201  # reserves status-list indexes
+
+    async def after(passes: int, sid: str) -> tuple[int, dict[str, Any]]:
+        for _ in range(passes):
+            await asyncio.sleep(0)
+        return await authority.redeem(sid)
+
+    authority.synced.clear()
+    answers = await asyncio.gather(*(after(i // 2, sid) for i, sid in enumerate(sessions[1:])))
+    assert [status for status, _ in answers] == [201] * 5, answers
+    assert authority.synced.count(authority.wal) == 1, authority.synced
+    # A request alone is not held back waiting for company.
+    lone = await authority.session()
+    authority.synced.clear()
+    assert (await authority.redeem(lone))[0] == 201
+    assert authority.synced.count(authority.wal) == 1
