@@ -133,8 +133,10 @@ class GroupCommitter:
         on_db_error: Callable[[Exception], BaseException],
         *,
         on_rollback: Callable[[], None] | None = None,
+        sync_in_loop: bool = False,
     ) -> None:
         self._engine = engine
+        self._sync_in_loop = sync_in_loop
         # SQLAlchemy's errors and the driver's own (the hot path runs on the driver).
         self._db_errors: tuple[type[Exception], ...] = (
             SQLAlchemyError,
@@ -477,7 +479,10 @@ class _LoopGroups:
         state: _hot.TxnState,
     ) -> None:
         try:
-            await self.loop.run_in_executor(self._syncer, self._sync_wal)
+            if self.owner._sync_in_loop:
+                self._sync_wal()  # see AuthoritySettings.wal_sync_in_loop
+            else:
+                await self.loop.run_in_executor(self._syncer, self._sync_wal)
         except OSError as exc:
             # Committed but maybe not on disk: nobody is told it succeeded.
             log.error("cannot sync the database's WAL file: %s", exc.strerror or exc)

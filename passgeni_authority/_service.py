@@ -619,7 +619,11 @@ class AuthorityService:
         if self.engine.dialect.name == "sqlite" and database and database != ":memory:":
             self._write_lock = WriteLock(database)
             self._committer = GroupCommitter(
-                self.engine, self._write_lock, self._group_failed, on_rollback=self._rolled_back
+                self.engine,
+                self._write_lock,
+                self._group_failed,
+                on_rollback=self._rolled_back,
+                sync_in_loop=settings.wal_sync_in_loop,
             )
         elif self.engine.dialect.name == "postgresql":
             # Every issuing request updates the same few rows (the key's rate

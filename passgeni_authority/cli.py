@@ -13,6 +13,7 @@ never a flag, because flags show in ``ps``) > defaults.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import sys
@@ -162,7 +163,9 @@ def worker_app() -> Any:
     options = json.loads(os.environ[_SERVE_ENV])
     args = argparse.Namespace(**options)
     settings = build_settings(args, served_url=f"http://{args.host}:{args.port}")
-    return create_app(settings)
+    # One of several processes: a loop waiting for its disk sync leaves the
+    # CPU to the others (see AuthoritySettings.wal_sync_in_loop).
+    return create_app(dataclasses.replace(settings, wal_sync_in_loop=True))
 
 
 def _cmd_create_key(args: argparse.Namespace) -> int:

@@ -68,9 +68,11 @@ async def _post(app: Any, path: str, key: str, body: dict[str, Any]) -> tuple[in
 class Authority:
     """The app, its service, an automation key and a recording ``os.fsync``."""
 
-    def __init__(self, state_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    def __init__(
+        self, state_dir: Path, monkeypatch: pytest.MonkeyPatch, *, sync_in_loop: bool
+    ) -> None:
         self.state_dir = state_dir
-        self.app = create_app(AuthoritySettings(state_dir=state_dir))
+        self.app = create_app(AuthoritySettings(state_dir=state_dir, wal_sync_in_loop=sync_in_loop))
         self.service = self.app.state.service
         self.key: str = self.service.create_api_key("wal-sync", rate_limit=100_000).key
         self.wal = os.path.realpath(state_dir / "authority.db-wal")
@@ -107,10 +109,14 @@ class Authority:
         return jti
 
 
-@pytest_asyncio.fixture
-async def authority(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[Authority]:
+@pytest_asyncio.fixture(params=[False, True], ids=["sync-thread", "sync-in-loop"])
+async def authority(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, request: pytest.FixtureRequest
+) -> AsyncIterator[Authority]:
     # Async, so that the service is created on the test's loop like a served app's.
-    auth = Authority(tmp_path, monkeypatch)
+    # Both ways of syncing the WAL (see AuthoritySettings.wal_sync_in_loop) must
+    # keep every rule here.
+    auth = Authority(tmp_path, monkeypatch, sync_in_loop=request.param)
     try:
         yield auth
     finally:

@@ -302,3 +302,26 @@ def test_a_port_taken_by_another_program_fails_with_one_line(tmp_path: Path) -> 
     assert len(errors) == 1, text
     assert errors[0].startswith("passgeni: error") and f"{LOCALHOST}:{port}" in errors[0], text
     assert not out.strip()
+
+
+def test_a_worker_process_syncs_its_wal_on_its_loop(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``serve --workers N`` workers wait for their WAL sync on the loop (leaving the
+    CPU to the other workers); a single-process server keeps the helper thread."""
+    import json
+
+    from passgeni_authority import AuthoritySettings
+    from passgeni_authority.cli import _SERVE_ENV, _SERVE_KEYS, worker_app
+
+    options = dict.fromkeys(_SERVE_KEYS)
+    options |= {"state_dir": str(tmp_path), "host": "127.0.0.1", "port": 8765}
+    monkeypatch.setenv(_SERVE_ENV, json.dumps(options))
+    app = worker_app()
+    service = app.state.service
+    try:
+        assert service.settings.wal_sync_in_loop is True
+        assert service._committer._sync_in_loop is True
+    finally:
+        service.close()
+    assert AuthoritySettings(state_dir=tmp_path).wal_sync_in_loop is False
