@@ -178,6 +178,11 @@ class _Call:
 _Hot = Callable[[_Call], Awaitable[tuple[int, bytes]]]
 
 
+#: Scope extension set by the served protocol (``_http``): a callable that
+#: holds the response's head back so it is written with the body.
+HOLD_HEAD = "passgeni.hold_head"
+
+
 def _dumps(data: Any) -> bytes:
     """JSON as JSONResponse writes it (compact, UTF-8).
 
@@ -228,6 +233,9 @@ async def _serve_hot(handler: _Hot, scope: Any, receive: Any, send: Any) -> None
         log.error("unexpected error: %s", type(exc).__name__, exc_info=exc)
         status, body, headers = _error_body(AuthorityError("internal error"))
     headers.append((b"content-length", str(len(body)).encode()))
+    hold_head = scope.get("extensions", {}).get(HOLD_HEAD)
+    if hold_head is not None:
+        hold_head()  # head and body in one write (see _http)
     await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": body})
 

@@ -203,11 +203,13 @@ class EmbeddedAuthority:
             raise
         self._service = service
         app = create_app(service=service)
+        from ._workers import uvicorn_options
+
         config = uvicorn.Config(
             app,
-            log_level="warning",
-            access_log=False,
-            proxy_headers=False,  # the authority's own trusted_proxies apply
+            # The served options (protocol, no proxy headers: the authority's
+            # own trusted_proxies apply), quieter.
+            **uvicorn_options("warning"),
             lifespan="on",
             timeout_graceful_shutdown=5,
         )
