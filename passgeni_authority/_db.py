@@ -163,8 +163,20 @@ status_list_counter = Table(
     Column("name", String(32), primary_key=True),
     Column("next_idx", Integer, nullable=False),
 )
-Index("ix_certificates_owner_issued", certificates.c.owner_user_id, certificates.c.issued_at)
-Index("ix_certificates_team_issued", certificates.c.team_id, certificates.c.issued_at)
+# The audit's order (newest first, then by id) read straight from the index:
+# without the id a page sorted every certificate of its second (0005).
+Index(
+    "ix_certificates_owner_issued_id",
+    certificates.c.owner_user_id,
+    certificates.c.issued_at,
+    certificates.c.cert_id,
+)
+Index(
+    "ix_certificates_team_issued_id",
+    certificates.c.team_id,
+    certificates.c.issued_at,
+    certificates.c.cert_id,
+)
 Index("ix_certificates_kid_expires", certificates.c.kid, certificates.c.expires_at)
 
 signing_keys = Table(

@@ -2193,7 +2193,7 @@ class AuthorityService:
                 conn.execute(
                     select(certificates)
                     .where(where)
-                    .order_by(certificates.c.issued_at.desc(), certificates.c.cert_id)
+                    .order_by(certificates.c.issued_at.desc(), certificates.c.cert_id.desc())
                     .limit(page_size)
                     .offset((page - 1) * page_size)
                 )

@@ -225,5 +225,5 @@ def test_migration_keeps_certificates_issued_before_status_lists(tmp_path: Path)
         token = issued.token
     assert _claims(token)["status"]["status_list"] == {"idx": 0, "uri": "http://a.test/status/0"}
     db = sqlite3.connect(tmp_path / "authority.db")
-    assert db.execute("SELECT version_num FROM alembic_version").fetchone()[0] == "0004"
+    assert db.execute("SELECT version_num FROM alembic_version").fetchone()[0] == "0005"
     db.close()
