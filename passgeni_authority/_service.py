@@ -70,7 +70,7 @@ from ._db import (
 )
 from ._sessions import SessionClaims, SessionCodec
 from ._settings import AuthoritySettings
-from ._signing import JWSBuilder, LocalFileSigner, NewKey, Signer
+from ._signing import JWSBuilder, LocalFileSigner, NewKey, Signer, b64url_decode
 
 __all__ = [
     "ApiKeyInfo",
@@ -285,10 +285,7 @@ def _encodable(value: str | None) -> bool:
 def _token_claims(token: str) -> dict[str, Any]:
     """The claims of one of our own stored tokens (not a verification: the row
     is ours, and clients verify the signature against the JWKS)."""
-    payload = token.split(".")[1]
-    claims: dict[str, Any] = json.loads(
-        base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4))
-    )
+    claims: dict[str, Any] = json.loads(b64url_decode(token.split(".")[1]))
     return claims
 
 
