@@ -1083,8 +1083,10 @@ class KubeEmulator:
 
     def _thread_main(self, ready: threading.Event) -> None:
         # The emulator's per-request access log is noise, and a test that captures
-        # logging may have closed its stream by the time this thread writes.
-        logging.getLogger("aiohttp.access").disabled = True
+        # logging may have closed its stream by the time this thread writes. A
+        # level, not ``disabled``: every uvicorn.Config runs logging.config's
+        # dictConfig, which re-enables loggers it does not configure.
+        logging.getLogger("aiohttp.access").setLevel(logging.CRITICAL + 1)
         loop = asyncio.new_event_loop()
         self._loop = loop
         try:
