@@ -7,7 +7,8 @@ written exactly as uvicorn writes it, and nothing held may ever be lost.
 
 from __future__ import annotations
 
-from typing import Any
+import asyncio
+from typing import Any, cast
 
 import pytest
 import requests
@@ -36,7 +37,7 @@ class _Recorder:
 
 def test_held_head_goes_out_with_the_body_and_nothing_else_is_held() -> None:
     writes: list[bytes] = []
-    transport = _HeldTransport(_Recorder(writes))  # type: ignore[arg-type]  # a stand-in
+    transport = _HeldTransport(cast(asyncio.Transport, _Recorder(writes)))  # a stand-in
     transport.write(b"plain")
     transport.hold_next()
     transport.write(b"HEAD\r\n\r\n")
@@ -70,7 +71,7 @@ def recorded(tmp_path: Any, monkeypatch: pytest.MonkeyPatch) -> Any:
             return getattr(self._transport, name)
 
     def init(self: _HeldTransport, transport: Any) -> None:
-        original(self, Recording(transport))  # type: ignore[arg-type]
+        original(self, cast(asyncio.Transport, Recording(transport)))  # records, then delegates
 
     monkeypatch.setattr(_HeldTransport, "__init__", init)
     with EmbeddedAuthority(settings=AuthoritySettings(state_dir=tmp_path)) as embedded:
