@@ -964,7 +964,15 @@ class AuthorityService:
         key_hash = hash_api_key(api_key)
         row = self._key_rows.get(key_hash)
         if row is None:
-            row = _hot.execute(conn, _KEY_LOOKUP, {"key_hash": key_hash}).fetchone()
+            # Without the process cache (PostgreSQL), once per group commit.
+            memo = _hot.memo(conn)
+            cache_key = ("api_key", key_hash)
+            if memo is not None and cache_key in memo:
+                row = memo[cache_key]
+            else:
+                row = _hot.execute(conn, _KEY_LOOKUP, {"key_hash": key_hash}).fetchone()
+                if memo is not None:
+                    memo[cache_key] = row
             self._key_rows.put(key_hash, row)
         if row is None or row[0] != prefix or row[4] is not None:
             return None, None
