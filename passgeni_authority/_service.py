@@ -56,6 +56,7 @@ from passgeni_core import (
 from . import _hot, _ratelimit, _status
 from ._commit import GroupCommitter, WriteLock
 from ._db import (
+    ANOMALY_KIND,
     api_keys,
     authority_meta,
     certificates,
@@ -2213,7 +2214,7 @@ class AuthorityService:
                 who = usage_events.c.user_id == principal.user_id
             anomalies = conn.execute(
                 select(usage_events.c.user_id, usage_events.c.at, usage_events.c.detail)
-                .where(usage_events.c.kind == "anomaly", who)
+                .where(ANOMALY_KIND, who)
                 .order_by(usage_events.c.at.desc())
                 .limit(100)
             ).all()

@@ -275,3 +275,101 @@ def test_audit_pages_are_read_in_index_order(tmp_path: Path):
         listed = [r.cert_id for r in svc.audit(principal, page_size=10).items]
         assert sorted(listed) == sorted([first.cert_id, *(c.cert_id for c in more)])
         assert listed == sorted(listed, reverse=True)
+
+
+def _plans_of(svc: AuthorityService, run: Any, table: str) -> list[str]:
+    """EXPLAIN QUERY PLAN of every statement on ``table`` that ``run()`` executes."""
+    from sqlalchemy import event
+
+    statements: list[tuple[str, Any]] = []
+
+    def seen(_conn: Any, _cursor: Any, statement: str, params: Any, *_a: Any) -> None:
+        if f"FROM {table}" in statement and "count(" not in statement:
+            statements.append((statement, params))
+
+    event.listen(svc.engine, "before_cursor_execute", seen)
+    try:
+        run()
+    finally:
+        event.remove(svc.engine, "before_cursor_execute", seen)
+    assert statements
+    with svc.engine.connect() as conn:
+        return [
+            " | ".join(
+                str(row[-1])
+                for row in conn.exec_driver_sql(f"EXPLAIN QUERY PLAN {statement}", params)
+            )
+            for statement, params in statements
+        ]
+
+
+def test_0006_issuance_skips_index_entries_nothing_reads(tmp_path: Path):
+    """Personal certificates have no entry in the team index, and only anomaly
+    events are indexed by user; the team audit and the anomaly queries still
+    read through those (partial) indexes, and 0006 downgrades and upgrades."""
+    from alembic import command
+    from alembic.config import Config
+
+    from passgeni_authority._db import _script_location, make_engine
+    from passgeni_authority._service import _LATEST_ANOMALY
+
+    def index_sql() -> dict[str, str]:
+        with create_engine(f"sqlite:///{tmp_path / 'authority.db'}").connect() as conn:
+            return dict(
+                conn.execute(
+                    text(
+                        "SELECT name, sql FROM sqlite_master WHERE type = 'index' AND sql IS NOT NULL"
+                    )
+                ).all()
+            )
+
+    with _service(tmp_path, anomaly_threshold_24h=1) as svc:
+        _issue(svc)  # personal
+        team_key = svc.create_api_key("bob", team="blue").key
+        team = svc.authorize(team_key, ip="127.0.0.1", endpoint="test")
+        for _ in range(2):  # over the threshold of 1: an anomaly event
+            ticket = svc.start_generation(team, {"compliance_standard": "soc2"}, ip="127.0.0.1")
+            svc.issue_certificate(
+                team, {"generation_session_id": ticket.generation_session_id}, ip="127.0.0.1"
+            )
+        audit_before = svc.audit(team).to_dict()
+        assert audit_before["total"] == 2 and audit_before["anomalies"]
+        for plan in _plans_of(svc, lambda: svc.audit(team, page=1), "certificates"):
+            assert "ix_certificates_team_issued_id" in plan and "TEMP B-TREE" not in plan, plan
+        (plan,) = _plans_of(svc, lambda: svc.audit(team), "usage_events")
+        assert "ix_usage_events_anomaly_user_at" in plan, plan
+        with svc.engine.connect() as conn:
+            since = "2000-01-01 00:00:00.000000"
+            plan = " | ".join(
+                str(row[-1])
+                for row in conn.exec_driver_sql(
+                    f"EXPLAIN QUERY PLAN {_LATEST_ANOMALY}", {"user_id": "bob", "since": since}
+                )
+            )
+        assert "ix_usage_events_anomaly_user_at" in plan, plan
+
+    indexes = index_sql()
+    assert indexes["ix_certificates_team_issued_id"].endswith("WHERE team_id IS NOT NULL")
+    assert indexes["ix_usage_events_anomaly_user_at"].endswith("WHERE kind = 'anomaly'")
+    assert "ix_usage_events_kind_user_at" not in indexes
+
+    engine = make_engine(f"sqlite:///{tmp_path / 'authority.db'}")
+
+    def migrate(step: Any, revision: str) -> None:
+        with engine.connect() as conn:
+            cfg = Config()
+            cfg.set_main_option("script_location", _script_location())
+            cfg.attributes["connection"] = conn
+            step(cfg, revision)
+            conn.commit()
+
+    migrate(command.downgrade, "0005")
+    indexes = index_sql()
+    assert "WHERE" not in indexes["ix_certificates_team_issued_id"]
+    assert "ix_usage_events_kind_user_at" in indexes
+    assert "ix_usage_events_anomaly_user_at" not in indexes
+    migrate(command.upgrade, "head")
+    engine.dispose()
+    with _service(tmp_path, anomaly_threshold_24h=1) as svc:
+        team = svc.authorize(team_key, ip="127.0.0.1", endpoint="test")
+        assert svc.audit(team).to_dict() == audit_before
