@@ -183,7 +183,6 @@ Index(
     sqlite_where=text("team_id IS NOT NULL"),
     postgresql_where=text("team_id IS NOT NULL"),
 )
-Index("ix_certificates_kid_expires", certificates.c.kid, certificates.c.expires_at)
 
 signing_keys = Table(
     "signing_keys",
@@ -197,6 +196,11 @@ signing_keys = Table(
     # NULL for the one active key; retired keys stay in the JWKS while any of
     # their certificates is unexpired.
     Column("retired_at", UTCDateTime, nullable=True),
+    # An upper bound (by at most LAST_EXPIRY_SLACK) on the expiry of every
+    # certificate this key signed; NULL: it signed none (0007). Kept by
+    # issuance instead of an index on certificates (kid, expires_at) that
+    # every certificate wrote.
+    Column("last_expires_at", UTCDateTime, nullable=True),
 )
 
 usage_events = Table(

@@ -26,7 +26,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
 import orjson
-from sqlalchemy import Engine, and_, exists, func, insert, or_, select, text, update
+from sqlalchemy import Engine, and_, func, insert, or_, select, text, update
 from sqlalchemy.engine import Connection, RowMapping
 from sqlalchemy.exc import SQLAlchemyError
 
@@ -123,6 +123,13 @@ _CERT_COLUMNS = (
 #: PostgreSQL's limits on parameters per statement).
 _INSERT_CHUNK = 500
 _USER_TEAM = "SELECT team_id FROM users WHERE id = :user_id"
+#: Never lowered: another process may have committed a later bound.
+_RAISE_LAST_EXPIRY = (
+    "UPDATE signing_keys SET last_expires_at = :bound "
+    "WHERE kid = :kid AND (last_expires_at IS NULL OR last_expires_at < :bound)"
+)
+#: Headroom of ``signing_keys.last_expires_at`` (see ``_note_expiry``).
+LAST_EXPIRY_SLACK = timedelta(hours=1)
 _LATEST_ANOMALY = (
     "SELECT at FROM usage_events WHERE kind = 'anomaly' AND user_id = :user_id "
     "AND at > :since ORDER BY at DESC LIMIT 1"
@@ -633,6 +640,8 @@ class AuthorityService:
             )
         # user id -> time of its latest anomaly event (skips the 24 h count).
         self._anomaly_seen: dict[str, datetime] = {}
+        # kid -> the signing_keys.last_expires_at this process committed (see _note_expiry).
+        self._expiry_bounds: dict[str, datetime] = {}
         # [next, end) of the status-list indexes reserved for pre-signed certificates.
         self._index_block: tuple[int, int] = (0, 0)
         # Reads of committed rows on the issuance paths (no pool round trip).
@@ -1967,6 +1976,7 @@ class AuthorityService:
             else:
                 results[position] = _already_used()
         if redeemed:
+            self._note_expiry(conn, kid, max(issued.expires_at for _p, (_r, _e, issued) in pending))
             self._check_anomaly(conn, principal.user_id, ip, now)
         final = [r for r in results if r is not None]
         assert len(final) == len(results)
@@ -2014,6 +2024,23 @@ class AuthorityService:
             cursor = _hot.execute(conn, _insert_certificates_sql(len(chunk)), params)
             redeemed.update(jti for (jti,) in cursor.fetchall())
         return redeemed
+
+    def _note_expiry(self, conn: Connection, kid: str, expires_at: datetime) -> None:
+        """Raise ``kid``'s ``last_expires_at`` to cover a certificate expiring at
+        ``expires_at`` (the JWKS keeps a retired key while it is in the future).
+
+        The bound is written with :data:`LAST_EXPIRY_SLACK` to spare, so a
+        process updates the key's row about once per slack period instead of
+        once per commit; a retired key stays published that much longer at
+        most (a public key: harmless). Certificates signed ahead with a key
+        that was retired meanwhile update that key's row all the same.
+        """
+        bound = self._expiry_bounds.get(kid)
+        if bound is not None and expires_at <= bound:
+            return
+        new_bound = expires_at + LAST_EXPIRY_SLACK
+        _hot.execute(conn, _RAISE_LAST_EXPIRY, {"kid": kid, "bound": _hot.dt(conn, new_bound)})
+        _hot.after_commit(conn, lambda: self._expiry_bounds.__setitem__(kid, new_bound))
 
     def _check_anomaly(self, conn: Connection, user_id: str, ip: str | None, now: datetime) -> None:
         since = now - timedelta(hours=24)
@@ -2246,9 +2273,7 @@ class AuthorityService:
             AuthorityUnavailable: the database failed.
         """
         now = self.now()
-        live = exists().where(
-            certificates.c.kid == signing_keys.c.kid, certificates.c.expires_at > now
-        )
+        live = signing_keys.c.last_expires_at > now
         with self._tx() as conn:
             rows = conn.execute(
                 select(signing_keys.c.public_jwk)

@@ -373,3 +373,97 @@ def test_0006_issuance_skips_index_entries_nothing_reads(tmp_path: Path):
     with _service(tmp_path, anomaly_threshold_24h=1) as svc:
         team = svc.authorize(team_key, ip="127.0.0.1", endpoint="test")
         assert svc.audit(team).to_dict() == audit_before
+
+
+def _last_expiry(tmp_path: Path) -> dict[str, Any]:
+    with create_engine(f"sqlite:///{tmp_path / 'authority.db'}").connect() as conn:
+        return dict(conn.execute(text("SELECT kid, last_expires_at FROM signing_keys")).all())
+
+
+def test_issuance_keeps_an_expiry_bound_per_key_about_once_an_hour(tmp_path: Path):
+    """``signing_keys.last_expires_at`` covers every certificate of its key, with at
+    most an hour to spare, and is rewritten about once an hour, not once per commit."""
+    from passgeni_authority._service import LAST_EXPIRY_SLACK
+
+    def bound_of(kid: str) -> datetime:
+        return datetime.fromisoformat(_last_expiry(tmp_path)[kid]).replace(tzinfo=UTC)
+
+    clock = FakeClock()
+    with _service(tmp_path, clock) as svc:
+        kid = svc.jwks()["keys"][0]["kid"]
+        assert _last_expiry(tmp_path)[kid] is None  # signed nothing yet
+        first = _issue(svc)
+        bound = bound_of(kid)
+        assert first.expires_at < bound <= first.expires_at + LAST_EXPIRY_SLACK
+        for _ in range(3):
+            clock.advance(600)
+            cert = _issue(svc)
+            assert cert.expires_at < bound_of(kid) == bound  # covered: not rewritten
+        clock.advance(3600)
+        later = _issue(svc)
+        assert bound_of(kid) > bound
+        assert later.expires_at < bound_of(kid) <= later.expires_at + LAST_EXPIRY_SLACK
+
+
+def test_a_certificate_signed_with_a_key_another_process_retired_keeps_it_published(
+    tmp_path: Path,
+):
+    """Two processes on one database: one still signs with its cached active key
+    (for ``key_cache_seconds``) after the other rotated. That key's expiry bound
+    grows to cover the certificate, so the JWKS keeps publishing the key."""
+    clock = FakeClock()
+    with _service(tmp_path, clock, key_cache_seconds=3600) as a:
+        first = _issue(a)  # a caches the active key
+        with _service(tmp_path, clock) as b:
+            b.rotate_keys()
+            clock.advance(2 * 3600)
+            late = _issue(a)  # still signed with the key b just retired
+            assert late.kid == first.kid
+            clock.advance(365 * 86400 - 3600)  # first's bound has passed, late's has not
+            jwks = b.jwks()
+            assert first.kid in [k["kid"] for k in jwks["keys"]]
+            verify_certificate(late.token, jwks, issuer=b.settings.public_url, now=clock())
+
+
+def test_0007_fills_the_expiry_bound_from_stored_certificates_and_downgrades(tmp_path: Path):
+    from alembic import command
+    from alembic.config import Config
+
+    from passgeni_authority._db import _script_location, make_engine
+
+    clock = FakeClock()
+    with _service(tmp_path, clock) as svc:
+        old = svc.jwks()["keys"][0]["kid"]
+        issued = [_issue(svc)]
+        clock.advance(86400)
+        issued.append(_issue(svc))
+        svc.rotate_keys()
+        jwks_before = svc.jwks()
+
+    engine = make_engine(f"sqlite:///{tmp_path / 'authority.db'}")
+
+    def migrate(step: Any, revision: str) -> None:
+        with engine.connect() as conn:
+            cfg = Config()
+            cfg.set_main_option("script_location", _script_location())
+            cfg.attributes["connection"] = conn
+            step(cfg, revision)
+            conn.commit()
+
+    migrate(command.downgrade, "0006")
+    with engine.connect() as conn:
+        columns = [c["name"] for c in inspect(conn).get_columns("signing_keys")]
+        indexes = [i["name"] for i in inspect(conn).get_indexes("certificates")]
+    assert "last_expires_at" not in columns
+    assert "ix_certificates_kid_expires" in indexes
+    migrate(command.upgrade, "head")
+    engine.dispose()
+    bounds = _last_expiry(tmp_path)
+    # Exactly the newest expiry of the key's certificates (no slack when filled).
+    stored = datetime.fromisoformat(bounds[old]).replace(tzinfo=UTC)
+    assert stored == max(c.expires_at for c in issued)
+    assert sum(v is not None for v in bounds.values()) == 1  # the new key signed nothing
+    with _service(tmp_path, clock) as svc:
+        assert svc.jwks() == jwks_before
+        clock.advance(365 * 86400 + 1)
+        assert [k["kid"] for k in svc.jwks()["keys"]] != [k["kid"] for k in jwks_before["keys"]]
