@@ -67,6 +67,13 @@ def _reject_constant(name: str) -> Any:
     raise InvalidRequest(f"{name} is not valid JSON")
 
 
+# One decoder for every request: json.loads with hooks builds a new decoder
+# (and its C scanner) per call, a third of the cost of parsing a small body.
+_STRICT_JSON = json.JSONDecoder(
+    object_pairs_hook=_reject_duplicates, parse_constant=_reject_constant
+)
+
+
 def parse_json_object(raw: bytes) -> dict[str, Any]:
     """Strictly parse a request body.
 
@@ -79,9 +86,7 @@ def parse_json_object(raw: bytes) -> dict[str, Any]:
     except UnicodeDecodeError:
         raise InvalidRequest("the request body is not UTF-8") from None
     try:
-        data = json.loads(
-            text, object_pairs_hook=_reject_duplicates, parse_constant=_reject_constant
-        )
+        data = _STRICT_JSON.decode(text)
     except ValueError:
         raise InvalidRequest("the request body is not valid JSON") from None
     except RecursionError:

@@ -82,7 +82,8 @@ def dt(conn: Connection, value: datetime) -> Any:
 
 def dt_for(dialect: str, value: datetime) -> Any:
     """:func:`dt` by dialect name (for rows prepared before a connection is at hand)."""
-    value = value.astimezone(UTC)
+    if value.tzinfo is not UTC:
+        value = value.astimezone(UTC)
     if dialect == "sqlite":
         # The "%Y-%m-%d %H:%M:%S.%f" text SQLAlchemy's SQLite DateTime stores;
         # isoformat writes it ~10x faster than strftime.

@@ -279,6 +279,13 @@ def _detail_json(detail: Mapping[str, Any]) -> str:
     return json.dumps(dict(detail), separators=(",", ":"))
 
 
+@functools.lru_cache(maxsize=1024)
+def _access_detail(endpoint: str, key_prefix: str) -> str:
+    """The detail of an ``api_access`` event, serialised once per endpoint and key
+    (every request records one)."""
+    return _detail_json({"endpoint": endpoint, "key": key_prefix})
+
+
 def _encodable(value: str | None) -> bool:
     # JSON's "\ud800" escape parses to a lone surrogate, which no UTF-8 token can hold.
     if value is None:
@@ -795,14 +802,15 @@ class AuthorityService:
         user_id: str | None,
         ip: str | None,
         now: datetime,
-        detail: Mapping[str, Any] | None = None,
+        detail: Mapping[str, Any] | str | None = None,
     ) -> dict[str, Any]:
+        """A ``usage_events`` row; ``detail`` as a mapping, or already as JSON."""
         return {
             "kind": kind,
             "user_id": user_id,
             "ip": ip,
             "at": _hot.dt_for(self.engine.dialect.name, now),
-            "detail": _detail_json(detail) if detail else None,
+            "detail": detail if isinstance(detail, str) or not detail else _detail_json(detail),
         }
 
     def _event(
@@ -813,7 +821,7 @@ class AuthorityService:
         user_id: str | None,
         ip: str | None,
         now: datetime,
-        detail: Mapping[str, Any] | None = None,
+        detail: Mapping[str, Any] | str | None = None,
     ) -> None:
         row = self._event_row(kind, user_id=user_id, ip=ip, now=now, detail=detail)
         if kind == "anomaly":
@@ -999,7 +1007,7 @@ class AuthorityService:
             user_id=principal.user_id,
             ip=ip,
             now=now,
-            detail={"endpoint": endpoint, "key": principal.key_prefix},
+            detail=_access_detail(endpoint, principal.key_prefix),
         )
         self._purge_counter += 1
         if self._purge_counter % 500 == 0:
@@ -1138,7 +1146,7 @@ class AuthorityService:
                         user_id=principal.user_id,
                         ip=ip,
                         now=now,
-                        detail={"endpoint": endpoint, "key": principal.key_prefix},
+                        detail=_access_detail(endpoint, principal.key_prefix),
                     )
                 )
                 return self._sessions_for(principal, validated, count, now)
