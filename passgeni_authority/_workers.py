@@ -7,6 +7,14 @@ other none (measured: two workers served exactly what one did). Here every
 worker binds its own socket with ``SO_REUSEPORT``, so the kernel spreads new
 connections over the workers' accept queues.
 
+Each worker is pinned to a CPU of its own when there are exactly as many
+workers as CPUs this process may use (``--cpu-affinity auto``, see
+:func:`worker_cpus`): a worker that stays on one core keeps its caches warm,
+where the scheduler otherwise moves it whenever another process (a load
+generator, a sidecar) wakes on its core. Measured on this project's 2-core
+machine, two-step flow in paired rounds: about 4% more certificates per
+second.
+
 The supervisor restarts a worker that dies (``kill -9``, a crash) and stops
 every worker on ``SIGINT``/``SIGTERM``. A worker that dies within its first
 seconds is a start-up failure (bad configuration, port taken by another
@@ -18,6 +26,7 @@ from __future__ import annotations
 
 import logging
 import multiprocessing
+import os
 import signal
 import socket
 import threading
@@ -27,7 +36,10 @@ from typing import Any
 
 from passgeni_core import AuthorityError
 
-__all__ = ["listen", "serve_workers", "uvicorn_options"]
+__all__ = ["CPU_AFFINITY", "listen", "serve_workers", "uvicorn_options", "worker_cpus"]
+
+#: ``--cpu-affinity`` choices (see :func:`worker_cpus`).
+CPU_AFFINITY = ("auto", "on", "off")
 
 log = logging.getLogger("passgeni_authority")
 
@@ -82,22 +94,57 @@ def uvicorn_options(log_level: str) -> dict[str, Any]:
     }
 
 
-def _worker(app_factory: str, host: str, port: int, log_level: str) -> None:
+def worker_cpus(workers: int, mode: str, available: set[int] | None = None) -> list[int] | None:
+    """The CPU each worker is pinned to (worker ``i`` gets ``cpus[i % len(cpus)]``),
+    or ``None`` to leave the workers to the scheduler.
+
+    ``auto`` pins only when ``workers`` equals the number of CPUs this
+    process may run on (``available``, by default its affinity mask): one
+    core per worker, nothing shared. A container limited by a CPU quota
+    still sees every host CPU, so it is left alone. ``on`` pins round-robin
+    whatever the counts; ``off`` never pins.
+
+    Raises:
+        ValueError: ``mode`` is not one of :data:`CPU_AFFINITY`.
+    """
+    if mode not in CPU_AFFINITY:
+        raise ValueError(f"cpu affinity must be one of {', '.join(CPU_AFFINITY)}")
+    if mode == "off" or workers < 2:
+        return None
+    cpus = sorted(os.sched_getaffinity(0) if available is None else available)
+    if not cpus or (mode == "auto" and len(cpus) != workers):
+        return None
+    return cpus
+
+
+def _worker(app_factory: str, host: str, port: int, log_level: str, cpu: int | None = None) -> None:
     """One worker process: its own socket, one uvicorn server (runs until SIGTERM)."""
     import uvicorn
 
+    if cpu is not None:
+        try:
+            os.sched_setaffinity(0, {cpu})
+        except OSError as exc:  # the CPU went away (hotplug, cpuset changed): serve anyway
+            log.warning("cannot pin the worker to CPU %s: %s", cpu, exc.strerror or exc)
     sock = listen(host, port)
     config = uvicorn.Config(app_factory, factory=True, **uvicorn_options(log_level))
     uvicorn.Server(config).run(sockets=[sock])
 
 
 def serve_workers(
-    app_factory: str, *, host: str, port: int, workers: int, log_level: str = "info"
+    app_factory: str,
+    *,
+    host: str,
+    port: int,
+    workers: int,
+    log_level: str = "info",
+    cpus: list[int] | None = None,
 ) -> int:
     """Run ``workers`` processes serving ``app_factory`` (``module:function``) until a signal.
 
     Returns the exit status: 0 after ``SIGINT``/``SIGTERM``, 1 when a worker
-    failed to start.
+    failed to start. With ``cpus`` (see :func:`worker_cpus`), worker ``i``
+    (and whichever replaces it) runs on ``cpus[i % len(cpus)]`` only.
 
     Raises:
         AuthorityError: ``host:port`` cannot be bound.
@@ -108,10 +155,11 @@ def serve_workers(
     stop = threading.Event()
     failed = threading.Event()
 
-    def start() -> tuple[BaseProcess, float]:
+    def start(index: int) -> tuple[BaseProcess, float]:
+        cpu = cpus[index % len(cpus)] if cpus else None
         process = context.Process(
             target=_worker,
-            args=(app_factory, host, port, log_level),
+            args=(app_factory, host, port, log_level, cpu),
             name="passgeni-authority-worker",
             daemon=False,
         )
@@ -122,7 +170,7 @@ def serve_workers(
         stop.set()
 
     previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
-    running = [start() for _ in range(workers)]
+    running = [start(i) for i in range(workers)]
     try:
         while not stop.wait(0.2):
             for i, (process, started) in enumerate(running):
@@ -136,7 +184,7 @@ def serve_workers(
                 log.warning(
                     "authority worker %s exited (%s); restarting", process.pid, process.exitcode
                 )
-                running[i] = start()
+                running[i] = start(i)
     finally:
         for process, _ in running:
             if process.is_alive():

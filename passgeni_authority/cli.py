@@ -145,7 +145,7 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     # The workers are spawned (not forked): they rebuild the settings from
     # these options; secrets stay where they were (environment variables).
     os.environ[_SERVE_ENV] = json.dumps({k: getattr(args, k, None) for k in _SERVE_KEYS})
-    from ._workers import serve_workers
+    from ._workers import serve_workers, worker_cpus
 
     return serve_workers(
         "passgeni_authority.cli:worker_app",
@@ -153,6 +153,7 @@ def _cmd_serve(args: argparse.Namespace) -> int:
         port=port,
         workers=workers,
         log_level=args.log_level,
+        cpus=worker_cpus(workers, args.cpu_affinity),
     )
 
 
@@ -266,6 +267,15 @@ def _add_commands(sub: Any) -> None:
         help=(
             "worker processes sharing the port (a SO_REUSEPORT socket each) and the "
             "database; one that dies is restarted (default 1)"
+        ),
+    )
+    p.add_argument(
+        "--cpu-affinity",
+        choices=["auto", "on", "off"],
+        default="auto",
+        help=(
+            "pin each worker to a CPU of its own: 'auto' (default) when --workers "
+            "equals the CPUs this process may use, 'on' always (round-robin), 'off' never"
         ),
     )
     p.set_defaults(handler=_cmd_serve)

@@ -258,6 +258,29 @@ def test_a_killed_worker_is_replaced(supervisor: Supervisor) -> None:
         assert supervisor.healthy()
 
 
+def _allowed_cpus(pid: int) -> set[int]:
+    return os.sched_getaffinity(pid)
+
+
+def test_workers_are_pinned_to_a_cpu_each_when_they_match_the_cpus(
+    supervisor: Supervisor,
+) -> None:
+    """``--cpu-affinity auto`` (the default): with as many workers as CPUs, one CPU
+    each, all different; otherwise left to the scheduler (what this machine has
+    decides which of the two is checked). Runs after a worker was killed: its
+    replacement took its CPU."""
+    available = os.sched_getaffinity(0)
+    workers = supervisor.workers()
+    pinned = [_allowed_cpus(pid) for pid in workers]
+    if len(available) == len(workers):
+        assert all(len(cpus) == 1 for cpus in pinned), pinned
+        assert set().union(*pinned) == available, pinned
+    else:
+        assert all(cpus == available for cpus in pinned), pinned
+    # The supervisor itself is never pinned.
+    assert _allowed_cpus(supervisor.proc.pid) == available
+
+
 def test_sigterm_stops_the_supervisor_and_every_worker(supervisor: Supervisor) -> None:
     workers = supervisor.workers()
     assert len(workers) == 2
@@ -325,3 +348,16 @@ def test_a_worker_process_syncs_its_wal_on_its_loop(
     finally:
         service.close()
     assert AuthoritySettings(state_dir=tmp_path).wal_sync_in_loop is False
+
+
+def test_worker_cpus_rule() -> None:
+    from passgeni_authority._workers import worker_cpus
+
+    assert worker_cpus(2, "auto", {0, 1}) == [0, 1]
+    assert worker_cpus(2, "auto", {0, 1, 2, 3}) is None  # a quota'd container sees them all
+    assert worker_cpus(4, "auto", {3, 1}) is None
+    assert worker_cpus(3, "on", {5, 1}) == [1, 5]  # round-robin: the third shares CPU 1
+    assert worker_cpus(2, "off", {0, 1}) is None
+    assert worker_cpus(1, "on", {0, 1}) is None  # one worker: nothing to spread
+    with pytest.raises(ValueError, match="auto, on, off"):
+        worker_cpus(2, "always", {0, 1})
