@@ -45,6 +45,20 @@ def _service(tmp_path: Path, clock: FakeClock | None = None, **kw: Any) -> Autho
 _KEYS: dict[int, str] = {}
 
 
+def _migrate(engine: Any, step: Any, revision: str) -> None:
+    """Run an alembic command (``command.upgrade`` / ``downgrade``) on ``engine``."""
+    from alembic.config import Config
+
+    from passgeni_authority._db import _script_location
+
+    with engine.connect() as conn:
+        cfg = Config()
+        cfg.set_main_option("script_location", _script_location())
+        cfg.attributes["connection"] = conn
+        step(cfg, revision)
+        conn.commit()
+
+
 def _issue(svc: AuthorityService, user: str = "alice") -> Any:
     if id(svc) not in _KEYS:
         _KEYS[id(svc)] = svc.create_api_key(user).key
@@ -209,9 +223,8 @@ def test_0004_keeps_claims_in_the_token_and_downgrade_restores_the_column(tmp_pa
     """Dropping ``certificates.claims`` loses nothing: the page reads the same claims
     from the token, and a downgrade to 0003 rebuilds the column from the tokens."""
     from alembic import command
-    from alembic.config import Config
 
-    from passgeni_authority._db import _script_location, make_engine
+    from passgeni_authority._db import make_engine
 
     with _service(tmp_path) as svc:
         issued = [_issue(svc) for _ in range(3)]
@@ -221,12 +234,7 @@ def test_0004_keeps_claims_in_the_token_and_downgrade_restores_the_column(tmp_pa
     engine = make_engine(f"sqlite:///{tmp_path / 'authority.db'}")
 
     def migrate(step: Any, revision: str) -> None:
-        with engine.connect() as conn:
-            cfg = Config()
-            cfg.set_main_option("script_location", _script_location())
-            cfg.attributes["connection"] = conn
-            step(cfg, revision)
-            conn.commit()
+        _migrate(engine, step, revision)
 
     migrate(command.downgrade, "0003")
     with engine.connect() as conn:
@@ -308,9 +316,8 @@ def test_0006_issuance_skips_index_entries_nothing_reads(tmp_path: Path):
     events are indexed by user; the team audit and the anomaly queries still
     read through those (partial) indexes, and 0006 downgrades and upgrades."""
     from alembic import command
-    from alembic.config import Config
 
-    from passgeni_authority._db import _script_location, make_engine
+    from passgeni_authority._db import make_engine
     from passgeni_authority._service import _LATEST_ANOMALY
 
     def index_sql() -> dict[str, str]:
@@ -356,12 +363,7 @@ def test_0006_issuance_skips_index_entries_nothing_reads(tmp_path: Path):
     engine = make_engine(f"sqlite:///{tmp_path / 'authority.db'}")
 
     def migrate(step: Any, revision: str) -> None:
-        with engine.connect() as conn:
-            cfg = Config()
-            cfg.set_main_option("script_location", _script_location())
-            cfg.attributes["connection"] = conn
-            step(cfg, revision)
-            conn.commit()
+        _migrate(engine, step, revision)
 
     migrate(command.downgrade, "0005")
     indexes = index_sql()
@@ -427,9 +429,8 @@ def test_a_certificate_signed_with_a_key_another_process_retired_keeps_it_publis
 
 def test_0007_fills_the_expiry_bound_from_stored_certificates_and_downgrades(tmp_path: Path):
     from alembic import command
-    from alembic.config import Config
 
-    from passgeni_authority._db import _script_location, make_engine
+    from passgeni_authority._db import make_engine
 
     clock = FakeClock()
     with _service(tmp_path, clock) as svc:
@@ -443,12 +444,7 @@ def test_0007_fills_the_expiry_bound_from_stored_certificates_and_downgrades(tmp
     engine = make_engine(f"sqlite:///{tmp_path / 'authority.db'}")
 
     def migrate(step: Any, revision: str) -> None:
-        with engine.connect() as conn:
-            cfg = Config()
-            cfg.set_main_option("script_location", _script_location())
-            cfg.attributes["connection"] = conn
-            step(cfg, revision)
-            conn.commit()
+        _migrate(engine, step, revision)
 
     migrate(command.downgrade, "0006")
     with engine.connect() as conn:
