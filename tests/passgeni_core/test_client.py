@@ -631,7 +631,9 @@ def test_local_validation_happens_before_any_request(fake: FakeAuthority) -> Non
     with pytest.raises(InvalidRequest):
         client.revoke("pg_1", "")
     with pytest.raises(InvalidRequest):
-        client.audit(status="lost")  # type: ignore[arg-type]  # the wrong value is the test
+        # "lost" is outside the status Literal on purpose: a caller without a type
+        # checker can pass it, and the client must refuse it before any request.
+        client.audit(status="lost")  # type: ignore[arg-type]
     with pytest.raises(InvalidRequest):
         client.get_certificate("")
     assert fake.seen == []
