@@ -26,6 +26,7 @@ from passgeni_core import InvalidRequest, PassgeniError
 from ._service import AuthorityService
 from ._settings import DEFAULT_PUBLIC_URL, AuthoritySettings, default_state_dir
 from ._signing import Signer, TransitSigner
+from ._workers import CPU_AFFINITY
 
 __all__ = ["build_settings", "main", "register"]
 
@@ -271,7 +272,7 @@ def _add_commands(sub: Any) -> None:
     )
     p.add_argument(
         "--cpu-affinity",
-        choices=["auto", "on", "off"],
+        choices=CPU_AFFINITY,
         default="auto",
         help=(
             "pin each worker to a CPU of its own: 'auto' (default) when --workers "
