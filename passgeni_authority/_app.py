@@ -123,21 +123,44 @@ _JSON_TYPE = (b"content-type", b"application/json")
 
 
 class _Call:
-    """What an issuance endpoint needs from one request, read from the ASGI scope.
+    """What an issuance endpoint needs from one request.
 
-    The hot endpoints are served without Starlette's ``Request`` (whose
-    header parsing alone cost ~20 us a request); the FastAPI routes that
-    document them build one of these too, so both paths run the same code.
+    Built from the ASGI scope (:meth:`from_scope`, the routed and ASGI
+    paths) or directly by the served protocol (``_http``), which answers the
+    hot endpoints without ASGI and hands over the body it already read.
+    Starlette's ``Request`` is not used: its header parsing alone cost ~20 us
+    a request.
     """
 
-    __slots__ = ("receive", "scope")
+    __slots__ = ("_body", "_receive", "client", "endpoint", "headers")
 
-    def __init__(self, scope: Any, receive: Any) -> None:
-        self.scope = scope
-        self.receive = receive
+    def __init__(
+        self,
+        headers: list[tuple[bytes, bytes]],
+        client: tuple[str, int] | None,
+        endpoint: str,
+        *,
+        receive: Any = None,
+        body: tuple[list[bytes], int] | None = None,
+    ) -> None:
+        self.headers = headers
+        self.client = client
+        self.endpoint = endpoint
+        self._receive = receive
+        #: ``(chunks, size)`` read before the call, or None to read from ``receive``.
+        self._body = body
+
+    @classmethod
+    def from_scope(cls, scope: Any, receive: Any) -> "_Call":
+        return cls(
+            scope["headers"],
+            scope.get("client"),
+            f"{scope['method']} {scope['path']}",
+            receive=receive,
+        )
 
     def header(self, name: bytes) -> str | None:
-        for key, value in self.scope["headers"]:
+        for key, value in self.headers:
             if key == name:
                 return str(value.decode("latin-1"))
         return None
@@ -147,45 +170,43 @@ class _Call:
         return credential.strip() if scheme.lower() == "bearer" else None
 
     def ip(self, trusted: frozenset[str]) -> str | None:
-        client = self.scope.get("client")
-        peer = client[0] if client else None
+        peer = self.client[0] if self.client else None
         return _client_ip(peer, lambda: self.header(b"x-forwarded-for") or "", trusted)
-
-    @property
-    def endpoint(self) -> str:
-        return f"{self.scope['method']} {self.scope['path']}"
 
     async def body(self, limit: int) -> dict[str, Any] | PassgeniError:
         """The JSON object body, or the error it gives (answered after authentication)."""
+        too_large = BodyTooLarge(f"request bodies are limited to {limit} bytes")
+        if self._body is not None:
+            chunks, size = self._body
+            return too_large if size > limit else _parsed(b"".join(chunks))
         declared = self.header(b"content-length")
         if declared is not None and declared.isdigit() and int(declared) > limit:
-            return BodyTooLarge(f"request bodies are limited to {limit} bytes")
-        chunks: list[bytes] = []
+            return too_large
+        chunks = []
         size = 0
         while True:
-            message = await self.receive()
+            message = await self._receive()
             if message["type"] != "http.request":
                 return InvalidRequest("the client went away before sending its body")
             chunk = message.get("body", b"")
             size += len(chunk)
             if size > limit:
-                return BodyTooLarge(f"request bodies are limited to {limit} bytes")
+                return too_large
             chunks.append(chunk)
             if not message.get("more_body", False):
                 break
-        try:
-            return parse_json_object(b"".join(chunks))
-        except PassgeniError as exc:
-            return exc
+        return _parsed(b"".join(chunks))
+
+
+def _parsed(raw: bytes) -> dict[str, Any] | PassgeniError:
+    try:
+        return parse_json_object(raw)
+    except PassgeniError as exc:
+        return exc
 
 
 #: A hot endpoint: the request in, ``(status, JSON body)`` out; errors raised.
 _Hot = Callable[[_Call], Awaitable[tuple[int, bytes]]]
-
-
-#: Scope extension set by the served protocol (``_http``): a callable that
-#: holds the response's head back so it is written with the body.
-HOLD_HEAD = "passgeni.hold_head"
 
 
 def _dumps(data: Any) -> bytes:
@@ -213,10 +234,16 @@ class _AuthorityApp(FastAPI):
     more than the handler itself. Errors keep the API's shape
     (``{code, message}`` with the class's status). The same paths are also
     ordinary FastAPI routes (for the OpenAPI document), running the same
-    handlers.
+    handlers. Served by our own protocol (``_http``), most hot requests do
+    not reach this ASGI entry at all: the protocol calls :attr:`hot_raw`'s
+    handlers itself.
     """
 
     hot: dict[str, _Hot]
+    #: The hot endpoints by raw request target: ``(handler, "POST /path")``.
+    hot_raw: dict[bytes, tuple[_Hot, str]]
+    #: The largest request body the hot endpoints accept (``max_body_bytes``).
+    body_limit: int
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
         if scope["type"] == "http" and scope["method"] == "POST":
@@ -227,26 +254,35 @@ class _AuthorityApp(FastAPI):
         await super().__call__(scope, receive, send)
 
 
-async def _serve_hot(handler: _Hot, scope: Any, receive: Any, send: Any) -> None:
-    headers: list[tuple[bytes, bytes]]
+_JSON_HEADERS = [_JSON_TYPE]
+
+
+async def answer(handler: _Hot, call: _Call) -> tuple[int, bytes, list[tuple[bytes, bytes]]]:
+    """Run a hot endpoint: ``(status, body, headers)``, errors as ``{code, message}``.
+
+    Never raises (but for cancellation): an unexpected error is logged and
+    answered as a 500 ``authority_error``. The headers are the response's
+    own (``content-length`` is the writer's).
+    """
     try:
-        status, body = await handler(_Call(scope, receive))
-        headers = [_JSON_TYPE]
+        status, body = await handler(call)
     except PassgeniError as exc:
-        status, body, headers = _error_body(exc)
+        return _error_body(exc)
     except Exception as exc:
         log.error("unexpected error: %s", type(exc).__name__, exc_info=exc)
-        status, body, headers = _error_body(AuthorityError("internal error"))
-    headers.append((b"content-length", str(len(body)).encode()))
-    hold_head = scope.get("extensions", {}).get(HOLD_HEAD)
-    if hold_head is not None:
-        hold_head()  # head and body in one write (see _http)
+        return _error_body(AuthorityError("internal error"))
+    return status, body, _JSON_HEADERS
+
+
+async def _serve_hot(handler: _Hot, scope: Any, receive: Any, send: Any) -> None:
+    status, body, headers = await answer(handler, _Call.from_scope(scope, receive))
+    headers = [*headers, (b"content-length", str(len(body)).encode())]
     await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": body})
 
 
 async def _as_response(handler: _Hot, request: Request) -> Response:
-    status, body = await handler(_Call(request.scope, request.receive))
+    status, body = await handler(_Call.from_scope(request.scope, request.receive))
     return Response(body, status_code=status, media_type="application/json")
 
 
@@ -536,6 +572,8 @@ def create_app(
         "/api/generate-certificate": generate_certificate,
         "/api/generate-certificates": generate_certificates,
     }
+    app.hot_raw = {path.encode(): (handler, f"POST {path}") for path, handler in app.hot.items()}
+    app.body_limit = limit
 
     # The same endpoints as routes, for the OpenAPI document (requests to
     # them are answered by _AuthorityApp before routing; these run the same code).

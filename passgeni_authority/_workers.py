@@ -82,15 +82,16 @@ def uvicorn_options(log_level: str) -> dict[str, Any]:
     middleware would rewrite the client address first from its own list.
     The access log is written at ``info`` level and below only (it costs a
     log call per request even when filtered out). The HTTP protocol is
-    uvicorn's httptools one, able to send a response in one write (``_http``).
+    uvicorn's httptools one, answering the issuance endpoints without ASGI
+    (``_http``).
     """
-    from ._http import OneWriteHttpToolsProtocol
+    from ._http import AuthorityHttpProtocol
 
     return {
         "log_level": log_level,
         "proxy_headers": False,
         "access_log": log_level in ("trace", "debug", "info"),
-        "http": OneWriteHttpToolsProtocol,
+        "http": AuthorityHttpProtocol,
     }
 
 

@@ -1,63 +1,46 @@
-"""The served HTTP protocol (``_http``): issuance answers leave in one write.
+"""The served HTTP protocol (``_http``): the issuance endpoints answered without ASGI.
 
-uvicorn writes a response's head and body separately; the hot endpoints ask
-for the head to be held and joined to the body. Every other response must be
-written exactly as uvicorn writes it, and nothing held may ever be lost.
+The fast path must answer exactly what the ASGI path answers (same status,
+headers and body shape, errors included), in one write; leave every request
+it does not take to uvicorn; and keep uvicorn's connection rules: pipelined
+answers in order, keep-alive, ``Connection: close``, a client that leaves
+mid-request, bounded bodies, the access log.
 """
 
 from __future__ import annotations
 
-import asyncio
-from typing import Any, cast
+import contextlib
+import json
+import logging
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
 
 import pytest
 import requests
+import uvicorn
 
-from passgeni_authority import AuthoritySettings
-from passgeni_authority._http import _HeldTransport
+from passgeni_authority import AuthoritySettings, create_app
+from passgeni_authority._http import AuthorityHttpProtocol
+from passgeni_authority._service import AuthorityService
+from passgeni_authority._workers import uvicorn_options
 from passgeni_authority.embedded import EmbeddedAuthority
+from tests._servers import free_port, wait_until
 
-
-class _Recorder:
-    """A transport that records what is written to it."""
-
-    def __init__(self, writes: list[bytes]) -> None:
-        self.writes = writes
-        self.closed = False
-
-    def write(self, data: bytes) -> None:
-        self.writes.append(bytes(data))
-
-    def close(self) -> None:
-        self.closed = True
-
-    def get_extra_info(self, name: str, default: Any = None) -> Any:
-        return default
-
-
-def test_held_head_goes_out_with_the_body_and_nothing_else_is_held() -> None:
-    writes: list[bytes] = []
-    transport = _HeldTransport(cast(asyncio.Transport, _Recorder(writes)))  # a stand-in
-    transport.write(b"plain")
-    transport.hold_next()
-    transport.write(b"HEAD\r\n\r\n")
-    assert writes == [b"plain"]
-    transport.write(b"BODY")
-    transport.write(b"more")
-    assert writes == [b"plain", b"HEAD\r\n\r\nBODY", b"more"]
-    # A held head is written before the connection closes, never dropped.
-    transport.hold_next()
-    transport.write(b"LAST")
-    transport.close()
-    assert writes[-1] == b"LAST"
-    assert transport.get_extra_info("peername", "x") == "x"  # everything else delegates
+GENERATE = b'{"compliance_standard":"soc2"}'
 
 
 @pytest.fixture
-def recorded(tmp_path: Any, monkeypatch: pytest.MonkeyPatch) -> Any:
-    """An embedded authority whose connections record every socket write."""
+def recorded(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
+    """An embedded authority whose connections record every socket write, and
+    a count of the requests its fast path answered."""
     writes: list[bytes] = []
-    original = _HeldTransport.__init__
+    answered: list[str] = []
+    made = AuthorityHttpProtocol.connection_made
+    fast = AuthorityHttpProtocol._answer
 
     class Recording:
         def __init__(self, transport: Any) -> None:
@@ -70,44 +53,258 @@ def recorded(tmp_path: Any, monkeypatch: pytest.MonkeyPatch) -> Any:
         def __getattr__(self, name: str) -> Any:
             return getattr(self._transport, name)
 
-    def init(self: _HeldTransport, transport: Any) -> None:
-        original(self, cast(asyncio.Transport, Recording(transport)))  # records, then delegates
+    def connection_made(self: AuthorityHttpProtocol, transport: Any) -> None:
+        made(self, Recording(transport))  # records, then delegates
 
-    monkeypatch.setattr(_HeldTransport, "__init__", init)
+    async def counted(self: AuthorityHttpProtocol, cycle: Any) -> None:
+        answered.append(cycle.endpoint)
+        await fast(self, cycle)
+
+    monkeypatch.setattr(AuthorityHttpProtocol, "connection_made", connection_made)
+    monkeypatch.setattr(AuthorityHttpProtocol, "_answer", counted)
     with EmbeddedAuthority(settings=AuthoritySettings(state_dir=tmp_path)) as embedded:
-        yield embedded, writes
+        yield embedded, writes, answered
 
 
-def test_issuance_answers_are_one_write_and_others_unchanged(recorded: Any) -> None:
-    embedded, writes = recorded
+def _head(raw: bytes) -> tuple[str, dict[str, str]]:
+    lines = raw.split(b"\r\n\r\n", 1)[0].decode("latin-1").split("\r\n")
+    return lines[0], dict(
+        (k.lower(), v.strip()) for k, v in (line.split(":", 1) for line in lines[1:])
+    )
+
+
+def _read_responses(sock: socket.socket, count: int, timeout: float = 10.0) -> list[bytes]:
+    """``count`` whole HTTP responses (each with a content-length) off ``sock``."""
+    sock.settimeout(timeout)
+    buffer = b""
+    out: list[bytes] = []
+    while len(out) < count:
+        end = buffer.find(b"\r\n\r\n")
+        if end >= 0:
+            _status, headers = _head(buffer)
+            total = end + 4 + int(headers["content-length"])
+            if len(buffer) >= total:
+                out.append(buffer[:total])
+                buffer = buffer[total:]
+                continue
+        chunk = sock.recv(65536)
+        if not chunk:
+            raise AssertionError(f"connection closed after {len(out)} of {count} responses")
+        buffer += chunk
+    return out
+
+
+def _request(path: str, key: str, body: bytes, *extra: str) -> bytes:
+    lines = [
+        f"POST {path} HTTP/1.1",
+        "Host: test",
+        f"Authorization: Bearer {key}",
+        "Content-Type: application/json",
+        f"Content-Length: {len(body)}",
+        *extra,
+    ]
+    return ("\r\n".join(lines) + "\r\n\r\n").encode() + body
+
+
+def test_fast_answers_are_one_write_and_match_the_asgi_path(recorded: Any) -> None:
+    embedded, writes, answered = recorded
     http = requests.Session()
     http.headers["Authorization"] = f"Bearer {embedded.api_key}"
-    r = http.post(
-        f"{embedded.base_url}/api/generate", json={"compliance_standard": "soc2"}, timeout=10
-    )
+    url = embedded.base_url
+    r = http.post(f"{url}/api/generate", json={"compliance_standard": "soc2"}, timeout=10)
     assert r.status_code == 200, r.text
-    answer = [w for w in writes if w.startswith(b"HTTP/1.1 200")]
-    assert len(answer) == 1 and answer[0].endswith(r.content)  # head and body together
+    assert answered == ["POST /api/generate"]
+    assert len(writes) == 1 and writes[0].endswith(r.content)  # head and body together
+    fast_status, fast_headers = _head(writes[0])
     sid = r.json()["generation_session_id"]
+
+    # The same endpoint through ASGI (a query string is not a hot target):
+    # same status line and header names, the same answer's fields.
     writes.clear()
-    r = http.post(
-        f"{embedded.base_url}/api/generate-certificate",
-        json={"generation_session_id": sid},
-        timeout=10,
+    r2 = http.post(f"{url}/api/generate?via=asgi", data=GENERATE, timeout=10)
+    assert r2.status_code == 200 and answered == ["POST /api/generate"]
+    asgi_status, asgi_headers = _head(writes[0])
+    assert fast_status == asgi_status == "HTTP/1.1 200 OK"
+    assert (
+        set(fast_headers)
+        == set(asgi_headers)
+        == {
+            "date",
+            "server",
+            "content-type",
+            "content-length",
+        }
     )
+    assert fast_headers["content-type"] == asgi_headers["content-type"] == "application/json"
+    assert set(r.json()) == set(r2.json())
+
+    writes.clear()
+    r = http.post(f"{url}/api/generate-certificate", json={"generation_session_id": sid})
     assert r.status_code == 201 and len(writes) == 1 and writes[0].endswith(r.content)
-    # An error answer of a hot endpoint is one write too.
+    assert r.json()["cert_id"] and answered[-1] == "POST /api/generate-certificate"
+    # Errors keep the API's shape and status, in one write too.
     writes.clear()
-    r = http.post(
-        f"{embedded.base_url}/api/generate-certificate",
-        json={"generation_session_id": sid},
-        timeout=10,
-    )
+    r = http.post(f"{url}/api/generate-certificate", json={"generation_session_id": sid})
     assert r.status_code == 409 and len(writes) == 1
-    # Other endpoints are written as uvicorn writes them: head, then body.
+    assert r.json()["code"] == "session_already_used"
     writes.clear()
-    r = http.get(f"{embedded.base_url}/healthz", timeout=10)
+    r = requests.post(f"{url}/api/generate", data=GENERATE, timeout=10)  # no key
+    assert r.status_code == 401 and len(writes) == 1 and r.json()["code"] == "unauthenticated"
+    # Other endpoints are uvicorn's: head, then body.
+    writes.clear()
+    r = http.get(f"{url}/healthz", timeout=10)
     assert r.status_code == 200 and len(writes) == 2 and writes[1] == r.content
-    writes.clear()
-    r = http.get(f"{embedded.base_url}/api/nothing-here", timeout=10)
-    assert r.status_code == 404 and len(writes) == 2 and writes[1] == r.content
+    assert answered.count("POST /api/generate") == 2  # the unauthenticated one too
+
+
+def test_pipelined_requests_are_answered_in_order(recorded: Any) -> None:
+    embedded, _writes, answered = recorded
+    address = (embedded.host, embedded.port)
+    key = embedded.api_key
+    with socket.create_connection(address) as sock:
+        # Four requests in one packet: the first is answered by the fast path,
+        # the ones queued behind it by uvicorn's pipeline, in order.
+        sock.sendall(
+            _request("/api/generate", key, GENERATE)
+            + _request("/api/generate-certificate", key, b'{"generation_session_id":"x"}')
+            + b"GET /healthz HTTP/1.1\r\nHost: test\r\n\r\n"
+            + _request("/api/generate", key, b"{not json")
+        )
+        first, second, third, fourth = _read_responses(sock, 4)
+        assert first.startswith(b"HTTP/1.1 200") and b"generation_session_id" in first
+        assert second.startswith(b"HTTP/1.1 400") and b"session_invalid" in second
+        assert third.startswith(b"HTTP/1.1 200") and b'"status"' in third
+        assert fourth.startswith(b"HTTP/1.1 400") and b"not valid JSON" in fourth
+        # The connection is still good, and the next request is fast again.
+        before = len(answered)
+        sock.sendall(_request("/api/generate", key, GENERATE))
+        (fifth,) = _read_responses(sock, 1)
+        assert fifth.startswith(b"HTTP/1.1 200") and len(answered) == before + 1
+
+
+def test_connection_close_and_http_1_0_take_uvicorns_path(recorded: Any) -> None:
+    embedded, _writes, answered = recorded
+    address = (embedded.host, embedded.port)
+    with socket.create_connection(address) as sock:
+        sock.sendall(_request("/api/generate", embedded.api_key, GENERATE, "Connection: close"))
+        (answer,) = _read_responses(sock, 1)
+        status, headers = _head(answer)
+        assert status == "HTTP/1.1 200 OK" and headers["connection"] == "close"
+        sock.settimeout(10)
+        assert sock.recv(1) == b""  # closed by the server
+    with socket.create_connection(address) as sock:
+        request = _request("/api/generate", embedded.api_key, GENERATE)
+        sock.sendall(request.replace(b"HTTP/1.1", b"HTTP/1.0", 1))
+        (answer,) = _read_responses(sock, 1)
+        assert answer.startswith(b"HTTP/1.1 200")
+    assert answered == []
+
+
+def test_oversized_bodies_are_refused_and_the_connection_stays_usable(recorded: Any) -> None:
+    embedded, _writes, answered = recorded
+    limit = embedded.service.settings.max_body_bytes
+    big = b'{"compliance_standard":"soc2","x":"' + b"a" * (3 * limit) + b'"}'
+    chunked = (
+        b"".join(
+            b"%x\r\n%s\r\n" % (len(part), part)
+            for part in (big[i : i + 8192] for i in range(0, len(big), 8192))
+        )
+        + b"0\r\n\r\n"
+    )
+    head = (
+        "POST /api/generate HTTP/1.1\r\nHost: test\r\nContent-Type: application/json\r\n"
+        "Transfer-Encoding: chunked\r\n"
+    )
+    with socket.create_connection((embedded.host, embedded.port)) as sock:
+        # No key: 401 before the body is judged (as on the ASGI path).
+        sock.sendall(head.encode() + b"\r\n" + chunked)
+        (answer,) = _read_responses(sock, 1)
+        assert answer.startswith(b"HTTP/1.1 401")
+        sock.sendall(head.encode() + f"Authorization: Bearer {embedded.api_key}\r\n\r\n".encode())
+        sock.sendall(chunked)
+        (answer,) = _read_responses(sock, 1)
+        assert answer.startswith(b"HTTP/1.1 413")
+        assert json.loads(answer.split(b"\r\n\r\n", 1)[1])["code"] == "invalid_request"
+        sock.sendall(_request("/api/generate", embedded.api_key, GENERATE))
+        (answer,) = _read_responses(sock, 1)
+        assert answer.startswith(b"HTTP/1.1 200")
+    assert answered == ["POST /api/generate"] * 3
+
+
+def test_a_client_that_leaves_mid_commit_loses_nothing(recorded: Any) -> None:
+    embedded, _writes, answered = recorded
+    http = requests.Session()
+    http.headers["Authorization"] = f"Bearer {embedded.api_key}"
+    url = embedded.base_url
+    sid = http.post(f"{url}/api/generate", data=GENERATE, timeout=10).json()[
+        "generation_session_id"
+    ]
+    body = json.dumps({"generation_session_id": sid, "label": "left early"}).encode()
+    with socket.create_connection((embedded.host, embedded.port)) as sock:
+        sock.sendall(_request("/api/generate-certificate", embedded.api_key, body))
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
+    # Reset before (or while) the answer is written: the certificate is still
+    # committed once, the session is spent, and the server keeps serving.
+    wait_until(lambda: "POST /api/generate-certificate" in answered, 10.0, "the redemption")
+
+    def spent() -> bool:
+        r = http.post(f"{url}/api/generate-certificate", json={"generation_session_id": sid})
+        return r.status_code == 409
+
+    wait_until(spent, 10.0, "the session to be spent")
+    audit = http.get(f"{url}/api/audit", timeout=10).json()
+    assert [c["label"] for c in audit["items"]].count("left early") == 1
+
+
+@contextlib.contextmanager
+def _served(service: AuthorityService, log_level: str) -> Iterator[str]:
+    """The app under uvicorn with the served options (no logging set-up of its own)."""
+    port = free_port()
+    config = uvicorn.Config(
+        create_app(service=service),
+        host="127.0.0.1",
+        port=port,
+        **uvicorn_options(log_level),
+        log_config=None,
+        lifespan="on",
+    )
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    try:
+        wait_until(lambda: server.started, 30.0, "uvicorn")
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=30)
+
+
+def test_the_access_log_line_is_uvicorns(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    service = AuthorityService(AuthoritySettings(state_dir=tmp_path))
+    key = service.create_api_key("logged").key
+    try:
+        with (
+            caplog.at_level(logging.INFO, logger="uvicorn.access"),
+            _served(service, "info") as url,
+        ):
+            r = requests.post(
+                f"{url}/api/generate",
+                data=GENERATE,
+                headers={"Authorization": f"Bearer {key}"},
+                timeout=10,
+            )
+            assert r.status_code == 200
+            deadline = time.monotonic() + 10
+            while time.monotonic() < deadline and not any(
+                rec.name == "uvicorn.access" for rec in caplog.records
+            ):
+                time.sleep(0.05)
+    finally:
+        service.close()
+    (record,) = [rec for rec in caplog.records if rec.name == "uvicorn.access"]
+    assert isinstance(record.args, tuple) and len(record.args) == 5  # AccessFormatter's shape
+    message = record.getMessage()
+    assert message.startswith("127.0.0.1:") and message.endswith(
+        '"POST /api/generate HTTP/1.1" 200'
+    )
+    assert key not in message
