@@ -16,7 +16,7 @@ import contextlib
 import ipaddress
 import json
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from datetime import datetime
 from typing import Annotated, Any
 
@@ -175,13 +175,12 @@ class _Call:
 
     async def body(self, limit: int) -> dict[str, Any] | PassgeniError:
         """The JSON object body, or the error it gives (answered after authentication)."""
-        too_large = BodyTooLarge(f"request bodies are limited to {limit} bytes")
         if self._body is not None:
             chunks, size = self._body
-            return too_large if size > limit else _parsed(b"".join(chunks))
+            return _too_large(limit) if size > limit else _parsed(b"".join(chunks))
         declared = self.header(b"content-length")
         if declared is not None and declared.isdigit() and int(declared) > limit:
-            return too_large
+            return _too_large(limit)
         chunks = []
         size = 0
         while True:
@@ -191,11 +190,15 @@ class _Call:
             chunk = message.get("body", b"")
             size += len(chunk)
             if size > limit:
-                return too_large
+                return _too_large(limit)
             chunks.append(chunk)
             if not message.get("more_body", False):
                 break
         return _parsed(b"".join(chunks))
+
+
+def _too_large(limit: int) -> BodyTooLarge:
+    return BodyTooLarge(f"request bodies are limited to {limit} bytes")
 
 
 def _parsed(raw: bytes) -> dict[str, Any] | PassgeniError:
@@ -254,10 +257,10 @@ class _AuthorityApp(FastAPI):
         await super().__call__(scope, receive, send)
 
 
-_JSON_HEADERS = [_JSON_TYPE]
+_JSON_HEADERS = (_JSON_TYPE,)
 
 
-async def answer(handler: _Hot, call: _Call) -> tuple[int, bytes, list[tuple[bytes, bytes]]]:
+async def answer(handler: _Hot, call: _Call) -> tuple[int, bytes, Sequence[tuple[bytes, bytes]]]:
     """Run a hot endpoint: ``(status, body, headers)``, errors as ``{code, message}``.
 
     Never raises (but for cancellation): an unexpected error is logged and
