@@ -21,7 +21,10 @@ flight sits in ``self.cycle`` as a :class:`_HotCycle` (so pipelining,
 disconnects and graceful shutdown treat it like any other), its task is in
 the server's task set (shutdown waits for it), and the answer ends with
 uvicorn's ``on_response_complete`` (keep-alive timer, next pipelined
-request). The access log line, when enabled, is uvicorn's.
+request). The access log line, when enabled, is uvicorn's. A uvicorn
+whose connection state differs from what this relies on
+(:data:`_UVICORN_STATE`, checked per connection) serves every request
+through its own path.
 """
 
 from __future__ import annotations
@@ -77,6 +80,16 @@ class _HotCycle:
         """``message_event.set()``: nobody waits on a hot request's body."""
 
 
+#: uvicorn's per-connection state the fast path reads and drives (as of uvicorn 0.54).
+_UVICORN_STATE = ("cycle", "pipeline", "tasks", "flow", "access_log", "access_logger", "client")
+
+
+def _uvicorn_state_present(protocol: HttpToolsProtocol) -> bool:
+    return all(hasattr(protocol, name) for name in _UVICORN_STATE) and callable(
+        getattr(protocol, "on_response_complete", None)
+    )
+
+
 class AuthorityHttpProtocol(HttpToolsProtocol):
     """``uvicorn.Config(http=...)``: the hot endpoints answered without ASGI.
 
@@ -93,8 +106,11 @@ class AuthorityHttpProtocol(HttpToolsProtocol):
     ) -> None:
         super().__init__(config, server_state, app_state, _loop)
         hot: dict[bytes, tuple[_Hot, str]] = getattr(self.app, "hot_raw", None) or {}
-        # uvicorn answers 503 itself beyond limit_concurrency: only its path knows how.
-        self._hot = hot if self.limit_concurrency is None else {}
+        # uvicorn answers 503 itself beyond limit_concurrency: only its path
+        # knows how. And a uvicorn whose connection state is not the one this
+        # class was written against (see _UVICORN_STATE) serves everything.
+        usable = self.limit_concurrency is None and _uvicorn_state_present(self)
+        self._hot = hot if usable else {}
         self._body_limit: int = getattr(self.app, "body_limit", 0)
 
     def on_headers_complete(self) -> None:

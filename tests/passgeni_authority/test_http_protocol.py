@@ -9,6 +9,7 @@ mid-request, bounded bodies, the access log.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import logging
@@ -22,6 +23,8 @@ from typing import Any
 import pytest
 import requests
 import uvicorn
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+from uvicorn.server import ServerState
 
 from passgeni_authority import AuthoritySettings, create_app
 from passgeni_authority._http import AuthorityHttpProtocol
@@ -308,3 +311,33 @@ def test_the_access_log_line_is_uvicorns(tmp_path: Path, caplog: pytest.LogCaptu
         '"POST /api/generate HTTP/1.1" 200'
     )
     assert key not in message
+
+
+def test_the_fast_path_needs_uvicorns_connection_state(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    service = AuthorityService(AuthoritySettings(state_dir=tmp_path))
+    loop = asyncio.new_event_loop()
+
+    def protocol(**options: Any) -> AuthorityHttpProtocol:
+        config = uvicorn.Config(
+            create_app(service=service), **uvicorn_options("warning"), **options
+        )
+        config.load()
+        return AuthorityHttpProtocol(config, ServerState(), {}, loop)
+
+    try:
+        assert set(protocol()._hot) == {
+            b"/api/generate",
+            b"/api/generate-batch",
+            b"/api/generate-certificate",
+            b"/api/generate-certificates",
+        }
+        # uvicorn's own 503 beyond the concurrency limit: only its path answers it.
+        assert protocol(limit_concurrency=10)._hot == {}
+        # A uvicorn without the state the fast path drives: everything is uvicorn's.
+        monkeypatch.delattr(HttpToolsProtocol, "on_response_complete")
+        assert protocol()._hot == {}
+    finally:
+        loop.close()
+        service.close()
