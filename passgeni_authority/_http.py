@@ -21,9 +21,10 @@ flight sits in ``self.cycle`` as a :class:`_HotCycle` (so pipelining,
 disconnects and graceful shutdown treat it like any other), its task is in
 the server's task set (shutdown waits for it), and the answer ends with
 uvicorn's ``on_response_complete`` (keep-alive timer, next pipelined
-request). The access log line, when enabled, is uvicorn's. A uvicorn
-whose connection state differs from what this relies on
-(:data:`_UVICORN_STATE`, checked per connection) serves every request
+request); an answer waits, as uvicorn's do, while the client is not
+reading (write flow control). The access log line, when enabled, is
+uvicorn's. A uvicorn whose connection state differs from what this relies
+on (:data:`_UVICORN_STATE`, checked per connection) serves every request
 through its own path.
 """
 
@@ -155,6 +156,10 @@ class AuthorityHttpProtocol(HttpToolsProtocol):
     async def _answer(self, cycle: _HotCycle) -> None:
         call = _Call(cycle.headers, self.client, cycle.endpoint, body=(cycle.chunks, cycle.size))
         status, body, headers = await answer(cycle.handler, call)
+        if self.flow.write_paused and not cycle.disconnected:
+            # As uvicorn's send(): a client that does not read its answers is
+            # not sent more (nor is its next request read) until it does.
+            await self.flow.drain()
         cycle.response_complete = True
         if cycle.disconnected or self.transport.is_closing():
             return

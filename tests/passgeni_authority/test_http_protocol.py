@@ -18,7 +18,7 @@ import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import pytest
 import requests
@@ -338,6 +338,60 @@ def test_the_fast_path_needs_uvicorns_connection_state(
         # A uvicorn without the state the fast path drives: everything is uvicorn's.
         monkeypatch.delattr(HttpToolsProtocol, "on_response_complete")
         assert protocol()._hot == {}
+    finally:
+        loop.close()
+        service.close()
+
+
+class _Transport:
+    """Just enough of an asyncio transport to drive the protocol by hand."""
+
+    def __init__(self) -> None:
+        self.written: list[bytes] = []
+        self.closing = False
+
+    def get_extra_info(self, name: str, default: Any = None) -> Any:
+        return {"sockname": ("127.0.0.1", 8787), "peername": ("127.0.0.1", 50000)}.get(
+            name, default
+        )
+
+    def write(self, data: bytes) -> None:
+        self.written.append(bytes(data))
+
+    def is_closing(self) -> bool:
+        return self.closing
+
+    def close(self) -> None:
+        self.closing = True
+
+    def pause_reading(self) -> None:
+        pass
+
+    def resume_reading(self) -> None:
+        pass
+
+
+def test_an_answer_waits_while_the_client_is_not_reading(tmp_path: Path) -> None:
+    service = AuthorityService(AuthoritySettings(state_dir=tmp_path))
+    loop = asyncio.new_event_loop()
+    try:
+        config = uvicorn.Config(create_app(service=service), **uvicorn_options("warning"))
+        config.load()
+        protocol = AuthorityHttpProtocol(config, ServerState(), {}, loop)
+        transport = _Transport()
+        protocol.connection_made(cast(Any, transport))  # a stand-in transport
+        protocol.pause_writing()  # the transport's buffer is full: the client stopped reading
+        protocol.data_received(
+            b"POST /api/generate HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\n"
+            b"Content-Length: %d\r\n\r\n%s" % (len(GENERATE), GENERATE)
+        )
+        loop.run_until_complete(asyncio.sleep(0.05))
+        assert transport.written == []  # answered, but held until the client reads
+        protocol.resume_writing()
+        loop.run_until_complete(asyncio.sleep(0.05))
+        (answer,) = transport.written
+        assert answer.startswith(b"HTTP/1.1 401") and b"unauthenticated" in answer
+        protocol.connection_lost(None)
     finally:
         loop.close()
         service.close()
