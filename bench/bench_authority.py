@@ -525,9 +525,14 @@ def authorities(
             proc.stop()
 
 
+def _wrk_env(key: str, args: argparse.Namespace) -> dict[str, str]:
+    """What the authority's Lua scripts read from the environment."""
+    return {"BENCH_API_KEY": key, "BENCH_PRESET": PRESET, "BENCH_BATCH": str(args.batch_size)}
+
+
 def _warm(procs: list[AuthorityProcess], key: str, args: argparse.Namespace, workdir: Path) -> None:
     """A short warm-up of both flows (imports, caches, first pages of the database)."""
-    env = {"BENCH_API_KEY": key, "BENCH_PRESET": PRESET, "BENCH_BATCH": str(args.batch_size)}
+    env = _wrk_env(key, args)
     for scenario, lua in (("two-step", _LUA_TWO_STEP), ("batch", _LUA_BATCH)):
         for proc in procs:
             run_wrk(
@@ -555,7 +560,7 @@ def run_scenario(
     """One measured wrk run of ``scenario`` (``two-step`` or ``batch``); with
     several processes, one wrk per process at the same time."""
     lua = _LUA_TWO_STEP if scenario == "two-step" else _LUA_BATCH
-    env = {"BENCH_API_KEY": key, "BENCH_PRESET": PRESET, "BENCH_BATCH": str(args.batch_size)}
+    env = _wrk_env(key, args)
     if len(procs) == 1:
         data = run_wrk(
             procs[0].url,
