@@ -131,11 +131,19 @@ def create_app(
 
     from . import __version__
 
+    # The issuance endpoints are the first routes, before even FastAPI's
+    # documentation routes: the router tries each route's pattern in turn,
+    # and these carry most requests. Their handlers are set below.
+    issuance = {path: IssuanceEndpoint(f"POST {path}") for path in ISSUANCE_OPERATIONS}
     app = _AuthorityApp(
         title="PassGeni authority",
         version=__version__,
         description="Issues and serves password compliance certificates (ES256 JWT).",
         lifespan=lifespan,
+        routes=[
+            Route(path, endpoint, methods=["POST"], include_in_schema=False)
+            for path, endpoint in issuance.items()
+        ],
     )
     app.state.service = svc
 
@@ -293,18 +301,10 @@ def create_app(
             }
         )
 
-    # First among the routes (after FastAPI's own documentation routes): the
-    # router tries each route's pattern in turn, and these carry the traffic.
-    for path, handler in (
-        ("/api/generate", generate),
-        ("/api/generate-batch", generate_batch),
-        ("/api/generate-certificate", generate_certificate),
-        ("/api/generate-certificates", generate_certificates),
-    ):
-        endpoint = IssuanceEndpoint(handler, f"POST {path}")
-        app.router.routes.append(
-            Route(path, endpoint, methods=["POST"], name=handler.__name__, include_in_schema=False)
-        )
+    issuance["/api/generate"].handler = generate
+    issuance["/api/generate-batch"].handler = generate_batch
+    issuance["/api/generate-certificate"].handler = generate_certificate
+    issuance["/api/generate-certificates"].handler = generate_certificates
 
     @app.get("/api/audit", tags=["certificates"])
     def audit(

@@ -228,19 +228,25 @@ async def answer(handler: Handler, call: Call) -> tuple[int, bytes, Sequence[tup
     return status, body, _JSON_HEADERS
 
 
+async def _not_ready(_call: Call) -> tuple[int, bytes]:
+    raise AuthorityError("this endpoint has no handler yet")
+
+
 class IssuanceEndpoint:
     """One issuance endpoint as an ASGI app: the endpoint of its ``Route``.
 
     Starlette treats an endpoint that is neither a function nor a method as
     an ASGI application and calls it with the route's scope; the route has
-    already checked the method (anything but ``POST`` is a 405).
+    already checked the method (anything but ``POST`` is a 405). The
+    ``handler`` may be set after the route is made (``create_app`` gives the
+    routes to FastAPI before it defines the handlers).
     """
 
     __slots__ = ("endpoint", "handler")
 
-    def __init__(self, handler: Handler, endpoint: str) -> None:
-        self.handler = handler
+    def __init__(self, endpoint: str, handler: Handler = _not_ready) -> None:
         self.endpoint = endpoint
+        self.handler = handler
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
         status, body, headers = await answer(self.handler, Call(scope, receive, self.endpoint))
