@@ -81,17 +81,12 @@ def uvicorn_options(log_level: str) -> dict[str, Any]:
     only from its configured trusted proxies (``trusted_proxies``); uvicorn's
     middleware would rewrite the client address first from its own list.
     The access log is written at ``info`` level and below only (it costs a
-    log call per request even when filtered out). The HTTP protocol is
-    uvicorn's httptools one, answering the issuance endpoints without ASGI
-    (``_http``).
+    log call per request even when filtered out).
     """
-    from ._http import AuthorityHttpProtocol
-
     return {
         "log_level": log_level,
         "proxy_headers": False,
         "access_log": log_level in ("trace", "debug", "info"),
-        "http": AuthorityHttpProtocol,
     }
 
 

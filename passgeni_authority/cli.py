@@ -5,9 +5,11 @@
 same commands standalone.
 
 Configuration precedence: flags > environment (``PASSGENI_DATABASE_URL``,
-``PASSGENI_STATE_DIR``, ``PASSGENI_PUBLIC_URL``, ``PASSGENI_TRANSIT_URL``;
-the Transit token only from ``PASSGENI_TRANSIT_TOKEN`` or ``VAULT_TOKEN``,
-never a flag, because flags show in ``ps``) > defaults.
+``PASSGENI_STATE_DIR``, ``PASSGENI_PUBLIC_URL``, ``PASSGENI_TRANSIT_URL``,
+``PASSGENI_TRANSIT_KEY``, ``PASSGENI_TRUSTED_PROXIES``; the Transit token
+only from ``PASSGENI_TRANSIT_TOKEN`` or ``VAULT_TOKEN``, never a flag,
+because flags show in ``ps``) > defaults. :func:`settings_from_environment`
+is that merge, shared with ``passgeni_authority.asgi``.
 """
 
 from __future__ import annotations
@@ -28,10 +30,11 @@ from ._settings import DEFAULT_PUBLIC_URL, AuthoritySettings, default_state_dir
 from ._signing import Signer, TransitSigner
 from ._workers import CPU_AFFINITY
 
-__all__ = ["build_settings", "main", "register"]
+__all__ = ["build_settings", "main", "register", "settings_from_environment"]
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8787
+DEFAULT_TRANSIT_KEY = "passgeni-authority"
 
 
 def _print_json(data: Any) -> None:
@@ -44,35 +47,75 @@ def _env(name: str) -> str | None:
     return value if value else None
 
 
-def build_settings(args: argparse.Namespace, *, served_url: str | None = None) -> AuthoritySettings:
-    """Merge flags, environment and defaults (in that order) into settings.
+def settings_from_environment(
+    *,
+    database_url: str | None = None,
+    state_dir: str | None = None,
+    public_url: str | None = None,
+    served_url: str | None = None,
+    transit_url: str | None = None,
+    transit_key: str | None = None,
+    trusted_proxies: Sequence[str] | None = None,
+    fips_strict: bool | None = None,
+) -> AuthoritySettings:
+    """Settings from explicit values (flags), else the environment, else defaults.
+
+    The one reading of the environment, for ``serve`` and the other commands
+    as for ``passgeni_authority.asgi`` (which passes nothing explicit):
+    ``PASSGENI_DATABASE_URL``, ``PASSGENI_STATE_DIR``, ``PASSGENI_PUBLIC_URL``
+    (then ``served_url``, then :data:`DEFAULT_PUBLIC_URL`),
+    ``PASSGENI_TRANSIT_URL`` with ``PASSGENI_TRANSIT_KEY`` (default
+    ``passgeni-authority``) and the token from ``PASSGENI_TRANSIT_TOKEN`` or
+    ``VAULT_TOKEN`` (never a flag), ``PASSGENI_TRUSTED_PROXIES``
+    (comma-separated addresses). Reads nothing but the environment: no file,
+    no database, no network.
 
     Raises:
         InvalidRequest: a Transit URL without a token.
     """
-    state_dir = args.state_dir or _env("PASSGENI_STATE_DIR")
-    public_url = args.public_url or _env("PASSGENI_PUBLIC_URL") or served_url or DEFAULT_PUBLIC_URL
+    state = state_dir or _env("PASSGENI_STATE_DIR")
     signer: Signer | None = None
-    transit_url = args.transit_url or _env("PASSGENI_TRANSIT_URL")
+    transit_url = transit_url or _env("PASSGENI_TRANSIT_URL")
     if transit_url:
         token = _env("PASSGENI_TRANSIT_TOKEN") or _env("VAULT_TOKEN")
         if not token:
             raise InvalidRequest(
                 "the Transit signer needs a token in PASSGENI_TRANSIT_TOKEN or VAULT_TOKEN"
             )
-        signer = TransitSigner(transit_url, token, key_name=args.transit_key)
+        key_name = transit_key or _env("PASSGENI_TRANSIT_KEY") or DEFAULT_TRANSIT_KEY
+        signer = TransitSigner(transit_url, token, key_name=key_name)
     kwargs: dict[str, Any] = {
-        "database_url": args.database_url or _env("PASSGENI_DATABASE_URL"),
-        "public_url": public_url,
-        "state_dir": Path(state_dir) if state_dir else default_state_dir(),
+        "database_url": database_url or _env("PASSGENI_DATABASE_URL"),
+        "public_url": public_url or _env("PASSGENI_PUBLIC_URL") or served_url or DEFAULT_PUBLIC_URL,
+        "state_dir": Path(state) if state else default_state_dir(),
         "signer": signer,
     }
-    if getattr(args, "no_fips_strict", False):
-        kwargs["fips_strict"] = False
-    trusted = getattr(args, "trusted_proxy", None)
-    if trusted:
-        kwargs["trusted_proxies"] = tuple(trusted)
+    if fips_strict is not None:
+        kwargs["fips_strict"] = fips_strict
+    if trusted_proxies is None:
+        listed = _env("PASSGENI_TRUSTED_PROXIES") or ""
+        trusted_proxies = [p.strip() for p in listed.split(",") if p.strip()]
+    if trusted_proxies:
+        kwargs["trusted_proxies"] = tuple(trusted_proxies)
     return AuthoritySettings(**kwargs)
+
+
+def build_settings(args: argparse.Namespace, *, served_url: str | None = None) -> AuthoritySettings:
+    """Merge flags, environment and defaults (in that order) into settings.
+
+    Raises:
+        InvalidRequest: a Transit URL without a token.
+    """
+    return settings_from_environment(
+        database_url=args.database_url,
+        state_dir=args.state_dir,
+        public_url=args.public_url,
+        served_url=served_url,
+        transit_url=args.transit_url,
+        transit_key=args.transit_key,
+        trusted_proxies=getattr(args, "trusted_proxy", None) or None,
+        fips_strict=False if getattr(args, "no_fips_strict", False) else None,
+    )
 
 
 def _common(parser: argparse.ArgumentParser) -> None:
@@ -97,7 +140,8 @@ def _common(parser: argparse.ArgumentParser) -> None:
         "token from PASSGENI_TRANSIT_TOKEN or VAULT_TOKEN)",
     )
     parser.add_argument(
-        "--transit-key", default="passgeni-authority", help="Transit key name (ecdsa-p256)"
+        "--transit-key",
+        help=f"Transit key name, ecdsa-p256 (env PASSGENI_TRANSIT_KEY; default {DEFAULT_TRANSIT_KEY})",
     )
 
 

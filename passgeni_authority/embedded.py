@@ -207,8 +207,8 @@ class EmbeddedAuthority:
 
         config = uvicorn.Config(
             app,
-            # The served options (protocol, no proxy headers: the authority's
-            # own trusted_proxies apply), quieter.
+            # The served options (no proxy headers: the authority's own
+            # trusted_proxies apply), quieter.
             **uvicorn_options("warning"),
             lifespan="on",
             timeout_graceful_shutdown=5,
