@@ -32,10 +32,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from .._config import connect, resolve_config
 from .._errors import InvalidRequest, MalformedToken
-from .._status_list import StatusList, check_revocation, verify_status_list
-from .._verify import JWKS, Certificate
+from ..client import connect, resolve_config
+from ..crypto import JWKS, Certificate, StatusList, check_revocation, verify_status_list
 from ._output import print_json, print_kv, print_table
 
 __all__ = ["check_status_list_file", "read_status_list_file", "register"]
@@ -108,7 +107,7 @@ def check_status_list_file(path: str, cert: Certificate, jwks: JWKS, issuer: str
         CertificateExpired / BadSignature / ...: the list itself does not verify
             (or is past its ``exp``: fetch a fresh one).
     """
-    from .._evidence import _unverified_payload
+    from ..crypto import unverified_payload
 
     ref = cert.claims.status
     if ref is None:
@@ -118,7 +117,7 @@ def check_status_list_file(path: str, cert: Certificate, jwks: JWKS, issuer: str
         )
     for token in read_status_list_file(path):
         try:
-            sub = _unverified_payload(token).get("sub")
+            sub = unverified_payload(token).get("sub")
         except MalformedToken:
             continue
         if sub == ref.uri:
@@ -165,7 +164,7 @@ def _cmd_status_list_fetch(args: argparse.Namespace) -> int:
 
 
 def _cmd_policy(args: argparse.Namespace) -> int:
-    from .._policy import render_policy
+    from ..audit import render_policy
 
     fmt = args.format
     if fmt is None:
@@ -186,8 +185,8 @@ def _cmd_policy(args: argparse.Namespace) -> int:
 
 def _gather(args: argparse.Namespace, client: Any) -> tuple[list[Any], Any]:
     """The audit's certificates (``--since``) and a scan of ``--scope`` (or None)."""
-    from .._scan import scan
-    from .._stores import parse_store_uri
+    from ..audit import scan
+    from ..stores import parse_store_uri
 
     since = _since(getattr(args, "since", None))
     records = list(client.iter_audit(since=since, page_size=500))
@@ -201,7 +200,7 @@ def _gather(args: argparse.Namespace, client: Any) -> tuple[list[Any], Any]:
 def _check_scopes(scopes: list[str] | None) -> None:
     """Fail on a malformed URI or a scheme with no backend before any connection."""
     from .._errors import UnknownStoreScheme
-    from .._stores import available_schemes, parse_store_uri
+    from ..stores import available_schemes, parse_store_uri
 
     for uri in scopes or ():
         parsed = parse_store_uri(uri, allow_prefix=True)
@@ -214,7 +213,7 @@ def _check_scopes(scopes: list[str] | None) -> None:
 
 
 def _cmd_registry(args: argparse.Namespace) -> int:
-    from .._registry import build_registry
+    from ..audit import build_registry
 
     fmt = args.format
     if fmt is None:
@@ -258,9 +257,8 @@ def _cmd_evidence(args: argparse.Namespace) -> int:
         return _cmd_evidence_verify(args)
     if not args.out:
         raise InvalidRequest("give --out bundle.zip (or `passgeni evidence verify bundle.zip`)")
-    from .._evidence import _unverified_payload, build_bundle
-    from .._policy import render_policy
-    from .._registry import build_registry
+    from ..audit import build_bundle, build_registry, render_policy
+    from ..crypto import unverified_payload
 
     _check_scopes(args.scope)
     with connect(_connection(args)) as client:
@@ -280,7 +278,7 @@ def _cmd_evidence(args: argparse.Namespace) -> int:
         registry = build_registry(records, coverage, issuer=client.issuer, scopes=args.scope or ())
         uris: set[str] = set()
         for r in records:
-            status = _unverified_payload(r.token).get("status")
+            status = unverified_payload(r.token).get("status")
             sl = status.get("status_list") if isinstance(status, dict) else None
             if isinstance(sl, dict) and isinstance(sl.get("uri"), str):
                 uris.add(sl["uri"])
@@ -317,7 +315,7 @@ def _cmd_evidence(args: argparse.Namespace) -> int:
 
 
 def _cmd_evidence_verify(args: argparse.Namespace) -> int:
-    from .._evidence import verify_bundle
+    from ..audit import verify_bundle
 
     trusted = None
     if args.jwks:

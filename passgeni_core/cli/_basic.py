@@ -7,12 +7,16 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from .._entropy_source import detect_entropy_source
 from .._errors import InvalidRequest
-from .._generator import generate
-from .._params import GenerationParameters
-from .._presets import MAPPING_VERSION, get_preset, list_presets
-from .._verify import Certificate
+from ..crypto import Certificate
+from ..model import (
+    MAPPING_VERSION,
+    GenerationParameters,
+    detect_entropy_source,
+    generate,
+    get_preset,
+    list_presets,
+)
 from ._output import print_json, print_table
 
 __all__ = ["add_parameter_options", "parameters_from_args", "register"]

@@ -29,13 +29,17 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
-from .._binding import encode_binding_key
-from .._client import AuthorityClient, CertificateRecord
-from .._config import ClientConfig, connect, resolve_config
-from .._entropy_source import detect_entropy_source
 from .._errors import CertificateRevoked, InvalidRequest, InvalidToken
-from .._provision import ProvisionResult, provision
-from .._verify import JWKS, Certificate, verify_certificate, verify_certificate_at_issuance
+from ..client import AuthorityClient, CertificateRecord, ClientConfig, connect, resolve_config
+from ..crypto import (
+    JWKS,
+    Certificate,
+    encode_binding_key,
+    verify_certificate,
+    verify_certificate_at_issuance,
+)
+from ..model import detect_entropy_source
+from ..workflows import ProvisionResult, provision
 from ._basic import add_parameter_options, certificate_summary, parameters_from_args
 from ._output import print_json, print_kv, print_table
 

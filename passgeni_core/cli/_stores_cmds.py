@@ -29,12 +29,13 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
-from .._binding import encode_binding_key
-from .._config import connect, resolve_config
-from .._entropy_source import detect_entropy_source
 from .._errors import InvalidRequest
-from .._scan import STATUSES, scan
-from .._stores import StoreResult, open_store, parse_store_uri, provision_into_store
+from ..audit import scan
+from ..client import connect, resolve_config
+from ..crypto import encode_binding_key
+from ..model import detect_entropy_source
+from ..stores import open_store, parse_store_uri
+from ..workflows import STATUSES, StoreResult, provision_into_store
 from ._output import print_json, print_kv, print_table
 
 __all__ = ["register"]

@@ -12,20 +12,23 @@ import pytest
 
 from passgeni_core import (
     AuthorityUnavailable,
+    CertificateRefs,
     Credential,
     InvalidStoreURI,
     SecretStore,
     StoreConflict,
     StoreUnavailable,
+    StoreURI,
     UnknownStoreScheme,
+    WritePlan,
     available_schemes,
     open_store,
     parse_store_uri,
     provision_into_store,
     register_store,
 )
-from passgeni_core._stores import CertificateRefs, StoreURI, WritePlan, rotate
 from passgeni_core.cli import main
+from passgeni_core.workflows import rotate
 from tests._servers import OpenBaoServer
 from tests.vault_plugin_helper.fixtures import *  # noqa: F403 - fixtures
 from tests.vault_plugin_helper.fixtures import Authority, running_authority
@@ -131,7 +134,7 @@ class MemoryStore:
         return self.secrets.get(uri.location, (0, {}, {}))
 
     def read(self, uri: StoreURI) -> Any:
-        from passgeni_core._stores import stored_credentials
+        from passgeni_core.stores import stored_credentials
 
         version, data, meta = self._get(uri)
         if not version:
@@ -155,7 +158,7 @@ class MemoryStore:
         return None
 
     def write(self, plan: WritePlan, credential: Credential, refs: CertificateRefs) -> str:
-        from passgeni_core._stores import credential_fields
+        from passgeni_core.stores import credential_fields
 
         version, data, meta = self._get(plan.uri)
         if str(version) != plan.precondition:

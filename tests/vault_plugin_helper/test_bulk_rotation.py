@@ -34,13 +34,15 @@ from passgeni_core import (
     AuthorityClient,
     CertificateRecord,
     GenerationParameters,
+    SecretStore,
     StoreUnavailable,
+    StoreURI,
+    WritePlan,
+    assess,
     open_store,
     parse_store_uri,
 )
-from passgeni_core._rotation import InventoryEntry, RotationResult, parse_inventory, rotate_many
-from passgeni_core._scan import assess
-from passgeni_core._stores import SecretStore, StoreURI, WritePlan
+from passgeni_core.workflows import InventoryEntry, RotationResult, parse_inventory, rotate_many
 from tests._servers import MotoServer, OpenBaoServer
 from tests.vault_plugin_helper.fixtures import Authority, set_aws_env
 
@@ -543,10 +545,8 @@ path "secret/metadata/{uid}/*" {{ capabilities = ["read", "update", "patch"] }}
 
 
 def test_fast_verifier_refuses_tampered_tokens(authority: Authority) -> None:
-    from passgeni_core import BadSignature, InvalidToken, verify_certificate
-    from passgeni_core._binding import Credential
-    from passgeni_core._generator import generate
-    from passgeni_core._provision import CertifyRequest, certify_many
+    from passgeni_core import BadSignature, Credential, InvalidToken, generate, verify_certificate
+    from passgeni_core.workflows import CertifyRequest, certify_many
 
     client = authority.client()
     generated = generate(GenerationParameters.for_preset("soc2"))

@@ -10,15 +10,15 @@ with an unknown 256-bit key is a PRF).
 
 from __future__ import annotations
 
-import base64
 import binascii
 import hashlib
 import hmac
 import secrets
 from dataclasses import dataclass
 
-from ._claims import CertificateClaims
-from ._errors import BindingMismatch, InvalidRequest
+from .._errors import BindingMismatch, InvalidRequest
+from ..model import CertificateClaims
+from ._jws import b64url_decode, b64url_encode
 
 __all__ = [
     "BINDING_KEY_BYTES",
@@ -33,10 +33,6 @@ __all__ = [
 BINDING_KEY_BYTES = 32
 
 
-def _b64url(data: bytes) -> str:
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
-
-
 def new_binding_key() -> bytes:
     """32 bytes from the OS CSPRNG."""
     return secrets.token_bytes(BINDING_KEY_BYTES)
@@ -44,7 +40,7 @@ def new_binding_key() -> bytes:
 
 def encode_binding_key(key: bytes) -> str:
     """The storage form of a binding key (base64url, no padding)."""
-    return _b64url(key)
+    return b64url_encode(key)
 
 
 def decode_binding_key(text: str) -> bytes:
@@ -54,7 +50,7 @@ def decode_binding_key(text: str) -> bytes:
         InvalidRequest: not base64url of exactly 32 bytes (the value is not echoed).
     """
     try:
-        raw = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+        raw = b64url_decode(text)
     except (binascii.Error, ValueError, TypeError):
         raise InvalidRequest("binding key is not valid base64url") from None
     if len(raw) != BINDING_KEY_BYTES:
@@ -66,7 +62,7 @@ def credential_commitment(binding_key: bytes, password: str) -> str:
     """base64url(HMAC-SHA256(binding_key, password)), no padding."""
     if len(binding_key) != BINDING_KEY_BYTES:
         raise InvalidRequest(f"binding key must be {BINDING_KEY_BYTES} bytes")
-    return _b64url(hmac.new(binding_key, password.encode("utf-8"), hashlib.sha256).digest())
+    return b64url_encode(hmac.new(binding_key, password.encode("utf-8"), hashlib.sha256).digest())
 
 
 def verify_binding(

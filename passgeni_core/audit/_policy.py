@@ -20,12 +20,18 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Any, Literal
 
-from ._claims import CERT_LIFETIME
-from ._entropy import entropy_report
-from ._errors import InvalidRequest, PassgeniError
-from ._params import GenerationParameters
-from ._presets import CLASS_NAMES, MAPPING_VERSION, Preset, get_preset, list_presets
-from ._standards import standards_met
+from .._errors import InvalidRequest, PassgeniError
+from ..model import (
+    CERT_LIFETIME,
+    CLASS_NAMES,
+    MAPPING_VERSION,
+    GenerationParameters,
+    Preset,
+    entropy_report,
+    get_preset,
+    list_presets,
+    standards_met,
+)
 
 __all__ = ["POLICY_FORMATS", "ROTATION", "Rotation", "parse_standards", "render_policy"]
 

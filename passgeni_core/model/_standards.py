@@ -50,7 +50,7 @@ def check_preset(
         UnknownPreset: no such preset.
         PresetNotMet: the parameters fall short; the message says how.
     """
-    from ._errors import PresetNotMet
+    from .._errors import PresetNotMet
 
     p = get_preset(preset) if isinstance(preset, str) else preset
     fips_ok = (not fips_strict) or bool(entropy_source and entropy_source.fips_mode)

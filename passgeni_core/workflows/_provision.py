@@ -23,16 +23,18 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from ._binding import Credential, verify_binding
-from ._claims import Target
-from ._client import AuthorityClient, CertificateRequest, GenerationSession, IssuedCertificate
-from ._entropy_source import EntropySource
-from ._errors import AuthorityError, InvalidRequest, PassgeniError, UnknownKey
-from ._generator import GeneratedPassword, generate
-from ._params import GenerationParameters
-from ._presets import get_preset
-from ._standards import check_preset
-from ._verify import Certificate, verify_certificate
+from .._errors import AuthorityError, InvalidRequest, PassgeniError, UnknownKey
+from ..client import AuthorityClient, CertificateRequest, GenerationSession, IssuedCertificate
+from ..crypto import Certificate, Credential, verify_binding, verify_certificate
+from ..model import (
+    EntropySource,
+    GeneratedPassword,
+    GenerationParameters,
+    Target,
+    check_preset,
+    generate,
+    get_preset,
+)
 
 __all__ = [
     "CertifyRequest",

@@ -13,7 +13,6 @@ and checks revocation with no network: ``passgeni verify --status-list FILE``.
 
 from __future__ import annotations
 
-import base64
 import binascii
 import zlib
 from collections.abc import Mapping
@@ -21,8 +20,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from ._errors import CertificateRevoked, InvalidRequest, MalformedToken, WrongIssuer
-from ._verify import JWKS, Certificate, _parse_header, _verify_signature_with
+from .._errors import CertificateRevoked, InvalidRequest, MalformedToken, WrongIssuer
+from ._jws import b64url_decode, b64url_encode, parse_header
+from ._verify import JWKS, Certificate, verify_jws
 
 __all__ = [
     "STATUS_INVALID",
@@ -39,10 +39,6 @@ STATUS_INVALID = 1
 STATUS_SUSPENDED = 2
 STATUS_LIST_TYP = "statuslist+jwt"
 _MAX_ENTRIES = 1 << 24
-
-
-def _b64url(data: bytes) -> str:
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
 
 
 @dataclass
@@ -86,7 +82,7 @@ class StatusList:
 
     def to_claim(self) -> dict[str, Any]:
         """The ``status_list`` claim: ``{"bits", "lst"}``."""
-        return {"bits": self.bits, "lst": _b64url(zlib.compress(bytes(self.data), 9))}
+        return {"bits": self.bits, "lst": b64url_encode(zlib.compress(bytes(self.data), 9))}
 
     @classmethod
     def from_claim(cls, claim: object, *, uri: str = "") -> StatusList:
@@ -101,7 +97,7 @@ class StatusList:
         if bits not in (1, 2, 4, 8) or isinstance(bits, bool) or not isinstance(lst, str):
             raise MalformedToken("status_list claim needs bits in (1, 2, 4, 8) and a 'lst' string")
         try:
-            compressed = base64.urlsafe_b64decode(lst + "=" * (-len(lst) % 4))
+            compressed = b64url_decode(lst)
             # Bounded decompression: a hostile list can't exhaust memory.
             inflater = zlib.decompressobj()
             raw = inflater.decompress(compressed, _MAX_ENTRIES)
@@ -136,14 +132,14 @@ def verify_status_list(
         WrongIssuer), plus MalformedToken for a wrong ``typ``/``sub`` or claim,
         and CertificateExpired (code certificate_expired) for a stale list.
     """
-    from ._errors import CertificateExpired
+    from .._errors import CertificateExpired
 
     keys = JWKS.coerce(jwks)
     text = token.decode("ascii", "replace") if isinstance(token, bytes) else str(token)
-    header = _parse_header(text.strip().split(".", 1)[0])
+    header = parse_header(text.strip().split(".", 1)[0])
     if header.get("typ") != STATUS_LIST_TYP:
         raise MalformedToken(f"status list token must have typ {STATUS_LIST_TYP!r}")
-    _kid, payload = _verify_signature_with(text, keys)
+    _kid, payload = verify_jws(text, keys)
     if payload.get("iss") != issuer:
         raise WrongIssuer("status list issuer is not the expected one")
     sub = payload.get("sub")

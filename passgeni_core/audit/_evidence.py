@@ -29,8 +29,6 @@ Pure: bytes in, bytes or a report out; the CLI reads and writes files.
 
 from __future__ import annotations
 
-import base64
-import binascii
 import hashlib
 import io
 import json
@@ -41,9 +39,18 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from ._errors import InvalidRequest, InvalidToken, MalformedToken, PassgeniError, WrongIssuer
-from ._status_list import StatusList, check_revocation, verify_status_list
-from ._verify import JWKS, _parse_header, _verify_signature_with, verify_certificate_at_issuance
+from .._errors import InvalidRequest, InvalidToken, MalformedToken, PassgeniError, WrongIssuer
+from ..crypto import (
+    JWKS,
+    StatusList,
+    check_revocation,
+    jwk_thumbprint,
+    parse_header,
+    unverified_payload,
+    verify_certificate_at_issuance,
+    verify_jws,
+    verify_status_list,
+)
 
 __all__ = [
     "BUNDLE_FORMAT",
@@ -74,29 +81,6 @@ def _iso(value: datetime | None) -> str | None:
 
 def _sha256(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
-
-
-def _b64url(data: bytes) -> str:
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
-
-
-def jwk_thumbprint(jwk: Mapping[str, Any]) -> str:
-    """RFC 7638 thumbprint of an EC public JWK (the authority's ``kid``)."""
-    required = {k: jwk[k] for k in ("crv", "kty", "x", "y")}
-    canonical = json.dumps(required, separators=(",", ":"), sort_keys=True).encode("utf-8")
-    return _b64url(hashlib.sha256(canonical).digest())
-
-
-def _unverified_payload(token: str) -> dict[str, Any]:
-    """The payload of a compact JWS, *not verified*: only to name files and pick times."""
-    try:
-        segment = token.strip().split(".")[1]
-        data = json.loads(base64.urlsafe_b64decode(segment + "=" * (-len(segment) % 4)))
-    except (IndexError, ValueError, binascii.Error, UnicodeDecodeError):
-        raise MalformedToken("not a compact JWS with a JSON payload") from None
-    if not isinstance(data, dict):
-        raise MalformedToken("the JWS payload is not a JSON object")
-    return data
 
 
 def _verify_md(issuer: str, certificates: int, lists: Sequence[str]) -> str:
@@ -179,7 +163,7 @@ def build_bundle(
     cert_paths: dict[str, str] = {}
     for token in certificates:
         token = token.strip()
-        jti = _unverified_payload(token).get("jti")
+        jti = unverified_payload(token).get("jti")
         if not isinstance(jti, str) or not _ID_RE.match(jti):
             raise MalformedToken("a certificate has no usable 'jti'")
         path = f"certificates/{jti}.jwt"
@@ -420,10 +404,10 @@ def verify_bundle(
     # 1. The manifest's signature.
     try:
         text = signature.decode("ascii").strip()
-        header = _parse_header(text.split(".", 1)[0])
+        header = parse_header(text.split(".", 1)[0])
         if header.get("typ") != MANIFEST_TYP:
             raise MalformedToken(f"{MANIFEST_SIG} must have typ {MANIFEST_TYP!r}")
-        _kid, payload = _verify_signature_with(text, keys)
+        _kid, payload = verify_jws(text, keys)
         if payload.get("iss") != expected:
             raise WrongIssuer(f"{MANIFEST_SIG} was issued by {str(payload.get('iss'))[:100]!r}")
         if payload.get("manifest_sha256") != _sha256(manifest_raw):

@@ -24,8 +24,8 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from ._client import CertificateRecord
-from ._errors import InvalidRequest, PassgeniError
+from .._errors import InvalidRequest, PassgeniError
+from ..client import CertificateRecord
 from ._scan import CoverageReport
 
 __all__ = ["REGISTRY_CSV_FIELDS", "Registry", "RegistryEntry", "build_registry"]

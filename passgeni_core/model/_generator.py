@@ -45,8 +45,11 @@ __all__ = ["GeneratedPassword", "generate", "generate_many", "generate_password"
 _MIN_ACCEPTANCE = 0.01
 
 
-class _Sampler:
-    """Parameters compiled into translation tables; built once per parameter set."""
+class Sampler:
+    """The unbiased sampler behind :func:`generate`: parameters compiled into tables.
+
+    Built once per parameter set; public so that its exactness can be checked.
+    """
 
     def __init__(self, params: GenerationParameters) -> None:
         pool = params.pool()
@@ -160,8 +163,8 @@ class _Sampler:
 
 
 @lru_cache(maxsize=128)
-def _sampler(params: GenerationParameters) -> _Sampler:
-    return _Sampler(params)
+def _sampler(params: GenerationParameters) -> Sampler:
+    return Sampler(params)
 
 
 @dataclass(frozen=True, repr=False, eq=False)

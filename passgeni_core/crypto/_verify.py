@@ -9,8 +9,6 @@ and never returns False.
 
 from __future__ import annotations
 
-import base64
-import binascii
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -21,8 +19,7 @@ import jwt
 from cryptography.hazmat.primitives.asymmetric import ec
 from jwt.algorithms import ECAlgorithm
 
-from ._claims import CERT_VERSION, CertificateClaims
-from ._errors import (
+from .._errors import (
     AlgorithmNotAllowed,
     BadSignature,
     CertificateExpired,
@@ -34,6 +31,8 @@ from ._errors import (
     UnsupportedCertVersion,
     WrongIssuer,
 )
+from ..model import CERT_VERSION, CertificateClaims
+from ._jws import parse_header
 
 __all__ = [
     "ALGORITHM",
@@ -142,20 +141,7 @@ def _now(now: datetime | None) -> datetime:
     return now
 
 
-def _parse_header(segment: str) -> dict[str, Any]:
-    # Parsed here rather than by pyjwt so that every header is seen (and
-    # refused with its own code) before any library logic acts on it.
-    try:
-        raw = base64.urlsafe_b64decode(segment + "=" * (-len(segment) % 4))
-        header = json.loads(raw)
-    except (ValueError, binascii.Error, UnicodeDecodeError):
-        raise MalformedToken("certificate token header is not valid base64url JSON") from None
-    if not isinstance(header, dict):
-        raise MalformedToken("certificate token header is not a JSON object")
-    return header
-
-
-def _verify_signature_with(token: object, jwks: JWKS) -> tuple[str, dict[str, Any]]:
+def verify_jws(token: object, jwks: JWKS) -> tuple[str, dict[str, Any]]:
     """Check shape, algorithm, headers, key id and signature; return (kid, payload)."""
     if isinstance(token, bytes):
         try:
@@ -169,7 +155,7 @@ def _verify_signature_with(token: object, jwks: JWKS) -> tuple[str, dict[str, An
         raise MalformedToken(f"certificate token is larger than {MAX_TOKEN_BYTES} bytes")
     if token.count(".") != 2:
         raise MalformedToken("certificate token is not a compact JWS (header.payload.signature)")
-    header = _parse_header(token.split(".", 1)[0])
+    header = parse_header(token.split(".", 1)[0])
     alg = header.get("alg")
     if alg != ALGORITHM:
         shown = alg if isinstance(alg, str) else type(alg).__name__
@@ -217,7 +203,7 @@ def _verify_signature_with(token: object, jwks: JWKS) -> tuple[str, dict[str, An
 
 
 def _verify_signature(token: object, jwks: JWKS, issuer: str) -> tuple[str, CertificateClaims]:
-    kid, payload = _verify_signature_with(token, jwks)
+    kid, payload = verify_jws(token, jwks)
     if payload.get("iss") != issuer:
         got = payload.get("iss")
         shown = got[:100] if isinstance(got, str) else type(got).__name__

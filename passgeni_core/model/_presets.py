@@ -14,7 +14,7 @@ from functools import cache
 from importlib import resources
 from typing import Any
 
-from ._errors import UnknownPreset
+from .._errors import UnknownPreset
 
 __all__ = [
     "CLASS_NAMES",

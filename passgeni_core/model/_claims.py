@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from ._errors import InvalidRequest, MalformedToken
+from .._errors import InvalidRequest, MalformedToken
 
 __all__ = [
     "CERT_LIFETIME",

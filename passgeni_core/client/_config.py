@@ -18,17 +18,17 @@ receives a :class:`ClientConfig` or an :class:`AuthorityClient`.
 from __future__ import annotations
 
 import contextlib
+import importlib.metadata
 import math
 import os
 import tomllib
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
-from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Any, Literal
 
+from .._errors import AuthorityUnavailable, InvalidRequest, PassgeniError
 from ._client import AuthorityClient
-from ._errors import AuthorityUnavailable, InvalidRequest, PassgeniError
 
 __all__ = [
     "DEFAULT_CONFIG_PATH",
@@ -184,7 +184,7 @@ def resolve_config(
 
 
 def _load_embedded() -> Any:
-    eps = entry_points(group=EMBEDDED_ENTRY_POINT_GROUP)
+    eps = importlib.metadata.entry_points(group=EMBEDDED_ENTRY_POINT_GROUP)
     chosen = [ep for ep in eps if ep.name == "default"]
     if not chosen:
         raise AuthorityUnavailable(

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ._errors import InvalidParameters
+from .._errors import InvalidParameters
 
 __all__ = ["FIPS_FLAG_PATH", "EntropySource", "detect_entropy_source"]
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from ._errors import ConflictingParameters, InvalidParameters, LengthOutOfRange, PresetNotMet
+from .._errors import ConflictingParameters, InvalidParameters, LengthOutOfRange, PresetNotMet
 from ._presets import CLASS_NAMES, DEFAULT_POOL, LOOKALIKES, Preset, get_preset
 
 __all__ = ["MAX_LENGTH", "MIN_LENGTH", "CharacterPool", "GenerationParameters"]
