@@ -21,12 +21,8 @@ _EXPORTS: dict[str, tuple[str, ...]] = {
         "RegistryEntry",
         "build_registry",
     ),
-    "._evidence": (
-        "BundleReport",
-        "CertificateVerdict",
-        "build_bundle",
-        "verify_bundle",
-    ),
+    "._evidence": ("BUNDLE_FORMAT", "MANIFEST_TYP", "build_bundle"),
+    "._evidence_check": ("BundleReport", "CertificateVerdict", "verify_bundle"),
     "._policy": (
         "POLICY_FORMATS",
         "ROTATION",
@@ -40,9 +36,13 @@ __getattr__, __dir__, __all__ = lazy_exports(__name__, _EXPORTS)
 
 if TYPE_CHECKING:
     from ._evidence import (
+        BUNDLE_FORMAT as BUNDLE_FORMAT,
+        MANIFEST_TYP as MANIFEST_TYP,
+        build_bundle as build_bundle,
+    )
+    from ._evidence_check import (
         BundleReport as BundleReport,
         CertificateVerdict as CertificateVerdict,
-        build_bundle as build_bundle,
         verify_bundle as verify_bundle,
     )
     from ._policy import (

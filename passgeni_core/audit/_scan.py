@@ -18,6 +18,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from .._errors import (
+    InvalidRequest,
     PassgeniError,
     one_line,
 )
@@ -119,8 +120,6 @@ def scan(
         UnknownPreset: ``require`` is not a preset id.
         InvalidRequest: ``expiring_days`` is negative.
     """
-    from .._errors import InvalidRequest
-
     if require is not None:
         require = get_preset(require).id
     if expiring_days < 0:

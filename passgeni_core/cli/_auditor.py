@@ -9,7 +9,7 @@
     certificate expiry and a reminder ``N`` days ahead.
 
 ``passgeni evidence --out bundle.zip [--scope URI...] [--since DATE] [--standards ...] [--org ...]``
-    one zip an auditor checks offline (see ``passgeni_core/_evidence.py``);
+    one zip an auditor checks offline (see ``passgeni_core.audit.build_bundle``);
 ``passgeni evidence verify bundle.zip [--issuer URL] [--jwks FILE] [--json]``
     checks it with no network and prints a verdict per certificate (exit 1
     when the bundle is not authentic, or with ``--require-valid`` when a
@@ -20,7 +20,7 @@
     ``passgeni verify TOKEN --jwks FILE --status-list FILE`` (no network).
 
 This module is the I/O edge: it reads and writes files and talks to the
-authority; the logic lives in ``_policy``, ``_registry`` and ``_evidence``.
+authority; the logic lives in :mod:`passgeni_core.audit`.
 """
 
 from __future__ import annotations
@@ -32,12 +32,13 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from .._errors import InvalidRequest, MalformedToken
+from .._errors import InvalidRequest
 from ..client import connect, resolve_config
-from ..crypto import JWKS, Certificate, StatusList, check_revocation, verify_status_list
+from ..crypto import JWKS, verify_status_list
+from ._options import add_connection_options, read_file
 from ._output import print_json, print_kv, print_table
 
-__all__ = ["check_status_list_file", "read_status_list_file", "register"]
+__all__ = ["register"]
 
 
 def _connection(args: argparse.Namespace) -> Any:
@@ -68,13 +69,6 @@ def _write(out: str | None, data: bytes, *, binary_ok: bool = False) -> None:
         raise InvalidRequest(f"cannot write {out!r}: {exc.strerror}") from None
 
 
-def _read(path: str, what: str) -> bytes:
-    try:
-        return Path(path).read_bytes()
-    except OSError as exc:
-        raise InvalidRequest(f"cannot read {what} {path!r}: {exc.strerror}") from None
-
-
 def _since(value: str | None) -> datetime | None:
     if value is None:
         return None
@@ -86,47 +80,6 @@ def _since(value: str | None) -> datetime | None:
 
 
 # --- status lists ----------------------------------------------------------------------
-
-
-def read_status_list_file(path: str) -> list[str]:
-    """The JWTs in a status-list file (one per line; blank lines and ``#`` comments skipped)."""
-    text = _read(path, "status list file").decode("ascii", "replace")
-    tokens = [ln.strip() for ln in text.splitlines() if ln.strip() and not ln.startswith("#")]
-    if not tokens:
-        raise InvalidRequest(f"status list file {path!r} holds no status list")
-    return tokens
-
-
-def check_status_list_file(path: str, cert: Certificate, jwks: JWKS, issuer: str) -> StatusList:
-    """Check ``cert`` against the cached list it points at, offline.
-
-    Raises:
-        InvalidRequest: the certificate has no status reference, or the file has
-            no list for its URI.
-        CertificateRevoked: the list marks it revoked (exit 1, ``certificate_revoked``).
-        CertificateExpired / BadSignature / ...: the list itself does not verify
-            (or is past its ``exp``: fetch a fresh one).
-    """
-    from ..crypto import unverified_payload
-
-    ref = cert.claims.status
-    if ref is None:
-        raise InvalidRequest(
-            f"certificate {cert.cert_id} carries no status list reference (issued before "
-            "status lists); check it online with --online"
-        )
-    for token in read_status_list_file(path):
-        try:
-            sub = unverified_payload(token).get("sub")
-        except MalformedToken:
-            continue
-        if sub == ref.uri:
-            lst = verify_status_list(token, jwks, issuer=issuer, uri=ref.uri)
-            check_revocation(cert, lst)
-            return lst
-    raise InvalidRequest(
-        f"{path!r} has no status list {ref.uri!r}; refresh it with `passgeni status-list fetch`"
-    )
 
 
 def _cmd_status_list_fetch(args: argparse.Namespace) -> int:
@@ -319,9 +272,9 @@ def _cmd_evidence_verify(args: argparse.Namespace) -> int:
 
     trusted = None
     if args.jwks:
-        trusted = JWKS.from_dict(_read(args.jwks, "JWKS file").decode("utf-8", "replace"))
+        trusted = JWKS.from_dict(read_file(args.jwks, "JWKS file").decode("utf-8", "replace"))
     report = verify_bundle(
-        _read(args.bundle, "evidence bundle"), issuer=args.issuer, trusted_jwks=trusted
+        read_file(args.bundle, "evidence bundle"), issuer=args.issuer, trusted_jwks=trusted
     )
     failing = not report.authentic or (
         args.require_valid and any(v.verdict != "valid" for v in report.verdicts)
@@ -370,8 +323,6 @@ def _days(value: str) -> int:
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    from ._remote import add_connection_options
-
     p = sub.add_parser(
         "policy",
         help="write the password policy document for chosen standards (md, html, pdf)",

@@ -35,6 +35,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .._errors import InvalidRequest, PassgeniError
+from ._options import add_connection_options
 
 if TYPE_CHECKING:
     from ..client import AuthorityClient
@@ -325,8 +326,6 @@ def _cmd_rotate(args: argparse.Namespace) -> int:
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    from ._remote import add_connection_options
-
     p = sub.add_parser(
         "rotate",
         help="rotate many credentials from an inventory (concurrent, resumable)",

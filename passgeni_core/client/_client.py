@@ -89,37 +89,6 @@ class AuthorityClient(_Transport):
     #: lower it to exercise the splitting).
     max_batch: int = MAX_BATCH
 
-    def health(self) -> dict[str, Any]:
-        """``GET /healthz`` (no authentication)."""
-        return self._object(self._request("GET", "/healthz", auth=False), "health")
-
-    def jwks_document(self, *, refresh: bool = False) -> dict[str, Any]:
-        """The raw ``/.well-known/jwks.json`` document (cached until ``refresh``).
-
-        Raises:
-            InvalidRequest: the document is not a valid JWK Set.
-        """
-        if self._jwks_document is None or refresh:
-            doc = self._object(
-                self._request("GET", "/.well-known/jwks.json", auth=False), "the JWKS"
-            )
-            self._jwks = JWKS.from_dict(doc)
-            self._jwks_document = doc
-        return self._jwks_document
-
-    def jwks(self, *, refresh: bool = False) -> JWKS:
-        """The authority's signing keys, parsed (cached until ``refresh``).
-
-        Keys are only ever added (rotation keeps old ones until their last
-        certificate expires), so callers refresh only on an unknown ``kid``.
-
-        Raises:
-            InvalidRequest: the document is not a valid JWK Set.
-        """
-        self.jwks_document(refresh=refresh)
-        assert self._jwks is not None
-        return self._jwks
-
     def start_generation(
         self,
         preset: str,

@@ -20,7 +20,13 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from .._errors import CertificateRevoked, InvalidRequest, MalformedToken, WrongIssuer
+from .._errors import (
+    CertificateExpired,
+    CertificateRevoked,
+    InvalidRequest,
+    MalformedToken,
+    WrongIssuer,
+)
 from ._jws import b64url_decode, b64url_encode, parse_header
 from ._verify import JWKS, Certificate, verify_jws
 
@@ -132,8 +138,6 @@ def verify_status_list(
         WrongIssuer), plus MalformedToken for a wrong ``typ``/``sub`` or claim,
         and CertificateExpired (code certificate_expired) for a stale list.
     """
-    from .._errors import CertificateExpired
-
     keys = JWKS.coerce(jwks)
     text = token.decode("ascii", "replace") if isinstance(token, bytes) else str(token)
     header = parse_header(text.strip().split(".", 1)[0])

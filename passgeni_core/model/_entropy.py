@@ -21,9 +21,14 @@ import itertools
 import math
 from dataclasses import dataclass
 from functools import lru_cache
+from typing import TYPE_CHECKING
 
-from ._params import GenerationParameters
+from ._breach import breach_list
 from ._presets import CLASS_NAMES
+
+if TYPE_CHECKING:
+    # Annotations only: the parameters ask this module for their entropy.
+    from ._params import GenerationParameters
 
 __all__ = ["EntropyReport", "count_outputs", "entropy_report", "exact_entropy_bits"]
 
@@ -118,8 +123,6 @@ def suffix_tables(
 def _breach_excluded(params: GenerationParameters) -> int:
     if not params.breach_check:
         return 0
-    from ._breach import breach_list
-
     return sum(1 for w in breach_list().words_of_length(params.length) if params.admits(w))
 
 

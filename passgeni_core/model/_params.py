@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .._errors import ConflictingParameters, InvalidParameters, LengthOutOfRange, PresetNotMet
+from ._entropy import exact_entropy_bits
 from ._presets import CLASS_NAMES, DEFAULT_POOL, LOOKALIKES, Preset, get_preset
 
 __all__ = ["MAX_LENGTH", "MIN_LENGTH", "CharacterPool", "GenerationParameters"]
@@ -256,8 +257,6 @@ class GenerationParameters:
 
     def shortfall(self, preset: Preset, *, fips_mode: bool = True) -> str:
         """Why these parameters fall short of ``preset`` ('' when they don't)."""
-        from ._entropy import exact_entropy_bits
-
         if self.length < preset.min_length:
             return f"length {self.length} < {preset.min_length}"
         for name in preset.required_classes:

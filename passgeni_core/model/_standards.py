@@ -19,6 +19,7 @@ password's shape. Two policies:
 
 from __future__ import annotations
 
+from .._errors import PresetNotMet
 from ._entropy_source import EntropySource
 from ._params import GenerationParameters
 from ._presets import Preset, get_preset, list_presets
@@ -50,8 +51,6 @@ def check_preset(
         UnknownPreset: no such preset.
         PresetNotMet: the parameters fall short; the message says how.
     """
-    from .._errors import PresetNotMet
-
     p = get_preset(preset) if isinstance(preset, str) else preset
     fips_ok = (not fips_strict) or bool(entropy_source and entropy_source.fips_mode)
     reason = parameters.shortfall(p, fips_mode=fips_ok)

@@ -16,7 +16,6 @@ No timing is asserted.
 
 from __future__ import annotations
 
-import base64
 import json
 import os
 import signal
@@ -42,6 +41,7 @@ from passgeni_core import (
     open_store,
     parse_store_uri,
 )
+from passgeni_core.crypto import b64url_decode, b64url_encode
 from passgeni_core.workflows import InventoryEntry, RotationResult, parse_inventory, rotate_many
 from tests._servers import MotoServer, OpenBaoServer
 from tests.vault_plugin_helper.fixtures import Authority, set_aws_env
@@ -566,9 +566,9 @@ def test_fast_verifier_refuses_tampered_tokens(authority: Authority) -> None:
     issuer = client.issuer
     assert verify_certificate(token, keys, issuer=issuer).cert_id == result.cert_id
     head, payload, sig = token.split(".")
-    claims = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+    claims = json.loads(b64url_decode(payload))
     claims["entropy_bits"] = 999
-    forged = base64.urlsafe_b64encode(json.dumps(claims).encode()).rstrip(b"=").decode()
+    forged = b64url_encode(json.dumps(claims).encode())
     flipped = sig[:-2] + ("A" if sig[-2] != "A" else "B") + sig[-1]
     for bad in (
         f"{head}.{forged}.{sig}",
