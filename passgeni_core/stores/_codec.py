@@ -1,7 +1,5 @@
 """The storage codec: the fields a credential is stored as, in every backend.
 
-==============
-
 The secret's value (one new version per write, atomically) holds, for the key::
 
     KEY                          the password

@@ -1,12 +1,13 @@
 """The backend protocol: what a secret store implements.
 
-========
-
-Backends are found by URI scheme through the ``passgeni.stores`` entry-point
-group (as fsspec finds filesystems by protocol): the entry point's name is the
-scheme and its object a class implementing :class:`SecretStore` with a
-``from_uri(uri, **options)`` class method. The core and the CLI never import a
-backend by name; :func:`register_store` adds one at run time.
+A backend is a class implementing :class:`SecretStore` with a
+``from_uri(uri, **options)`` class method, registered under its scheme in
+the ``passgeni.stores`` entry-point group (see :mod:`._registry`), and,
+optionally, a ``locations`` attribute validating its URIs (a
+:class:`~passgeni_core.stores.LocationGrammar`). It stores a credential with
+the field codec (:func:`~passgeni_core.stores.credential_fields`,
+:func:`~passgeni_core.stores.stored_credentials`) and raises only
+``StoreError`` subclasses, with messages free of secret values.
 
 A backend may also offer ``plan_absent(uris) -> list[WritePlan | None]``
 (optional, found with ``getattr``): for bulk rotation, the plans of the URIs
@@ -15,10 +16,9 @@ same plans ``prepare`` would make, and ``None`` for the others, which then go
 through ``prepare``. Check-and-set still guards the write: a secret created
 after the listing makes the write fail (and its certificate is revoked).
 
-Write order (nothing lost)
-==========================
-
-:func:`provision_into_store` and :func:`rotate`:
+The order in which the workflows call these methods, so that a failure at
+any step loses nothing, is described in :mod:`passgeni_core.workflows`
+(``provision_into_store``).
 """
 
 from __future__ import annotations

@@ -1,5 +1,8 @@
 """Provisioning and rotating into a secret store, in a write order that loses nothing.
 
+:func:`provision_into_store` and :func:`rotate` call the backend's methods
+(see :class:`~passgeni_core.stores.SecretStore`) in this order:
+
 1. ``prepare``: read the current state; compute the version the write will
    create; check the store's limits that are known already. Nothing written.
 2. Generate locally and certify (target = the next version). Nothing written.
