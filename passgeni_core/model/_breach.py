@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import cache
-from importlib import metadata
 
 __all__ = ["BreachCheck", "BreachList", "breach_list"]
 
@@ -59,6 +58,9 @@ class BreachList:
 @cache
 def breach_list() -> BreachList:
     """The shipped list (zxcvbn's ``passwords`` frequency list)."""
+    # Imported on first use, with the list: most runs never need either.
+    from importlib import metadata
+
     from zxcvbn.frequency_lists import FREQUENCY_LISTS
 
     words = frozenset(str(w) for w in FREQUENCY_LISTS["passwords"])
