@@ -4,7 +4,8 @@ What a third-party backend implements and uses: the :class:`SecretStore`
 protocol and its :class:`WritePlan`, the field codec (:func:`credential_fields`,
 :func:`stored_credentials`, :class:`CertificateRefs`), the URI grammar with a
 :class:`LocationGrammar` per scheme, and the ``passgeni.stores`` entry-point
-registry. See ``docs/stores.md`` for a worked backend.
+registry, plus what a backend handles (:class:`Credential`) and raises (the
+``StoreError`` family). See ``docs/stores.md`` for a worked backend.
 
 Imports are lazy (see ``passgeni_core._lazy``): a name's module loads on first use.
 """
@@ -16,6 +17,15 @@ from typing import TYPE_CHECKING
 from .._lazy import lazy_exports
 
 _EXPORTS: dict[str, tuple[str, ...]] = {
+    ".._errors": (
+        "InvalidStoreURI",
+        "StoreConflict",
+        "StoreError",
+        "StoreLimitExceeded",
+        "StoreUnavailable",
+        "UnknownStoreScheme",
+    ),
+    "..crypto": ("Credential",),
     "._uri": (
         "DEFAULT_KEY",
         "FIELD_MARK",
@@ -63,6 +73,15 @@ _EXPORTS: dict[str, tuple[str, ...]] = {
 __getattr__, __dir__, __all__ = lazy_exports(__name__, _EXPORTS)
 
 if TYPE_CHECKING:
+    from .._errors import (
+        InvalidStoreURI as InvalidStoreURI,
+        StoreConflict as StoreConflict,
+        StoreError as StoreError,
+        StoreLimitExceeded as StoreLimitExceeded,
+        StoreUnavailable as StoreUnavailable,
+        UnknownStoreScheme as UnknownStoreScheme,
+    )
+    from ..crypto import Credential as Credential
     from ._codec import (
         FIELD_BINDING_KEY as FIELD_BINDING_KEY,
         FIELD_CERT_ID as FIELD_CERT_ID,
