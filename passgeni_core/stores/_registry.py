@@ -61,11 +61,8 @@ def available_schemes() -> list[str]:
     return sorted(names)
 
 
-def _load(scheme: str) -> tuple[Any, str] | None:
-    """The registered factory or the entry point's loaded object, and where it is from."""
-    with _registry_lock:
-        if scheme in _registered:
-            return _registered[scheme], "registered"
+def _load_entry_point(scheme: str) -> tuple[Any, str] | None:
+    """The entry point's loaded object for ``scheme``, and its ``module:attr``."""
     chosen = [ep for ep in entry_points(group=STORE_ENTRY_POINT_GROUP) if ep.name == scheme]
     if not chosen:
         return None
@@ -79,6 +76,20 @@ def _load(scheme: str) -> tuple[Any, str] | None:
             f"{type(exc).__name__}: {detail}; is its extra installed (passgeni[vault], "
             "passgeni[aws], passgeni[k8s])?"
         ) from None
+
+
+def _load(scheme: str) -> tuple[Any, str] | None:
+    """The registered factory or the entry point's loaded object, and where it is from."""
+    with _registry_lock:
+        if scheme in _registered:
+            return _registered[scheme], "registered"
+    return _load_entry_point(scheme)
+
+
+def _grammar_of(obj: Any) -> LocationGrammar | None:
+    owner = getattr(obj, "__self__", obj)  # a bound ``from_uri``: its class
+    candidate = getattr(owner, "locations", None)
+    return candidate if isinstance(candidate, LocationGrammar) else None
 
 
 def store_class(scheme: str) -> Callable[..., SecretStore]:
@@ -106,25 +117,24 @@ def store_class(scheme: str) -> Callable[..., SecretStore]:
 def location_grammar(scheme: str) -> LocationGrammar:
     """The grammar of ``scheme``'s locations: its backend's, or the generic one.
 
-    A scheme with no backend installed, or whose backend fails to load or
-    brings no grammar, gets the generic grammar here; opening a store for it
-    then reports what is wrong.
+    A factory registered at run time brings its own grammar (its class's
+    ``locations``) or keeps the installed backend's. A scheme with no backend
+    installed, or whose backend fails to load or brings no grammar, gets the
+    generic grammar here; opening a store for it then reports what is wrong.
     """
     with _registry_lock:
         known = _grammars.get(scheme)
+        registered = _registered.get(scheme)
     if known is not None:
         return known
-    try:
-        found = _load(scheme)
-    except StoreError:
-        found = None
-    grammar = GENERIC_LOCATIONS
-    if found is not None:
-        obj = found[0]
-        owner = getattr(obj, "__self__", obj)  # a bound ``from_uri``: its class
-        candidate = getattr(owner, "locations", None)
-        if isinstance(candidate, LocationGrammar):
-            grammar = candidate
+    grammar = _grammar_of(registered) if registered is not None else None
+    if grammar is None:
+        try:
+            found = _load_entry_point(scheme)
+        except StoreError:
+            found = None
+        grammar = _grammar_of(found[0]) if found is not None else None
+    chosen = grammar or GENERIC_LOCATIONS
     with _registry_lock:
-        _grammars[scheme] = grammar
-    return grammar
+        _grammars[scheme] = chosen
+    return chosen

@@ -233,12 +233,17 @@ def test_a_third_party_backend_brings_its_own_location_grammar() -> None:
             parse_store_uri("mem2://Team/db")
         # The generic grammar takes any printable location as one credential.
         assert not parse_store_uri("mem3://Team").prefix
-        # Re-registering replaces the grammar too.
-        register_store("mem2", MemoryStore.from_uri)
-        assert not parse_store_uri("mem2://Team").prefix
+        # A factory without a grammar keeps the installed backend's (vault's here).
+        register_store("vault", MemoryStore.from_uri)
+        with pytest.raises(InvalidStoreURI, match="MOUNT/PATH"):
+            parse_store_uri("vault://secret")
+        register_store("vault", None)
+        with pytest.raises(InvalidStoreURI, match="MOUNT/PATH"):
+            parse_store_uri("vault://secret")
     finally:
         register_store("mem2", None)
         register_store("mem3", None)
+        register_store("vault", None)
 
 
 # --- nothing lost: failures between steps, on real OpenBao --------------------------------------
