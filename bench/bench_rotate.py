@@ -31,10 +31,9 @@ from concurrent.futures import ThreadPoolExecutor
 
 from _services import authority_process
 
-from passgeni_core import AuthorityClient, GenerationParameters
-from passgeni_core._rotation import InventoryEntry
-from passgeni_core._stores import parse_store_uri
-from passgeni_core.cli._rotate import rotate_all
+from passgeni_core import AuthorityClient, GenerationParameters, parse_store_uri
+from passgeni_core.cli import rotate_all
+from passgeni_core.workflows import InventoryEntry
 from tests._servers import OpenBaoServer
 
 

@@ -33,13 +33,13 @@ sys.path.insert(0, str(ROOT))  # the test fixtures' server runners are reused he
 
 from passgeni_core import (  # noqa: E402
     AuthorityClient,
+    available_schemes,
     open_store,
     provision_into_store,
     scan,
     verify_binding,
     verify_certificate,
 )
-from passgeni_core._stores import available_schemes  # noqa: E402
 
 BOLD, DIM, GREEN, RED, RESET = (
     ("\033[1m", "\033[2m", "\033[32m", "\033[31m", "\033[0m")

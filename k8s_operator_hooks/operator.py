@@ -14,7 +14,7 @@ For each managed key that is missing from the Secret's data, the operator
 generates a password locally for the preset, certifies it with the authority
 (``PASSGENI_URL``, ``PASSGENI_API_KEY``, read through
 ``passgeni_core.resolve_config``) and stores it with the ``k8s://`` backend in
-the nothing-lost order of ``passgeni_core._stores``: the value, binding key and
+the nothing-lost order of ``passgeni_core.workflows.provision_into_store``: the value, binding key and
 certificate references in ``data``, then the ``passgeni.ai/cert-*``
 annotations. Create-if-absent: a key already present is never regenerated,
 whatever else changes in the Secret (a key deleted from the data is a change:
@@ -77,6 +77,7 @@ from passgeni_core import (
     PassgeniError,
     RateLimited,
     StoreConflict,
+    StoreResult,
     StoreUnavailable,
     connect,
     get_preset,
@@ -84,7 +85,8 @@ from passgeni_core import (
     provision_into_store,
     resolve_config,
 )
-from passgeni_core._stores import DEFAULT_KEY, StoreResult, rotate
+from passgeni_core.stores import DEFAULT_KEY
+from passgeni_core.workflows import rotate
 
 from ._kube import connection_info, load_configuration
 from .store import KubernetesSecretStore

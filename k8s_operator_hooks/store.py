@@ -27,7 +27,7 @@ When scanning, the seed document's legacy spelling ``passgenni-cert-url`` (and
 ``passgenni-cert-id``) is read as an alias; when only a URL is present the
 certificate id is its last path segment (``.../cert/ID``).
 
-Writes (see ``passgeni_core._stores`` for the order):
+Writes (see ``passgeni_core.workflows.provision_into_store`` for the order):
 
 * A missing Secret is created with ``POST`` (``fieldManager=passgeni``):
   create-if-absent; if another writer created it meanwhile the API server
@@ -59,6 +59,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import re
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
@@ -71,7 +72,7 @@ from passgeni_core import (
     StoreUnavailable,
     encode_binding_key,
 )
-from passgeni_core._stores import (
+from passgeni_core.stores import (
     METADATA_KEYS,
     CertificateRefs,
     StoredCredential,
@@ -88,6 +89,7 @@ from ._kube import describe_host, load_configuration
 __all__ = [
     "ANNOTATION_PREFIX",
     "FIELD_MANAGER",
+    "KubernetesLocations",
     "KubernetesSecretStore",
     "annotation_refs",
     "annotations_for",
@@ -189,10 +191,40 @@ def _data_size(data: Mapping[str, Any]) -> int:
     return total
 
 
+_LABEL = re.compile(r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?")
+_SUBDOMAIN = re.compile(r"[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?")
+
+
+class KubernetesLocations:
+    """``k8s://NAMESPACE/NAME``: a Secret; the prefix form is ``k8s://NAMESPACE``.
+
+    ``NAMESPACE`` is an RFC 1123 label, ``NAME`` an RFC 1123 subdomain, as the
+    API server requires.
+    """
+
+    form = "k8s://NAMESPACE/NAME#KEY"
+    incomplete = "expected NAMESPACE/NAME"
+
+    def check(self, location: str) -> bool:
+        segments = location.split("/") if location else []
+        if not segments or len(segments) > 2:
+            raise ValueError("expected NAMESPACE/NAME")
+        if not _LABEL.fullmatch(segments[0]):
+            raise ValueError(
+                "NAMESPACE must be an RFC 1123 label (lower-case letters, digits, '-', <= 63)"
+            )
+        if len(segments) == 2 and not _SUBDOMAIN.fullmatch(segments[1]):
+            raise ValueError(
+                "NAME must be an RFC 1123 subdomain (lower-case letters, digits, '-', '.', <= 253)"
+            )
+        return len(segments) == 2
+
+
 class KubernetesSecretStore:
     """The ``k8s://`` store. ``repr`` shows the API server's URL, never a token."""
 
     system = "k8s"
+    locations = KubernetesLocations()
 
     def __init__(
         self,

@@ -64,7 +64,7 @@ class AuthoritySettings:
     ``public_url`` is the certificates' ``iss`` and the base of every
     ``cert_url``: all processes of one authority must share it.
     ``signer`` defaults to a :class:`LocalFileSigner` on ``state_dir/keys``.
-    ``fips_strict`` (see ``passgeni_core/_standards.py``): the served authority
+    ``fips_strict`` (see ``passgeni_core.model.standards_met``): the served authority
     claims FIPS 140-3 only with a FIPS-mode entropy source; the embedded one
     passes ``False``.
     """

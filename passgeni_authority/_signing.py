@@ -26,6 +26,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
 
 from passgeni_core import AuthorityError, AuthorityUnavailable
+from passgeni_core.crypto import b64url_decode as b64url_decode  # re-exported for the service
 
 __all__ = [
     "LocalFileSigner",
@@ -43,12 +44,6 @@ _KID_RE = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 
 def b64url(data: bytes) -> bytes:
     return base64.urlsafe_b64encode(data).rstrip(b"=")
-
-
-def b64url_decode(data: str | bytes) -> bytes:
-    if isinstance(data, str):
-        data = data.encode("ascii")
-    return base64.urlsafe_b64decode(data + b"=" * (-len(data) % 4))
 
 
 def public_jwk(key: ec.EllipticCurvePublicKey) -> dict[str, str]:

@@ -238,7 +238,7 @@ def _cmd_list_keys(args: argparse.Namespace) -> int:
     if args.json:
         _print_json({"keys": [k.to_dict() for k in keys]})
         return 0
-    from passgeni_core.cli._output import print_table
+    from passgeni_core.cli import print_table
 
     print_table(
         ["PREFIX", "USER", "TEAM", "RATE LIMIT", "CREATED", "REVOKED"],

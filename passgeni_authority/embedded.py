@@ -10,7 +10,7 @@ Embedded differences from a served authority, and why:
 
 * ``fips_strict=False``: nobody can prove FIPS mode on an ordinary laptop;
   the certificate's ``entropy_source.fips_mode`` still records the truth
-  (see ``passgeni_core/_standards.py``).
+  (see ``passgeni_core.model.standards_met``).
 * No rate limits: the only client is the local user on the loopback interface.
 * A stable issuer: the port is ephemeral, but certificates must verify in
   later runs, so the issuer (``public_url``) defaults to

@@ -42,6 +42,9 @@ __all__ = [
     "StoreError",
     "StoreLimitExceeded",
     "StoreUnavailable",
+    "TargetError",
+    "TargetLoginFailed",
+    "TargetUnavailable",
     "Unauthenticated",
     "UnknownKey",
     "UnknownPreset",
@@ -310,6 +313,29 @@ class StoreLimitExceeded(StoreError):
 
     code = "store_limit_exceeded"
     http_status = 422
+
+
+# --- credential targets (rotation) -----------------------------------------------
+
+
+class TargetError(PassgeniError):
+    """A credential target (a database...) refused or failed an operation."""
+
+    code = "target_error"
+    http_status = 502
+
+
+class TargetUnavailable(TargetError):
+    """The target could not be reached."""
+
+    code = "target_unavailable"
+    http_status = 503
+
+
+class TargetLoginFailed(TargetError):
+    """Logging in to the target with the credential failed."""
+
+    code = "target_login_failed"
 
 
 def one_line(exc: BaseException, *, with_code: bool = False) -> str:

@@ -123,7 +123,7 @@ def main(
 
 
 def _describe(exc: BaseException) -> tuple[str, str]:
-    from passgeni_core._errors import PassgeniError
+    from passgeni_core import PassgeniError
 
     if isinstance(exc, PassgeniError):
         return exc.code, exc.message

@@ -14,9 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from passgeni_core._errors import InvalidParameters, InvalidRequest
-from passgeni_core._params import GenerationParameters
-from passgeni_core._store_uri import parse_store_uri
+from passgeni_core import GenerationParameters, InvalidParameters, InvalidRequest, parse_store_uri
 
 __all__ = ["KNOWN_KEYS", "MAX_STDIN", "Query", "parse_query"]
 
@@ -240,6 +238,6 @@ def parse_query(data: Mapping[str, str]) -> Query:
 
 def parameters_preset(preset: str) -> str:
     """The canonical preset id (``for_preset`` has already checked it exists)."""
-    from passgeni_core._presets import get_preset
+    from passgeni_core import get_preset
 
     return get_preset(preset).id

@@ -9,12 +9,15 @@ from __future__ import annotations
 from collections.abc import Mapping
 from datetime import UTC, datetime
 
-from passgeni_core._binding import encode_binding_key
-from passgeni_core._config import connect, resolve_config
-from passgeni_core._provision import provision
-from passgeni_core._rotation import RotationResult, ensure_rotated
-from passgeni_core._store_uri import parse_store_uri
-from passgeni_core._stores import open_store
+from passgeni_core import (
+    connect,
+    encode_binding_key,
+    open_store,
+    parse_store_uri,
+    provision,
+    resolve_config,
+)
+from passgeni_core.workflows import RotationResult, ensure_rotated
 
 from ._query import Query
 

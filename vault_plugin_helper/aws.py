@@ -35,13 +35,10 @@ import contextlib
 import json
 import logging
 import os
+import re
 import uuid
 from collections.abc import Iterator, Mapping
 from typing import Any
-
-import boto3
-import botocore.exceptions
-from botocore.config import Config
 
 from passgeni_core import (
     Credential,
@@ -51,7 +48,7 @@ from passgeni_core import (
     StoreLimitExceeded,
     StoreUnavailable,
 )
-from passgeni_core._stores import (
+from passgeni_core.stores import (
     CertificateRefs,
     StoredCredential,
     StoreURI,
@@ -62,7 +59,7 @@ from passgeni_core._stores import (
 
 from ._common import scrub
 
-__all__ = ["MAX_TAGS", "SecretsManagerStore", "validate_tag"]
+__all__ = ["MAX_TAGS", "SecretsManagerLocations", "SecretsManagerStore", "validate_tag"]
 
 MAX_TAGS = 50
 MAX_TAG_KEY = 128
@@ -142,10 +139,33 @@ def _install_redaction() -> None:
 _install_redaction()
 
 
+_SECRET_NAME = re.compile(r"[A-Za-z0-9/_+=.@-]{1,512}")
+
+
+class SecretsManagerLocations:
+    """``aws-sm://NAME``: a secret's name (not an ARN); the prefix form is ``aws-sm://[PREFIX]``.
+
+    ``NAME`` is 1-512 letters, digits and ``/ _ + = . @ -``, as AWS allows.
+    """
+
+    form = "aws-sm://NAME#KEY"
+    incomplete = "missing the secret NAME"
+
+    def check(self, location: str) -> bool:
+        if location and not _SECRET_NAME.fullmatch(location):
+            raise ValueError(
+                "an AWS secret name is 1-512 letters, digits and / _ + = . @ - (not an ARN)"
+            )
+        if "//" in location:
+            raise ValueError("empty name segment ('//')")
+        return bool(location)
+
+
 class SecretsManagerStore:
     """The ``aws-sm://`` store. ``repr`` shows the region and endpoint, never credentials."""
 
     system = "aws-sm"
+    locations = SecretsManagerLocations()
 
     def __init__(
         self,
@@ -160,6 +180,10 @@ class SecretsManagerStore:
         max_attempts: int = 3,
     ) -> None:
         if client is None:
+            import boto3
+            import botocore.exceptions
+            from botocore.config import Config
+
             try:
                 sess = session or boto3.session.Session(profile_name=profile_name)
                 # botocore reads AWS_DEFAULT_REGION but not AWS_REGION, which
@@ -202,6 +226,8 @@ class SecretsManagerStore:
     # -- calls ----------------------------------------------------------------------------------
 
     def _call(self, operation: str, what: str, *, missing_ok: bool = False, **kwargs: Any) -> Any:
+        import botocore.exceptions  # loaded already by the client; named for the except clauses
+
         try:
             return getattr(self._client, operation)(**kwargs)
         except botocore.exceptions.ClientError as exc:

@@ -69,25 +69,27 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
-from passgeni_core._claims import Target
-from passgeni_core._client import AuthorityClient
-from passgeni_core._config import connect, resolve_config
-from passgeni_core._errors import PassgeniError, StoreError, StoreLimitExceeded
-from passgeni_core._params import GenerationParameters
-from passgeni_core._provision import provision
-from passgeni_core._rotation import (
+from passgeni_core import (
+    AuthorityClient,
+    CertificateRefs,
+    GenerationParameters,
+    PassgeniError,
+    StoreError,
+    StoreLimitExceeded,
+    Target,
+    connect,
+    provision,
+    resolve_config,
+)
+from passgeni_core.stores import credential_fields, parse_credential_fields
+from passgeni_core.workflows import (
+    REVOKE_REASON_NOT_STORED,
+    REVOKE_REASON_ROTATED,
     CredentialTarget,
     TargetError,
     TargetLoginFailed,
     open_target,
     with_exclusions,
-)
-from passgeni_core._stores import (
-    REVOKE_REASON_NOT_STORED,
-    REVOKE_REASON_ROTATED,
-    CertificateRefs,
-    credential_fields,
-    parse_credential_fields,
 )
 
 __all__ = [

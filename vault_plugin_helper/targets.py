@@ -1,6 +1,6 @@
 """Credential targets: the systems a rotated password is applied to.
 
-The interface is :class:`passgeni_core._rotation.CredentialTarget` (``set_password``,
+The interface is :class:`passgeni_core.workflows.CredentialTarget` (``set_password``,
 ``test_password``, ``excluded_characters``, ``describe``); implementations are
 registered under the ``passgeni.targets`` entry-point group by kind, so
 ``passgeni rotate`` and the AWS rotation handler find them without importing
@@ -39,8 +39,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from passgeni_core._errors import InvalidRequest
-from passgeni_core._rotation import TargetError, TargetLoginFailed, TargetUnavailable
+from passgeni_core import InvalidRequest
+from passgeni_core.workflows import TargetError, TargetLoginFailed, TargetUnavailable
 
 __all__ = [
     "DEFAULT_POSTGRES_EXCLUDE",

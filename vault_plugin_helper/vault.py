@@ -11,7 +11,7 @@ token helper file ``~/.vault-token``), ``VAULT_NAMESPACE``, ``VAULT_CACERT`` /
 other auth methods (AppRole, Kubernetes, OIDC...) log in with hvac and pass
 the authenticated client: ``open_store(uri, client=hvac_client)``.
 
-Writes (see ``passgeni_core._stores`` for the order):
+Writes (see ``passgeni_core.workflows.provision_into_store`` for the order):
 
 * the value: ``POST /v1/MOUNT/data/PATH`` with ``options.cas`` = the version
   read (0 when absent), other fields of the current version kept;
@@ -29,11 +29,8 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
-
-import hvac
-import requests
 
 from passgeni_core import (
     Credential,
@@ -42,18 +39,25 @@ from passgeni_core import (
     StoreError,
     StoreUnavailable,
 )
-from passgeni_core._stores import (
+from passgeni_core.stores import (
     CertificateRefs,
     StoredCredential,
     StoreURI,
     WritePlan,
+    check_segments,
     credential_fields,
     stored_credentials,
 )
 
 from ._common import check_metadata_limits, scrub
 
-__all__ = ["MAX_METADATA_KEYS", "VaultStore"]
+if TYPE_CHECKING:
+    # hvac and requests load when a store is opened, not with this module: the
+    # Terraform program loads the class to validate a destination's grammar.
+    import hvac
+    import requests
+
+__all__ = ["MAX_METADATA_KEYS", "VaultLocations", "VaultStore"]
 
 MAX_METADATA_KEYS = 64
 MAX_METADATA_KEY_BYTES = 128
@@ -90,6 +94,8 @@ def _session_for(addr: str) -> requests.Session:
     variables are applied by :func:`client_from_environ`. A ``.netrc`` entry
     is not used (Vault authenticates with the token header).
     """
+    import requests
+
     session = requests.Session()
     session.trust_env = False
     session.proxies.update(requests.utils.get_environ_proxies(addr))
@@ -132,6 +138,8 @@ def client_from_environ(environ: Mapping[str, str] | None = None, **overrides: A
     if verify is True:
         # What requests' trust_env would pick on every request.
         verify = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE") or True
+    import hvac
+
     return hvac.Client(
         url=addr,
         token=token,
@@ -144,10 +152,29 @@ def client_from_environ(environ: Mapping[str, str] | None = None, **overrides: A
     )
 
 
+class VaultLocations:
+    """``vault://MOUNT/PATH``: a KV v2 mount and a path inside it.
+
+    ``MOUNT`` and every ``PATH`` segment hold letters, digits and ``- _ . @ + =``
+    (and are not ``.`` or ``..``); the prefix form is ``vault://MOUNT[/PREFIX]``.
+    """
+
+    form = "vault://MOUNT/PATH#KEY"
+    incomplete = "expected MOUNT/PATH (a KV v2 mount and a path)"
+
+    def check(self, location: str) -> bool:
+        segments = location.split("/") if location else []
+        if not segments:
+            raise ValueError("missing MOUNT")
+        check_segments(segments, "path")
+        return len(segments) >= 2
+
+
 class VaultStore:
     """The ``vault://`` store (KV version 2). ``repr`` shows the address, never the token."""
 
     system = "vault"
+    locations = VaultLocations()
 
     def __init__(
         self,
@@ -199,6 +226,8 @@ class VaultStore:
 
         Statuses in ``allow`` are returned as ``int`` for the caller to handle.
         """
+        import requests  # loaded already by the hvac client; named for the except clauses
+
         try:
             response = self._client.adapter.request(
                 method,

@@ -27,8 +27,22 @@ from .._errors import (
     StoreUnavailable,
 )
 from . import _auditor, _basic, _remote, _rotate, _stores_cmds
+from ._output import print_json, print_kv, print_table
+from ._rotate import load_inventory, rotate_all
 
-__all__ = ["EXIT_INVALID", "EXIT_OK", "EXIT_UNAVAILABLE", "EXIT_USAGE", "exit_code_for", "main"]
+__all__ = [
+    "EXIT_INVALID",
+    "EXIT_OK",
+    "EXIT_UNAVAILABLE",
+    "EXIT_USAGE",
+    "exit_code_for",
+    "load_inventory",
+    "main",
+    "print_json",
+    "print_kv",
+    "print_table",
+    "rotate_all",
+]
 
 EXIT_OK = 0
 EXIT_INVALID = 1

@@ -9,7 +9,7 @@
     certificate expiry and a reminder ``N`` days ahead.
 
 ``passgeni evidence --out bundle.zip [--scope URI...] [--since DATE] [--standards ...] [--org ...]``
-    one zip an auditor checks offline (see ``passgeni_core/_evidence.py``);
+    one zip an auditor checks offline (see ``passgeni_core.audit.build_bundle``);
 ``passgeni evidence verify bundle.zip [--issuer URL] [--jwks FILE] [--json]``
     checks it with no network and prints a verdict per certificate (exit 1
     when the bundle is not authentic, or with ``--require-valid`` when a
@@ -20,7 +20,7 @@
     ``passgeni verify TOKEN --jwks FILE --status-list FILE`` (no network).
 
 This module is the I/O edge: it reads and writes files and talks to the
-authority; the logic lives in ``_policy``, ``_registry`` and ``_evidence``.
+authority; the logic lives in :mod:`passgeni_core.audit`.
 """
 
 from __future__ import annotations
@@ -32,13 +32,13 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from .._config import connect, resolve_config
-from .._errors import InvalidRequest, MalformedToken
-from .._status_list import StatusList, check_revocation, verify_status_list
-from .._verify import JWKS, Certificate
+from .._errors import InvalidRequest
+from ..client import connect, resolve_config
+from ..crypto import JWKS, verify_status_list
+from ._options import add_connection_options, read_file
 from ._output import print_json, print_kv, print_table
 
-__all__ = ["check_status_list_file", "read_status_list_file", "register"]
+__all__ = ["register"]
 
 
 def _connection(args: argparse.Namespace) -> Any:
@@ -69,13 +69,6 @@ def _write(out: str | None, data: bytes, *, binary_ok: bool = False) -> None:
         raise InvalidRequest(f"cannot write {out!r}: {exc.strerror}") from None
 
 
-def _read(path: str, what: str) -> bytes:
-    try:
-        return Path(path).read_bytes()
-    except OSError as exc:
-        raise InvalidRequest(f"cannot read {what} {path!r}: {exc.strerror}") from None
-
-
 def _since(value: str | None) -> datetime | None:
     if value is None:
         return None
@@ -87,47 +80,6 @@ def _since(value: str | None) -> datetime | None:
 
 
 # --- status lists ----------------------------------------------------------------------
-
-
-def read_status_list_file(path: str) -> list[str]:
-    """The JWTs in a status-list file (one per line; blank lines and ``#`` comments skipped)."""
-    text = _read(path, "status list file").decode("ascii", "replace")
-    tokens = [ln.strip() for ln in text.splitlines() if ln.strip() and not ln.startswith("#")]
-    if not tokens:
-        raise InvalidRequest(f"status list file {path!r} holds no status list")
-    return tokens
-
-
-def check_status_list_file(path: str, cert: Certificate, jwks: JWKS, issuer: str) -> StatusList:
-    """Check ``cert`` against the cached list it points at, offline.
-
-    Raises:
-        InvalidRequest: the certificate has no status reference, or the file has
-            no list for its URI.
-        CertificateRevoked: the list marks it revoked (exit 1, ``certificate_revoked``).
-        CertificateExpired / BadSignature / ...: the list itself does not verify
-            (or is past its ``exp``: fetch a fresh one).
-    """
-    from .._evidence import _unverified_payload
-
-    ref = cert.claims.status
-    if ref is None:
-        raise InvalidRequest(
-            f"certificate {cert.cert_id} carries no status list reference (issued before "
-            "status lists); check it online with --online"
-        )
-    for token in read_status_list_file(path):
-        try:
-            sub = _unverified_payload(token).get("sub")
-        except MalformedToken:
-            continue
-        if sub == ref.uri:
-            lst = verify_status_list(token, jwks, issuer=issuer, uri=ref.uri)
-            check_revocation(cert, lst)
-            return lst
-    raise InvalidRequest(
-        f"{path!r} has no status list {ref.uri!r}; refresh it with `passgeni status-list fetch`"
-    )
 
 
 def _cmd_status_list_fetch(args: argparse.Namespace) -> int:
@@ -165,7 +117,7 @@ def _cmd_status_list_fetch(args: argparse.Namespace) -> int:
 
 
 def _cmd_policy(args: argparse.Namespace) -> int:
-    from .._policy import render_policy
+    from ..audit import render_policy
 
     fmt = args.format
     if fmt is None:
@@ -186,8 +138,8 @@ def _cmd_policy(args: argparse.Namespace) -> int:
 
 def _gather(args: argparse.Namespace, client: Any) -> tuple[list[Any], Any]:
     """The audit's certificates (``--since``) and a scan of ``--scope`` (or None)."""
-    from .._scan import scan
-    from .._stores import parse_store_uri
+    from ..audit import scan
+    from ..stores import parse_store_uri
 
     since = _since(getattr(args, "since", None))
     records = list(client.iter_audit(since=since, page_size=500))
@@ -201,7 +153,7 @@ def _gather(args: argparse.Namespace, client: Any) -> tuple[list[Any], Any]:
 def _check_scopes(scopes: list[str] | None) -> None:
     """Fail on a malformed URI or a scheme with no backend before any connection."""
     from .._errors import UnknownStoreScheme
-    from .._stores import available_schemes, parse_store_uri
+    from ..stores import available_schemes, parse_store_uri
 
     for uri in scopes or ():
         parsed = parse_store_uri(uri, allow_prefix=True)
@@ -214,7 +166,7 @@ def _check_scopes(scopes: list[str] | None) -> None:
 
 
 def _cmd_registry(args: argparse.Namespace) -> int:
-    from .._registry import build_registry
+    from ..audit import build_registry
 
     fmt = args.format
     if fmt is None:
@@ -258,9 +210,8 @@ def _cmd_evidence(args: argparse.Namespace) -> int:
         return _cmd_evidence_verify(args)
     if not args.out:
         raise InvalidRequest("give --out bundle.zip (or `passgeni evidence verify bundle.zip`)")
-    from .._evidence import _unverified_payload, build_bundle
-    from .._policy import render_policy
-    from .._registry import build_registry
+    from ..audit import build_bundle, build_registry, render_policy
+    from ..crypto import unverified_payload
 
     _check_scopes(args.scope)
     with connect(_connection(args)) as client:
@@ -280,7 +231,7 @@ def _cmd_evidence(args: argparse.Namespace) -> int:
         registry = build_registry(records, coverage, issuer=client.issuer, scopes=args.scope or ())
         uris: set[str] = set()
         for r in records:
-            status = _unverified_payload(r.token).get("status")
+            status = unverified_payload(r.token).get("status")
             sl = status.get("status_list") if isinstance(status, dict) else None
             if isinstance(sl, dict) and isinstance(sl.get("uri"), str):
                 uris.add(sl["uri"])
@@ -317,13 +268,13 @@ def _cmd_evidence(args: argparse.Namespace) -> int:
 
 
 def _cmd_evidence_verify(args: argparse.Namespace) -> int:
-    from .._evidence import verify_bundle
+    from ..audit import verify_bundle
 
     trusted = None
     if args.jwks:
-        trusted = JWKS.from_dict(_read(args.jwks, "JWKS file").decode("utf-8", "replace"))
+        trusted = JWKS.from_dict(read_file(args.jwks, "JWKS file").decode("utf-8", "replace"))
     report = verify_bundle(
-        _read(args.bundle, "evidence bundle"), issuer=args.issuer, trusted_jwks=trusted
+        read_file(args.bundle, "evidence bundle"), issuer=args.issuer, trusted_jwks=trusted
     )
     failing = not report.authentic or (
         args.require_valid and any(v.verdict != "valid" for v in report.verdicts)
@@ -372,8 +323,6 @@ def _days(value: str) -> int:
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    from ._remote import add_connection_options
-
     p = sub.add_parser(
         "policy",
         help="write the password policy document for chosen standards (md, html, pdf)",

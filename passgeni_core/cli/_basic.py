@@ -1,69 +1,23 @@
-"""Local commands: ``presets``, ``generate`` (zero-knowledge); ``verify`` is parsed here, run by ``_remote``."""
+"""Local commands: ``presets``, ``generate`` (zero-knowledge)."""
 
 from __future__ import annotations
 
 import argparse
 import sys
-from pathlib import Path
 from typing import Any
 
-from .._entropy_source import detect_entropy_source
-from .._errors import InvalidRequest
-from .._generator import generate
-from .._params import GenerationParameters
-from .._presets import MAPPING_VERSION, get_preset, list_presets
-from .._verify import Certificate
+from ..crypto import Certificate
+from ..model import (
+    MAPPING_VERSION,
+    detect_entropy_source,
+    generate,
+    get_preset,
+    list_presets,
+)
+from ._options import add_parameter_options, parameters_from_args
 from ._output import print_json, print_table
 
-__all__ = ["add_parameter_options", "parameters_from_args", "register"]
-
-
-def add_parameter_options(parser: argparse.ArgumentParser) -> None:
-    """The generation options shared by ``generate``, ``provision`` and friends."""
-    parser.add_argument(
-        "--preset", required=True, help="compliance preset id (see `passgeni presets`)"
-    )
-    parser.add_argument("--length", type=int, help="password length (default: the preset's)")
-    parser.add_argument(
-        "--exclude", default="", metavar="CHARS", help="characters never to use, e.g. '@/\"\\:'"
-    )
-    parser.add_argument("--special-chars", metavar="CHARS", help="replace the 32 default specials")
-    parser.add_argument(
-        "--exclude-lookalikes", action="store_true", help="drop look-alike characters (Il1O0...)"
-    )
-    for name in ("upper", "lower", "digits", "special"):
-        parser.add_argument(
-            f"--no-{name}",
-            dest=f"no_{name}",
-            action="store_true",
-            help=f"disable {name} characters",
-        )
-        parser.add_argument(
-            f"--min-{name}", type=int, metavar="N", help=f"at least N {name} characters"
-        )
-
-
-def parameters_from_args(args: argparse.Namespace) -> GenerationParameters:
-    """Build parameters for ``args.preset`` from the shared options.
-
-    Raises:
-        UnknownPreset, PresetNotMet, InvalidParameters: as GenerationParameters.for_preset.
-    """
-    toggles: dict[str, Any] = {}
-    for name in ("upper", "lower", "digits", "special"):
-        if getattr(args, f"no_{name}"):
-            toggles[name] = False
-        minimum = getattr(args, f"min_{name}")
-        if minimum is not None:
-            toggles[f"min_{name}"] = minimum
-    return GenerationParameters.for_preset(
-        args.preset,
-        length=args.length,
-        exclude=args.exclude,
-        special_chars=args.special_chars,
-        exclude_lookalikes=args.exclude_lookalikes,
-        **toggles,
-    )
+__all__ = ["certificate_summary", "register"]
 
 
 def _cmd_presets(args: argparse.Namespace) -> int:
@@ -97,17 +51,6 @@ def _cmd_generate(args: argparse.Namespace) -> int:
         file=sys.stderr,
     )
     return 0
-
-
-def _read_token(value: str) -> str:
-    if value == "-":
-        return sys.stdin.read().strip()
-    if value.startswith("@"):
-        try:
-            return Path(value[1:]).read_text().strip()
-        except OSError as exc:
-            raise InvalidRequest(f"cannot read token file {value[1:]!r}: {exc.strerror}") from None
-    return value.strip()
 
 
 def certificate_summary(cert: Certificate) -> dict[str, Any]:
@@ -147,17 +90,3 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "--json", action="store_true", help="machine-readable output (includes the password)"
     )
     p.set_defaults(handler=_cmd_generate)
-
-    p = sub.add_parser(
-        "verify",
-        help="verify a certificate: offline by JWKS; by URL or id from the authority",
-        description=(
-            "TOKEN with --jwks FILE: fully offline. TOKEN alone: the JWKS is fetched from the "
-            "authority. CERT_URL or CERT_ID: the record and JWKS are fetched from the authority "
-            "and a revoked certificate fails. --online adds the revocation status to a TOKEN."
-        ),
-    )
-    # Imported here: _remote imports this module for the shared options.
-    from ._remote import register_verify_options
-
-    register_verify_options(p)

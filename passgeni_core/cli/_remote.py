@@ -29,33 +29,28 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
-from .._binding import encode_binding_key
-from .._client import AuthorityClient, CertificateRecord
-from .._config import ClientConfig, connect, resolve_config
-from .._entropy_source import detect_entropy_source
 from .._errors import CertificateRevoked, InvalidRequest, InvalidToken
-from .._provision import ProvisionResult, provision
-from .._verify import JWKS, Certificate, verify_certificate, verify_certificate_at_issuance
-from ._basic import add_parameter_options, certificate_summary, parameters_from_args
+from ..client import AuthorityClient, CertificateRecord, ClientConfig, connect, resolve_config
+from ..crypto import (
+    JWKS,
+    Certificate,
+    encode_binding_key,
+    verify_certificate,
+    verify_certificate_at_issuance,
+)
+from ..model import detect_entropy_source
+from ..workflows import ProvisionResult, provision
+from ._basic import certificate_summary
+from ._options import (
+    add_connection_options,
+    add_parameter_options,
+    check_status_list_file,
+    parameters_from_args,
+    read_token,
+)
 from ._output import print_json, print_kv, print_table
 
-__all__ = ["add_connection_options", "cmd_verify", "register", "register_verify_options"]
-
-
-def add_connection_options(parser: argparse.ArgumentParser) -> None:
-    """``--url``, ``--api-key``, ``--timeout``: override environment and config file."""
-    group = parser.add_argument_group("authority")
-    group.add_argument(
-        "--url", metavar="URL", help="authority base URL (default: $PASSGENI_URL, config, embedded)"
-    )
-    group.add_argument(
-        "--api-key",
-        metavar="KEY",
-        help="API key (default: $PASSGENI_API_KEY or config; prefer those: flags show in `ps`)",
-    )
-    group.add_argument(
-        "--timeout", type=float, metavar="SECONDS", help="per-request timeout (default 10)"
-    )
+__all__ = ["cmd_verify", "register", "register_verify_options"]
 
 
 def _config(args: argparse.Namespace) -> ClientConfig:
@@ -222,10 +217,8 @@ def _client_jwks(client: AuthorityClient, jwks_file: str | None) -> JWKS:
 
 
 def cmd_verify(args: argparse.Namespace) -> int:
-    """``passgeni verify TOKEN|CERT_URL|CERT_ID`` (see the module docstring of ``_basic``)."""
-    from ._basic import _read_token
-
-    raw = _read_token(args.token)
+    """``passgeni verify TOKEN|CERT_URL|CERT_ID``."""
+    raw = read_token(args.token)
     if not raw:
         raise InvalidRequest("nothing to verify: give a token, a certificate URL or an id")
     record: CertificateRecord | None = None
@@ -274,8 +267,6 @@ def cmd_verify(args: argparse.Namespace) -> int:
     status_list = None
     if args.status_list:
         # Offline revocation against a cached signed list (raises CertificateRevoked).
-        from ._auditor import check_status_list_file
-
         status_list = check_status_list_file(args.status_list, cert, jwks, issuer)
     summary = certificate_summary(cert)
     summary["status"] = record.status if record else None
@@ -317,7 +308,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
 
 
 def register_verify_options(p: argparse.ArgumentParser) -> None:
-    """The options of ``passgeni verify`` (the parser itself is created by ``_basic``)."""
+    """The options of ``passgeni verify``."""
     p.add_argument(
         "token",
         metavar="TOKEN|CERT_URL|CERT_ID",
@@ -421,6 +412,17 @@ def _iso_arg(value: str) -> str:
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser(
+        "verify",
+        help="verify a certificate: offline by JWKS; by URL or id from the authority",
+        description=(
+            "TOKEN with --jwks FILE: fully offline. TOKEN alone: the JWKS is fetched from the "
+            "authority. CERT_URL or CERT_ID: the record and JWKS are fetched from the authority "
+            "and a revoked certificate fails. --online adds the revocation status to a TOKEN."
+        ),
+    )
+    register_verify_options(p)
+
     p = sub.add_parser(
         "provision",
         help="generate a password locally and certify it with the authority",

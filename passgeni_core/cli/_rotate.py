@@ -35,11 +35,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .._errors import InvalidRequest, PassgeniError
+from ._options import add_connection_options
 
 if TYPE_CHECKING:
-    from .._client import AuthorityClient
-    from .._rotation import InventoryEntry, RotationResult
-    from .._stores import SecretStore, StoreURI
+    from ..client import AuthorityClient
+    from ..stores import SecretStore, StoreURI
+    from ..workflows import InventoryEntry, RotationResult
 
 __all__ = ["EXIT_FAILED", "load_inventory", "register", "rotate_all"]
 
@@ -52,7 +53,7 @@ def load_inventory(path: Path, *, epoch: str | None = None) -> list[InventoryEnt
     Raises:
         InvalidRequest: unreadable file, invalid YAML, or an invalid entry.
     """
-    from .._rotation import parse_inventory
+    from ..workflows import parse_inventory
 
     try:
         text = path.read_text(encoding="utf-8")
@@ -114,7 +115,7 @@ class _Stores:
         self._lock = threading.Lock()
 
     def get(self, uri: StoreURI) -> SecretStore:
-        from .._stores import open_store
+        from ..stores import open_store
 
         cache: dict[str, SecretStore] = self._local.__dict__.setdefault("stores", {})
         scheme = uri.scheme
@@ -134,7 +135,7 @@ class _Stores:
 
 
 def _outcome(entry: InventoryEntry, result: object, seconds: float) -> Outcome:
-    from .._rotation import RotationResult
+    from ..workflows import RotationResult
 
     if isinstance(result, RotationResult):
         return Outcome(entry, result=result, seconds=seconds)
@@ -160,10 +161,10 @@ def rotate_all(
 ) -> list[Outcome]:
     """Run every entry (batched, ``concurrency`` writes at a time); outcomes in inventory order.
 
-    See :func:`passgeni_core._rotation.rotate_many`. An outcome's ``seconds``
+    See :func:`passgeni_core.workflows.rotate_many`. An outcome's ``seconds``
     is the time from the start of the run until that entry finished.
     """
-    from .._rotation import DEFAULT_CHUNK, rotate_many
+    from ..workflows import DEFAULT_CHUNK, rotate_many
 
     stores = _Stores()
     began = time.perf_counter()
@@ -279,7 +280,7 @@ def _pooled_session(concurrency: int) -> Iterator[Any]:
 
 
 def _cmd_rotate(args: argparse.Namespace) -> int:
-    from .._config import connect, resolve_config
+    from ..client import connect, resolve_config
     from ._output import print_json
 
     if args.concurrency < 1 or args.concurrency > 256:
@@ -325,8 +326,6 @@ def _cmd_rotate(args: argparse.Namespace) -> int:
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    from ._remote import add_connection_options
-
     p = sub.add_parser(
         "rotate",
         help="rotate many credentials from an inventory (concurrent, resumable)",

@@ -29,12 +29,14 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
-from .._binding import encode_binding_key
-from .._config import connect, resolve_config
-from .._entropy_source import detect_entropy_source
 from .._errors import InvalidRequest
-from .._scan import STATUSES, scan
-from .._stores import StoreResult, open_store, parse_store_uri, provision_into_store
+from ..audit import scan
+from ..client import connect, resolve_config
+from ..crypto import encode_binding_key
+from ..model import detect_entropy_source
+from ..stores import open_store, parse_store_uri
+from ..workflows import STATUSES, StoreResult, provision_into_store
+from ._options import add_connection_options, add_parameter_options, parameters_from_args
 from ._output import print_json, print_kv, print_table
 
 __all__ = ["register"]
@@ -52,8 +54,6 @@ def _connection(args: argparse.Namespace) -> Any:
 
 
 def _cmd_provision_store(args: argparse.Namespace) -> int:
-    from ._basic import parameters_from_args
-
     conflicting = [
         flag
         for flag, attr in (
@@ -183,13 +183,9 @@ def _non_negative(value: str) -> int:
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    from ._remote import add_connection_options
-
     provision = sub.choices.get("provision")
     original: Handler | None = None
     if provision is None:
-        from ._basic import add_parameter_options
-
         provision = sub.add_parser("provision", help="generate, certify and store a password")
         add_parameter_options(provision)
         provision.add_argument("--label", help="a label for the certificate")

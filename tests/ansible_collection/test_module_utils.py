@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from passgeni_core import CertificateRefs, parse_store_uri
-from passgeni_core._stores import StoredCredential
+from passgeni_core import StoredCredential
 
 BASE = {
     "preset": "soc2",

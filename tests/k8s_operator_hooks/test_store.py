@@ -25,7 +25,7 @@ from passgeni_core import (
     verify_binding,
     verify_certificate,
 )
-from passgeni_core._stores import rotate
+from passgeni_core.workflows import rotate
 from tests._servers import KubeEmulator, free_port
 from tests.k8s_operator_hooks.conftest import Authority, make_secret, read_secret
 

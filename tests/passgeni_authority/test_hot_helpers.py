@@ -8,8 +8,7 @@ import re
 from datetime import UTC, datetime
 
 import pytest
-from hypothesis import given
-from hypothesis import strategies as st
+from hypothesis import given, strategies as st
 
 from passgeni_authority._hot import dt_for
 from passgeni_authority._service import _b32, _detail_json

@@ -8,6 +8,7 @@ mode runs the real ``EmbeddedAuthority``.
 
 from __future__ import annotations
 
+import importlib.metadata
 import json
 import os
 import stat
@@ -22,13 +23,12 @@ import pytest
 
 from passgeni_core import (
     InvalidRequest,
+    cli as cli_module,
     decode_binding_key,
     resolve_config,
     verify_binding,
     verify_certificate,
 )
-from passgeni_core import _config as config_module
-from passgeni_core import cli as cli_module
 from passgeni_core.cli import main
 
 from .test_client import free_port, secret_forms
@@ -123,10 +123,22 @@ def test_bad_timeout_in_the_environment() -> None:
         resolve_config(environ={"PASSGENI_TIMEOUT": "-1"}, config_path=Path("/nonexistent"))
 
 
+def _embedded_entry_points(monkeypatch: pytest.MonkeyPatch, found: list[EntryPoint]) -> None:
+    """Make the ``passgeni.embedded`` lookup find ``found``; other groups are untouched."""
+    real = importlib.metadata.entry_points
+
+    def entry_points_(**params: Any) -> Any:
+        if params.get("group") == "passgeni.embedded":
+            return found
+        return real(**params)
+
+    monkeypatch.setattr(importlib.metadata, "entry_points", entry_points_)
+
+
 def test_embedded_mode_without_the_authority_extra(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    monkeypatch.setattr(config_module, "entry_points", lambda group: [])
+    _embedded_entry_points(monkeypatch, [])
     code, out, err = run(capsys, "provision", "--preset", "soc2")
     assert code == 3 and out == ""
     one_line_error(err, "authority_unavailable")
@@ -137,7 +149,7 @@ def test_embedded_mode_with_a_broken_install(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     broken = EntryPoint("default", "passgeni_no_such_module.embedded:X", "passgeni.embedded")
-    monkeypatch.setattr(config_module, "entry_points", lambda group: [broken])
+    _embedded_entry_points(monkeypatch, [broken])
     code, _, err = run(capsys, "audit")
     assert code == 3
     one_line_error(err, "authority_unavailable")
@@ -397,7 +409,7 @@ def embedded_entry_point(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Non
     """Point the ``passgeni.embedded`` lookup at the real class, state in tmp."""
     monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "xdg"))
     ep = EntryPoint("default", "passgeni_authority.embedded:EmbeddedAuthority", "passgeni.embedded")
-    monkeypatch.setattr(config_module, "entry_points", lambda group: [ep])
+    _embedded_entry_points(monkeypatch, [ep])
 
 
 @pytest.mark.usefixtures("embedded_entry_point")

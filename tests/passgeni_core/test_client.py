@@ -54,7 +54,6 @@ from passgeni_core import (
     entropy_report,
     standards_met,
 )
-from passgeni_core import _client as client_module
 
 API_KEY = "pgk_test_SECRET_api_key_0123456789"
 
@@ -670,7 +669,7 @@ def test_batch_issuance_keeps_order_and_item_errors(
             batch_route(seen) if seen.path == "/api/generate-certificates" else original(seen)
         ),
     )
-    monkeypatch.setattr(client_module, "MAX_BATCH", 2)
+    monkeypatch.setattr(client, "max_batch", 2)
     results = client.issue_certificates(
         [CertificateRequest(session_id=s) for s in [sids[0], "bogus", sids[1], sids[2]]]
     )

@@ -6,11 +6,10 @@ import itertools
 import math
 
 import pytest
-from hypothesis import given, settings
-from hypothesis import strategies as st
+from hypothesis import given, settings, strategies as st
 
 from passgeni_core import GenerationParameters, count_outputs, entropy_report
-from passgeni_core._entropy import count_compositions
+from passgeni_core.model import count_compositions
 
 VECTORS = [
     ("nist-800-63b", 8, 52.44, 52.44),

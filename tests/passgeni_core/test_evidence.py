@@ -18,7 +18,7 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from passgeni_core import InvalidRequest, build_bundle, verify_bundle
-from passgeni_core._evidence import jwk_thumbprint
+from passgeni_core.crypto import jwk_thumbprint
 
 from .auditor_fixtures import Live, clean_env, live_authority, run
 from .test_client import free_port

@@ -14,8 +14,7 @@ import secrets
 import string
 
 import pytest
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
+from hypothesis import HealthCheck, given, settings, strategies as st
 from scipy.stats import chisquare
 
 from passgeni_core import (
@@ -26,8 +25,7 @@ from passgeni_core import (
     generate_many,
     generate_password,
 )
-from passgeni_core._entropy import count_compositions
-from passgeni_core._generator import _Sampler
+from passgeni_core.model import Sampler, count_compositions
 
 ALPHA = 1e-6
 
@@ -64,14 +62,14 @@ def test_small_space_is_listed_correctly() -> None:
 
 
 def test_rejection_sampler_is_uniform_over_every_valid_string() -> None:
-    sampler = _Sampler(SMALL)
+    sampler = Sampler(SMALL)
     assert not sampler.use_exact
     samples = sampler.draw(174 * 300)
     assert _uniformity_pvalue(samples, SMALL_SPACE) > ALPHA
 
 
 def test_exact_composition_sampler_is_uniform_over_every_valid_string() -> None:
-    sampler = _Sampler(SMALL)
+    sampler = Sampler(SMALL)
     sampler.use_exact = True
     samples = sampler.draw(174 * 300)
     assert _uniformity_pvalue(samples, SMALL_SPACE) > ALPHA
@@ -96,7 +94,7 @@ def test_the_uniformity_check_rejects_fill_then_shuffle() -> None:
 
 def test_characters_and_positions_follow_the_exact_distribution() -> None:
     params = GenerationParameters.for_preset("fips-140-3", length=20)
-    sampler = _Sampler(params)
+    sampler = Sampler(params)
     sizes, mins, n = sampler.sizes, sampler.mins, params.length
     total = count_compositions(sizes, mins, n, 0)
     # P(a position holds one given character of class i): fix that position and
@@ -205,7 +203,7 @@ def test_listed_passwords_are_never_emitted() -> None:
 
 def test_low_acceptance_parameters_use_the_exact_sampler_and_still_satisfy() -> None:
     params = GenerationParameters(length=12, min_digits=10)
-    assert _Sampler(params).use_exact
+    assert Sampler(params).use_exact
     for password in generate_many(params, 200):
         assert sum(c.isdigit() for c in password) >= 10
 

@@ -5,10 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from hypothesis import given
-from hypothesis import strategies as st
+from hypothesis import given, strategies as st
 
 from passgeni_core import (
+    MAPPING_VERSION,
     MAX_LENGTH,
     ConflictingParameters,
     GenerationParameters,
@@ -20,7 +20,6 @@ from passgeni_core import (
     list_presets,
     standards_met,
 )
-from passgeni_core._presets import MAPPING_VERSION
 
 
 @pytest.mark.parametrize("length", [0, -1, -(10**9), MAX_LENGTH + 1, 10**9, 10**30])

@@ -12,20 +12,24 @@ import pytest
 
 from passgeni_core import (
     AuthorityUnavailable,
+    CertificateRefs,
     Credential,
     InvalidStoreURI,
     SecretStore,
     StoreConflict,
     StoreUnavailable,
+    StoreURI,
     UnknownStoreScheme,
+    WritePlan,
     available_schemes,
     open_store,
     parse_store_uri,
     provision_into_store,
     register_store,
 )
-from passgeni_core._stores import CertificateRefs, StoreURI, WritePlan, rotate
 from passgeni_core.cli import main
+from passgeni_core.stores import LocationGrammar
+from passgeni_core.workflows import rotate
 from tests._servers import OpenBaoServer
 from tests.vault_plugin_helper.fixtures import *  # noqa: F403 - fixtures
 from tests.vault_plugin_helper.fixtures import Authority, running_authority
@@ -131,7 +135,7 @@ class MemoryStore:
         return self.secrets.get(uri.location, (0, {}, {}))
 
     def read(self, uri: StoreURI) -> Any:
-        from passgeni_core._stores import stored_credentials
+        from passgeni_core.stores import stored_credentials
 
         version, data, meta = self._get(uri)
         if not version:
@@ -155,7 +159,7 @@ class MemoryStore:
         return None
 
     def write(self, plan: WritePlan, credential: Credential, refs: CertificateRefs) -> str:
-        from passgeni_core._stores import credential_fields
+        from passgeni_core.stores import credential_fields
 
         version, data, meta = self._get(plan.uri)
         if str(version) != plan.precondition:
@@ -197,6 +201,49 @@ def test_a_third_party_backend_plugs_in_by_scheme(authority: Authority) -> None:
         assert [e.status for e in report.entries] == ["valid"]
     finally:
         register_store("mem", None)
+
+
+class _TeamLocations:
+    """A third party's grammar: ``mem2://TEAM/NAME``, teams in lower case."""
+
+    form = "mem2://TEAM/NAME#KEY"
+    incomplete = "expected TEAM/NAME"
+
+    def check(self, location: str) -> bool:
+        parts = location.split("/") if location else []
+        if not parts or len(parts) > 2 or not parts[0].islower():
+            raise ValueError("TEAM must be lower case, then at most one NAME")
+        return len(parts) == 2
+
+
+class GrammarStore(MemoryStore):
+    locations = _TeamLocations()
+
+
+def test_a_third_party_backend_brings_its_own_location_grammar() -> None:
+    assert isinstance(GrammarStore.locations, LocationGrammar)
+    register_store("mem2", GrammarStore.from_uri)
+    register_store("mem3", MemoryStore.from_uri)  # no grammar: the generic one
+    try:
+        assert parse_store_uri("mem2://team/db").location == "team/db"
+        assert parse_store_uri("mem2://team", allow_prefix=True).prefix
+        with pytest.raises(InvalidStoreURI, match=r"expected TEAM/NAME \(expected mem2://"):
+            parse_store_uri("mem2://team")
+        with pytest.raises(InvalidStoreURI, match="TEAM must be lower case"):
+            parse_store_uri("mem2://Team/db")
+        # The generic grammar takes any printable location as one credential.
+        assert not parse_store_uri("mem3://Team").prefix
+        # A factory without a grammar keeps the installed backend's (vault's here).
+        register_store("vault", MemoryStore.from_uri)
+        with pytest.raises(InvalidStoreURI, match="MOUNT/PATH"):
+            parse_store_uri("vault://secret")
+        register_store("vault", None)
+        with pytest.raises(InvalidStoreURI, match="MOUNT/PATH"):
+            parse_store_uri("vault://secret")
+    finally:
+        register_store("mem2", None)
+        register_store("mem3", None)
+        register_store("vault", None)
 
 
 # --- nothing lost: failures between steps, on real OpenBao --------------------------------------

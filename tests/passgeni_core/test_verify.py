@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import base64
 import json
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -39,6 +38,7 @@ from passgeni_core import (
     verify_certificate,
     verify_certificate_at_issuance,
 )
+from passgeni_core.crypto import b64url_encode
 
 ISSUER = "https://authority.test"
 ISSUED = datetime(2026, 1, 10, 12, 0, tzinfo=UTC)
@@ -46,7 +46,7 @@ DURING = ISSUED + timedelta(days=30)
 
 
 def _b64(data: bytes) -> str:
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+    return b64url_encode(data)
 
 
 class Keys:

@@ -40,8 +40,7 @@ from urllib.parse import quote
 
 import pytest
 
-from passgeni_core._binding import decode_binding_key
-from passgeni_core._stores import open_store, parse_store_uri
+from passgeni_core import decode_binding_key, open_store, parse_store_uri
 from tests._servers import (
     KubeEmulator,
     MotoServer,

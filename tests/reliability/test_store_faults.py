@@ -43,12 +43,13 @@ from passgeni_core import (
     PassgeniError,
     StoreError,
     StoreUnavailable,
+    assess,
+    available_schemes,
+    parse_store_uri,
     verify_binding,
     verify_certificate,
 )
-from passgeni_core._rotation import ensure_rotated, keeper_label
-from passgeni_core._scan import assess
-from passgeni_core._stores import available_schemes, parse_store_uri
+from passgeni_core.workflows import ensure_rotated, keeper_label
 from tests._servers import KubeEmulator, MotoServer, OpenBaoServer
 from tests.reliability._proxy import TcpProxy
 from tests.vault_plugin_helper.fixtures import Authority, running_authority

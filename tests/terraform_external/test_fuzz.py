@@ -13,8 +13,7 @@ import json
 import subprocess
 import sys
 
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
+from hypothesis import HealthCheck, given, settings, strategies as st
 
 from terraform_external import main
 from terraform_external._query import KNOWN_KEYS

@@ -316,4 +316,7 @@ def test_validation_path_imports_nothing_heavy(tmp_path: Path) -> None:
     }
     for heavy in ("requests", "jwt", "cryptography", "hvac", "boto3", "botocore", "psycopg"):
         assert heavy not in imported, heavy
-    assert "passgeni_core._client" not in imported and "passgeni_core._stores" not in imported
+    # Neither the HTTP client nor a workflow: validating needs the model and the URI grammar.
+    assert not {
+        m for m in imported if m.startswith(("passgeni_core.client", "passgeni_core.workflows"))
+    }

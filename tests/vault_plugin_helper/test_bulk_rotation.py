@@ -16,7 +16,6 @@ No timing is asserted.
 
 from __future__ import annotations
 
-import base64
 import json
 import os
 import signal
@@ -34,13 +33,16 @@ from passgeni_core import (
     AuthorityClient,
     CertificateRecord,
     GenerationParameters,
+    SecretStore,
     StoreUnavailable,
+    StoreURI,
+    WritePlan,
+    assess,
     open_store,
     parse_store_uri,
 )
-from passgeni_core._rotation import InventoryEntry, RotationResult, parse_inventory, rotate_many
-from passgeni_core._scan import assess
-from passgeni_core._stores import SecretStore, StoreURI, WritePlan
+from passgeni_core.crypto import b64url_decode, b64url_encode
+from passgeni_core.workflows import InventoryEntry, RotationResult, parse_inventory, rotate_many
 from tests._servers import MotoServer, OpenBaoServer
 from tests.vault_plugin_helper.fixtures import Authority, set_aws_env
 
@@ -543,10 +545,8 @@ path "secret/metadata/{uid}/*" {{ capabilities = ["read", "update", "patch"] }}
 
 
 def test_fast_verifier_refuses_tampered_tokens(authority: Authority) -> None:
-    from passgeni_core import BadSignature, InvalidToken, verify_certificate
-    from passgeni_core._binding import Credential
-    from passgeni_core._generator import generate
-    from passgeni_core._provision import CertifyRequest, certify_many
+    from passgeni_core import BadSignature, Credential, InvalidToken, generate, verify_certificate
+    from passgeni_core.workflows import CertifyRequest, certify_many
 
     client = authority.client()
     generated = generate(GenerationParameters.for_preset("soc2"))
@@ -566,9 +566,9 @@ def test_fast_verifier_refuses_tampered_tokens(authority: Authority) -> None:
     issuer = client.issuer
     assert verify_certificate(token, keys, issuer=issuer).cert_id == result.cert_id
     head, payload, sig = token.split(".")
-    claims = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+    claims = json.loads(b64url_decode(payload))
     claims["entropy_bits"] = 999
-    forged = base64.urlsafe_b64encode(json.dumps(claims).encode()).rstrip(b"=").decode()
+    forged = b64url_encode(json.dumps(claims).encode())
     flipped = sig[:-2] + ("A" if sig[-2] != "A" else "B") + sig[-1]
     for bad in (
         f"{head}.{forged}.{sig}",

@@ -21,9 +21,8 @@ from typing import Any
 import psycopg
 import pytest
 
-from passgeni_core import AuthorityClient, verify_binding, verify_certificate
-from passgeni_core._binding import decode_binding_key
-from passgeni_core._rotation import TargetLoginFailed
+from passgeni_core import AuthorityClient, decode_binding_key, verify_binding, verify_certificate
+from passgeni_core.workflows import TargetLoginFailed
 from tests._servers import MotoServer, PostgresCluster
 from tests.vault_plugin_helper.fixtures import Authority, authority, uid  # noqa: F401
 from vault_plugin_helper.rotation import RotationConfig, RotationError, handler, run_step

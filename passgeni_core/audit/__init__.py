@@ -1,0 +1,61 @@
+"""The auditor's toolkit: coverage scans, certificate registries, evidence bundles, policies.
+
+Imports are lazy (see ``passgeni_core._lazy``): a name's module loads on first use.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from .._lazy import lazy_exports
+
+_EXPORTS: dict[str, tuple[str, ...]] = {
+    "._scan": (
+        "CSV_FIELDS",
+        "CoverageReport",
+        "scan",
+    ),
+    "._registry": (
+        "REGISTRY_CSV_FIELDS",
+        "Registry",
+        "RegistryEntry",
+        "build_registry",
+    ),
+    "._evidence": ("BUNDLE_FORMAT", "MANIFEST_TYP", "build_bundle"),
+    "._evidence_check": ("BundleReport", "CertificateVerdict", "verify_bundle"),
+    "._policy": (
+        "POLICY_FORMATS",
+        "ROTATION",
+        "Rotation",
+        "parse_standards",
+        "render_policy",
+    ),
+}
+
+__getattr__, __dir__, __all__ = lazy_exports(__name__, _EXPORTS)
+
+if TYPE_CHECKING:
+    from ._evidence import (
+        BUNDLE_FORMAT as BUNDLE_FORMAT,
+        MANIFEST_TYP as MANIFEST_TYP,
+        build_bundle as build_bundle,
+    )
+    from ._evidence_check import (
+        BundleReport as BundleReport,
+        CertificateVerdict as CertificateVerdict,
+        verify_bundle as verify_bundle,
+    )
+    from ._policy import (
+        POLICY_FORMATS as POLICY_FORMATS,
+        ROTATION as ROTATION,
+        Rotation as Rotation,
+        parse_standards as parse_standards,
+        render_policy as render_policy,
+    )
+    from ._registry import (
+        REGISTRY_CSV_FIELDS as REGISTRY_CSV_FIELDS,
+        Registry as Registry,
+        RegistryEntry as RegistryEntry,
+        build_registry as build_registry,
+    )
+    from ._scan import CSV_FIELDS as CSV_FIELDS, CoverageReport as CoverageReport, scan as scan

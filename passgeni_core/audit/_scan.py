@@ -1,0 +1,173 @@
+"""Coverage scan: which stored credentials are covered by a good certificate.
+
+For every credential found under the scanned prefixes the scan reads the
+store (value, version, metadata), fetches the certificate's public record from
+the authority, verifies its signature offline against the authority's JWKS
+and checks it against what is stored: each credential is judged by
+:func:`passgeni_core.workflows.assess` (see its statuses); every status but
+``valid`` and ``expiring`` falls short (:data:`FAILING`).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from .._errors import (
+    InvalidRequest,
+    PassgeniError,
+    one_line,
+)
+from ..client import AuthorityClient
+from ..crypto import JWKS
+from ..model import get_preset
+from ..stores import SecretStore, StoreURI, open_store, parse_store_uri
+from ..workflows import STATUSES, CoverageEntry, assess
+
+
+def _iso(value: datetime | None) -> str | None:
+    return None if value is None else value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _now(now: datetime | None) -> datetime:
+    if now is None:
+        return datetime.now(UTC)
+    if now.tzinfo is None:
+        raise ValueError("now must be timezone-aware")
+    return now
+
+
+CSV_FIELDS = (
+    "uri",
+    "status",
+    "detail",
+    "cert_id",
+    "cert_url",
+    "standard",
+    "standards_met",
+    "issued_at",
+    "expires_at",
+    "store_version",
+    "certified_version",
+    "revocation_reason",
+)
+
+
+@dataclass(frozen=True, kw_only=True)
+class CoverageReport:
+    """The result of :func:`scan`: one entry per credential, in scan order."""
+
+    entries: tuple[CoverageEntry, ...]
+    scanned_at: datetime
+    require: str | None = None
+    expiring_days: int = 30
+
+    @property
+    def ok(self) -> bool:
+        """True when nothing falls short (``valid`` or ``expiring`` only)."""
+        return all(e.ok for e in self.entries)
+
+    def counts(self) -> dict[str, int]:
+        out = dict.fromkeys(STATUSES, 0)
+        for entry in self.entries:
+            out[entry.status] += 1
+        return out
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "scanned_at": _iso(self.scanned_at),
+            "require": self.require,
+            "expiring_days": self.expiring_days,
+            "ok": self.ok,
+            "counts": self.counts(),
+            "credentials": [e.to_dict() for e in self.entries],
+        }
+
+    def to_csv(self) -> str:
+        """A certificate registry for a CMDB: one row per credential, :data:`CSV_FIELDS`."""
+        buf = io.StringIO()
+        writer = csv.DictWriter(buf, fieldnames=list(CSV_FIELDS), lineterminator="\n")
+        writer.writeheader()
+        for entry in self.entries:
+            row = entry.to_dict()
+            row["standards_met"] = " ".join(entry.standards_met)
+            writer.writerow({k: "" if row[k] is None else row[k] for k in CSV_FIELDS})
+        return buf.getvalue()
+
+
+def scan(
+    client: AuthorityClient,
+    uris: Iterable[str | StoreURI],
+    *,
+    require: str | None = None,
+    expiring_days: int = 30,
+    now: datetime | None = None,
+    store_options: Mapping[str, Mapping[str, Any]] | None = None,
+    opener: Callable[..., SecretStore] = open_store,
+) -> CoverageReport:
+    """Scan every credential under each URI (prefix or single) and assess it.
+
+    ``store_options`` maps a scheme to options for its backend (e.g.
+    ``{"vault": {"client": hvac_client}}``). A store that cannot be listed
+    is reported as one ``error`` entry for its URI; the scan goes on.
+
+    Raises:
+        InvalidStoreURI / UnknownStoreScheme: a malformed URI or no backend (before scanning).
+        UnknownPreset: ``require`` is not a preset id.
+        InvalidRequest: ``expiring_days`` is negative.
+    """
+    if require is not None:
+        require = get_preset(require).id
+    if expiring_days < 0:
+        raise InvalidRequest("expiring_days must be zero or more")
+    at = _now(now)
+    parsed = [parse_store_uri(u, allow_prefix=True) for u in uris]
+    entries: list[CoverageEntry] = []
+    jwks: JWKS | None = None
+    for prefix in parsed:
+        options = dict((store_options or {}).get(prefix.scheme, {}))
+        try:
+            store = opener(prefix, **options)
+        except Exception as exc:
+            if isinstance(exc, PassgeniError) and exc.code in (
+                "invalid_store_uri",
+                "unknown_store_scheme",
+            ):
+                raise
+            entries.append(
+                CoverageEntry(uri=str(prefix), status="error", detail=one_line(exc, with_code=True))
+            )
+            continue
+        try:
+            found = list(store.list(prefix))
+        except Exception as exc:
+            entries.append(
+                CoverageEntry(uri=str(prefix), status="error", detail=one_line(exc, with_code=True))
+            )
+            found = []
+        finally:
+            store.close()
+        if found and jwks is None:
+            try:
+                jwks = client.jwks()
+            except Exception:
+                jwks = None  # assess reports the error per credential
+        for stored in found:
+            entries.append(
+                assess(
+                    client,
+                    store.system,
+                    stored,
+                    jwks=jwks,
+                    now=at,
+                    expiring_days=expiring_days,
+                    require=require,
+                )
+            )
+    return CoverageReport(
+        entries=tuple(entries), scanned_at=at, require=require, expiring_days=expiring_days
+    )

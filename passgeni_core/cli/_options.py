@@ -1,0 +1,150 @@
+"""Options and readers several commands share (so no command module imports another)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Any
+
+from .._errors import InvalidRequest, MalformedToken
+from ..crypto import (
+    JWKS,
+    Certificate,
+    StatusList,
+    check_revocation,
+    unverified_payload,
+    verify_status_list,
+)
+from ..model import GenerationParameters
+
+__all__ = [
+    "add_connection_options",
+    "add_parameter_options",
+    "check_status_list_file",
+    "parameters_from_args",
+    "read_file",
+    "read_status_list_file",
+    "read_token",
+]
+
+
+def add_parameter_options(parser: argparse.ArgumentParser) -> None:
+    """The generation options shared by ``generate``, ``provision`` and friends."""
+    parser.add_argument(
+        "--preset", required=True, help="compliance preset id (see `passgeni presets`)"
+    )
+    parser.add_argument("--length", type=int, help="password length (default: the preset's)")
+    parser.add_argument(
+        "--exclude", default="", metavar="CHARS", help="characters never to use, e.g. '@/\"\\:'"
+    )
+    parser.add_argument("--special-chars", metavar="CHARS", help="replace the 32 default specials")
+    parser.add_argument(
+        "--exclude-lookalikes", action="store_true", help="drop look-alike characters (Il1O0...)"
+    )
+    for name in ("upper", "lower", "digits", "special"):
+        parser.add_argument(
+            f"--no-{name}",
+            dest=f"no_{name}",
+            action="store_true",
+            help=f"disable {name} characters",
+        )
+        parser.add_argument(
+            f"--min-{name}", type=int, metavar="N", help=f"at least N {name} characters"
+        )
+
+
+def parameters_from_args(args: argparse.Namespace) -> GenerationParameters:
+    """Build parameters for ``args.preset`` from the shared options.
+
+    Raises:
+        UnknownPreset, PresetNotMet, InvalidParameters: as GenerationParameters.for_preset.
+    """
+    toggles: dict[str, Any] = {}
+    for name in ("upper", "lower", "digits", "special"):
+        if getattr(args, f"no_{name}"):
+            toggles[name] = False
+        minimum = getattr(args, f"min_{name}")
+        if minimum is not None:
+            toggles[f"min_{name}"] = minimum
+    return GenerationParameters.for_preset(
+        args.preset,
+        length=args.length,
+        exclude=args.exclude,
+        special_chars=args.special_chars,
+        exclude_lookalikes=args.exclude_lookalikes,
+        **toggles,
+    )
+
+
+def add_connection_options(parser: argparse.ArgumentParser) -> None:
+    """``--url``, ``--api-key``, ``--timeout``: override environment and config file."""
+    group = parser.add_argument_group("authority")
+    group.add_argument(
+        "--url", metavar="URL", help="authority base URL (default: $PASSGENI_URL, config, embedded)"
+    )
+    group.add_argument(
+        "--api-key",
+        metavar="KEY",
+        help="API key (default: $PASSGENI_API_KEY or config; prefer those: flags show in `ps`)",
+    )
+    group.add_argument(
+        "--timeout", type=float, metavar="SECONDS", help="per-request timeout (default 10)"
+    )
+
+
+def read_token(value: str) -> str:
+    if value == "-":
+        return sys.stdin.read().strip()
+    if value.startswith("@"):
+        try:
+            return Path(value[1:]).read_text().strip()
+        except OSError as exc:
+            raise InvalidRequest(f"cannot read token file {value[1:]!r}: {exc.strerror}") from None
+    return value.strip()
+
+
+def read_file(path: str, what: str) -> bytes:
+    try:
+        return Path(path).read_bytes()
+    except OSError as exc:
+        raise InvalidRequest(f"cannot read {what} {path!r}: {exc.strerror}") from None
+
+
+def read_status_list_file(path: str) -> list[str]:
+    """The JWTs in a status-list file (one per line; blank lines and ``#`` comments skipped)."""
+    text = read_file(path, "status list file").decode("ascii", "replace")
+    tokens = [ln.strip() for ln in text.splitlines() if ln.strip() and not ln.startswith("#")]
+    if not tokens:
+        raise InvalidRequest(f"status list file {path!r} holds no status list")
+    return tokens
+
+
+def check_status_list_file(path: str, cert: Certificate, jwks: JWKS, issuer: str) -> StatusList:
+    """Check ``cert`` against the cached list it points at, offline.
+
+    Raises:
+        InvalidRequest: the certificate has no status reference, or the file has
+            no list for its URI.
+        CertificateRevoked: the list marks it revoked (exit 1, ``certificate_revoked``).
+        CertificateExpired / BadSignature / ...: the list itself does not verify
+            (or is past its ``exp``: fetch a fresh one).
+    """
+    ref = cert.claims.status
+    if ref is None:
+        raise InvalidRequest(
+            f"certificate {cert.cert_id} carries no status list reference (issued before "
+            "status lists); check it online with --online"
+        )
+    for token in read_status_list_file(path):
+        try:
+            sub = unverified_payload(token).get("sub")
+        except MalformedToken:
+            continue
+        if sub == ref.uri:
+            lst = verify_status_list(token, jwks, issuer=issuer, uri=ref.uri)
+            check_revocation(cert, lst)
+            return lst
+    raise InvalidRequest(
+        f"{path!r} has no status list {ref.uri!r}; refresh it with `passgeni status-list fetch`"
+    )

@@ -1,0 +1,385 @@
+"""HTTP client for a PassGeni authority (the public API or a self-hosted one).
+
+The client never sees a password or a binding key: its methods take only
+public parameters, a generation session id and a credential *commitment*.
+The API key travels in the ``Authorization`` header of ``/api/*`` calls and
+nowhere else: not in URLs, messages, reprs or exceptions.
+
+See :mod:`passgeni_core.client._transport` for retries, timeouts and redirects.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator, Mapping, Sequence
+from datetime import UTC, datetime
+from typing import Any
+from urllib.parse import quote
+
+from .._errors import (
+    AuthorityError,
+    InvalidRequest,
+    PassgeniError,
+    error_for_code,
+)
+from ..crypto import JWKS
+from ..model import EntropySource, GenerationParameters, Target
+from ._models import (
+    _STATUSES,
+    AuditPage,
+    CertificateRecord,
+    CertificateRequest,
+    CertificateStatus,
+    GenerationSession,
+    IssuedCertificate,
+    _bad,
+    _iso,
+    _str,
+)
+from ._transport import _Transport
+
+#: The authority's limit on one batch request; larger batches are split.
+MAX_BATCH = 1000
+#: The authority refuses request bodies over 64 KiB; batches are also split to stay under this.
+MAX_BATCH_BODY = 60_000
+
+
+def _generation_body(
+    preset: str,
+    parameters: GenerationParameters | Mapping[str, Any],
+    entropy_source: EntropySource | Mapping[str, Any] | None,
+) -> dict[str, Any]:
+    """The body of ``/api/generate`` and ``/api/generate-batch``: public fields only.
+
+    Validating through the core's types first means nothing but parameter
+    fields (never a password) can be sent.
+    """
+    params = (
+        parameters
+        if isinstance(parameters, GenerationParameters)
+        else GenerationParameters.from_dict(dict(parameters))
+    )
+    body: dict[str, Any] = {"compliance_standard": preset, "parameters": params.to_dict()}
+    if entropy_source is not None:
+        source = (
+            entropy_source
+            if isinstance(entropy_source, EntropySource)
+            else EntropySource.from_dict(dict(entropy_source))
+        )
+        body["entropy_source"] = source.to_dict()
+    return body
+
+
+class AuthorityClient(_Transport):
+    """A client for one PassGeni authority.
+
+    ``session`` may be any ``requests.Session`` (e.g. with a mounted adapter
+    for tests, proxies or custom TLS); the client only adds the
+    ``Authorization`` header per request and never stores the key on it.
+    A session passed in is not closed by :meth:`close`.
+
+    Every method raises, besides what it lists:
+        AuthorityUnavailable: no connection / 5xx after ``retries`` retries.
+        RateLimited: 429 after retries, or a ``Retry-After`` over ``max_retry_after``.
+        Unauthenticated: missing or invalid API key (401).
+        AuthorityError: an unexpected answer (redirect, non-JSON, missing field).
+    """
+
+    #: Items per batch request; larger batches are split (the authority's limit,
+    #: lower it to exercise the splitting).
+    max_batch: int = MAX_BATCH
+
+    def start_generation(
+        self,
+        preset: str,
+        parameters: GenerationParameters | Mapping[str, Any],
+        *,
+        entropy_source: EntropySource | Mapping[str, Any] | None = None,
+    ) -> GenerationSession:
+        """``POST /api/generate``: register public parameters, get a 60-second session.
+
+        ``parameters`` are validated locally first, so nothing but the
+        parameter fields (never a password) can be sent.
+
+        Raises:
+            InvalidParameters (and subclasses): invalid parameters (locally or by the server).
+            UnknownPreset / PresetNotMet: as re-checked by the authority.
+        """
+        body = _generation_body(preset, parameters, entropy_source)
+        data = self._request("POST", "/api/generate", body=body)
+        return GenerationSession.from_dict(
+            self._object(data, "the session"), received_at=datetime.now(UTC)
+        )
+
+    def start_generations(
+        self,
+        preset: str,
+        parameters: GenerationParameters | Mapping[str, Any],
+        count: int,
+        *,
+        entropy_source: EntropySource | Mapping[str, Any] | None = None,
+    ) -> list[GenerationSession]:
+        """``POST /api/generate-batch``: ``count`` sessions for the same public parameters.
+
+        Validated once by the authority; each session is single use, as from
+        :meth:`start_generation`. Counts over :data:`MAX_BATCH` are split into
+        several requests. Unredeemed sessions simply expire, so the call is
+        retried like :meth:`start_generation`.
+
+        Raises:
+            InvalidRequest: ``count`` is not a positive integer.
+            The errors of :meth:`start_generation`.
+        """
+        if isinstance(count, bool) or not isinstance(count, int) or count < 1:
+            raise InvalidRequest("count must be a positive integer")
+        body = _generation_body(preset, parameters, entropy_source)
+        out: list[GenerationSession] = []
+        for start in range(0, count, self.max_batch):
+            n = min(self.max_batch, count - start)
+            data = self._object(
+                self._request("POST", "/api/generate-batch", body={**body, "count": n}),
+                "the session batch",
+            )
+            received = datetime.now(UTC)
+            ids = data.get("generation_session_ids")
+            if (
+                not isinstance(ids, list)
+                or len(ids) != n
+                or not all(isinstance(i, str) and i for i in ids)
+            ):
+                raise _bad("field 'generation_session_ids' is missing or has the wrong length")
+            common = {k: v for k, v in data.items() if k != "generation_session_ids"}
+            out.extend(
+                GenerationSession.from_dict(
+                    {**common, "generation_session_id": sid}, received_at=received
+                )
+                for sid in ids
+            )
+        return out
+
+    def issue_certificate(
+        self,
+        session_id: str | GenerationSession,
+        *,
+        credential_commitment: str | None = None,
+        target: Target | Mapping[str, Any] | None = None,
+        label: str | None = None,
+    ) -> IssuedCertificate:
+        """``POST /api/generate-certificate``: redeem a session for a signed certificate.
+
+        Not retried after a read timeout (a replay would find the session used).
+
+        Raises:
+            SessionExpired: the session is older than 60 s.
+            SessionAlreadyUsed: the session was redeemed before.
+            SessionInvalid: forged, malformed or another tenant's session.
+            InvalidRequest: a malformed target or label (locally or by the server).
+        """
+        sid = session_id.session_id if isinstance(session_id, GenerationSession) else session_id
+        req = CertificateRequest(
+            session_id=sid, credential_commitment=credential_commitment, target=target, label=label
+        )
+        data = self._request(
+            "POST", "/api/generate-certificate", body=req.to_body(), idempotent=False
+        )
+        return IssuedCertificate.from_dict(self._object(data, "the certificate"))
+
+    def issue_certificates(
+        self, batch: Sequence[CertificateRequest]
+    ) -> list[IssuedCertificate | PassgeniError]:
+        """``POST /api/generate-certificates``: many sessions, many certificates.
+
+        Returns one entry per request, in order: the certificate, or the error
+        for that item (not raised: one bad session must not hide the others).
+        Batches over :data:`MAX_BATCH` items or :data:`MAX_BATCH_BODY` bytes
+        of JSON are split into several requests.
+
+        Raises:
+            InvalidRequest: a malformed item (checked locally before sending).
+        """
+        bodies = [item.to_body() for item in batch]
+        out: list[IssuedCertificate | PassgeniError] = []
+        for chunk in _split_bodies(bodies, self.max_batch):
+            data = self._object(
+                self._request(
+                    "POST",
+                    "/api/generate-certificates",
+                    body={"items": chunk},
+                    idempotent=False,
+                ),
+                "the batch",
+            )
+            results = data.get("certificates")
+            if not isinstance(results, list) or len(results) != len(chunk):
+                raise _bad("field 'certificates' is missing or has the wrong length")
+            for entry in results:
+                if not isinstance(entry, dict):
+                    raise _bad("a batch entry is not an object")
+                err = entry.get("error")
+                if isinstance(err, dict):
+                    code = err.get("code")
+                    msg = err.get("message")
+                    cls = error_for_code(code) if isinstance(code, str) else AuthorityError
+                    text = self._scrub(msg if isinstance(msg, str) else str(code))
+                    out.append(AuthorityError(text) if cls is PassgeniError else cls(text))
+                else:
+                    out.append(IssuedCertificate.from_dict(entry))
+        return out
+
+    def get_certificate(self, cert_id: str) -> CertificateRecord:
+        """``GET /api/certificates/{id}`` (public, no authentication).
+
+        Raises:
+            NotFound: no such certificate.
+            InvalidRequest: an empty or malformed id.
+        """
+        return CertificateRecord.from_dict(
+            self._object(
+                self._request("GET", f"/api/certificates/{_quote_id(cert_id)}", auth=False),
+                "the certificate record",
+            )
+        )
+
+    def revoke(self, cert_id: str, reason: str) -> CertificateRecord:
+        """``POST /api/certificates/{id}/revoke``: non-destructive; the record stays.
+
+        Raises:
+            NotFound: no such certificate, or another tenant's (no existence oracle).
+            InvalidRequest: the reason is empty or longer than 500 characters.
+        """
+        if not isinstance(reason, str) or not reason.strip() or len(reason) > 500:
+            raise InvalidRequest("the revocation reason must be 1 to 500 characters")
+        return CertificateRecord.from_dict(
+            self._object(
+                self._request(
+                    "POST",
+                    f"/api/certificates/{_quote_id(cert_id)}/revoke",
+                    body={"reason": reason},
+                ),
+                "the certificate record",
+            )
+        )
+
+    def audit(
+        self,
+        *,
+        standard: str | None = None,
+        status: CertificateStatus | None = None,
+        since: datetime | str | None = None,
+        until: datetime | str | None = None,
+        page: int = 1,
+        page_size: int = 50,
+    ) -> AuditPage:
+        """``GET /api/audit``: the caller's certificates (team-wide for team keys).
+
+        Raises:
+            InvalidRequest: a bad status, page or page size (checked locally).
+        """
+        if status is not None and status not in _STATUSES:
+            raise InvalidRequest(f"status must be one of {', '.join(_STATUSES)}")
+        if page < 1 or not 1 <= page_size <= 500:
+            raise InvalidRequest("page must be >= 1 and page_size between 1 and 500")
+        query = {
+            "standard": standard,
+            "status": status,
+            "since": _iso(since) if isinstance(since, datetime) else since,
+            "until": _iso(until) if isinstance(until, datetime) else until,
+            "page": page,
+            "page_size": page_size,
+        }
+        return AuditPage.from_dict(
+            self._object(self._request("GET", "/api/audit", params=query), "the audit page")
+        )
+
+    # -- offline revocation and evidence ------------------------------------------------
+
+    def _path_of(self, uri: str) -> str:
+        """The path of ``uri`` on this authority (it may name the public issuer URL)."""
+        if not isinstance(uri, str):
+            raise InvalidRequest("a status list URI must be a string")
+        for base in (self.issuer, self.base_url):
+            if uri.startswith(base + "/"):
+                path = uri[len(base) :]
+                if "?" in path or "#" in path or ".." in path:
+                    break
+                return path
+        raise InvalidRequest(
+            f"status list {uri[:120]!r} is not served by this authority ({self.issuer})"
+        )
+
+    def status_list_uris(self) -> list[str]:
+        """``GET /status``: the URI of every signed status list of the authority."""
+        data = self._object(self._request("GET", "/status", auth=False), "the status lists")
+        uris = data.get("status_lists")
+        if not isinstance(uris, list) or not all(isinstance(u, str) for u in uris):
+            raise _bad("field 'status_lists' is missing or not a list of strings")
+        return list(uris)
+
+    def get_status_list(self, uri: str) -> str:
+        """The signed status list at ``uri`` (a certificate's ``status.status_list.uri``),
+        as the compact JWT (``typ: statuslist+jwt``). Not verified here: pass it to
+        :func:`passgeni_core.verify_status_list`.
+
+        Raises:
+            InvalidRequest: ``uri`` is not on this authority (its issuer or base URL).
+            NotFound: no such list.
+        """
+        text = self._request("GET", self._path_of(uri), auth=False, raw=True)
+        token = str(text).strip()
+        if token.count(".") != 2:
+            raise _bad("the status list is not a compact JWT")
+        return token
+
+    def signing_key_history(self) -> dict[str, Any]:
+        """``GET /api/signing-keys``: every key the authority ever signed with
+        (``keys``, a JWK Set) and when each was created and retired (``history``)."""
+        data = self._object(
+            self._request("GET", "/api/signing-keys", auth=False), "the signing keys"
+        )
+        JWKS.from_dict(data)  # raises InvalidRequest for a malformed set
+        return data
+
+    def sign_manifest(self, manifest_sha256: str) -> str:
+        """``POST /api/evidence/sign-manifest``: the authority's ES256 signature
+        (a ``passgeni-manifest+jwt`` token) over an evidence manifest's SHA-256 (hex)."""
+        data = self._object(
+            self._request(
+                "POST", "/api/evidence/sign-manifest", body={"manifest_sha256": manifest_sha256}
+            ),
+            "the manifest signature",
+        )
+        return _str(data, "token")
+
+    def iter_audit(self, **filters: Any) -> Iterator[CertificateRecord]:
+        """Every certificate matching the :meth:`audit` filters, page after page."""
+        page = 1
+        while True:
+            result = self.audit(page=page, **filters)
+            yield from result.items
+            if not result.items or not result.has_next:
+                return
+            page += 1
+
+
+def _split_bodies(
+    bodies: Sequence[dict[str, Any]], max_batch: int
+) -> Iterator[list[dict[str, Any]]]:
+    """Consecutive chunks of at most ``max_batch`` items and about MAX_BATCH_BODY bytes of JSON."""
+    chunk: list[dict[str, Any]] = []
+    size = 16  # {"items":[...]}
+    for body in bodies:
+        item_size = len(json.dumps(body, separators=(",", ":"))) + 1
+        if chunk and (len(chunk) >= max_batch or size + item_size > MAX_BATCH_BODY):
+            yield chunk
+            chunk, size = [], 16
+        chunk.append(body)
+        size += item_size
+    if chunk:
+        yield chunk
+
+
+def _quote_id(cert_id: str) -> str:
+    if not isinstance(cert_id, str) or not cert_id.strip() or len(cert_id) > 200:
+        raise InvalidRequest("a certificate id must be a non-empty string")
+    # Quoted so an id can never change the path ("../", "?").
+    return quote(cert_id.strip(), safe="")

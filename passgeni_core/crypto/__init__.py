@@ -1,0 +1,86 @@
+"""Certificates as signed objects: base64url and JWS parts, offline verification,
+status lists, and the binding commitment between a certificate and a password.
+
+Imports are lazy (see ``passgeni_core._lazy``): a name's module loads on first use.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from .._lazy import lazy_exports
+
+_EXPORTS: dict[str, tuple[str, ...]] = {
+    "._jws": (
+        "b64url_decode",
+        "b64url_encode",
+        "jwk_thumbprint",
+        "parse_header",
+        "unverified_payload",
+    ),
+    "._verify": (
+        "ALGORITHM",
+        "JWKS",
+        "MAX_TOKEN_BYTES",
+        "Certificate",
+        "verify_certificate",
+        "verify_certificate_at_issuance",
+        "verify_jws",
+    ),
+    "._status_list": (
+        "STATUS_INVALID",
+        "STATUS_LIST_TYP",
+        "STATUS_SUSPENDED",
+        "STATUS_VALID",
+        "StatusList",
+        "check_revocation",
+        "verify_status_list",
+    ),
+    "._binding": (
+        "BINDING_KEY_BYTES",
+        "Credential",
+        "credential_commitment",
+        "decode_binding_key",
+        "encode_binding_key",
+        "new_binding_key",
+        "verify_binding",
+    ),
+}
+
+__getattr__, __dir__, __all__ = lazy_exports(__name__, _EXPORTS)
+
+if TYPE_CHECKING:
+    from ._binding import (
+        BINDING_KEY_BYTES as BINDING_KEY_BYTES,
+        Credential as Credential,
+        credential_commitment as credential_commitment,
+        decode_binding_key as decode_binding_key,
+        encode_binding_key as encode_binding_key,
+        new_binding_key as new_binding_key,
+        verify_binding as verify_binding,
+    )
+    from ._jws import (
+        b64url_decode as b64url_decode,
+        b64url_encode as b64url_encode,
+        jwk_thumbprint as jwk_thumbprint,
+        parse_header as parse_header,
+        unverified_payload as unverified_payload,
+    )
+    from ._status_list import (
+        STATUS_INVALID as STATUS_INVALID,
+        STATUS_LIST_TYP as STATUS_LIST_TYP,
+        STATUS_SUSPENDED as STATUS_SUSPENDED,
+        STATUS_VALID as STATUS_VALID,
+        StatusList as StatusList,
+        check_revocation as check_revocation,
+        verify_status_list as verify_status_list,
+    )
+    from ._verify import (
+        ALGORITHM as ALGORITHM,
+        JWKS as JWKS,
+        MAX_TOKEN_BYTES as MAX_TOKEN_BYTES,
+        Certificate as Certificate,
+        verify_certificate as verify_certificate,
+        verify_certificate_at_issuance as verify_certificate_at_issuance,
+        verify_jws as verify_jws,
+    )

@@ -1,0 +1,111 @@
+"""The generation model: parameters, presets, exact entropy, the generator, standards, claims.
+
+The bottom layer above the error tree: pure data and arithmetic, no I/O
+beyond reading the packaged preset table.
+
+Imports are lazy (see ``passgeni_core._lazy``): a name's module loads on first use.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from .._lazy import lazy_exports
+
+_EXPORTS: dict[str, tuple[str, ...]] = {
+    "._params": (
+        "MAX_LENGTH",
+        "MIN_LENGTH",
+        "CharacterPool",
+        "GenerationParameters",
+    ),
+    "._presets": (
+        "CLASS_NAMES",
+        "MAPPING_VERSION",
+        "Preset",
+        "get_preset",
+        "list_presets",
+    ),
+    "._entropy": (
+        "EntropyReport",
+        "count_compositions",
+        "count_outputs",
+        "entropy_report",
+        "exact_entropy_bits",
+    ),
+    "._generator": (
+        "GeneratedPassword",
+        "Sampler",
+        "generate",
+        "generate_many",
+        "generate_password",
+    ),
+    "._standards": (
+        "check_preset",
+        "standards_met",
+    ),
+    "._claims": (
+        "CERT_LIFETIME",
+        "CERT_VERSION",
+        "CertificateClaims",
+        "StatusReference",
+        "Target",
+    ),
+    "._breach": (
+        "BreachCheck",
+        "BreachList",
+        "breach_list",
+    ),
+    "._entropy_source": (
+        "EntropySource",
+        "detect_entropy_source",
+    ),
+}
+
+__getattr__, __dir__, __all__ = lazy_exports(__name__, _EXPORTS)
+
+if TYPE_CHECKING:
+    from ._breach import (
+        BreachCheck as BreachCheck,
+        BreachList as BreachList,
+        breach_list as breach_list,
+    )
+    from ._claims import (
+        CERT_LIFETIME as CERT_LIFETIME,
+        CERT_VERSION as CERT_VERSION,
+        CertificateClaims as CertificateClaims,
+        StatusReference as StatusReference,
+        Target as Target,
+    )
+    from ._entropy import (
+        EntropyReport as EntropyReport,
+        count_compositions as count_compositions,
+        count_outputs as count_outputs,
+        entropy_report as entropy_report,
+        exact_entropy_bits as exact_entropy_bits,
+    )
+    from ._entropy_source import (
+        EntropySource as EntropySource,
+        detect_entropy_source as detect_entropy_source,
+    )
+    from ._generator import (
+        GeneratedPassword as GeneratedPassword,
+        Sampler as Sampler,
+        generate as generate,
+        generate_many as generate_many,
+        generate_password as generate_password,
+    )
+    from ._params import (
+        MAX_LENGTH as MAX_LENGTH,
+        MIN_LENGTH as MIN_LENGTH,
+        CharacterPool as CharacterPool,
+        GenerationParameters as GenerationParameters,
+    )
+    from ._presets import (
+        CLASS_NAMES as CLASS_NAMES,
+        MAPPING_VERSION as MAPPING_VERSION,
+        Preset as Preset,
+        get_preset as get_preset,
+        list_presets as list_presets,
+    )
+    from ._standards import check_preset as check_preset, standards_met as standards_met

@@ -1,0 +1,142 @@
+"""Compliance presets: the standards table, kept as data in ``data/presets.json``.
+
+The table is PassGeni's published mapping of standards to password
+requirements, with a citation and an honesty note per row saying where the
+mapping differs from the standard's own text. ``MAPPING_VERSION`` goes into
+every certificate so an auditor knows which table was applied.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from functools import cache
+from importlib import resources
+from typing import Any
+
+from .._errors import UnknownPreset
+
+__all__ = [
+    "CLASS_NAMES",
+    "DEFAULT_POOL",
+    "LOOKALIKES",
+    "MAPPING_VERSION",
+    "Preset",
+    "get_preset",
+    "list_presets",
+]
+
+#: The four character classes, in the order used everywhere.
+CLASS_NAMES: tuple[str, ...] = ("upper", "lower", "digits", "special")
+
+
+@dataclass(frozen=True, kw_only=True)
+class Preset:
+    """One row of the standards table."""
+
+    id: str
+    standard: str
+    title: str
+    min_length: int
+    #: Classes that must each appear at least once.
+    required_classes: tuple[str, ...]
+    #: At least this many distinct classes must appear ("3 of the 4").
+    min_classes_present: int
+    min_entropy_bits: float
+    #: The password must be checked against a common/breached password list.
+    breach_check: bool
+    #: The claim depends on the entropy source running in FIPS mode.
+    requires_fips_entropy: bool
+    default_length: int
+    citation: str
+    honesty_note: str
+
+    def describe(self) -> str:
+        """One-line human summary of the requirement."""
+        parts = [f"{self.min_length}+ chars"]
+        if self.required_classes:
+            if len(self.required_classes) == len(CLASS_NAMES):
+                parts.append("all 4 classes")
+            else:
+                parts.append(" + ".join(self.required_classes))
+        elif self.min_classes_present:
+            parts.append(f"at least {self.min_classes_present} of 4 classes")
+        else:
+            parts.append("no composition rules")
+        if self.min_entropy_bits:
+            parts.append(f">= {self.min_entropy_bits:g} bits entropy")
+        if self.breach_check:
+            parts.append("breach-list check")
+        if self.requires_fips_entropy:
+            parts.append("FIPS entropy source")
+        return ", ".join(parts)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "standard": self.standard,
+            "title": self.title,
+            "min_length": self.min_length,
+            "required_classes": list(self.required_classes),
+            "min_classes_present": self.min_classes_present,
+            "min_entropy_bits": self.min_entropy_bits,
+            "breach_check": self.breach_check,
+            "requires_fips_entropy": self.requires_fips_entropy,
+            "default_length": self.default_length,
+            "citation": self.citation,
+            "honesty_note": self.honesty_note,
+            "summary": self.describe(),
+        }
+
+
+@cache
+def _table() -> dict[str, Any]:
+    text = resources.files("passgeni_core").joinpath("data/presets.json").read_text("utf-8")
+    data: dict[str, Any] = json.loads(text)
+    return data
+
+
+@cache
+def _presets() -> dict[str, Preset]:
+    out: dict[str, Preset] = {}
+    for row in _table()["presets"]:
+        preset = Preset(
+            id=row["id"],
+            standard=row["standard"],
+            title=row["title"],
+            min_length=int(row["min_length"]),
+            required_classes=tuple(row["required_classes"]),
+            min_classes_present=int(row["min_classes_present"]),
+            min_entropy_bits=float(row["min_entropy_bits"]),
+            breach_check=bool(row["breach_check"]),
+            requires_fips_entropy=bool(row["requires_fips_entropy"]),
+            default_length=int(row["default_length"]),
+            citation=row["citation"],
+            honesty_note=row["honesty_note"],
+        )
+        out[preset.id] = preset
+    return out
+
+
+MAPPING_VERSION: str = _table()["mapping_version"]
+DEFAULT_POOL: dict[str, str] = dict(_table()["default_pool"])
+LOOKALIKES: str = _table()["lookalikes"]
+
+
+def list_presets() -> list[Preset]:
+    """Every preset, in the table's order."""
+    return list(_presets().values())
+
+
+def get_preset(preset_id: str) -> Preset:
+    """The preset with this id.
+
+    Raises:
+        UnknownPreset: no such preset (the message lists the valid ids).
+    """
+    try:
+        return _presets()[preset_id]
+    except (KeyError, TypeError):
+        valid = ", ".join(_presets())
+        shown = preset_id if isinstance(preset_id, str) else type(preset_id).__name__
+        raise UnknownPreset(f"unknown preset {shown[:64]!r}; valid presets: {valid}") from None
