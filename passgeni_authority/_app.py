@@ -41,9 +41,9 @@ from ._issuance_http import (
     Call,
     IssuanceEndpoint,
     client_ip,
+    dumps as _dumps,
     parse_json_object,
 )
-from ._issuance_http import dumps as _dumps
 from ._openapi import ISSUANCE_OPERATIONS, REVOKE_SCHEMA
 from ._service import AuthorityService, Principal
 from ._settings import AuthoritySettings
