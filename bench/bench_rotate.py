@@ -29,13 +29,14 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 
-from _services import authority_process
+import _root  # noqa: F401 - the repository root on sys.path, for tests.support
 
 from passgeni_core import AuthorityClient, GenerationParameters
 from passgeni_core._rotation import InventoryEntry
 from passgeni_core._stores import parse_store_uri
 from passgeni_core.cli._rotate import rotate_all
-from tests._servers import OpenBaoServer
+from tests.support import OpenBaoServer
+from tests.support.authority import authority_process
 
 
 def plain_writes(bao: OpenBaoServer, prefix: str, count: int, concurrency: int) -> float:

@@ -58,7 +58,7 @@ import requests  # noqa: E402
 import sqlalchemy  # noqa: E402
 
 from passgeni_core import verify_certificate  # noqa: E402
-from tests._servers import PostgresCluster, free_port, http_status, wait_until  # noqa: E402
+from tests.support import PostgresCluster, free_port, http_status, wait_until  # noqa: E402
 
 LUA = Path(__file__).resolve().parent / "load_authority.lua"
 

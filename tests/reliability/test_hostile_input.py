@@ -42,7 +42,7 @@ from passgeni_authority._db import signing_keys
 from passgeni_authority._sessions import SessionClaims
 from passgeni_authority.embedded import EmbeddedAuthority
 from passgeni_core.cli import main as passgeni_main
-from tests.passgeni_authority.conftest import FakeClock, Server, Tenant
+from tests.support.authority import FakeClock, Server, Tenant
 
 TRIED: dict[str, int] = {}
 #: Schemathesis examples per operation (bounded for make test).

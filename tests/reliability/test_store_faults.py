@@ -49,9 +49,9 @@ from passgeni_core import (
 from passgeni_core._rotation import ensure_rotated, keeper_label
 from passgeni_core._scan import assess
 from passgeni_core._stores import available_schemes, parse_store_uri
-from tests._servers import KubeEmulator, MotoServer, OpenBaoServer
 from tests.reliability._proxy import TcpProxy
-from tests.vault_plugin_helper.fixtures import Authority, running_authority
+from tests.support import KubeEmulator, MotoServer, OpenBaoServer
+from tests.support.authority import Authority, running_authority
 
 STEPS = (
     "before-certification",
