@@ -248,7 +248,7 @@ def _secret(name: str, namespace: str) -> Any:
 
 
 def test_kube_emulator_documented_quirks(kube_emulator: KubeEmulator) -> None:
-    """Pins what the ``_servers`` docstring says about server-side apply and PUT."""
+    """Pins what the ``tests.support.kube`` docstring says about server-side apply and PUT."""
     from kubernetes import client
 
     api = client.CoreV1Api(kube_emulator.api_client())

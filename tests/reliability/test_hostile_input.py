@@ -14,7 +14,7 @@
   chunked), deep nesting, duplicate keys, NaN, non-UTF-8, non-objects.
 
 After every hostile request the process still answers ``/healthz``.
-Core-level JWT attacks live in ``tests/passgeni_core/test_verify.py``.
+Core-level JWT attacks live in ``tests/unit/passgeni_core/test_verify.py``.
 """
 
 from __future__ import annotations

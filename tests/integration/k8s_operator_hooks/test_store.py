@@ -1,7 +1,7 @@
 """The k8s:// backend against the kmock Kubernetes emulator, with the real authority.
 
 The emulator tolerates server-side apply only as a JSON merge and keeps no
-resourceVersion (see tests/_servers.py); these tests check what it can show:
+resourceVersion (see tests/support/kube.py); these tests check what it can show:
 the round trip, create-if-absent, that other data keys and other controllers'
 annotations survive, idempotency, legacy annotations and error mapping.
 """

@@ -25,7 +25,7 @@ from passgeni_core import verify_certificate
 from tests.support import PostgresCluster, free_port, http_status, wait_until
 from tests.support.authority import plain_session
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 
 
 def _cli(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
