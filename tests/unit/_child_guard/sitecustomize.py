@@ -35,5 +35,5 @@ def _listen(self: socket.socket, *backlog: int) -> None:
 
 
 if _LOG:
-    socket.socket.bind = _bind  # type: ignore[method-assign]  # the guard's whole point
-    socket.socket.listen = _listen  # type: ignore[method-assign]
+    socket.socket.bind = _bind
+    socket.socket.listen = _listen
