@@ -21,7 +21,6 @@ Common contract of the process-backed servers (:class:`OpenBaoServer`,
   temporary directory created here, so a crashed or interrupted test run
   leaves no stray servers behind (``SIGKILL`` of the test runner itself
   cannot be caught; nothing can help there).
-
 """
 
 from __future__ import annotations
