@@ -6,7 +6,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: demo test lint typecheck contracts unit venv clean bench sysdeps sanity
+.PHONY: demo test lint typecheck contracts unit integration reliability venv clean bench sysdeps sanity
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -18,7 +18,8 @@ $(STAMP): pyproject.toml | $(PY)
 
 venv: $(STAMP)
 
-# Debian packages some tests drive for real (a headless browser).
+# Debian packages the integration and reliability tiers drive for real (a headless
+# browser, the wrk load generator); `make unit` needs none of them and no root.
 sysdeps:
 	@bash scripts/install-sysdeps.sh
 
@@ -35,15 +36,28 @@ typecheck: $(STAMP)
 contracts: $(STAMP)
 	$(VENV)/bin/lint-imports
 
-unit: $(STAMP) sysdeps
-	$(VENV)/bin/pytest -q -p no:cacheprovider
+# The test tiers (docs/testing.md). pytest exits non-zero when it collects nothing
+# (exit code 5), so a tier that lost its tests fails instead of looking green.
+PYTEST := $(VENV)/bin/pytest -q -p no:cacheprovider
+
+# No servers of any kind, no root, no Debian packages: under a minute.
+unit: $(STAMP)
+	$(PYTEST) tests/unit
+
+# Real OpenBao, moto, PostgreSQL, kmock, Chromium, served authorities, ansible, terraform.
+integration: $(STAMP) sysdeps
+	$(PYTEST) tests/integration
+
+# Load and kill -9, store faults, hostile input, secret leaks.
+reliability: $(STAMP) sysdeps
+	$(PYTEST) tests/reliability
 
 # ansible-test sanity on the passgeni.compliance collection (a temporary
 # ansible_collections/passgeni/compliance tree under build/; see the script).
 sanity: $(STAMP)
 	VENV=$(VENV) bash scripts/ansible-sanity.sh
 
-test: lint typecheck contracts sanity unit
+test: lint typecheck contracts sanity unit integration reliability
 
 bench: $(STAMP) sysdeps
 	@bash scripts/install-bench-deps.sh

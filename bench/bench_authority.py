@@ -68,7 +68,7 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from tests._servers import (  # noqa: E402 - after the sys.path set-up above
+from tests.support import (  # noqa: E402 - after the sys.path set-up above
     OpenBaoServer,
     PostgresCluster,
     free_port,

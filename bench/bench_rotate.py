@@ -29,12 +29,13 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 
-from _services import authority_process
+import _root  # noqa: F401 - the repository root on sys.path, for tests.support
 
 from passgeni_core import AuthorityClient, GenerationParameters, parse_store_uri
 from passgeni_core.cli import rotate_all
 from passgeni_core.workflows import InventoryEntry
-from tests._servers import OpenBaoServer
+from tests.support import OpenBaoServer
+from tests.support.authority import authority_process
 
 
 def plain_writes(bao: OpenBaoServer, prefix: str, count: int, concurrency: int) -> float:

@@ -28,9 +28,10 @@ import sys
 import time
 from pathlib import Path
 
-from _services import authority_process
+import _root  # noqa: F401 - the repository root on sys.path, for tests.support
 
-from tests._servers import OpenBaoServer
+from tests.support import OpenBaoServer
+from tests.support.authority import authority_process
 
 SCRIPT = str(Path(sys.executable).parent / "passgeni-terraform-external")
 

@@ -77,7 +77,7 @@ def environment(**values: str) -> Iterator[None]:
 
 def main() -> int:
     from passgeni_authority.embedded import EmbeddedAuthority
-    from tests._servers import MotoServer, OpenBaoServer
+    from tests.support import MotoServer, OpenBaoServer
 
     started = time.perf_counter()
     with contextlib.ExitStack() as stack:
@@ -113,7 +113,7 @@ def main() -> int:
         ]
         kube = None
         if "k8s" in available_schemes():
-            from tests._servers import KubeEmulator
+            from tests.support import KubeEmulator
 
             kube = stack.enter_context(KubeEmulator())
             print(f"  k8s        {kube.url}  (kmock Kubernetes API emulator)")

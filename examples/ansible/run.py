@@ -69,7 +69,7 @@ def main() -> int:
     args = parser.parse_args()
 
     from passgeni_authority.embedded import EmbeddedAuthority
-    from tests._servers import MotoServer, OpenBaoServer
+    from tests.support import MotoServer, OpenBaoServer
 
     with contextlib.ExitStack() as stack:
         tmp = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="passgeni-ansible-")))

@@ -17,7 +17,7 @@ import threading
 from types import TracebackType
 from typing import Self
 
-from tests._servers import free_port
+from tests.support import free_port
 
 
 class TcpProxy:

@@ -14,7 +14,7 @@
   chunked), deep nesting, duplicate keys, NaN, non-UTF-8, non-objects.
 
 After every hostile request the process still answers ``/healthz``.
-Core-level JWT attacks live in ``tests/passgeni_core/test_verify.py``.
+Core-level JWT attacks live in ``tests/unit/passgeni_core/test_verify.py``.
 """
 
 from __future__ import annotations
@@ -42,7 +42,7 @@ from passgeni_authority._db import signing_keys
 from passgeni_authority._sessions import SessionClaims
 from passgeni_authority.embedded import EmbeddedAuthority
 from passgeni_core.cli import main as passgeni_main
-from tests.passgeni_authority.conftest import FakeClock, Server, Tenant
+from tests.support.authority import FakeClock, Server, Tenant
 
 TRIED: dict[str, int] = {}
 #: Schemathesis examples per operation (bounded for make test).

@@ -1,26 +1,21 @@
-"""Load, durability and ``kill -9``: ``bench/load_authority.py`` with a short bound.
+"""Load, durability and ``kill -9``: ``tests/support/load.py`` (what ``bench/load_authority.py``
+runs) with a short bound.
 
 Real authority processes (uvicorn subprocesses: SQLite state directory, and
 two processes on one PostgreSQL database), real ``wrk`` at its maximum rate
 running the full issuance flow, a ``kill -9`` of an authority process in the
 middle of the load and a restart on the same port. Everything a client was
-answered is checked afterwards (see the bench module's docstring); the long
+answered is checked afterwards (see that module's docstring); the long
 run is ``python bench/load_authority.py`` (60 s per phase).
 """
 
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 from typing import Any
 
-from tests._servers import PostgresCluster
-
-ROOT = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(ROOT / "bench"))
-
-import load_authority  # noqa: E402
+from tests.support import PostgresCluster, load as load_authority
 
 
 def _check(results: list[load_authority.PhaseResult], tmp_path: Path) -> dict[str, Any]:

@@ -41,7 +41,8 @@ from urllib.parse import quote
 import pytest
 
 from passgeni_core import decode_binding_key, open_store, parse_store_uri
-from tests._servers import (
+from tests.reliability._proxy import TcpProxy
+from tests.support import (
     KubeEmulator,
     MotoServer,
     OpenBaoServer,
@@ -49,7 +50,6 @@ from tests._servers import (
     http_status,
     wait_until,
 )
-from tests.reliability._proxy import TcpProxy
 
 ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
@@ -353,7 +353,7 @@ PLAYBOOK = """\
 
 
 def test_ansible_vvv(rig: Rig) -> None:
-    from tests.ansible_collection.conftest import SOURCE, _galaxy, ansible_bin, base_env
+    from tests.integration.ansible_collection.conftest import SOURCE, _galaxy, ansible_bin, base_env
 
     work = rig.home / "ansible-work"
     work.mkdir()

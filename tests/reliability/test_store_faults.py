@@ -50,9 +50,9 @@ from passgeni_core import (
     verify_certificate,
 )
 from passgeni_core.workflows import ensure_rotated, keeper_label
-from tests._servers import KubeEmulator, MotoServer, OpenBaoServer
 from tests.reliability._proxy import TcpProxy
-from tests.vault_plugin_helper.fixtures import Authority, running_authority
+from tests.support import KubeEmulator, MotoServer, OpenBaoServer
+from tests.support.authority import Authority, running_authority
 
 STEPS = (
     "before-certification",

@@ -1,0 +1,148 @@
+"""Fixtures for the passgeni.compliance collection tests.
+
+The collection is built with ``ansible-galaxy collection build`` and installed with
+``ansible-galaxy collection install`` into a temporary collections path, once per
+session, exactly as a user would consume it; ``ansible-playbook`` and
+``ansible-doc`` then run as real subprocesses with ``ANSIBLE_COLLECTIONS_PATH``
+pointing at that installation.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[3]
+SOURCE = REPO / "ansible_collection"
+BIN = Path(sys.executable).parent
+
+
+def ansible_bin(name: str) -> str:
+    candidate = BIN / name
+    if candidate.exists():
+        return str(candidate)
+    found = shutil.which(name)
+    if not found:
+        # make test installs ansible-core; a missing one is a broken set-up, not a skip.
+        pytest.fail(f"{name} is not installed (pip install 'passgeni[ansible]')")
+    return found
+
+
+@pytest.fixture(scope="session")
+def collection_workdir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("ansible")
+
+
+@pytest.fixture(scope="session")
+def installed_collection(collection_workdir: Path) -> Path:
+    """Build the collection tarball and install it; returns the collections path."""
+    dist = collection_workdir / "dist"
+    dest = collection_workdir / "collections"
+    dist.mkdir()
+    env = base_env(collection_workdir, None)
+    _galaxy(env, "build", str(SOURCE), "--output-path", str(dist))
+    (tarball,) = dist.glob("passgeni-compliance-*.tar.gz")
+    _galaxy(env, "install", str(tarball), "-p", str(dest))
+    assert (dest / "ansible_collections" / "passgeni" / "compliance" / "MANIFEST.json").is_file()
+    return dest
+
+
+def _galaxy(env: dict[str, str], *args: str) -> None:
+    proc = subprocess.run(
+        [ansible_bin("ansible-galaxy"), "collection", *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+    )
+    assert proc.returncode == 0, (
+        f"ansible-galaxy collection {args[0]} failed:\n{proc.stdout}\n{proc.stderr}"
+    )
+
+
+def base_env(workdir: Path, collections: Path | None) -> dict[str, str]:
+    """A clean environment for ansible-* commands: no user config, no colour, our Python."""
+    env = {
+        key: value
+        for key, value in os.environ.items()
+        if not key.startswith(("ANSIBLE_", "PASSGENI_", "VAULT_", "AWS_"))
+    }
+    home = workdir / "ansible-home"
+    home.mkdir(exist_ok=True)
+    # An empty PassGeni config file: the user's own (~/.config/passgeni) must not leak in.
+    passgeni_config = workdir / "passgeni-config.toml"
+    passgeni_config.touch()
+    # An empty ansible.cfg: no user or system configuration applies.
+    ansible_cfg = workdir / "ansible.cfg"
+    ansible_cfg.write_text("[defaults]\n")
+    env.update(
+        ANSIBLE_HOME=str(home),
+        ANSIBLE_LOCAL_TEMP=str(home / "tmp"),
+        ANSIBLE_REMOTE_TEMP=str(home / "remote-tmp"),
+        ANSIBLE_NOCOLOR="1",
+        ANSIBLE_PIPELINING="1",
+        ANSIBLE_FORCE_COLOR="0",
+        ANSIBLE_RETRY_FILES_ENABLED="0",
+        ANSIBLE_PYTHON_INTERPRETER=sys.executable,
+        ANSIBLE_LOCALHOST_WARNING="0",
+        ANSIBLE_INVENTORY_UNPARSED_WARNING="0",
+        ANSIBLE_DEPRECATION_WARNINGS="0",
+        ANSIBLE_CONFIG=str(ansible_cfg),
+        PASSGENI_CONFIG=str(passgeni_config),
+        PATH=f"{BIN}{os.pathsep}{env.get('PATH', '')}",
+    )
+    if collections is not None:
+        env["ANSIBLE_COLLECTIONS_PATH"] = str(collections)
+    return env
+
+
+@pytest.fixture(scope="session")
+def ansible_env(collection_workdir: Path, installed_collection: Path) -> dict[str, str]:
+    return base_env(collection_workdir, installed_collection)
+
+
+@pytest.fixture(scope="session")
+def authority(collection_workdir: Path) -> Iterator[Any]:
+    """A real authority served over HTTP by uvicorn on 127.0.0.1 (``base_url``, ``api_key``)."""
+    from passgeni_authority.embedded import EmbeddedAuthority
+
+    with EmbeddedAuthority(
+        state_dir=collection_workdir / "authority", issuer_is_base_url=True
+    ) as served:
+        yield served
+
+
+def run_playbook(
+    env: dict[str, str],
+    playbook: Path,
+    *args: str,
+    extra_env: dict[str, str] | None = None,
+    check: bool = True,
+    timeout: float = 180,
+) -> subprocess.CompletedProcess[str]:
+    """``ansible-playbook -i localhost, PLAYBOOK ARGS`` as a real subprocess."""
+    proc = subprocess.run(
+        [ansible_bin("ansible-playbook"), "-i", "localhost,", str(playbook), *args],
+        capture_output=True,
+        text=True,
+        env={**env, **(extra_env or {})},
+        timeout=timeout,
+    )
+    if check:
+        assert proc.returncode == 0, f"ansible-playbook failed:\n{proc.stdout}\n{proc.stderr}"
+    return proc
+
+
+def recap(output: str) -> dict[str, int]:
+    """The PLAY RECAP counters of localhost."""
+    match = re.search(r"^localhost\s+:\s+(.*)$", output, re.MULTILINE)
+    assert match, f"no PLAY RECAP in:\n{output}"
+    return {k: int(v) for k, v in re.findall(r"(\w+)=(\d+)", match.group(1))}

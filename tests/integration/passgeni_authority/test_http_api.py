@@ -1,0 +1,490 @@
+"""The authority's HTTP contract (docs/api-contract.md), against real uvicorn over HTTP.
+
+Each test names the rule it guards; each would fail if that rule broke.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import hashlib
+import json
+import sqlite3
+from urllib.parse import urlsplit
+
+import pytest
+
+from passgeni_core import GenerationParameters, entropy_report, verify_certificate
+from tests.support.authority import Server, plain_session
+
+COMMITMENT = "A" * 43
+
+
+# --- the two-step flow ---------------------------------------------------------------
+
+
+def test_generate_then_certificate_verifies_against_served_jwks(authority: Server, make_tenant):
+    t = make_tenant()
+    r = t.post("/api/generate", {"compliance_standard": "soc2"})
+    assert r.status_code == 200
+    ticket = r.json()
+    assert ticket["expires_in"] == 60
+    assert "soc2" in ticket["standards_met"]
+    assert ticket["entropy_bits"] > 100
+    r = t.post(
+        "/api/generate-certificate",
+        {
+            "generation_session_id": ticket["generation_session_id"],
+            "credential_commitment": COMMITMENT,
+            "target": {"system": "vault", "path": "secret/app/db#password", "version": "3"},
+            "label": "db-password",
+        },
+    )
+    assert r.status_code == 201
+    cert = r.json()
+    assert cert["cert_id"].startswith("pg_")
+    url = urlsplit(cert["cert_url"])
+    assert cert["cert_url"] == f"{authority.url}/cert/{cert['cert_id']}"
+    assert not url.query and not url.fragment
+    assert not set("?&#%") & set(cert["cert_url"])
+    verified = verify_certificate(
+        cert["token"], authority.jwks(), issuer=authority.url, now=authority.clock()
+    )
+    claims = verified.claims
+    assert claims.jti == cert["cert_id"]
+    assert claims.sub == t.user
+    assert claims.credential_commitment == COMMITMENT
+    assert claims.target is not None and claims.target.path == "secret/app/db#password"
+    assert claims.exp - claims.iat == 365 * 86400
+    assert claims.parameters == ticket["parameters"]
+    # The row was committed before the answer: the public record is there at once.
+    record = plain_session().get(f"{authority.url}/api/certificates/{cert['cert_id']}").json()
+    assert record["status"] == "valid" and record["token"] == cert["token"]
+
+
+def test_server_recomputes_claims_and_never_accepts_passwords(make_tenant):
+    t = make_tenant()
+    r = t.post("/api/generate", {"compliance_standard": "soc2", "password": "hunter2hunter2"})
+    assert r.status_code == 400 and r.json()["code"] == "invalid_request"
+    assert "hunter2" not in r.text
+    # Client-supplied claims are refused, not trusted.
+    r = t.post("/api/generate", {"compliance_standard": "soc2", "standards_met": ["fips-140-3"]})
+    assert (r.status_code, r.json()["code"]) == (400, "invalid_request")
+    r = t.post("/api/generate", {"compliance_standard": "soc2", "parameters": {"length": 8}})
+    assert (r.status_code, r.json()["code"]) == (422, "preset_not_met")
+    r = t.post("/api/generate", {"compliance_standard": "no-such-standard"})
+    assert (r.status_code, r.json()["code"]) == (404, "unknown_preset")
+    r = t.post(
+        "/api/generate", {"compliance_standard": "soc2", "parameters": {"length": 20, "x": 1}}
+    )
+    assert (r.status_code, r.json()["code"]) == (422, "invalid_parameters")
+    # The alias works and the entropy is the server's own figure.
+    params = GenerationParameters.for_preset("soc2", length=24)
+    r = t.post("/api/generate", {"preset": "soc2", "parameters": params.to_dict()})
+    assert r.status_code == 200
+    assert r.json()["entropy_bits"] == entropy_report(params).bits
+
+
+def test_served_authority_is_fips_strict(make_tenant):
+    t = make_tenant()
+    r = t.post("/api/generate", {"compliance_standard": "fips-140-3"})
+    assert (r.status_code, r.json()["code"]) == (422, "preset_not_met")
+    r = t.post("/api/generate", {"compliance_standard": "soc2"})
+    assert "fips-140-3" not in r.json()["standards_met"]
+    r = t.post(
+        "/api/generate",
+        {"compliance_standard": "fips-140-3", "entropy_source": {"fips_mode": True}},
+    )
+    assert r.status_code == 200 and "fips-140-3" in r.json()["standards_met"]
+
+
+# --- sessions ----------------------------------------------------------------------
+
+
+def test_session_expires_after_60_seconds(authority: Server, make_tenant):
+    t = make_tenant()
+    fresh = t.session()
+    authority.clock.advance(59)
+    assert t.post("/api/generate-certificate", {"generation_session_id": fresh}).status_code == 201
+    stale = t.session()
+    authority.clock.advance(60)
+    r = t.post("/api/generate-certificate", {"generation_session_id": stale})
+    assert (r.status_code, r.json()["code"]) == (410, "session_expired")
+
+
+def test_session_is_single_use(make_tenant):
+    t = make_tenant()
+    sid = t.session()
+    assert t.post("/api/generate-certificate", {"generation_session_id": sid}).status_code == 201
+    r = t.post("/api/generate-certificate", {"generation_session_id": sid})
+    assert (r.status_code, r.json()["code"]) == (409, "session_already_used")
+
+
+def test_concurrent_redemptions_issue_exactly_one_certificate(make_tenant):
+    t = make_tenant()
+    sid = t.session()
+
+    def redeem(_: int) -> int:
+        s = plain_session()
+        s.headers.update(t.http.headers)
+        url = f"{t.server.url}/api/generate-certificate"
+        return s.post(url, json={"generation_session_id": sid}, timeout=30).status_code
+
+    with concurrent.futures.ThreadPoolExecutor(8) as pool:
+        codes = sorted(pool.map(redeem, range(8)))
+    assert codes == [201] + [409] * 7
+
+
+def test_other_tenant_cannot_redeem_a_session(make_tenant):
+    alice, mallory = make_tenant(), make_tenant()
+    sid = alice.session()
+    r = mallory.post("/api/generate-certificate", {"generation_session_id": sid})
+    assert (r.status_code, r.json()["code"]) == (400, "session_invalid")
+    # The failed attempt did not burn alice's session.
+    assert (
+        alice.post("/api/generate-certificate", {"generation_session_id": sid}).status_code == 201
+    )
+
+
+def test_forged_sessions_are_invalid(make_tenant):
+    t = make_tenant()
+    sid = t.session()
+    header, payload, mac = sid.split(".")
+    forged = f"{header}.{payload}.{'A' * len(mac)}"
+    for bad in (forged, "not-a-token", 12, ""):
+        r = t.post("/api/generate-certificate", {"generation_session_id": bad})
+        assert (r.status_code, r.json()["code"]) == (400, "session_invalid"), bad
+    r = t.post("/api/generate-certificate", {"generation_session_id": sid, "label": "x" * 201})
+    assert (r.status_code, r.json()["code"]) == (400, "invalid_request")
+    # A refused body does not consume the session.
+    assert t.post("/api/generate-certificate", {"generation_session_id": sid}).status_code == 201
+
+
+# --- tenancy, audit, revocation ------------------------------------------------------
+
+
+def test_tenants_never_see_or_revoke_each_other(make_tenant):
+    alice, bob = make_tenant(), make_tenant()
+    cert = alice.certificate()
+    audit = bob.get("/api/audit").json()
+    assert audit["total"] == 0 and audit["items"] == []
+    r = bob.post(f"/api/certificates/{cert['cert_id']}/revoke", {"reason": "mine now"})
+    assert (r.status_code, r.json()["code"]) == (404, "not_found")
+    own = alice.get("/api/audit").json()
+    assert [i["cert_id"] for i in own["items"]] == [cert["cert_id"]]
+    assert own["items"][0]["status"] == "valid"
+
+
+def test_team_keys_see_and_revoke_team_certificates(make_tenant):
+    team = f"team-{make_tenant().user}"
+    member = make_tenant(team=team)
+    lead = make_tenant(team=team)
+    outsider = make_tenant()
+    cert = member.certificate()
+    outsider.certificate()
+    seen = {i["cert_id"] for i in lead.get("/api/audit").json()["items"]}
+    assert seen == {cert["cert_id"]}
+    r = lead.post(f"/api/certificates/{cert['cert_id']}/revoke", {"reason": "leaver"})
+    assert r.status_code == 200 and r.json()["status"] == "revoked"
+
+
+def test_revocation_is_shown_on_the_page_and_in_json(authority: Server, make_tenant):
+    t = make_tenant()
+    cert = t.certificate()
+    cid = cert["cert_id"]
+    assert t.post(f"/api/certificates/{cid}/revoke", {"reason": ""}).status_code == 400
+    r = t.post(f"/api/certificates/{cid}/revoke", {"reason": "credential leaked in CI log"})
+    assert r.status_code == 200
+    revoked = r.json()
+    assert revoked["status"] == "revoked" and revoked["revoked_at"]
+    # Idempotent and non-destructive: the first reason and time stay, the token too.
+    again = t.post(f"/api/certificates/{cid}/revoke", {"reason": "other"}).json()
+    assert again["revocation_reason"] == "credential leaked in CI log"
+    assert again["revoked_at"] == revoked["revoked_at"] and again["token"] == cert["token"]
+    public = plain_session()
+    page = public.get(f"{authority.url}/cert/{cid}")
+    assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
+    assert 'id="status" class="status status-revoked">revoked<' in page.text
+    assert "credential leaked in CI log" in page.text and revoked["revoked_at"] in page.text
+    as_json = public.get(f"{authority.url}/cert/{cid}", headers={"Accept": "application/json"})
+    assert as_json.json()["status"] == "revoked"
+    assert as_json.json()["revocation_reason"] == "credential leaked in CI log"
+    twin = public.get(f"{authority.url}/api/certificates/{cid}").json()
+    assert twin == as_json.json()
+    # The signature itself stays valid: revocation is the authority's status, not a re-signing.
+    verify_certificate(cert["token"], authority.jwks(), issuer=authority.url, now=authority.clock())
+
+
+def test_audit_filters_and_pages(authority: Server, make_tenant):
+    t = make_tenant()
+    # Certificates carry whole seconds (JWT iat), so "since" is a whole second too.
+    since = authority.clock().replace(microsecond=0).isoformat()
+    a = t.certificate("soc2")
+    b = t.certificate("pci-dss", GenerationParameters.for_preset("pci-dss", length=12).to_dict())
+    c = t.certificate(
+        "nist-800-63b",
+        GenerationParameters.for_preset(
+            "nist-800-63b", length=15, upper=False, special=False
+        ).to_dict(),
+    )
+    t.post(f"/api/certificates/{a['cert_id']}/revoke", {"reason": "rotated"})
+    everything = t.get("/api/audit").json()
+    assert everything["total"] == 3
+    ids = lambda resp: {i["cert_id"] for i in resp.json()["items"]}  # noqa: E731
+    assert ids(t.get("/api/audit", params={"status": "revoked"})) == {a["cert_id"]}
+    assert ids(t.get("/api/audit", params={"status": "valid"})) == {b["cert_id"], c["cert_id"]}
+    assert ids(t.get("/api/audit", params={"status": "expired"})) == set()
+    # soc2's parameters (20 chars, 4 classes) also meet PCI-DSS; c's do not.
+    assert ids(t.get("/api/audit", params={"standard": "pci-dss"})) == {a["cert_id"], b["cert_id"]}
+    assert ids(t.get("/api/audit", params={"since": since})) == ids(t.get("/api/audit"))
+    assert ids(t.get("/api/audit", params={"until": "2000-01-01T00:00:00Z"})) == set()
+    page = t.get("/api/audit", params={"page_size": 2, "page": 2}).json()
+    assert (page["page"], page["page_size"], page["total"], len(page["items"])) == (2, 2, 3, 1)
+    for params in ({"status": "bogus"}, {"since": "yesterday"}, {"page_size": 501}):
+        r = t.get("/api/audit", params=params)
+        assert (r.status_code, r.json()["code"]) == (400, "invalid_request"), params
+
+
+def test_batch_issuance_keeps_order_and_reports_errors_per_item(authority: Server, make_tenant):
+    t = make_tenant()
+    other = make_tenant()
+    good1, good2, foreign = t.session(), t.session(), other.session()
+    used = t.session()
+    t.post("/api/generate-certificate", {"generation_session_id": used})
+    items = [
+        {"generation_session_id": good1, "label": "one"},
+        {"generation_session_id": used},
+        {"generation_session_id": foreign},
+        {"generation_session_id": good2, "credential_commitment": COMMITMENT},
+        {"generation_session_id": good1},
+        "not an object",
+    ]
+    r = t.post("/api/generate-certificates", {"items": items})
+    assert r.status_code == 201
+    out = r.json()["certificates"]
+    assert len(out) == 6
+    codes = [o["error"]["code"] if "error" in o else "ok" for o in out]
+    assert codes == [
+        "ok",
+        "session_already_used",
+        "session_invalid",
+        "ok",
+        "session_already_used",
+        "invalid_request",
+    ]
+    jwks = authority.jwks()
+    for o in (out[0], out[3]):
+        verify_certificate(o["token"], jwks, issuer=authority.url, now=authority.clock())
+    assert t.post("/api/generate-certificates", {"items": []}).status_code == 400
+    r = t.post("/api/generate-certificates", {"items": [{}] * 1001})
+    assert (r.status_code, r.json()["code"]) == (400, "invalid_request")
+
+
+# --- abuse controls ------------------------------------------------------------------
+
+
+def test_burst_of_five_then_one_per_second(authority: Server, make_tenant):
+    t = make_tenant(automation=False)
+    codes = [t.get("/api/audit").status_code for _ in range(5)]
+    assert codes == [200] * 5
+    r = t.get("/api/audit")
+    assert (r.status_code, r.json()["code"]) == (429, "rate_limited")
+    assert r.headers["Retry-After"] == "1"
+    authority.clock.advance(1)
+    assert t.get("/api/audit").status_code == 200
+    assert t.get("/api/audit").status_code == 429
+
+
+def test_sixty_requests_per_user_per_minute(authority: Server, make_tenant):
+    t = make_tenant(automation=False)
+    authority.clock.align(60)
+    for i in range(60):
+        assert t.get("/api/audit").status_code == 200, i
+        authority.clock.advance(0.98)  # inside the burst bucket, never inside the window
+    r = t.get("/api/audit")
+    assert (r.status_code, r.json()["code"]) == (429, "rate_limited")
+    assert r.headers["Retry-After"] == "2"  # the window ends 1.2 s later (60 - 60 x 0.98)
+    authority.clock.advance(1.3)
+    assert t.get("/api/audit").status_code == 200
+
+
+def test_ten_generation_attempts_per_ip_per_hour(authority: Server, make_tenant):
+    t = make_tenant(automation=False)
+    authority.clock.align(3600)
+    for i in range(10):
+        body = {"compliance_standard": "soc2" if i % 2 else "no-such-standard"}
+        assert t.post("/api/generate", body).status_code in (200, 404), i
+        authority.clock.advance(1)  # stay clear of the burst limit
+    r = t.post("/api/generate", {"compliance_standard": "soc2"})
+    assert (r.status_code, r.json()["code"]) == (429, "rate_limited")
+    assert 3500 <= int(r.headers["Retry-After"]) <= 3600
+    # Another address is not affected; an automation key from the same one is exempt.
+    t.http.headers["X-Forwarded-For"] = "192.0.2.77"
+    assert t.post("/api/generate", {"compliance_standard": "soc2"}).status_code == 200
+    bulk = make_tenant(automation=True)
+    bulk.http.headers["X-Forwarded-For"] = t.ip
+    assert bulk.post("/api/generate", {"compliance_standard": "soc2"}).status_code == 200
+    authority.clock.advance(3600)
+    t.http.headers["X-Forwarded-For"] = t.ip
+    assert t.post("/api/generate", {"compliance_standard": "soc2"}).status_code == 200
+
+
+def test_automation_keys_carry_their_own_limit(authority: Server, make_tenant):
+    t = make_tenant(automation=False)
+    key = authority.service.create_api_key(t.user, rate_limit=3)
+    t.http.headers["Authorization"] = f"Bearer {key.key}"
+    authority.clock.align(60)
+    assert [t.get("/api/audit").status_code for _ in range(3)] == [200] * 3
+    r = t.get("/api/audit")
+    assert r.status_code == 429 and 1 <= int(r.headers["Retry-After"]) <= 60
+    big = make_tenant(automation=True)
+    assert all(big.get("/api/audit").status_code == 200 for _ in range(30))
+
+
+def test_more_than_fifty_certificates_in_a_day_flags_an_anomaly(authority: Server, make_tenant):
+    t = make_tenant()
+    for sid_batch in ([t.session() for _ in range(25)], [t.session() for _ in range(25)]):
+        r = t.post(
+            "/api/generate-certificates",
+            {"items": [{"generation_session_id": s} for s in sid_batch]},
+        )
+        assert r.status_code == 201
+    assert t.get("/api/audit").json()["anomalies"] == []
+    t.certificate()
+    audit = t.get("/api/audit", params={"page_size": 1}).json()
+    assert audit["total"] == 51
+    assert len(audit["anomalies"]) == 1
+    flag = audit["anomalies"][0]
+    assert flag["user"] == t.user and flag["count_24h"] == 51 and flag["detected_at"]
+    # Recorded, never blocking.
+    t.certificate()
+    assert len(t.get("/api/audit").json()["anomalies"]) == 1
+
+
+def test_usage_events_record_generation_views_and_access(authority: Server, make_tenant):
+    t = make_tenant()
+    cert = t.certificate()
+    plain_session().get(f"{authority.url}/cert/{cert['cert_id']}")
+    with sqlite3.connect(authority.db_path) as db:
+        kinds = {
+            row[0]
+            for row in db.execute(
+                "SELECT kind FROM usage_events WHERE user_id = ? OR detail LIKE ?",
+                (t.user, f"%{cert['cert_id']}%"),
+            )
+        }
+    assert {"api_access", "certificate_issued", "certificate_view"} <= kinds
+
+
+# --- keys ------------------------------------------------------------------------------
+
+
+def test_key_rotation_keeps_old_certificates_verifiable(authority: Server, make_tenant):
+    t = make_tenant()
+    old = t.certificate()
+    old_kid = json.loads(__import__("base64").urlsafe_b64decode(old["token"].split(".")[0] + "=="))[
+        "kid"
+    ]
+    new_key = authority.service.rotate_keys()
+    assert new_key.kid != old_kid
+    fresh = t.certificate()
+    jwks = authority.jwks()
+    kids = [k["kid"] for k in jwks["keys"]]
+    assert old_kid in kids and new_key.kid in kids
+    for cert in (old, fresh):
+        verify_certificate(cert["token"], jwks, issuer=authority.url, now=authority.clock())
+    record = t.get(f"/api/certificates/{fresh['cert_id']}").json()
+    assert record["kid"] == new_key.kid
+
+
+def test_api_keys_are_stored_only_as_hashes(authority: Server, make_tenant):
+    t = make_tenant()
+    secret_part = t.key.split("_", 2)[2]
+    raw = authority.db_path.read_bytes() + b"".join(
+        p.read_bytes() for p in authority.state_dir.glob("authority.db-*") if p.is_file()
+    )
+    assert t.key.encode() not in raw and secret_part.encode() not in raw
+    with sqlite3.connect(authority.db_path) as db:
+        row = db.execute(
+            "SELECT prefix, key_hash FROM api_keys WHERE user_id = ?", (t.user,)
+        ).fetchone()
+        columns = [c[1] for c in db.execute("PRAGMA table_info(api_keys)")]
+    assert row == (t.key.split("_")[1], hashlib.sha256(t.key.encode()).hexdigest())
+    assert "key" not in columns and "secret" not in columns
+
+
+# --- errors and strict parsing ---------------------------------------------------------
+
+
+def test_every_error_is_code_and_message_json(authority: Server, make_tenant):
+    t = make_tenant()
+    anon = plain_session()
+
+    def check(response, status: int, code: str) -> None:
+        assert response.status_code == status, response.text
+        assert response.headers["content-type"].startswith("application/json")
+        body = response.json()
+        assert set(body) == {"code", "message"} and body["code"] == code
+        assert "Traceback" not in response.text
+
+    check(anon.post(f"{authority.url}/api/generate", json={}), 401, "unauthenticated")
+    check(
+        anon.get(
+            f"{authority.url}/api/audit", headers={"Authorization": "Bearer pgk_aaaaaaaa_nope"}
+        ),
+        401,
+        "unauthenticated",
+    )
+    check(anon.get(f"{authority.url}/no/such/path"), 404, "not_found")
+    check(anon.delete(f"{authority.url}/healthz"), 405, "invalid_request")
+    check(anon.get(f"{authority.url}/cert/pg_doesnotexist"), 404, "not_found")
+    url = f"{authority.url}/api/generate"
+    check(t.http.post(url, data=b'{"preset": "soc2", "preset": "hipaa"}'), 400, "invalid_request")
+    check(t.http.post(url, data=b"[1, 2]"), 400, "invalid_request")
+    check(t.http.post(url, data=b"{not json"), 400, "invalid_request")
+    check(t.http.post(url, data=b'{"preset": NaN}'), 400, "invalid_request")
+    check(t.http.post(url, data=b"\xff\xfe"), 400, "invalid_request")
+    check(t.http.post(url, data=b" " * (64 * 1024 + 1)), 413, "invalid_request")
+
+    def chunks():
+        for _ in range(80):
+            yield b" " * 1024
+
+    check(t.http.post(url, data=chunks()), 413, "invalid_request")  # chunked, no length
+    check(t.get("/api/audit", params={"page": "x"}), 400, "invalid_request")
+    # A revoked key stops working at once.
+    authority.service.revoke_api_key(t.key.split("_")[1])
+    check(t.get("/api/audit"), 401, "unauthenticated")
+
+
+def test_health_openapi_and_jwks_shape(authority: Server):
+    s = plain_session()
+    assert s.get(f"{authority.url}/healthz").json() == {"status": "ok"}
+    spec = s.get(f"{authority.url}/openapi.json").json()
+    for path in (
+        "/api/generate",
+        "/api/generate-certificate",
+        "/api/generate-certificates",
+        "/api/audit",
+        "/api/certificates/{cert_id}/revoke",
+        "/api/certificates/{cert_id}",
+        "/cert/{cert_id}",
+        "/.well-known/jwks.json",
+        "/healthz",
+    ):
+        assert path in spec["paths"], path
+    for key in authority.jwks()["keys"]:
+        assert set(key) == {"kty", "crv", "x", "y", "kid", "alg", "use"}
+        assert (key["kty"], key["crv"], key["alg"], key["use"]) == ("EC", "P-256", "ES256", "sig")
+
+
+@pytest.mark.parametrize("accept", ["text/html", "*/*", "application/json"])
+def test_certificate_page_content_negotiation(authority: Server, make_tenant, accept: str):
+    cert = make_tenant().certificate()
+    r = plain_session().get(f"{authority.url}/cert/{cert['cert_id']}", headers={"Accept": accept})
+    assert r.status_code == 200
+    if accept == "application/json":
+        assert r.json()["cert_id"] == cert["cert_id"]
+    else:
+        assert cert["cert_id"] in r.text and cert["token"] in r.text
+        assert 'jwt.decode(token, key.key, algorithms=["ES256"]' in r.text
+        assert "default-src 'none'" in r.headers["Content-Security-Policy"]

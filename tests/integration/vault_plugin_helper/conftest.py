@@ -1,0 +1,3 @@
+"""Store-test fixtures (the real authority with a shiftable clock, store environments)."""
+
+from tests.integration.vault_plugin_helper.fixtures import *  # noqa: F403

@@ -1,0 +1,207 @@
+"""Authority processes: ``python -m passgeni_authority serve`` in its own process group,
+on SQLite or on one PostgreSQL database shared by two processes; killable and restartable
+on the same port (the load and crash run in :mod:`tests.support.load`)."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import requests
+
+from tests.support.postgres import PostgresCluster
+from tests.support.process import free_port, http_status, wait_until
+
+ROOT = Path(__file__).resolve().parents[2]  # the repository: the subprocesses run this tree
+
+
+def _session() -> requests.Session:
+    http = requests.Session()
+    http.trust_env = False
+    return http
+
+
+class AuthorityProcess:
+    """``python -m passgeni_authority serve`` in its own process group."""
+
+    def __init__(
+        self, *, port: int, state_dir: Path, public_url: str, env: dict[str, str], log: Path
+    ) -> None:
+        self.port = port
+        self.state_dir = state_dir
+        self.public_url = public_url
+        self.env = env
+        self.log = log
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.starts = 0
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def argv(self) -> list[str]:
+        return [
+            sys.executable,
+            "-m",
+            "passgeni_authority",
+            "serve",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(self.port),
+            "--state-dir",
+            str(self.state_dir),
+            "--public-url",
+            self.public_url,
+            "--log-level",
+            "warning",
+        ]
+
+    def start(self) -> None:
+        with self.log.open("ab") as log:
+            self.proc = subprocess.Popen(
+                self.argv(),
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                cwd=ROOT,
+                env=self.env,
+                start_new_session=True,
+            )
+        self.starts += 1
+        proc = self.proc
+        wait_until(
+            lambda: http_status(f"{self.url}/healthz", timeout=1.0) == 200,
+            60.0,
+            f"authority on {self.url}",
+            log_path=self.log,
+            process=proc,
+        )
+
+    def kill9(self) -> None:
+        """``kill -9`` the process group: no shutdown handler runs."""
+        if self.proc is not None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.wait(timeout=30)
+            self.proc = None
+
+    def stop(self) -> None:
+        if self.proc is not None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.proc.pid, signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.kill9()
+            self.proc = None
+
+    def rss_kib(self) -> int | None:
+        if self.proc is None:
+            return None
+        try:
+            for line in Path(f"/proc/{self.proc.pid}/status").read_text().splitlines():
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1])
+        except OSError:
+            return None
+        return None
+
+
+@dataclass
+class Deployment:
+    backend: str
+    database_url: str
+    processes: list[AuthorityProcess]
+    api_key: str
+    user: str
+    workdir: Path
+
+    @property
+    def issuer(self) -> str:
+        return self.processes[0].public_url
+
+
+@contextlib.contextmanager
+def deployment(
+    backend: str, workdir: Path, *, postgres: PostgresCluster | None = None
+) -> Iterator[Deployment]:
+    """Start the authority processes (and PostgreSQL when not given one)."""
+    state_dir = workdir / "state"
+    state_dir.mkdir(parents=True, exist_ok=True)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PASSGENI_")}
+    env["PYTHONUNBUFFERED"] = "1"
+    with contextlib.ExitStack() as stack:
+        if backend == "sqlite":
+            database_url = f"sqlite:///{state_dir / 'authority.db'}"
+            count = 1
+        elif backend == "postgres":
+            if postgres is None:
+                postgres = stack.enter_context(PostgresCluster())
+            database_url = postgres.create_database(f"load_{uuid.uuid4().hex[:10]}")
+            env["PASSGENI_DATABASE_URL"] = database_url
+            count = 2
+        else:
+            raise ValueError(f"unknown backend {backend!r}")
+        ports = [free_port() for _ in range(count)]
+        public_url = f"http://127.0.0.1:{ports[0]}"
+        user = f"load-{uuid.uuid4().hex[:8]}"
+        created = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "passgeni_authority",
+                "create-key",
+                "--state-dir",
+                str(state_dir),
+                "--user",
+                user,
+                "--rate-limit",
+                "1000000000",
+                "--json",
+            ],
+            capture_output=True,
+            text=True,
+            cwd=ROOT,
+            env=env,
+            timeout=120,
+            check=True,
+        )
+        api_key = json.loads(created.stdout)["api_key"]
+        procs = [
+            AuthorityProcess(
+                port=port,
+                state_dir=state_dir,
+                public_url=public_url,
+                env=env,
+                log=workdir / f"authority-{port}.log",
+            )
+            for port in ports
+        ]
+        for proc in procs:
+            stack.callback(proc.stop)
+        threads = [threading.Thread(target=p.start) for p in procs]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        for p in procs:
+            if p.proc is None or p.proc.poll() is not None:
+                raise RuntimeError(f"authority on port {p.port} did not start:\n{p.log}")
+        yield Deployment(
+            backend=backend,
+            database_url=database_url,
+            processes=procs,
+            api_key=api_key,
+            user=user,
+            workdir=workdir,
+        )

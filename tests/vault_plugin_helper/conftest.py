@@ -1,3 +1,0 @@
-"""Store-test fixtures (the real authority with a shiftable clock, store environments)."""
-
-from tests.vault_plugin_helper.fixtures import *  # noqa: F403
