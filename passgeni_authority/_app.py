@@ -493,7 +493,7 @@ def create_app(
 
     async def generate(call: _Call) -> tuple[int, bytes]:
         body = await call.body(limit)
-        batch = await svc.open_sessions_async(
+        batch = await svc.open_sessions(
             call.bearer(),
             ip=call.ip(trusted),
             endpoint=call.endpoint,
@@ -513,7 +513,7 @@ def create_app(
             if isinstance(raw, int) and not isinstance(raw, bool):
                 count = raw
                 attempts = max(1, min(raw, cfg.max_batch_items))
-        batch = await svc.open_sessions_async(
+        batch = await svc.open_sessions(
             call.bearer(),
             ip=call.ip(trusted),
             endpoint=call.endpoint,
@@ -526,17 +526,7 @@ def create_app(
     async def generate_certificate(call: _Call) -> tuple[int, bytes]:
         body = await call.body(limit)
         ip = call.ip(trusted)
-        key = call.bearer()
-        # Signed ahead, outside the write lock.
-        prepared = await svc.prepare_issue(
-            key, body if isinstance(body, PassgeniError) else [body], ip=ip
-        )
-        issued = await svc.authorized_async(
-            key,
-            ip=ip,
-            endpoint=call.endpoint,
-            work=svc.issue_work(body, ip=ip, prepared=prepared),
-        )
+        issued = await svc.issue_certificate(call.bearer(), body, ip=ip, endpoint=call.endpoint)
         return 201, _dumps(issued.to_dict())
 
     async def generate_certificates(call: _Call) -> tuple[int, bytes]:
@@ -551,15 +541,7 @@ def create_app(
             items = InvalidRequest("items must be a list")
         else:
             items = body["items"]
-        key = call.bearer()
-        # Signed ahead outside the write lock (parallel across processes).
-        prepared = await svc.prepare_issue(key, items, ip=ip)
-        results = await svc.authorized_async(
-            key,
-            ip=ip,
-            endpoint=call.endpoint,
-            work=svc.issue_batch_work(items, ip=ip, prepared=prepared),
-        )
+        results = await svc.issue_certificates(call.bearer(), items, ip=ip, endpoint=call.endpoint)
         return 201, _dumps(
             {
                 "certificates": [

@@ -141,27 +141,7 @@ _COUNT_24H = (
 
 _Parsed = tuple[SessionClaims, str | None, Target | None, str | None]
 
-
-@dataclass(frozen=True)
-class _Prepared:
-    """Certificates signed ahead, outside the write lock (see ``prepare_issue``)."""
-
-    user_id: str
-    kid: str
-    now: datetime
-    issued_at: datetime
-    parsed: list[_Parsed | PassgeniError]
-    #: session jti -> (certificate row, usage event row, answer)
-    signed: dict[str, tuple[dict[str, Any], dict[str, Any], IssuedCertificate]]
-
-
-#: Status-list indexes a process reserves at a time for pre-signed certificates.
-_INDEX_BLOCK = 1024
-_ACTIVE_KEY = (
-    "SELECT kid, signer_ref FROM signing_keys WHERE retired_at IS NULL "
-    "ORDER BY created_at DESC LIMIT 1"
-)
-#: Entries of each in-process cache (validated requests, key owners).
+#: Entries of each in-process cache (validated requests, stored requests).
 _CACHE_SIZE = 1024
 
 
@@ -205,7 +185,7 @@ class _LRU(OrderedDict[Any, Any]):
 
 
 class _WorkFailed(Exception):
-    """An operation's own error inside :meth:`AuthorityService.authorized` (internal)."""
+    """An operation's own error inside :meth:`AuthorityService._authorized` (internal)."""
 
     def __init__(self, error: PassgeniError) -> None:
         super().__init__(error.code)
@@ -649,8 +629,6 @@ class AuthorityService:
         self._anomaly_seen: dict[str, datetime] = {}
         # kid -> the signing_keys.last_expires_at this process committed (see _note_expiry).
         self._expiry_bounds: dict[str, datetime] = {}
-        # [next, end) of the status-list indexes reserved for pre-signed certificates.
-        self._index_block: tuple[int, int] = (0, 0)
         # Reads of committed rows on the issuance paths (no pool round trip).
         self._readers = _hot.Readers(self.engine)
         # Key rows until the next revocation by any process (SQLite: one host).
@@ -665,9 +643,6 @@ class AuthorityService:
         self._requests = _LRU(_CACHE_SIZE)
         # Digests known to be committed in generation_requests (added after the commit).
         self._persisted: set[str] = set()
-        # API key hash -> owner user id, for signing ahead (revocation is
-        # checked in the request's own transaction, never from here).
-        self._key_users = _LRU(_CACHE_SIZE)
         # Claims templates of recent (user, request, second) (see _template).
         self._templates = _LRU(64)
         # Usage events queued for the next group commit (see _record_later).
@@ -686,8 +661,8 @@ class AuthorityService:
     def close(self) -> None:
         if self._committer is not None:
             if self._later:
-                with contextlib.suppress(Exception):  # logged by _later_done
-                    self._committer.run(self._flush_later)
+                with contextlib.suppress(Exception), self._tx() as conn:
+                    self._flush_later(conn)
             self._committer.close()
         if self._write_lock is not None:
             self._write_lock.close()
@@ -733,18 +708,6 @@ class AuthorityService:
     def _group_failed(self, exc: Exception) -> AuthorityUnavailable:
         self._rolled_back()
         return _db_unavailable(exc)
-
-    def _write(self, unit: Callable[[Connection], _T]) -> _T:
-        """Run ``unit`` in a transaction that is committed before this returns.
-
-        On SQLite the unit joins the current group commit (its own savepoint,
-        one shared sync); elsewhere it gets its own transaction. Raises what
-        the unit raises, or AuthorityUnavailable.
-        """
-        if self._committer is not None:
-            return self._committer.run(unit)
-        with self._tx() as conn:
-            return unit(conn)
 
     def _bootstrap(self, conn: Connection) -> bytes:
         now = self.now()
@@ -1107,7 +1070,7 @@ class AuthorityService:
         if task.cancelled() or task.exception() is not None:
             log.warning("usage events of opened sessions were not recorded: the commit failed")
 
-    async def open_sessions_async(
+    async def open_sessions(
         self,
         api_key: str | None,
         *,
@@ -1117,9 +1080,9 @@ class AuthorityService:
         count: int | PassgeniError,
         generation_attempts: int,
     ) -> GenerationBatch:
-        """``POST /api/generate`` and ``/api/generate-batch``: :meth:`authorized_async`
-        with :meth:`generation_batch_work`, without waiting for a commit when
-        nothing but the access event would be written.
+        """``POST /api/generate`` and ``/api/generate-batch``: authorise, rate-limit,
+        validate the request and open ``count`` sessions, without waiting for a
+        commit when nothing but the access event would be written.
 
         Opening sessions stores nothing per session (tokens are stateless),
         so for an automation key admitted from its rate-limit leases, and a
@@ -1150,11 +1113,11 @@ class AuthorityService:
                     )
                 )
                 return self._sessions_for(principal, validated, count, now)
-        return await self.authorized_async(
+        return await self._authorized(
             api_key,
             ip=ip,
             endpoint=endpoint,
-            work=self.generation_batch_work(body, count),
+            work=self._generation_batch_work(body, count),
             generation_attempts=generation_attempts,
         )
 
@@ -1178,18 +1141,17 @@ class AuthorityService:
         prefix = self._check_key_format(api_key)
         assert api_key is not None
         now = self.now()
-        principal, retry = self._write(
-            lambda conn: self._authorize_in(
+        with self._tx() as conn:
+            principal, retry = self._authorize_in(
                 conn, api_key, prefix, ip=ip, endpoint=endpoint, now=now
             )
-        )
         if principal is None:
             raise Unauthenticated("the API key is unknown or revoked")
         if retry is not None:
             raise self._user_limited(principal, retry)
         return principal
 
-    def authorized(
+    async def _authorized(
         self,
         api_key: str | None,
         *,
@@ -1205,48 +1167,14 @@ class AuthorityService:
         errors), but the bookkeeping (limits, the access event) and the
         operation share one commit. If ``work`` raises a PassgeniError, its
         writes are undone, the bookkeeping is committed on its own, and the
-        error is raised here. ``generation_attempts`` counts
-        towards the per-IP generation limit (keys without their own limit).
+        error is raised here. ``generation_attempts`` counts towards the
+        per-IP generation limit (keys without their own limit).
         """
         unit = self._authorized_unit(
             api_key, ip=ip, endpoint=endpoint, work=work, generation_attempts=generation_attempts
         )
         try:
-            outcome = self._write(unit)
-        except _WorkFailed as failed:
-            # The operation failed: its unit was rolled back whole; record the
-            # request's bookkeeping alone, then answer with the operation's error.
-            retry_unit = self._authorized_unit(
-                api_key,
-                ip=ip,
-                endpoint=endpoint,
-                work=None,
-                generation_attempts=generation_attempts,
-            )
-            self._authorized_result(self._write(retry_unit))
-            raise failed.error from None
-        value: _T = self._authorized_result(outcome)
-        return value
-
-    async def authorized_async(
-        self,
-        api_key: str | None,
-        *,
-        ip: str | None,
-        endpoint: str,
-        work: Callable[[Connection, Principal], _T],
-        generation_attempts: int = 0,
-    ) -> _T:
-        """:meth:`authorized` for an event loop: waits for the commit without a thread.
-
-        On SQLite the unit is handed to the group committer and the loop
-        awaits the commit; elsewhere the transaction runs in a worker thread.
-        """
-        unit = self._authorized_unit(
-            api_key, ip=ip, endpoint=endpoint, work=work, generation_attempts=generation_attempts
-        )
-        try:
-            outcome = await self._write_async(unit)
+            outcome = await self._write(unit)
         except _WorkFailed as failed:
             retry_unit = self._authorized_unit(
                 api_key,
@@ -1255,15 +1183,26 @@ class AuthorityService:
                 work=None,
                 generation_attempts=generation_attempts,
             )
-            self._authorized_result(await self._write_async(retry_unit))
+            self._authorized_result(await self._write(retry_unit))
             raise failed.error from None
         value: _T = self._authorized_result(outcome)
         return value
 
-    async def _write_async(self, unit: Callable[[Connection], _T]) -> _T:
+    async def _write(self, unit: Callable[[Connection], _T]) -> _T:
+        """Run ``unit`` in a transaction that is committed before this returns.
+
+        With a group committer the unit joins the current group commit (its
+        own savepoint, one shared commit); elsewhere it gets its own
+        transaction in a worker thread. Raises what the unit raises, or
+        AuthorityUnavailable.
+        """
         if self._committer is not None:
             return await self._committer.run_async(unit)
-        return await asyncio.to_thread(self._write, unit)
+        return await asyncio.to_thread(self._in_tx, unit)
+
+    def _in_tx(self, unit: Callable[[Connection], _T]) -> _T:
+        with self._tx() as conn:
+            return unit(conn)
 
     def _authorized_unit(
         self,
@@ -1274,7 +1213,7 @@ class AuthorityService:
         work: Callable[[Connection, Principal], Any] | None,
         generation_attempts: int,
     ) -> Callable[[Connection], tuple[Principal | None, PassgeniError | None, Any]]:
-        """The unit of :meth:`authorized`: bookkeeping then ``work`` (``None``:
+        """The unit of :meth:`_authorized`: bookkeeping then ``work`` (``None``:
         bookkeeping only). ``work``'s error is raised as :class:`_WorkFailed`,
         so the whole unit (bookkeeping included) rolls back: one savepoint per
         request instead of two on the success path."""
@@ -1331,56 +1270,16 @@ class AuthorityService:
 
     # -- generation sessions -------------------------------------------------------
 
-    def start_generation(
-        self, principal: Principal, body: Mapping[str, Any], *, ip: str | None
-    ) -> GenerationTicket:
-        """Re-validate a generation request and open a 60-second, single-use session.
-
-        Raises:
-            RateLimited: too many generation attempts from ``ip`` this hour.
-            InvalidRequest: unknown fields, a ``password`` field, no standard.
-            UnknownPreset: the standard is not in the mapping.
-            InvalidParameters / LengthOutOfRange / ConflictingParameters:
-                the parameters are malformed.
-            PresetNotMet: the parameters do not meet the standard (in strict
-                FIPS mode, FIPS 140-3 also needs a FIPS-mode entropy source).
-            AuthorityUnavailable: the database failed.
-        """
-        now = self.now()
-        limit = self.settings.rate_limits.generation_per_ip_per_hour
-        if limit is not None and principal.rate_limit is None:
-            # Counted before validation: a failed attempt is still an attempt.
-            retry = self._write(
-                lambda conn: _ratelimit.window(
-                    conn, f"gen-ip:{ip or 'unknown'}", limit, 3600.0, now.timestamp()
-                )
-            )
-            if retry is not None:
-                raise self._ip_limited(limit, retry)
-        work = self.generation_work(body)
-        return self._write(lambda conn: work(conn, principal))
-
-    def generation_work(
-        self, body: Mapping[str, Any] | PassgeniError
-    ) -> Callable[[Connection, Principal], GenerationTicket]:
-        """Validate a generation request now; the returned work opens its session.
-
-        For :meth:`authorized`: validation errors (or ``body`` itself when it
-        is an error, e.g. unparsable JSON) are raised by the work, so they
-        come after authentication and rate limits, as over HTTP.
-        """
-        batch = self.generation_batch_work(body, 1)
-
-        def work(conn: Connection, principal: Principal) -> GenerationTicket:
-            return batch(conn, principal).tickets()[0]
-
-        return work
-
-    def generation_batch_work(
+    def _generation_batch_work(
         self, body: Mapping[str, Any] | PassgeniError, count: int | PassgeniError
     ) -> Callable[[Connection, Principal], GenerationBatch]:
-        """Like :meth:`generation_work` for ``count`` sessions with the same parameters
-        (``POST /api/generate-batch``): validated once, sessions are tokens."""
+        """Validate a generation request now; the returned work opens ``count``
+        sessions with its parameters (validated once, sessions are tokens).
+
+        Validation errors (or ``body`` itself when it is an error, e.g.
+        unparsable JSON) are raised by the work, so they come after
+        authentication and rate limits, as over HTTP.
+        """
         error: PassgeniError | None = None
         validated: tuple[dict[str, Any], str, str] | None = None
         try:
@@ -1541,191 +1440,71 @@ class AuthorityService:
 
     # -- certificates --------------------------------------------------------------
 
-    def issue_certificate(
-        self, principal: Principal, body: Mapping[str, Any], *, ip: str | None
+    async def issue_certificate(
+        self,
+        api_key: str | None,
+        body: Mapping[str, Any] | PassgeniError,
+        *,
+        ip: str | None,
+        endpoint: str,
     ) -> IssuedCertificate:
-        """Redeem a session (once) and issue its signed certificate.
-
-        The certificate row is committed before this returns.
+        """``POST /api/generate-certificate``: authorise, rate-limit, then redeem a
+        session (once) and sign its certificate, in one transaction committed
+        before this returns. Nothing is signed for a caller that is not
+        admitted. ``body`` may be the error parsing it gave (raised after
+        authentication and rate limits, as over HTTP).
 
         Raises:
+            Unauthenticated / RateLimited: as :meth:`authorize`.
             InvalidRequest: unknown fields, a malformed commitment, target or label.
             SessionInvalid: forged, malformed, unknown or another tenant's session.
             SessionExpired: the session is older than its lifetime.
             SessionAlreadyUsed: the session was already redeemed.
             AuthorityError / AuthorityUnavailable: signing or the database failed.
         """
-        result = self._issue(principal, [body], ip=ip, batch=False)[0]
-        if isinstance(result, PassgeniError):
-            raise result
-        return result
+        now = self.now()
 
-    def issue_certificates(
-        self, principal: Principal, items: Sequence[object], *, ip: str | None
+        def work(conn: Connection, principal: Principal) -> IssuedCertificate:
+            if isinstance(body, PassgeniError):
+                raise body
+            result = self._issue_in(conn, principal, [body], ip=ip, batch=False, now=now)[0]
+            if isinstance(result, PassgeniError):
+                raise result
+            return result
+
+        return await self._authorized(api_key, ip=ip, endpoint=endpoint, work=work)
+
+    async def issue_certificates(
+        self,
+        api_key: str | None,
+        items: Sequence[object] | PassgeniError,
+        *,
+        ip: str | None,
+        endpoint: str,
     ) -> list[IssuedCertificate | PassgeniError]:
-        """Batch issuance: one result per item, in order (an error per failed item).
-
-        All successful certificates are committed in one transaction before
-        this returns.
+        """``POST /api/generate-certificates``: :meth:`issue_certificate` for many
+        sessions, one result per item, in order (an error per failed item).
 
         Raises:
+            Unauthenticated / RateLimited: as :meth:`authorize`.
             InvalidRequest: ``items`` is empty or has more than ``max_batch_items``.
             AuthorityError / AuthorityUnavailable: signing or the database failed.
         """
-        self._check_batch(items)
-        return self._issue(principal, items, ip=ip, batch=True)
+        now = self.now()
+
+        def work(conn: Connection, principal: Principal) -> list[IssuedCertificate | PassgeniError]:
+            if isinstance(items, PassgeniError):
+                raise items
+            self._check_batch(items)
+            return self._issue_in(conn, principal, items, ip=ip, batch=True, now=now)
+
+        return await self._authorized(api_key, ip=ip, endpoint=endpoint, work=work)
 
     def _check_batch(self, items: Sequence[object]) -> None:
         if not items:
             raise InvalidRequest("items must be a non-empty list")
         if len(items) > self.settings.max_batch_items:
             raise InvalidRequest(f"at most {self.settings.max_batch_items} items per batch")
-
-    def issue_work(
-        self,
-        body: Mapping[str, Any] | PassgeniError,
-        *,
-        ip: str | None,
-        prepared: _Prepared | None = None,
-    ) -> Callable[[Connection, Principal], IssuedCertificate]:
-        """For :meth:`authorized`: the work of ``POST /api/generate-certificate``
-        (``body`` may be the error parsing it gave, raised by the work)."""
-        now = prepared.now if prepared is not None else self.now()
-
-        def work(conn: Connection, principal: Principal) -> IssuedCertificate:
-            if isinstance(body, PassgeniError):
-                raise body
-            result = self._issue_in(
-                conn, principal, [body], ip=ip, batch=False, now=now, prepared=prepared
-            )[0]
-            if isinstance(result, PassgeniError):
-                raise result
-            return result
-
-        return work
-
-    def issue_batch_work(
-        self,
-        items: Sequence[object] | PassgeniError,
-        *,
-        ip: str | None,
-        prepared: _Prepared | None = None,
-    ) -> Callable[[Connection, Principal], list[IssuedCertificate | PassgeniError]]:
-        """For :meth:`authorized`: the work of ``POST /api/generate-certificates``."""
-        now = prepared.now if prepared is not None else self.now()
-
-        def work(conn: Connection, principal: Principal) -> list[IssuedCertificate | PassgeniError]:
-            if isinstance(items, PassgeniError):
-                raise items
-            self._check_batch(items)
-            return self._issue_in(
-                conn, principal, items, ip=ip, batch=True, now=now, prepared=prepared
-            )
-
-        return work
-
-    async def _reserve_indexes(self, count: int) -> int:
-        """``count`` consecutive status-list indexes for certificates signed ahead.
-
-        Taken from a block this process reserved durably (one commit per
-        ``_INDEX_BLOCK`` indexes instead of one per request); a process that
-        stops leaves the rest of its block unused, which the status lists
-        allow (an unused index is a 0 bit no certificate points at).
-        """
-        with self._lock:
-            start, end = self._index_block
-            if end - start >= count:
-                self._index_block = (start + count, end)
-                return start
-        size = max(count, _INDEX_BLOCK)
-        first = await self._write_async(lambda conn: _status.allocate_indexes(conn, size))
-        with self._lock:
-            self._index_block = (first + count, first + size)
-        return first
-
-    async def prepare_issue(
-        self, api_key: str | None, items: Sequence[object] | PassgeniError, *, ip: str | None
-    ) -> _Prepared | None:
-        """Sign ahead, outside the write lock, the certificates a request will
-        most likely get, so that the processes sign in parallel and the
-        serialised part of issuance is one ``INSERT``.
-
-        Nothing here decides anything: it checks the session tokens (HMAC,
-        owner, expiry), reserves status-list indexes and signs. The request's
-        own transaction then authorises, rate-limits and redeems as always
-        (the certificate insert is the single-use gate), and a certificate
-        whose session turns out to be used already is discarded unseen.
-        ``None`` when nothing can be prepared (unknown key, malformed items).
-        """
-        if isinstance(items, PassgeniError) or not api_key:
-            return None
-        if not items or len(items) > self.settings.max_batch_items:
-            return None
-        now = self.now()
-        key_hash = hash_api_key(api_key)
-        user_id: str | None = self._key_users.get(key_hash)
-        if user_id is None:
-            rows = self._readers.read(_KEY_LOOKUP, {"key_hash": key_hash})
-            if not rows or rows[0][4] is not None:
-                return None
-            user_id = str(rows[0][1])
-            self._key_users.put(key_hash, user_id)
-        principal = Principal(user_id=user_id, team_id=None, key_prefix="")
-        try:
-            parsed = self._parse_all(principal, items, now, batch=True)
-        except PassgeniError:
-            return None
-        cached = self._active
-        if cached is None or time.monotonic() - cached[2] >= self.settings.key_cache_seconds:
-            # Refreshed from committed state, so signing stays out of the write
-            # lock (the request's transaction uses the same cached key).
-            rows = self._readers.read(_ACTIVE_KEY, {})
-            if not rows:
-                return None  # no active key: the transaction answers the error
-            cached = self._active = (rows[0][0], rows[0][1], time.monotonic())
-        kid, signer_ref = cached[0], cached[1]
-        wanted: dict[str, tuple[_Parsed, dict[str, Any]]] = {}
-        for entry in parsed:
-            if isinstance(entry, PassgeniError) or entry[0].jti in wanted:
-                continue
-            try:
-                wanted[entry[0].jti] = (entry, self._request_for(entry[0].rq))
-            except PassgeniError:
-                continue  # answered by the request's own transaction
-        if not wanted:
-            return None
-        first = await self._reserve_indexes(len(wanted))
-        issued_at = datetime.fromtimestamp(int(now.timestamp()), UTC)
-        dialect = self.engine.dialect.name
-        now_db = _hot.dt_for(dialect, now)
-
-        def sign_all() -> dict[str, tuple[dict[str, Any], dict[str, Any], IssuedCertificate]]:
-            return {
-                jti: self._sign_entry(
-                    dialect,
-                    user_id,
-                    kid,
-                    signer_ref,
-                    entry,
-                    request,
-                    first + n,
-                    issued_at,
-                    now_db,
-                    ip,
-                )
-                for n, (jti, (entry, request)) in enumerate(wanted.items())
-            }
-
-        # A local key signs in microseconds, on the loop; a remote signer
-        # (Vault Transit) is a network call per certificate: never on the loop.
-        signed = (
-            sign_all()
-            if isinstance(self.signer, LocalFileSigner)
-            else await asyncio.to_thread(sign_all)
-        )
-        return _Prepared(
-            user_id=user_id, kid=kid, now=now, issued_at=issued_at, parsed=parsed, signed=signed
-        )
 
     def _parse_redeem(
         self, principal: Principal, body: object, now: datetime
@@ -1766,14 +1545,6 @@ class AuthorityService:
         ):
             raise InvalidRequest("label must be 1-200 printable characters")
         return claims, commitment, target, label
-
-    def _issue(
-        self, principal: Principal, items: Sequence[object], *, ip: str | None, batch: bool
-    ) -> list[IssuedCertificate | PassgeniError]:
-        now = self.now()
-        return self._write(
-            lambda conn: self._issue_in(conn, principal, items, ip=ip, batch=batch, now=now)
-        )
 
     def _parse_all(
         self, principal: Principal, items: Sequence[object], now: datetime, *, batch: bool
@@ -1905,14 +1676,10 @@ class AuthorityService:
         ip: str | None,
         batch: bool,
         now: datetime,
-        prepared: _Prepared | None = None,
     ) -> list[IssuedCertificate | PassgeniError]:
-        """Redeem and sign in ``conn``; the caller commits before returning any id.
-
-        With ``prepared`` (see :meth:`prepare_issue`), certificates signed
-        ahead are used as they are; the certificate insert here stays the
-        only single-use gate.
-        """
+        """Redeem and sign in ``conn`` (the request is already authorised and
+        admitted by its rate limits); the caller commits before returning any id.
+        The certificate insert is the single-use gate."""
         memo = _hot.memo(conn)
         cache_key = ("team", principal.user_id)
         if memo is not None and cache_key in memo:
@@ -1923,14 +1690,8 @@ class AuthorityService:
             if memo is not None:
                 memo[cache_key] = team_id
         kid, signer_ref = self._active_key(conn)
-        ahead: dict[str, tuple[dict[str, Any], dict[str, Any], IssuedCertificate]] = {}
-        if prepared is not None and prepared.user_id == principal.user_id and prepared.kid == kid:
-            parsed = prepared.parsed
-            ahead = prepared.signed
-            issued_at = prepared.issued_at
-        else:
-            parsed = self._parse_all(principal, items, now, batch=batch)
-            issued_at = datetime.fromtimestamp(int(now.timestamp()), UTC)
+        parsed = self._parse_all(principal, items, now, batch=batch)
+        issued_at = datetime.fromtimestamp(int(now.timestamp()), UTC)
         results: list[IssuedCertificate | PassgeniError | None] = []
         pending: list[tuple[int, tuple[dict[str, Any], dict[str, Any], IssuedCertificate]]] = []
         seen: set[str] = set()
@@ -1945,34 +1706,29 @@ class AuthorityService:
                 results.append(_already_used())
                 continue
             seen.add(jti)
-            signed = ahead.get(jti)
-            if signed is None:
-                try:
-                    request = self._request_for(entry[0].rq, conn)
-                except PassgeniError as exc:
-                    results.append(exc)
-                    continue
-                if next_idx is None:
-                    # Offline revocation: one status-list index per certificate (see _status).
-                    unsigned = sum(
-                        1
-                        for e in parsed
-                        if not isinstance(e, PassgeniError) and e[0].jti not in ahead
-                    )
-                    next_idx = _status.allocate_indexes(conn, unsigned)
-                signed = self._sign_entry(
-                    conn.dialect.name,
-                    principal.user_id,
-                    kid,
-                    signer_ref,
-                    entry,
-                    request,
-                    next_idx,
-                    issued_at,
-                    _hot.dt(conn, now),
-                    ip,
+            try:
+                request = self._request_for(entry[0].rq, conn)
+            except PassgeniError as exc:
+                results.append(exc)
+                continue
+            if next_idx is None:
+                # Offline revocation: one status-list index per certificate (see _status).
+                next_idx = _status.allocate_indexes(
+                    conn, sum(1 for e in parsed if not isinstance(e, PassgeniError))
                 )
-                next_idx += 1
+            signed = self._sign_entry(
+                conn.dialect.name,
+                principal.user_id,
+                kid,
+                signer_ref,
+                entry,
+                request,
+                next_idx,
+                issued_at,
+                _hot.dt(conn, now),
+                ip,
+            )
+            next_idx += 1
             signed[0]["team_id"] = team_id
             pending.append((len(results), signed))
             results.append(None)
@@ -2040,8 +1796,7 @@ class AuthorityService:
         The bound is written with :data:`LAST_EXPIRY_SLACK` to spare, so a
         process updates the key's row about once per slack period instead of
         once per commit; a retired key stays published that much longer at
-        most (a public key: harmless). Certificates signed ahead with a key
-        that was retired meanwhile update that key's row all the same.
+        most (a public key: harmless).
         """
         bound = self._expiry_bounds.get(kid)
         if bound is not None and expires_at <= bound:

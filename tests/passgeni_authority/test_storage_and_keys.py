@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
 import os
@@ -59,14 +60,30 @@ def _migrate(engine: Any, step: Any, revision: str) -> None:
         conn.commit()
 
 
+def _issue_with(svc: AuthorityService, key: str) -> Any:
+    async def two_steps() -> Any:
+        batch = await svc.open_sessions(
+            key,
+            ip="127.0.0.1",
+            endpoint="test",
+            body={"compliance_standard": "soc2"},
+            count=1,
+            generation_attempts=1,
+        )
+        return await svc.issue_certificate(
+            key,
+            {"generation_session_id": batch.generation_session_ids[0]},
+            ip="127.0.0.1",
+            endpoint="test",
+        )
+
+    return asyncio.run(two_steps())
+
+
 def _issue(svc: AuthorityService, user: str = "alice") -> Any:
     if id(svc) not in _KEYS:
         _KEYS[id(svc)] = svc.create_api_key(user).key
-    principal = svc.authorize(_KEYS[id(svc)], ip="127.0.0.1", endpoint="test")
-    ticket = svc.start_generation(principal, {"compliance_standard": "soc2"}, ip="127.0.0.1")
-    return svc.issue_certificate(
-        principal, {"generation_session_id": ticket.generation_session_id}, ip="127.0.0.1"
-    )
+    return _issue_with(svc, _KEYS[id(svc)])
 
 
 def test_migrations_apply_on_a_fresh_database_and_match_the_schema(tmp_path: Path):
@@ -335,10 +352,7 @@ def test_0006_issuance_skips_index_entries_nothing_reads(tmp_path: Path):
         team_key = svc.create_api_key("bob", team="blue").key
         team = svc.authorize(team_key, ip="127.0.0.1", endpoint="test")
         for _ in range(2):  # over the threshold of 1: an anomaly event
-            ticket = svc.start_generation(team, {"compliance_standard": "soc2"}, ip="127.0.0.1")
-            svc.issue_certificate(
-                team, {"generation_session_id": ticket.generation_session_id}, ip="127.0.0.1"
-            )
+            _issue_with(svc, team_key)
         audit_before = svc.audit(team).to_dict()
         assert audit_before["total"] == 2 and audit_before["anomalies"]
         for plan in _plans_of(svc, lambda: svc.audit(team, page=1), "certificates"):
