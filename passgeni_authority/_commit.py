@@ -1,7 +1,7 @@
 """Group commit for SQLite: many requests' writes, one transaction, one disk sync.
 
-With ``synchronous=FULL`` every SQLite commit waits for the disk (a ~1-2 ms
-``fsync`` here), and SQLite admits one writer at a time, so one commit per
+With ``synchronous=FULL`` every SQLite commit waits for the disk (an
+``fsync``), and SQLite admits one writer at a time, so one commit per
 request caps a process at a few hundred writes per second however many
 requests are in flight. :class:`GroupCommitter` keeps the durability and lifts
 the cap: request threads hand it a *unit* (a function of a connection); one
@@ -45,7 +45,7 @@ from sqlalchemy import Engine
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import SQLAlchemyError
 
-from . import _hot
+from . import _hot, _sql
 
 __all__ = ["GroupCommitter", "WriteLock"]
 
@@ -249,6 +249,8 @@ class GroupCommitter:
                     if isinstance(exc, self._db_errors):
                         log.warning("database error: %s", type(exc).__name__)
                         failure = self._on_db_error(exc)
+                        if _is_conflict(exc):
+                            failure = _Conflict(failure)
                     outcomes.append((None, failure))
                 else:
                     savepoint.release()
@@ -268,7 +270,10 @@ class GroupCommitter:
             self._on_rollback()
 
     def _commit_group(
-        self, conn: Connection, group: list[tuple[Callable[[Connection], Any], Future[Any]]]
+        self,
+        conn: Connection,
+        group: list[tuple[Callable[[Connection], Any], Future[Any]]],
+        attempt: int = 0,
     ) -> None:
         try:
             held = self._lock.held() if self._lock is not None else contextlib.nullcontext()
@@ -286,6 +291,9 @@ class GroupCommitter:
                 for single in group:
                     self._commit_group(conn, [single])
                 return
+            if _is_conflict(exc) and attempt < _CONFLICT_RETRIES:
+                self._commit_group(conn, group, attempt + 1)
+                return
             error = self._on_db_error(exc)
             for _unit, future in group:
                 future.set_exception(error)
@@ -299,11 +307,18 @@ class GroupCommitter:
             raise
         # Committed: only now is anything decided inside it used, or answered.
         state.committed()
-        for (_unit, future), (value, raised) in zip(group, outcomes, strict=True):
-            if raised is not None:
+        again: list[tuple[Callable[[Connection], Any], Future[Any]]] = []
+        for (unit, future), (value, raised) in zip(group, outcomes, strict=True):
+            if isinstance(raised, _Conflict) and attempt < _CONFLICT_RETRIES:
+                again.append((unit, future))  # rolled back alone: run it again, alone
+            elif isinstance(raised, _Conflict):
+                future.set_exception(raised.error)
+            elif raised is not None:
                 future.set_exception(raised)
             else:
                 future.set_result(value)
+        for single in again:
+            self._commit_group(conn, [single], attempt + 1)
 
     # -- on an event loop ------------------------------------------------------------
 
@@ -314,8 +329,8 @@ class GroupCommitter:
         and only the lock wait and the ``COMMIT`` (its disk sync) go to a
         helper thread. A writer thread of its own would contend for the GIL
         with the busy loop on every SQLite call (each releases and retakes
-        it), and waits of up to the 5 ms switch interval made a 35 us insert
-        cost ~400 us. Other loops than the first (tests with several clients)
+        it), and each such call could wait for a whole GIL switch interval,
+        many times the statement's own cost. Other loops than the first (tests with several clients)
         and PostgreSQL (whose statements are network round trips) use the
         writer thread.
         """
@@ -400,13 +415,11 @@ class _LoopGroups:
         A group is cut when the drain task first runs, which is often before
         the other requests of the same burst reached the queue: they are
         still in the loop's ready callbacks, or in socket buffers the next
-        poll returns. Each commit costs the same whatever its size (~70 us
-        to write the WAL frames, a sync, the lock), so yielding to the loop
-        while the queue keeps growing trades microseconds of latency for
-        fewer, larger commits: measured with 16 connections on the two-step
-        flow, 2.8 units per commit became 9.8, and the server's CPU per
-        certificate fell by 20-35% across runs. A lone request waits one
-        loop iteration.
+        poll returns. Each commit costs about the same whatever its size
+        (writing the WAL frames, a sync, the lock), so yielding to the loop
+        while the queue keeps growing trades a little latency for fewer,
+        larger commits, and less server CPU per certificate. A lone request
+        waits one loop iteration.
         """
         size = -1
         for _ in range(_GATHER_PASSES):
@@ -420,7 +433,7 @@ class _LoopGroups:
             conn = self.owner._engine.connect()
             # On the driver, outside any transaction (SQLite refuses to change
             # the safety level inside one). Synced by _sync_wal instead.
-            _hot.execute(conn, "PRAGMA synchronous=NORMAL")
+            _hot.execute(conn, _sql.SQLITE_SYNC_NORMAL)
             self._conn = conn
         return self._conn
 
@@ -444,7 +457,7 @@ class _LoopGroups:
                 outcomes = owner._run_units(conn, [unit for unit, _future in group])
             finally:
                 state = _hot.end_txn(conn)
-            transaction.commit()  # no disk sync here (NORMAL): about 0.1 ms
+            transaction.commit()  # no disk sync here (NORMAL): the sync comes after the lock
             return outcomes, state
         except owner._db_errors as exc:
             if conn is not None:
@@ -504,7 +517,33 @@ class _LoopGroups:
             self._conn = None
 
 
+#: Times a unit that lost a lock conflict (a deadlock between two processes'
+#: transactions, a serialization failure) runs again, alone, before its caller
+#: is told the database failed.
+_CONFLICT_RETRIES = 3
+#: SQLSTATEs of a transaction the server aborted to resolve a conflict:
+#: retrying it is the documented remedy (PostgreSQL: deadlock_detected,
+#: serialization_failure).
+_CONFLICT_STATES = frozenset({"40P01", "40001"})
+
+
+class _Conflict(Exception):
+    """A unit's lock conflict (internal): its error, once retries are used up."""
+
+    def __init__(self, error: BaseException) -> None:
+        super().__init__(str(error))
+        self.error = error
+
+
+def _is_conflict(exc: BaseException) -> bool:
+    # SQLAlchemy wraps the driver's error (.orig); the hot path raises it bare.
+    driver_error = getattr(exc, "orig", None) or exc
+    return getattr(driver_error, "sqlstate", None) in _CONFLICT_STATES
+
+
 def _settle(future: asyncio.Future[Any], value: Any, raised: BaseException | None) -> None:
+    if isinstance(raised, _Conflict):
+        raised = raised.error  # SQLite's write lock rules conflicts out; kept for safety
     if future.done():  # the request was cancelled meanwhile (client gone)
         return
     if raised is not None:

@@ -245,7 +245,7 @@ def test_no_secret_reaches_logs_or_reprs_during_a_full_flow(tmp_path: Path):
                     authority.service,
                     settings,
                     new_key,
-                    authority.service._sessions,
+                    authority.service.sessions.codec,
                 )
             )
             import sqlite3

@@ -30,11 +30,11 @@ def test_a_revocation_in_one_process_is_refused_at_once_by_another(tmp_path: Pat
         # Both processes have the row cached after one request each.
         assert a.authorize(key.key, ip=None, endpoint="t").user_id == "ops"
         assert b.authorize(key.key, ip=None, endpoint="t").user_id == "ops"
-        assert a._admitted_without_write(key.key, datetime.now(UTC)) is not None
+        assert a.gate.admitted_without_write(key.key, datetime.now(UTC)) is not None
         b.revoke_api_key(key.prefix)
         with pytest.raises(Unauthenticated):
             a.authorize(key.key, ip=None, endpoint="t")
-        assert a._admitted_without_write(key.key, datetime.now(UTC)) is None
+        assert a.gate.admitted_without_write(key.key, datetime.now(UTC)) is None
         with pytest.raises(Unauthenticated):
             b.authorize(key.key, ip=None, endpoint="t")
         # Other keys keep working (and are simply read again).

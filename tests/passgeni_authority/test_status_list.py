@@ -181,8 +181,9 @@ def test_migration_keeps_certificates_issued_before_status_lists(tmp_path: Path)
     from alembic.config import Config
 
     from passgeni_authority import AuthorityService, AuthoritySettings
-    from passgeni_authority._db import _script_location, make_engine, users
+    from passgeni_authority._db import users
     from passgeni_authority._status import status_list_token
+    from passgeni_authority._storage import _script_location, make_engine
 
     url = f"sqlite:///{tmp_path / 'authority.db'}"
     engine = make_engine(url)
@@ -248,7 +249,7 @@ def _head() -> str:
     from alembic.config import Config
     from alembic.script import ScriptDirectory
 
-    from passgeni_authority._db import _script_location
+    from passgeni_authority._storage import _script_location
 
     cfg = Config()
     cfg.set_main_option("script_location", _script_location())

@@ -50,7 +50,7 @@ def _migrate(engine: Any, step: Any, revision: str) -> None:
     """Run an alembic command (``command.upgrade`` / ``downgrade``) on ``engine``."""
     from alembic.config import Config
 
-    from passgeni_authority._db import _script_location
+    from passgeni_authority._storage import _script_location
 
     with engine.connect() as conn:
         cfg = Config()
@@ -102,7 +102,7 @@ def test_migrations_apply_on_a_fresh_database_and_match_the_schema(tmp_path: Pat
         from alembic.config import Config
         from alembic.script import ScriptDirectory
 
-        from passgeni_authority._db import _script_location
+        from passgeni_authority._storage import _script_location
 
         cfg = Config()
         cfg.set_main_option("script_location", _script_location())
@@ -193,8 +193,8 @@ def test_signing_path_is_lean(tmp_path: Path):
     import time
 
     with _service(tmp_path) as svc:
-        kid, ref = svc._active_key(svc.engine.connect())
-        jws = svc._jws
+        kid, ref = svc.keys.active(svc.engine.connect())
+        jws = svc.keys.jws
         payload = {"iss": "x", "jti": "pg_x", "n": 1}
         started = time.perf_counter()
         for _ in range(500):
@@ -241,7 +241,7 @@ def test_0004_keeps_claims_in_the_token_and_downgrade_restores_the_column(tmp_pa
     from the token, and a downgrade to 0003 rebuilds the column from the tokens."""
     from alembic import command
 
-    from passgeni_authority._db import make_engine
+    from passgeni_authority._storage import make_engine
 
     with _service(tmp_path) as svc:
         issued = [_issue(svc) for _ in range(3)]
@@ -334,8 +334,8 @@ def test_0006_issuance_skips_index_entries_nothing_reads(tmp_path: Path):
     read through those (partial) indexes, and 0006 downgrades and upgrades."""
     from alembic import command
 
-    from passgeni_authority._db import make_engine
-    from passgeni_authority._service import _LATEST_ANOMALY
+    from passgeni_authority._sql import LATEST_ANOMALY as _LATEST_ANOMALY
+    from passgeni_authority._storage import make_engine
 
     def index_sql() -> dict[str, str]:
         with create_engine(f"sqlite:///{tmp_path / 'authority.db'}").connect() as conn:
@@ -399,7 +399,7 @@ def _last_expiry(tmp_path: Path) -> dict[str, Any]:
 def test_issuance_keeps_an_expiry_bound_per_key_about_once_an_hour(tmp_path: Path):
     """``signing_keys.last_expires_at`` covers every certificate of its key, with at
     most an hour to spare, and is rewritten about once an hour, not once per commit."""
-    from passgeni_authority._service import LAST_EXPIRY_SLACK
+    from passgeni_authority._keys import LAST_EXPIRY_SLACK
 
     def bound_of(kid: str) -> datetime:
         return datetime.fromisoformat(_last_expiry(tmp_path)[kid]).replace(tzinfo=UTC)
@@ -444,7 +444,7 @@ def test_a_certificate_signed_with_a_key_another_process_retired_keeps_it_publis
 def test_0007_fills_the_expiry_bound_from_stored_certificates_and_downgrades(tmp_path: Path):
     from alembic import command
 
-    from passgeni_authority._db import make_engine
+    from passgeni_authority._storage import make_engine
 
     clock = FakeClock()
     with _service(tmp_path, clock) as svc:

@@ -105,7 +105,7 @@ class Authority:
             return {row[0] for row in db.execute("SELECT session_jti FROM certificates")}
 
     def jti(self, sid: str) -> str:
-        jti: str = self.service._sessions.decode(sid).jti
+        jti: str = self.service.sessions.codec.decode(sid).jti
         return jti
 
 

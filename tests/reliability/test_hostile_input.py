@@ -229,7 +229,7 @@ def test_mac_valid_session_unknown_to_the_database_is_refused(
     """Even with the session secret, the database decides what a token can redeem:
     its request digest must be one the authority validated and stored, and its
     jti must not have a certificate yet."""
-    codec = server.service._sessions
+    codec = server.service.sessions.codec
     now = int(server.clock().timestamp())
     unknown_request = SessionClaims(
         jti="a" * 24, sub=alice.user, iat=now, exp=now + 60, rq="b" * 22
