@@ -172,6 +172,128 @@ class _CertTemplate:
     expires_at_db: Any
 
 
+class _Signer:
+    """Makes one certificate: its claims (from a template shared by the
+    certificates of one user, request and second), its signature, its row."""
+
+    def __init__(self, settings: AuthoritySettings, keys: SigningKeys, certs: Certificates) -> None:
+        self.settings = settings
+        self.keys = keys
+        self.certs = certs
+        # Claims templates of recent (user, request, second) (see template).
+        self._templates = LRU(64)
+
+    def template(
+        self, dialect: str, user_id: str, digest: str, request: dict[str, Any], issued_at: datetime
+    ) -> _CertTemplate:
+        """The shared part of the certificates of ``user_id`` for ``request`` issued
+        at ``issued_at``: built once through :class:`CertificateClaims` (which
+        checks and orders the claims), then reused for every such certificate."""
+        key = (dialect, user_id, digest, issued_at)  # the digest names the request
+        cached: _CertTemplate | None = self._templates.get(key)
+        if cached is not None:
+            return cached
+        claims = CertificateClaims.build(
+            issuer=self.settings.public_url,
+            subject=user_id,
+            cert_id="pg_" + "a" * 24,
+            compliance_standard=request["compliance_standard"],
+            standards_met=request["standards_met"],
+            entropy_bits=request["entropy_bits"],
+            naive_entropy_bits=request["naive_entropy_bits"],
+            parameters=request["parameters"],
+            entropy_source=request["entropy_source"],
+            mapping_version=request["mapping_version"],
+            issued_at=issued_at,
+        )
+        common = claims.to_payload()
+        del common["jti"]  # per certificate, with the optional claims (see _sign_entry)
+        body = json.dumps(common, separators=(",", ":"), ensure_ascii=False)
+        template = _CertTemplate(
+            prefix=(body[:-1] + ",").encode("utf-8"),
+            compliance_standard=claims.compliance_standard,
+            standards_met=claims.standards_met,
+            standards_column="," + ",".join(claims.standards_met) + ",",
+            entropy_bits=claims.entropy_bits,
+            issued_at=claims.issued_at,
+            expires_at=claims.expires_at,
+            issued_at_db=_hot.dt_for(dialect, claims.issued_at),
+            expires_at_db=_hot.dt_for(dialect, claims.expires_at),
+        )
+        self._templates.put(key, template)
+        return template
+
+    def sign(
+        self,
+        dialect: str,
+        user_id: str,
+        kid: str,
+        signer_ref: str,
+        entry: _Parsed,
+        request: dict[str, Any],
+        status_idx: int,
+        issued_at: datetime,
+        now_db: Any,
+        ip: str | None,
+    ) -> tuple[dict[str, Any], dict[str, Any], IssuedCertificate]:
+        """One certificate: claims, signature, its row and its usage event (stored form).
+
+        The claims are the request's template (:meth:`template`) followed by
+        this certificate's own: ``jti``, the optional commitment, target and
+        label, and its status-list reference. The row's ``team_id`` is set
+        by the transaction that stores it. ``now_db`` is the request's time
+        as the database stores it (the usage event's)."""
+        claims, commitment, target, label = entry
+        template = self.template(dialect, user_id, claims.rq, request, issued_at)
+        cert_id = f"pg_{ordered_id()}"
+        own: dict[str, Any] = {"jti": cert_id}
+        if commitment is not None:
+            own["credential_commitment"] = commitment
+        if target is not None:
+            own["target"] = target.to_dict()
+        if label is not None:
+            own["label"] = label
+        own["status"] = _status.status_reference(self.settings, status_idx).to_dict()
+        # Serialised once, straight into the signed bytes (the stored claims are
+        # the token's). orjson: compact UTF-8 like the template, and faster.
+        token = self.keys.jws.token_for_body(
+            kid, signer_ref, template.prefix + orjson.dumps(own)[1:]
+        )
+        row = {
+            "cert_id": cert_id,
+            "owner_user_id": user_id,
+            "team_id": None,
+            "session_jti": claims.jti,
+            "token": token,
+            "kid": kid,
+            "compliance_standard": template.compliance_standard,
+            "standards_met": template.standards_column,
+            "status": "valid",
+            "issued_at": template.issued_at_db,
+            "expires_at": template.expires_at_db,
+            "status_list_idx": status_idx,
+        }
+        event = {
+            "kind": "certificate_issued",
+            "user_id": user_id,
+            "ip": ip,
+            "at": now_db,
+            "detail": f'{{"cert_id":"{cert_id}"}}',  # cert ids are [a-z0-9_]: no escaping
+        }
+        issued = IssuedCertificate(
+            cert_id=cert_id,
+            cert_url=self.certs.url(cert_id),
+            token=token,
+            compliance_standard=template.compliance_standard,
+            standards_met=template.standards_met,
+            entropy_bits=template.entropy_bits,
+            issued_at=template.issued_at,
+            expires_at=template.expires_at,
+            kid=kid,
+        )
+        return row, event, issued
+
+
 class Issuance:
     """Redeeming sessions for certificates (``POST /api/generate-certificate(s)``)."""
 
@@ -192,8 +314,7 @@ class Issuance:
         self.keys = keys
         self.certs = certs
         self.audit = audit
-        # Claims templates of recent (user, request, second) (see _template).
-        self._templates = LRU(64)
+        self._signer = _Signer(settings, keys, certs)
 
     async def issue_certificate(
         self,
@@ -292,116 +413,6 @@ class Issuance:
         if len(items) > self.settings.max_batch_items:
             raise InvalidRequest(f"at most {self.settings.max_batch_items} items per batch")
 
-    def _template(
-        self, dialect: str, user_id: str, digest: str, request: dict[str, Any], issued_at: datetime
-    ) -> _CertTemplate:
-        """The shared part of the certificates of ``user_id`` for ``request`` issued
-        at ``issued_at``: built once through :class:`CertificateClaims` (which
-        checks and orders the claims), then reused for every such certificate."""
-        key = (dialect, user_id, digest, issued_at)  # the digest names the request
-        cached: _CertTemplate | None = self._templates.get(key)
-        if cached is not None:
-            return cached
-        claims = CertificateClaims.build(
-            issuer=self.settings.public_url,
-            subject=user_id,
-            cert_id="pg_" + "a" * 24,
-            compliance_standard=request["compliance_standard"],
-            standards_met=request["standards_met"],
-            entropy_bits=request["entropy_bits"],
-            naive_entropy_bits=request["naive_entropy_bits"],
-            parameters=request["parameters"],
-            entropy_source=request["entropy_source"],
-            mapping_version=request["mapping_version"],
-            issued_at=issued_at,
-        )
-        common = claims.to_payload()
-        del common["jti"]  # per certificate, with the optional claims (see _sign_entry)
-        body = json.dumps(common, separators=(",", ":"), ensure_ascii=False)
-        template = _CertTemplate(
-            prefix=(body[:-1] + ",").encode("utf-8"),
-            compliance_standard=claims.compliance_standard,
-            standards_met=claims.standards_met,
-            standards_column="," + ",".join(claims.standards_met) + ",",
-            entropy_bits=claims.entropy_bits,
-            issued_at=claims.issued_at,
-            expires_at=claims.expires_at,
-            issued_at_db=_hot.dt_for(dialect, claims.issued_at),
-            expires_at_db=_hot.dt_for(dialect, claims.expires_at),
-        )
-        self._templates.put(key, template)
-        return template
-
-    def _sign_entry(
-        self,
-        dialect: str,
-        user_id: str,
-        kid: str,
-        signer_ref: str,
-        entry: _Parsed,
-        request: dict[str, Any],
-        status_idx: int,
-        issued_at: datetime,
-        now_db: Any,
-        ip: str | None,
-    ) -> tuple[dict[str, Any], dict[str, Any], IssuedCertificate]:
-        """One certificate: claims, signature, its row and its usage event (stored form).
-
-        The claims are the request's template (:meth:`_template`) followed by
-        this certificate's own: ``jti``, the optional commitment, target and
-        label, and its status-list reference. The row's ``team_id`` is set
-        by the transaction that stores it. ``now_db`` is the request's time
-        as the database stores it (the usage event's)."""
-        claims, commitment, target, label = entry
-        template = self._template(dialect, user_id, claims.rq, request, issued_at)
-        cert_id = f"pg_{ordered_id()}"
-        own: dict[str, Any] = {"jti": cert_id}
-        if commitment is not None:
-            own["credential_commitment"] = commitment
-        if target is not None:
-            own["target"] = target.to_dict()
-        if label is not None:
-            own["label"] = label
-        own["status"] = _status.status_reference(self.settings, status_idx).to_dict()
-        # Serialised once, straight into the signed bytes (the stored claims are
-        # the token's). orjson: compact UTF-8 like the template, and faster.
-        token = self.keys.jws.token_for_body(
-            kid, signer_ref, template.prefix + orjson.dumps(own)[1:]
-        )
-        row = {
-            "cert_id": cert_id,
-            "owner_user_id": user_id,
-            "team_id": None,
-            "session_jti": claims.jti,
-            "token": token,
-            "kid": kid,
-            "compliance_standard": template.compliance_standard,
-            "standards_met": template.standards_column,
-            "status": "valid",
-            "issued_at": template.issued_at_db,
-            "expires_at": template.expires_at_db,
-            "status_list_idx": status_idx,
-        }
-        event = {
-            "kind": "certificate_issued",
-            "user_id": user_id,
-            "ip": ip,
-            "at": now_db,
-            "detail": f'{{"cert_id":"{cert_id}"}}',  # cert ids are [a-z0-9_]: no escaping
-        }
-        issued = IssuedCertificate(
-            cert_id=cert_id,
-            cert_url=self.certs.url(cert_id),
-            token=token,
-            compliance_standard=template.compliance_standard,
-            standards_met=template.standards_met,
-            entropy_bits=template.entropy_bits,
-            issued_at=template.issued_at,
-            expires_at=template.expires_at,
-            kid=kid,
-        )
-        return row, event, issued
-
     def _plan_in(
         self,
         conn: Connection,
@@ -461,7 +472,7 @@ class Issuance:
         """Sign the planned certificates: ``(position, signed)`` each."""
         signed = []
         for position, entry, request, status_idx in plan.todo:
-            one = self._sign_entry(
+            one = self._signer.sign(
                 plan.dialect,
                 plan.principal.user_id,
                 plan.kid,

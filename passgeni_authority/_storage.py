@@ -254,7 +254,7 @@ class Storage:
         AuthorityUnavailable.
         """
         if self.committer is not None:
-            return await self.committer.run_async(unit)
+            return await self.committer.run(unit)
         return await asyncio.to_thread(self._alone, unit)
 
     def _alone(self, unit: Callable[[Connection], _T]) -> _T:

@@ -80,7 +80,7 @@ class Authority:
         self.synced: list[str] = []
         self.failing = False
         self._real_fsync = os.fsync
-        monkeypatch.setattr("passgeni_authority._commit.os.fsync", self._fsync)
+        monkeypatch.setattr("passgeni_authority._loopcommit.os.fsync", self._fsync)
 
     def _fsync(self, fd: int) -> None:
         self.synced.append(os.readlink(f"/proc/self/fd/{fd}"))
