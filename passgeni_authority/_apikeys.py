@@ -236,20 +236,11 @@ class Gate:
         )
         return principal, retry
 
-    def authorize(self, api_key: str | None, *, ip: str | None, endpoint: str) -> Principal:
-        """See :meth:`AuthorityService.authorize` (its own transaction, blocking)."""
-        prefix = check_key_format(api_key)
-        assert api_key is not None
-        at = now(self.settings)
-        with self.storage.transaction() as conn:
-            principal, retry = self._admit_in(
-                conn, api_key, prefix, ip=ip, endpoint=endpoint, at=at
-            )
-        if principal is None:
-            raise Unauthenticated("the API key is unknown or revoked")
-        if retry is not None:
-            raise self.limiter.user_limited(principal, retry)
-        return principal
+    async def authorize(self, api_key: str | None, *, ip: str | None, endpoint: str) -> Principal:
+        """See :meth:`AuthorityService.authorize`: :meth:`authorized` with no operation."""
+        return await self.authorized(
+            api_key, ip=ip, endpoint=endpoint, work=lambda _conn, principal: principal
+        )
 
     def admitted_without_write(self, api_key: str | None, at: Any) -> Principal | None:
         """The caller if it can be admitted with no write at all, else ``None``.

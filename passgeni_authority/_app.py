@@ -478,8 +478,10 @@ def create_app(
         route = request.scope.get("route")
         return f"{request.method} {getattr(route, 'path', request.url.path)}"
 
-    def principal(request: Request) -> Principal:
-        return svc.authorize(bearer(request), ip=ip_of(request), endpoint=endpoint_of(request))
+    async def principal(request: Request) -> Principal:
+        return await svc.authorize(
+            bearer(request), ip=ip_of(request), endpoint=endpoint_of(request)
+        )
 
     Caller = Annotated[Principal, Depends(principal)]
     Body = Annotated[dict[str, Any], Depends(json_body)]

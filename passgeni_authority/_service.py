@@ -170,9 +170,12 @@ class AuthorityService:
         """
         return self.api_keys.revoke(prefix)
 
-    def authorize(self, api_key: str | None, *, ip: str | None, endpoint: str) -> Principal:
-        """Authenticate a request, apply the per-user limits and record the access
-        (for the endpoints whose operation runs in a transaction of its own).
+    # -- the request path (async: admission, and the operation in the same commit) -----
+
+    async def authorize(self, api_key: str | None, *, ip: str | None, endpoint: str) -> Principal:
+        """Authenticate a request, apply the per-user limits and record the access,
+        committed in the group commit of the request path (for the endpoints
+        whose operation then runs in a transaction of its own).
 
         Raises:
             Unauthenticated: no key, a malformed, unknown or revoked key.
@@ -180,9 +183,7 @@ class AuthorityService:
                 exhausted (``retry_after`` set).
             AuthorityUnavailable: the database failed.
         """
-        return self.gate.authorize(api_key, ip=ip, endpoint=endpoint)
-
-    # -- the request path (async: each authorises in its operation's transaction) ------
+        return await self.gate.authorize(api_key, ip=ip, endpoint=endpoint)
 
     async def open_sessions(
         self,

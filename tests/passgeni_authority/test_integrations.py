@@ -4,6 +4,7 @@ the embedded mode, the CLI, and a secrets-in-logs sweep over a full flow."""
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 import logging
 import stat
@@ -135,7 +136,10 @@ def test_embedded_authority_runs_locally_and_keeps_its_key(tmp_path: Path):
         verify_certificate(cert["token"], jwks, issuer=again.issuer)
         assert cert["cert_url"] == f"{DEFAULT_PUBLIC_URL}/cert/{cert['cert_id']}"
         assert (
-            again.service.audit(again.service.authorize(key, ip=None, endpoint="test")).total == 13
+            again.service.audit(
+                asyncio.run(again.service.authorize(key, ip=None, endpoint="test"))
+            ).total
+            == 13
         )
 
 

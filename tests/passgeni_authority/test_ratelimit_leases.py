@@ -11,6 +11,7 @@ once the transaction that leased it committed (never from a rolled-back one).
 
 from __future__ import annotations
 
+import asyncio
 import math
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -306,14 +307,14 @@ def test_a_failed_commit_leaves_nothing_the_fast_path_could_admit(
     event.listen(service.engine, "commit", fail)
     try:
         with pytest.raises((AuthorityUnavailable, RuntimeError)):
-            service.authorize(key, ip="10.0.0.1", endpoint="GET /api/audit")
+            asyncio.run(service.authorize(key, ip="10.0.0.1", endpoint="GET /api/audit"))
     finally:
         event.remove(service.engine, "commit", fail)
     assert seen and all(s is None for s in seen)
     assert service.gate.admitted_without_write(key, service.now()) is None
     assert _stored(service, "g:key:" + key.split("_")[1]) is None
     # A commit that succeeds makes the block usable: the fast path admits.
-    service.authorize(key, ip="10.0.0.1", endpoint="GET /api/audit")
+    asyncio.run(service.authorize(key, ip="10.0.0.1", endpoint="GET /api/audit"))
     assert service.gate.admitted_without_write(key, service.now()) is not None
 
 

@@ -285,7 +285,7 @@ def test_audit_pages_are_read_in_index_order(tmp_path: Path):
                 statements.append((statement, params))
 
         event.listen(svc.engine, "before_cursor_execute", seen)
-        principal = svc.authorize(_KEYS[id(svc)], ip="127.0.0.1", endpoint="test")
+        principal = asyncio.run(svc.authorize(_KEYS[id(svc)], ip="127.0.0.1", endpoint="test"))
         svc.audit(principal, page=2, page_size=10)
         event.remove(svc.engine, "before_cursor_execute", seen)
         assert len(statements) == 1
@@ -350,7 +350,7 @@ def test_0006_issuance_skips_index_entries_nothing_reads(tmp_path: Path):
     with _service(tmp_path, anomaly_threshold_24h=1) as svc:
         _issue(svc)  # personal
         team_key = svc.create_api_key("bob", team="blue").key
-        team = svc.authorize(team_key, ip="127.0.0.1", endpoint="test")
+        team = asyncio.run(svc.authorize(team_key, ip="127.0.0.1", endpoint="test"))
         for _ in range(2):  # over the threshold of 1: an anomaly event
             _issue_with(svc, team_key)
         audit_before = svc.audit(team).to_dict()
@@ -387,7 +387,7 @@ def test_0006_issuance_skips_index_entries_nothing_reads(tmp_path: Path):
     migrate(command.upgrade, "head")
     engine.dispose()
     with _service(tmp_path, anomaly_threshold_24h=1) as svc:
-        team = svc.authorize(team_key, ip="127.0.0.1", endpoint="test")
+        team = asyncio.run(svc.authorize(team_key, ip="127.0.0.1", endpoint="test"))
         assert svc.audit(team).to_dict() == audit_before
 
 
