@@ -106,9 +106,7 @@ class AuthorityService:
         self.limiter = RateLimiter(settings.rate_limits)
         self.api_keys = ApiKeys(settings, self.storage)
         self.gate = Gate(settings, self.storage, self.api_keys, self.limiter, self.events)
-        self.sessions = Sessions(
-            settings, self.storage, SessionCodec(secret[0]), self.gate, self.events
-        )
+        self.sessions = Sessions(settings, SessionCodec(secret[0]), self.gate, self.events)
         self.certs = Certificates(settings, self.storage, self.events)
         self.audit_log = Audit(settings, self.storage, self.certs, self.events)
         self.issuance = Issuance(

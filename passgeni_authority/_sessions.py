@@ -49,7 +49,6 @@ from ._events import UsageEvents, access_detail
 from ._ids import ordered_id
 from ._models import GenerationBatch, Principal
 from ._settings import AuthoritySettings
-from ._storage import Storage
 from ._util import LRU, now
 
 __all__ = ["SessionClaims", "SessionCodec", "Sessions", "session_secret"]
@@ -176,13 +175,11 @@ class Sessions:
     def __init__(
         self,
         settings: AuthoritySettings,
-        storage: Storage,
         codec: SessionCodec,
         gate: Gate,
         events: UsageEvents,
     ) -> None:
         self.settings = settings
-        self.storage = storage
         self.codec = codec
         self.gate = gate
         self.events = events
@@ -326,8 +323,8 @@ class Sessions:
             mapping_version=request["mapping_version"],
         )
 
-    def request_for(self, digest: str, conn: Connection | None = None) -> dict[str, Any]:
-        """The re-validated request a session token refers to.
+    def request_for(self, digest: str, conn: Connection) -> dict[str, Any]:
+        """The re-validated request a session token refers to (read in ``conn``).
 
         Raises:
             SessionInvalid: no such request (a token from before migration
@@ -337,12 +334,7 @@ class Sessions:
         request: dict[str, Any] | None = self._requests.get(digest)
         if request is not None:
             return request
-        params = {"digest": digest}
-        rows = (
-            _hot.execute(conn, _sql.REQUEST_BY_DIGEST, params).fetchall()
-            if conn is not None
-            else self.storage.readers.read(_sql.REQUEST_BY_DIGEST, params)
-        )
+        rows = _hot.execute(conn, _sql.REQUEST_BY_DIGEST, {"digest": digest}).fetchall()
         if not rows:
             raise SessionInvalid("generation session is unknown to this authority")
         request = json.loads(rows[0][0])
