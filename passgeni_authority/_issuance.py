@@ -1,8 +1,8 @@
 """Issuance: a session is redeemed (once) for a signed certificate.
 
 A request is authorised and admitted by its rate limits first (see
-:class:`~._apikeys.Gate`); only then, in the same transaction, are its
-sessions checked, its certificates signed and stored. The certificate
+:class:`~._apikeys.Gate`); only then are its items checked (:mod:`._redeem`),
+its certificates made and signed (:mod:`._mint`) and stored. The certificate
 insert is the single-use gate: the unique ``session_jti`` lets at most one
 certificate per session in, however many requests or processes race.
 """
@@ -10,133 +10,39 @@ certificate per session in, however many requests or processes race.
 from __future__ import annotations
 
 import asyncio
-import json
-import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-import orjson
 from sqlalchemy.engine import Connection
 
-from passgeni_core import (
-    CertificateClaims,
-    InvalidRequest,
-    PassgeniError,
-    SessionAlreadyUsed,
-    SessionExpired,
-    SessionInvalid,
-    Target,
-)
+from passgeni_core import InvalidRequest, PassgeniError, SessionAlreadyUsed
 
 from . import _hot, _sql, _status, _util
 from ._apikeys import Gate
 from ._audit import Audit
 from ._certificates import Certificates
-from ._ids import ordered_id
 from ._keys import SigningKeys
+from ._mint import CertificateMaker, Signed
 from ._models import IssuedCertificate, Principal
-from ._sessions import SessionClaims, SessionCodec, Sessions
+from ._redeem import Parsed, parse_all
+from ._sessions import Sessions
 from ._settings import AuthoritySettings
 from ._signing import LocalFileSigner
 from ._storage import Storage
-from ._util import LRU
 
 __all__ = ["Issuance"]
 
-_COMMITMENT_RE = re.compile(r"^[A-Za-z0-9_-]{43}$")
-_REDEEM_FIELDS = frozenset({"generation_session_id", "credential_commitment", "target", "label"})
 #: Rows per certificate INSERT (12 bound values each: far below SQLite's and
 #: PostgreSQL's limits on parameters per statement).
 _INSERT_CHUNK = 500
-
-_Parsed = tuple[SessionClaims, str | None, Target | None, str | None]
-#: (certificate row, usage event row, answer) of one signed certificate.
-_Signed = tuple[dict[str, Any], dict[str, Any], IssuedCertificate]
 
 
 def _already_used() -> SessionAlreadyUsed:
     return SessionAlreadyUsed(
         "this generation session was already redeemed (sessions are single use)"
     )
-
-
-def _encodable(value: str | None) -> bool:
-    # JSON's "\ud800" escape parses to a lone surrogate, which no UTF-8 token can hold.
-    if value is None:
-        return True
-    try:
-        value.encode("utf-8")
-    except UnicodeEncodeError:
-        return False
-    return True
-
-
-def _parse_redeem(
-    codec: SessionCodec,
-    settings: AuthoritySettings,
-    principal: Principal,
-    body: object,
-    now: datetime,
-) -> _Parsed:
-    """One redeem item checked: its session (MAC, owner, expiry) and fields."""
-    if not isinstance(body, Mapping):
-        raise InvalidRequest("each item must be a JSON object")
-    unknown = (
-        ()
-        if body.keys() <= _REDEEM_FIELDS
-        else sorted(str(k)[:40] for k in body if k not in _REDEEM_FIELDS)
-    )
-    if unknown:
-        raise InvalidRequest(f"unknown field(s): {', '.join(unknown)}")
-    if "generation_session_id" not in body:
-        raise InvalidRequest("generation_session_id is required")
-    claims = codec.decode(body["generation_session_id"])
-    if claims.sub != principal.user_id:
-        # Same answer as a forgery: no oracle for other tenants' sessions.
-        raise SessionInvalid("generation_session_id was not issued to this caller")
-    if now.timestamp() >= claims.exp:
-        raise SessionExpired(
-            f"the generation session expired {int(now.timestamp() - claims.exp)} s ago "
-            f"(sessions last {settings.session_lifetime_seconds} s)"
-        )
-    commitment = body.get("credential_commitment")
-    if commitment is not None and (
-        not isinstance(commitment, str) or not _COMMITMENT_RE.match(commitment)
-    ):
-        raise InvalidRequest("credential_commitment must be 43 base64url characters")
-    target = None if body.get("target") is None else Target.from_dict(body["target"])
-    if target is not None and not all(
-        _encodable(v) for v in (target.system, target.path, target.version)
-    ):
-        raise InvalidRequest("target fields must be valid Unicode text (no lone surrogates)")
-    label = body.get("label")
-    if label is not None and (
-        not isinstance(label, str) or not 1 <= len(label) <= 200 or not label.isprintable()
-    ):
-        raise InvalidRequest("label must be 1-200 printable characters")
-    return claims, commitment, target, label
-
-
-def _parse_all(
-    codec: SessionCodec,
-    settings: AuthoritySettings,
-    principal: Principal,
-    items: Sequence[object],
-    now: datetime,
-    batch: bool,
-) -> list[_Parsed | PassgeniError]:
-    """Every item parsed (a batch keeps each item's error in its place)."""
-    parsed: list[_Parsed | PassgeniError] = []
-    for item in items:
-        try:
-            parsed.append(_parse_redeem(codec, settings, principal, item, now))
-        except PassgeniError as exc:
-            if not batch:
-                raise
-            parsed.append(exc)
-    return parsed
 
 
 @dataclass(frozen=True)
@@ -153,145 +59,7 @@ class _Plan:
     #: One per item: its error, or None for a certificate still to make.
     results: list[IssuedCertificate | PassgeniError | None]
     #: (position in results, parsed item, its request, its status-list index)
-    todo: list[tuple[int, _Parsed, dict[str, Any], int]]
-
-
-@dataclass(frozen=True)
-class _CertTemplate:
-    """What the certificates of one request (user, parameters, second) share,
-    serialised once: the claims JSON up to the per-certificate fields."""
-
-    prefix: bytes  # b'{"iss":...,' - the common claims (UTF-8), ready for the rest
-    compliance_standard: str
-    standards_met: tuple[str, ...]
-    standards_column: str
-    entropy_bits: float
-    issued_at: datetime
-    expires_at: datetime
-    issued_at_db: Any
-    expires_at_db: Any
-
-
-class _Signer:
-    """Makes one certificate: its claims (from a template shared by the
-    certificates of one user, request and second), its signature, its row."""
-
-    def __init__(self, settings: AuthoritySettings, keys: SigningKeys, certs: Certificates) -> None:
-        self.settings = settings
-        self.keys = keys
-        self.certs = certs
-        # Claims templates of recent (user, request, second) (see template).
-        self._templates = LRU(64)
-
-    def template(
-        self, dialect: str, user_id: str, digest: str, request: dict[str, Any], issued_at: datetime
-    ) -> _CertTemplate:
-        """The shared part of the certificates of ``user_id`` for ``request`` issued
-        at ``issued_at``: built once through :class:`CertificateClaims` (which
-        checks and orders the claims), then reused for every such certificate."""
-        key = (dialect, user_id, digest, issued_at)  # the digest names the request
-        cached: _CertTemplate | None = self._templates.get(key)
-        if cached is not None:
-            return cached
-        claims = CertificateClaims.build(
-            issuer=self.settings.public_url,
-            subject=user_id,
-            cert_id="pg_" + "a" * 24,
-            compliance_standard=request["compliance_standard"],
-            standards_met=request["standards_met"],
-            entropy_bits=request["entropy_bits"],
-            naive_entropy_bits=request["naive_entropy_bits"],
-            parameters=request["parameters"],
-            entropy_source=request["entropy_source"],
-            mapping_version=request["mapping_version"],
-            issued_at=issued_at,
-        )
-        common = claims.to_payload()
-        del common["jti"]  # per certificate, with the optional claims (see _sign_entry)
-        body = json.dumps(common, separators=(",", ":"), ensure_ascii=False)
-        template = _CertTemplate(
-            prefix=(body[:-1] + ",").encode("utf-8"),
-            compliance_standard=claims.compliance_standard,
-            standards_met=claims.standards_met,
-            standards_column="," + ",".join(claims.standards_met) + ",",
-            entropy_bits=claims.entropy_bits,
-            issued_at=claims.issued_at,
-            expires_at=claims.expires_at,
-            issued_at_db=_hot.dt_for(dialect, claims.issued_at),
-            expires_at_db=_hot.dt_for(dialect, claims.expires_at),
-        )
-        self._templates.put(key, template)
-        return template
-
-    def sign(
-        self,
-        dialect: str,
-        user_id: str,
-        kid: str,
-        signer_ref: str,
-        entry: _Parsed,
-        request: dict[str, Any],
-        status_idx: int,
-        issued_at: datetime,
-        now_db: Any,
-        ip: str | None,
-    ) -> tuple[dict[str, Any], dict[str, Any], IssuedCertificate]:
-        """One certificate: claims, signature, its row and its usage event (stored form).
-
-        The claims are the request's template (:meth:`template`) followed by
-        this certificate's own: ``jti``, the optional commitment, target and
-        label, and its status-list reference. The row's ``team_id`` is set
-        by the transaction that stores it. ``now_db`` is the request's time
-        as the database stores it (the usage event's)."""
-        claims, commitment, target, label = entry
-        template = self.template(dialect, user_id, claims.rq, request, issued_at)
-        cert_id = f"pg_{ordered_id()}"
-        own: dict[str, Any] = {"jti": cert_id}
-        if commitment is not None:
-            own["credential_commitment"] = commitment
-        if target is not None:
-            own["target"] = target.to_dict()
-        if label is not None:
-            own["label"] = label
-        own["status"] = _status.status_reference(self.settings, status_idx).to_dict()
-        # Serialised once, straight into the signed bytes (the stored claims are
-        # the token's). orjson: compact UTF-8 like the template, and faster.
-        token = self.keys.jws.token_for_body(
-            kid, signer_ref, template.prefix + orjson.dumps(own)[1:]
-        )
-        row = {
-            "cert_id": cert_id,
-            "owner_user_id": user_id,
-            "team_id": None,
-            "session_jti": claims.jti,
-            "token": token,
-            "kid": kid,
-            "compliance_standard": template.compliance_standard,
-            "standards_met": template.standards_column,
-            "status": "valid",
-            "issued_at": template.issued_at_db,
-            "expires_at": template.expires_at_db,
-            "status_list_idx": status_idx,
-        }
-        event = {
-            "kind": "certificate_issued",
-            "user_id": user_id,
-            "ip": ip,
-            "at": now_db,
-            "detail": f'{{"cert_id":"{cert_id}"}}',  # cert ids are [a-z0-9_]: no escaping
-        }
-        issued = IssuedCertificate(
-            cert_id=cert_id,
-            cert_url=self.certs.url(cert_id),
-            token=token,
-            compliance_standard=template.compliance_standard,
-            standards_met=template.standards_met,
-            entropy_bits=template.entropy_bits,
-            issued_at=template.issued_at,
-            expires_at=template.expires_at,
-            kid=kid,
-        )
-        return row, event, issued
+    todo: list[tuple[int, Parsed, dict[str, Any], int]]
 
 
 class Issuance:
@@ -314,7 +82,7 @@ class Issuance:
         self.keys = keys
         self.certs = certs
         self.audit = audit
-        self._signer = _Signer(settings, keys, certs)
+        self._signer = CertificateMaker(settings, keys, certs)
 
     async def issue_certificate(
         self,
@@ -435,9 +203,9 @@ class Issuance:
                 memo[cache_key] = team_id
         kid, signer_ref = self.keys.active(conn)
         results: list[IssuedCertificate | PassgeniError | None] = []
-        todo: list[tuple[int, _Parsed, dict[str, Any]]] = []
+        todo: list[tuple[int, Parsed, dict[str, Any]]] = []
         seen: set[str] = set()
-        for entry in _parse_all(self.sessions.codec, self.settings, principal, items, now, batch):
+        for entry in parse_all(self.sessions.codec, self.settings, principal, items, now, batch):
             if isinstance(entry, PassgeniError):
                 results.append(entry)
                 continue
@@ -468,7 +236,7 @@ class Issuance:
             todo=[(pos, entry, request, first + n) for n, (pos, entry, request) in enumerate(todo)],
         )
 
-    def _sign(self, plan: _Plan, ip: str | None) -> list[tuple[int, _Signed]]:
+    def _sign(self, plan: _Plan, ip: str | None) -> list[tuple[int, Signed]]:
         """Sign the planned certificates: ``(position, signed)`` each."""
         signed = []
         for position, entry, request, status_idx in plan.todo:
@@ -492,7 +260,7 @@ class Issuance:
         self,
         conn: Connection,
         plan: _Plan,
-        signed: list[tuple[int, _Signed]],
+        signed: list[tuple[int, Signed]],
         *,
         ip: str | None,
         now: datetime,

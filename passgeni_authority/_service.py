@@ -5,19 +5,25 @@ directly.
 :class:`AuthorityService` is a facade: each responsibility lives in its own
 part, and the service composes them and delegates.
 
-======================  =====================================================
-part (module)           responsibility
-======================  =====================================================
-``storage``             the database: schema, transactions, group commit
-``api_keys``/``gate``   API keys; authentication and admission of requests
-``limiter``             rate limits (``_ratelimit``)
-``sessions``            generation sessions (``_sessions``)
-``issuance``            redeeming sessions for signed certificates
-``certs``               stored certificates and revocation
-``keys``                signing keys and the JWKS
-``events``/``audit``    the usage-event trail; audit pages and anomalies
-(``_status``)           status lists, key history, manifest signatures
-======================  =====================================================
+=========================  ==================================================
+part (module)              responsibility
+=========================  ==================================================
+``storage``                the database: ``_storage`` (engines, transactions),
+                           ``_db`` (schema), ``_sql`` (every raw statement),
+                           ``_hot`` (driver), ``_commit``/``_loopcommit``
+                           (group commit)
+``api_keys``/``gate``      API keys; authentication and admission (``_apikeys``)
+``limiter``                rate limits (``_ratelimit``)
+``sessions``               generation sessions (``_sessions``)
+``issuance``               redeeming sessions for certificates (``_issuance``,
+                           ``_redeem``: the items, ``_mint``: one certificate)
+``certs``                  stored certificates and revocation (``_certificates``)
+``keys``                   signing keys and the JWKS (``_keys``; signers:
+                           ``_signing``)
+``events``/``audit_log``   the usage-event trail (``_events``); audit pages
+                           and anomalies (``_audit``)
+(functions)                status lists, key history, manifests (``_status``)
+=========================  ==================================================
 
 Operations on the request path are coroutines (they await their commit);
 admin and cold operations are plain methods that block in their own
