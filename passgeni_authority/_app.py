@@ -210,8 +210,10 @@ def create_app(
         route = request.scope.get("route")
         return f"{request.method} {getattr(route, 'path', request.url.path)}"
 
-    def principal(request: Request) -> Principal:
-        return svc.authorize(bearer(request), ip=ip_of(request), endpoint=endpoint_of(request))
+    async def principal(request: Request) -> Principal:
+        return await svc.authorize(
+            bearer(request), ip=ip_of(request), endpoint=endpoint_of(request)
+        )
 
     Caller = Annotated[Principal, Depends(principal)]
     Body = Annotated[dict[str, Any], Depends(json_body)]
@@ -225,7 +227,7 @@ def create_app(
 
     async def generate(call: Call) -> tuple[int, bytes]:
         body = await call.body(limit)
-        batch = await svc.open_sessions_async(
+        batch = await svc.open_sessions(
             call.bearer(),
             ip=call.ip(trusted),
             endpoint=call.endpoint,
@@ -245,7 +247,7 @@ def create_app(
             if isinstance(raw, int) and not isinstance(raw, bool):
                 count = raw
                 attempts = max(1, min(raw, cfg.max_batch_items))
-        batch = await svc.open_sessions_async(
+        batch = await svc.open_sessions(
             call.bearer(),
             ip=call.ip(trusted),
             endpoint=call.endpoint,
@@ -258,17 +260,7 @@ def create_app(
     async def generate_certificate(call: Call) -> tuple[int, bytes]:
         body = await call.body(limit)
         ip = call.ip(trusted)
-        key = call.bearer()
-        # Signed ahead, outside the write lock.
-        prepared = await svc.prepare_issue(
-            key, body if isinstance(body, PassgeniError) else [body], ip=ip
-        )
-        issued = await svc.authorized_async(
-            key,
-            ip=ip,
-            endpoint=call.endpoint,
-            work=svc.issue_work(body, ip=ip, prepared=prepared),
-        )
+        issued = await svc.issue_certificate(call.bearer(), body, ip=ip, endpoint=call.endpoint)
         return 201, _dumps(issued.to_dict())
 
     async def generate_certificates(call: Call) -> tuple[int, bytes]:
@@ -283,15 +275,7 @@ def create_app(
             items = InvalidRequest("items must be a list")
         else:
             items = body["items"]
-        key = call.bearer()
-        # Signed ahead outside the write lock (parallel across processes).
-        prepared = await svc.prepare_issue(key, items, ip=ip)
-        results = await svc.authorized_async(
-            key,
-            ip=ip,
-            endpoint=call.endpoint,
-            work=svc.issue_batch_work(items, ip=ip, prepared=prepared),
-        )
+        results = await svc.issue_certificates(call.bearer(), items, ip=ip, endpoint=call.endpoint)
         return 201, _dumps(
             {
                 "certificates": [

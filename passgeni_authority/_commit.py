@@ -1,7 +1,7 @@
 """Group commit for SQLite: many requests' writes, one transaction, one disk sync.
 
-With ``synchronous=FULL`` every SQLite commit waits for the disk (a ~1-2 ms
-``fsync`` here), and SQLite admits one writer at a time, so one commit per
+With ``synchronous=FULL`` every SQLite commit waits for the disk (an
+``fsync``), and SQLite admits one writer at a time, so one commit per
 request caps a process at a few hundred writes per second however many
 requests are in flight. :class:`GroupCommitter` keeps the durability and lifts
 the cap: request threads hand it a *unit* (a function of a connection); one
@@ -17,10 +17,10 @@ every unit of the group gets :class:`~passgeni_core.AuthorityUnavailable`.
 What the units decided in memory (``_hot.TxnState``: leased rate-limit
 tokens, "this row is stored") takes effect only then, too.
 
-Two ways in: :meth:`GroupCommitter.run` (any thread; the writer thread
-commits) and :meth:`GroupCommitter.run_async` (the served app: on SQLite the
-units run on the event loop's own thread, and the disk sync happens after the
-write lock is released; see :class:`_LoopGroups`).
+One way in: :meth:`GroupCommitter.run`, a coroutine (on SQLite the units of
+the served app's loop run on that loop's own thread, and the disk sync
+happens after the write lock is released: see :mod:`._loopcommit`; other
+loops and PostgreSQL hand their units to the writer thread).
 
 :class:`WriteLock` serialises writers on one SQLite file: a thread lock within
 the process plus ``flock`` on a file beside the database across processes
@@ -38,7 +38,7 @@ import logging
 import os
 import threading
 from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future
 from typing import Any, TypeVar
 
 from sqlalchemy import Engine
@@ -46,8 +46,9 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.exc import SQLAlchemyError
 
 from . import _hot
+from ._loopcommit import LoopGroups
 
-__all__ = ["GroupCommitter", "WriteLock"]
+__all__ = ["MAX_GROUP", "Conflict", "GroupCommitter", "WriteLock", "is_conflict"]
 
 log = logging.getLogger("passgeni_authority")
 
@@ -55,8 +56,6 @@ T = TypeVar("T")
 
 #: At most this many units share one transaction (bounds a group's latency).
 MAX_GROUP = 256
-#: Loop iterations a group may wait for more requests (see _LoopGroups._gather).
-_GATHER_PASSES = 8
 
 
 class WriteLock:
@@ -149,10 +148,8 @@ class GroupCommitter:
         self._cond = threading.Condition()
         self._thread: threading.Thread | None = None
         self._closed = False
-        self._loop_groups: _LoopGroups | None = None
-
-    def run(self, unit: Callable[[Connection], T]) -> T:
-        return self.submit(unit).result()
+        self._loop_groups: LoopGroups | None = None
+        self.max_group = MAX_GROUP
 
     def submit(self, unit: Callable[[Connection], T]) -> Future[T]:
         """Queue ``unit``; the future completes after the commit of its group."""
@@ -249,6 +246,8 @@ class GroupCommitter:
                     if isinstance(exc, self._db_errors):
                         log.warning("database error: %s", type(exc).__name__)
                         failure = self._on_db_error(exc)
+                        if is_conflict(exc):
+                            failure = Conflict(failure)
                     outcomes.append((None, failure))
                 else:
                     savepoint.release()
@@ -268,7 +267,10 @@ class GroupCommitter:
             self._on_rollback()
 
     def _commit_group(
-        self, conn: Connection, group: list[tuple[Callable[[Connection], Any], Future[Any]]]
+        self,
+        conn: Connection,
+        group: list[tuple[Callable[[Connection], Any], Future[Any]]],
+        attempt: int = 0,
     ) -> None:
         try:
             held = self._lock.held() if self._lock is not None else contextlib.nullcontext()
@@ -286,6 +288,9 @@ class GroupCommitter:
                 for single in group:
                     self._commit_group(conn, [single])
                 return
+            if is_conflict(exc) and attempt < CONFLICT_RETRIES:
+                self._commit_group(conn, group, attempt + 1)
+                return
             error = self._on_db_error(exc)
             for _unit, future in group:
                 future.set_exception(error)
@@ -299,215 +304,63 @@ class GroupCommitter:
             raise
         # Committed: only now is anything decided inside it used, or answered.
         state.committed()
-        for (_unit, future), (value, raised) in zip(group, outcomes, strict=True):
-            if raised is not None:
+        again: list[tuple[Callable[[Connection], Any], Future[Any]]] = []
+        for (unit, future), (value, raised) in zip(group, outcomes, strict=True):
+            if isinstance(raised, Conflict) and attempt < CONFLICT_RETRIES:
+                again.append((unit, future))  # rolled back alone: run it again, alone
+            elif isinstance(raised, Conflict):
+                future.set_exception(raised.error)
+            elif raised is not None:
                 future.set_exception(raised)
             else:
                 future.set_result(value)
+        for single in again:
+            self._commit_group(conn, [single], attempt + 1)
 
     # -- on an event loop ------------------------------------------------------------
 
-    async def run_async(self, unit: Callable[[Connection], T]) -> T:
-        """:meth:`run` for a coroutine: the group commit of the running event loop.
+    async def run(self, unit: Callable[[Connection], T]) -> T:
+        """Run ``unit`` in the group commit of the running event loop; its result
+        (or its exception) once the group is committed.
 
         On SQLite the units of one loop's requests run *on the loop's thread*
         and only the lock wait and the ``COMMIT`` (its disk sync) go to a
         helper thread. A writer thread of its own would contend for the GIL
         with the busy loop on every SQLite call (each releases and retakes
-        it), and waits of up to the 5 ms switch interval made a 35 us insert
-        cost ~400 us. Other loops than the first (tests with several clients)
-        and PostgreSQL (whose statements are network round trips) use the
-        writer thread.
+        it), and each such call could wait for a whole GIL switch interval,
+        many times the statement's own cost. Other loops than the first
+        (tests with several clients) and PostgreSQL (whose statements are
+        network round trips) use the writer thread (:meth:`submit`).
         """
         loop = asyncio.get_running_loop()
         groups = self._loop_groups
         if groups is None and self._lock is not None and not self._closed:
-            groups = self._loop_groups = _LoopGroups(self, loop)
+            groups = self._loop_groups = LoopGroups(self, loop)
         if groups is not None and groups.loop is loop:
             value: T = await groups.run(unit)
             return value
         return await asyncio.wrap_future(self.submit(unit))
 
 
-class _LoopGroups:
-    """The group commit of one event loop (see :meth:`GroupCommitter.run_async`).
-
-    Durability without holding the lock through the disk sync: this
-    connection commits with ``synchronous=NORMAL`` (in WAL mode: no sync at
-    commit) and then, *after releasing the write lock*, syncs the WAL file
-    itself before answering anyone. That is exactly what ``synchronous=FULL``
-    adds to NORMAL ("an additional sync of the WAL file after each
-    transaction commit", SQLite's documentation), moved out of the critical
-    section: the other processes write their next group while this one's
-    sync runs, and one sync covers every frame written before it. Frames
-    that a checkpoint moves to the database file first were synced by the
-    checkpoint itself (NORMAL syncs the WAL before and the database after
-    every checkpoint).
-    """
-
-    def __init__(self, owner: GroupCommitter, loop: asyncio.AbstractEventLoop) -> None:
-        self.owner = owner
-        self.loop = loop
-        self._queue: list[tuple[Callable[[Connection], Any], asyncio.Future[Any]]] = []
-        self._task: asyncio.Task[None] | None = None
-        self._conn: Connection | None = None
-        database = owner._engine.url.database
-        assert database is not None
-        self._wal = f"{database}-wal"
-        # Separate threads: a sync must never queue behind a wait for the lock.
-        self._lock_waiter = ThreadPoolExecutor(1, thread_name_prefix="passgeni-lock")
-        self._syncer = ThreadPoolExecutor(1, thread_name_prefix="passgeni-sync")
-        self._pending: set[asyncio.Task[None]] = set()
-
-    async def run(self, unit: Callable[[Connection], Any]) -> Any:
-        future: asyncio.Future[Any] = self.loop.create_future()
-        self._queue.append((unit, future))
-        if self._task is None:
-            self._task = self.loop.create_task(self._drain())
-        return await future
-
-    async def _drain(self) -> None:
-        try:
-            await self._gather()
-            while self._queue:
-                group = self._queue[:MAX_GROUP]
-                del self._queue[:MAX_GROUP]
-                try:
-                    settled = await self._commit(group)
-                except Exception as exc:
-                    # Not the database: a bug. Fail the group loudly and keep
-                    # draining (the queue behind it must not hang).
-                    log.exception("unexpected error in a group commit")
-                    if self._conn is not None:
-                        with contextlib.suppress(Exception):
-                            self._conn.rollback()
-                            self._conn.close()
-                        self._conn = None
-                    for _unit, future in group:
-                        _settle(future, None, exc)
-                    continue
-                if settled is not None:
-                    # Answered after the sync; the next group is written meanwhile.
-                    task = self.loop.create_task(self._answer_when_durable(group, *settled))
-                    self._pending.add(task)
-                    task.add_done_callback(self._pending.discard)
-        finally:
-            self._task = None
-
-    async def _gather(self) -> None:
-        """Let the requests that are about to queue join this group first.
-
-        A group is cut when the drain task first runs, which is often before
-        the other requests of the same burst reached the queue: they are
-        still in the loop's ready callbacks, or in socket buffers the next
-        poll returns. Each commit costs the same whatever its size (~70 us
-        to write the WAL frames, a sync, the lock), so yielding to the loop
-        while the queue keeps growing trades microseconds of latency for
-        fewer, larger commits: measured with 16 connections on the two-step
-        flow, 2.8 units per commit became 9.8, and the server's CPU per
-        certificate fell by 20-35% across runs. A lone request waits one
-        loop iteration.
-        """
-        size = -1
-        for _ in range(_GATHER_PASSES):
-            if len(self._queue) == size:
-                return
-            size = len(self._queue)
-            await asyncio.sleep(0)
-
-    def _connect(self) -> Connection:
-        if self._conn is None or self._conn.closed or self._conn.invalidated:
-            conn = self.owner._engine.connect()
-            # On the driver, outside any transaction (SQLite refuses to change
-            # the safety level inside one). Synced by _sync_wal instead.
-            _hot.execute(conn, "PRAGMA synchronous=NORMAL")
-            self._conn = conn
-        return self._conn
-
-    async def _commit(
-        self, group: list[tuple[Callable[[Connection], Any], asyncio.Future[Any]]]
-    ) -> tuple[list[tuple[Any, BaseException | None]], _hot.TxnState] | None:
-        """Write and commit ``group`` under the lock; its outcomes and what it
-        decided in memory, or ``None`` when the group was settled here (failed,
-        or retried unit by unit)."""
-        owner = self.owner
-        lock = owner._lock
-        assert lock is not None
-        if not lock.acquire(blocking=False):
-            await self.loop.run_in_executor(self._lock_waiter, lock.acquire)
-        conn: Connection | None = None
-        try:
-            conn = self._connect()
-            transaction = conn.begin()
-            _hot.begin_txn(conn)
-            try:
-                outcomes = owner._run_units(conn, [unit for unit, _future in group])
-            finally:
-                state = _hot.end_txn(conn)
-            transaction.commit()  # no disk sync here (NORMAL): about 0.1 ms
-            return outcomes, state
-        except owner._db_errors as exc:
-            if conn is not None:
-                owner._rolled_back(conn, exc)
-            failure: Exception = exc
-        finally:
-            lock.release()
-        if len(group) == 1:
-            _settle(group[0][1], None, owner._on_db_error(failure))
-            return None
-        # One unit's conflict must not fail the others: each again, alone.
-        for single in group:
-            outcome = await self._commit([single])
-            if outcome is not None:
-                await self._answer_when_durable([single], *outcome)
-        return None
-
-    def _sync_wal(self) -> None:
-        try:
-            fd = os.open(self._wal, os.O_RDONLY)
-        except FileNotFoundError:
-            return  # no WAL: everything was checkpointed, and checkpoints sync
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-
-    async def _answer_when_durable(
-        self,
-        group: list[tuple[Callable[[Connection], Any], asyncio.Future[Any]]],
-        outcomes: list[tuple[Any, BaseException | None]],
-        state: _hot.TxnState,
-    ) -> None:
-        try:
-            if self.owner._sync_in_loop:
-                self._sync_wal()  # see AuthoritySettings.wal_sync_in_loop
-            else:
-                await self.loop.run_in_executor(self._syncer, self._sync_wal)
-        except OSError as exc:
-            # Committed but maybe not on disk: nobody is told it succeeded.
-            log.error("cannot sync the database's WAL file: %s", exc.strerror or exc)
-            error = self.owner._on_db_error(exc)
-            for _unit, future in group:
-                _settle(future, None, error)
-            return
-        # Durable: only now is anything decided inside it used, or answered.
-        state.committed()
-        for (_unit, future), (value, raised) in zip(group, outcomes, strict=True):
-            _settle(future, value, raised)
-
-    def close(self) -> None:
-        self._lock_waiter.shutdown(wait=True)
-        self._syncer.shutdown(wait=True)
-        if self._conn is not None:
-            with contextlib.suppress(SQLAlchemyError):
-                self._conn.close()
-            self._conn = None
+#: Times a unit that lost a lock conflict (a deadlock between two processes'
+#: transactions, a serialization failure) runs again, alone, before its caller
+#: is told the database failed.
+CONFLICT_RETRIES = 3
+#: SQLSTATEs of a transaction the server aborted to resolve a conflict:
+#: retrying it is the documented remedy (PostgreSQL: deadlock_detected,
+#: serialization_failure).
+CONFLICT_STATES = frozenset({"40P01", "40001"})
 
 
-def _settle(future: asyncio.Future[Any], value: Any, raised: BaseException | None) -> None:
-    if future.done():  # the request was cancelled meanwhile (client gone)
-        return
-    if raised is not None:
-        future.set_exception(raised)
-    else:
-        future.set_result(value)
+class Conflict(Exception):
+    """A unit's lock conflict (internal): its error, once retries are used up."""
+
+    def __init__(self, error: BaseException) -> None:
+        super().__init__(str(error))
+        self.error = error
+
+
+def is_conflict(exc: BaseException) -> bool:
+    # SQLAlchemy wraps the driver's error (.orig); the hot path raises it bare.
+    driver_error = getattr(exc, "orig", None) or exc
+    return getattr(driver_error, "sqlstate", None) in CONFLICT_STATES

@@ -1,4 +1,6 @@
-"""Storage: the schema (SQLAlchemy Core), engines, and migrations on start.
+"""The schema (SQLAlchemy Core tables): the storage layer's source of truth
+(:mod:`._sql` names its statements from these tables; engines and migrations
+on start are in :mod:`._storage`).
 
 Core tables rather than ORM classes: every hot path is one or two explicit
 statements (the atomic single-use ``UPDATE``, the rate-limit upserts), and
@@ -10,20 +12,12 @@ stores naive UTC there and returns aware datetimes everywhere.
 
 from __future__ import annotations
 
-import contextlib
-import fcntl
-import os
-from collections.abc import Iterator
 from datetime import UTC, datetime
-from importlib import resources
-from pathlib import Path
-from typing import Any
 
 from sqlalchemy import (
     Column,
     DateTime,
     Dialect,
-    Engine,
     Float,
     ForeignKey,
     Index,
@@ -32,12 +26,10 @@ from sqlalchemy import (
     String,
     Table,
     Text,
-    create_engine,
-    event,
     literal_column,
     text,
 )
-from sqlalchemy.engine import Connection, make_url
+from sqlalchemy.engine import make_url
 from sqlalchemy.types import TypeDecorator
 
 __all__ = [
@@ -46,13 +38,10 @@ __all__ = [
     "authority_meta",
     "certificates",
     "generation_requests",
-    "make_engine",
     "metadata",
     "rate_limit_buckets",
     "redact_url",
-    "run_migrations",
     "signing_keys",
-    "startup_lock",
     "status_list_counter",
     "teams",
     "usage_events",
@@ -245,97 +234,3 @@ def redact_url(url: str) -> str:
         return make_url(url).render_as_string(hide_password=True)
     except Exception:  # an unparsable URL: show nothing of it
         return "<unparsable database url>"
-
-
-def make_engine(url: str) -> Engine:
-    """An engine for ``url``; SQLite gets WAL, full sync, foreign keys and a busy timeout.
-
-    Raises:
-        sqlalchemy.exc.ArgumentError: the URL is not a database URL.
-    """
-    parsed = make_url(url)
-    # hide_parameters: SQL logging (``sqlalchemy.engine`` at INFO/DEBUG) and
-    # error messages never show bound values - the session secret is one.
-    if parsed.get_backend_name() != "sqlite":
-        # pre_ping: several processes share the database and it may restart under us.
-        return create_engine(
-            url, pool_pre_ping=True, pool_size=10, max_overflow=20, hide_parameters=True
-        )
-    database = parsed.database
-    if database and database != ":memory:":
-        Path(database).parent.mkdir(parents=True, exist_ok=True)
-    engine = create_engine(
-        url,
-        # A larger statement cache: batch inserts add one statement per batch size.
-        connect_args={"check_same_thread": False, "timeout": 30, "cached_statements": 512},
-        hide_parameters=True,
-    )
-
-    @event.listens_for(engine, "connect")
-    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
-        # Manual transaction control (pysqlite's own is broken for our needs):
-        # see the "begin" hook below.
-        dbapi_connection.isolation_level = None
-        cursor = dbapi_connection.cursor()
-        cursor.execute("PRAGMA journal_mode=WAL")
-        # FULL: a commit is on disk before we answer (certificates are evidence).
-        cursor.execute("PRAGMA synchronous=FULL")
-        cursor.execute("PRAGMA foreign_keys=ON")
-        cursor.execute("PRAGMA busy_timeout=30000")
-        cursor.close()
-
-    @event.listens_for(engine, "begin")
-    def _on_begin(conn: Connection) -> None:
-        # IMMEDIATE takes the write lock up front, so a read-then-write
-        # transaction waits (busy_timeout) instead of failing with SQLITE_BUSY
-        # when two writers would otherwise both try to upgrade their locks.
-        conn.exec_driver_sql("BEGIN IMMEDIATE")
-
-    return engine
-
-
-@contextlib.contextmanager
-def startup_lock(engine: Engine) -> Iterator[Connection]:
-    """Serialise start-up (migrations, first key, first secret) across processes.
-
-    PostgreSQL: a session advisory lock. SQLite: ``flock`` on a file beside
-    the database (every process sharing a SQLite file is on this host).
-    """
-    with engine.connect() as conn:
-        if engine.dialect.name == "postgresql":
-            conn.execute(text("SELECT pg_advisory_lock(7263002)"))
-            conn.commit()
-            try:
-                yield conn
-            finally:
-                conn.rollback()
-                conn.execute(text("SELECT pg_advisory_unlock(7263002)"))
-                conn.commit()
-            return
-        database = engine.url.database
-        if not database or database == ":memory:":
-            yield conn
-            return
-        fd = os.open(f"{database}.lock", os.O_RDWR | os.O_CREAT, 0o600)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX)
-            yield conn
-        finally:
-            fcntl.flock(fd, fcntl.LOCK_UN)
-            os.close(fd)
-
-
-def _script_location() -> str:
-    return str(resources.files("passgeni_authority") / "migrations")
-
-
-def run_migrations(conn: Connection) -> None:
-    """``alembic upgrade head`` on ``conn`` with the migrations shipped in the package."""
-    from alembic import command
-    from alembic.config import Config
-
-    cfg = Config()
-    cfg.set_main_option("script_location", _script_location())
-    cfg.attributes["connection"] = conn
-    command.upgrade(cfg, "head")
-    conn.commit()

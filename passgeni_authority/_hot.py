@@ -2,15 +2,15 @@
 
 Every authenticated request runs about ten short statements (key lookup,
 two rate-limit upserts, a usage event, the operation, savepoints). Through
-SQLAlchemy each costs ~100 us of Python even when prebuilt; on the driver's
-own cursor (``sqlite3`` or ``psycopg``) it costs a few microseconds, and on
-SQLite every statement of a group commit runs in the one writer thread, so
-this is the difference between a few hundred and a few thousand requests
-per second.
+SQLAlchemy each costs far more Python than the statement itself, even when
+prebuilt; on the driver's own cursor (``sqlite3`` or ``psycopg``) it costs
+little, and on SQLite every statement of a group commit runs in the one
+writer thread, so this decides how many requests per second a process
+serves.
 
-The statements are plain SQL that SQLite (>= 3.35) and PostgreSQL both
-accept (``ON CONFLICT``, ``RETURNING``), written with ``:name`` parameters
-and converted once to psycopg's ``%(name)s``. They run inside the caller's
+The statements (all in :mod:`._sql`) are plain SQL that SQLite (>= 3.35)
+and PostgreSQL both accept (``ON CONFLICT``, ``RETURNING``), written with
+``:name`` parameters and converted once to psycopg's ``%(name)s``. They run inside the caller's
 SQLAlchemy transaction (same connection). Values are bound the way the
 schema's types store them (:class:`~passgeni_authority._db.UTCDateTime`:
 naive UTC text on SQLite, ``timestamptz`` on PostgreSQL).
@@ -28,6 +28,8 @@ from typing import Any
 
 from sqlalchemy import Engine
 from sqlalchemy.engine import Connection
+
+from . import _sql
 
 __all__ = [
     "DEFERRED",
@@ -65,7 +67,7 @@ def _sqlite(conn: Connection) -> bool:
     return conn.dialect.name == "sqlite"
 
 
-def _sql(conn: Connection, sql: str) -> str:
+def _statement(conn: Connection, sql: str) -> str:
     if _sqlite(conn):
         return sql  # sqlite3 takes :name parameters as they are
     converted = _converted.get(sql)
@@ -86,7 +88,7 @@ def dt_for(dialect: str, value: datetime) -> Any:
         value = value.astimezone(UTC)
     if dialect == "sqlite":
         # The "%Y-%m-%d %H:%M:%S.%f" text SQLAlchemy's SQLite DateTime stores;
-        # isoformat writes it ~10x faster than strftime.
+        # isoformat writes it much faster than strftime.
         return value.replace(tzinfo=None).isoformat(sep=" ", timespec="microseconds")
     return value
 
@@ -101,7 +103,7 @@ def _checked_driver(driver: Any) -> Any:
 
 def _driver(conn: Connection) -> Any:
     """The DBAPI driver connection (sqlite3 / psycopg) under ``conn``."""
-    # Kept in conn.info: SQLAlchemy's property chain costs a few us per statement.
+    # Kept in conn.info: SQLAlchemy's property chain would run on every statement.
     driver = conn.info.get(_DRIVER)
     if driver is None:
         driver = _checked_driver(conn.connection.driver_connection)
@@ -114,10 +116,10 @@ class KeyRows:
 
     Every request looks its key up; on SQLite that is a read transaction
     (shared-memory locks, and a page cache another connection's commit has
-    just invalidated): ~50 us, for a row that changes only on revocation.
+    just invalidated), for a row that changes only on revocation.
     The signal is a file beside the database (one host, by construction):
     :meth:`revoked` appends a byte to it after a revocation commits, and
-    every lookup first ``stat``s it (~1 us) and forgets everything when its
+    every lookup first ``stat``s it (cheap) and forgets everything when its
     size or inode changed. A request that checks in the microseconds between
     a revocation's commit and its signal is admitted, as if it had arrived
     just before. ``path=None`` (PostgreSQL: processes on several hosts)
@@ -246,7 +248,7 @@ def execute(
 
     ``params`` is a mapping for ``:name`` parameters, or a sequence for
     SQLite's positional ``?`` (SQLite-only statements)."""
-    return _driver(conn).execute(_sql(conn, sql), {} if params is None else params)
+    return _driver(conn).execute(_statement(conn, sql), {} if params is None else params)
 
 
 def executemany(
@@ -258,7 +260,7 @@ def executemany(
         changed: int = driver.executemany(sql, rows).rowcount
         return changed
     with driver.cursor() as cursor:
-        cursor.executemany(_sql(conn, sql), rows)
+        cursor.executemany(_statement(conn, sql), rows)
         changed = cursor.rowcount
         return changed
 
@@ -365,24 +367,22 @@ class Savepoint:
     Usable as a context manager: released on success, rolled back (and
     released) when the block raises.
 
-    Every savepoint has the same name: both backends resolve a name to the
-    innermost savepoint that has it, so nesting still works, and the three
-    statements stay constant. A name per savepoint would make every one of
-    them new SQL, which the ``sqlite3`` module compiles afresh and which
-    evicts the hot statements from its statement cache (measured: ~100 us
-    more per certificate insert).
+    Every savepoint has the same name (see ``_sql.SAVEPOINT``): a name per
+    savepoint would make every one of them new SQL, which the ``sqlite3``
+    module compiles afresh and which evicts the hot statements from its
+    statement cache.
     """
 
     def __init__(self, conn: Connection) -> None:
         self._conn = conn
-        execute(conn, "SAVEPOINT pg_unit")
+        execute(conn, _sql.SAVEPOINT)
 
     def release(self) -> None:
-        execute(self._conn, "RELEASE SAVEPOINT pg_unit")
+        execute(self._conn, _sql.RELEASE_SAVEPOINT)
 
     def rollback(self) -> None:
-        execute(self._conn, "ROLLBACK TO SAVEPOINT pg_unit")
-        execute(self._conn, "RELEASE SAVEPOINT pg_unit")
+        execute(self._conn, _sql.ROLLBACK_TO_SAVEPOINT)
+        execute(self._conn, _sql.RELEASE_SAVEPOINT)
 
     def __enter__(self) -> Savepoint:
         return self

@@ -34,12 +34,17 @@ import threading
 from sqlalchemy import delete
 from sqlalchemy.engine import Connection
 
-from . import _hot
+from passgeni_core import RateLimited
+
+from . import _hot, _sql
 from ._db import rate_limit_buckets as buckets
+from ._models import Principal
+from ._settings import RateLimits
 
 __all__ = [
     "LEASE_SECONDS",
     "Leases",
+    "RateLimiter",
     "gcra",
     "leased_gcra",
     "leased_window",
@@ -51,51 +56,6 @@ __all__ = [
 
 #: A leased block of tokens is used within this time or forfeited.
 LEASE_SECONDS = 0.25
-
-
-# Plain SQL both SQLite (>= 3.35) and PostgreSQL accept, run on the driver
-# connection (see _hot): these two statements run on every authenticated request.
-_WINDOW_SQL = (
-    "INSERT INTO rate_limit_buckets (bucket, value, expires_at) VALUES (:bucket, :step, :end) "
-    "ON CONFLICT (bucket) DO UPDATE SET value = rate_limit_buckets.value + :step "
-    "RETURNING value"
-)
-# A stored TAT never exceeds now + tolerance in normal operation; one that
-# does means the clock went backwards (NTP step, restored VM, test clock):
-# restart the bucket instead of locking the caller out for the jump.
-_BASE = (
-    "(CASE WHEN rate_limit_buckets.value > :now + :tol THEN :now "
-    "WHEN rate_limit_buckets.value > :now THEN rate_limit_buckets.value ELSE :now END)"
-)
-# Constant SQL (the f-strings only repeat _BASE); every value is bound.
-_GCRA_SQL = (
-    "INSERT INTO rate_limit_buckets (bucket, value, expires_at) "  # noqa: S608
-    "VALUES (:bucket, :now + :step, :now + :tol) "
-    f"ON CONFLICT (bucket) DO UPDATE SET value = {_BASE} + :step, expires_at = {_BASE} + :step "
-    f"WHERE {_BASE} + :step - :now <= :tol "
-    "RETURNING value"
-)
-_TAT_SQL = "SELECT value FROM rate_limit_buckets WHERE bucket = :bucket"
-# A window lease: the block is counted only if all of it fits under the limit
-# (a refused lease must not use up the window for single requests); :ret
-# hands back the unused tokens of this process's lapsed lease of the window.
-_WINDOW_LEASE_SQL = (
-    "INSERT INTO rate_limit_buckets (bucket, value, expires_at) VALUES (:bucket, :step, :end) "
-    "ON CONFLICT (bucket) DO UPDATE SET value = rate_limit_buckets.value + :step - :ret "
-    "WHERE rate_limit_buckets.value + :step - :ret <= :limit "
-    "RETURNING value"
-)
-# A GCRA lease handing back :ret seconds of a lapsed lease first: the TAT moves
-# back by the unused tokens, never before now (a bucket is never more than full).
-_RETURNED = f"(CASE WHEN {_BASE} - :ret > :now THEN {_BASE} - :ret ELSE :now END)"
-_GCRA_LEASE_SQL = (
-    "INSERT INTO rate_limit_buckets (bucket, value, expires_at) "  # noqa: S608
-    "VALUES (:bucket, :now + :step, :now + :tol) "
-    f"ON CONFLICT (bucket) DO UPDATE SET value = {_RETURNED} + :step, "
-    f"expires_at = {_RETURNED} + :step "
-    f"WHERE {_RETURNED} + :step - :now <= :tol "
-    "RETURNING value"
-)
 
 
 #: Unused tokens remembered for return at most this many buckets (a bound on memory).
@@ -157,7 +117,7 @@ def window(
     start = math.floor(now / period) * period
     end = start + period
     params = {"bucket": f"w:{name}:{int(start)}", "step": float(amount), "end": end}
-    count = _hot.execute(conn, _WINDOW_SQL, params).fetchone()[0]
+    count = _hot.execute(conn, _sql.WINDOW, params).fetchone()[0]
     if count <= limit:
         return None
     return max(end - now, 0.001)
@@ -168,9 +128,9 @@ def gcra(conn: Connection, name: str, burst: int, rate: float, now: float) -> fl
     interval = 1.0 / rate
     tolerance = burst * interval
     params = {"bucket": f"g:{name}", "now": now, "step": interval, "tol": tolerance}
-    if _hot.execute(conn, _GCRA_SQL, params).fetchone() is not None:
+    if _hot.execute(conn, _sql.GCRA, params).fetchone() is not None:
         return None
-    tat = float(_hot.execute(conn, _TAT_SQL, {"bucket": f"g:{name}"}).fetchone()[0])
+    tat = float(_hot.execute(conn, _sql.TAT, {"bucket": f"g:{name}"}).fetchone()[0])
     return max(tat + interval - tolerance - now, 0.001)
 
 
@@ -227,7 +187,7 @@ def leased_gcra(
         "tol": burst * interval,
         "ret": unused * interval,
     }
-    if _hot.execute(conn, _GCRA_LEASE_SQL, params).fetchone() is not None:
+    if _hot.execute(conn, _sql.GCRA_LEASE, params).fetchone() is not None:
         _lease(conn, leases, bucket, size - 1, now + LEASE_SECONDS)
         return None
     leases.keep_unused(bucket, unused)
@@ -264,7 +224,7 @@ def leased_window(
         "limit": float(limit),
         "ret": float(unused),
     }
-    if _hot.execute(conn, _WINDOW_LEASE_SQL, params).fetchone() is not None:
+    if _hot.execute(conn, _sql.WINDOW_LEASE, params).fetchone() is not None:
         _lease(conn, leases, bucket, size - 1, min(now + LEASE_SECONDS, end))
         return None
     leases.keep_unused(bucket, unused)
@@ -287,3 +247,83 @@ def purge_expired(conn: Connection, now: float) -> None:
 def retry_after_header(seconds: float) -> str:
     """``Retry-After`` is whole seconds: round up so a client that obeys it succeeds."""
     return str(max(1, math.ceil(seconds)))
+
+
+class RateLimiter:
+    """The limits of each caller, applied in the request's transaction.
+
+    A key with its own rate (an automation key) has its own bucket, with a
+    burst as large as a minute's worth; every other key shares its user's
+    bucket and the published defaults. Generation attempts of keys without
+    their own rate also count per client IP and hour.
+    """
+
+    def __init__(self, limits: RateLimits) -> None:
+        self.limits = limits
+        # Tokens leased by this process (see Leases).
+        self.leases = Leases()
+        self._purge_counter = 0
+
+    def of(self, principal: Principal) -> tuple[str, int | None, int | None, float]:
+        """``(bucket, per minute, burst, refill per second)`` of a caller."""
+        limits = self.limits
+        if principal.rate_limit is not None:
+            return (
+                f"key:{principal.key_prefix}",
+                principal.rate_limit,
+                principal.rate_limit,
+                max(limits.refill_per_second, principal.rate_limit / 60.0),
+            )
+        return (
+            f"user:{principal.user_id}",
+            limits.user_per_minute,
+            limits.burst,
+            limits.refill_per_second,
+        )
+
+    def admit(self, conn: Connection, principal: Principal, now: float) -> float | None:
+        """Charge one request to the caller's limits in ``conn``; ``None``
+        (admitted) or the seconds until a retry can succeed."""
+        bucket, per_minute, burst, rate = self.of(principal)
+        retry: float | None = None
+        if burst is not None:
+            retry = leased_gcra(conn, self.leases, bucket, burst, rate, now)
+        if retry is None and per_minute is not None:
+            retry = leased_window(conn, self.leases, bucket, per_minute, 60.0, now)
+        self._purge_counter += 1
+        if self._purge_counter % 500 == 0:
+            purge_expired(conn, now)
+        return retry
+
+    def admit_from_leases(self, principal: Principal, now: float) -> bool:
+        """Admit one request from this process's committed leases alone (no write),
+        or ``False``: then the request is charged by :meth:`admit`."""
+        bucket, per_minute, burst, _rate = self.of(principal)
+        if burst is not None and not take_leased(self.leases, bucket, now):
+            return False
+        return per_minute is None or take_leased(self.leases, bucket, now, period=60.0)
+
+    def generation(
+        self, conn: Connection, principal: Principal, ip: str | None, attempts: int, now: float
+    ) -> RateLimited | None:
+        """Count ``attempts`` generation attempts of ``ip`` this hour (keys
+        without their own rate only); the error when over the limit."""
+        limit = self.limits.generation_per_ip_per_hour
+        if not attempts or limit is None or principal.rate_limit is not None:
+            return None
+        retry = window(conn, f"gen-ip:{ip or 'unknown'}", limit, 3600.0, now, amount=attempts)
+        if retry is None:
+            return None
+        return RateLimited(
+            f"at most {limit} certificate generation attempts per IP address per hour; "
+            f"retry in {retry_after_header(retry)} s",
+            retry_after=retry,
+        )
+
+    @staticmethod
+    def user_limited(principal: Principal, retry: float) -> RateLimited:
+        return RateLimited(
+            f"too many requests for user {principal.user_id}; retry in "
+            f"{retry_after_header(retry)} s",
+            retry_after=retry,
+        )

@@ -4,9 +4,8 @@ Vault/OpenBao Transit signer, plus the lean compact-JWS builder.
 The signing path is kept short because it is the authority's hot loop: the
 private key is loaded once per kid, the protected header is serialised and
 base64url-encoded once per kid, the payload is dumped compactly, and the
-signature is made with ``cryptography`` directly (DER -> raw ``r || s``).
-Measured on the 2-core CI image: ~34 us per token this way against ~43 us
-through ``jwt.encode``.
+signature is made with ``cryptography`` directly (DER -> raw ``r || s``),
+which does less per token than ``jwt.encode``.
 """
 
 from __future__ import annotations

@@ -16,8 +16,8 @@ history, and manifest signatures for evidence bundles.
 * ``POST /api/evidence/sign-manifest`` (authenticated): the authority signs the
   SHA-256 of an evidence bundle's manifest (``typ: passgeni-manifest+jwt``).
 
-Kept in its own module so the service's hot path gains only the index
-allocation (:func:`allocate_indexes`, :func:`status_reference`).
+Issuance uses only the index allocation (:func:`allocate_indexes`,
+:func:`status_reference`); the rest serves the routes below.
 """
 
 from __future__ import annotations
@@ -25,7 +25,6 @@ from __future__ import annotations
 import json
 import re
 import secrets
-from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import and_, insert, select
@@ -40,13 +39,16 @@ from passgeni_core import (
     StatusReference,
 )
 
-from . import _hot
+from . import _hot, _sql
 from ._db import certificates, signing_keys, status_list_counter, usage_events
+from ._settings import AuthoritySettings
+from ._util import iso
 
 if TYPE_CHECKING:
     from fastapi import FastAPI
 
-    from ._service import AuthorityService, Principal
+    from ._models import Principal
+    from ._service import AuthorityService
 
 __all__ = [
     "MANIFEST_TYP",
@@ -65,12 +67,6 @@ _LIST_ID_RE = re.compile(r"^(0|[1-9][0-9]{0,8})$")
 _DIGEST_RE = re.compile(r"^[0-9a-f]{64}$")
 
 
-def _iso(value: datetime | None) -> str | None:
-    if value is None:
-        return None
-    return value.astimezone(UTC).replace(microsecond=0).isoformat().replace("+00:00", "Z")
-
-
 def allocate_indexes(conn: Connection, count: int) -> int:
     """Reserve ``count`` consecutive global indexes; returns the first.
 
@@ -83,10 +79,7 @@ def allocate_indexes(conn: Connection, count: int) -> int:
         return 0
     # On the driver connection (see _hot): this runs once per issuing request.
     row = _hot.execute(
-        conn,
-        "UPDATE status_list_counter SET next_idx = next_idx + :count "
-        "WHERE name = :name RETURNING next_idx",
-        {"count": count, "name": _COUNTER},
+        conn, _sql.NEXT_STATUS_INDEXES, {"count": count, "name": _COUNTER}
     ).fetchone()
     if row is None:  # a database migrated by hand without the seed row
         conn.execute(insert(status_list_counter).values(name=_COUNTER, next_idx=count))
@@ -94,14 +87,14 @@ def allocate_indexes(conn: Connection, count: int) -> int:
     return int(row[0]) - count
 
 
-def list_uri(service: AuthorityService, list_id: int) -> str:
-    return f"{service.settings.public_url}/status/{list_id}"
+def list_uri(settings: AuthoritySettings, list_id: int) -> str:
+    return f"{settings.public_url}/status/{list_id}"
 
 
-def status_reference(service: AuthorityService, global_idx: int) -> StatusReference:
+def status_reference(settings: AuthoritySettings, global_idx: int) -> StatusReference:
     """The certificate's ``status.status_list`` claim for a global index."""
-    size = service.settings.status_list_size
-    return StatusReference(idx=global_idx % size, uri=list_uri(service, global_idx // size))
+    size = settings.status_list_size
+    return StatusReference(idx=global_idx % size, uri=list_uri(settings, global_idx // size))
 
 
 def _next_idx(conn: Connection) -> int:
@@ -113,10 +106,10 @@ def _next_idx(conn: Connection) -> int:
 
 def list_uris(service: AuthorityService) -> list[str]:
     """The URI of every status list in use (at least list 0)."""
-    with service._tx() as conn:
+    with service.storage.transaction() as conn:
         used = _next_idx(conn)
     count = max(1, -(-used // service.settings.status_list_size))
-    return [list_uri(service, n) for n in range(count)]
+    return [list_uri(service.settings, n) for n in range(count)]
 
 
 def status_list_token(service: AuthorityService, list_id: str | int) -> str:
@@ -134,7 +127,7 @@ def status_list_token(service: AuthorityService, list_id: str | int) -> str:
     size = service.settings.status_list_size
     first = number * size
     now = service.now()
-    with service._tx() as conn:
+    with service.storage.transaction() as conn:
         if number > 0 and _next_idx(conn) <= first:
             raise NotFound(f"no status list {number}")
         revoked = conn.execute(
@@ -146,8 +139,8 @@ def status_list_token(service: AuthorityService, list_id: str | int) -> str:
                 )
             )
         ).all()
-        kid, signer_ref = service._active_key(conn)
-    uri = list_uri(service, number)
+        kid, signer_ref = service.keys.active(conn)
+    uri = list_uri(service.settings, number)
     lst = StatusList.empty(size, uri=uri)
     for (idx,) in revoked:
         lst.set(int(idx) - first, STATUS_INVALID)
@@ -160,13 +153,13 @@ def status_list_token(service: AuthorityService, list_id: str | int) -> str:
         "ttl": service.settings.status_list_ttl_seconds,
         "status_list": lst.to_claim(),
     }
-    return service._jws.typed_token(kid, signer_ref, payload, typ=STATUS_LIST_TYP)
+    return service.keys.jws.typed_token(kid, signer_ref, payload, typ=STATUS_LIST_TYP)
 
 
 def jwks_history(service: AuthorityService) -> dict[str, Any]:
     """Every signing key ever used: ``{"keys": [JWK...], "history": [{kid, created_at,
     retired_at}]}``, the active key first. Public data only. Raises AuthorityUnavailable."""
-    with service._tx() as conn:
+    with service.storage.transaction() as conn:
         rows = conn.execute(
             select(
                 signing_keys.c.kid,
@@ -184,7 +177,7 @@ def jwks_history(service: AuthorityService) -> dict[str, Any]:
     return {
         "keys": [json.loads(r.public_jwk) for r in rows],
         "history": [
-            {"kid": r.kid, "created_at": _iso(r.created_at), "retired_at": _iso(r.retired_at)}
+            {"kid": r.kid, "created_at": iso(r.created_at), "retired_at": iso(r.retired_at)}
             for r in rows
         ],
     }
@@ -211,8 +204,8 @@ def sign_manifest(
     now = service.now()
     iat = int(now.timestamp())
     jti = f"pgm_{secrets.token_hex(12)}"
-    with service._tx() as conn:
-        kid, signer_ref = service._active_key(conn)
+    with service.storage.transaction() as conn:
+        kid, signer_ref = service.keys.active(conn)
         conn.execute(
             insert(usage_events).values(
                 kind="manifest_signed",
@@ -230,8 +223,8 @@ def sign_manifest(
         "purpose": "evidence-manifest",
         "manifest_sha256": digest,
     }
-    token = service._jws.typed_token(kid, signer_ref, payload, typ=MANIFEST_TYP)
-    return {"token": token, "kid": kid, "issued_at": _iso(now)}
+    token = service.keys.jws.typed_token(kid, signer_ref, payload, typ=MANIFEST_TYP)
+    return {"token": token, "kid": kid, "issued_at": iso(now)}
 
 
 def add_routes(app: FastAPI, service: AuthorityService, principal: Any, json_body: Any) -> None:

@@ -19,6 +19,7 @@ Core-level JWT attacks live in ``tests/unit/passgeni_core/test_verify.py``.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import concurrent.futures
 import json
@@ -229,7 +230,7 @@ def test_mac_valid_session_unknown_to_the_database_is_refused(
     """Even with the session secret, the database decides what a token can redeem:
     its request digest must be one the authority validated and stored, and its
     jti must not have a certificate yet."""
-    codec = server.service._sessions
+    codec = server.service.sessions.codec
     now = int(server.clock().timestamp())
     unknown_request = SessionClaims(
         jti="a" * 24, sub=alice.user, iat=now, exp=now + 60, rq="b" * 22
@@ -292,7 +293,7 @@ def test_replayed_and_raced_sessions_yield_one_certificate(server: Server, alice
     ).json()["certificates"]
     assert "cert_id" in batch[0] and batch[1]["error"]["code"] == "session_already_used"
     count = server.service.audit(
-        server.service.authorize(alice.key, ip=None, endpoint="test"), page_size=500
+        asyncio.run(server.service.authorize(alice.key, ip=None, endpoint="test")), page_size=500
     ).total
     assert count == 2
     _count("session token attacks", 18)

@@ -1,6 +1,6 @@
 """The batch fast path over real HTTP: ``POST /api/generate-batch`` and large
-``POST /api/generate-certificates`` requests (signed ahead, outside the write
-lock, then redeemed in the request's own transaction). The rules must be the
+``POST /api/generate-certificates`` requests (authorised, rate-limited, signed
+and redeemed in the request's own transaction). The rules must be the
 same as on the plain path: single use (also under concurrent replays), tenant
 isolation, per-item errors in order, distinct status-list indexes, the
 request's labels and commitments in the signed claims, and per-IP generation

@@ -45,16 +45,16 @@ def _poll(predicate: Callable[[], bool], timeout: float = 5.0) -> bool:
 
 @pytest.fixture
 def fast_calls(authority: Server, monkeypatch: pytest.MonkeyPatch) -> list[dict[str, Any]]:
-    """The usage events the fast path queued (``_record_later``) during the test."""
+    """The usage events the fast path queued (``UsageEvents.record_later``) during the test."""
     service = authority.service
-    original = service._record_later
+    original = service.events.record_later
     calls: list[dict[str, Any]] = []
 
     def spy(row: dict[str, Any]) -> None:
         calls.append(row)
         original(row)
 
-    monkeypatch.setattr(service, "_record_later", spy)
+    monkeypatch.setattr(service.events, "record_later", spy)
     return calls
 
 

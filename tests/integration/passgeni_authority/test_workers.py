@@ -26,7 +26,7 @@ import pytest
 from passgeni_authority._workers import STARTUP_SECONDS
 from tests.support import LOCALHOST, free_port, http_status, log_tail, wait_until
 
-REPO = Path(__file__).resolve().parents[3]
+REPO = Path(__file__).resolve().parents[2]
 
 _LISTEN, _ESTABLISHED = "0A", "01"
 

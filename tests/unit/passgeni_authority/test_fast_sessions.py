@@ -46,7 +46,7 @@ def test_shutdown_waits_for_queued_access_events(tmp_path: Any) -> None:
     async def main() -> set[Any]:
         async with app.router.lifespan_context(app):
             assert [await generate() for _ in range(30)] == [200] * 30
-        return set(service._later_tasks)
+        return set(service.events._later_tasks)
 
     try:
         assert asyncio.run(main()) == set()

@@ -10,8 +10,9 @@ from datetime import UTC, datetime
 import pytest
 from hypothesis import given, strategies as st
 
+from passgeni_authority._events import detail_json as _detail_json
 from passgeni_authority._hot import dt_for
-from passgeni_authority._service import _b32, _detail_json
+from passgeni_authority._ids import b32 as _b32
 from passgeni_authority._sessions import SessionClaims, SessionCodec
 from passgeni_core import SessionInvalid
 
@@ -83,7 +84,7 @@ def test_a_token_signed_with_another_secret_is_invalid() -> None:
 def test_ordered_ids_lead_with_the_millisecond_then_stay_unguessable() -> None:
     import time
 
-    from passgeni_authority._service import _ordered_id
+    from passgeni_authority._ids import ordered_id as _ordered_id
 
     before = time.time_ns() // 1_000_000
     ids = [_ordered_id() for _ in range(2000)]

@@ -18,8 +18,6 @@ from passgeni_authority import (
 )
 from passgeni_authority.embedded import EmbeddedAuthority
 
-# --- OpenBao Transit -------------------------------------------------------------------
-
 
 def test_transit_unreachable_is_authority_unavailable(tmp_path: Path):
     from passgeni_core import AuthorityUnavailable
@@ -29,17 +27,11 @@ def test_transit_unreachable_is_authority_unavailable(tmp_path: Path):
         AuthorityService(AuthoritySettings(state_dir=tmp_path, signer=signer))
 
 
-# --- embedded mode -----------------------------------------------------------------------
-
-
 def test_embedded_authority_is_registered_as_an_entry_point():
     (ep,) = [e for e in entry_points(group="passgeni.embedded") if e.name == "default"]
     assert ep.load() is EmbeddedAuthority
     (cli_ep,) = [e for e in entry_points(group="passgeni.cli") if e.name == "authority"]
     assert cli_ep.load() is cli.register
-
-
-# --- CLI -------------------------------------------------------------------------------------
 
 
 def test_cli_manages_keys_with_flags_over_environment(

@@ -8,6 +8,7 @@ other processes must be reported, never silently ignored.
 
 from __future__ import annotations
 
+import asyncio
 import os
 from datetime import UTC, datetime
 from pathlib import Path
@@ -28,18 +29,18 @@ def test_a_revocation_in_one_process_is_refused_at_once_by_another(tmp_path: Pat
     with _service(tmp_path) as a, _service(tmp_path) as b:
         key = a.create_api_key("ops", rate_limit=100_000)
         # Both processes have the row cached after one request each.
-        assert a.authorize(key.key, ip=None, endpoint="t").user_id == "ops"
-        assert b.authorize(key.key, ip=None, endpoint="t").user_id == "ops"
-        assert a._admitted_without_write(key.key, datetime.now(UTC)) is not None
+        assert asyncio.run(a.authorize(key.key, ip=None, endpoint="t")).user_id == "ops"
+        assert asyncio.run(b.authorize(key.key, ip=None, endpoint="t")).user_id == "ops"
+        assert a.gate.admitted_without_write(key.key, datetime.now(UTC)) is not None
         b.revoke_api_key(key.prefix)
         with pytest.raises(Unauthenticated):
-            a.authorize(key.key, ip=None, endpoint="t")
-        assert a._admitted_without_write(key.key, datetime.now(UTC)) is None
+            asyncio.run(a.authorize(key.key, ip=None, endpoint="t"))
+        assert a.gate.admitted_without_write(key.key, datetime.now(UTC)) is None
         with pytest.raises(Unauthenticated):
-            b.authorize(key.key, ip=None, endpoint="t")
+            asyncio.run(b.authorize(key.key, ip=None, endpoint="t"))
         # Other keys keep working (and are simply read again).
         other = b.create_api_key("dev")
-        assert a.authorize(other.key, ip=None, endpoint="t").user_id == "dev"
+        assert asyncio.run(a.authorize(other.key, ip=None, endpoint="t")).user_id == "dev"
 
 
 def test_lookups_are_served_from_the_cache_until_a_revocation(
@@ -59,16 +60,16 @@ def test_lookups_are_served_from_the_cache_until_a_revocation(
     with _service(tmp_path) as svc:
         key = svc.create_api_key("ops", rate_limit=100_000)
         for _ in range(5):
-            svc.authorize(key.key, ip=None, endpoint="t")
+            asyncio.run(svc.authorize(key.key, ip=None, endpoint="t"))
         assert len(reads) == 1
         other = svc.create_api_key("dev")
         svc.revoke_api_key(other.prefix)  # any revocation empties every cache
-        svc.authorize(key.key, ip=None, endpoint="t")
+        asyncio.run(svc.authorize(key.key, ip=None, endpoint="t"))
         assert len(reads) == 2
         # Unknown keys are looked up every time, never cached.
         for _ in range(3):
             with pytest.raises(Unauthenticated):
-                svc.authorize(key.key[:-4] + "AAAA", ip=None, endpoint="t")
+                asyncio.run(svc.authorize(key.key[:-4] + "AAAA", ip=None, endpoint="t"))
         assert len(reads) == 5
 
 
@@ -77,7 +78,7 @@ def test_a_revocation_that_cannot_be_signalled_is_reported_and_can_be_redone(
 ) -> None:
     with _service(tmp_path) as a, _service(tmp_path) as b:
         key = a.create_api_key("ops")
-        a.authorize(key.key, ip=None, endpoint="t")
+        asyncio.run(a.authorize(key.key, ip=None, endpoint="t"))
         signal = tmp_path / "authority.db.key-revocations"
         signal.unlink()
         signal.mkdir()  # unwritable as a file, even for root
@@ -92,7 +93,7 @@ def test_a_revocation_that_cannot_be_signalled_is_reported_and_can_be_redone(
         signal.rmdir()
         b.revoke_api_key(key.prefix)
         with pytest.raises(Unauthenticated):
-            a.authorize(key.key, ip=None, endpoint="t")
+            asyncio.run(a.authorize(key.key, ip=None, endpoint="t"))
 
 
 def test_key_rows_without_a_signal_file_cache_nothing(tmp_path: Path) -> None:

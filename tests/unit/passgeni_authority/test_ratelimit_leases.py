@@ -11,6 +11,7 @@ once the transaction that leased it committed (never from a rolled-back one).
 
 from __future__ import annotations
 
+import asyncio
 import math
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -300,21 +301,21 @@ def test_a_failed_commit_leaves_nothing_the_fast_path_could_admit(
 
     def fail(conn: Connection) -> None:
         # What the event loop's fast path would see mid-commit.
-        seen.append(service._admitted_without_write(key, service.now()))
+        seen.append(service.gate.admitted_without_write(key, service.now()))
         raise RuntimeError("disk full")
 
     event.listen(service.engine, "commit", fail)
     try:
         with pytest.raises((AuthorityUnavailable, RuntimeError)):
-            service.authorize(key, ip="10.0.0.1", endpoint="GET /api/audit")
+            asyncio.run(service.authorize(key, ip="10.0.0.1", endpoint="GET /api/audit"))
     finally:
         event.remove(service.engine, "commit", fail)
     assert seen and all(s is None for s in seen)
-    assert service._admitted_without_write(key, service.now()) is None
+    assert service.gate.admitted_without_write(key, service.now()) is None
     assert _stored(service, "g:key:" + key.split("_")[1]) is None
     # A commit that succeeds makes the block usable: the fast path admits.
-    service.authorize(key, ip="10.0.0.1", endpoint="GET /api/audit")
-    assert service._admitted_without_write(key, service.now()) is not None
+    asyncio.run(service.authorize(key, ip="10.0.0.1", endpoint="GET /api/audit"))
+    assert service.gate.admitted_without_write(key, service.now()) is not None
 
 
 def test_the_unused_tokens_of_a_lapsed_lease_go_back_to_the_window(

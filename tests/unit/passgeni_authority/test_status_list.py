@@ -7,6 +7,7 @@ All over real HTTP against the real app under uvicorn (the ``authority`` fixture
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
 import sqlite3
@@ -43,9 +44,10 @@ def test_migration_keeps_certificates_issued_before_status_lists(tmp_path: Path)
     from alembic import command
     from alembic.config import Config
 
-    from passgeni_authority import AuthorityService, AuthoritySettings, Principal
-    from passgeni_authority._db import _script_location, make_engine, users
+    from passgeni_authority import AuthorityService, AuthoritySettings
+    from passgeni_authority._db import users
     from passgeni_authority._status import status_list_token
+    from passgeni_authority._storage import _script_location, make_engine
 
     url = f"sqlite:///{tmp_path / 'authority.db'}"
     engine = make_engine(url)
@@ -81,11 +83,24 @@ def test_migration_keeps_certificates_issued_before_status_lists(tmp_path: Path)
         assert record.status == "valid"
         assert _claims(status_list_token(service, 0))["sub"] == "http://a.test/status/0"
         key = service.create_api_key("new-user")
-        principal = Principal(user_id="new-user", team_id=None, key_prefix=key.prefix)
-        ticket = service.start_generation(principal, {"compliance_standard": "soc2"}, ip=None)
-        issued = service.issue_certificate(
-            principal, {"generation_session_id": ticket.generation_session_id}, ip=None
-        )
+
+        async def two_steps() -> Any:
+            batch = await service.open_sessions(
+                key.key,
+                ip=None,
+                endpoint="test",
+                body={"compliance_standard": "soc2"},
+                count=1,
+                generation_attempts=1,
+            )
+            return await service.issue_certificate(
+                key.key,
+                {"generation_session_id": batch.generation_session_ids[0]},
+                ip=None,
+                endpoint="test",
+            )
+
+        issued = asyncio.run(two_steps())
         token = issued.token
     assert _claims(token)["status"]["status_list"] == {"idx": 0, "uri": "http://a.test/status/0"}
     db = sqlite3.connect(tmp_path / "authority.db")
@@ -98,7 +113,7 @@ def _head() -> str:
     from alembic.config import Config
     from alembic.script import ScriptDirectory
 
-    from passgeni_authority._db import _script_location
+    from passgeni_authority._storage import _script_location
 
     cfg = Config()
     cfg.set_main_option("script_location", _script_location())

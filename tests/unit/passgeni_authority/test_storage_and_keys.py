@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
 import os
@@ -49,7 +50,7 @@ def _migrate(engine: Any, step: Any, revision: str) -> None:
     """Run an alembic command (``command.upgrade`` / ``downgrade``) on ``engine``."""
     from alembic.config import Config
 
-    from passgeni_authority._db import _script_location
+    from passgeni_authority._storage import _script_location
 
     with engine.connect() as conn:
         cfg = Config()
@@ -59,14 +60,30 @@ def _migrate(engine: Any, step: Any, revision: str) -> None:
         conn.commit()
 
 
+def _issue_with(svc: AuthorityService, key: str) -> Any:
+    async def two_steps() -> Any:
+        batch = await svc.open_sessions(
+            key,
+            ip="127.0.0.1",
+            endpoint="test",
+            body={"compliance_standard": "soc2"},
+            count=1,
+            generation_attempts=1,
+        )
+        return await svc.issue_certificate(
+            key,
+            {"generation_session_id": batch.generation_session_ids[0]},
+            ip="127.0.0.1",
+            endpoint="test",
+        )
+
+    return asyncio.run(two_steps())
+
+
 def _issue(svc: AuthorityService, user: str = "alice") -> Any:
     if id(svc) not in _KEYS:
         _KEYS[id(svc)] = svc.create_api_key(user).key
-    principal = svc.authorize(_KEYS[id(svc)], ip="127.0.0.1", endpoint="test")
-    ticket = svc.start_generation(principal, {"compliance_standard": "soc2"}, ip="127.0.0.1")
-    return svc.issue_certificate(
-        principal, {"generation_session_id": ticket.generation_session_id}, ip="127.0.0.1"
-    )
+    return _issue_with(svc, _KEYS[id(svc)])
 
 
 def test_migrations_apply_on_a_fresh_database_and_match_the_schema(tmp_path: Path):
@@ -85,7 +102,7 @@ def test_migrations_apply_on_a_fresh_database_and_match_the_schema(tmp_path: Pat
         from alembic.config import Config
         from alembic.script import ScriptDirectory
 
-        from passgeni_authority._db import _script_location
+        from passgeni_authority._storage import _script_location
 
         cfg = Config()
         cfg.set_main_option("script_location", _script_location())
@@ -176,8 +193,8 @@ def test_signing_path_is_lean(tmp_path: Path):
     import time
 
     with _service(tmp_path) as svc:
-        kid, ref = svc._active_key(svc.engine.connect())
-        jws = svc._jws
+        kid, ref = svc.keys.active(svc.engine.connect())
+        jws = svc.keys.jws
         payload = {"iss": "x", "jti": "pg_x", "n": 1}
         started = time.perf_counter()
         for _ in range(500):
@@ -224,7 +241,7 @@ def test_0004_keeps_claims_in_the_token_and_downgrade_restores_the_column(tmp_pa
     from the token, and a downgrade to 0003 rebuilds the column from the tokens."""
     from alembic import command
 
-    from passgeni_authority._db import make_engine
+    from passgeni_authority._storage import make_engine
 
     with _service(tmp_path) as svc:
         issued = [_issue(svc) for _ in range(3)]
@@ -268,7 +285,7 @@ def test_audit_pages_are_read_in_index_order(tmp_path: Path):
                 statements.append((statement, params))
 
         event.listen(svc.engine, "before_cursor_execute", seen)
-        principal = svc.authorize(_KEYS[id(svc)], ip="127.0.0.1", endpoint="test")
+        principal = asyncio.run(svc.authorize(_KEYS[id(svc)], ip="127.0.0.1", endpoint="test"))
         svc.audit(principal, page=2, page_size=10)
         event.remove(svc.engine, "before_cursor_execute", seen)
         assert len(statements) == 1
@@ -317,8 +334,8 @@ def test_0006_issuance_skips_index_entries_nothing_reads(tmp_path: Path):
     read through those (partial) indexes, and 0006 downgrades and upgrades."""
     from alembic import command
 
-    from passgeni_authority._db import make_engine
-    from passgeni_authority._service import _LATEST_ANOMALY
+    from passgeni_authority._sql import LATEST_ANOMALY as _LATEST_ANOMALY
+    from passgeni_authority._storage import make_engine
 
     def index_sql() -> dict[str, str]:
         with create_engine(f"sqlite:///{tmp_path / 'authority.db'}").connect() as conn:
@@ -333,12 +350,9 @@ def test_0006_issuance_skips_index_entries_nothing_reads(tmp_path: Path):
     with _service(tmp_path, anomaly_threshold_24h=1) as svc:
         _issue(svc)  # personal
         team_key = svc.create_api_key("bob", team="blue").key
-        team = svc.authorize(team_key, ip="127.0.0.1", endpoint="test")
+        team = asyncio.run(svc.authorize(team_key, ip="127.0.0.1", endpoint="test"))
         for _ in range(2):  # over the threshold of 1: an anomaly event
-            ticket = svc.start_generation(team, {"compliance_standard": "soc2"}, ip="127.0.0.1")
-            svc.issue_certificate(
-                team, {"generation_session_id": ticket.generation_session_id}, ip="127.0.0.1"
-            )
+            _issue_with(svc, team_key)
         audit_before = svc.audit(team).to_dict()
         assert audit_before["total"] == 2 and audit_before["anomalies"]
         for plan in _plans_of(svc, lambda: svc.audit(team, page=1), "certificates"):
@@ -373,7 +387,7 @@ def test_0006_issuance_skips_index_entries_nothing_reads(tmp_path: Path):
     migrate(command.upgrade, "head")
     engine.dispose()
     with _service(tmp_path, anomaly_threshold_24h=1) as svc:
-        team = svc.authorize(team_key, ip="127.0.0.1", endpoint="test")
+        team = asyncio.run(svc.authorize(team_key, ip="127.0.0.1", endpoint="test"))
         assert svc.audit(team).to_dict() == audit_before
 
 
@@ -385,7 +399,7 @@ def _last_expiry(tmp_path: Path) -> dict[str, Any]:
 def test_issuance_keeps_an_expiry_bound_per_key_about_once_an_hour(tmp_path: Path):
     """``signing_keys.last_expires_at`` covers every certificate of its key, with at
     most an hour to spare, and is rewritten about once an hour, not once per commit."""
-    from passgeni_authority._service import LAST_EXPIRY_SLACK
+    from passgeni_authority._keys import LAST_EXPIRY_SLACK
 
     def bound_of(kid: str) -> datetime:
         return datetime.fromisoformat(_last_expiry(tmp_path)[kid]).replace(tzinfo=UTC)
@@ -430,7 +444,7 @@ def test_a_certificate_signed_with_a_key_another_process_retired_keeps_it_publis
 def test_0007_fills_the_expiry_bound_from_stored_certificates_and_downgrades(tmp_path: Path):
     from alembic import command
 
-    from passgeni_authority._db import make_engine
+    from passgeni_authority._storage import make_engine
 
     clock = FakeClock()
     with _service(tmp_path, clock) as svc:

@@ -31,7 +31,7 @@ def test_a_worker_process_syncs_its_wal_on_its_loop(
     service = app.state.service
     try:
         assert service.settings.wal_sync_in_loop is True
-        assert service._committer._sync_in_loop is True
+        assert service.storage.committer._sync_in_loop is True
     finally:
         service.close()
     assert AuthoritySettings(state_dir=tmp_path).wal_sync_in_loop is False

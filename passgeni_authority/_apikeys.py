@@ -1,0 +1,353 @@
+"""API keys and authentication: keys are created, listed and revoked here, and
+every request is authenticated and admitted (rate limits, the access event)
+here, before its operation runs."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import re
+import secrets
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+from sqlalchemy import insert, select, update
+from sqlalchemy.engine import Connection, RowMapping
+
+from passgeni_core import (
+    AuthorityUnavailable,
+    InvalidRequest,
+    NotFound,
+    PassgeniError,
+    Unauthenticated,
+)
+
+from . import _hot, _sql
+from ._db import api_keys, teams, users
+from ._events import UsageEvents, access_detail
+from ._ids import b32
+from ._models import KEY_PREFIX, ApiKeyInfo, CreatedApiKey, Principal
+from ._ratelimit import RateLimiter
+from ._settings import AuthoritySettings
+from ._storage import Storage
+from ._util import now
+
+__all__ = ["ApiKeys", "Gate", "hash_api_key"]
+
+log = logging.getLogger("passgeni_authority")
+
+_T = TypeVar("_T")
+
+_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@+-]{0,63}$")
+_PREFIX_RE = re.compile(r"^[a-z2-7]{8}$")
+
+
+def hash_api_key(key: str) -> str:
+    """SHA-256 (hex) of an API key: what the database stores instead of the key.
+
+    A plain hash suffices (no slow KDF): keys carry 256 random bits, so there
+    is nothing to brute-force, and a fast hash keeps every request cheap.
+    """
+    return hashlib.sha256(key.encode("utf-8")).hexdigest()
+
+
+def _key_info(row: RowMapping) -> ApiKeyInfo:
+    return ApiKeyInfo(
+        prefix=row["prefix"],
+        user_id=row["user_id"],
+        team_id=row["team_id"],
+        rate_limit=row["rate_limit"],
+        created_at=row["created_at"],
+        revoked_at=row["revoked_at"],
+    )
+
+
+class ApiKeys:
+    """Creating, listing, looking up and revoking API keys (admin operations)."""
+
+    def __init__(self, settings: AuthoritySettings, storage: Storage) -> None:
+        self.settings = settings
+        self.storage = storage
+        # Key rows until the next revocation by any process (SQLite: one host).
+        self.rows = _hot.KeyRows(storage.sibling_path("key-revocations"))
+
+    def create(
+        self, user: str, *, team: str | None = None, rate_limit: int | None = None
+    ) -> CreatedApiKey:
+        """See :meth:`AuthorityService.create_api_key`."""
+        for what, name in (("user", user), ("team", team)):
+            if name is not None and not _NAME_RE.match(name):
+                raise InvalidRequest(
+                    f"{what} name must be 1-64 characters of letters, digits and ._@+-"
+                )
+        if rate_limit is not None and (
+            isinstance(rate_limit, bool) or not isinstance(rate_limit, int) or rate_limit < 1
+        ):
+            raise InvalidRequest("rate_limit must be a positive number of requests per minute")
+        at = now(self.settings)
+        prefix = b32(5)
+        key = f"{KEY_PREFIX}_{prefix}_{secrets.token_urlsafe(32)}"
+        with self.storage.transaction() as conn:
+            if (
+                team is not None
+                and conn.execute(select(teams.c.id).where(teams.c.id == team)).first() is None
+            ):
+                conn.execute(insert(teams).values(id=team, created_at=at))
+            existing = conn.execute(select(users.c.team_id).where(users.c.id == user)).first()
+            if existing is None:
+                conn.execute(insert(users).values(id=user, team_id=team, created_at=at))
+            elif team is not None and existing.team_id not in (None, team):
+                raise InvalidRequest(f"user {user} belongs to team {existing.team_id}")
+            elif team is not None and existing.team_id is None:
+                conn.execute(update(users).where(users.c.id == user).values(team_id=team))
+            conn.execute(
+                insert(api_keys).values(
+                    prefix=prefix,
+                    key_hash=hash_api_key(key),
+                    user_id=user,
+                    team_id=team,
+                    rate_limit=rate_limit,
+                    created_at=at,
+                )
+            )
+        log.info("created API key %s for user %s", prefix, user)
+        return CreatedApiKey(
+            key=key, prefix=prefix, user_id=user, team_id=team, rate_limit=rate_limit, created_at=at
+        )
+
+    def list(self) -> list[ApiKeyInfo]:
+        with self.storage.transaction() as conn:
+            rows = conn.execute(select(api_keys).order_by(api_keys.c.id)).mappings().all()
+        return [_key_info(row) for row in rows]
+
+    def lookup(self, api_key: str) -> ApiKeyInfo | None:
+        with self.storage.transaction() as conn:
+            row = (
+                conn.execute(select(api_keys).where(api_keys.c.key_hash == hash_api_key(api_key)))
+                .mappings()
+                .first()
+            )
+        return None if row is None else _key_info(row)
+
+    def revoke(self, prefix: str) -> ApiKeyInfo:
+        """See :meth:`AuthorityService.revoke_api_key`."""
+        prefix = prefix.removeprefix(f"{KEY_PREFIX}_").split("_")[0]
+        with self.storage.transaction() as conn:
+            conn.execute(
+                update(api_keys)
+                .where(api_keys.c.prefix == prefix, api_keys.c.revoked_at.is_(None))
+                .values(revoked_at=now(self.settings))
+            )
+            row = (
+                conn.execute(select(api_keys).where(api_keys.c.prefix == prefix)).mappings().first()
+            )
+        if row is None:
+            raise NotFound(f"no API key with prefix {prefix[:16]!r}")
+        try:
+            self.rows.revoked()
+        except OSError as exc:
+            # Committed, but processes caching the key would not know: say so.
+            # Revoking again (idempotent) sends the signal again.
+            raise AuthorityUnavailable(
+                f"API key {prefix} is revoked in the database, but the running "
+                f"authority processes could not be told ({exc.strerror or exc}); "
+                "revoke it again or restart them"
+            ) from None
+        log.info("revoked API key %s", prefix)
+        return _key_info(row)
+
+
+class _WorkFailed(Exception):
+    """An operation's own error inside :meth:`Gate.authorized` (internal)."""
+
+    def __init__(self, error: PassgeniError) -> None:
+        super().__init__(error.code)
+        self.error = error
+
+
+def check_key_format(api_key: str | None) -> str:
+    """The key's public prefix. Raises Unauthenticated (no database access)."""
+    if not api_key:
+        raise Unauthenticated("an API key is required: Authorization: Bearer <key>")
+    parts = api_key.split("_", 2)
+    if len(parts) != 3 or parts[0] != KEY_PREFIX or not _PREFIX_RE.match(parts[1]):
+        raise Unauthenticated("the API key is malformed")
+    return parts[1]
+
+
+_Outcome = tuple[Principal | None, PassgeniError | None, Any]
+
+
+class Gate:
+    """Authentication and admission of every request: the key, then its rate
+    limits, then the access event; only then the request's operation."""
+
+    def __init__(
+        self,
+        settings: AuthoritySettings,
+        storage: Storage,
+        keys: ApiKeys,
+        limiter: RateLimiter,
+        events: UsageEvents,
+    ) -> None:
+        self.settings = settings
+        self.storage = storage
+        self.keys = keys
+        self.limiter = limiter
+        self.events = events
+
+    def _principal(self, row: Any, prefix: str) -> Principal | None:
+        if row is None or row[0] != prefix or row[4] is not None:
+            return None  # unknown or revoked
+        return Principal(user_id=row[1], team_id=row[2], key_prefix=row[0], rate_limit=row[3])
+
+    def _admit_in(
+        self, conn: Connection, api_key: str, prefix: str, *, ip: str | None, endpoint: str, at: Any
+    ) -> tuple[Principal | None, float | None]:
+        """Look the key up, apply the caller's limits and record the access, in ``conn``.
+
+        Returns ``(None, None)`` for an unknown or revoked key, else the
+        principal and ``None`` (admitted) or the seconds until a retry.
+        """
+        key_hash = hash_api_key(api_key)
+        row = self.keys.rows.get(key_hash)
+        if row is None:
+            # Without the process cache (PostgreSQL), once per group commit.
+            memo = _hot.memo(conn)
+            cache_key = ("api_key", key_hash)
+            if memo is not None and cache_key in memo:
+                row = memo[cache_key]
+            else:
+                row = _hot.execute(conn, _sql.KEY_LOOKUP, {"key_hash": key_hash}).fetchone()
+                if memo is not None:
+                    memo[cache_key] = row
+            self.keys.rows.put(key_hash, row)
+        principal = self._principal(row, prefix)
+        if principal is None:
+            return None, None
+        retry = self.limiter.admit(conn, principal, at.timestamp())
+        self.events.record(
+            conn,
+            "api_access" if retry is None else "rate_limited",
+            user_id=principal.user_id,
+            ip=ip,
+            now=at,
+            detail=access_detail(endpoint, principal.key_prefix),
+        )
+        return principal, retry
+
+    async def authorize(self, api_key: str | None, *, ip: str | None, endpoint: str) -> Principal:
+        """See :meth:`AuthorityService.authorize`: :meth:`authorized` with no operation."""
+        return await self.authorized(
+            api_key, ip=ip, endpoint=endpoint, work=lambda _conn, principal: principal
+        )
+
+    def admitted_without_write(self, api_key: str | None, at: Any) -> Principal | None:
+        """The caller if it can be admitted with no write at all, else ``None``.
+
+        That is: a valid, unrevoked automation key (read from committed
+        state, so a revocation applies at once) whose every rate limit has
+        tokens left in a lease this process holds (see ``_ratelimit``).
+        ``None`` sends the request down the ordinary path, which decides
+        (and records) everything in one transaction.
+        """
+        if not self.storage.grouped or not api_key:
+            return None
+        try:
+            prefix = check_key_format(api_key)
+        except PassgeniError:
+            return None
+        key_hash = hash_api_key(api_key)
+        row = self.keys.rows.get(key_hash)
+        if row is None:
+            rows = self.storage.readers.read(_sql.KEY_LOOKUP, {"key_hash": key_hash})
+            row = tuple(rows[0]) if rows else None
+            self.keys.rows.put(key_hash, row)
+        principal = self._principal(row, prefix)
+        if principal is None or principal.rate_limit is None:
+            return None
+        if not self.limiter.admit_from_leases(principal, at.timestamp()):
+            return None
+        return principal
+
+    async def authorized(
+        self,
+        api_key: str | None,
+        *,
+        ip: str | None,
+        endpoint: str,
+        work: Callable[[Connection, Principal], _T],
+        generation_attempts: int = 0,
+    ) -> _T:
+        """Authorise a request and run its operation in one transaction (one commit).
+
+        The same rules as :meth:`authorize` followed by the operation, in the
+        same order (unknown key, then rate limits, then ``work``'s own
+        errors), but the bookkeeping (limits, the access event) and the
+        operation share one commit. If ``work`` raises a PassgeniError, its
+        writes are undone, the bookkeeping is committed on its own, and the
+        error is raised here. ``generation_attempts`` counts towards the
+        per-IP generation limit (keys without their own limit).
+        """
+        unit = self._unit(
+            api_key, ip=ip, endpoint=endpoint, work=work, attempts=generation_attempts
+        )
+        try:
+            outcome = await self.storage.write(unit)
+        except _WorkFailed as failed:
+            # The operation failed: its unit was rolled back whole; record the
+            # request's bookkeeping alone, then answer with the operation's error.
+            alone = self._unit(
+                api_key, ip=ip, endpoint=endpoint, work=None, attempts=generation_attempts
+            )
+            self._result(await self.storage.write(alone))
+            raise failed.error from None
+        value: _T = self._result(outcome)
+        return value
+
+    def _unit(
+        self,
+        api_key: str | None,
+        *,
+        ip: str | None,
+        endpoint: str,
+        work: Callable[[Connection, Principal], Any] | None,
+        attempts: int,
+    ) -> Callable[[Connection], _Outcome]:
+        """The unit of :meth:`authorized`: bookkeeping then ``work`` (``None``:
+        bookkeeping only). ``work``'s error is raised as :class:`_WorkFailed`,
+        so the whole unit (bookkeeping included) rolls back: one savepoint per
+        request instead of two on the success path."""
+        prefix = check_key_format(api_key)
+        assert api_key is not None
+        at = now(self.settings)
+
+        def unit(conn: Connection) -> _Outcome:
+            principal, retry = self._admit_in(
+                conn, api_key, prefix, ip=ip, endpoint=endpoint, at=at
+            )
+            if principal is None:
+                return None, None, None
+            if retry is not None:
+                return principal, self.limiter.user_limited(principal, retry), None
+            # Counted before validation: a failed attempt is still an attempt.
+            limited = self.limiter.generation(conn, principal, ip, attempts, at.timestamp())
+            if limited is not None:
+                return principal, limited, None
+            if work is None:
+                return principal, None, None
+            try:
+                return principal, None, work(conn, principal)
+            except PassgeniError as exc:
+                raise _WorkFailed(exc) from None
+
+        return unit
+
+    @staticmethod
+    def _result(outcome: _Outcome) -> Any:
+        principal, error, result = outcome
+        if principal is None:
+            raise Unauthenticated("the API key is unknown or revoked")
+        if error is not None:
+            raise error
+        return result

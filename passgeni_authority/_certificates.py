@@ -1,0 +1,141 @@
+"""Stored certificates: their public records, their status, and revocation."""
+
+from __future__ import annotations
+
+import json
+import re
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import select, update
+from sqlalchemy.engine import RowMapping
+
+from passgeni_core import InvalidRequest, NotFound
+
+from ._db import certificates
+from ._events import UsageEvents
+from ._models import CertificateRecord, Principal
+from ._settings import AuthoritySettings
+from ._signing import b64url_decode
+from ._storage import Storage
+from ._util import now
+
+__all__ = ["Certificates", "scope"]
+
+_CERT_ID_RE = re.compile(r"^pg_[a-z2-7]{24}$")
+
+
+def _token_claims(token: str) -> dict[str, Any]:
+    """The claims of one of our own stored tokens (not a verification: the row
+    is ours, and clients verify the signature against the JWKS)."""
+    claims: dict[str, Any] = json.loads(b64url_decode(token.split(".")[1]))
+    return claims
+
+
+def scope(principal: Principal) -> Any:
+    """The certificates a caller may see: its team's for a team key, else its own."""
+    if principal.team_id is not None:
+        return certificates.c.team_id == principal.team_id
+    return certificates.c.owner_user_id == principal.user_id
+
+
+class Certificates:
+    """Reading and revoking stored certificates."""
+
+    def __init__(self, settings: AuthoritySettings, storage: Storage, events: UsageEvents) -> None:
+        self.settings = settings
+        self.storage = storage
+        self.events = events
+
+    def url(self, cert_id: str) -> str:
+        return f"{self.settings.public_url}/cert/{cert_id}"
+
+    def record(self, row: RowMapping, at: datetime) -> CertificateRecord:
+        """The public record of a stored row, its status as of ``at``."""
+        payload = _token_claims(row["token"])
+        if row["status"] == "revoked":
+            status = "revoked"
+        else:
+            status = "valid" if row["expires_at"] > at else "expired"
+        return CertificateRecord(
+            cert_id=row["cert_id"],
+            cert_url=self.url(row["cert_id"]),
+            status=status,
+            revoked_at=row["revoked_at"],
+            revocation_reason=row["revocation_reason"],
+            issued_at=row["issued_at"],
+            expires_at=row["expires_at"],
+            compliance_standard=row["compliance_standard"],
+            standards_met=tuple(payload.get("standards_met", ())),
+            entropy_bits=payload["entropy_bits"],
+            naive_entropy_bits=payload.get("naive_entropy_bits"),
+            parameters=payload.get("parameters", {}),
+            entropy_source=payload.get("entropy_source", {}),
+            label=payload.get("label"),
+            target=payload.get("target"),
+            token=row["token"],
+            kid=row["kid"],
+            issuer=payload.get("iss", ""),
+            subject=payload.get("sub", ""),
+            mapping_version=payload.get("mapping_version", ""),
+            credential_commitment=payload.get("credential_commitment"),
+        )
+
+    def get(self, cert_id: str, *, ip: str | None = None) -> CertificateRecord:
+        """See :meth:`AuthorityService.get_certificate`."""
+        if not _CERT_ID_RE.match(cert_id):
+            raise NotFound(f"no certificate {cert_id[:40]!r}")
+        at = now(self.settings)
+        with self.storage.transaction() as conn:
+            row = (
+                conn.execute(select(certificates).where(certificates.c.cert_id == cert_id))
+                .mappings()
+                .first()
+            )
+            if row is not None:
+                self.events.record(
+                    conn,
+                    "certificate_view",
+                    user_id=None,
+                    ip=ip,
+                    now=at,
+                    detail={"cert_id": cert_id},
+                )
+        if row is None:
+            raise NotFound(f"no certificate {cert_id!r}")
+        return self.record(row, at)
+
+    def revoke(self, principal: Principal, cert_id: str, reason: object) -> CertificateRecord:
+        """See :meth:`AuthorityService.revoke_certificate`."""
+        if not isinstance(reason, str) or not 1 <= len(reason.strip()) <= 500:
+            raise InvalidRequest("reason must be a string of 1-500 characters")
+        at = now(self.settings)
+        with self.storage.transaction() as conn:
+            conn.execute(
+                update(certificates)
+                .where(
+                    certificates.c.cert_id == cert_id,
+                    scope(principal),
+                    certificates.c.status != "revoked",
+                )
+                .values(status="revoked", revoked_at=at, revocation_reason=reason.strip())
+            )
+            row = (
+                conn.execute(
+                    select(certificates).where(certificates.c.cert_id == cert_id, scope(principal))
+                )
+                .mappings()
+                .first()
+            )
+            if row is not None:
+                self.events.record(
+                    conn,
+                    "certificate_revoked",
+                    user_id=principal.user_id,
+                    ip=None,
+                    now=at,
+                    detail={"cert_id": cert_id},
+                )
+        if row is None:
+            raise NotFound(f"no certificate {cert_id[:40]!r}")
+        return self.record(row, at)
