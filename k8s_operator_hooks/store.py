@@ -44,7 +44,7 @@ Writes (see ``passgeni_core.workflows.provision_into_store`` for the order):
 Limits enforced before writing: a Secret's data at most 1 MiB, its annotations
 at most 256 KiB in total (what the API server validates).
 
-What the tests can and cannot show (``tests/k8s_operator_hooks``): they run
+What the tests can and cannot show (``tests/integration/k8s_operator_hooks``): they run
 against the ``kmock`` emulator, which tolerates server-side apply only as a
 plain JSON merge (no managed fields, no removal of omitted fields, no
 conflicts) and keeps no ``resourceVersion``. So the tests check what is

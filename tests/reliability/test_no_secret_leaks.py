@@ -43,6 +43,7 @@ import pytest
 from passgeni_core import decode_binding_key, open_store, parse_store_uri
 from tests.reliability._proxy import TcpProxy
 from tests.support import (
+    REPO_ROOT,
     KubeEmulator,
     MotoServer,
     OpenBaoServer,
@@ -51,7 +52,7 @@ from tests.support import (
     wait_until,
 )
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = REPO_ROOT
 BIN = Path(sys.executable).parent
 
 # Every logger at DEBUG, to stderr, then the real entry point.

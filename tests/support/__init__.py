@@ -34,6 +34,7 @@ from tests.support.openbao import OpenBaoServer, find_bao
 from tests.support.postgres import PostgresCluster, find_postgres_bindir, ram_temp_base
 from tests.support.process import (
     LOCALHOST,
+    REPO_ROOT,
     ServerError,
     WaitTimeoutError,
     free_port,
@@ -44,6 +45,7 @@ from tests.support.process import (
 
 __all__ = [
     "LOCALHOST",
+    "REPO_ROOT",
     "Chromium",
     "KubeEmulator",
     "MotoServer",

@@ -19,9 +19,9 @@ from pathlib import Path
 import requests
 
 from tests.support.postgres import PostgresCluster
-from tests.support.process import free_port, http_status, wait_until
+from tests.support.process import REPO_ROOT, free_port, http_status, wait_until
 
-ROOT = Path(__file__).resolve().parents[2]  # the repository: the subprocesses run this tree
+ROOT = REPO_ROOT
 
 
 def _session() -> requests.Session:

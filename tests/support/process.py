@@ -45,6 +45,9 @@ from typing import IO, Self
 
 LOCALHOST = "127.0.0.1"
 
+#: The repository this harness belongs to: servers and subprocesses run this tree's code.
+REPO_ROOT = Path(__file__).resolve().parents[2]
+
 
 class ServerError(RuntimeError):
     """A test server could not be found, started or driven."""

@@ -8,7 +8,9 @@ import ast
 from collections.abc import Iterator
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[2]
+from tests.support import REPO_ROOT
+
+ROOT = REPO_ROOT
 TESTS = ROOT / "tests"
 TIERS = ("unit", "integration", "reliability")
 
@@ -62,3 +64,17 @@ def test_unit_tests_import_no_server_fixtures() -> None:
         for name in _imports(path):
             assert not name.startswith(("tests.integration", "tests.reliability")), (path, name)
             assert name != "tests.server_fixtures", (path, name)
+
+
+def test_the_repository_root_comes_from_the_harness() -> None:
+    """A root computed from a file's depth (``parents[N]``) silently points elsewhere once
+    the file moves (a subprocess then runs the installed code, not this tree's):
+    tests take ``tests.support.REPO_ROOT``."""
+    offenders = [
+        str(path.relative_to(TESTS))
+        for path in TESTS.rglob("*.py")
+        if path.relative_to(TESTS).parts[0] != "support"
+        and ".parents[" in path.read_text(encoding="utf-8")
+        and path != Path(__file__)
+    ]
+    assert offenders == []

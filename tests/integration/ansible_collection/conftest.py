@@ -19,8 +19,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from tests.support import REPO_ROOT
 
-REPO = Path(__file__).resolve().parents[3]
+REPO = REPO_ROOT
 SOURCE = REPO / "ansible_collection"
 BIN = Path(sys.executable).parent
 

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from .conftest import ansible_bin
+from tests.support import REPO_ROOT
 
 PLUGINS = [
     ("module", "credential"),
@@ -82,7 +83,7 @@ def test_collection_listed(ansible_env: dict[str, str]) -> None:
 
 def test_example_playbooks_parse(ansible_env: dict[str, str]) -> None:
     """The user-facing example and the test playbooks resolve every module of the collection."""
-    repo = Path(__file__).resolve().parents[3]
+    repo = REPO_ROOT
     for playbook in [
         repo / "examples" / "ansible" / "playbook.yml",
         *sorted((Path(__file__).parent / "playbooks").glob("*.yml")),

@@ -23,9 +23,9 @@ import pytest
 import requests
 
 from passgeni_core import verify_certificate
-from tests.support import free_port, wait_until
+from tests.support import REPO_ROOT, free_port, wait_until
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = REPO_ROOT
 COMMITMENT = "A" * 43
 
 

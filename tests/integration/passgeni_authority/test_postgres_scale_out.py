@@ -22,10 +22,10 @@ from typing import Any
 import pytest
 
 from passgeni_core import verify_certificate
-from tests.support import PostgresCluster, free_port, http_status, wait_until
+from tests.support import REPO_ROOT, PostgresCluster, free_port, http_status, wait_until
 from tests.support.authority import plain_session
 
-ROOT = Path(__file__).resolve().parents[3]
+ROOT = REPO_ROOT
 
 
 def _cli(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:

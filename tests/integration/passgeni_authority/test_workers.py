@@ -24,9 +24,9 @@ from pathlib import Path
 import pytest
 
 from passgeni_authority._workers import STARTUP_SECONDS
-from tests.support import LOCALHOST, free_port, http_status, log_tail, wait_until
+from tests.support import LOCALHOST, REPO_ROOT, free_port, http_status, log_tail, wait_until
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = REPO_ROOT
 
 _LISTEN, _ESTABLISHED = "0A", "01"
 
