@@ -83,6 +83,7 @@ class Issuance:
         self.certs = certs
         self.audit = audit
         self._signer = CertificateMaker(settings, keys, certs)
+        self._indexes = _status.IndexBlocks()
 
     async def issue_certificate(
         self,
@@ -223,7 +224,7 @@ class Issuance:
             todo.append((len(results), entry, request))
             results.append(None)
         # Offline revocation: one status-list index per certificate (see _status).
-        first = _status.allocate_indexes(conn, len(todo))
+        first = self._indexes.take(conn, len(todo))
         return _Plan(
             principal=principal,
             team_id=team_id,

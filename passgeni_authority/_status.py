@@ -16,8 +16,9 @@ history, and manifest signatures for evidence bundles.
 * ``POST /api/evidence/sign-manifest`` (authenticated): the authority signs the
   SHA-256 of an evidence bundle's manifest (``typ: passgeni-manifest+jwt``).
 
-Issuance uses only the index allocation (:func:`allocate_indexes`,
-:func:`status_reference`); the rest serves the routes below.
+Issuance uses only the index allocation (:class:`IndexBlocks` over
+:func:`allocate_indexes`, and :func:`status_reference`); the rest serves the
+routes below.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from __future__ import annotations
 import json
 import re
 import secrets
+import threading
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import and_, insert, select
@@ -52,6 +54,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "MANIFEST_TYP",
+    "IndexBlocks",
     "add_routes",
     "allocate_indexes",
     "jwks_history",
@@ -85,6 +88,46 @@ def allocate_indexes(conn: Connection, count: int) -> int:
         conn.execute(insert(status_list_counter).values(name=_COUNTER, next_idx=count))
         return 0
     return int(row[0]) - count
+
+
+class IndexBlocks:
+    """Status-list indexes handed out from blocks this process reserved.
+
+    Every issuing request used to update the one counter row, which every
+    issuer in every process then waits on; a block of ``size`` indexes is
+    reserved with the same atomic update and served from memory until it runs
+    out. A block becomes usable only once the transaction that reserved it
+    has committed (see ``_hot.after_commit``): a reservation that rolls back
+    hands out nothing twice. Indexes a process never uses (the rest of its
+    block when it stops, those of a request that fails) stay 0 bits that no
+    certificate points at, which status lists allow.
+    """
+
+    def __init__(self, size: int = 256) -> None:
+        self._size = max(1, size)
+        self._next = self._end = 0
+        self._lock = threading.Lock()
+
+    def take(self, conn: Connection, count: int) -> int:
+        """``count`` consecutive unused indexes; returns the first."""
+        if count <= 0:
+            return 0
+        with self._lock:
+            if self._end - self._next >= count:
+                first = self._next
+                self._next += count
+                return first
+        reserved = max(count, self._size)
+        first = allocate_indexes(conn, reserved)
+        if reserved > count:
+            rest = (first + count, first + reserved)
+            _hot.after_commit(conn, lambda: self._adopt(rest))
+        return first
+
+    def _adopt(self, block: tuple[int, int]) -> None:
+        with self._lock:
+            if self._end - self._next < block[1] - block[0]:
+                self._next, self._end = block
 
 
 def list_uri(settings: AuthoritySettings, list_id: int) -> str:
