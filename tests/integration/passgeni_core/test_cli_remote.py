@@ -8,7 +8,6 @@ mode runs the real ``EmbeddedAuthority``.
 
 from __future__ import annotations
 
-import importlib.metadata
 import json
 import os
 import stat
@@ -26,7 +25,12 @@ from passgeni_core import (
     verify_binding,
     verify_certificate,
 )
-from passgeni_core.cli import main
+from tests.unit.passgeni_core.cli_helpers import (
+    clean_env,  # noqa: F401 - an autouse fixture
+    embedded_entry_points,
+    one_line_error,
+    run,
+)
 
 from .test_client import free_port, secret_forms
 from .test_provision import RealAuthority, running_authority
@@ -34,27 +38,8 @@ from .test_provision import RealAuthority, running_authority
 EXE = Path(sys.executable).with_name("passgeni")
 
 
-@pytest.fixture(autouse=True)
-def clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    """No configuration leaks in from the developer's machine."""
-    for name in ("PASSGENI_URL", "PASSGENI_API_KEY", "PASSGENI_TIMEOUT", "PASSGENI_ISSUER"):
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("PASSGENI_CONFIG", str(tmp_path / "absent-config.toml"))
-    (tmp_path / "absent-config.toml").write_text("")
-
-
-def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
-    code = main(list(argv))
-    out, err = capsys.readouterr()
-    return code, out, err
-
-
 def remote(auth: RealAuthority, key: str | None = None) -> list[str]:
     return ["--url", auth.url, "--api-key", key or auth.api_key]
-
-
-def one_line_error(err: str, code: str) -> None:
-    assert err.count("\n") == 1 and f"[{code}]" in err and "Traceback" not in err
 
 
 @pytest.fixture(scope="module")
@@ -256,7 +241,7 @@ def embedded_entry_point(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Non
     """Point the ``passgeni.embedded`` lookup at the real class, state in tmp."""
     monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "xdg"))
     ep = EntryPoint("default", "passgeni_authority.embedded:EmbeddedAuthority", "passgeni.embedded")
-    _embedded_entry_points(monkeypatch, [ep])
+    embedded_entry_points(monkeypatch, [ep])
 
 
 @pytest.mark.usefixtures("embedded_entry_point")
@@ -293,15 +278,3 @@ def test_embedded_console_script_subprocess(tmp_path: Path) -> None:
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr
     assert json.loads(proc.stdout)["compliance_standard"] == "fips-140-3"
-
-
-def _embedded_entry_points(monkeypatch: pytest.MonkeyPatch, found: list[EntryPoint]) -> None:
-    """Make the ``passgeni.embedded`` lookup find ``found``; other groups are untouched."""
-    real = importlib.metadata.entry_points
-
-    def entry_points_(**params: Any) -> Any:
-        if params.get("group") == "passgeni.embedded":
-            return found
-        return real(**params)
-
-    monkeypatch.setattr(importlib.metadata, "entry_points", entry_points_)

@@ -8,7 +8,6 @@ mode runs the real ``EmbeddedAuthority``.
 
 from __future__ import annotations
 
-import importlib.metadata
 import json
 import subprocess
 import sys
@@ -24,25 +23,12 @@ from passgeni_core import (
     resolve_config,
 )
 from passgeni_core.cli import main
-
-
-@pytest.fixture(autouse=True)
-def clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    """No configuration leaks in from the developer's machine."""
-    for name in ("PASSGENI_URL", "PASSGENI_API_KEY", "PASSGENI_TIMEOUT", "PASSGENI_ISSUER"):
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("PASSGENI_CONFIG", str(tmp_path / "absent-config.toml"))
-    (tmp_path / "absent-config.toml").write_text("")
-
-
-def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
-    code = main(list(argv))
-    out, err = capsys.readouterr()
-    return code, out, err
-
-
-def one_line_error(err: str, code: str) -> None:
-    assert err.count("\n") == 1 and f"[{code}]" in err and "Traceback" not in err
+from tests.unit.passgeni_core.cli_helpers import (
+    clean_env,  # noqa: F401 - an autouse fixture
+    embedded_entry_points,
+    one_line_error,
+    run,
+)
 
 
 def test_precedence_flags_env_file_embedded(tmp_path: Path) -> None:
@@ -102,7 +88,7 @@ def test_bad_timeout_in_the_environment() -> None:
 def test_embedded_mode_without_the_authority_extra(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    _embedded_entry_points(monkeypatch, [])
+    embedded_entry_points(monkeypatch, [])
     code, out, err = run(capsys, "provision", "--preset", "soc2")
     assert code == 3 and out == ""
     one_line_error(err, "authority_unavailable")
@@ -113,7 +99,7 @@ def test_embedded_mode_with_a_broken_install(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     broken = EntryPoint("default", "passgeni_no_such_module.embedded:X", "passgeni.embedded")
-    _embedded_entry_points(monkeypatch, [broken])
+    embedded_entry_points(monkeypatch, [broken])
     code, _, err = run(capsys, "audit")
     assert code == 3
     one_line_error(err, "authority_unavailable")
@@ -195,15 +181,3 @@ def test_core_commands_do_not_import_plugins() -> None:
     ).stdout
     loaded = set(json.loads(out))
     assert not loaded & {"passgeni_authority", "fastapi", "uvicorn", "sqlalchemy"}
-
-
-def _embedded_entry_points(monkeypatch: pytest.MonkeyPatch, found: list[EntryPoint]) -> None:
-    """Make the ``passgeni.embedded`` lookup find ``found``; other groups are untouched."""
-    real = importlib.metadata.entry_points
-
-    def entry_points_(**params: Any) -> Any:
-        if params.get("group") == "passgeni.embedded":
-            return found
-        return real(**params)
-
-    monkeypatch.setattr(importlib.metadata, "entry_points", entry_points_)
