@@ -232,9 +232,19 @@ def test_store_paused_during_write_on_a_private_server(authority: Authority, uid
         finally:
             bao.resume()
         assert "could not confirm" in info.value.message
-        assert client.get_certificate(cert_id_in(info.value.message)).status == "revoked"
-        assert kv(bao, f"{uid}/db") == before
-        assert rotate(client, store, uri, "soc2").version == "2"
+        revoked = cert_id_in(info.value.message)
+        assert client.get_certificate(revoked).status == "revoked"
+        after = kv(bao, f"{uid}/db")
+        if after != before:
+            # The write the client gave up on was still in Vault's socket buffer and
+            # landed once Vault resumed (a real Vault does the same): the value then
+            # carries the certificate that was revoked, never a valid one nobody kept.
+            assert after[0] == before[0] + 1
+            assert after[1]["password.passgeni-cert-id"] == revoked
+        # Either way a re-run completes the job with a valid certificate.
+        again = rotate(client, store, uri, "soc2")
+        assert again.version == str(after[0] + 1)
+        assert client.get_certificate(again.cert_id).status == "valid"
 
 
 def test_lost_answer_after_a_successful_write_is_not_a_failure(
