@@ -7,6 +7,7 @@ import base64
 import json
 import os
 import stat
+import weakref
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -42,8 +43,10 @@ def _service(tmp_path: Path, clock: FakeClock | None = None, **kw: Any) -> Autho
     )
 
 
-#: The API key each test service issues with (one user per service).
-_KEYS: dict[int, str] = {}
+#: The API key each test service issues with (one user per service). Keyed by the
+#: service itself, weakly: an ``id()`` is reused once a service is collected, and the
+#: next test's service would then get a key of another database.
+_KEYS: weakref.WeakKeyDictionary[AuthorityService, str] = weakref.WeakKeyDictionary()
 
 
 def _migrate(engine: Any, step: Any, revision: str) -> None:
@@ -81,9 +84,9 @@ def _issue_with(svc: AuthorityService, key: str) -> Any:
 
 
 def _issue(svc: AuthorityService, user: str = "alice") -> Any:
-    if id(svc) not in _KEYS:
-        _KEYS[id(svc)] = svc.create_api_key(user).key
-    return _issue_with(svc, _KEYS[id(svc)])
+    if svc not in _KEYS:
+        _KEYS[svc] = svc.create_api_key(user).key
+    return _issue_with(svc, _KEYS[svc])
 
 
 def test_migrations_apply_on_a_fresh_database_and_match_the_schema(tmp_path: Path):
@@ -285,7 +288,7 @@ def test_audit_pages_are_read_in_index_order(tmp_path: Path):
                 statements.append((statement, params))
 
         event.listen(svc.engine, "before_cursor_execute", seen)
-        principal = asyncio.run(svc.authorize(_KEYS[id(svc)], ip="127.0.0.1", endpoint="test"))
+        principal = asyncio.run(svc.authorize(_KEYS[svc], ip="127.0.0.1", endpoint="test"))
         svc.audit(principal, page=2, page_size=10)
         event.remove(svc.engine, "before_cursor_execute", seen)
         assert len(statements) == 1
