@@ -1,4 +1,5 @@
-"""The HTTP client of a PassGeni authority, its answers as typed records, and its configuration.
+"""The HTTP client of a PassGeni authority, its answers as typed records, the wire
+contract they are decoded with (one msgspec ``Struct`` per JSON body), and its configuration.
 
 Imports are lazy (see ``passgeni_core._lazy``): a name's module loads on first use.
 """
@@ -20,9 +21,31 @@ _EXPORTS: dict[str, tuple[str, ...]] = {
         "AuditPage",
         "CertificateRecord",
         "CertificateRequest",
-        "CertificateStatus",
         "GenerationSession",
         "IssuedCertificate",
+    ),
+    "._wire": (
+        "ANSWER_BODIES",
+        "REQUEST_BODIES",
+        "AnomalyBody",
+        "AuditPageBody",
+        "CertificateRecordBody",
+        "CertificateStatus",
+        "ErrorBody",
+        "GenerateBatchBody",
+        "GenerateBody",
+        "GenerationBatchBody",
+        "GenerationSessionBody",
+        "IssueBatchBody",
+        "IssueBody",
+        "IssueErrorBody",
+        "IssuedBatchBody",
+        "IssuedCertificateBody",
+        "JwkBody",
+        "JwksBody",
+        "RevokeBody",
+        "TargetBody",
+        "openapi_components",
     ),
     "._config": (
         "DEFAULT_CONFIG_PATH",
@@ -55,7 +78,29 @@ if TYPE_CHECKING:
         AuditPage as AuditPage,
         CertificateRecord as CertificateRecord,
         CertificateRequest as CertificateRequest,
-        CertificateStatus as CertificateStatus,
         GenerationSession as GenerationSession,
         IssuedCertificate as IssuedCertificate,
+    )
+    from ._wire import (
+        ANSWER_BODIES as ANSWER_BODIES,
+        REQUEST_BODIES as REQUEST_BODIES,
+        AnomalyBody as AnomalyBody,
+        AuditPageBody as AuditPageBody,
+        CertificateRecordBody as CertificateRecordBody,
+        CertificateStatus as CertificateStatus,
+        ErrorBody as ErrorBody,
+        GenerateBatchBody as GenerateBatchBody,
+        GenerateBody as GenerateBody,
+        GenerationBatchBody as GenerationBatchBody,
+        GenerationSessionBody as GenerationSessionBody,
+        IssueBatchBody as IssueBatchBody,
+        IssueBody as IssueBody,
+        IssuedBatchBody as IssuedBatchBody,
+        IssuedCertificateBody as IssuedCertificateBody,
+        IssueErrorBody as IssueErrorBody,
+        JwkBody as JwkBody,
+        JwksBody as JwksBody,
+        RevokeBody as RevokeBody,
+        TargetBody as TargetBody,
+        openapi_components as openapi_components,
     )
