@@ -41,8 +41,10 @@ from passgeni_core.client import (
     ErrorBody,
     GenerationBatchBody,
     GenerationSessionBody,
+    IssueBatchBody,
     IssuedBatchBody,
     IssueErrorBody,
+    RevokeBody,
 )
 
 from . import _ratelimit
@@ -61,6 +63,12 @@ from ._settings import AuthoritySettings
 __all__ = ["create_app", "parse_json_object"]
 
 log = logging.getLogger("passgeni_authority.http")
+
+
+# The fields of the wire contract's request bodies (the handlers check them by hand, with
+# the contract's messages).
+_BATCH_FIELDS = frozenset(IssueBatchBody.__struct_fields__)
+_REVOKE_FIELDS = frozenset(RevokeBody.__struct_fields__)
 
 
 class MethodNotAllowed(InvalidRequest):
@@ -300,7 +308,7 @@ def create_app(
         items: list[Any] | PassgeniError
         if isinstance(body, PassgeniError):
             items = body
-        elif unknown := sorted(str(k)[:40] for k in body if k != "items"):
+        elif unknown := sorted(str(k)[:40] for k in body if k not in _BATCH_FIELDS):
             items = InvalidRequest(f"unknown field(s): {', '.join(unknown)}")
         elif not isinstance(body.get("items"), list):
             items = InvalidRequest("items must be a list")
@@ -351,7 +359,7 @@ def create_app(
     )
     def revoke(cert_id: str, caller: Caller, body: Body) -> Response:
         """Revoke one of the caller's certificates (non-destructive)."""
-        unknown = sorted(str(k)[:40] for k in body if k != "reason")
+        unknown = sorted(str(k)[:40] for k in body if k not in _REVOKE_FIELDS)
         if unknown:
             raise InvalidRequest(f"unknown field(s): {', '.join(unknown)}")
         return _json(svc.revoke_certificate(caller, cert_id, body.get("reason")).to_wire())

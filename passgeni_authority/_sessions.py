@@ -41,7 +41,7 @@ from passgeni_core import (
     get_preset,
     standards_met,
 )
-from passgeni_core.client import GenerationBatchBody
+from passgeni_core.client import GenerateBody, GenerationBatchBody
 
 from . import _hot, _sql
 from ._apikeys import Gate
@@ -148,7 +148,9 @@ def _invalid() -> SessionInvalid:
 
 # The row name in authority_meta, not a secret.
 _SESSION_SECRET_ROW = "session_hmac_secret"  # noqa: S105
-_GENERATE_FIELDS = frozenset({"compliance_standard", "preset", "parameters", "entropy_source"})
+# The fields of the wire contract's request body (checked by hand below, with the core's
+# messages; ``count`` of the batch body is taken out before).
+_GENERATE_FIELDS = frozenset(GenerateBody.__struct_fields__)
 #: Entries of each in-process cache (validated requests, stored requests).
 _CACHE_SIZE = 1024
 
