@@ -54,6 +54,7 @@ from ._issuance_http import (
     IssuanceEndpoint,
     client_ip,
     dumps as _dumps,
+    dumps_flat,
     parse_json_object,
 )
 from ._openapi import ISSUANCE_OPERATIONS, document_bodies, issuance_operations
@@ -294,7 +295,7 @@ def create_app(
             count=count,
             generation_attempts=attempts,
         )
-        return 200, _dumps(batch)
+        return 200, dumps_flat(batch)
 
     async def generate_certificate(call: Call) -> tuple[int, bytes]:
         body = await call.body(limit)

@@ -26,6 +26,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 import msgspec
+import orjson
 
 from passgeni_core import AuthorityError, InvalidRequest, PassgeniError, RateLimited
 
@@ -39,6 +40,7 @@ __all__ = [
     "answer",
     "client_ip",
     "dumps",
+    "dumps_flat",
     "parse_json_object",
 ]
 
@@ -203,6 +205,14 @@ def dumps(data: Any) -> bytes:
     raises).
     """
     return _ENCODER.encode(data)
+
+
+def dumps_flat(data: msgspec.Struct) -> bytes:
+    """:func:`dumps` of a Struct whose fields hold no Struct, UNSET or time:
+    the same bytes, through orjson, whose string encoder is several times
+    faster on long strings (the answer to a session batch is a list of
+    a thousand 200-character tokens)."""
+    return orjson.dumps(msgspec.structs.asdict(data))
 
 
 _JSON_TYPE = (b"content-type", b"application/json")
