@@ -160,5 +160,4 @@ class CertificateRecord:
         )
 
     def to_dict(self) -> dict[str, Any]:
-        out: dict[str, Any] = msgspec.to_builtins(self.to_wire())
-        return out
+        return self.to_wire().to_dict()

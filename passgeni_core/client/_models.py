@@ -22,6 +22,7 @@ from ._wire import (
     AuditPageBody,
     CertificateRecordBody,
     CertificateStatus,
+    GenerationBatchBody,
     GenerationSessionBody,
     IssueBody,
     IssuedCertificateBody,
@@ -107,7 +108,7 @@ class GenerationSession:
     @classmethod
     def from_body(
         cls,
-        body: Any,
+        body: GenerationSessionBody | GenerationBatchBody,
         session_id: str,
         *,
         received_at: datetime,
@@ -172,8 +173,7 @@ class IssuedCertificate:
         )
 
     def to_dict(self) -> dict[str, Any]:
-        out: dict[str, Any] = msgspec.to_builtins(self.to_body())
-        return out
+        return self.to_body().to_dict()
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -266,8 +266,7 @@ class CertificateRecord:
         )
 
     def to_dict(self) -> dict[str, Any]:
-        out: dict[str, Any] = msgspec.to_builtins(self.to_body())
-        return out
+        return self.to_body().to_dict()
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -282,8 +281,7 @@ class Anomaly:
         return AnomalyBody(user=self.user, detected_at=self.detected_at, count_24h=self.count_24h)
 
     def to_dict(self) -> dict[str, Any]:
-        out: dict[str, Any] = msgspec.to_builtins(self.to_body())
-        return out
+        return self.to_body().to_dict()
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -320,16 +318,13 @@ class AuditPage:
         )
 
     def to_dict(self) -> dict[str, Any]:
-        out: dict[str, Any] = msgspec.to_builtins(
-            AuditPageBody(
-                items=[i.to_body() for i in self.items],
-                page=self.page,
-                page_size=self.page_size,
-                total=self.total,
-                anomalies=[a.to_body() for a in self.anomalies],
-            )
-        )
-        return out
+        return AuditPageBody(
+            items=[i.to_body() for i in self.items],
+            page=self.page,
+            page_size=self.page_size,
+            total=self.total,
+            anomalies=[a.to_body() for a in self.anomalies],
+        ).to_dict()
 
 
 @dataclass(frozen=True, kw_only=True)

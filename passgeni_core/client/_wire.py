@@ -67,8 +67,8 @@ class _Answer(Struct, kw_only=True, frozen=True):
     """An answer body (unknown fields are ignored when decoding)."""
 
     def to_dict(self) -> dict[str, Any]:
-        """The body as JSON-ready builtins: what the API sends."""
-        out: dict[str, Any] = msgspec.to_builtins(self)
+        """The body as the JSON the API sends, decoded (lists, not tuples)."""
+        out: dict[str, Any] = msgspec.json.decode(msgspec.json.encode(self))
         return out
 
 
