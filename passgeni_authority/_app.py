@@ -57,7 +57,7 @@ from ._issuance_http import (
     dumps_flat,
     parse_json_object,
 )
-from ._openapi import ISSUANCE_OPERATIONS, document_bodies, issuance_operations
+from ._openapi import ISSUANCE_PATHS, document_bodies, issuance_operations
 from ._service import AuthorityService, Principal
 from ._settings import AuthoritySettings
 
@@ -174,7 +174,7 @@ def create_app(
     # The issuance endpoints are the first routes, before even FastAPI's
     # documentation routes: the router tries each route's pattern in turn,
     # and these carry most requests. Their handlers are set below.
-    issuance = {path: IssuanceEndpoint(f"POST {path}") for path in ISSUANCE_OPERATIONS}
+    issuance = {path: IssuanceEndpoint(f"POST {path}") for path in ISSUANCE_PATHS}
     app = _AuthorityApp(
         title="PassGeni authority",
         version=__version__,

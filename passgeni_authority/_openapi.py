@@ -6,7 +6,7 @@ Structs of ``passgeni_core.client``, not from pydantic models, so FastAPI
 cannot derive their schemas: they come from the Structs
 (``msgspec.json.schema_components``) and are placed here. The issuance
 endpoints are plain ASGI routes, which FastAPI does not describe at all:
-:data:`ISSUANCE_OPERATIONS` is their whole path item.
+:func:`issuance_operations` is their whole path item.
 
 Each documented body schema is the Struct's component schema itself (nested
 bodies are ``$ref`` s into ``components/schemas``), so a test can check the
@@ -38,7 +38,7 @@ from passgeni_core.client import (
 
 __all__ = [
     "BODIES",
-    "ISSUANCE_OPERATIONS",
+    "ISSUANCE_PATHS",
     "components",
     "document_bodies",
     "issuance_operations",
@@ -152,8 +152,8 @@ def issuance_operations() -> dict[str, dict[str, Any]]:
     }
 
 
-#: The issuance endpoints' paths (their routes are made before the schemas are).
-ISSUANCE_OPERATIONS: tuple[str, ...] = (
+#: The issuance endpoints' paths (``create_app`` makes their routes before any schema).
+ISSUANCE_PATHS: tuple[str, ...] = (
     "/api/generate",
     "/api/generate-batch",
     "/api/generate-certificate",
