@@ -17,8 +17,9 @@ import msgspec
 import pytest
 
 from passgeni_core import client as wire
+from tests.support.authority_processes import ROOT
 
-DOC = Path(__file__).resolve().parents[3] / "docs" / "api-contract.md"
+DOC = Path(ROOT) / "docs" / "api-contract.md"
 BODIES: tuple[type[msgspec.Struct], ...] = (*wire.REQUEST_BODIES, *wire.ANSWER_BODIES)
 HEADER = ("field", "type", "required", "constraints")
 
