@@ -27,12 +27,17 @@ from passgeni_core.client import (
     GenerateBody,
     GenerationBatchBody,
     GenerationSessionBody,
+    HealthBody,
     IssueBatchBody,
     IssueBody,
     IssuedBatchBody,
     IssuedCertificateBody,
     JwksBody,
+    ManifestBody,
+    ManifestSignatureBody,
     RevokeBody,
+    SigningKeysBody,
+    StatusListsBody,
     openapi_components,
 )
 
@@ -89,6 +94,10 @@ BODIES: dict[tuple[str, str], tuple[type[Struct] | None, int, type[Struct]]] = {
     ("post", "/api/certificates/{cert_id}/revoke"): (RevokeBody, 200, CertificateRecordBody),
     ("get", "/api/certificates/{cert_id}"): (None, 200, CertificateRecordBody),
     ("get", "/.well-known/jwks.json"): (None, 200, JwksBody),
+    ("get", "/api/signing-keys"): (None, 200, SigningKeysBody),
+    ("get", "/status"): (None, 200, StatusListsBody),
+    ("post", "/api/evidence/sign-manifest"): (ManifestBody, 200, ManifestSignatureBody),
+    ("get", "/healthz"): (None, 200, HealthBody),
 }
 
 

@@ -44,7 +44,10 @@ from ._wire import (
     GenerationBatchBody,
     IssuedBatchBody,
     IssueErrorBody,
+    ManifestBody,
+    ManifestSignatureBody,
     RevokeBody,
+    StatusListsBody,
 )
 
 #: The authority's limit on one batch request; larger batches are split.
@@ -311,10 +314,7 @@ class AuthorityClient(_Transport):
     def status_list_uris(self) -> list[str]:
         """``GET /status``: the URI of every signed status list of the authority."""
         data = self._object(self._request("GET", "/status", auth=False), "the status lists")
-        uris = data.get("status_lists")
-        if not isinstance(uris, list) or not all(isinstance(u, str) for u in uris):
-            raise _bad("field 'status_lists' is missing or not a list of strings")
-        return list(uris)
+        return decode(data, StatusListsBody).status_lists
 
     def get_status_list(self, uri: str) -> str:
         """The signed status list at ``uri`` (a certificate's ``status.status_list.uri``),
@@ -345,14 +345,13 @@ class AuthorityClient(_Transport):
         (a ``passgeni-manifest+jwt`` token) over an evidence manifest's SHA-256 (hex)."""
         data = self._object(
             self._request(
-                "POST", "/api/evidence/sign-manifest", body={"manifest_sha256": manifest_sha256}
+                "POST",
+                "/api/evidence/sign-manifest",
+                body=msgspec.to_builtins(ManifestBody(manifest_sha256=manifest_sha256)),
             ),
             "the manifest signature",
         )
-        token = data.get("token")
-        if not isinstance(token, str) or not token:
-            raise _bad("field 'token' is missing or not a string")
-        return token
+        return decode(data, ManifestSignatureBody).token
 
     def iter_audit(self, **filters: Any) -> Iterator[CertificateRecord]:
         """Every certificate matching the :meth:`audit` filters, page after page."""

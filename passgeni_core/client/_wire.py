@@ -36,6 +36,7 @@ __all__ = [
     "GenerateBody",
     "GenerationBatchBody",
     "GenerationSessionBody",
+    "HealthBody",
     "IssueBatchBody",
     "IssueBody",
     "IssueErrorBody",
@@ -43,7 +44,12 @@ __all__ = [
     "IssuedCertificateBody",
     "JwkBody",
     "JwksBody",
+    "ManifestBody",
+    "ManifestSignatureBody",
     "RevokeBody",
+    "SigningKeyEventBody",
+    "SigningKeysBody",
+    "StatusListsBody",
     "TargetBody",
     "openapi_components",
 ]
@@ -278,6 +284,50 @@ class JwksBody(_Answer, kw_only=True, frozen=True):
     keys: list[JwkBody]
 
 
+class SigningKeyEventBody(_Answer, kw_only=True, frozen=True):
+    """When one signing key was created and retired."""
+
+    kid: str
+    created_at: Instant
+    retired_at: Instant | None = None
+
+
+class SigningKeysBody(_Answer, kw_only=True, frozen=True):
+    """``GET /api/signing-keys``: every key the authority ever signed with, the active one first."""
+
+    keys: list[JwkBody]
+    history: list[SigningKeyEventBody]
+
+
+# --- status lists, evidence, health -------------------------------------------------------
+
+
+class StatusListsBody(_Answer, kw_only=True, frozen=True):
+    """``GET /status``: the URI of every signed status list."""
+
+    status_lists: list[str]
+
+
+class ManifestBody(_Request, kw_only=True):
+    """``POST /api/evidence/sign-manifest``: the SHA-256 of an evidence manifest."""
+
+    manifest_sha256: Annotated[str, Meta(pattern="^[0-9a-f]{64}$")]
+
+
+class ManifestSignatureBody(_Answer, kw_only=True, frozen=True):
+    """The authority's signature of an evidence manifest (a ``passgeni-manifest+jwt``)."""
+
+    token: NonEmpty
+    kid: str
+    issued_at: Instant
+
+
+class HealthBody(_Answer, kw_only=True, frozen=True):
+    """``GET /healthz``."""
+
+    status: str
+
+
 #: Every request body, and every answer body, of the API.
 REQUEST_BODIES: tuple[type[Struct], ...] = (
     GenerateBody,
@@ -285,6 +335,7 @@ REQUEST_BODIES: tuple[type[Struct], ...] = (
     IssueBody,
     IssueBatchBody,
     RevokeBody,
+    ManifestBody,
 )
 ANSWER_BODIES: tuple[type[Struct], ...] = (
     GenerationSessionBody,
@@ -298,6 +349,11 @@ ANSWER_BODIES: tuple[type[Struct], ...] = (
     ErrorBody,
     JwksBody,
     JwkBody,
+    SigningKeysBody,
+    SigningKeyEventBody,
+    StatusListsBody,
+    ManifestSignatureBody,
+    HealthBody,
     TargetBody,
 )
 

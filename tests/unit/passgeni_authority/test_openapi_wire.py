@@ -34,6 +34,14 @@ OPERATIONS: dict[tuple[str, str], tuple[type[msgspec.Struct] | None, str, type[m
     ),
     ("get", "/api/certificates/{cert_id}"): (None, "200", wire.CertificateRecordBody),
     ("get", "/.well-known/jwks.json"): (None, "200", wire.JwksBody),
+    ("get", "/api/signing-keys"): (None, "200", wire.SigningKeysBody),
+    ("get", "/status"): (None, "200", wire.StatusListsBody),
+    ("post", "/api/evidence/sign-manifest"): (
+        wire.ManifestBody,
+        "200",
+        wire.ManifestSignatureBody,
+    ),
+    ("get", "/healthz"): (None, "200", wire.HealthBody),
 }
 
 
