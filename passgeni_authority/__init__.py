@@ -20,12 +20,9 @@ Quick start::
 from ._app import create_app, parse_json_object
 from ._service import (
     ApiKeyInfo,
-    AuditPage,
     AuthorityService,
     CertificateRecord,
     CreatedApiKey,
-    GenerationTicket,
-    IssuedCertificate,
     Principal,
     SigningKeyInfo,
     hash_api_key,
@@ -38,13 +35,10 @@ __version__ = "0.1.0"
 __all__ = [
     "DEFAULT_PUBLIC_URL",
     "ApiKeyInfo",
-    "AuditPage",
     "AuthorityService",
     "AuthoritySettings",
     "CertificateRecord",
     "CreatedApiKey",
-    "GenerationTicket",
-    "IssuedCertificate",
     "LocalFileSigner",
     "NewKey",
     "Principal",

@@ -8,7 +8,10 @@ Every endpoint is a route of this one app, behind its one middleware stack
 (``app.add_middleware`` wraps them all). The four issuance endpoints are
 plain ASGI routes (:mod:`._issuance_http`); the others are FastAPI's.
 Bodies are parsed by hand rather than by pydantic models so the rules the
-contract states hold exactly (:func:`parse_json_object`).
+contract states hold exactly (:func:`parse_json_object`); answers are the
+wire contract's Structs (``passgeni_core.client``), encoded by msgspec, and
+the OpenAPI document describes every body from the same Structs
+(:mod:`._openapi`).
 """
 
 # No `from __future__ import annotations`: FastAPI must see the real dependency
@@ -34,6 +37,15 @@ from passgeni_core import (
     PassgeniError,
     RateLimited,
 )
+from passgeni_core.client import (
+    ErrorBody,
+    GenerationBatchBody,
+    GenerationSessionBody,
+    IssueBatchBody,
+    IssuedBatchBody,
+    IssueErrorBody,
+    RevokeBody,
+)
 
 from . import _ratelimit
 from ._issuance_http import (
@@ -42,9 +54,10 @@ from ._issuance_http import (
     IssuanceEndpoint,
     client_ip,
     dumps as _dumps,
+    dumps_flat,
     parse_json_object,
 )
-from ._openapi import ISSUANCE_OPERATIONS, REVOKE_SCHEMA
+from ._openapi import ISSUANCE_PATHS, document_bodies, issuance_operations
 from ._service import AuthorityService, Principal
 from ._settings import AuthoritySettings
 
@@ -53,22 +66,49 @@ __all__ = ["create_app", "parse_json_object"]
 log = logging.getLogger("passgeni_authority.http")
 
 
+# The fields of the wire contract's request bodies (the handlers check them by hand, with
+# the contract's messages).
+_BATCH_FIELDS = frozenset(IssueBatchBody.__struct_fields__)
+_REVOKE_FIELDS = frozenset(RevokeBody.__struct_fields__)
+
+
 class MethodNotAllowed(InvalidRequest):
     http_status = 405
 
 
 class _AuthorityApp(FastAPI):
-    """FastAPI, with the issuance endpoints in its OpenAPI document.
+    """FastAPI, with the issuance endpoints and the wire bodies' schemas in
+    its OpenAPI document.
 
-    They are plain ASGI routes, which FastAPI does not describe itself.
+    The issuance endpoints are plain ASGI routes, which FastAPI does not
+    describe itself; the bodies' schemas are generated from the wire Structs.
     """
 
     def openapi(self) -> dict[str, Any]:
         if self.openapi_schema is None:
             schema = super().openapi()
-            schema["paths"] = {**ISSUANCE_OPERATIONS, **schema.get("paths", {})}
+            schema["paths"] = {**issuance_operations(), **schema.get("paths", {})}
+            document_bodies(schema)
             self.openapi_schema = schema
         return self.openapi_schema
+
+
+def _json(body: Any, *, headers: dict[str, str] | None = None) -> Response:
+    """A wire Struct (or JSON-ready data) as the answer, encoded as the issuance endpoints are."""
+    return Response(_dumps(body), media_type="application/json", headers=headers)
+
+
+def _one_session(batch: GenerationBatchBody) -> GenerationSessionBody:
+    return GenerationSessionBody(
+        generation_session_id=batch.generation_session_ids[0],
+        expires_in=batch.expires_in,
+        compliance_standard=batch.compliance_standard,
+        standards_met=batch.standards_met,
+        entropy_bits=batch.entropy_bits,
+        naive_entropy_bits=batch.naive_entropy_bits,
+        parameters=batch.parameters,
+        mapping_version=batch.mapping_version,
+    )
 
 
 def _error_response(exc: PassgeniError) -> JSONResponse:
@@ -134,7 +174,7 @@ def create_app(
     # The issuance endpoints are the first routes, before even FastAPI's
     # documentation routes: the router tries each route's pattern in turn,
     # and these carry most requests. Their handlers are set below.
-    issuance = {path: IssuanceEndpoint(f"POST {path}") for path in ISSUANCE_OPERATIONS}
+    issuance = {path: IssuanceEndpoint(f"POST {path}") for path in ISSUANCE_PATHS}
     app = _AuthorityApp(
         title="PassGeni authority",
         version=__version__,
@@ -235,7 +275,7 @@ def create_app(
             count=1,
             generation_attempts=0 if isinstance(body, PassgeniError) else 1,
         )
-        return 200, _dumps(batch.tickets()[0].to_dict())
+        return 200, _dumps(_one_session(batch))
 
     async def generate_batch(call: Call) -> tuple[int, bytes]:
         body = await call.body(limit)
@@ -255,13 +295,13 @@ def create_app(
             count=count,
             generation_attempts=attempts,
         )
-        return 200, _dumps(batch.to_dict())
+        return 200, dumps_flat(batch)
 
     async def generate_certificate(call: Call) -> tuple[int, bytes]:
         body = await call.body(limit)
         ip = call.ip(trusted)
         issued = await svc.issue_certificate(call.bearer(), body, ip=ip, endpoint=call.endpoint)
-        return 201, _dumps(issued.to_dict())
+        return 201, _dumps(issued)
 
     async def generate_certificates(call: Call) -> tuple[int, bytes]:
         body = await call.body(limit)
@@ -269,7 +309,7 @@ def create_app(
         items: list[Any] | PassgeniError
         if isinstance(body, PassgeniError):
             items = body
-        elif unknown := sorted(str(k)[:40] for k in body if k != "items"):
+        elif unknown := sorted(str(k)[:40] for k in body if k not in _BATCH_FIELDS):
             items = InvalidRequest(f"unknown field(s): {', '.join(unknown)}")
         elif not isinstance(body.get("items"), list):
             items = InvalidRequest("items must be a list")
@@ -277,12 +317,14 @@ def create_app(
             items = body["items"]
         results = await svc.issue_certificates(call.bearer(), items, ip=ip, endpoint=call.endpoint)
         return 201, _dumps(
-            {
-                "certificates": [
-                    {"error": r.to_dict()} if isinstance(r, PassgeniError) else r.to_dict()
+            IssuedBatchBody(
+                certificates=[
+                    IssueErrorBody(error=ErrorBody(code=r.code, message=r.message))
+                    if isinstance(r, PassgeniError)
+                    else r
                     for r in results
                 ]
-            }
+            )
         )
 
     issuance["/api/generate"].handler = generate
@@ -299,9 +341,9 @@ def create_app(
         until: str | None = None,
         page: Annotated[int, Query(ge=1)] = 1,
         page_size: Annotated[int, Query(ge=1, le=500)] = 50,
-    ) -> dict[str, Any]:
+    ) -> Response:
         """The caller's certificates (team-wide for team keys), with anomaly flags."""
-        return svc.audit(
+        page_of = svc.audit(
             caller,
             standard=standard,
             status=status,
@@ -309,22 +351,27 @@ def create_app(
             until=_parse_instant("until", until),
             page=page,
             page_size=page_size,
-        ).to_dict()
+        )
+        return _json(page_of)
 
     @app.post(
-        "/api/certificates/{cert_id}/revoke", openapi_extra=REVOKE_SCHEMA, tags=["certificates"]
+        "/api/certificates/{cert_id}/revoke",
+        tags=["certificates"],
     )
-    def revoke(cert_id: str, caller: Caller, body: Body) -> dict[str, Any]:
+    def revoke(cert_id: str, caller: Caller, body: Body) -> Response:
         """Revoke one of the caller's certificates (non-destructive)."""
-        unknown = sorted(str(k)[:40] for k in body if k != "reason")
+        unknown = sorted(str(k)[:40] for k in body if k not in _REVOKE_FIELDS)
         if unknown:
             raise InvalidRequest(f"unknown field(s): {', '.join(unknown)}")
-        return svc.revoke_certificate(caller, cert_id, body.get("reason")).to_dict()
+        return _json(svc.revoke_certificate(caller, cert_id, body.get("reason")).to_wire())
 
-    @app.get("/api/certificates/{cert_id}", tags=["public"])
-    def certificate_json(cert_id: str, ip: IP) -> dict[str, Any]:
+    @app.get(
+        "/api/certificates/{cert_id}",
+        tags=["public"],
+    )
+    def certificate_json(cert_id: str, ip: IP) -> Response:
         """The public certificate record (no authentication)."""
-        return svc.get_certificate(cert_id, ip=ip).to_dict()
+        return _json(svc.get_certificate(cert_id, ip=ip).to_wire())
 
     @app.get("/cert/{cert_id}", tags=["public"], response_model=None)
     def certificate_page(cert_id: str, request: Request, ip: IP) -> Response:
@@ -332,7 +379,7 @@ def create_app(
         record = svc.get_certificate(cert_id, ip=ip)
         headers = {"Cache-Control": "no-store", "Vary": "Accept"}
         if _wants_json(request):
-            return JSONResponse(record.to_dict(), headers=headers)
+            return _json(record.to_wire(), headers=headers)
         html = templates.get_template("certificate.html").render(
             cert=record,
             data=record.to_dict(),

@@ -12,15 +12,16 @@ from sqlalchemy import and_, func, select
 from sqlalchemy.engine import Connection
 
 from passgeni_core import InvalidRequest, list_presets
+from passgeni_core.client import AnomalyBody, AuditPageBody
 
 from . import _hot, _sql
 from ._certificates import Certificates, scope
 from ._db import ANOMALY_KIND, certificates, usage_events, users
 from ._events import UsageEvents
-from ._models import AuditPage, Principal
+from ._models import Principal
 from ._settings import AuthoritySettings
 from ._storage import Storage
-from ._util import iso, now
+from ._util import instant, now
 
 __all__ = ["Audit"]
 
@@ -80,7 +81,7 @@ class Audit:
         until: datetime | None = None,
         page: int = 1,
         page_size: int = 50,
-    ) -> AuditPage:
+    ) -> AuditPageBody:
         """See :meth:`AuthorityService.audit`."""
         if standard is not None and standard not in {p.id for p in list_presets()}:
             raise InvalidRequest(f"unknown standard {standard[:40]!r}")
@@ -133,17 +134,17 @@ class Audit:
                 .order_by(usage_events.c.at.desc())
                 .limit(100)
             ).all()
-        return AuditPage(
-            items=[self.certs.record(row, at) for row in rows],
+        return AuditPageBody(
+            items=[self.certs.record(row, at).to_wire() for row in rows],
             page=page,
             page_size=page_size,
             total=total,
             anomalies=[
-                {
-                    "user": a.user_id,
-                    "detected_at": iso(a.at),
-                    "count_24h": json.loads(a.detail or "{}").get("count_24h"),
-                }
+                AnomalyBody(
+                    user=a.user_id,
+                    detected_at=instant(a.at),
+                    count_24h=json.loads(a.detail or "{}").get("count_24h"),
+                )
                 for a in anomalies
             ],
         )

@@ -11,6 +11,7 @@ from sqlalchemy import select, update
 from sqlalchemy.engine import RowMapping
 
 from passgeni_core import InvalidRequest, NotFound
+from passgeni_core.client import CertificateStatus
 
 from ._db import certificates
 from ._events import UsageEvents
@@ -53,6 +54,7 @@ class Certificates:
     def record(self, row: RowMapping, at: datetime) -> CertificateRecord:
         """The public record of a stored row, its status as of ``at``."""
         payload = _token_claims(row["token"])
+        status: CertificateStatus
         if row["status"] == "revoked":
             status = "revoked"
         else:

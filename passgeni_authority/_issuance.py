@@ -18,6 +18,7 @@ from typing import Any
 from sqlalchemy.engine import Connection
 
 from passgeni_core import InvalidRequest, PassgeniError, SessionAlreadyUsed
+from passgeni_core.client import IssuedCertificateBody
 
 from . import _hot, _sql, _status, _util
 from ._apikeys import Gate
@@ -25,7 +26,7 @@ from ._audit import Audit
 from ._certificates import Certificates
 from ._keys import SigningKeys
 from ._mint import CertificateMaker, Signed
-from ._models import IssuedCertificate, Principal
+from ._models import Principal
 from ._redeem import Parsed, parse_all
 from ._sessions import Sessions
 from ._settings import AuthoritySettings
@@ -57,7 +58,7 @@ class _Plan:
     now_db: Any  # the request's time as the database stores it
     issued_at: datetime
     #: One per item: its error, or None for a certificate still to make.
-    results: list[IssuedCertificate | PassgeniError | None]
+    results: list[IssuedCertificateBody | PassgeniError | None]
     #: (position in results, parsed item, its request, its status-list index)
     todo: list[tuple[int, Parsed, dict[str, Any], int]]
 
@@ -92,7 +93,7 @@ class Issuance:
         *,
         ip: str | None,
         endpoint: str,
-    ) -> IssuedCertificate:
+    ) -> IssuedCertificateBody:
         """See :meth:`AuthorityService.issue_certificate`."""
         results = await self._issue(
             api_key, body if isinstance(body, PassgeniError) else [body], ip, endpoint, batch=False
@@ -109,7 +110,7 @@ class Issuance:
         *,
         ip: str | None,
         endpoint: str,
-    ) -> list[IssuedCertificate | PassgeniError]:
+    ) -> list[IssuedCertificateBody | PassgeniError]:
         """See :meth:`AuthorityService.issue_certificates`."""
         return await self._issue(api_key, items, ip, endpoint, batch=True)
 
@@ -121,7 +122,7 @@ class Issuance:
         endpoint: str,
         *,
         batch: bool,
-    ) -> list[IssuedCertificate | PassgeniError]:
+    ) -> list[IssuedCertificateBody | PassgeniError]:
         """Authorise and admit the request, plan its certificates, sign, store.
 
         A single certificate with a local key is planned, signed and stored in
@@ -153,7 +154,7 @@ class Issuance:
 
         def plan_sign_store(
             conn: Connection, principal: Principal
-        ) -> list[IssuedCertificate | PassgeniError]:
+        ) -> list[IssuedCertificateBody | PassgeniError]:
             planned = plan(conn, principal)
             results = self._store_in(conn, planned, self._sign(planned, ip), ip=ip, now=now)
             if not batch and isinstance(results[0], PassgeniError):
@@ -203,7 +204,7 @@ class Issuance:
             if memo is not None:
                 memo[cache_key] = team_id
         kid, signer_ref = self.keys.active(conn)
-        results: list[IssuedCertificate | PassgeniError | None] = []
+        results: list[IssuedCertificateBody | PassgeniError | None] = []
         todo: list[tuple[int, Parsed, dict[str, Any]]] = []
         seen: set[str] = set()
         for entry in parse_all(self.sessions.codec, self.settings, principal, items, now, batch):
@@ -265,7 +266,7 @@ class Issuance:
         *,
         ip: str | None,
         now: datetime,
-    ) -> list[IssuedCertificate | PassgeniError]:
+    ) -> list[IssuedCertificateBody | PassgeniError]:
         """Store signed certificates whose sessions are still unredeemed (the
         single-use gate) with their events, in ``conn``; the results in order.
         Nothing is returned to a client before ``conn`` committed."""

@@ -25,6 +25,7 @@ import logging
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
+import msgspec
 import orjson
 
 from passgeni_core import AuthorityError, InvalidRequest, PassgeniError, RateLimited
@@ -39,6 +40,7 @@ __all__ = [
     "answer",
     "client_ip",
     "dumps",
+    "dumps_flat",
     "parse_json_object",
 ]
 
@@ -189,15 +191,28 @@ def _gone() -> InvalidRequest:
 Handler = Callable[[Call], Awaitable[tuple[int, bytes]]]
 
 
-def dumps(data: Any) -> bytes:
-    """JSON as JSONResponse writes it (compact, UTF-8).
+_ENCODER = msgspec.json.Encoder()
 
-    orjson, not ``json``: a batch answer is ~150 KB of JSON, and the answers
-    of the issuance endpoints are most of what the authority serialises. Our
-    answers never hold NaN (which orjson would write as null, where
-    JSONResponse raises).
+
+def dumps(data: Any) -> bytes:
+    """JSON as JSONResponse writes it (compact, UTF-8): a wire Struct
+    (``passgeni_core.client``) or plain JSON-ready data.
+
+    msgspec, not ``json``: a batch answer is ~150 KB of JSON, and the answers
+    of the issuance endpoints are most of what the authority serialises; it
+    encodes the Structs directly, with no dictionary in between. Our answers
+    never hold NaN (which msgspec would write as null, where JSONResponse
+    raises).
     """
-    return orjson.dumps(data)
+    return _ENCODER.encode(data)
+
+
+def dumps_flat(data: msgspec.Struct) -> bytes:
+    """:func:`dumps` of a Struct whose fields hold no Struct, UNSET or time:
+    the same bytes, through orjson, whose string encoder is several times
+    faster on long strings (the answer to a session batch is a list of
+    a thousand 200-character tokens)."""
+    return orjson.dumps(msgspec.structs.asdict(data))
 
 
 _JSON_TYPE = (b"content-type", b"application/json")

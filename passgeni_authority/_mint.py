@@ -11,20 +11,20 @@ from typing import Any
 import orjson
 
 from passgeni_core import CertificateClaims
+from passgeni_core.client import IssuedCertificateBody
 
 from . import _hot, _status
 from ._certificates import Certificates
 from ._ids import ordered_id
 from ._keys import SigningKeys
-from ._models import IssuedCertificate
 from ._redeem import Parsed
 from ._settings import AuthoritySettings
-from ._util import LRU
+from ._util import LRU, instant
 
 __all__ = ["CertTemplate", "CertificateMaker", "Signed"]
 
 #: (certificate row, usage event row, answer) of one signed certificate.
-Signed = tuple[dict[str, Any], dict[str, Any], IssuedCertificate]
+Signed = tuple[dict[str, Any], dict[str, Any], IssuedCertificateBody]
 
 
 @dataclass(frozen=True)
@@ -86,8 +86,8 @@ class CertificateMaker:
             standards_met=claims.standards_met,
             standards_column="," + ",".join(claims.standards_met) + ",",
             entropy_bits=claims.entropy_bits,
-            issued_at=claims.issued_at,
-            expires_at=claims.expires_at,
+            issued_at=instant(claims.issued_at),
+            expires_at=instant(claims.expires_at),
             issued_at_db=_hot.dt_for(dialect, claims.issued_at),
             expires_at_db=_hot.dt_for(dialect, claims.expires_at),
         )
@@ -151,7 +151,7 @@ class CertificateMaker:
             "at": now_db,
             "detail": f'{{"cert_id":"{cert_id}"}}',  # cert ids are [a-z0-9_]: no escaping
         }
-        issued = IssuedCertificate(
+        issued = IssuedCertificateBody(
             cert_id=cert_id,
             cert_url=self.certs.url(cert_id),
             token=token,
@@ -160,6 +160,5 @@ class CertificateMaker:
             entropy_bits=template.entropy_bits,
             issued_at=template.issued_at,
             expires_at=template.expires_at,
-            kid=kid,
         )
         return row, event, issued

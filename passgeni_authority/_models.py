@@ -1,24 +1,30 @@
-"""What the authority's operations return: plain frozen dataclasses, each with
-the ``to_dict`` the API answers with. Secrets (a new API key, session ids)
-stay out of their reprs."""
+"""What the authority's operations return that is not a wire body: the caller,
+API keys, signing keys, and the full view of a stored certificate. Secrets
+(a new API key) stay out of their reprs.
+
+The answers the API sends are the wire contract's Structs
+(``passgeni_core.client``: ``GenerationBatchBody``, ``IssuedCertificateBody``,
+``AuditPageBody``...), built by the service itself; a :class:`CertificateRecord`
+becomes one with :meth:`~CertificateRecord.to_wire`.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from ._util import iso
+import msgspec
+
+from passgeni_core.client import CertificateRecordBody, CertificateStatus, TargetBody
+
+from ._util import instant, iso
 
 __all__ = [
     "KEY_PREFIX",
     "ApiKeyInfo",
-    "AuditPage",
     "CertificateRecord",
     "CreatedApiKey",
-    "GenerationBatch",
-    "GenerationTicket",
-    "IssuedCertificate",
     "Principal",
     "SigningKeyInfo",
 ]
@@ -104,119 +110,15 @@ class SigningKeyInfo:
         }
 
 
-@dataclass(frozen=True, repr=False)
-class GenerationTicket:
-    """The answer to ``POST /api/generate``."""
-
-    generation_session_id: str
-    expires_in: int
-    compliance_standard: str
-    standards_met: tuple[str, ...]
-    entropy_bits: float
-    naive_entropy_bits: float
-    parameters: dict[str, Any]
-    mapping_version: str
-
-    def __repr__(self) -> str:
-        return (
-            f"GenerationTicket(compliance_standard={self.compliance_standard!r}, "
-            f"entropy_bits={self.entropy_bits!r}, expires_in={self.expires_in!r})"
-        )
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "generation_session_id": self.generation_session_id,
-            "expires_in": self.expires_in,
-            "compliance_standard": self.compliance_standard,
-            "standards_met": list(self.standards_met),
-            "entropy_bits": self.entropy_bits,
-            "naive_entropy_bits": self.naive_entropy_bits,
-            "parameters": self.parameters,
-            "mapping_version": self.mapping_version,
-        }
-
-
-@dataclass(frozen=True, repr=False)
-class GenerationBatch:
-    """The answer to ``POST /api/generate-batch``: many sessions, same parameters."""
-
-    generation_session_ids: list[str]
-    expires_in: int
-    compliance_standard: str
-    standards_met: tuple[str, ...]
-    entropy_bits: float
-    naive_entropy_bits: float
-    parameters: dict[str, Any]
-    mapping_version: str
-
-    def __repr__(self) -> str:
-        return (
-            f"GenerationBatch(count={len(self.generation_session_ids)}, "
-            f"compliance_standard={self.compliance_standard!r})"
-        )
-
-    def tickets(self) -> list[GenerationTicket]:
-        return [
-            GenerationTicket(
-                generation_session_id=sid,
-                expires_in=self.expires_in,
-                compliance_standard=self.compliance_standard,
-                standards_met=self.standards_met,
-                entropy_bits=self.entropy_bits,
-                naive_entropy_bits=self.naive_entropy_bits,
-                parameters=self.parameters,
-                mapping_version=self.mapping_version,
-            )
-            for sid in self.generation_session_ids
-        ]
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "generation_session_ids": list(self.generation_session_ids),
-            "expires_in": self.expires_in,
-            "compliance_standard": self.compliance_standard,
-            "standards_met": list(self.standards_met),
-            "entropy_bits": self.entropy_bits,
-            "naive_entropy_bits": self.naive_entropy_bits,
-            "parameters": self.parameters,
-            "mapping_version": self.mapping_version,
-        }
-
-
-@dataclass(frozen=True)
-class IssuedCertificate:
-    """The answer to ``POST /api/generate-certificate``."""
-
-    cert_id: str
-    cert_url: str
-    token: str
-    compliance_standard: str
-    standards_met: tuple[str, ...]
-    entropy_bits: float
-    issued_at: datetime
-    expires_at: datetime
-    kid: str
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "cert_id": self.cert_id,
-            "cert_url": self.cert_url,
-            "token": self.token,
-            "compliance_standard": self.compliance_standard,
-            "standards_met": list(self.standards_met),
-            "entropy_bits": self.entropy_bits,
-            "issued_at": iso(self.issued_at),
-            "expires_at": iso(self.expires_at),
-        }
-
-
 @dataclass(frozen=True)
 class CertificateRecord:
-    """A stored certificate with its current status (public data only)."""
+    """A stored certificate with its current status (public data only): the
+    wire record (:meth:`to_wire`) and the claims the certificate page shows
+    besides (issuer, subject, mapping version, commitment)."""
 
     cert_id: str
     cert_url: str
-    status: str
+    status: CertificateStatus
     revoked_at: datetime | None
     revocation_reason: str | None
     issued_at: datetime
@@ -236,40 +138,26 @@ class CertificateRecord:
     mapping_version: str
     credential_commitment: str | None
 
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "cert_id": self.cert_id,
-            "cert_url": self.cert_url,
-            "status": self.status,
-            "revoked_at": iso(self.revoked_at),
-            "revocation_reason": self.revocation_reason,
-            "issued_at": iso(self.issued_at),
-            "expires_at": iso(self.expires_at),
-            "compliance_standard": self.compliance_standard,
-            "standards_met": list(self.standards_met),
-            "entropy_bits": self.entropy_bits,
-            "parameters": self.parameters,
-            "entropy_source": self.entropy_source,
-            "label": self.label,
-            "target": self.target,
-            "token": self.token,
-            "kid": self.kid,
-        }
-
-
-@dataclass(frozen=True)
-class AuditPage:
-    items: list[CertificateRecord]
-    page: int
-    page_size: int
-    total: int
-    anomalies: list[dict[str, Any]] = field(default_factory=list)
+    def to_wire(self) -> CertificateRecordBody:
+        """The record as ``GET /api/certificates/{id}`` answers it."""
+        return CertificateRecordBody(
+            cert_id=self.cert_id,
+            cert_url=self.cert_url,
+            status=self.status,
+            revoked_at=instant(self.revoked_at),
+            revocation_reason=self.revocation_reason,
+            issued_at=instant(self.issued_at),
+            expires_at=instant(self.expires_at),
+            compliance_standard=self.compliance_standard,
+            standards_met=self.standards_met,
+            entropy_bits=self.entropy_bits,
+            parameters=self.parameters,
+            entropy_source=self.entropy_source,
+            label=self.label,
+            target=None if self.target is None else msgspec.convert(self.target, TargetBody),
+            token=self.token,
+            kid=self.kid,
+        )
 
     def to_dict(self) -> dict[str, Any]:
-        return {
-            "items": [item.to_dict() for item in self.items],
-            "page": self.page,
-            "page_size": self.page_size,
-            "total": self.total,
-            "anomalies": self.anomalies,
-        }
+        return self.to_wire().to_dict()

@@ -8,6 +8,7 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 
 from passgeni_core import InvalidRequest, PassgeniError, SessionExpired, SessionInvalid, Target
+from passgeni_core.client import IssueBody
 
 from ._models import Principal
 from ._sessions import SessionClaims, SessionCodec
@@ -16,7 +17,9 @@ from ._settings import AuthoritySettings
 __all__ = ["Parsed", "parse_all", "parse_redeem"]
 
 _COMMITMENT_RE = re.compile(r"^[A-Za-z0-9_-]{43}$")
-_REDEEM_FIELDS = frozenset({"generation_session_id", "credential_commitment", "target", "label"})
+# The fields of the wire contract's request body: the parser below checks them by hand
+# (the contract's exact messages), the Struct says which they are.
+_REDEEM_FIELDS = frozenset(IssueBody.__struct_fields__)
 
 #: A checked item: its session, commitment, target and label.
 Parsed = tuple[SessionClaims, str | None, Target | None, str | None]

@@ -42,6 +42,7 @@ from sqlalchemy import Engine
 from sqlalchemy.engine import Connection
 
 from passgeni_core import PassgeniError
+from passgeni_core.client import AuditPageBody, GenerationBatchBody, IssuedCertificateBody
 
 from ._apikeys import ApiKeys, Gate, hash_api_key
 from ._audit import Audit
@@ -52,12 +53,8 @@ from ._keys import SigningKeys, ensure_key
 from ._models import (
     KEY_PREFIX,
     ApiKeyInfo,
-    AuditPage,
     CertificateRecord,
     CreatedApiKey,
-    GenerationBatch,
-    GenerationTicket,
-    IssuedCertificate,
     Principal,
     SigningKeyInfo,
 )
@@ -71,13 +68,9 @@ from ._util import now
 __all__ = [
     "KEY_PREFIX",
     "ApiKeyInfo",
-    "AuditPage",
     "AuthorityService",
     "CertificateRecord",
     "CreatedApiKey",
-    "GenerationBatch",
-    "GenerationTicket",
-    "IssuedCertificate",
     "Principal",
     "SigningKeyInfo",
     "hash_api_key",
@@ -198,7 +191,7 @@ class AuthorityService:
         body: Mapping[str, Any] | PassgeniError,
         count: int | PassgeniError,
         generation_attempts: int,
-    ) -> GenerationBatch:
+    ) -> GenerationBatchBody:
         """``POST /api/generate`` and ``/api/generate-batch``: authorise, rate-limit,
         re-validate the request and open ``count`` 60-second, single-use sessions.
 
@@ -236,7 +229,7 @@ class AuthorityService:
         *,
         ip: str | None,
         endpoint: str,
-    ) -> IssuedCertificate:
+    ) -> IssuedCertificateBody:
         """``POST /api/generate-certificate``: authorise, rate-limit, then redeem a
         session (once) and sign its certificate, committed before this returns.
         Nothing is signed for a caller that is not admitted.
@@ -258,7 +251,7 @@ class AuthorityService:
         *,
         ip: str | None,
         endpoint: str,
-    ) -> list[IssuedCertificate | PassgeniError]:
+    ) -> list[IssuedCertificateBody | PassgeniError]:
         """``POST /api/generate-certificates``: :meth:`issue_certificate` for many
         sessions in one transaction, one result per item, in order (an error
         per failed item).
@@ -313,7 +306,7 @@ class AuthorityService:
         until: datetime | None = None,
         page: int = 1,
         page_size: int = 50,
-    ) -> AuditPage:
+    ) -> AuditPageBody:
         """The caller's certificates (the team's for team keys), newest first.
 
         Raises:

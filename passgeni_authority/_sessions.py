@@ -41,13 +41,14 @@ from passgeni_core import (
     get_preset,
     standards_met,
 )
+from passgeni_core.client import GenerateBody, GenerationBatchBody
 
 from . import _hot, _sql
 from ._apikeys import Gate
 from ._db import authority_meta
 from ._events import UsageEvents, access_detail
 from ._ids import ordered_id
-from ._models import GenerationBatch, Principal
+from ._models import Principal
 from ._settings import AuthoritySettings
 from ._util import LRU, now
 
@@ -147,7 +148,9 @@ def _invalid() -> SessionInvalid:
 
 # The row name in authority_meta, not a secret.
 _SESSION_SECRET_ROW = "session_hmac_secret"  # noqa: S105
-_GENERATE_FIELDS = frozenset({"compliance_standard", "preset", "parameters", "entropy_source"})
+# The fields of the wire contract's request body (checked by hand below, with the core's
+# messages; ``count`` of the batch body is taken out before).
+_GENERATE_FIELDS = frozenset(GenerateBody.__struct_fields__)
 #: Entries of each in-process cache (validated requests, stored requests).
 _CACHE_SIZE = 1024
 
@@ -199,7 +202,7 @@ class Sessions:
         body: Mapping[str, Any] | PassgeniError,
         count: int | PassgeniError,
         generation_attempts: int,
-    ) -> GenerationBatch:
+    ) -> GenerationBatchBody:
         """See :meth:`AuthorityService.open_sessions`."""
         at = now(self.settings)
         principal = self.gate.admitted_without_write(api_key, at)
@@ -234,7 +237,7 @@ class Sessions:
 
     def _work(
         self, body: Mapping[str, Any] | PassgeniError, count: int | PassgeniError
-    ) -> Callable[[Connection, Principal], GenerationBatch]:
+    ) -> Callable[[Connection, Principal], GenerationBatchBody]:
         """Validate a generation request now; the returned work opens ``count``
         sessions with its parameters.
 
@@ -256,7 +259,7 @@ class Sessions:
             error = exc
         at = now(self.settings)
 
-        def work(conn: Connection, principal: Principal) -> GenerationBatch:
+        def work(conn: Connection, principal: Principal) -> GenerationBatchBody:
             if error is not None:
                 raise error
             assert validated is not None and not isinstance(count, PassgeniError)
@@ -303,13 +306,13 @@ class Sessions:
 
     def _tokens_for(
         self, principal: Principal, validated: Validated, count: int, at: datetime
-    ) -> GenerationBatch:
+    ) -> GenerationBatchBody:
         request, digest, _stored = validated
         iat = int(at.timestamp())
         exp = iat + self.settings.session_lifetime_seconds
         encode = self.codec.encode
         user_id = principal.user_id
-        return GenerationBatch(
+        return GenerationBatchBody(
             generation_session_ids=[
                 encode(SessionClaims(jti=ordered_id(), sub=user_id, iat=iat, exp=exp, rq=digest))
                 for _ in range(count)

@@ -40,11 +40,13 @@ from passgeni_core import (
     StatusList,
     StatusReference,
 )
+from passgeni_core.client import ManifestSignatureBody, StatusListsBody
 
 from . import _hot, _sql
 from ._db import certificates, signing_keys, status_list_counter, usage_events
+from ._issuance_http import dumps
 from ._settings import AuthoritySettings
-from ._util import iso
+from ._util import instant, iso
 
 if TYPE_CHECKING:
     from fastapi import FastAPI
@@ -228,7 +230,7 @@ def jwks_history(service: AuthorityService) -> dict[str, Any]:
 
 def sign_manifest(
     service: AuthorityService, principal: Principal, body: dict[str, Any]
-) -> dict[str, Any]:
+) -> ManifestSignatureBody:
     """Sign an evidence manifest's SHA-256 (hex) with the active key.
 
     The token (``typ: passgeni-manifest+jwt``) states who asked and when; it is
@@ -267,7 +269,7 @@ def sign_manifest(
         "manifest_sha256": digest,
     }
     token = service.keys.jws.typed_token(kid, signer_ref, payload, typ=MANIFEST_TYP)
-    return {"token": token, "kid": kid, "issued_at": iso(now)}
+    return ManifestSignatureBody(token=token, kid=kid, issued_at=instant(now))
 
 
 def add_routes(app: FastAPI, service: AuthorityService, principal: Any, json_body: Any) -> None:
@@ -281,10 +283,13 @@ def add_routes(app: FastAPI, service: AuthorityService, principal: Any, json_bod
 
     ttl = service.settings.status_list_ttl_seconds
 
-    @app.get("/status", tags=["public"])
-    def status_lists() -> dict[str, Any]:
+    def _json(body: Any) -> Response:
+        return Response(dumps(body), media_type="application/json")
+
+    @app.get("/status", tags=["public"], response_model=None)
+    def status_lists() -> Response:
         """The URIs of the authority's signed status lists."""
-        return {"status_lists": list_uris(service)}
+        return _json(StatusListsBody(status_lists=list_uris(service)))
 
     @app.get("/status/{list_id}", tags=["public"], response_model=None)
     def status_list(list_id: str) -> Response:
@@ -302,10 +307,10 @@ def add_routes(app: FastAPI, service: AuthorityService, principal: Any, json_bod
 
     # Plain defaults rather than Annotated aliases: this module postpones
     # annotations, and FastAPI could not resolve local aliases by name.
-    @app.post("/api/evidence/sign-manifest", tags=["evidence"])
+    @app.post("/api/evidence/sign-manifest", tags=["evidence"], response_model=None)
     def sign_evidence_manifest(
         who: Any = Depends(principal),  # noqa: B008 - FastAPI's dependency idiom
         body: Any = Depends(json_body),  # noqa: B008
-    ) -> dict[str, Any]:
+    ) -> Response:
         """Sign the SHA-256 of an evidence bundle's manifest."""
-        return sign_manifest(service, who, body)
+        return _json(sign_manifest(service, who, body))

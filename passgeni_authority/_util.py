@@ -6,13 +6,13 @@ from __future__ import annotations
 import functools
 from collections import OrderedDict
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, overload
 
 from passgeni_core import AuthorityUnavailable
 
 from ._settings import AuthoritySettings
 
-__all__ = ["LRU", "db_unavailable", "iso", "now"]
+__all__ = ["LRU", "db_unavailable", "instant", "iso", "now"]
 
 
 def now(settings: AuthoritySettings) -> datetime:
@@ -45,6 +45,21 @@ def iso(value: datetime | None) -> str | None:
     if value is None:
         return None
     return value.astimezone(UTC).replace(microsecond=0).isoformat().replace("+00:00", "Z")
+
+
+@overload
+def instant(value: datetime) -> datetime: ...
+@overload
+def instant(value: None) -> None: ...
+def instant(value: datetime | None) -> datetime | None:
+    """An instant as the API sends it: aware UTC, whole seconds (the wire
+    Structs encode it as :func:`iso` writes it)."""
+    return None if value is None else _instant(value)
+
+
+@functools.lru_cache(maxsize=256)
+def _instant(value: datetime) -> datetime:
+    return value.astimezone(UTC).replace(microsecond=0)
 
 
 def db_unavailable(exc: Exception) -> AuthorityUnavailable:

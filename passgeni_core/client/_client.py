@@ -16,6 +16,8 @@ from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import quote
 
+import msgspec
+
 from .._errors import (
     AuthorityError,
     InvalidRequest,
@@ -29,14 +31,24 @@ from ._models import (
     AuditPage,
     CertificateRecord,
     CertificateRequest,
-    CertificateStatus,
     GenerationSession,
     IssuedCertificate,
     _bad,
     _iso,
-    _str,
+    decode,
 )
 from ._transport import _Transport
+from ._wire import (
+    CertificateStatus,
+    GenerateBody,
+    GenerationBatchBody,
+    IssuedBatchBody,
+    IssueErrorBody,
+    ManifestBody,
+    ManifestSignatureBody,
+    RevokeBody,
+    StatusListsBody,
+)
 
 #: The authority's limit on one batch request; larger batches are split.
 MAX_BATCH = 1000
@@ -59,15 +71,16 @@ def _generation_body(
         if isinstance(parameters, GenerationParameters)
         else GenerationParameters.from_dict(dict(parameters))
     )
-    body: dict[str, Any] = {"compliance_standard": preset, "parameters": params.to_dict()}
+    body = GenerateBody(compliance_standard=preset, parameters=params.to_dict())
     if entropy_source is not None:
         source = (
             entropy_source
             if isinstance(entropy_source, EntropySource)
             else EntropySource.from_dict(dict(entropy_source))
         )
-        body["entropy_source"] = source.to_dict()
-    return body
+        body.entropy_source = source.to_dict()
+    out: dict[str, Any] = msgspec.to_builtins(body)
+    return out
 
 
 class AuthorityClient(_Transport):
@@ -141,19 +154,12 @@ class AuthorityClient(_Transport):
                 "the session batch",
             )
             received = datetime.now(UTC)
-            ids = data.get("generation_session_ids")
-            if (
-                not isinstance(ids, list)
-                or len(ids) != n
-                or not all(isinstance(i, str) and i for i in ids)
-            ):
-                raise _bad("field 'generation_session_ids' is missing or has the wrong length")
-            common = {k: v for k, v in data.items() if k != "generation_session_ids"}
+            batch = decode(data, GenerationBatchBody)
+            if len(batch.generation_session_ids) != n:
+                raise _bad("field 'generation_session_ids' has the wrong length")
             out.extend(
-                GenerationSession.from_dict(
-                    {**common, "generation_session_id": sid}, received_at=received
-                )
-                for sid in ids
+                GenerationSession.from_body(batch, sid, received_at=received)
+                for sid in batch.generation_session_ids
             )
         return out
 
@@ -209,18 +215,16 @@ class AuthorityClient(_Transport):
                 ),
                 "the batch",
             )
-            results = data.get("certificates")
-            if not isinstance(results, list) or len(results) != len(chunk):
-                raise _bad("field 'certificates' is missing or has the wrong length")
+            results = decode(data, IssuedBatchBody).certificates
+            if len(results) != len(chunk):
+                raise _bad("field 'certificates' has the wrong length")
             for entry in results:
                 if not isinstance(entry, dict):
                     raise _bad("a batch entry is not an object")
-                err = entry.get("error")
-                if isinstance(err, dict):
-                    code = err.get("code")
-                    msg = err.get("message")
-                    cls = error_for_code(code) if isinstance(code, str) else AuthorityError
-                    text = self._scrub(msg if isinstance(msg, str) else str(code))
+                if "error" in entry:
+                    err = decode(entry, IssueErrorBody).error
+                    cls = error_for_code(err.code)
+                    text = self._scrub(err.message)
                     out.append(AuthorityError(text) if cls is PassgeniError else cls(text))
                 else:
                     out.append(IssuedCertificate.from_dict(entry))
@@ -254,7 +258,7 @@ class AuthorityClient(_Transport):
                 self._request(
                     "POST",
                     f"/api/certificates/{_quote_id(cert_id)}/revoke",
-                    body={"reason": reason},
+                    body=msgspec.to_builtins(RevokeBody(reason=reason)),
                 ),
                 "the certificate record",
             )
@@ -310,10 +314,7 @@ class AuthorityClient(_Transport):
     def status_list_uris(self) -> list[str]:
         """``GET /status``: the URI of every signed status list of the authority."""
         data = self._object(self._request("GET", "/status", auth=False), "the status lists")
-        uris = data.get("status_lists")
-        if not isinstance(uris, list) or not all(isinstance(u, str) for u in uris):
-            raise _bad("field 'status_lists' is missing or not a list of strings")
-        return list(uris)
+        return decode(data, StatusListsBody).status_lists
 
     def get_status_list(self, uri: str) -> str:
         """The signed status list at ``uri`` (a certificate's ``status.status_list.uri``),
@@ -344,11 +345,13 @@ class AuthorityClient(_Transport):
         (a ``passgeni-manifest+jwt`` token) over an evidence manifest's SHA-256 (hex)."""
         data = self._object(
             self._request(
-                "POST", "/api/evidence/sign-manifest", body={"manifest_sha256": manifest_sha256}
+                "POST",
+                "/api/evidence/sign-manifest",
+                body=msgspec.to_builtins(ManifestBody(manifest_sha256=manifest_sha256)),
             ),
             "the manifest signature",
         )
-        return _str(data, "token")
+        return decode(data, ManifestSignatureBody).token
 
     def iter_audit(self, **filters: Any) -> Iterator[CertificateRecord]:
         """Every certificate matching the :meth:`audit` filters, page after page."""

@@ -1,4 +1,5 @@
-"""The authority's answers as typed records, parsed and checked from its JSON."""
+"""The authority's answers as typed records, decoded from its JSON with the
+wire contract's Structs (:mod:`._wire`): the checks are the contract's."""
 
 from __future__ import annotations
 
@@ -6,92 +7,62 @@ import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any, Literal
+from typing import Any, TypeVar, get_args
+
+import msgspec
+from msgspec import UNSET, UnsetType
 
 from .._errors import (
     AuthorityError,
     InvalidRequest,
 )
 from ..model import Target
+from ._wire import (
+    AnomalyBody,
+    AuditPageBody,
+    CertificateRecordBody,
+    CertificateStatus,
+    GenerationBatchBody,
+    GenerationSessionBody,
+    IssueBody,
+    IssuedCertificateBody,
+    TargetBody,
+)
 
-CertificateStatus = Literal["valid", "expired", "revoked"]
-_STATUSES = ("valid", "expired", "revoked")
+_STATUSES: tuple[str, ...] = get_args(CertificateStatus)
 
 
-# --- response models ---------------------------------------------------------------
+# --- decoding -----------------------------------------------------------------------
+
+_B = TypeVar("_B", bound=msgspec.Struct)
 
 
 def _bad(what: str) -> AuthorityError:
     return AuthorityError(f"unexpected response from the authority: {what}")
 
 
-def _str(data: Mapping[str, Any], key: str) -> str:
-    value = data.get(key)
-    if not isinstance(value, str) or not value:
-        raise _bad(f"field {key!r} is missing or not a string")
-    return value
+def decode(data: object, body: type[_B]) -> _B:
+    """``data`` (parsed JSON) as the wire ``body``.
 
-
-def _opt_str(data: Mapping[str, Any], key: str) -> str | None:
-    value = data.get(key)
-    if value is None:
-        return None
-    if not isinstance(value, str):
-        raise _bad(f"field {key!r} is not a string")
-    return value
-
-
-def _float(data: Mapping[str, Any], key: str) -> float:
-    value = data.get(key)
-    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
-        raise _bad(f"field {key!r} is missing or not a number")
-    return float(value)
-
-
-def _opt_float(data: Mapping[str, Any], key: str) -> float | None:
-    return None if data.get(key) is None else _float(data, key)
-
-
-def _int(data: Mapping[str, Any], key: str) -> int:
-    value = data.get(key)
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise _bad(f"field {key!r} is missing or not an integer")
-    return value
-
-
-def _strs(data: Mapping[str, Any], key: str) -> tuple[str, ...]:
-    value = data.get(key)
-    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-        raise _bad(f"field {key!r} is missing or not a list of strings")
-    return tuple(value)
-
-
-def _obj(data: Mapping[str, Any], key: str, *, optional: bool = False) -> dict[str, Any]:
-    value = data.get(key)
-    if value is None and optional:
-        return {}
-    if not isinstance(value, dict):
-        raise _bad(f"field {key!r} is missing or not an object")
-    return value
-
-
-def _parse_time(value: object, key: str) -> datetime:
-    if not isinstance(value, str):
-        raise _bad(f"field {key!r} is missing or not an ISO 8601 time")
+    Raises:
+        AuthorityError: a field is missing or ill-typed (msgspec's message
+            names it, e.g. ``Object missing required field `cert_url```).
+    """
     try:
-        parsed = datetime.fromisoformat(value)
-    except ValueError:
-        raise _bad(f"field {key!r} is not an ISO 8601 time") from None
+        return msgspec.convert(data, body)
+    except msgspec.ValidationError as exc:
+        raise _bad(str(exc)) from None
+
+
+def _utc(value: datetime) -> datetime:
     # The contract says UTC with "Z"; a naive time from a lax server means UTC too.
-    return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value
 
 
-def _time(data: Mapping[str, Any], key: str) -> datetime:
-    return _parse_time(data.get(key), key)
-
-
-def _opt_time(data: Mapping[str, Any], key: str) -> datetime | None:
-    return None if data.get(key) is None else _time(data, key)
+def _finite(value: float, key: str) -> float:
+    if not math.isfinite(value):
+        raise _bad(f"field {key!r} is not a finite number")
+    return value
 
 
 def _iso(value: datetime | None) -> str | None:
@@ -131,17 +102,29 @@ class GenerationSession:
         Raises:
             AuthorityError: a field is missing or ill-typed.
         """
-        expires_in = _int(data, "expires_in")
+        body = decode(data, GenerationSessionBody)
+        return cls.from_body(body, body.generation_session_id, received_at=received_at)
+
+    @classmethod
+    def from_body(
+        cls,
+        body: GenerationSessionBody | GenerationBatchBody,
+        session_id: str,
+        *,
+        received_at: datetime,
+    ) -> GenerationSession:
+        """The session ``session_id`` of a decoded ``GenerationSessionBody`` or
+        ``GenerationBatchBody`` (they share every other field)."""
         return cls(
-            session_id=_str(data, "generation_session_id"),
-            expires_in=expires_in,
-            expires_at=received_at + timedelta(seconds=expires_in),
-            compliance_standard=_str(data, "compliance_standard"),
-            standards_met=_strs(data, "standards_met"),
-            entropy_bits=_float(data, "entropy_bits"),
-            naive_entropy_bits=_opt_float(data, "naive_entropy_bits"),
-            parameters=_obj(data, "parameters", optional=True),
-            mapping_version=_opt_str(data, "mapping_version"),
+            session_id=session_id,
+            expires_in=body.expires_in,
+            expires_at=received_at + timedelta(seconds=body.expires_in),
+            compliance_standard=body.compliance_standard,
+            standards_met=body.standards_met,
+            entropy_bits=_finite(body.entropy_bits, "entropy_bits"),
+            naive_entropy_bits=body.naive_entropy_bits,
+            parameters=body.parameters,
+            mapping_version=body.mapping_version,
         )
 
 
@@ -165,28 +148,32 @@ class IssuedCertificate:
         Raises:
             AuthorityError: a field is missing or ill-typed.
         """
+        body = decode(data, IssuedCertificateBody)
         return cls(
-            cert_id=_str(data, "cert_id"),
-            cert_url=_str(data, "cert_url"),
-            token=_str(data, "token"),
-            compliance_standard=_str(data, "compliance_standard"),
-            standards_met=_strs(data, "standards_met"),
-            entropy_bits=_float(data, "entropy_bits"),
-            issued_at=_time(data, "issued_at"),
-            expires_at=_time(data, "expires_at"),
+            cert_id=body.cert_id,
+            cert_url=body.cert_url,
+            token=body.token,
+            compliance_standard=body.compliance_standard,
+            standards_met=body.standards_met,
+            entropy_bits=_finite(body.entropy_bits, "entropy_bits"),
+            issued_at=_utc(body.issued_at),
+            expires_at=_utc(body.expires_at),
+        )
+
+    def to_body(self) -> IssuedCertificateBody:
+        return IssuedCertificateBody(
+            cert_id=self.cert_id,
+            cert_url=self.cert_url,
+            token=self.token,
+            compliance_standard=self.compliance_standard,
+            standards_met=self.standards_met,
+            entropy_bits=self.entropy_bits,
+            issued_at=self.issued_at,
+            expires_at=self.expires_at,
         )
 
     def to_dict(self) -> dict[str, Any]:
-        return {
-            "cert_id": self.cert_id,
-            "cert_url": self.cert_url,
-            "token": self.token,
-            "compliance_standard": self.compliance_standard,
-            "standards_met": list(self.standards_met),
-            "entropy_bits": self.entropy_bits,
-            "issued_at": _iso(self.issued_at),
-            "expires_at": _iso(self.expires_at),
-        }
+        return self.to_body().to_dict()
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -226,53 +213,60 @@ class CertificateRecord:
         Raises:
             AuthorityError: a field is missing or ill-typed, or the status is unknown.
         """
-        status = data.get("status")
-        if status not in _STATUSES:
-            raise _bad(f"certificate status {str(status)[:20]!r} is not valid/expired/revoked")
+        return cls.from_body(decode(data, CertificateRecordBody))
+
+    @classmethod
+    def from_body(cls, body: CertificateRecordBody) -> CertificateRecord:
         target = None
-        if data.get("target") is not None:
+        if body.target is not None:
             try:
-                target = Target.from_dict(data["target"])
+                target = Target.from_dict(msgspec.to_builtins(body.target))
             except InvalidRequest as exc:
                 raise _bad(f"field 'target': {exc.message}") from None
         return cls(
-            cert_id=_str(data, "cert_id"),
-            cert_url=_str(data, "cert_url"),
-            status=status,
-            issued_at=_time(data, "issued_at"),
-            expires_at=_time(data, "expires_at"),
-            compliance_standard=_str(data, "compliance_standard"),
-            standards_met=_strs(data, "standards_met"),
-            entropy_bits=_float(data, "entropy_bits"),
-            token=_str(data, "token"),
-            revoked_at=_opt_time(data, "revoked_at"),
-            revocation_reason=_opt_str(data, "revocation_reason"),
-            parameters=_obj(data, "parameters", optional=True),
-            entropy_source=_obj(data, "entropy_source", optional=True),
-            label=_opt_str(data, "label"),
+            cert_id=body.cert_id,
+            cert_url=body.cert_url,
+            status=body.status,
+            issued_at=_utc(body.issued_at),
+            expires_at=_utc(body.expires_at),
+            compliance_standard=body.compliance_standard,
+            standards_met=body.standards_met,
+            entropy_bits=_finite(body.entropy_bits, "entropy_bits"),
+            token=body.token,
+            revoked_at=None if body.revoked_at is None else _utc(body.revoked_at),
+            revocation_reason=body.revocation_reason,
+            parameters=body.parameters,
+            entropy_source=body.entropy_source,
+            label=body.label,
             target=target,
-            kid=_opt_str(data, "kid"),
+            kid=body.kid,
+        )
+
+    def to_body(self) -> CertificateRecordBody:
+        target = None
+        if self.target is not None:
+            target = msgspec.convert(self.target.to_dict(), TargetBody)
+        return CertificateRecordBody(
+            cert_id=self.cert_id,
+            cert_url=self.cert_url,
+            status=self.status,
+            revoked_at=self.revoked_at,
+            revocation_reason=self.revocation_reason,
+            issued_at=self.issued_at,
+            expires_at=self.expires_at,
+            compliance_standard=self.compliance_standard,
+            standards_met=self.standards_met,
+            entropy_bits=self.entropy_bits,
+            parameters=self.parameters,
+            entropy_source=self.entropy_source,
+            label=self.label,
+            target=target,
+            token=self.token,
+            kid=self.kid,
         )
 
     def to_dict(self) -> dict[str, Any]:
-        return {
-            "cert_id": self.cert_id,
-            "cert_url": self.cert_url,
-            "status": self.status,
-            "revoked_at": _iso(self.revoked_at),
-            "revocation_reason": self.revocation_reason,
-            "issued_at": _iso(self.issued_at),
-            "expires_at": _iso(self.expires_at),
-            "compliance_standard": self.compliance_standard,
-            "standards_met": list(self.standards_met),
-            "entropy_bits": self.entropy_bits,
-            "parameters": self.parameters,
-            "entropy_source": self.entropy_source,
-            "label": self.label,
-            "target": self.target.to_dict() if self.target else None,
-            "token": self.token,
-            "kid": self.kid,
-        }
+        return self.to_body().to_dict()
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -283,12 +277,11 @@ class Anomaly:
     detected_at: datetime
     count_24h: int
 
+    def to_body(self) -> AnomalyBody:
+        return AnomalyBody(user=self.user, detected_at=self.detected_at, count_24h=self.count_24h)
+
     def to_dict(self) -> dict[str, Any]:
-        return {
-            "user": self.user,
-            "detected_at": _iso(self.detected_at),
-            "count_24h": self.count_24h,
-        }
+        return self.to_body().to_dict()
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -312,37 +305,26 @@ class AuditPage:
         Raises:
             AuthorityError: a field is missing or ill-typed.
         """
-        items = data.get("items")
-        if not isinstance(items, list) or not all(isinstance(i, dict) for i in items):
-            raise _bad("field 'items' is missing or not a list of objects")
-        raw_anomalies = data.get("anomalies") or []
-        if not isinstance(raw_anomalies, list) or not all(
-            isinstance(a, dict) for a in raw_anomalies
-        ):
-            raise _bad("field 'anomalies' is not a list of objects")
+        body = decode(data, AuditPageBody)
         return cls(
-            items=tuple(CertificateRecord.from_dict(i) for i in items),
-            page=_int(data, "page"),
-            page_size=_int(data, "page_size"),
-            total=_int(data, "total"),
+            items=tuple(CertificateRecord.from_body(i) for i in body.items),
+            page=body.page,
+            page_size=body.page_size,
+            total=body.total,
             anomalies=tuple(
-                Anomaly(
-                    user=_str(a, "user"),
-                    detected_at=_time(a, "detected_at"),
-                    count_24h=_int(a, "count_24h"),
-                )
-                for a in raw_anomalies
+                Anomaly(user=a.user, detected_at=_utc(a.detected_at), count_24h=a.count_24h)
+                for a in body.anomalies
             ),
         )
 
     def to_dict(self) -> dict[str, Any]:
-        return {
-            "items": [i.to_dict() for i in self.items],
-            "page": self.page,
-            "page_size": self.page_size,
-            "total": self.total,
-            "anomalies": [a.to_dict() for a in self.anomalies],
-        }
+        return AuditPageBody(
+            items=[i.to_body() for i in self.items],
+            page=self.page,
+            page_size=self.page_size,
+            total=self.total,
+            anomalies=[a.to_body() for a in self.anomalies],
+        ).to_dict()
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -357,17 +339,29 @@ class CertificateRequest:
     def __repr__(self) -> str:
         return f"CertificateRequest(session_id='{self.session_id[:8]}...', label={self.label!r})"
 
-    def to_body(self) -> dict[str, Any]:
-        body: dict[str, Any] = {"generation_session_id": self.session_id}
-        if self.credential_commitment is not None:
-            body["credential_commitment"] = self.credential_commitment
+    def to_wire(self) -> IssueBody:
+        """The ``POST /api/generate-certificate`` body (a target is checked first).
+
+        Raises:
+            InvalidRequest: a malformed target.
+        """
+        target: TargetBody | UnsetType = UNSET
         if self.target is not None:
-            target = (
+            checked = (
                 self.target
                 if isinstance(self.target, Target)
                 else Target.from_dict(dict(self.target))
             )
-            body["target"] = target.to_dict()
-        if self.label is not None:
-            body["label"] = self.label
+            target = msgspec.convert(checked.to_dict(), TargetBody)
+        return IssueBody(
+            generation_session_id=self.session_id,
+            credential_commitment=(
+                UNSET if self.credential_commitment is None else self.credential_commitment
+            ),
+            target=target,
+            label=UNSET if self.label is None else self.label,
+        )
+
+    def to_body(self) -> dict[str, Any]:
+        body: dict[str, Any] = msgspec.to_builtins(self.to_wire())
         return body
