@@ -30,8 +30,10 @@ _EXPORTS: dict[str, tuple[str, ...]] = {
     ),
     "._assessment": (
         "FAILING",
+        "REASONS",
         "STATUSES",
         "CoverageEntry",
+        "Verdict",
         "assess",
     ),
     "._rotation": (
@@ -78,8 +80,10 @@ if TYPE_CHECKING:
     )
     from ._assessment import (
         FAILING as FAILING,
+        REASONS as REASONS,
         STATUSES as STATUSES,
         CoverageEntry as CoverageEntry,
+        Verdict as Verdict,
         assess as assess,
     )
     from ._bulk import (
