@@ -287,7 +287,7 @@ def assess(
     *,
     jwks: JWKS | None = None,
     now: datetime | None = None,
-    expiring_days: int = 30,
+    expiring_days: float = 30,
     require: str | None = None,
     preset: str | None = None,
     keeper: str | None = None,
