@@ -417,17 +417,18 @@ def _assessment(client, store, current, params, preset):
         )
     reasons = set(verdict.reasons)
     if verdict.value_covered and 'expiring' not in reasons:
-        # Valid (lagging metadata is completed by the core: action "repaired").
-        return False, 'certificate %s is valid until %s' % (verdict.cert_id,
-                                                           iso(verdict.expires_at)), verdict
+        # Valid (metadata that only lags behind is completed by the core: "repaired").
+        valid_until = iso(verdict.expires_at)
+        return False, 'certificate %s is valid until %s' % (verdict.cert_id, valid_until), verdict
     if reasons <= set(['standard_mismatch', 'expiring', 'metadata_lagging']):
-        if 'expiring' in reasons:
-            return True, 'certificate expires within %d days (%s)' % (
-                params['rotate_before'], verdict.detail if verdict.status == 'expiring'
-                else 'expires in %d day(s)' % max(0, (verdict.expires_at - _utcnow()).days)), verdict
-        return True, 'certified for %s, not %s' % (verdict.standard, preset), verdict
-    return True, 'certificate is %s%s' % (verdict.status.replace('_', ' '),
-                                          ': ' + verdict.detail if verdict.detail else ''), verdict
+        if 'expiring' not in reasons:
+            return True, 'certified for %s, not %s' % (verdict.standard, preset), verdict
+        left = verdict.detail if verdict.status == 'expiring' else (
+            'expires in %d day(s)' % max(0, (verdict.expires_at - _utcnow()).days))
+        within = params['rotate_before']
+        return True, 'certificate expires within %d days (%s)' % (within, left), verdict
+    detail = ': ' + verdict.detail if verdict.detail else ''
+    return True, 'certificate is %s%s' % (verdict.status.replace('_', ' '), detail), verdict
 
 
 def _ensure_stored(params, parameters, destination, check_mode):
