@@ -17,7 +17,7 @@ from ..client import AuthorityClient, IssuedCertificate
 from ..crypto import Credential
 from ..model import EntropySource, GenerationParameters, check_preset, generate, get_preset
 from ..stores import SecretStore, StoreURI, WritePlan, plan_absent
-from ._assessment import REVOKED, assess
+from ._assessment import assess
 from ._into_store import REVOKE_REASON_NOT_STORED, _revoke_quietly, store_certified
 from ._inventory import InventoryEntry
 from ._keepers import check_keeper, keeper_label
@@ -30,6 +30,7 @@ from ._rotation import (
     ensure_rotated,
 )
 from ._targets import CredentialTarget, open_target
+from ._verdict import REVOKED
 
 # --- bulk rotation: the batch pipeline ------------------------------------------------------
 

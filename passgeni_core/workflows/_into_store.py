@@ -46,8 +46,9 @@ from ..stores import (
     WritePlan,
     parse_store_uri,
 )
-from ._assessment import EXPIRING, METADATA_LAGGING, REVOKED, STANDARD_MISMATCH, assess
+from ._assessment import assess
 from ._provision import ProvisionResult, certify
+from ._verdict import EXPIRING, METADATA_LAGGING, REVOKED, STANDARD_MISMATCH
 
 REVOKE_REASON_NOT_STORED = "not stored"
 REVOKE_REASON_ROTATED = "rotated"

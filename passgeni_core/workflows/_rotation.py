@@ -40,7 +40,7 @@ from ..client import AuthorityClient
 from ..crypto import Credential
 from ..model import EntropySource, GenerationParameters, check_preset, generate, get_preset
 from ..stores import CertificateRefs, SecretStore, StoredCredential, StoreURI, parse_store_uri
-from ._assessment import Verdict, assess
+from ._assessment import assess
 from ._into_store import (
     REVOKE_REASON_NOT_STORED,
     REVOKE_REASON_ROTATED,
@@ -51,6 +51,7 @@ from ._into_store import (
 from ._keepers import check_keeper, keeper_label, with_exclusions
 from ._provision import ProvisionResult, certify
 from ._targets import CredentialTarget
+from ._verdict import Verdict
 
 REVOKE_REASON_NOT_APPLIED = "not applied to target"
 
