@@ -4,12 +4,14 @@ A *keeper* is a rotation epoch chosen by the user (Terraform's ``keeper``, a
 bulk rotation's ``epoch``: a date, a ticket number, ``"2026-q4"``). It is
 recorded in the certificate itself, as the end of its ``label``
 (``keeper=K``, or ``LABEL | keeper=K``), so the epoch is signed evidence and
-no store needs a field of its own for it. :func:`ensure_rotated` reads the
-stored credential's certificate and
+no store needs a field of its own for it. :func:`ensure_rotated` asks the
+one judge (:func:`~passgeni_core.workflows.assess`, with the preset and
+keeper) about the stored credential and
 
 * leaves the credential alone when its certificate is valid, of the same
   preset, bound to the stored value, for the stored version, and of the same
-  keeper (so re-running a Terraform plan or a bulk rotation changes nothing);
+  keeper (so re-running a Terraform plan or a bulk rotation changes nothing),
+  completing its metadata when only that lags behind (``repaired``);
 * otherwise generates, certifies and stores a new credential (``rotated``),
   or creates it when absent (``created``).
 
