@@ -19,8 +19,15 @@ class TestKubernetesConformance(BackendConformance):
 
     @pytest.fixture(autouse=True)
     def _server(self, kube_emulator: KubeEmulator) -> Iterator[None]:
+        from kubernetes import client
+
         self.api_client: Any = kube_emulator.api_client()
         yield
+        # The emulator is shared by the session: leave no Secret behind for the
+        # operator tests, whose kopf run -A lists every Secret it finds.
+        core = client.CoreV1Api(self.api_client)
+        for item in core.list_namespaced_secret(self.namespace).items:
+            core.delete_namespaced_secret(item.metadata.name, self.namespace)
         self.api_client.close()
 
     def make_store(self) -> KubernetesSecretStore:

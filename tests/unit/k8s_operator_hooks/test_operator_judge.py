@@ -1,4 +1,4 @@
-"""The operator's expiry check asks the one judge (kmock emulator, in-process authority).
+"""The operator's expiry check asks the one judge (no server: in-process store and authority).
 
 It used to trust the authority's JSON (``status``, ``expires_at``); now a key is
 due for rotation when the verdict says its certificate expires soon, expired,
@@ -20,19 +20,24 @@ from k8s_operator_hooks.operator import (
     _due_for_rotation,
     _Runtime,
 )
-from k8s_operator_hooks.store import KubernetesSecretStore
 from passgeni_core import AuthorityUnavailable
 from passgeni_core.crypto import Credential
-from passgeni_core.stores import CertificateRefs, parse_store_uri
+from passgeni_core.stores import CertificateRefs, MemoryStore, parse_store_uri
 from passgeni_core.testing import FakeAuthority, IssuedToken
-from tests._servers import KubeEmulator
+
+
+class ManagedSecrets(MemoryStore):
+    """Kubernetes Secrets as the operator reads them, in memory, every one managed (soc2)."""
+
+    system = "k8s"
+
+    def read_metadata(self, namespace: str, name: str) -> dict[str, Any] | None:
+        return {"namespace": namespace, "name": name, "annotations": {PRESET_ANNOTATION: "soc2"}}
 
 
 @pytest.fixture
-def store(kube_emulator: KubeEmulator) -> Iterator[KubernetesSecretStore]:
-    api_client = kube_emulator.api_client()
-    yield KubernetesSecretStore(api_client=api_client)
-    api_client.close()
+def store() -> ManagedSecrets:
+    return ManagedSecrets()
 
 
 @pytest.fixture
@@ -41,9 +46,9 @@ def authority() -> FakeAuthority:
 
 
 @pytest.fixture
-def runtime(authority: FakeAuthority, store: KubernetesSecretStore) -> Iterator[_Runtime]:
+def runtime(authority: FakeAuthority, store: ManagedSecrets) -> Iterator[_Runtime]:
     rt = _Runtime(OperatorConfig(rotate_window=timedelta(days=30)))
-    # What start() sets up from the environment, here an in-process authority.
+    # What start() sets up from the environment (the authority, the k8s store), in memory.
     rt._client, rt._store = authority.client(), store
     yield rt
     rt._client.close()
@@ -53,7 +58,7 @@ NAMESPACE = "judge-" + secrets.token_hex(4)
 
 
 def managed(
-    authority: FakeAuthority, store: KubernetesSecretStore, name: str, **issue: Any
+    authority: FakeAuthority, store: ManagedSecrets, name: str, **issue: Any
 ) -> IssuedToken:
     """A Secret the operator manages, its key certified (the nothing-lost order by hand)."""
     uri = parse_store_uri(f"k8s://{NAMESPACE}/{name}#password")
@@ -68,7 +73,6 @@ def managed(
     )
     store.write(plan, credential, refs)
     store.write_metadata(uri, refs)
-    store.merge_annotations(NAMESPACE, name, {PRESET_ANNOTATION: "soc2"})
     return issued
 
 
@@ -77,21 +81,21 @@ def due(runtime: _Runtime, name: str) -> tuple[str, ...]:
 
 
 def test_a_valid_certificate_is_left_alone(
-    runtime: _Runtime, authority: FakeAuthority, store: KubernetesSecretStore
+    runtime: _Runtime, authority: FakeAuthority, store: ManagedSecrets
 ) -> None:
     managed(authority, store, "fresh")
     assert due(runtime, "fresh") == ()
 
 
 def test_an_expiring_certificate_is_due(
-    runtime: _Runtime, authority: FakeAuthority, store: KubernetesSecretStore
+    runtime: _Runtime, authority: FakeAuthority, store: ManagedSecrets
 ) -> None:
     managed(authority, store, "old", issued_at=datetime.now(UTC) - timedelta(days=350))
     assert due(runtime, "old") == ("password",)
 
 
 def test_a_revoked_certificate_is_due(
-    runtime: _Runtime, authority: FakeAuthority, store: KubernetesSecretStore
+    runtime: _Runtime, authority: FakeAuthority, store: ManagedSecrets
 ) -> None:
     issued = managed(authority, store, "revoked")
     authority.revoke(issued.cert_id, "compromised")
@@ -99,7 +103,7 @@ def test_a_revoked_certificate_is_due(
 
 
 def test_a_certificate_that_does_not_verify_is_due_whatever_the_record_says(
-    runtime: _Runtime, authority: FakeAuthority, store: KubernetesSecretStore
+    runtime: _Runtime, authority: FakeAuthority, store: ManagedSecrets
 ) -> None:
     # Signed by a key the authority never published; the record says "valid", far from expiry.
     issued = managed(authority, store, "forged", kid=authority.add_key(publish=False))
@@ -109,7 +113,7 @@ def test_a_certificate_that_does_not_verify_is_due_whatever_the_record_says(
 
 
 def test_a_value_edited_by_hand_is_left_to_a_scan(
-    runtime: _Runtime, authority: FakeAuthority, store: KubernetesSecretStore
+    runtime: _Runtime, authority: FakeAuthority, store: ManagedSecrets
 ) -> None:
     issued = managed(authority, store, "edited")
     uri = parse_store_uri(f"k8s://{NAMESPACE}/edited#password")
@@ -119,7 +123,7 @@ def test_a_value_edited_by_hand_is_left_to_a_scan(
 
 
 def test_an_unreachable_authority_is_never_a_reason_to_rotate(
-    runtime: _Runtime, authority: FakeAuthority, store: KubernetesSecretStore
+    runtime: _Runtime, authority: FakeAuthority, store: ManagedSecrets
 ) -> None:
     managed(authority, store, "unreachable", issued_at=datetime.now(UTC) - timedelta(days=350))
     authority.unavailable = True
