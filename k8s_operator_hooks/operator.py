@@ -23,8 +23,9 @@ value first and revokes the old certificate only afterwards (reason
 ``rotated``), then removes the annotation (or narrows it to the keys left, so a
 retry never rotates a key twice). An expiry check runs every
 ``check_interval`` over the managed Secrets and requests the rotation of keys
-whose certificate expires within the window by setting ``passgeni.ai/rotate``
-to those keys. It is one loop per operator rather than a kopf timer, because
+whose certificate expires within the window, or is expired, revoked or does
+not verify (as the one judge, ``passgeni_core.workflows.assess``, finds it,
+signature verified), by setting ``passgeni.ai/rotate`` to those keys. It is one loop per operator rather than a kopf timer, because
 kopf puts a finalizer on every object a timer serves, which would block
 deleting users' Secrets whenever the operator is not running. The operator
 adds no finalizers.
@@ -73,7 +74,6 @@ from passgeni_core import (
     AuthorityUnavailable,
     InvalidParameters,
     InvalidStoreURI,
-    NotFound,
     PassgeniError,
     RateLimited,
     StoreConflict,
@@ -86,7 +86,7 @@ from passgeni_core import (
     resolve_config,
 )
 from passgeni_core.stores import DEFAULT_KEY
-from passgeni_core.workflows import rotate
+from passgeni_core.workflows import assess, rotate
 
 from ._kube import connection_info, load_configuration
 from .store import KubernetesSecretStore
@@ -109,6 +109,11 @@ ROTATE_ANNOTATION = "passgeni.ai/rotate"
 #: ignores annotations under its storage prefix, and ours must stay visible).
 STATE_PREFIX = "operator.passgeni.ai"
 _ROTATE_ALL = frozenset({"", "true", "yes", "1", "all", "now"})
+#: The verdict's reasons (passgeni_core.workflows.assess) for which the expiry check
+#: requests a rotation: the certificate expires soon or no longer covers the key; so
+#: does a certificate whose signature does not verify (status ``invalid``). Drift
+#: alone (a value edited by hand) or an unknown certificate is left to a scan.
+_ROTATE_REASONS = ("expiring", "expired", "revoked")
 _TEMPORARY_DELAY = 15.0
 _SLOW_DELAY = 60.0
 _T = TypeVar("_T")
@@ -374,7 +379,8 @@ def _reconcile(runtime: _Runtime, body: kopf.Body, logger: Any) -> None:
 def _due_for_rotation(
     runtime: _Runtime, namespace: str, name: str, now: datetime
 ) -> tuple[str, ...]:
-    """The managed keys of a Secret whose certificate expires within the window."""
+    """The managed keys of a Secret whose certificate expires within the window (or is
+    expired, revoked or unverifiable), by the judge's verdict."""
     meta = runtime.store.read_metadata(namespace, name)
     if meta is None:
         return ()
@@ -385,15 +391,16 @@ def _due_for_rotation(
     if request.rotate_value is not None:
         return ()  # a rotation is already requested
     due: list[str] = []
+    window = runtime.config.rotate_window / timedelta(days=1)
     for key in request.keys:
         current = runtime.store.read(parse_store_uri(f"k8s://{namespace}/{name}#{key}"))
         if current is None or current.refs is None:
             continue
-        try:
-            record = runtime.client.get_certificate(current.refs.cert_id)
-        except NotFound:
-            continue
-        if record.status != "revoked" and record.expires_at - now <= runtime.config.rotate_window:
+        verdict = assess(
+            runtime.client, runtime.store.system, current, now=now, expiring_days=window
+        )
+        verdict.raise_for_error()  # never rotate because the authority could not be asked
+        if verdict.status == "invalid" or verdict.has(*_ROTATE_REASONS):
             due.append(key)
     return tuple(due)
 

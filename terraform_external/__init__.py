@@ -28,8 +28,10 @@ Result in ``store`` mode (references only, never a secret): ``cert_id``,
 the state: mark outputs ``sensitive``).
 
 Idempotency: with a destination, a run whose stored credential is already
-certified (valid, bound, same preset, same ``keeper``) generates and certifies
-nothing and prints the same result; a new ``keeper`` rotates. Without a
+certified (valid, bound, same preset, same ``keeper``, as the one judge
+``passgeni_core.workflows.assess`` finds it, signature verified) generates and
+certifies nothing and prints the same result, its facts from the verified
+certificate; a new ``keeper`` rotates. Without a
 destination (``return`` mode) every run makes a new password.
 
 Start-up: only the query parser is imported before the input is validated;

@@ -27,7 +27,10 @@ step again, and each step checks what is already done first.
     to work on the target again if it no longer does, and the step raises
     (Secrets Manager then stops the rotation: ``AWSCURRENT`` is unchanged).
 ``finishSecret``
-    Refuse to promote a version whose certificate is not valid; move
+    Refuse to promote a version whose certificate is not valid, as the one
+    judge (:func:`passgeni_core.workflows.assess`) finds it: signature
+    verified, bound to the pending password, for this secret and version,
+    not revoked or expired (never the authority's unverified status); move
     ``AWSCURRENT`` to the token's version (``AWSPREVIOUS`` follows), tag the
     secret with ``passgeni-cert-url``, ``passgeni-cert-id``,
     ``passgeni-standard``, ``passgeni-expires-at`` (tags belong to the secret,
@@ -81,13 +84,20 @@ from passgeni_core import (
     provision,
     resolve_config,
 )
-from passgeni_core.stores import credential_fields, parse_credential_fields
+from passgeni_core.stores import (
+    StoredCredential,
+    StoreURI,
+    credential_fields,
+    parse_credential_fields,
+)
 from passgeni_core.workflows import (
     REVOKE_REASON_NOT_STORED,
     REVOKE_REASON_ROTATED,
     CredentialTarget,
     TargetError,
     TargetLoginFailed,
+    Verdict,
+    assess,
     open_target,
     with_exclusions,
 )
@@ -423,17 +433,18 @@ def finish_secret(
     pending = _get_dict(sm, arn, "AWSPENDING", token) if current_version != token else None
     data = pending if pending is not None else _get_dict(sm, arn, "AWSCURRENT")
     _, _, refs = parse_credential_fields(config.password_key, data)
+    verdict = None if refs is None else _judge(client, metadata, token, config, data)
     previous_refs = None
     if current_version != token:
-        if refs is None:
+        if refs is None or verdict is None:
             raise RotationError(
                 f"finishSecret: the pending version of {arn} carries no certificate references"
             )
-        record = client.get_certificate(refs.cert_id)
-        if record.status != "valid":
+        verdict.raise_for_error()  # an authority that cannot be asked promotes nothing
+        if not verdict.ok:
             raise RotationError(
                 f"finishSecret: certificate {refs.cert_id} of the pending version is "
-                f"{record.status}; AWSCURRENT was not moved"
+                f"{verdict.status} ({verdict.detail}); AWSCURRENT was not moved"
             )
         if current_version is not None:
             try:
@@ -465,16 +476,21 @@ def finish_secret(
                 _, _, previous_refs = parse_credential_fields(config.password_key, old)
             except Exception:
                 previous_refs = None
-    if refs is not None:
-        record = client.get_certificate(refs.cert_id)
+    claims = None if verdict is None else verdict.claims
+    if refs is not None and verdict is not None and claims is not None:
+        # The tags say what the verified certificate says, never the unverified JSON.
         full = CertificateRefs(
-            cert_id=record.cert_id,
-            cert_url=record.cert_url,
-            standard=record.compliance_standard,
-            expires_at=record.expires_at,
+            cert_id=claims.jti,
+            cert_url=verdict.record.cert_url if verdict.record is not None else refs.cert_url,
+            standard=claims.compliance_standard,
+            expires_at=claims.expires_at,
         )
         tags = [{"Key": k, "Value": _check_tag_value(k, v)} for k, v in full.to_metadata().items()]
         sm.tag_resource(SecretId=arn, Tags=tags)
+    elif refs is not None and verdict is not None:
+        log.warning(
+            "finishSecret: %s not tagged: certificate %s is %s", arn, refs.cert_id, verdict.status
+        )
     if previous_refs is not None and refs is not None and previous_refs.cert_id != refs.cert_id:
         failure = _revoke(client, previous_refs.cert_id, REVOKE_REASON_ROTATED)
         if failure is not None:
@@ -483,6 +499,23 @@ def finish_secret(
                 previous_refs.cert_id,
                 failure,
             )
+
+
+def _judge(
+    client: AuthorityClient,
+    metadata: Mapping[str, Any],
+    token: str,
+    config: RotationConfig,
+    data: Mapping[str, Any],
+) -> Verdict:
+    """The one judge's verdict on the version ``token`` holding ``data`` (certified as
+    ``aws-sm``, ``NAME#KEY``, version = the token, by :func:`create_secret`)."""
+    password, binding_key, refs = parse_credential_fields(config.password_key, data)
+    uri = StoreURI("aws-sm", str(metadata.get("Name") or ""), config.password_key, True)
+    stored = StoredCredential(
+        uri=uri, version=token, password=password, binding_key=binding_key, refs=refs
+    )
+    return assess(client, "aws-sm", stored)
 
 
 def _revoke(client: AuthorityClient, cert_id: str, reason: str) -> str | None:

@@ -5,7 +5,8 @@ protocol and its :class:`WritePlan`, the field codec (:func:`credential_fields`,
 :func:`stored_credentials`, :class:`CertificateRefs`), the URI grammar with a
 :class:`LocationGrammar` per scheme, and the ``passgeni.stores`` entry-point
 registry, plus what a backend handles (:class:`Credential`) and raises (the
-``StoreError`` family). See ``docs/stores.md`` for a worked backend.
+``StoreError`` family), and :class:`MemoryStore`, the reference backend
+(``memory://``). See ``docs/stores.md`` for a worked backend.
 
 Imports are lazy (see ``passgeni_core._lazy``): a name's module loads on first use.
 """
@@ -44,6 +45,11 @@ _EXPORTS: dict[str, tuple[str, ...]] = {
         "location_grammar",
         "register_store",
         "store_class",
+    ),
+    "._memory": (
+        "MemoryLocations",
+        "MemorySpace",
+        "MemoryStore",
     ),
     "._protocol": (
         "SecretStore",
@@ -99,6 +105,11 @@ if TYPE_CHECKING:
         credential_fields as credential_fields,
         parse_credential_fields as parse_credential_fields,
         stored_credentials as stored_credentials,
+    )
+    from ._memory import (
+        MemoryLocations as MemoryLocations,
+        MemorySpace as MemorySpace,
+        MemoryStore as MemoryStore,
     )
     from ._protocol import (
         SecretStore as SecretStore,

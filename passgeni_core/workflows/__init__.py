@@ -28,11 +28,13 @@ _EXPORTS: dict[str, tuple[str, ...]] = {
         "rotate",
         "store_certified",
     ),
-    "._assessment": (
+    "._assessment": ("assess",),
+    "._verdict": (
         "FAILING",
+        "REASONS",
         "STATUSES",
         "CoverageEntry",
-        "assess",
+        "Verdict",
     ),
     "._rotation": (
         "REVOKE_REASON_NOT_APPLIED",
@@ -76,12 +78,7 @@ if TYPE_CHECKING:
         TargetLoginFailed as TargetLoginFailed,
         TargetUnavailable as TargetUnavailable,
     )
-    from ._assessment import (
-        FAILING as FAILING,
-        STATUSES as STATUSES,
-        CoverageEntry as CoverageEntry,
-        assess as assess,
-    )
+    from ._assessment import assess as assess
     from ._bulk import (
         DEFAULT_CHUNK as DEFAULT_CHUNK,
         BulkOutcome as BulkOutcome,
@@ -122,4 +119,11 @@ if TYPE_CHECKING:
         CredentialTarget as CredentialTarget,
         open_target as open_target,
         register_target as register_target,
+    )
+    from ._verdict import (
+        FAILING as FAILING,
+        REASONS as REASONS,
+        STATUSES as STATUSES,
+        CoverageEntry as CoverageEntry,
+        Verdict as Verdict,
     )

@@ -10,27 +10,27 @@ from dataclasses import dataclass
 
 from .._errors import (
     InvalidRequest,
-    NotFound,
     PassgeniError,
     StoreError,
 )
-from ..client import AuthorityClient, CertificateRecord, IssuedCertificate
+from ..client import AuthorityClient, IssuedCertificate
 from ..crypto import Credential
 from ..model import EntropySource, GenerationParameters, check_preset, generate, get_preset
 from ..stores import SecretStore, StoreURI, WritePlan, plan_absent
+from ._assessment import assess
 from ._into_store import REVOKE_REASON_NOT_STORED, _revoke_quietly, store_certified
 from ._inventory import InventoryEntry
 from ._keepers import check_keeper, keeper_label
 from ._provision import CertifyRequest, accept_issued, issue_many
 from ._rotation import (
     RotationResult,
-    _judge_epoch,
     _keep,
     _params_for,
     _result_of,
     ensure_rotated,
 )
 from ._targets import CredentialTarget, open_target
+from ._verdict import REVOKED
 
 # --- bulk rotation: the batch pipeline ------------------------------------------------------
 
@@ -287,16 +287,11 @@ def _prepare_one(
         if current is not None and current.password is not None:
             item.exists = True
             if current.refs is not None:
-                try:
-                    record: CertificateRecord | None = client.get_certificate(current.refs.cert_id)
-                except NotFound:
-                    record = None
-                if record is not None:
-                    mine = _judge_epoch(client, current, record, preset_id, keeper)
-                    if mine is not None:
-                        uri = entry.destination
-                        return _keep(client, store, uri, current, mine, keeper, None, False)
-                if record is None or record.status != "revoked":
+                verdict = assess(client, store.system, current, preset=preset_id, keeper=keeper)
+                verdict.raise_for_error()  # never rotate because the authority could not be asked
+                if verdict.value_covered:
+                    return _keep(store, entry.destination, current, verdict, keeper, None, False)
+                if not verdict.has(REVOKED):
                     item.previous_cert = current.refs.cert_id
     generated = generate(params, entropy_source=checked.entropy_source)
     item.request = CertifyRequest(

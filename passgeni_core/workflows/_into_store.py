@@ -48,6 +48,7 @@ from ..stores import (
 )
 from ._assessment import assess
 from ._provision import ProvisionResult, certify
+from ._verdict import EXPIRING, METADATA_LAGGING, REVOKED, STANDARD_MISMATCH
 
 REVOKE_REASON_NOT_STORED = "not stored"
 REVOKE_REASON_ROTATED = "rotated"
@@ -195,17 +196,16 @@ def provision_into_store(
     previous_cert: str | None = None
     outcome: Outcome = "created"
     if current is not None and current.password is not None:
-        # The value decides; lagging metadata is completed below, not a reason to refuse.
-        entry = assess(client, store.system, replace(current, metadata_refs=None), now=now)
+        entry = assess(client, store.system, current, now=now, preset=preset_id)
         if not rotate:
-            if entry.status in ("valid", "expiring") and entry.standard == preset_id:
+            if entry.value_covered:  # lagging metadata is completed, not a reason to refuse
                 return _complete_metadata(store, current, entry.refs, hook)
             if entry.status == "revoked" and entry.revocation_reason == REVOKE_REASON_NOT_STORED:
                 outcome = "replaced"
             else:
                 why = (
                     f"certified for {entry.standard}, not {preset_id}"
-                    if entry.status in ("valid", "expiring")
+                    if set(entry.reasons) <= {STANDARD_MISMATCH, EXPIRING, METADATA_LAGGING}
                     else f"its status is {entry.status}"
                     + (f": {entry.detail}" if entry.detail else "")
                 )
@@ -215,7 +215,7 @@ def provision_into_store(
                 )
         else:
             outcome = "rotated"
-            if current.refs is not None and entry.status != "revoked":
+            if current.refs is not None and not entry.has(REVOKED):
                 previous_cert = current.refs.cert_id
     elif rotate and current is not None:
         outcome = "rotated"

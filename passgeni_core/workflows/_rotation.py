@@ -4,12 +4,14 @@ A *keeper* is a rotation epoch chosen by the user (Terraform's ``keeper``, a
 bulk rotation's ``epoch``: a date, a ticket number, ``"2026-q4"``). It is
 recorded in the certificate itself, as the end of its ``label``
 (``keeper=K``, or ``LABEL | keeper=K``), so the epoch is signed evidence and
-no store needs a field of its own for it. :func:`ensure_rotated` reads the
-stored credential's certificate and
+no store needs a field of its own for it. :func:`ensure_rotated` asks the
+one judge (:func:`~passgeni_core.workflows.assess`, with the preset and
+keeper) about the stored credential and
 
 * leaves the credential alone when its certificate is valid, of the same
   preset, bound to the stored value, for the stored version, and of the same
-  keeper (so re-running a Terraform plan or a bulk rotation changes nothing);
+  keeper (so re-running a Terraform plan or a bulk rotation changes nothing),
+  completing its metadata when only that lags behind (``repaired``);
 * otherwise generates, certifies and stores a new credential (``rotated``),
   or creates it when absent (``created``).
 
@@ -30,18 +32,17 @@ from datetime import UTC, datetime
 from typing import Any, Literal
 
 from .._errors import (
-    InvalidToken,
-    NotFound,
     PassgeniError,
     StoreError,
     TargetError,
     TargetLoginFailed,
     one_line,
 )
-from ..client import AuthorityClient, CertificateRecord
-from ..crypto import Credential, verify_binding, verify_certificate
+from ..client import AuthorityClient
+from ..crypto import Credential
 from ..model import EntropySource, GenerationParameters, check_preset, generate, get_preset
 from ..stores import CertificateRefs, SecretStore, StoredCredential, StoreURI, parse_store_uri
+from ._assessment import assess
 from ._into_store import (
     REVOKE_REASON_NOT_STORED,
     REVOKE_REASON_ROTATED,
@@ -49,9 +50,10 @@ from ._into_store import (
     _revoke_quietly,
     provision_into_store,
 )
-from ._keepers import check_keeper, keeper_label, keeper_of, with_exclusions
+from ._keepers import check_keeper, keeper_label, with_exclusions
 from ._provision import ProvisionResult, certify
 from ._targets import CredentialTarget
+from ._verdict import Verdict
 
 REVOKE_REASON_NOT_APPLIED = "not applied to target"
 
@@ -118,51 +120,6 @@ class RotationResult:
 
 
 # --- the flow -----------------------------------------------------------------------------------
-
-
-def _is_current_epoch(
-    client: AuthorityClient,
-    current: StoredCredential,
-    preset_id: str,
-    keeper: str | None,
-) -> CertificateRecord | None:
-    """The stored credential's certificate record when it is this epoch's, else ``None``."""
-    if current.password is None or current.binding_key is None or current.refs is None:
-        return None
-    try:
-        record = client.get_certificate(current.refs.cert_id)
-    except NotFound:
-        return None
-    return _judge_epoch(client, current, record, preset_id, keeper)
-
-
-def _judge_epoch(
-    client: AuthorityClient,
-    current: StoredCredential,
-    record: CertificateRecord,
-    preset_id: str,
-    keeper: str | None,
-) -> CertificateRecord | None:
-    """``record`` (the stored credential's certificate) when it is this epoch's, else ``None``."""
-    if current.password is None or current.binding_key is None:
-        return None
-    if record.status != "valid" or record.compliance_standard != preset_id:
-        return None
-    if keeper is not None and keeper_of(record.label) != keeper:
-        return None
-    if (
-        record.target is not None
-        and record.target.version is not None
-        and current.version is not None
-        and record.target.version != current.version
-    ):
-        return None  # a later version was written over the certified one
-    try:
-        verified = verify_certificate(record.token, client.jwks(), issuer=client.issuer)
-        verify_binding(verified, current.password, current.binding_key)
-    except InvalidToken:
-        return None  # drifted (value changed) or not verifiable: rotate
-    return record
 
 
 def _params_for(
@@ -243,10 +200,15 @@ def ensure_rotated(
     params = _params_for(preset_id, parameters, target)
     cert_label = keeper_label(keeper, label)
     current = store.read(target_uri)
-    record = None if current is None else _is_current_epoch(client, current, preset_id, keeper)
-
-    if current is not None and record is not None:
-        return _keep(client, store, target_uri, current, record, keeper, target, dry_run)
+    verdict = (
+        None
+        if current is None
+        else assess(client, store.system, current, preset=preset_id, keeper=keeper)
+    )
+    if current is not None and verdict is not None:
+        verdict.raise_for_error()  # never rotate because the authority could not be asked
+        if verdict.value_covered:
+            return _keep(store, target_uri, current, verdict, keeper, target, dry_run)
 
     exists = current is not None and current.password is not None
     if dry_run:
@@ -284,17 +246,18 @@ def ensure_rotated(
 
 
 def _keep(
-    client: AuthorityClient,
     store: SecretStore,
     uri: StoreURI,
     current: StoredCredential,
-    record: CertificateRecord,
+    verdict: Verdict,
     keeper: str | None,
     target: CredentialTarget | None,
     dry_run: bool,
 ) -> RotationResult:
+    """Keep a credential the judge found covered: check the target, repair the metadata."""
     status: Status = "unchanged"
-    assert current.password is not None
+    claims, record = verdict.claims, verdict.record
+    assert current.password is not None and claims is not None and record is not None
     if target is not None:
         try:
             target.test_password(current.password)
@@ -307,10 +270,10 @@ def _keep(
                 target.test_password(current.password)
                 status = "repaired"
     refs = CertificateRefs(
-        cert_id=record.cert_id,
+        cert_id=claims.jti,
         cert_url=record.cert_url,
-        standard=record.compliance_standard,
-        expires_at=record.expires_at,
+        standard=claims.compliance_standard,
+        expires_at=claims.expires_at,
         version=current.version,
     )
     if not dry_run and (
@@ -323,12 +286,12 @@ def _keep(
         status=status,
         keeper=keeper,
         version=current.version,
-        cert_id=record.cert_id,
+        cert_id=claims.jti,
         cert_url=record.cert_url,
-        compliance_standard=record.compliance_standard,
-        standards_met=record.standards_met,
-        entropy_bits=record.entropy_bits,
-        expires_at=record.expires_at,
+        compliance_standard=claims.compliance_standard,
+        standards_met=tuple(claims.standards_met),
+        entropy_bits=claims.entropy_bits,
+        expires_at=claims.expires_at,
         credential=current.credential,
     )
 

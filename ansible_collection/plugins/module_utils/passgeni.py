@@ -401,23 +401,34 @@ def _plan_offline(params, uri, current):
 
 
 def _assessment(client, store, current, params, preset):
-    """(rotate?, reason) for an existing credential, by the core's coverage assessment."""
+    """(rotate?, reason, verdict) for an existing credential, by the core's one judge.
+
+    The judge (``passgeni_core.assess``) verifies the certificate and checks it
+    against what is stored; this only decides what to do with its verdict.
+    """
     assess = _store_api('assess')
-    entry = assess(client, store.system, current, expiring_days=params['rotate_before'])
-    if entry.status == 'error':
+    verdict = assess(client, store.system, current, expiring_days=params['rotate_before'],
+                     preset=preset)
+    if verdict.status == 'error':
         # Never rotate because the authority could not be asked.
         raise PassgeniFailure(
-            '%s: the existing credential could not be checked: %s' % (current.uri, entry.detail),
+            '%s: the existing credential could not be checked: %s' % (current.uri, verdict.detail),
             'authority_unavailable',
         )
-    if entry.status == 'valid' and entry.standard == preset:
-        return False, 'certificate %s is valid until %s' % (entry.cert_id, iso(entry.expires_at))
-    if entry.status == 'valid':
-        return True, 'certified for %s, not %s' % (entry.standard, preset)
-    if entry.status == 'expiring':
-        return True, 'certificate expires within %d days (%s)' % (params['rotate_before'], entry.detail)
-    return True, 'certificate is %s%s' % (entry.status.replace('_', ' '),
-                                          ': ' + entry.detail if entry.detail else '')
+    reasons = set(verdict.reasons)
+    if verdict.value_covered and 'expiring' not in reasons:
+        # Valid (metadata that only lags behind is completed by the core: "repaired").
+        valid_until = iso(verdict.expires_at)
+        return False, 'certificate %s is valid until %s' % (verdict.cert_id, valid_until), verdict
+    if reasons <= set(['standard_mismatch', 'expiring', 'metadata_lagging']):
+        if 'expiring' not in reasons:
+            return True, 'certified for %s, not %s' % (verdict.standard, preset), verdict
+        left = verdict.detail if verdict.status == 'expiring' else (
+            'expires in %d day(s)' % max(0, (verdict.expires_at - _utcnow()).days))
+        within = params['rotate_before']
+        return True, 'certificate expires within %d days (%s)' % (within, left), verdict
+    detail = ': ' + verdict.detail if verdict.detail else ''
+    return True, 'certificate is %s%s' % (verdict.status.replace('_', ' '), detail), verdict
 
 
 def _ensure_stored(params, parameters, destination, check_mode):
@@ -429,6 +440,7 @@ def _ensure_stored(params, parameters, destination, check_mode):
             return _plan_offline(params, uri, current)
         preset = core.get_preset(params['preset']).id
         before = _refs_facts(None if current is None else (current.metadata_refs or current.refs))
+        verdict = None
         with authority(params) as client:
             if current is None or current.password is None:
                 rotate, reason = False, 'no credential at the destination'
@@ -437,7 +449,7 @@ def _ensure_stored(params, parameters, destination, check_mode):
             elif params['force']:
                 rotate, reason = True, 'force=true'
             else:
-                rotate, reason = _assessment(client, store, current, params, preset)
+                rotate, reason, verdict = _assessment(client, store, current, params, preset)
             stored = _store_api('provision_into_store')(
                 client, store, uri, preset,
                 parameters=parameters,
@@ -445,8 +457,6 @@ def _ensure_stored(params, parameters, destination, check_mode):
                 label=params.get('label'),
                 rotate=rotate,
             )
-            # Kept: report the existing certificate's facts, as the authority has them.
-            record = client.get_certificate(stored.refs.cert_id) if stored.provisioned is None else None
     finally:
         store.close()
     action = dict(created='created', rotated='rotated', replaced='rotated',
@@ -455,10 +465,12 @@ def _ensure_stored(params, parameters, destination, check_mode):
     public = stored.public_dict()
     facts['standards_met'] = public.get('standards_met')
     facts['entropy_bits'] = public.get('entropy_bits')
-    if record is not None:
-        facts.update(standards_met=list(record.standards_met), entropy_bits=record.entropy_bits,
-                     compliance_standard=record.compliance_standard,
-                     expires_at=iso(record.expires_at))
+    # Kept: report the existing certificate's facts as its verified claims state them.
+    claims = verdict.claims if stored.provisioned is None and verdict is not None else None
+    if claims is not None:
+        facts.update(standards_met=list(claims.standards_met), entropy_bits=claims.entropy_bits,
+                     compliance_standard=claims.compliance_standard,
+                     expires_at=iso(claims.expires_at))
     result = dict(changed=action != 'none', destination=str(stored.uri), action=action,
                   reason=reason, store_version=stored.version)
     result.update(facts)

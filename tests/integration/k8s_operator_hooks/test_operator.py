@@ -69,7 +69,10 @@ def operator(kubeconfig: Any, passgeni_env: None) -> Iterator[KopfRunner]:
         kopf.OperatorRegistry(),
         OperatorConfig(rotate_window=timedelta(days=30), check_interval=0.5),
     )
-    with KopfRunner(["run", "-A", "--standalone"], registry=registry, timeout=30) as runner:
+    # --verbose: kopf's own logging set-up (in the runner's thread) sets the root level;
+    # without it, it may reset a test's caplog.set_level(DEBUG) to INFO, depending on timing.
+    args = ["run", "-A", "--standalone", "--verbose"]
+    with KopfRunner(args, registry=registry, timeout=30) as runner:
         yield runner
     assert runner.exception is None, runner.output
 

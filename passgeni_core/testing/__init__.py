@@ -1,0 +1,30 @@
+"""Testing aids for PassGeni users and backend authors, on the public API only.
+
+:class:`FakeAuthority`
+    an in-process authority: real ES256 certificates and a real
+    :class:`~passgeni_core.client.AuthorityClient` talking to it through a
+    ``requests`` transport adapter, no server.
+:class:`BackendConformance`
+    the backend conformance suite: subclass it with ``make_store`` and
+    ``make_uri`` to check a :class:`~passgeni_core.stores.SecretStore`
+    implementation (see ``docs/stores.md``).
+
+Imports are lazy (see ``passgeni_core._lazy``): a name's module loads on first use.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from .._lazy import lazy_exports
+
+_EXPORTS: dict[str, tuple[str, ...]] = {
+    "._authority": ("FakeAuthority", "IssuedToken"),
+    "._conformance": ("BackendConformance",),
+}
+
+__getattr__, __dir__, __all__ = lazy_exports(__name__, _EXPORTS)
+
+if TYPE_CHECKING:
+    from ._authority import FakeAuthority as FakeAuthority, IssuedToken as IssuedToken
+    from ._conformance import BackendConformance as BackendConformance

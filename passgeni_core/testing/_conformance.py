@@ -1,0 +1,328 @@
+"""The backend conformance suite: what every secret store must do, checked.
+
+A third party checks its backend by subclassing :class:`BackendConformance`
+in a test module and saying how to open a store and where it may write::
+
+    from passgeni_core.testing import BackendConformance
+
+    class TestMyStoreConformance(BackendConformance):
+        def make_store(self):
+            return MyStore.from_uri(parse_store_uri("my://"), **options)
+
+        def make_uri(self, name):
+            # A fresh single-credential location nobody else writes to.
+            return parse_store_uri(f"my://conformance/{RUN_ID}/{name}#password")
+
+pytest collects the inherited ``test_*`` methods (this module never imports
+pytest: any runner that calls ``test_*`` methods works). The suite checks
+the contract of :class:`~passgeni_core.stores.SecretStore` (prepare, check,
+write, write_metadata, read, list, close), the field codec round trip
+through the store, version semantics (``write`` creates exactly the planned
+version; the store's version changes with every write), refusal to clobber
+(check-and-set, on create and on update), other keys of a secret kept, metadata beside the value,
+and then runs the judge (:func:`passgeni_core.workflows.assess`) over what
+the backend stored, with certificates signed by a :class:`FakeAuthority`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+from collections.abc import Iterator
+from datetime import UTC, datetime
+
+from .._errors import StoreConflict
+from ..crypto import Credential, encode_binding_key
+from ..stores import (
+    CertificateRefs,
+    SecretStore,
+    StoredCredential,
+    StoreURI,
+    WritePlan,
+    credential_fields,
+    parse_credential_fields,
+    parse_store_uri,
+)
+from ..workflows import Verdict, assess
+from ._authority import FakeAuthority, IssuedToken
+
+__all__ = ["BackendConformance"]
+
+#: Printable ASCII a password may hold, including characters stores and URLs treat specially.
+AWKWARD_PASSWORD = "p@ss w0rd/#?%&=+\\\"'`$!~^*()[]{}<>|;:,."
+
+
+class BackendConformance:
+    """Subclass and implement :meth:`make_store` and :meth:`make_uri` (see the module)."""
+
+    def make_store(self) -> SecretStore:
+        """A connected store of the backend under test (closed by the suite)."""
+        raise NotImplementedError
+
+    def make_uri(self, name: str) -> StoreURI:
+        """A fresh single-credential URI for ``name``, absent from the store, unique per run."""
+        raise NotImplementedError
+
+    # -- helpers ------------------------------------------------------------------------------
+
+    @contextlib.contextmanager
+    def opened(self) -> Iterator[SecretStore]:
+        store = self.make_store()
+        try:
+            yield store
+        finally:
+            store.close()
+
+    def uri(self, name: str) -> StoreURI:
+        # Re-parsed so that the key is explicit, as a user writes it.
+        return parse_store_uri(str(self.make_uri(name)))
+
+    @staticmethod
+    def certify(
+        authority: FakeAuthority,
+        store: SecretStore,
+        plan: WritePlan,
+        credential: Credential,
+    ) -> tuple[IssuedToken, CertificateRefs]:
+        """A certificate for ``credential`` at the plan's target, and its references."""
+        issued = authority.issue(
+            credential, target=plan.uri.target(store.system, plan.next_version)
+        )
+        expires = issued.payload["exp"]
+        refs = CertificateRefs(
+            cert_id=issued.cert_id,
+            cert_url=authority.cert_url(issued.cert_id),
+            standard=issued.payload["compliance_standard"],
+            expires_at=datetime.fromtimestamp(expires, UTC),
+            version=plan.next_version,
+        )
+        return issued, refs
+
+    def provision(
+        self,
+        authority: FakeAuthority,
+        store: SecretStore,
+        uri: StoreURI,
+        password: str = AWKWARD_PASSWORD,
+        *,
+        metadata: bool = True,
+    ) -> tuple[Credential, CertificateRefs, str]:
+        """The nothing-lost order by hand: prepare, certify, check, write, write_metadata."""
+        plan = store.prepare(uri)
+        credential = Credential.create(password)
+        _, refs = self.certify(authority, store, plan, credential)
+        store.check(plan, refs)
+        version = store.write(plan, credential, refs)
+        if metadata:
+            store.write_metadata(uri, dataclasses.replace(refs, version=version))
+        return credential, refs, version
+
+    @staticmethod
+    def judge(authority: FakeAuthority, store: SecretStore, uri: StoreURI) -> Verdict:
+        current = store.read(uri)
+        assert current is not None, f"{uri}: nothing read back"
+        with authority.client() as client:
+            return assess(client, store.system, current)
+
+    # -- the interface contract -------------------------------------------------------------------
+
+    def test_absent_credential_reads_as_none(self) -> None:
+        with self.opened() as store:
+            uri = self.uri("absent")
+            assert store.read(uri) is None
+            plan = store.prepare(uri)
+            assert plan.uri == uri
+            assert plan.current is None or plan.current.password is None
+
+    def test_system_names_the_scheme(self) -> None:
+        with self.opened() as store:
+            assert isinstance(store.system, str) and store.system
+            assert isinstance(store, SecretStore)
+
+    def test_write_then_read_round_trips_the_fields(self) -> None:
+        authority = FakeAuthority()
+        with self.opened() as store:
+            uri = self.uri("round-trip")
+            credential, refs, version = self.provision(authority, store, uri)
+            got = store.read(uri)
+            assert got is not None and got.uri == uri
+            assert got.password == credential.password == AWKWARD_PASSWORD
+            assert got.binding_key == credential.binding_key
+            assert got.refs is not None and got.refs.same_certificate(refs)
+            assert got.version == (version or None)  # "" or None: an unversioned store
+            assert got.credential is not None
+            assert AWKWARD_PASSWORD not in repr(got)
+
+    def test_write_creates_the_planned_version(self) -> None:
+        authority = FakeAuthority()
+        with self.opened() as store:
+            uri = self.uri("versions")
+            plan = store.prepare(uri)
+            credential = Credential.create("first-password")
+            _, refs = self.certify(authority, store, plan, credential)
+            version = store.write(plan, credential, refs)
+            if plan.next_version is not None:
+                assert version == plan.next_version
+            again = store.prepare(uri)
+            assert again.current is not None and again.current.password == "first-password"
+            second = Credential.create("second-password")
+            _, refs2 = self.certify(authority, store, again, second)
+            version2 = store.write(again, second, refs2)
+            if again.next_version is not None:
+                assert version2 == again.next_version
+                assert again.next_version != plan.next_version
+            got = store.read(uri)
+            assert got is not None and got.password == "second-password"
+            assert got.refs is not None and got.refs.cert_id == refs2.cert_id
+            if version is not None and version2 is not None and got.version is not None:
+                assert version2 != version and got.version == version2
+
+    def test_write_refuses_to_clobber_a_concurrent_create(self) -> None:
+        authority = FakeAuthority()
+        with self.opened() as store:
+            uri = self.uri("clobber-create")
+            mine, theirs = store.prepare(uri), store.prepare(uri)
+            winner = Credential.create("first writer")
+            _, refs = self.certify(authority, store, theirs, winner)
+            store.write(theirs, winner, refs)
+            loser = Credential.create("second writer")
+            _, lost_refs = self.certify(authority, store, mine, loser)
+            try:
+                store.write(mine, loser, lost_refs)
+            except StoreConflict:
+                pass
+            else:
+                raise AssertionError("a create planned before another create was not refused")
+            got = store.read(uri)
+            assert got is not None and got.password == "first writer"
+
+    def test_write_refuses_to_clobber_a_concurrent_write(self) -> None:
+        authority = FakeAuthority()
+        with self.opened() as store:
+            uri = self.uri("clobber")
+            self.provision(authority, store, uri, "original")
+            mine, theirs = store.prepare(uri), store.prepare(uri)
+            winner = Credential.create("winner")
+            _, refs = self.certify(authority, store, theirs, winner)
+            store.write(theirs, winner, refs)
+            loser = Credential.create("loser")
+            _, lost_refs = self.certify(authority, store, mine, loser)
+            try:
+                store.write(mine, loser, lost_refs)
+            except StoreConflict:
+                pass
+            else:
+                raise AssertionError("a write planned before another write was not refused")
+            got = store.read(uri)
+            assert got is not None and got.password == "winner"
+
+    def test_other_keys_of_the_secret_are_kept(self) -> None:
+        authority = FakeAuthority()
+        with self.opened() as store:
+            uri = self.uri("two-keys")
+            other = uri.with_location(uri.location, "second_key")
+            first, _, _ = self.provision(authority, store, uri, "first-key-password")
+            second, _, _ = self.provision(authority, store, other, "second-key-password")
+            a, b = store.read(uri), store.read(other)
+            assert a is not None and a.password == first.password
+            assert b is not None and b.password == second.password
+            listed = {str(c.uri): c for c in store.list(uri.with_location(uri.location))}
+            assert str(other) in listed or str(uri) in listed
+
+    def test_metadata_is_beside_the_value(self) -> None:
+        authority = FakeAuthority()
+        with self.opened() as store:
+            uri = self.uri("metadata")
+            _, refs, version = self.provision(authority, store, uri, metadata=False)
+            before = store.read(uri)
+            assert before is not None
+            # Some stores write the references beside a new value at once (tags, annotations).
+            assert before.metadata_refs is None or before.metadata_refs.same_certificate(refs)
+            full = dataclasses.replace(refs, version=version)
+            store.write_metadata(uri, full)
+            store.write_metadata(uri, full)  # idempotent
+            got = store.read(uri)
+            assert got is not None and got.metadata_refs is not None
+            assert got.metadata_refs.cert_id == refs.cert_id
+            assert got.metadata_refs.cert_url == refs.cert_url
+            assert got.metadata_refs.standard == refs.standard
+            if version is not None and got.metadata_refs.version is not None:
+                assert got.metadata_refs.version == version
+
+    def test_list_finds_the_credential(self) -> None:
+        authority = FakeAuthority()
+        with self.opened() as store:
+            uri = self.uri("listed")
+            _, refs, _ = self.provision(authority, store, uri)
+            found: list[StoredCredential] = list(store.list(uri))
+            mine = [c for c in found if c.uri == uri]
+            assert len(mine) == 1, [str(c.uri) for c in found]
+            assert mine[0].refs is not None and mine[0].refs.cert_id == refs.cert_id
+            assert mine[0].password == AWKWARD_PASSWORD
+
+    def test_check_accepts_ordinary_references(self) -> None:
+        authority = FakeAuthority()
+        with self.opened() as store:
+            uri = self.uri("check")
+            plan = store.prepare(uri)
+            _, refs = self.certify(authority, store, plan, Credential.create("x" * 20))
+            store.check(plan, refs)  # raises StoreLimitExceeded only for what cannot be stored
+
+    def test_close_releases_the_store(self) -> None:
+        store = self.make_store()
+        store.close()
+
+    def test_field_codec_round_trips(self) -> None:
+        credential = Credential.create(AWKWARD_PASSWORD)
+        refs = CertificateRefs(cert_id="c-1", cert_url="https://a.test/cert/c-1")
+        fields = credential_fields("k", credential, refs)
+        assert fields["k.passgeni-binding-key"] == encode_binding_key(credential.binding_key)
+        password, binding, parsed = parse_credential_fields("k", fields)
+        assert (password, binding) == (credential.password, credential.binding_key)
+        assert parsed == refs
+
+    # -- the judge over what the backend stores ---------------------------------------------------
+
+    def test_judge_finds_a_provisioned_credential_valid(self) -> None:
+        authority = FakeAuthority()
+        with self.opened() as store:
+            uri = self.uri("judge-valid")
+            self.provision(authority, store, uri)
+            verdict = self.judge(authority, store, uri)
+            assert verdict.status == "valid", verdict.detail
+            assert verdict.reasons == () and verdict.certificate is not None
+
+    def test_judge_finds_a_replaced_value_drifted(self) -> None:
+        authority = FakeAuthority()
+        with self.opened() as store:
+            uri = self.uri("judge-drift")
+            _, refs, _ = self.provision(authority, store, uri)
+            # Another tool writes a new password but keeps the old references.
+            plan = store.prepare(uri)
+            store.write(plan, Credential.create("changed-by-hand"), refs)
+            verdict = self.judge(authority, store, uri)
+            assert verdict.status == "drifted"
+            assert verdict.has("binding_mismatch")
+            if plan.next_version is not None:
+                assert verdict.has("version_mismatch")
+
+    def test_judge_finds_lagging_metadata(self) -> None:
+        authority = FakeAuthority()
+        with self.opened() as store:
+            uri = self.uri("judge-lagging")
+            self.provision(authority, store, uri)
+            # A rotation that stopped after the value, before the metadata.
+            self.provision(authority, store, uri, "the-new-password", metadata=False)
+            verdict = self.judge(authority, store, uri)
+            assert verdict.status == "drifted" and verdict.reasons == ("metadata_lagging",)
+            assert verdict.value_covered
+
+    def test_judge_finds_a_revoked_certificate(self) -> None:
+        authority = FakeAuthority()
+        with self.opened() as store:
+            uri = self.uri("judge-revoked")
+            _, refs, _ = self.provision(authority, store, uri)
+            authority.revoke(refs.cert_id, "compromised")
+            verdict = self.judge(authority, store, uri)
+            assert verdict.status == "revoked" and verdict.has("revoked")
+            assert verdict.revocation_reason == "compromised"

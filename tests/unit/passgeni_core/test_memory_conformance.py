@@ -1,0 +1,33 @@
+"""The backend conformance suite against the reference backend, ``memory://``."""
+
+from __future__ import annotations
+
+import uuid
+
+from passgeni_core.stores import MemorySpace, MemoryStore, StoreURI, open_store, parse_store_uri
+from passgeni_core.testing import BackendConformance
+
+
+class TestMemoryConformance(BackendConformance):
+    space = MemorySpace()
+    run = uuid.uuid4().hex[:8]
+
+    def make_store(self) -> MemoryStore:
+        return MemoryStore(space=self.space)
+
+    def make_uri(self, name: str) -> StoreURI:
+        return parse_store_uri(f"memory://conformance/{self.run}/{name}#password")
+
+
+class TestMemoryThroughTheRegistry(BackendConformance):
+    """The same suite through the ``passgeni.stores`` entry point (``open_store``)."""
+
+    run = uuid.uuid4().hex[:8]
+
+    def make_store(self) -> MemoryStore:
+        store = open_store("memory://")
+        assert isinstance(store, MemoryStore)
+        return store
+
+    def make_uri(self, name: str) -> StoreURI:
+        return parse_store_uri(f"memory://registry/{self.run}/{name}#password")

@@ -1,0 +1,87 @@
+"""The rotation Lambda promotes a version only on the one judge's verdict (no server).
+
+``finishSecret`` used to trust the authority's JSON ``status``; it now asks
+``passgeni_core.workflows.assess``, so a record that says "valid" about a
+certificate whose signature, binding or version does not check out promotes nothing.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from passgeni_core.crypto import Credential
+from passgeni_core.model import Target
+from passgeni_core.stores import CertificateRefs, credential_fields
+from passgeni_core.testing import FakeAuthority
+from vault_plugin_helper.rotation import RotationConfig, _judge
+
+NAME = "app/db"
+TOKEN = "5c8a0c47-0000-4000-8000-000000000001"
+CONFIG = RotationConfig(preset="soc2", target="none")
+
+
+def pending(authority: FakeAuthority, *, version: str = TOKEN, **issue: Any) -> dict[str, str]:
+    """The AWSPENDING SecretString createSecret writes: RDS fields and the credential fields."""
+    credential = Credential.create("a fresh pending password")
+    issued = authority.issue(
+        credential,
+        target=Target(system="aws-sm", path=f"{NAME}#password", version=version),
+        **issue,
+    )
+    refs = CertificateRefs(cert_id=issued.cert_id, cert_url=authority.cert_url(issued.cert_id))
+    return {
+        "engine": "postgres",
+        "username": "app",
+        **credential_fields("password", credential, refs),
+    }
+
+
+def verdict_of(authority: FakeAuthority, data: dict[str, str]) -> Any:
+    with authority.client() as client:
+        return _judge(client, {"Name": NAME}, TOKEN, CONFIG, data)
+
+
+def test_a_verified_bound_certificate_for_this_version_promotes() -> None:
+    authority = FakeAuthority()
+    verdict = verdict_of(authority, pending(authority))
+    assert verdict.ok and verdict.status == "valid"
+    assert verdict.claims is not None and verdict.claims.target.version == TOKEN
+
+
+def test_a_tampered_token_does_not_promote_though_the_record_says_valid() -> None:
+    authority = FakeAuthority()
+    data = pending(authority)
+    issued = authority.certificates[data["password.passgeni-cert-id"]]
+    head, body, sig = issued.token.split(".")
+    issued.record_overrides["token"] = f"{head}.{body}.{sig[::-1]}"
+    record = authority.record(issued.cert_id)
+    assert record is not None and record["status"] == "valid"  # what used to decide
+    verdict = verdict_of(authority, data)
+    assert not verdict.ok and verdict.status == "invalid"
+
+
+def test_a_certificate_for_another_version_does_not_promote() -> None:
+    authority = FakeAuthority()
+    verdict = verdict_of(authority, pending(authority, version="another-token"))
+    assert not verdict.ok and verdict.reasons == ("version_mismatch",)
+
+
+def test_a_password_that_is_not_the_certified_one_does_not_promote() -> None:
+    authority = FakeAuthority()
+    data = {**pending(authority), "password": "swapped after certification"}
+    verdict = verdict_of(authority, data)
+    assert not verdict.ok and verdict.reasons == ("binding_mismatch",)
+
+
+def test_a_revoked_certificate_does_not_promote() -> None:
+    authority = FakeAuthority()
+    data = pending(authority)
+    authority.revoke(data["password.passgeni-cert-id"], "rotation test failed")
+    verdict = verdict_of(authority, data)
+    assert not verdict.ok and verdict.status == "revoked"
+
+
+def test_another_issuer_does_not_promote() -> None:
+    authority = FakeAuthority()
+    verdict = verdict_of(authority, pending(authority, issuer="https://elsewhere.test"))
+    assert verdict.status == "invalid" and verdict.reasons == ("wrong_issuer",)
