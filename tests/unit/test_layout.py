@@ -78,3 +78,16 @@ def test_the_repository_root_comes_from_the_harness() -> None:
         and path != Path(__file__)
     ]
     assert offenders == []
+
+
+def test_every_tests_import_names_a_module_that_exists() -> None:
+    """A test importing a harness module that moved fails only when its tier is collected
+    (minutes into ``make test``); this finds it in the unit tier, for every tier."""
+    import importlib.util
+
+    missing = set()
+    for path in TESTS.rglob("*.py"):
+        for name in _imports(path):
+            if name.split(".")[0] == "tests" and importlib.util.find_spec(name) is None:
+                missing.add(f"{path.relative_to(TESTS)}: {name}")
+    assert sorted(missing) == []

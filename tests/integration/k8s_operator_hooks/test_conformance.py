@@ -11,7 +11,7 @@ import pytest
 from k8s_operator_hooks.store import KubernetesSecretStore
 from passgeni_core.stores import StoreURI, parse_store_uri
 from passgeni_core.testing import BackendConformance
-from tests._servers import KubeEmulator
+from tests.support import KubeEmulator
 
 
 class TestKubernetesConformance(BackendConformance):

@@ -14,7 +14,7 @@ import pytest
 
 from passgeni_core.stores import StoreURI, parse_store_uri
 from passgeni_core.testing import BackendConformance
-from tests._servers import MotoServer, OpenBaoServer
+from tests.support import MotoServer, OpenBaoServer
 from vault_plugin_helper.aws import SecretsManagerStore
 from vault_plugin_helper.vault import VaultStore
 
