@@ -1,6 +1,6 @@
 # Example root module: the billing database's password, certified for PCI DSS
 # and stored in Vault. Run with VAULT_ADDR/VAULT_TOKEN and PASSGENI_URL/
-# PASSGENI_API_KEY in the environment (see README.md).
+# PASSGENI_API_KEY in the environment (see README.md in this folder).
 
 module "billing_db_password" {
   source     = "./modules/certified-db-password"

@@ -585,6 +585,6 @@ def test_expired_session_is_refused(server: Server, alice: Tenant) -> None:
 
 
 def test_report_what_was_tried() -> None:
-    """Runs last in this module: the counts go to the README's Reliability section."""
+    """Runs last in this module: the counts go to docs/reliability.md."""
     print("hostile inputs tried:", json.dumps(TRIED, sort_keys=True))
     assert sum(TRIED.values()) > 0

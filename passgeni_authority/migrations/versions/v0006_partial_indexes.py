@@ -14,7 +14,7 @@ group commit rewrites. Both become partial:
   events only (``WHERE kind = 'anomaly'``; the queries spell the literal, so
   the planner can match it).
 
-Measured with the two-step benchmark, interleaved rounds: see the README.
+Measured with the two-step benchmark, interleaved rounds: see docs/performance.md (history).
 
 Revision ID: 0006
 Revises: 0005
