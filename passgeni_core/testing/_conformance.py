@@ -178,43 +178,32 @@ class BackendConformance:
                 assert version2 != version and got.version == version2
 
     def test_write_refuses_to_clobber_a_concurrent_create(self) -> None:
-        authority = FakeAuthority()
-        with self.opened() as store:
-            uri = self.uri("clobber-create")
-            mine, theirs = store.prepare(uri), store.prepare(uri)
-            winner = Credential.create("first writer")
-            _, refs = self.certify(authority, store, theirs, winner)
-            store.write(theirs, winner, refs)
-            loser = Credential.create("second writer")
-            _, lost_refs = self.certify(authority, store, mine, loser)
-            try:
-                store.write(mine, loser, lost_refs)
-            except StoreConflict:
-                pass
-            else:
-                raise AssertionError("a create planned before another create was not refused")
-            got = store.read(uri)
-            assert got is not None and got.password == "first writer"
+        self._race("clobber-create", None, "first writer", "second writer", "create")
 
     def test_write_refuses_to_clobber_a_concurrent_write(self) -> None:
+        self._race("clobber", "original", "winner", "loser", "write")
+
+    def _race(self, name: str, original: str | None, winner: str, loser: str, what: str) -> None:
+        """Two writes planned from the same read: the second to land is refused."""
         authority = FakeAuthority()
         with self.opened() as store:
-            uri = self.uri("clobber")
-            self.provision(authority, store, uri, "original")
+            uri = self.uri(name)
+            if original is not None:
+                self.provision(authority, store, uri, original)
             mine, theirs = store.prepare(uri), store.prepare(uri)
-            winner = Credential.create("winner")
-            _, refs = self.certify(authority, store, theirs, winner)
-            store.write(theirs, winner, refs)
-            loser = Credential.create("loser")
-            _, lost_refs = self.certify(authority, store, mine, loser)
+            first = Credential.create(winner)
+            _, refs = self.certify(authority, store, theirs, first)
+            store.write(theirs, first, refs)
+            second = Credential.create(loser)
+            _, lost_refs = self.certify(authority, store, mine, second)
             try:
-                store.write(mine, loser, lost_refs)
+                store.write(mine, second, lost_refs)
             except StoreConflict:
                 pass
             else:
-                raise AssertionError("a write planned before another write was not refused")
+                raise AssertionError(f"a {what} planned before another {what} was not refused")
             got = store.read(uri)
-            assert got is not None and got.password == "winner"
+            assert got is not None and got.password == winner
 
     def test_other_keys_of_the_secret_are_kept(self) -> None:
         authority = FakeAuthority()
