@@ -272,18 +272,18 @@ def test_connection_close_and_http_1_0(service: AuthorityService, key: str) -> N
             assert answer.startswith(b"HTTP/1.1 200")
 
 
+def _chunked_body_over(limit: int) -> bytes:
+    """A JSON body three times ``limit``, chunked in 8 KiB parts."""
+    big = b'{"compliance_standard":"soc2","x":"' + b"a" * (3 * limit) + b'"}'
+    parts = (big[i : i + 8192] for i in range(0, len(big), 8192))
+    return b"".join(b"%x\r\n%s\r\n" % (len(part), part) for part in parts) + b"0\r\n\r\n"
+
+
 def test_oversized_bodies_are_refused_and_the_connection_stays_usable(
     service: AuthorityService, key: str
 ) -> None:
     limit = service.settings.max_body_bytes
-    big = b'{"compliance_standard":"soc2","x":"' + b"a" * (3 * limit) + b'"}'
-    chunked = (
-        b"".join(
-            b"%x\r\n%s\r\n" % (len(part), part)
-            for part in (big[i : i + 8192] for i in range(0, len(big), 8192))
-        )
-        + b"0\r\n\r\n"
-    )
+    chunked = _chunked_body_over(limit)
     head = (
         "POST /api/generate HTTP/1.1\r\nHost: test\r\nContent-Type: application/json\r\n"
         "Transfer-Encoding: chunked\r\n"
@@ -312,14 +312,7 @@ def test_oversized_bodies_keep_the_connection_when_fully_sent(
     service: AuthorityService, key: str
 ) -> None:
     limit = service.settings.max_body_bytes
-    big = b'{"compliance_standard":"soc2","x":"' + b"a" * (3 * limit) + b'"}'
-    chunked = (
-        b"".join(
-            b"%x\r\n%s\r\n" % (len(part), part)
-            for part in (big[i : i + 8192] for i in range(0, len(big), 8192))
-        )
-        + b"0\r\n\r\n"
-    )
+    chunked = _chunked_body_over(limit)
     head = (
         "POST /api/generate HTTP/1.1\r\nHost: test\r\nContent-Type: application/json\r\n"
         f"Transfer-Encoding: chunked\r\nAuthorization: Bearer {key}\r\n\r\n"
