@@ -29,6 +29,7 @@ _EXPORTS: dict[str, tuple[str, ...]] = {
         "store_certified",
     ),
     "._assessment": ("assess",),
+    "._certificate": ("assess_certificate",),
     "._verdict": (
         "FAILING",
         "REASONS",
@@ -84,6 +85,7 @@ if TYPE_CHECKING:
         BulkOutcome as BulkOutcome,
         rotate_many as rotate_many,
     )
+    from ._certificate import assess_certificate as assess_certificate
     from ._into_store import (
         REVOKE_REASON_NOT_STORED as REVOKE_REASON_NOT_STORED,
         REVOKE_REASON_ROTATED as REVOKE_REASON_ROTATED,

@@ -44,78 +44,34 @@ behind a good value (repair it) from a changed value (rotate it).
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 from typing import Any
 
-from .._errors import (
-    BindingMismatch,
-    CertificateRevoked,
-    InvalidRequest,
-    InvalidToken,
-    NotFound,
-    UnknownKey,
-    one_line,
-)
-from ..client import AuthorityClient, CertificateRecord
-from ..crypto import (
-    JWKS,
-    Certificate,
-    StatusList,
-    check_revocation,
-    verify_binding,
-    verify_certificate_at_issuance,
-)
-from ..model import CertificateClaims, Target
+from .._errors import BindingMismatch
+from ..client import AuthorityClient
+from ..crypto import JWKS, Certificate, StatusList, verify_binding
+from ..model import Target
 from ..stores import CertificateRefs, StoredCredential
-from ._keepers import keeper_of
+from ._certificate import (
+    Asked,
+    asked_and_expiring,
+    conclude,
+    fetch_and_verify,
+    now_or,
+    revocation_and_expiry,
+)
 from ._verdict import (
-    AUTHORITY_ERROR,
     BINDING_MISMATCH,
     BINDING_MISSING,
-    EXPIRED,
-    EXPIRING,
-    JTI_MISMATCH,
-    KEEPER_MISMATCH,
     METADATA_LAGGING,
     NO_REFERENCES,
     NO_VALUE,
-    REVOKED,
-    STANDARD_MISMATCH,
-    STANDARD_NOT_MET,
-    STATUS_LIST_MISMATCH,
-    STATUSES,
     TARGET_MISMATCH,
-    UNKNOWN_CERTIFICATE,
     VALUE_REPLACED,
     VERSION_MISMATCH,
     Finding,
     Verdict,
 )
-
-
-def _iso(value: datetime | None) -> str | None:
-    return None if value is None else value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def _now(now: datetime | None) -> datetime:
-    if now is None:
-        return datetime.now(UTC)
-    if now.tzinfo is None:
-        raise ValueError("now must be timezone-aware")
-    return now
-
-
-def _verify(client: AuthorityClient, token: str, jwks: JWKS | None) -> Certificate:
-    """Verify as of issuance; with the client's JWKS, refetched once on an unknown key."""
-    keys = jwks if jwks is not None else client.jwks()
-    try:
-        return verify_certificate_at_issuance(token, keys, issuer=client.issuer)
-    except UnknownKey:
-        if jwks is not None:
-            raise  # the caller pinned what it trusts
-        return verify_certificate_at_issuance(
-            token, client.jwks(refresh=True), issuer=client.issuer
-        )
 
 
 def assess(
@@ -145,7 +101,7 @@ def assess(
     Never raises for a problem with the credential or its certificate: those
     are statuses.
     """
-    at = _now(now)
+    at = now_or(now)
     uri = str(stored.uri)
     base: dict[str, Any] = {"uri": uri, "store_version": stored.version}
     refs = stored.refs
@@ -178,109 +134,24 @@ def assess(
             **base,
         )
     base.update(cert_id=refs.cert_id, cert_url=refs.cert_url)
-    try:
-        record = client.get_certificate(refs.cert_id)
-    except NotFound as exc:
-        return Verdict(
-            status="no_certificate",
-            detail=f"the authority knows no certificate {refs.cert_id}",
-            reasons=(UNKNOWN_CERTIFICATE,),
-            error=exc,
-            **base,
-        )
-    except Exception as exc:
-        return _error(exc, base)
-    try:
-        cert = _verify(client, record.token, jwks)
-    except InvalidToken as exc:
-        return Verdict(
-            status="invalid",
-            detail=one_line(exc, with_code=True),
-            reasons=(exc.code,),
-            record=record,
-            error=exc,
-            **base,
-        )
-    except Exception as exc:
-        return _error(exc, base, record=record)
+    checked = fetch_and_verify(client, base, cert_id=refs.cert_id, jwks=jwks)
+    if isinstance(checked, Verdict):
+        return checked
+    cert, facts = checked.cert, checked.facts
     claims = cert.claims
-    base.update(
+    facts["refs"] = CertificateRefs(
+        cert_id=refs.cert_id,
+        cert_url=refs.cert_url,
         standard=claims.compliance_standard,
-        standards_met=tuple(claims.standards_met),
-        issued_at=claims.issued_at,
         expires_at=claims.expires_at,
-        certified_version=claims.target.version if claims.target else None,
-        revocation_reason=record.revocation_reason,
-        refs=CertificateRefs(
-            cert_id=refs.cert_id,
-            cert_url=refs.cert_url,
-            standard=claims.compliance_standard,
-            expires_at=claims.expires_at,
-            version=stored.version,
-        ),
-        record=record,
+        version=stored.version,
     )
-    if claims.jti != refs.cert_id:
-        return Verdict(
-            status="invalid",
-            detail=f"the authority returned certificate {claims.jti}, not {refs.cert_id}",
-            reasons=(JTI_MISMATCH,),
-            **base,
-        )
-    found = _revocation(cert, record, status_list)
-    if record.status == "expired" or at >= claims.expires_at:
-        found.append((EXPIRED, "expired", f"expired at {_iso(claims.expires_at)}"))
+    found = revocation_and_expiry(checked, status_list, at)
     found += _drift(system, stored, refs, claims.target)
     found += _binding(cert, stored)
-    found += _asked(claims, require, preset, keeper)
-    if not any(reason == EXPIRED for reason, _, _ in found):
-        left = claims.expires_at - at
-        if left <= timedelta(days=expiring_days):
-            found.append((EXPIRING, "expiring", f"expires in {max(0, left.days)} day(s)"))
-    if not found:
-        return Verdict(status="valid", certificate=cert, **base)
-    worst = max(found, key=lambda f: STATUSES.index(f[1]))
-    return Verdict(
-        status=worst[1],
-        detail=worst[2],
-        reasons=tuple(reason for reason, _, _ in found),
-        certificate=cert,
-        **base,
-    )
-
-
-def _error(exc: Exception, base: dict[str, Any], **extra: Any) -> Verdict:
-    return Verdict(
-        status="error",
-        detail=one_line(exc, with_code=True),
-        reasons=(AUTHORITY_ERROR,),
-        error=exc,
-        **base,
-        **extra,
-    )
-
-
-def _revocation(
-    cert: Certificate, record: CertificateRecord, status_list: StatusList | None
-) -> list[Finding]:
-    if record.status == "revoked":
-        when = _iso(record.revoked_at) or "an unknown time"
-        return [
-            (
-                REVOKED,
-                "revoked",
-                f"revoked at {when}: {record.revocation_reason or 'no reason given'}",
-            )
-        ]
-    if status_list is None:
-        return []
-    try:
-        check_revocation(cert, status_list)
-    except CertificateRevoked as exc:
-        return [(REVOKED, "revoked", exc.message)]
-    except InvalidRequest as exc:
-        return [(STATUS_LIST_MISMATCH, "error", exc.message)]
-    return []
+    asked = Asked(require=require, preset=preset, keeper=keeper, expiring_days=expiring_days)
+    found += asked_and_expiring(claims, asked, found, at)
+    return conclude(found, facts)
 
 
 def _drift(
@@ -337,29 +208,3 @@ def _binding(cert: Certificate, stored: StoredCredential) -> list[Finding]:
             )
         ]
     return []
-
-
-def _asked(
-    claims: CertificateClaims, require: str | None, preset: str | None, keeper: str | None
-) -> list[Finding]:
-    found: list[Finding] = []
-    if require is not None and require not in claims.standards_met:
-        met = ", ".join(claims.standards_met) or "no standard"
-        found.append((STANDARD_NOT_MET, "below_requirement", f"meets {met}, not {require}"))
-    if preset is not None and claims.compliance_standard != preset:
-        found.append(
-            (
-                STANDARD_MISMATCH,
-                "below_requirement",
-                f"certified for {claims.compliance_standard}, not {preset}",
-            )
-        )
-    if keeper is not None and keeper_of(claims.label) != keeper:
-        found.append(
-            (
-                KEEPER_MISMATCH,
-                "below_requirement",
-                f"certified for keeper {keeper_of(claims.label)!r}, not {keeper!r}",
-            )
-        )
-    return found

@@ -59,6 +59,8 @@ NO_REFERENCES = "no_references"
 UNKNOWN_CERTIFICATE = "unknown_certificate"
 #: ``invalid``: the authority's certificate has another ``jti`` than the store names.
 JTI_MISMATCH = "jti_mismatch"
+#: ``invalid``: the authority's record holds another token than the certificate given.
+RECORD_MISMATCH = "record_mismatch"
 #: ``invalid`` also carries the verification error's code (``bad_signature``,
 #: ``unknown_key``, ``wrong_issuer``, ``malformed_token``...) as its reason.
 #: ``revoked``: revoked by the authority's record or the status list.
@@ -94,6 +96,7 @@ REASONS: tuple[str, ...] = (
     NO_REFERENCES,
     UNKNOWN_CERTIFICATE,
     JTI_MISMATCH,
+    RECORD_MISMATCH,
     REVOKED,
     EXPIRED,
     VALUE_REPLACED,

@@ -172,43 +172,23 @@ def _split_cert_url(value):
     )
 
 
-def _verify_token(token, jwks, issuer):
-    """(Certificate, status) - 'valid', or 'expired' when only the expiry fails."""
-    try:
-        return core.verify_certificate(token, jwks, issuer=issuer), 'valid'
-    except core.CertificateExpired:
-        return core.verify_certificate_at_issuance(token, jwks, issuer=issuer), 'expired'
-
-
-def _verify_with(client, token=None, cert_id=None, online=True):
-    record = None
-    if token is None:
-        record = client.get_certificate(cert_id)
-        token = record.token
-    try:
-        cert, status = _verify_token(token, client.jwks(), client.issuer)
-    except core.UnknownKey:
-        cert, status = _verify_token(token, client.jwks(refresh=True), client.issuer)
-    if cert_id is not None and cert.cert_id != cert_id:
-        raise PassgeniFailure(
-            'the authority returned certificate %s, not %s' % (cert.cert_id, cert_id),
-            'invalid_token',
-        )
-    if online and record is None:
-        record = client.get_certificate(cert.cert_id)
-    if record is not None:
-        if record.cert_id != cert.cert_id or record.token.strip() != cert.token:
-            raise PassgeniFailure(
-                "the authority's record %s does not match certificate %s" % (record.cert_id, cert.cert_id),
-                'invalid_token',
-            )
-        if record.revoked:
-            status = 'revoked'
-    return cert, status, record
+def _judged(verdict):
+    """(Certificate, status, record) from the judge's verdict, or the failure it found."""
+    if verdict.certificate is None or verdict.status in ('invalid', 'error', 'no_certificate'):
+        if isinstance(verdict.error, core.PassgeniError):
+            raise verdict.error
+        raise PassgeniFailure(verdict.detail, 'invalid_token')
+    # 'expiring' is still valid; revoked outranks expired (the judge's order).
+    status = {'revoked': 'revoked', 'expired': 'expired'}.get(verdict.status, 'valid')
+    return verdict.certificate, status, verdict.record
 
 
 def verify_reference(params):
-    """Verify a certificate given by ``token``, ``cert_url`` or ``cert_id``; returns public facts."""
+    """Verify a certificate given by ``token``, ``cert_url`` or ``cert_id``; returns public facts.
+
+    The one judge (``passgeni_core.assess_certificate``) decides: signature as of
+    issuance, ``jti``, the authority's record, revocation and expiry.
+    """
     online = params.get('online', True)
     if not any((params.get(name) or '').strip() for name in ('token', 'cert_url', 'cert_id')):
         # Ansible's required_one_of accepts empty strings; refuse them here.
@@ -222,17 +202,16 @@ def verify_reference(params):
             with core.AuthorityClient(
                 base, timeout=params.get('timeout') or 10.0, issuer=base
             ) as client:
-                cert, status, record = _verify_with(client, cert_id=cert_id, online=True)
+                verdict = core.assess_certificate(client, cert_id=cert_id)
         else:
             with authority(params) as client:
                 if (params.get('token') or '').strip():
-                    cert, status, record = _verify_with(
+                    verdict = core.assess_certificate(
                         client, token=params['token'].strip(), online=online
                     )
                 else:
-                    cert, status, record = _verify_with(
-                        client, cert_id=params['cert_id'].strip(), online=True
-                    )
+                    verdict = core.assess_certificate(client, cert_id=params['cert_id'].strip())
+        cert, status, record = _judged(verdict)
     claims = cert.claims
     result = dict(
         valid=status == 'valid',
