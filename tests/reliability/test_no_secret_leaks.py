@@ -318,10 +318,10 @@ def test_rotation_handler_all_steps(rig: Rig, monkeypatch: pytest.MonkeyPatch) -
     root.setLevel(logging.DEBUG)
     # As in a fresh Lambda process: nothing else has imported the aws-sm store backend
     # (whose import installs the botocore body redaction) before the handler runs.
-    from vault_plugin_helper import aws as aws_backend
+    from vault_plugin_helper import _botocore_redaction as redaction
 
-    for logger_name in aws_backend._BODY_LOGGERS:
-        logging.getLogger(logger_name).removeFilter(aws_backend._REDACTOR)
+    for logger_name in redaction.BODY_LOGGERS:
+        logging.getLogger(logger_name).removeFilter(redaction.REDACTOR)
     try:
         for step in ("createSecret", "setSecret", "testSecret", "finishSecret"):
             run_step(
@@ -330,7 +330,7 @@ def test_rotation_handler_all_steps(rig: Rig, monkeypatch: pytest.MonkeyPatch) -
     finally:
         root.removeHandler(records)
         root.setLevel(old_level)
-        aws_backend._install_redaction()
+        redaction.install_redaction()
     assert records.lines, "no log line was captured at DEBUG"
     rig.captures["rotation handler logs"] = "\n".join(records.lines).encode()
     rig.credentials.append(f"aws-sm://{name}#password")
