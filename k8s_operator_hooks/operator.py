@@ -72,23 +72,27 @@ import kopf
 from passgeni_core import (
     AuthorityClient,
     AuthorityUnavailable,
-    InvalidParameters,
-    InvalidStoreURI,
     PassgeniError,
     RateLimited,
     StoreConflict,
     StoreResult,
     StoreUnavailable,
     connect,
-    get_preset,
     parse_store_uri,
     provision_into_store,
     resolve_config,
 )
-from passgeni_core.stores import DEFAULT_KEY
 from passgeni_core.workflows import assess, rotate
 
 from ._kube import connection_info, load_configuration
+from ._request import (
+    KEYS_ANNOTATION,
+    PRESET_ANNOTATION,
+    ROTATE_ANNOTATION,
+    InvalidRequest,
+    SecretRequest,
+    parse_request,
+)
 from .store import KubernetesSecretStore
 
 __all__ = [
@@ -102,13 +106,9 @@ __all__ = [
 
 log = logging.getLogger("k8s_operator_hooks.operator")
 
-PRESET_ANNOTATION = "passgeni.ai/preset"
-KEYS_ANNOTATION = "passgeni.ai/keys"
-ROTATE_ANNOTATION = "passgeni.ai/rotate"
 #: kopf's own progress and diff-base annotations (not ``passgeni.ai/``: kopf
 #: ignores annotations under its storage prefix, and ours must stay visible).
 STATE_PREFIX = "operator.passgeni.ai"
-_ROTATE_ALL = frozenset({"", "true", "yes", "1", "all", "now"})
 #: The verdict's reasons (passgeni_core.workflows.assess) for which the expiry check
 #: requests a rotation: the certificate expires soon or no longer covers the key; so
 #: does a certificate whose signature does not verify (status ``invalid``). Drift
@@ -184,67 +184,6 @@ class _RedactBodies(logging.Filter):
 _redactor = _RedactBodies()
 
 
-class _Permanent(Exception):
-    def __init__(self, reason: str, message: str) -> None:
-        super().__init__(message)
-        self.reason = reason
-        self.message = message
-
-
-@dataclass(frozen=True)
-class _Request:
-    namespace: str
-    name: str
-    preset: str
-    keys: tuple[str, ...]
-    rotate_keys: tuple[str, ...]
-    rotate_value: str | None
-
-
-def _parse_request(body: Mapping[str, Any]) -> _Request:
-    """The Secret's annotations as a request; _Permanent when they are invalid."""
-    meta = body.get("metadata") or {}
-    namespace, name = str(meta.get("namespace") or ""), str(meta.get("name") or "")
-    annotations = meta.get("annotations") or {}
-    raw_preset = str(annotations.get(PRESET_ANNOTATION) or "").strip()
-    try:
-        preset = get_preset(raw_preset).id
-    except InvalidParameters as exc:
-        raise _Permanent("InvalidPreset", f"{PRESET_ANNOTATION}: {exc.message}") from None
-    raw_keys = annotations.get(KEYS_ANNOTATION)
-    keys = (
-        tuple(dict.fromkeys(k.strip() for k in str(raw_keys).split(",") if k.strip()))
-        if raw_keys is not None
-        else (DEFAULT_KEY,)
-    )
-    if not keys:
-        raise _Permanent("InvalidKeys", f"{KEYS_ANNOTATION} names no key")
-    for key in keys:
-        try:
-            parse_store_uri(f"k8s://{namespace}/{name}#{key}")
-        except InvalidStoreURI as exc:
-            raise _Permanent("InvalidKeys", f"{KEYS_ANNOTATION}: {exc.message}") from None
-    rotate_value = annotations.get(ROTATE_ANNOTATION)
-    rotate_keys: tuple[str, ...] = ()
-    if rotate_value is not None:
-        text = str(rotate_value).strip()
-        if text.lower() in _ROTATE_ALL:
-            rotate_keys = keys
-        else:
-            wanted = tuple(dict.fromkeys(k.strip() for k in text.split(",") if k.strip()))
-            unknown = [k for k in wanted if k not in keys]
-            if unknown:
-                shown = ", ".join(k[:40] for k in unknown[:5])
-                raise _Permanent(
-                    "InvalidRotate",
-                    f"{ROTATE_ANNOTATION} names keys this Secret does not manage: {shown} "
-                    f"(managed: {', '.join(keys)}; use 'true' for all)",
-                )
-            rotate_keys = wanted
-        rotate_value = text
-    return _Request(namespace, name, preset, keys, rotate_keys, rotate_value)
-
-
 class _Runtime:
     """The authority client and the store, shared by the handlers of one operator."""
 
@@ -306,7 +245,7 @@ def _guard(body: kopf.Body, action: Callable[[], _T]) -> _T:
     """Run ``action`` mapping failures to kopf's permanent and temporary errors."""
     try:
         return action()
-    except _Permanent as exc:
+    except InvalidRequest as exc:
         kopf.event(body, type="Warning", reason=exc.reason, message=exc.message[:1000])
         raise kopf.PermanentError(exc.message) from None
     except (StoreUnavailable, AuthorityUnavailable, StoreConflict) as exc:
@@ -321,7 +260,7 @@ def _guard(body: kopf.Body, action: Callable[[], _T]) -> _T:
         raise kopf.TemporaryError(exc.message, delay=_SLOW_DELAY) from None
 
 
-def _label(request: _Request, key: str) -> str:
+def _label(request: SecretRequest, key: str) -> str:
     return f"k8s:{request.namespace}/{request.name}#{key}"
 
 
@@ -354,7 +293,7 @@ def _reconcile(runtime: _Runtime, body: kopf.Body, logger: Any) -> None:
         fresh = store.read_metadata(namespace, name)
         if fresh is None:
             return  # deleted meanwhile
-        request = _parse_request({"metadata": fresh})
+        request = parse_request({"metadata": fresh})
         pending = list(request.rotate_keys)
         for key in request.keys:
             uri = parse_store_uri(f"k8s://{request.namespace}/{request.name}#{key}")
@@ -385,8 +324,8 @@ def _due_for_rotation(
     if meta is None:
         return ()
     try:
-        request = _parse_request({"metadata": meta})
-    except _Permanent:
+        request = parse_request({"metadata": meta})
+    except InvalidRequest:
         return ()  # the change handler reports it
     if request.rotate_value is not None:
         return ()  # a rotation is already requested

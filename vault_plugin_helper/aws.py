@@ -33,7 +33,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import logging
 import os
 import re
 import uuid
@@ -57,6 +56,7 @@ from passgeni_core.stores import (
     stored_credentials,
 )
 
+from ._botocore_redaction import install_redaction
 from ._common import scrub
 
 __all__ = ["MAX_TAGS", "SecretsManagerLocations", "SecretsManagerStore", "validate_tag"]
@@ -96,50 +96,35 @@ def validate_tag(key: str, value: str, *, where: str) -> None:
         )
 
 
-class _RedactSecretBodies(logging.Filter):
-    """botocore logs request and response bodies at DEBUG; ours carry passwords.
-
-    Installed on the botocore loggers that print bodies, it rewrites any record
-    mentioning a ``SecretString`` (or a binding key field) to a fixed note, so
-    turning on DEBUG logging never writes a credential to a log.
-    """
-
-    MARKERS = ("SecretString", "passgeni-binding-key", "SecretBinary")
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        try:
-            text = record.getMessage()
-        except Exception:
-            text = str(record.msg)
-        if any(marker in text for marker in self.MARKERS):
-            record.msg = "[passgeni: a botocore message carrying secret values was redacted]"
-            record.args = ()
-        return True
-
-
-_REDACTOR = _RedactSecretBodies()
-_BODY_LOGGERS = (
-    "botocore.endpoint",
-    "botocore.parsers",
-    "botocore.hooks",
-    "botocore.auth",
-    "botocore.httpchecksum",
-    "botocore.retryhandler",
-    "botocore.awsrequest",
-)
-
-
-def _install_redaction() -> None:
-    for name in _BODY_LOGGERS:
-        logger = logging.getLogger(name)
-        if _REDACTOR not in logger.filters:
-            logger.addFilter(_REDACTOR)
-
-
-_install_redaction()
+# botocore logs request bodies (SecretString) at DEBUG: filtered before the first call.
+install_redaction()
 
 
 _SECRET_NAME = re.compile(r"[A-Za-z0-9/_+=.@-]{1,512}")
+
+
+def _current_version(description: Mapping[str, Any]) -> str | None:
+    """The version id labelled ``AWSCURRENT`` in a ``describe_secret`` answer."""
+    for version_id, stages in (description.get("VersionIdsToStages") or {}).items():
+        if "AWSCURRENT" in stages:
+            return str(version_id)
+    return None
+
+
+def _tags(description: Mapping[str, Any]) -> dict[str, str]:
+    """The secret's tags of a ``describe_secret`` answer, as a mapping."""
+    return {
+        str(t.get("Key")): str(t.get("Value", ""))
+        for t in description.get("Tags") or []
+        if isinstance(t, dict) and t.get("Key")
+    }
+
+
+def _check_size(name: str, body: str) -> None:
+    if len(body.encode()) > MAX_SECRET_STRING:
+        raise StoreLimitExceeded(
+            f"aws-sm://{name}: the SecretString would exceed {MAX_SECRET_STRING} bytes"
+        )
 
 
 class SecretsManagerLocations:
@@ -270,13 +255,6 @@ class SecretsManagerStore:
         result = self._call("describe_secret", f"describe {name}", missing_ok=True, SecretId=name)
         return result if isinstance(result, dict) else None
 
-    @staticmethod
-    def _current_version(description: Mapping[str, Any]) -> str | None:
-        for version_id, stages in (description.get("VersionIdsToStages") or {}).items():
-            if "AWSCURRENT" in stages:
-                return str(version_id)
-        return None
-
     def _value(self, name: str, version_id: str) -> dict[str, Any] | None:
         """The SecretString of a version as a JSON object; None if absent or not JSON."""
         result = self._call(
@@ -297,14 +275,6 @@ class SecretsManagerStore:
             return None
         return value if isinstance(value, dict) else None
 
-    @staticmethod
-    def _tags(description: Mapping[str, Any]) -> dict[str, str]:
-        return {
-            str(t.get("Key")): str(t.get("Value", ""))
-            for t in description.get("Tags") or []
-            if isinstance(t, dict) and t.get("Key")
-        }
-
     def _records(
         self, uri: StoreURI, only_key: str | None
     ) -> tuple[dict[str, Any] | None, str | None, list[StoredCredential]]:
@@ -312,13 +282,13 @@ class SecretsManagerStore:
         description = self._describe(name)
         if description is None:
             return None, None, []
-        current = self._current_version(description)
+        current = _current_version(description)
         data = self._value(name, current) if current else None
         records = stored_credentials(
             uri,
             data,
             version=current,
-            metadata_refs=CertificateRefs.from_metadata(self._tags(description)),
+            metadata_refs=CertificateRefs.from_metadata(_tags(description)),
             only_key=only_key,
         )
         return description, current, records
@@ -337,7 +307,7 @@ class SecretsManagerStore:
         if description is not None:
             if description.get("DeletedDate"):
                 raise StoreConflict(f"aws-sm://{name}: the secret is scheduled for deletion")
-            tags = self._tags(description)
+            tags = _tags(description)
             ours = CertificateRefs(cert_id="x", cert_url="x", standard="x", version="x")
             new_keys = set(ours.to_metadata()) | {"passgeni-expires-at"}
             if len(set(tags) | new_keys) > MAX_TAGS:
@@ -371,7 +341,7 @@ class SecretsManagerStore:
         fields = credential_fields(uri.key, credential, refs)
         if not plan.precondition:
             body = json.dumps(fields, separators=(",", ":"))
-            self._check_size(name, body)
+            _check_size(name, body)
             tags = [{"Key": k, "Value": v} for k, v in refs.to_metadata().items()]
             result = self._call(
                 "create_secret",
@@ -388,7 +358,7 @@ class SecretsManagerStore:
                 f"aws-sm://{name}: the version read before is gone; nothing written"
             )
         body = json.dumps({**existing, **fields}, separators=(",", ":"))
-        self._check_size(name, body)
+        _check_size(name, body)
         self._call(
             "put_secret_value",
             f"write {name}",
@@ -423,13 +393,6 @@ class SecretsManagerStore:
                 RemoveFromVersionId=token,
             )
         return token
-
-    @staticmethod
-    def _check_size(name: str, body: str) -> None:
-        if len(body.encode()) > MAX_SECRET_STRING:
-            raise StoreLimitExceeded(
-                f"aws-sm://{name}: the SecretString would exceed {MAX_SECRET_STRING} bytes"
-            )
 
     def write_metadata(self, uri: StoreURI, refs: CertificateRefs) -> None:
         where = f"aws-sm://{uri.location}"

@@ -26,19 +26,10 @@ keys, keys at most 128 bytes, values 1-512 bytes.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator, Mapping, Sequence
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
-from urllib.parse import quote
 
-from passgeni_core import (
-    Credential,
-    InvalidStoreURI,
-    StoreConflict,
-    StoreError,
-    StoreUnavailable,
-)
+from passgeni_core import Credential, InvalidStoreURI, StoreError
 from passgeni_core.stores import (
     CertificateRefs,
     StoredCredential,
@@ -49,106 +40,40 @@ from passgeni_core.stores import (
     stored_credentials,
 )
 
-from ._common import check_metadata_limits, scrub
+from ._common import check_metadata_limits
+from ._kv2 import MISSING, KvV2, custom_metadata, paths
+from ._vault_client import DEFAULT_ADDR, DEFAULT_TIMEOUT, client_from_environ
 
 if TYPE_CHECKING:
-    # hvac and requests load when a store is opened, not with this module: the
-    # Terraform program loads the class to validate a destination's grammar.
+    # hvac loads when a store is opened, not with this module: the Terraform
+    # program loads the class to validate a destination's grammar.
     import hvac
-    import requests
 
-__all__ = ["MAX_METADATA_KEYS", "VaultLocations", "VaultStore"]
+__all__ = [
+    "DEFAULT_ADDR",
+    "DEFAULT_TIMEOUT",
+    "MAX_METADATA_KEYS",
+    "VaultLocations",
+    "VaultStore",
+    "client_from_environ",
+]
 
 MAX_METADATA_KEYS = 64
 MAX_METADATA_KEY_BYTES = 128
 MAX_METADATA_VALUE_BYTES = 512
-DEFAULT_ADDR = "https://127.0.0.1:8200"
-DEFAULT_TIMEOUT = 60.0
-
-_MISSING = object()
 
 
-def _truthy(value: str | None) -> bool:
-    return (value or "").strip().lower() in ("1", "true", "yes", "t", "y")
-
-
-def _timeout(value: str | None) -> float:
-    if not value:
-        return DEFAULT_TIMEOUT
-    text = value.strip().lower().removesuffix("s")
-    try:
-        seconds = float(text)
-    except ValueError:
-        raise StoreError("VAULT_CLIENT_TIMEOUT must be a number of seconds") from None
-    return seconds if seconds > 0 else DEFAULT_TIMEOUT
-
-
-def _session_for(addr: str) -> requests.Session:
-    """A session for one Vault address, with the process environment read once.
-
-    With ``trust_env`` on, requests re-reads the environment on every request
-    (proxies with ``NO_PROXY`` matching, ``~/.netrc``, CA bundle variables),
-    which costs more CPU than a request to a nearby Vault. Every request goes
-    to ``addr``, so the proxies are resolved for it now, the same way
-    (``HTTP(S)_PROXY``, ``ALL_PROXY``, ``NO_PROXY``); the CA bundle
-    variables are applied by :func:`client_from_environ`. A ``.netrc`` entry
-    is not used (Vault authenticates with the token header).
-    """
-    import requests
-
-    session = requests.Session()
-    session.trust_env = False
-    session.proxies.update(requests.utils.get_environ_proxies(addr))
-    return session
-
-
-def client_from_environ(environ: Mapping[str, str] | None = None, **overrides: Any) -> hvac.Client:
-    """An hvac client configured from the usual ``VAULT_*`` variables.
-
-    Raises:
-        StoreError: no token (neither ``VAULT_TOKEN`` nor ``~/.vault-token``).
-    """
-    env = os.environ if environ is None else environ
-    addr = overrides.pop("url", None) or env.get("VAULT_ADDR") or DEFAULT_ADDR
-    token = overrides.pop("token", None) or env.get("VAULT_TOKEN")
-    if not token:
-        home = env.get("HOME")
-        helper = Path(home, ".vault-token") if home else Path("~/.vault-token").expanduser()
-        try:
-            token = helper.read_text(encoding="utf-8").strip() or None
-        except OSError:
-            token = None
-    if not token:
-        raise StoreError(
-            f"no Vault token for {addr}: set VAULT_TOKEN or log in with `vault login` "
-            "(~/.vault-token), or pass an authenticated hvac client"
-        )
-    verify: bool | str = True
-    if env.get("VAULT_CAPATH"):
-        verify = env["VAULT_CAPATH"]
-    if env.get("VAULT_CACERT"):
-        verify = env["VAULT_CACERT"]
-    if _truthy(env.get("VAULT_SKIP_VERIFY")):
-        verify = False
-    cert = None
-    if env.get("VAULT_CLIENT_CERT"):
-        cert = (env["VAULT_CLIENT_CERT"], env.get("VAULT_CLIENT_KEY") or env["VAULT_CLIENT_CERT"])
-    timeout = overrides.pop("timeout", None) or _timeout(env.get("VAULT_CLIENT_TIMEOUT"))
-    session = _session_for(addr)
-    if verify is True:
-        # What requests' trust_env would pick on every request.
-        verify = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE") or True
-    import hvac
-
-    return hvac.Client(
-        url=addr,
-        token=token,
-        namespace=overrides.pop("namespace", None) or env.get("VAULT_NAMESPACE") or None,
-        verify=verify,
-        cert=cert,
-        timeout=timeout,
-        session=session,
-        **overrides,
+def _check_custom_metadata(merged: dict[str, str], ours: dict[str, str], *, where: str) -> None:
+    """KV v2's ``custom_metadata`` limits, for ``merged`` (existing + ours)."""
+    check_metadata_limits(
+        merged,
+        ours,
+        where=where,
+        max_keys=MAX_METADATA_KEYS,
+        max_key_bytes=MAX_METADATA_KEY_BYTES,
+        min_value_bytes=1,
+        max_value_bytes=MAX_METADATA_VALUE_BYTES,
+        what="custom_metadata",
     )
 
 
@@ -187,8 +112,9 @@ class VaultStore:
             client if client is not None else client_from_environ(environ, **client_options)
         )
         self._owns_client = client is None
+        self._kv = KvV2(self._client)
         self._kv2_mounts: set[str] = set()
-        self.addr = str(getattr(self._client.adapter, "base_uri", "") or "")
+        self.addr = self._kv.addr
 
     @classmethod
     def from_uri(cls, uri: StoreURI, **options: Any) -> VaultStore:
@@ -206,122 +132,14 @@ class VaultStore:
             if callable(close):
                 close()
 
-    # -- HTTP ---------------------------------------------------------------------------------
-
-    def _token(self) -> str | None:
-        token = getattr(self._client, "token", None)
-        return token if isinstance(token, str) else None
-
-    def _call(
-        self,
-        method: str,
-        url: str,
-        what: str,
-        *,
-        body: Mapping[str, Any] | None = None,
-        headers: Mapping[str, str] | None = None,
-        allow: tuple[int, ...] = (),
-    ) -> Any:
-        """One request; returns the JSON body ({} when empty), or ``_MISSING`` on 404.
-
-        Statuses in ``allow`` are returned as ``int`` for the caller to handle.
-        """
-        import requests  # loaded already by the hvac client; named for the except clauses
-
-        try:
-            response = self._client.adapter.request(
-                method,
-                url,
-                json=body,
-                headers=dict(headers or {}),
-                raise_exception=False,
-            )
-        except requests.exceptions.Timeout:
-            raise StoreUnavailable(f"Vault at {self.addr}: no answer to {what} in time") from None
-        except requests.exceptions.ConnectionError:
-            raise StoreUnavailable(f"cannot reach Vault at {self.addr} ({what})") from None
-        except requests.exceptions.RequestException as exc:
-            raise StoreError(
-                f"Vault at {self.addr}: {what} failed ({type(exc).__name__})"
-            ) from None
-        if isinstance(response, dict):
-            return response
-        status = response.status_code
-        if 200 <= status < 300:
-            if not response.content:
-                return {}
-            try:
-                return response.json()
-            except ValueError:
-                return {}
-        if status in allow:
-            return status
-        if status == 404:
-            return _MISSING
-        errors = ""
-        try:
-            payload = response.json()
-            if isinstance(payload, dict) and isinstance(payload.get("errors"), list):
-                errors = "; ".join(str(e) for e in payload["errors"])
-        except ValueError:
-            errors = ""
-        reason = scrub(errors or f"HTTP {status}", [self._token()], limit=200)
-        if status == 400 and "check-and-set" in errors:
-            raise StoreConflict(
-                f"{what}: the secret changed since it was read (check-and-set failed); "
-                "another writer is active, nothing was written"
-            )
-        if status in (401, 403):
-            raise StoreError(f"{what}: permission denied by Vault at {self.addr} ({reason})")
-        if status in (429, 472, 473) or status >= 500:
-            raise StoreUnavailable(
-                f"{what}: Vault at {self.addr} answered HTTP {status} ({reason})"
-            )
-        raise StoreError(f"{what}: Vault at {self.addr} answered HTTP {status} ({reason})")
-
-    @staticmethod
-    def _paths(uri: StoreURI) -> tuple[str, str, str]:
-        parts = uri.parts
-        mount = quote(parts[0], safe="@+=")
-        path = "/".join(quote(p, safe="@+=") for p in parts[1:])
-        return mount, path, f"{parts[0]}/{'/'.join(parts[1:])}"
-
-    def _read_metadata(self, uri: StoreURI) -> dict[str, Any] | None:
-        mount, path, shown = self._paths(uri)
-        data = self._call("GET", f"/v1/{mount}/metadata/{path}", f"read metadata of {shown}")
-        if data is _MISSING:
-            return None
-        meta = data.get("data") if isinstance(data, dict) else None
-        return meta if isinstance(meta, dict) else {}
-
-    def _read_data(self, uri: StoreURI, version: int) -> dict[str, Any] | None:
-        mount, path, shown = self._paths(uri)
-        data = self._call(
-            "GET",
-            f"/v1/{mount}/data/{path}?version={version}",
-            f"read {shown} version {version}",
-        )
-        if data is _MISSING or not isinstance(data, dict):
-            return None  # absent, deleted or destroyed
-        inner = data.get("data")
-        values = inner.get("data") if isinstance(inner, dict) else None
-        return values if isinstance(values, dict) else None
-
-    @staticmethod
-    def _custom(meta: Mapping[str, Any] | None) -> dict[str, str]:
-        custom = (meta or {}).get("custom_metadata")
-        if not isinstance(custom, dict):
-            return {}
-        return {str(k): str(v) for k, v in custom.items() if v is not None}
-
     def _state(self, uri: StoreURI) -> tuple[int, dict[str, Any] | None, dict[str, str]]:
-        meta = self._read_metadata(uri)
+        meta = self._kv.read_metadata(uri)
         if meta is None:
             return 0, None, {}
         version = meta.get("current_version")
         current = version if isinstance(version, int) and version > 0 else 0
-        data = self._read_data(uri, current) if current else None
-        return current, data, self._custom(meta)
+        data = self._kv.read_data(uri, current) if current else None
+        return current, data, custom_metadata(meta)
 
     def _records(
         self, uri: StoreURI, only_key: str | None
@@ -355,12 +173,7 @@ class VaultStore:
         mount = uri.parts[0]
         if mount in self._kv2_mounts:
             return
-        info = self._call(
-            "GET",
-            f"/v1/sys/internal/ui/mounts/{quote(mount, safe='@+=')}",
-            f"inspect mount {mount}",
-            allow=(400, 403),
-        )
+        info = self._kv.mount_info(mount)
         data = info.get("data") if isinstance(info, dict) else None
         if isinstance(data, dict):
             kind = data.get("type")
@@ -399,14 +212,12 @@ class VaultStore:
                 continue
             try:
                 self._check_kv2(uris[indexes[0]])
-                quoted = "/".join(quote(p, safe="@+=") for p in folder.split("/") if p)
-                url = f"/v1/{quote(mount, safe='@+=')}/metadata/{quoted}".rstrip("/") + "/"
-                data = self._call("LIST", url, f"list {mount}/{folder}", allow=(400, 403, 405))
+                data = self._kv.list_folder(mount, folder, allow=(400, 403, 405))
             except StoreError:
                 continue
             if isinstance(data, int):
                 continue
-            if data is _MISSING:
+            if data is MISSING:
                 names: set[str] = set()
             else:
                 keys = (data.get("data") or {}).get("keys") if isinstance(data, dict) else None
@@ -430,19 +241,10 @@ class VaultStore:
     ) -> WritePlan:
         current = records[0] if records and records[0].password is not None else None
         placeholder = CertificateRefs(cert_id="x", cert_url="x", standard="x", version="1")
-        _, _, shown = self._paths(uri)
+        _, _, shown = paths(uri)
         ours = dict.fromkeys(placeholder.to_metadata(), "x")
         ours["passgeni-expires-at"] = "x"
-        check_metadata_limits(
-            {**custom, **ours},
-            ours,
-            where=f"vault://{shown}",
-            max_keys=MAX_METADATA_KEYS,
-            max_key_bytes=MAX_METADATA_KEY_BYTES,
-            min_value_bytes=1,
-            max_value_bytes=MAX_METADATA_VALUE_BYTES,
-            what="custom_metadata",
-        )
+        _check_custom_metadata({**custom, **ours}, ours, where=f"vault://{shown}")
         return WritePlan(
             uri=uri,
             current=current,
@@ -451,32 +253,23 @@ class VaultStore:
         )
 
     def check(self, plan: WritePlan, refs: CertificateRefs) -> None:
-        _, _, shown = self._paths(plan.uri)
+        _, _, shown = paths(plan.uri)
         ours = refs.to_metadata()
-        check_metadata_limits(
-            ours,
-            ours,
-            where=f"vault://{shown}",
-            max_keys=MAX_METADATA_KEYS,
-            max_key_bytes=MAX_METADATA_KEY_BYTES,
-            min_value_bytes=1,
-            max_value_bytes=MAX_METADATA_VALUE_BYTES,
-            what="custom_metadata",
-        )
+        _check_custom_metadata(ours, ours, where=f"vault://{shown}")
 
     def write(self, plan: WritePlan, credential: Credential, refs: CertificateRefs) -> str:
         uri = plan.uri
-        mount, path, shown = self._paths(uri)
+        mount, path, shown = paths(uri)
         cas = int(plan.precondition or "0")
-        existing = self._read_data(uri, cas) if cas else None
+        existing = self._kv.read_data(uri, cas) if cas else None
         merged = {**(existing or {}), **credential_fields(uri.key, credential, refs)}
-        data = self._call(
+        data = self._kv.call(
             "POST",
             f"/v1/{mount}/data/{path}",
             f"write {shown}",
             body={"options": {"cas": cas}, "data": merged},
         )
-        if data is _MISSING:
+        if data is MISSING:
             raise StoreError(f"write {shown}: no KV version 2 mount {uri.parts[0]!r}")
         version = (data.get("data") or {}).get("version") if isinstance(data, dict) else None
         if not isinstance(version, int):
@@ -484,10 +277,10 @@ class VaultStore:
         return str(version)
 
     def write_metadata(self, uri: StoreURI, refs: CertificateRefs) -> None:
-        mount, path, shown = self._paths(uri)
+        mount, path, shown = paths(uri)
         ours = refs.to_metadata()
         url = f"/v1/{mount}/metadata/{path}"
-        result = self._call(
+        result = self._kv.call(
             "PATCH",
             url,
             f"update metadata of {shown}",
@@ -495,22 +288,13 @@ class VaultStore:
             headers={"Content-Type": "application/merge-patch+json"},
             allow=(403, 405),
         )
-        if not isinstance(result, int) and result is not _MISSING:
+        if not isinstance(result, int) and result is not MISSING:
             return
         # No PATCH (older Vault), or no "patch" capability: read, merge, write back.
-        meta = self._read_metadata(uri)
-        merged = {**self._custom(meta), **ours}
-        check_metadata_limits(
-            merged,
-            ours,
-            where=f"vault://{shown}",
-            max_keys=MAX_METADATA_KEYS,
-            max_key_bytes=MAX_METADATA_KEY_BYTES,
-            min_value_bytes=1,
-            max_value_bytes=MAX_METADATA_VALUE_BYTES,
-            what="custom_metadata",
-        )
-        self._call("POST", url, f"update metadata of {shown}", body={"custom_metadata": merged})
+        meta = self._kv.read_metadata(uri)
+        merged = {**custom_metadata(meta), **ours}
+        _check_custom_metadata(merged, ours, where=f"vault://{shown}")
+        self._kv.call("POST", url, f"update metadata of {shown}", body={"custom_metadata": merged})
 
     def list(self, prefix: StoreURI) -> Iterator[StoredCredential]:
         parts = prefix.parts
@@ -532,10 +316,8 @@ class VaultStore:
             single = prefix.with_location(f"{mount}/{folder}", prefix.key)
             _, records, _ = self._records(single, only_key)
             yield from records
-        quoted = "/".join(quote(p, safe="@+=") for p in folder.split("/") if p)
-        url = f"/v1/{quote(mount, safe='@+=')}/metadata/{quoted}"
-        data = self._call("LIST", url.rstrip("/") + "/", f"list {mount}/{folder}")
-        if data is _MISSING or not isinstance(data, dict):
+        data = self._kv.list_folder(mount, folder)
+        if data is MISSING or not isinstance(data, dict):
             return
         keys = (data.get("data") or {}).get("keys") or []
         for name in sorted(str(k) for k in keys):

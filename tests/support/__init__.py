@@ -16,6 +16,8 @@ One module per server:
 * :mod:`tests.support.chromium` - :class:`Chromium` (headless, one process per call).
 * :mod:`tests.support.authority` - the served authority: in this process
   (``EmbeddedAuthority`` with a movable clock) or in its own process.
+* :mod:`tests.support.scripted_authority` - :class:`ScriptedAuthority`, a
+  scripted stand-in for the authority's HTTP API (not re-exported here).
 
 Timings measured on the 2-core image (``start()`` until ready; under load
 from parallel work): OpenBao 0.14-0.3 s (restart on the same port ~0.15 s,

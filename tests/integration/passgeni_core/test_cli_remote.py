@@ -25,6 +25,8 @@ from passgeni_core import (
     verify_binding,
     verify_certificate,
 )
+from tests.support import free_port
+from tests.support.scripted_authority import secret_forms
 from tests.unit.passgeni_core.cli_helpers import (
     clean_env,  # noqa: F401 - an autouse fixture
     embedded_entry_points,
@@ -32,7 +34,6 @@ from tests.unit.passgeni_core.cli_helpers import (
     run,
 )
 
-from .test_client import free_port, secret_forms
 from .test_provision import RealAuthority, running_authority
 
 EXE = Path(sys.executable).with_name("passgeni")

@@ -19,10 +19,9 @@ from cryptography.hazmat.primitives.asymmetric import ec
 
 from passgeni_core import InvalidRequest, build_bundle, verify_bundle
 from passgeni_core.crypto import jwk_thumbprint
+from tests.support import free_port
 from tests.support.authority import Live, live_authority
 from tests.unit.passgeni_core.auditor_fixtures import clean_env, run
-
-from .test_client import free_port
 
 __all__ = ["clean_env"]
 

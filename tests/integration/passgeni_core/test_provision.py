@@ -2,7 +2,7 @@
 
 Two servers:
 
-* the scripted fake of ``test_client.py``, to make the authority *lie* (a
+* the scripted fake (``tests.support.scripted_authority``), to make the authority *lie* (a
   real authority cannot be told to sign the wrong entropy) and to capture bytes;
 * the real ``passgeni_authority`` app under uvicorn on 127.0.0.1, behind a
   recording TCP proxy, for the end-to-end contract: every byte the client
@@ -46,23 +46,16 @@ from passgeni_core import (
     verify_binding,
     verify_certificate,
 )
+from tests.support.scripted_authority import API_KEY, ScriptedAuthority, secret_forms
 
-from .test_client import API_KEY, FakeAuthority, secret_forms
-
-# --- against the scripted fake ----------------------------------------------------------
-
-
-@pytest.fixture
-def fake() -> Iterator[FakeAuthority]:
-    with FakeAuthority() as server:
-        yield server
+# --- against the scripted fake (the ``fake`` fixture of this folder's conftest) ----------
 
 
-def _client(fake: FakeAuthority) -> AuthorityClient:
+def _client(fake: ScriptedAuthority) -> AuthorityClient:
     return AuthorityClient(fake.url, API_KEY, retries=0)
 
 
-def test_provision_returns_a_verified_bound_certificate(fake: FakeAuthority) -> None:
+def test_provision_returns_a_verified_bound_certificate(fake: ScriptedAuthority) -> None:
     target = Target(system="vault", path="secret/app/db#password", version="3")
     result = provision(_client(fake), "soc2", target=target, label="db-password")
     assert isinstance(result, ProvisionResult)
@@ -75,7 +68,7 @@ def test_provision_returns_a_verified_bound_certificate(fake: FakeAuthority) -> 
     assert result.generated.password == result.credential.password
 
 
-def test_results_never_show_secrets(fake: FakeAuthority) -> None:
+def test_results_never_show_secrets(fake: ScriptedAuthority) -> None:
     result = provision(_client(fake), "nist-800-63b")
     password, key = result.credential.password, result.credential.binding_key
     for text in (repr(result), str(result), repr(result.generated), str(result.public_dict())):
@@ -83,7 +76,7 @@ def test_results_never_show_secrets(fake: FakeAuthority) -> None:
             assert form.decode("latin-1") not in text
 
 
-def test_no_secret_byte_ever_reaches_the_authority(fake: FakeAuthority) -> None:
+def test_no_secret_byte_ever_reaches_the_authority(fake: ScriptedAuthority) -> None:
     client = _client(fake)
     results = [provision(client, preset) for preset in ("soc2", "pci-dss", "nist-800-63b")]
     assert len(fake.requests_to("/api/generate")) == 3
@@ -111,13 +104,13 @@ def test_no_secret_byte_ever_reaches_the_authority(fake: FakeAuthority) -> None:
         (lambda c: c.update(label="other"), "label"),
     ],
 )
-def test_a_lying_authority_is_caught(fake: FakeAuthority, lie: Any, message: str) -> None:
+def test_a_lying_authority_is_caught(fake: ScriptedAuthority, lie: Any, message: str) -> None:
     fake.tamper = lie
     with pytest.raises(AuthorityError, match=message):
         provision(_client(fake), "soc2", label="db")
 
 
-def test_a_token_from_another_issuer_or_key_is_refused(fake: FakeAuthority) -> None:
+def test_a_token_from_another_issuer_or_key_is_refused(fake: ScriptedAuthority) -> None:
     fake.tamper = lambda c: c.update(iss="https://evil.example")
     with pytest.raises(WrongIssuer):
         provision(_client(fake), "soc2")
@@ -132,9 +125,9 @@ def test_a_token_from_another_issuer_or_key_is_refused(fake: FakeAuthority) -> N
 
 
 def test_an_unknown_kid_after_refresh_is_refused(
-    fake: FakeAuthority, monkeypatch: pytest.MonkeyPatch
+    fake: ScriptedAuthority, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    other = FakeAuthority()
+    other = ScriptedAuthority()
     fake.private = other.private  # signs with a key the JWKS never publishes
     original_jwks = fake.jwks
     monkeypatch.setattr(
@@ -145,7 +138,7 @@ def test_an_unknown_kid_after_refresh_is_refused(
         provision(_client(fake), "soc2")
 
 
-def test_local_checks_run_before_any_request(fake: FakeAuthority) -> None:
+def test_local_checks_run_before_any_request(fake: ScriptedAuthority) -> None:
     client = _client(fake)
     with pytest.raises(UnknownPreset):
         provision(client, "no-such-preset")
@@ -157,7 +150,7 @@ def test_local_checks_run_before_any_request(fake: FakeAuthority) -> None:
     assert fake.seen == []
 
 
-def test_certify_then_write(fake: FakeAuthority) -> None:
+def test_certify_then_write(fake: ScriptedAuthority) -> None:
     """The store flow: generate, certify, and only then write the credential."""
     generated = generate(GenerationParameters.for_preset("soc2", length=24))
     credential = Credential.create(generated.password)
@@ -171,7 +164,7 @@ def test_certify_then_write(fake: FakeAuthority) -> None:
         verify_binding(result.verified, stored["password"] + "x", credential.binding_key)
 
 
-def test_parameters_as_a_mapping(fake: FakeAuthority) -> None:
+def test_parameters_as_a_mapping(fake: ScriptedAuthority) -> None:
     params = GenerationParameters.for_preset("soc2", length=30).to_dict()
     result = provision(_client(fake), "soc2", parameters=params)
     assert result.verified.claims.parameters["length"] == 30

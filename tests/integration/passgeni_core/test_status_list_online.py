@@ -13,10 +13,9 @@ import jwt
 import pytest
 
 from passgeni_core import InvalidRequest, provision
+from tests.support import free_port
 from tests.support.authority import Live, live_authority
 from tests.unit.passgeni_core.auditor_fixtures import clean_env, run
-
-from .test_client import free_port
 
 __all__ = ["clean_env"]
 

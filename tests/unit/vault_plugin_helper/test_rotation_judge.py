@@ -13,7 +13,8 @@ from passgeni_core.crypto import Credential
 from passgeni_core.model import Target
 from passgeni_core.stores import CertificateRefs, credential_fields
 from passgeni_core.testing import FakeAuthority
-from vault_plugin_helper.rotation import RotationConfig, _judge
+from vault_plugin_helper._rotation_steps import judge
+from vault_plugin_helper.rotation import RotationConfig
 
 NAME = "app/db"
 TOKEN = "5c8a0c47-0000-4000-8000-000000000001"
@@ -38,7 +39,7 @@ def pending(authority: FakeAuthority, *, version: str = TOKEN, **issue: Any) -> 
 
 def verdict_of(authority: FakeAuthority, data: dict[str, str]) -> Any:
     with authority.client() as client:
-        return _judge(client, {"Name": NAME}, TOKEN, CONFIG, data)
+        return judge(client, {"Name": NAME}, TOKEN, CONFIG, data)
 
 
 def test_a_verified_bound_certificate_for_this_version_promotes() -> None:

@@ -1,0 +1,78 @@
+"""The rotation handler's configuration, read from the environment (see
+:mod:`vault_plugin_helper.rotation` for the variables), and its error."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from passgeni_core import PassgeniError
+
+__all__ = ["RotationConfig", "RotationError"]
+
+
+class RotationError(PassgeniError):
+    """A rotation step cannot proceed (rotation disabled, wrong stage, bad secret)."""
+
+    code = "rotation_error"
+    http_status = 400
+
+
+@dataclass(frozen=True, kw_only=True, repr=False)
+class RotationConfig:
+    """The handler's configuration, read once from the environment. ``repr`` hides the key."""
+
+    preset: str
+    length: int | None = None
+    exclude: str = ""
+    password_key: str = "password"  # noqa: S105 - a field name
+    target: str = "postgresql"
+    label: str | None = None
+    url: str | None = None
+    issuer: str | None = None
+    api_key: str | None = None
+    api_key_secret_arn: str | None = None
+    timeout: float | None = None
+
+    def __repr__(self) -> str:
+        return (
+            f"RotationConfig(preset={self.preset!r}, target={self.target!r}, "
+            f"password_key={self.password_key!r}, url={self.url!r})"
+        )
+
+    @classmethod
+    def from_environ(cls, environ: Mapping[str, str] | None = None) -> RotationConfig:
+        """Raises RotationError: ``PASSGENI_PRESET`` missing or a malformed value."""
+        env = os.environ if environ is None else environ
+        preset = env.get("PASSGENI_PRESET", "").strip()
+        if not preset:
+            raise RotationError("PASSGENI_PRESET is not set (e.g. soc2, pci-dss)")
+        length: int | None = None
+        if env.get("PASSGENI_LENGTH"):
+            try:
+                length = int(env["PASSGENI_LENGTH"])
+            except ValueError:
+                raise RotationError("PASSGENI_LENGTH must be an integer") from None
+        timeout: float | None = None
+        if env.get("PASSGENI_TIMEOUT"):
+            try:
+                timeout = float(env["PASSGENI_TIMEOUT"])
+            except ValueError:
+                raise RotationError("PASSGENI_TIMEOUT must be a number of seconds") from None
+        key = env.get("PASSGENI_PASSWORD_KEY") or "password"
+        if ".passgeni-" in key:
+            raise RotationError("PASSGENI_PASSWORD_KEY may not contain '.passgeni-'")
+        return cls(
+            preset=preset,
+            length=length,
+            exclude=env.get("PASSGENI_EXCLUDE", ""),
+            password_key=key,
+            target=(env.get("PASSGENI_TARGET") or "postgresql").strip().lower(),
+            label=env.get("PASSGENI_LABEL") or None,
+            url=env.get("PASSGENI_URL") or None,
+            issuer=env.get("PASSGENI_ISSUER") or None,
+            api_key=env.get("PASSGENI_API_KEY") or None,
+            api_key_secret_arn=env.get("PASSGENI_API_KEY_SECRET_ARN") or None,
+            timeout=timeout,
+        )
