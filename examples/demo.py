@@ -3,11 +3,13 @@
 1. Brings up the embedded authority (SQLite, a fresh ES256 key) and local
    OpenBao (real Vault API) and moto (real AWS Secrets Manager API) servers —
    and the Kubernetes emulator when the k8s backend is installed.
-2. Provisions certified credentials into each store: generated locally, only
-   parameters sent to the authority, the password + binding key written as a
-   new secret version, the certificate references beside it.
+2. Provisions certified credentials into each store: generated locally from a
+   seed and the authority's nonce, only parameters and the seed's commitment
+   sent to the authority, the password + seed written as a new secret version,
+   the certificate references beside it.
 3. Verifies every certificate offline against a saved JWKS and proves each
-   stored credential is the certified one (HMAC binding).
+   stored credential is exactly the certified, machine-generated one (the
+   password re-derived from its seed: ``passgeni prove``).
 4. Scans coverage across the stores, drifts one credential on purpose and
    scans again, then prints a summary with the certificate page URLs.
 5. Stops everything and removes every temporary file.
@@ -32,12 +34,13 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))  # the test fixtures' server runners are reused here
 
 from passgeni_core import (  # noqa: E402
+    JWKS,
     AuthorityClient,
     available_schemes,
     open_store,
+    prove_credential,
     provision_into_store,
     scan,
-    verify_binding,
     verify_certificate,
 )
 
@@ -147,18 +150,31 @@ def main() -> int:
             ],
         )
 
-        step("Verifying offline: signature against a saved JWKS, then the HMAC binding")
+        step(
+            "Proving each stored credential: signature against a saved JWKS, then the "
+            "password re-derived from the seed stored beside it"
+        )
         jwks_file = tmp / "jwks.json"
         jwks_file.write_text(json.dumps(client.jwks_document()))
         jwks = json.loads(jwks_file.read_text())
         rows = []
+        proven = 0
         for uri, _preset, result in results:
             token = client.get_certificate(result.cert_id).token
             cert = verify_certificate(token, jwks, issuer=cert_issuer(token))
-            stored = store_for(uri).read(result.uri)
-            assert stored is not None and stored.credential is not None
-            verify_binding(cert, stored.credential.password, stored.credential.binding_key)
-            rows.append([uri, "signature OK", "binding OK", ", ".join(cert.claims.standards_met)])
+            proof = prove_credential(client, store_for(uri), result.uri, jwks=JWKS.from_dict(jwks))
+            proven += proof.proven
+            generator = cert.claims.generation.generator if cert.claims.generation else "-"
+            rows.append(
+                [
+                    uri,
+                    "signature OK",
+                    f"{GREEN}proven{RESET} ({generator})"
+                    if proof.proven
+                    else f"{RED}{proof.reason}{RESET}",
+                    ", ".join(cert.claims.standards_met),
+                ]
+            )
         table(["destination", "certificate", "stored value", "standards met"], rows)
 
         step("Coverage scan across the stores")
@@ -182,6 +198,13 @@ def main() -> int:
         )
         report = scan(client, prefixes, require="pci-dss", store_options=options)
         print_report(report)
+        uri, _, replica = next(r for r in results if "payments/replica" in r[0])
+        changed = prove_credential(client, store_for(uri), replica.uri, jwks=JWKS.from_dict(jwks))
+        print(
+            f"  $ passgeni prove {uri}\n  -> "
+            + ("PROVEN" if changed.proven else f"{RED}NOT PROVEN{RESET}")
+            + f" ({', '.join(changed.verdict.reasons)}): the seed no longer derives the value"
+        )
 
         step("The public certificate page (no login), live while the authority runs")
         first = results[0][2]
@@ -199,12 +222,17 @@ def main() -> int:
         print(
             f"  {len(results)} credentials provisioned into {len(set(u.split(':')[0] for u, _, _ in results))} stores"
         )
-        print(f"  {len(results)} certificates verified offline; {len(results)} bindings proven")
+        print(
+            f"  {len(results)} certificates verified offline; {proven} credentials proven "
+            "machine-generated (re-derived from their seeds)"
+        )
         print(f"  coverage: {', '.join(f'{k}={v}' for k, v in counts.items() if v)}")
         print(f"  certificate page: {first.cert_url}")
         print(f"  nothing left behind: {tmp} is removed now; {time.perf_counter() - started:.1f} s")
     # The demo's own check: the drifted credential must have been caught.
-    return 0 if counts.get("drifted") == 1 and auditor_ok else 1
+    refused = not changed.proven and changed.verdict.has("provenance_mismatch")
+    ok = counts.get("drifted") == 1 and auditor_ok and proven == len(results) and refused
+    return 0 if ok else 1
 
 
 def free_port() -> int:

@@ -10,7 +10,8 @@ imported lazily, when the store is opened.
 What is stored in the Secret (``data`` values are base64, as Kubernetes requires)::
 
     data[KEY]                            the password
-    data[KEY.passgeni-binding-key]       the binding key
+    data[KEY.passgeni-seed]              the generation seed (re-derives the password)
+    data[KEY.passgeni-binding-key]       instead, for older certificates: the binding key
     data[KEY.passgeni-cert-id]           the certificate id
     data[KEY.passgeni-cert-url]          the certificate URL
     metadata.annotations:
@@ -67,6 +68,7 @@ from passgeni_core import (
     StoreError,
     StoreLimitExceeded,
     encode_binding_key,
+    encode_seed,
 )
 from passgeni_core.stores import (
     CertificateRefs,
@@ -277,8 +279,12 @@ class KubernetesSecretStore:
         uri = plan.uri
         namespace, name = _split(uri)
         where = f"k8s://{namespace}/{name}"
-        binding = encode_binding_key(credential.binding_key)
-        secrets = (credential.password, b64(credential.password), binding, b64(binding))
+        proof = (
+            encode_seed(credential.seed)
+            if credential.seed is not None
+            else encode_binding_key(credential.binding_key or b"")
+        )
+        secrets = (credential.password, b64(credential.password), proof, b64(proof))
         fields = {k: b64(v) for k, v in credential_fields(uri.key, credential, refs).items()}
         if not plan.extra.get("exists"):
             body = {

@@ -108,6 +108,8 @@ def _one_session(batch: GenerationBatchBody) -> GenerationSessionBody:
         naive_entropy_bits=batch.naive_entropy_bits,
         parameters=batch.parameters,
         mapping_version=batch.mapping_version,
+        authority_nonce=batch.authority_nonces[0] if batch.authority_nonces else None,
+        generator=batch.generator,
     )
 
 

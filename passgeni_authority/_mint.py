@@ -10,7 +10,7 @@ from typing import Any
 
 import orjson
 
-from passgeni_core import CertificateClaims
+from passgeni_core import GENERATOR_ID, CertificateClaims
 from passgeni_core.client import IssuedCertificateBody
 
 from . import _hot, _status
@@ -110,8 +110,8 @@ class CertificateMaker:
         """One certificate: claims, signature, its row and its usage event (stored form).
 
         The claims are the request's template (:meth:`template`) followed by
-        this certificate's own: ``jti``, the optional commitment, target and
-        label, and its status-list reference. The row's ``team_id`` is set
+        this certificate's own: ``jti``, its generation proof (the session's seed
+        commitment and nonce), target and label, and its status-list reference. The row's ``team_id`` is set
         by the transaction that stores it. ``now_db`` is the request's time
         as the database stores it (the usage event's)."""
         claims, commitment, target, label = entry
@@ -120,6 +120,14 @@ class CertificateMaker:
         own: dict[str, Any] = {"jti": cert_id}
         if commitment is not None:
             own["credential_commitment"] = commitment
+        if claims.sc:
+            # Observed by the authority: the seed commitment it was sent before it
+            # chose the nonce, both bound into the session token it made.
+            own["generation"] = {
+                "generator": GENERATOR_ID,
+                "seed_commitment": claims.sc,
+                "nonce": claims.an,
+            }
         if target is not None:
             own["target"] = target.to_dict()
         if label is not None:

@@ -64,7 +64,18 @@ def parse_redeem(
             f"the generation session expired {int(now.timestamp() - claims.exp)} s ago "
             f"(sessions last {settings.session_lifetime_seconds} s)"
         )
+    if not claims.sc:
+        raise SessionInvalid(
+            "generation session was opened without a seed commitment; open a new one"
+        )
     commitment = body.get("credential_commitment")
+    if commitment is not None and claims.sc:
+        # A commitment to a finished password would let a chosen one be certified; the
+        # certificate is bound to the seed committed when the session was opened.
+        raise InvalidRequest(
+            "credential_commitment is not accepted for a session opened with a seed "
+            "commitment: the certificate proves the generation from that seed"
+        )
     if commitment is not None and (
         not isinstance(commitment, str) or not _COMMITMENT_RE.match(commitment)
     ):

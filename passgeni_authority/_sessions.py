@@ -30,11 +30,14 @@ from sqlalchemy import insert, select
 from sqlalchemy.engine import Connection
 
 from passgeni_core import (
+    GENERATOR_ID,
     MAPPING_VERSION,
+    NONCE_BYTES,
     EntropySource,
     GenerationParameters,
     InvalidRequest,
     PassgeniError,
+    SeedCommitmentRequired,
     SessionInvalid,
     check_preset,
     entropy_report,
@@ -58,6 +61,7 @@ _HEADER = base64.urlsafe_b64encode(b'{"alg":"HS256","typ":"pgs+jwt"}').rstrip(b"
 _TOKEN_RE = re.compile(rb"^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]{43}$")
 _MAX_TOKEN = 1024
 _SAFE_RE = re.compile(r"^[A-Za-z0-9._@+-]{1,64}$")
+_B64_32 = re.compile(r"^[A-Za-z0-9_-]{43}$")
 
 
 @dataclass(frozen=True)
@@ -68,6 +72,10 @@ class SessionClaims:
     exp: int
     #: Digest of the re-validated generation request (``generation_requests``).
     rq: str
+    #: The client's seed commitment, sent when the session was opened (base64url).
+    sc: str = ""
+    #: The authority's nonce for this session (base64url of 32 CSPRNG bytes).
+    an: str = ""
 
 
 def _b64(data: bytes) -> bytes:
@@ -96,14 +104,19 @@ class SessionCodec:
                 generated ids, user names checked at creation and digests).
         """
         if not (
-            _SAFE_RE.match(claims.jti) and _SAFE_RE.match(claims.sub) and _SAFE_RE.match(claims.rq)
+            _SAFE_RE.match(claims.jti)
+            and _SAFE_RE.match(claims.sub)
+            and _SAFE_RE.match(claims.rq)
+            and (not claims.sc or _B64_32.match(claims.sc))
+            and (not claims.an or _B64_32.match(claims.an))
         ):
             raise ValueError("session claims must be plain identifiers")
         # Written directly (the fields need no escaping, checked above):
         # thousands of sessions a second are opened during bulk rotation.
+        proof = f',"sc":"{claims.sc}","an":"{claims.an}"' if claims.sc else ""
         body = (
             f'{{"jti":"{claims.jti}","sub":"{claims.sub}","iat":{int(claims.iat)},'
-            f'"exp":{int(claims.exp)},"rq":"{claims.rq}"}}'
+            f'"exp":{int(claims.exp)},"rq":"{claims.rq}"{proof}}}'
         ).encode("ascii")
         signing_input = _HEADER + _b64(body)
         return (signing_input + b"." + _b64(self._mac(signing_input))).decode("ascii")
@@ -133,6 +146,8 @@ class SessionCodec:
                 iat=int(data["iat"]),
                 exp=int(data["exp"]),
                 rq=str(data["rq"]),
+                sc=str(data.get("sc", "")),
+                an=str(data.get("an", "")),
             )
         except (ValueError, KeyError, TypeError):
             raise _invalid() from None
@@ -145,6 +160,43 @@ def _invalid() -> SessionInvalid:
 
 
 # -- opening sessions -----------------------------------------------------------------
+
+
+def _new_nonce() -> str:
+    """The authority's contribution to a generation: 32 bytes of its own CSPRNG."""
+    return base64.urlsafe_b64encode(secrets.token_bytes(NONCE_BYTES)).rstrip(b"=").decode()
+
+
+def _take_commitments(
+    body: Mapping[str, Any] | PassgeniError, count: int | PassgeniError
+) -> tuple[Mapping[str, Any] | PassgeniError, list[str] | PassgeniError]:
+    """``body`` without its seed commitments, and the commitments (one per session).
+
+    A problem is returned, not raised: like every validation error it is answered
+    after authentication and rate limits.
+    """
+    if isinstance(body, PassgeniError) or not isinstance(body, Mapping):
+        return body, InvalidRequest("no body")
+    rest = dict(body)
+    one, many = rest.pop("seed_commitment", None), rest.pop("seed_commitments", None)
+    if isinstance(count, PassgeniError):
+        return rest, count
+    if one is None and many is None:
+        return rest, SeedCommitmentRequired(
+            "seed_commitment is required: commit to the generation seed (see "
+            "docs/generator.md), so that only a generated credential can be certified"
+        )
+    if one is not None and many is not None:
+        return rest, InvalidRequest("send seed_commitment or seed_commitments, not both")
+    given = [one] if one is not None else many
+    if not isinstance(given, list) or len(given) != count:
+        return rest, InvalidRequest(
+            f"seed_commitments must be a list of {count} commitment(s), one per session"
+        )
+    if not all(isinstance(c, str) and _B64_32.match(c) for c in given):
+        return rest, InvalidRequest("a seed commitment must be 43 base64url characters")
+    return rest, given
+
 
 # The row name in authority_meta, not a secret.
 _SESSION_SECRET_ROW = "session_hmac_secret"  # noqa: S105
@@ -205,12 +257,14 @@ class Sessions:
     ) -> GenerationBatchBody:
         """See :meth:`AuthorityService.open_sessions`."""
         at = now(self.settings)
+        body, commitments = _take_commitments(body, count)
         principal = self.gate.admitted_without_write(api_key, at)
         if (
             principal is not None
             and not isinstance(body, PassgeniError)
             and isinstance(count, int)
             and 1 <= count <= self.settings.max_batch_items
+            and not isinstance(commitments, PassgeniError)
         ):
             try:
                 validated: Validated | None = self.validated_request(body)
@@ -226,17 +280,20 @@ class Sessions:
                         detail=access_detail(endpoint, principal.key_prefix),
                     )
                 )
-                return self._tokens_for(principal, validated, count, at)
+                return self._tokens_for(principal, validated, commitments, at)
         return await self.gate.authorized(
             api_key,
             ip=ip,
             endpoint=endpoint,
-            work=self._work(body, count),
+            work=self._work(body, count, commitments),
             generation_attempts=generation_attempts,
         )
 
     def _work(
-        self, body: Mapping[str, Any] | PassgeniError, count: int | PassgeniError
+        self,
+        body: Mapping[str, Any] | PassgeniError,
+        count: int | PassgeniError,
+        commitments: list[str] | PassgeniError,
     ) -> Callable[[Connection, Principal], GenerationBatchBody]:
         """Validate a generation request now; the returned work opens ``count``
         sessions with its parameters.
@@ -255,6 +312,8 @@ class Sessions:
             if not 1 <= count <= self.settings.max_batch_items:
                 raise InvalidRequest(f"count must be 1-{self.settings.max_batch_items}")
             validated = self.validated_request(body)
+            if isinstance(commitments, PassgeniError):
+                raise commitments
         except PassgeniError as exc:
             error = exc
         at = now(self.settings)
@@ -262,7 +321,7 @@ class Sessions:
         def work(conn: Connection, principal: Principal) -> GenerationBatchBody:
             if error is not None:
                 raise error
-            assert validated is not None and not isinstance(count, PassgeniError)
+            assert validated is not None and isinstance(commitments, list)
             _request, digest, stored = validated
             if digest not in self._persisted:
                 # Once per distinct request, committed before any of its sessions
@@ -273,7 +332,7 @@ class Sessions:
                     {"digest": digest, "request": stored, "created_at": _hot.dt(conn, at)},
                 )
                 _hot.after_commit(conn, lambda: self._persisted.add(digest))
-            return self._tokens_for(principal, validated, count, at)
+            return self._tokens_for(principal, validated, commitments, at)
 
         return work
 
@@ -305,18 +364,26 @@ class Sessions:
         return value
 
     def _tokens_for(
-        self, principal: Principal, validated: Validated, count: int, at: datetime
+        self, principal: Principal, validated: Validated, commitments: list[str], at: datetime
     ) -> GenerationBatchBody:
+        """One session per seed commitment, each with a fresh nonce bound into its token."""
         request, digest, _stored = validated
         iat = int(at.timestamp())
         exp = iat + self.settings.session_lifetime_seconds
         encode = self.codec.encode
         user_id = principal.user_id
+        nonces = [_new_nonce() for _ in commitments]
         return GenerationBatchBody(
             generation_session_ids=[
-                encode(SessionClaims(jti=ordered_id(), sub=user_id, iat=iat, exp=exp, rq=digest))
-                for _ in range(count)
+                encode(
+                    SessionClaims(
+                        jti=ordered_id(), sub=user_id, iat=iat, exp=exp, rq=digest, sc=sc, an=an
+                    )
+                )
+                for sc, an in zip(commitments, nonces, strict=True)
             ],
+            authority_nonces=nonces,
+            generator=GENERATOR_ID,
             expires_in=self.settings.session_lifetime_seconds,
             compliance_standard=request["compliance_standard"],
             standards_met=tuple(request["standards_met"]),

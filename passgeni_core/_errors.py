@@ -34,7 +34,9 @@ __all__ = [
     "PassgeniError",
     "PermissionDenied",
     "PresetNotMet",
+    "ProvenanceMismatch",
     "RateLimited",
+    "SeedCommitmentRequired",
     "SessionAlreadyUsed",
     "SessionExpired",
     "SessionInvalid",
@@ -124,6 +126,13 @@ class InvalidRequest(PassgeniError):
     http_status = 400
 
 
+class SeedCommitmentRequired(InvalidRequest):
+    """A generation session was asked for without a commitment to the client's seed:
+    without it the authority could not tell a generated credential from a chosen one."""
+
+    code = "seed_commitment_required"
+
+
 # --- certificate verification --------------------------------------------------
 
 
@@ -199,6 +208,13 @@ class BindingMismatch(InvalidToken):
     """The stored credential does not match the certificate's commitment."""
 
     code = "binding_mismatch"
+
+
+class ProvenanceMismatch(BindingMismatch):
+    """The stored seed does not re-derive the stored password (or is not the committed
+    seed): the value is not the machine-generated one the certificate is for."""
+
+    code = "provenance_mismatch"
 
 
 # --- authority ---------------------------------------------------------------

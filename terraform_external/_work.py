@@ -10,8 +10,9 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 
 from passgeni_core import (
+    Credential,
     connect,
-    encode_binding_key,
+    encode_seed,
     open_store,
     parse_store_uri,
     provision,
@@ -73,7 +74,7 @@ def execute(query: Query, environ: Mapping[str, str]) -> dict[str, str]:
                 "keeper": query.keeper or "",
                 "mode": query.mode,
                 "password": made.credential.password,
-                "binding_key": encode_binding_key(made.credential.binding_key),
+                "seed": _seed(made.credential),
             }
         # Backends read their ecosystem's configuration (VAULT_*, AWS_*, kubeconfig).
         store = open_store(destination)
@@ -92,5 +93,10 @@ def execute(query: Query, environ: Mapping[str, str]) -> dict[str, str]:
     out = _references(result, query)
     if query.mode == "return" and result.credential is not None:
         out["password"] = result.credential.password
-        out["binding_key"] = encode_binding_key(result.credential.binding_key)
+        out["seed"] = _seed(result.credential)
     return out
+
+
+def _seed(credential: Credential) -> str:
+    """The seed's storage form (empty for a binding-only credential, which has none)."""
+    return encode_seed(credential.seed) if credential.seed is not None else ""

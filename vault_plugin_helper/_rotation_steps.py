@@ -28,6 +28,7 @@ from passgeni_core.stores import (
     StoreURI,
     credential_fields,
     parse_credential_fields,
+    parse_seed,
 )
 from passgeni_core.workflows import (
     REVOKE_REASON_NOT_STORED,
@@ -367,7 +368,12 @@ def judge(
     password, binding_key, refs = parse_credential_fields(config.password_key, data)
     uri = StoreURI("aws-sm", str(metadata.get("Name") or ""), config.password_key, True)
     stored = StoredCredential(
-        uri=uri, version=token, password=password, binding_key=binding_key, refs=refs
+        uri=uri,
+        version=token,
+        password=password,
+        binding_key=binding_key,
+        seed=parse_seed(config.password_key, data),
+        refs=refs,
     )
     return assess(client, "aws-sm", stored)
 

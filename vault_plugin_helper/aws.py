@@ -53,6 +53,7 @@ from passgeni_core.stores import (
     StoreURI,
     WritePlan,
     credential_fields,
+    merge_credential_fields,
     stored_credentials,
 )
 
@@ -357,7 +358,8 @@ class SecretsManagerStore:
             raise StoreConflict(
                 f"aws-sm://{name}: the version read before is gone; nothing written"
             )
-        body = json.dumps({**existing, **fields}, separators=(",", ":"))
+        merged = merge_credential_fields(existing, uri.key, credential, refs)
+        body = json.dumps(merged, separators=(",", ":"))
         _check_size(name, body)
         self._call(
             "put_secret_value",

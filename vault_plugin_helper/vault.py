@@ -36,7 +36,7 @@ from passgeni_core.stores import (
     StoreURI,
     WritePlan,
     check_segments,
-    credential_fields,
+    merge_credential_fields,
     stored_credentials,
 )
 
@@ -262,7 +262,7 @@ class VaultStore:
         mount, path, shown = paths(uri)
         cas = int(plan.precondition or "0")
         existing = self._kv.read_data(uri, cas) if cas else None
-        merged = {**(existing or {}), **credential_fields(uri.key, credential, refs)}
+        merged = merge_credential_fields(existing, uri.key, credential, refs)
         data = self._kv.call(
             "POST",
             f"/v1/{mount}/data/{path}",

@@ -71,6 +71,7 @@ def certificate_summary(cert: Certificate) -> dict[str, Any]:
         "parameters": claims.parameters,
         "entropy_source": claims.entropy_source,
         "credential_commitment": claims.credential_commitment,
+        "generation": claims.generation.to_dict() if claims.generation else None,
         "target": claims.target.to_dict() if claims.target else None,
         "label": claims.label,
     }

@@ -111,6 +111,15 @@ def read_file(path: str, what: str) -> bytes:
         raise InvalidRequest(f"cannot read {what} {path!r}: {exc.strerror}") from None
 
 
+def jwks_from_file(path: str) -> JWKS:
+    """The keys saved in a JWKS file (``/.well-known/jwks.json``), never fetched."""
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except OSError as exc:
+        raise InvalidRequest(f"cannot read JWKS file {path!r}: {exc.strerror}") from None
+    return JWKS.from_dict(text)
+
+
 def read_status_list_file(path: str) -> list[str]:
     """The JWTs in a status-list file (one per line; blank lines and ``#`` comments skipped)."""
     text = read_file(path, "status list file").decode("ascii", "replace")

@@ -11,12 +11,12 @@ the authority; revoke the certificate afterwards). To keep the credential:
 
 * ``--store URI`` (added by ``_stores_cmds``) certifies, then writes the
   credential and the certificate to a secrets manager: the normal case;
-* ``--credential-file FILE`` writes password, binding key and certificate as
+* ``--credential-file FILE`` writes password, generation seed and certificate as
   JSON to a new file with mode 0600 (refuses to overwrite): nothing secret
   reaches the terminal, shell history or CI logs;
 * ``--show-password`` prints it: alone on stdout in text mode (so
   ``PW=$(passgeni provision ... --show-password)`` works, facts on stderr),
-  or as ``password``/``binding_key`` fields with ``--json``.
+  or as ``password``/``seed`` fields with ``--json``.
 """
 
 from __future__ import annotations
@@ -34,7 +34,7 @@ from ..client import AuthorityClient, CertificateRecord, ClientConfig, connect, 
 from ..crypto import (
     JWKS,
     Certificate,
-    encode_binding_key,
+    encode_seed,
     verify_certificate,
     verify_certificate_at_issuance,
 )
@@ -45,6 +45,7 @@ from ._options import (
     add_connection_options,
     add_parameter_options,
     check_status_list_file,
+    jwks_from_file,
     parameters_from_args,
     read_token,
 )
@@ -91,7 +92,7 @@ def _open_credential_file(path: str) -> int:
 def _secret_dict(result: ProvisionResult) -> dict[str, Any]:
     return {
         "password": result.credential.password,
-        "binding_key": encode_binding_key(result.credential.binding_key),
+        "seed": encode_seed(result.credential.seed) if result.credential.seed else None,
     }
 
 
@@ -144,6 +145,21 @@ def _cmd_provision(args: argparse.Namespace) -> int:
     return 0
 
 
+def _generation_row(generation: dict[str, Any] | None) -> str:
+    if not generation:
+        return "none (binding only)"
+    return f"{generation['generator']}, seed commitment {generation['seed_commitment']}"
+
+
+def _proof_row(summary: dict[str, Any]) -> str:
+    """What the certificate can prove about the stored value (``passgeni prove`` checks it)."""
+    if summary.get("generation"):
+        return f"generation ({summary['generation']['generator']}): provable with the seed"
+    if summary.get("credential_commitment"):
+        return "binding only: the value is provable, how it was generated is not"
+    return "none"
+
+
 def _print_facts(public: dict[str, Any], *, stream: Any) -> None:
     rows = [
         ("cert id", public["cert_id"]),
@@ -153,7 +169,7 @@ def _print_facts(public: dict[str, Any], *, stream: Any) -> None:
         ("entropy", f"{public['entropy_bits']} bits"),
         ("issued", public["issued_at"]),
         ("expires", public["expires_at"]),
-        ("commitment", public["credential_commitment"]),
+        ("generation", _generation_row(public.get("generation"))),
     ]
     if public.get("label"):
         rows.append(("label", public["label"]))
@@ -184,14 +200,6 @@ def _looks_like_token(value: str) -> bool:
     return value.count(".") == 2 and value.startswith("eyJ")
 
 
-def _jwks_from_file(path: str) -> JWKS:
-    try:
-        text = Path(path).read_text(encoding="utf-8")
-    except OSError as exc:
-        raise InvalidRequest(f"cannot read JWKS file {path!r}: {exc.strerror}") from None
-    return JWKS.from_dict(text)
-
-
 def _verify(token: str, jwks: JWKS, issuer: str, at_issuance: bool) -> Certificate:
     if at_issuance:
         return verify_certificate_at_issuance(token, jwks, issuer=issuer)
@@ -212,7 +220,7 @@ def _check_record(record: CertificateRecord, cert: Certificate, at_issuance: boo
 
 def _client_jwks(client: AuthorityClient, jwks_file: str | None) -> JWKS:
     if jwks_file:
-        return _jwks_from_file(jwks_file)
+        return jwks_from_file(jwks_file)
     return client.jwks()
 
 
@@ -244,7 +252,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
                 "give the expected issuer with --issuer (or set PASSGENI_ISSUER or PASSGENI_URL)"
             )
         issuer = expected
-        jwks = _jwks_from_file(args.jwks)
+        jwks = jwks_from_file(args.jwks)
         cert = _verify(raw, jwks, issuer, args.at_issuance)
     else:
         with connect(_config(args)) as client:
@@ -301,7 +309,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
             ("entropy", f"{summary['entropy_bits']} bits"),
             ("issued", summary["issued_at"]),
             ("expires", summary["expires_at"]),
-            ("bound to credential", "yes" if summary["credential_commitment"] else "no"),
+            ("proof", _proof_row(summary)),
         ]
     )
     return 0
@@ -427,10 +435,11 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "provision",
         help="generate a password locally and certify it with the authority",
         description=(
-            "Generate a password locally, certify it (only public parameters and an HMAC "
-            "commitment are sent) and verify the certificate. The password is printed only "
-            "with --show-password (alone on stdout, or with the binding key in --json), or "
-            "written with the binding key and certificate to a new 0600 file with "
+            "Generate a password locally from a seed and the authority's nonce, certify it "
+            "(only public parameters and the seed's commitment are sent) and verify the "
+            "certificate. The password is printed only with --show-password (alone on stdout, "
+            "or with the seed in --json), or written with the seed and certificate to a new "
+            "0600 file with "
             "--credential-file (preferred: nothing secret reaches the terminal or logs). "
             "With neither, the password is discarded after certification."
         ),
@@ -443,12 +452,12 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument(
         "--show-password",
         action="store_true",
-        help="print the password (and, with --json, the binding key)",
+        help="print the password (and, with --json, the generation seed)",
     )
     p.add_argument(
         "--credential-file",
         metavar="FILE",
-        help="write password, binding key and certificate to a new 0600 JSON file",
+        help="write password, generation seed and certificate to a new 0600 JSON file",
     )
     p.add_argument("--json", action="store_true", help="machine-readable output")
     add_connection_options(p)

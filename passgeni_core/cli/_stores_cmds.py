@@ -32,11 +32,16 @@ from typing import Any
 from .._errors import InvalidRequest
 from ..audit import scan
 from ..client import connect, resolve_config
-from ..crypto import encode_binding_key
+from ..crypto import encode_seed
 from ..model import detect_entropy_source
 from ..stores import open_store, parse_store_uri
-from ..workflows import STATUSES, StoreResult, provision_into_store
-from ._options import add_connection_options, add_parameter_options, parameters_from_args
+from ..workflows import STATUSES, StoreResult, prove_credential, provision_into_store
+from ._options import (
+    add_connection_options,
+    add_parameter_options,
+    jwks_from_file,
+    parameters_from_args,
+)
 from ._output import print_json, print_kv, print_table
 
 __all__ = ["register"]
@@ -99,7 +104,7 @@ def _print_result(result: StoreResult, args: argparse.Namespace) -> None:
     if args.show_password and result.credential is not None:
         secret = {
             "password": result.credential.password,
-            "binding_key": encode_binding_key(result.credential.binding_key),
+            "seed": encode_seed(result.credential.seed) if result.credential.seed else "",
         }
     if args.json:
         print_json({**secret, **public})
@@ -172,6 +177,23 @@ def _cmd_scan(args: argparse.Namespace) -> int:
     return 0 if report.ok else 1
 
 
+def _cmd_prove(args: argparse.Namespace) -> int:
+    uri = parse_store_uri(args.uri)
+    jwks = jwks_from_file(args.jwks) if args.jwks else None
+    with connect(_connection(args)) as client:
+        store = open_store(uri)
+        try:
+            proof = prove_credential(client, store, uri, jwks=jwks)
+        finally:
+            store.close()
+    if args.json:
+        print_json(proof.to_dict())
+    else:
+        head = "PROVEN" if proof.proven else f"NOT PROVEN ({proof.reason})"
+        print(f"{head}: {proof.uri}: {proof.detail}")
+    return 0 if proof.proven else 1
+
+
 def _non_negative(value: str) -> int:
     try:
         number = int(value)
@@ -238,3 +260,25 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("--json", action="store_true", help="same as --format json")
     add_connection_options(p)
     p.set_defaults(handler=_cmd_scan)
+
+    p = sub.add_parser(
+        "prove",
+        help="prove a stored credential is exactly the certified, machine-generated one",
+        description=(
+            "Read the credential at URI and the seed stored beside it, verify its certificate "
+            "(signature, jti, target, version, expiry, revocation) and re-derive the password "
+            "from the seed and the certified parameters and nonce. Exit 0 only when the stored "
+            "value is exactly the certified, generated one; otherwise exit 1 with the reason "
+            "(provenance_mismatch, binding_missing, generation_not_provable for certificates "
+            "from before generation proofs, revoked, ...)."
+        ),
+    )
+    p.add_argument("uri", metavar="URI", help="vault://MOUNT/PATH#KEY, aws-sm://NAME#KEY, ...")
+    p.add_argument(
+        "--jwks",
+        metavar="FILE",
+        help="trust only the keys in this saved JWKS file (default: the authority's)",
+    )
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    add_connection_options(p)
+    p.set_defaults(handler=_cmd_prove)

@@ -60,6 +60,7 @@ def _generation_body(
     preset: str,
     parameters: GenerationParameters | Mapping[str, Any],
     entropy_source: EntropySource | Mapping[str, Any] | None,
+    seed_commitment: str | None = None,
 ) -> dict[str, Any]:
     """The body of ``/api/generate`` and ``/api/generate-batch``: public fields only.
 
@@ -72,6 +73,8 @@ def _generation_body(
         else GenerationParameters.from_dict(dict(parameters))
     )
     body = GenerateBody(compliance_standard=preset, parameters=params.to_dict())
+    if seed_commitment is not None:
+        body.seed_commitment = seed_commitment
     if entropy_source is not None:
         source = (
             entropy_source
@@ -108,17 +111,21 @@ class AuthorityClient(_Transport):
         parameters: GenerationParameters | Mapping[str, Any],
         *,
         entropy_source: EntropySource | Mapping[str, Any] | None = None,
+        seed_commitment: str | None = None,
     ) -> GenerationSession:
         """``POST /api/generate``: register public parameters, get a 60-second session.
 
         ``parameters`` are validated locally first, so nothing but the
-        parameter fields (never a password) can be sent.
+        parameter fields (never a password) can be sent. ``seed_commitment``
+        (required by the authority, see :func:`passgeni_core.crypto.seed_commitment`)
+        commits to the seed the password will be derived from with the session's
+        ``authority_nonce``.
 
         Raises:
             InvalidParameters (and subclasses): invalid parameters (locally or by the server).
             UnknownPreset / PresetNotMet: as re-checked by the authority.
         """
-        body = _generation_body(preset, parameters, entropy_source)
+        body = _generation_body(preset, parameters, entropy_source, seed_commitment)
         data = self._request("POST", "/api/generate", body=body)
         return GenerationSession.from_dict(
             self._object(data, "the session"), received_at=datetime.now(UTC)
@@ -131,6 +138,7 @@ class AuthorityClient(_Transport):
         count: int,
         *,
         entropy_source: EntropySource | Mapping[str, Any] | None = None,
+        seed_commitments: Sequence[str] | None = None,
     ) -> list[GenerationSession]:
         """``POST /api/generate-batch``: ``count`` sessions for the same public parameters.
 
@@ -145,21 +153,29 @@ class AuthorityClient(_Transport):
         """
         if isinstance(count, bool) or not isinstance(count, int) or count < 1:
             raise InvalidRequest("count must be a positive integer")
+        if seed_commitments is not None and len(seed_commitments) != count:
+            raise InvalidRequest("give one seed commitment per session")
         body = _generation_body(preset, parameters, entropy_source)
         out: list[GenerationSession] = []
         for start in range(0, count, self.max_batch):
             n = min(self.max_batch, count - start)
+            chunk: dict[str, Any] = {**body, "count": n}
+            if seed_commitments is not None:
+                chunk["seed_commitments"] = list(seed_commitments[start : start + n])
             data = self._object(
-                self._request("POST", "/api/generate-batch", body={**body, "count": n}),
+                self._request("POST", "/api/generate-batch", body=chunk),
                 "the session batch",
             )
             received = datetime.now(UTC)
             batch = decode(data, GenerationBatchBody)
             if len(batch.generation_session_ids) != n:
                 raise _bad("field 'generation_session_ids' has the wrong length")
+            nonces: list[str | None] = list(batch.authority_nonces) or [None] * n
+            if len(nonces) != n:
+                raise _bad("field 'authority_nonces' has the wrong length")
             out.extend(
-                GenerationSession.from_body(batch, sid, received_at=received)
-                for sid in batch.generation_session_ids
+                GenerationSession.from_body(batch, sid, received_at=received, nonce=nonce)
+                for sid, nonce in zip(batch.generation_session_ids, nonces, strict=True)
             )
         return out
 

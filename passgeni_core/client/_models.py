@@ -87,6 +87,9 @@ class GenerationSession:
     naive_entropy_bits: float | None = None
     parameters: dict[str, Any] = field(default_factory=dict)
     mapping_version: str | None = None
+    #: The authority's nonce (base64url): with the client's seed it determines the password.
+    authority_nonce: str | None = None
+    generator: str | None = None
 
     def __repr__(self) -> str:
         return (
@@ -112,9 +115,13 @@ class GenerationSession:
         session_id: str,
         *,
         received_at: datetime,
+        nonce: str | None = None,
     ) -> GenerationSession:
         """The session ``session_id`` of a decoded ``GenerationSessionBody`` or
-        ``GenerationBatchBody`` (they share every other field)."""
+        ``GenerationBatchBody`` (they share every other field; ``nonce`` is the
+        batch's nonce for that session)."""
+        if nonce is None and isinstance(body, GenerationSessionBody):
+            nonce = body.authority_nonce
         return cls(
             session_id=session_id,
             expires_in=body.expires_in,
@@ -125,6 +132,8 @@ class GenerationSession:
             naive_entropy_bits=body.naive_entropy_bits,
             parameters=body.parameters,
             mapping_version=body.mapping_version,
+            authority_nonce=nonce,
+            generator=body.generator,
         )
 
 

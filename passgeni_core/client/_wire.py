@@ -99,6 +99,10 @@ class ErrorBody(_Answer, kw_only=True, frozen=True):
 # --- POST /api/generate, /api/generate-batch ----------------------------------------------
 
 
+#: base64url of 32 bytes (a seed commitment, an authority nonce).
+B64_32 = Annotated[str, Meta(pattern="^[A-Za-z0-9_-]{43}$")]
+
+
 class GenerateBody(_Request, kw_only=True):
     """``POST /api/generate``: public parameters only (never a password)."""
 
@@ -109,12 +113,16 @@ class GenerateBody(_Request, kw_only=True):
     parameters: dict[str, Any] | UnsetType = UNSET
     #: ``EntropySource.to_dict()`` fields.
     entropy_source: dict[str, Any] | UnsetType = UNSET
+    #: The client's commitment to its generation seed (required; see docs/generator.md).
+    seed_commitment: B64_32 | UnsetType = UNSET
 
 
 class GenerateBatchBody(GenerateBody, kw_only=True):
     """``POST /api/generate-batch``: a generate body and how many sessions."""
 
     count: BatchSize
+    #: One seed commitment per session (instead of ``seed_commitment``).
+    seed_commitments: list[B64_32] | UnsetType = UNSET
 
 
 class GenerationSessionBody(_Answer, kw_only=True, frozen=True):
@@ -128,6 +136,10 @@ class GenerationSessionBody(_Answer, kw_only=True, frozen=True):
     naive_entropy_bits: float | None = None
     parameters: dict[str, Any] = {}
     mapping_version: str | None = None
+    #: The authority's nonce for this session: the password derives from it and the seed.
+    authority_nonce: str | None = None
+    #: The generator the certificate will name (``passgeni-shake256-v1``).
+    generator: str | None = None
 
     def __repr__(self) -> str:
         # The session id is a bearer capability for one certificate.
@@ -148,6 +160,9 @@ class GenerationBatchBody(_Answer, kw_only=True, frozen=True):
     naive_entropy_bits: float | None = None
     parameters: dict[str, Any] = {}
     mapping_version: str | None = None
+    #: One nonce per session, in order.
+    authority_nonces: list[str] = []
+    generator: str | None = None
 
     def __repr__(self) -> str:
         return (
@@ -163,7 +178,9 @@ class IssueBody(_Request, kw_only=True):
     """``POST /api/generate-certificate``: redeem a session for a certificate."""
 
     generation_session_id: str
-    #: base64url of a 32-byte HMAC: binds the certificate to the credential.
+    #: base64url of a 32-byte HMAC: binds the certificate to the credential. Refused for
+    #: sessions opened with a seed commitment (all new sessions): kept in the contract so
+    #: that the refusal names it.
     credential_commitment: Annotated[str, Meta(pattern="^[A-Za-z0-9_-]{43}$")] | UnsetType = UNSET
     target: TargetBody | UnsetType = UNSET
     label: Annotated[str, Meta(max_length=200)] | UnsetType = UNSET

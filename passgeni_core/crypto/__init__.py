@@ -41,9 +41,15 @@ _EXPORTS: dict[str, tuple[str, ...]] = {
         "Credential",
         "credential_commitment",
         "decode_binding_key",
+        "decode_nonce",
+        "decode_seed",
         "encode_binding_key",
+        "encode_seed",
         "new_binding_key",
+        "seed_commitment",
         "verify_binding",
+        "verify_credential",
+        "verify_provenance",
     ),
 }
 
@@ -55,9 +61,15 @@ if TYPE_CHECKING:
         Credential as Credential,
         credential_commitment as credential_commitment,
         decode_binding_key as decode_binding_key,
+        decode_nonce as decode_nonce,
+        decode_seed as decode_seed,
         encode_binding_key as encode_binding_key,
+        encode_seed as encode_seed,
         new_binding_key as new_binding_key,
+        seed_commitment as seed_commitment,
         verify_binding as verify_binding,
+        verify_credential as verify_credential,
+        verify_provenance as verify_provenance,
     )
     from ._jws import (
         b64url_decode as b64url_decode,

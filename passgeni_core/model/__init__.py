@@ -33,6 +33,17 @@ _EXPORTS: dict[str, tuple[str, ...]] = {
         "entropy_report",
         "exact_entropy_bits",
     ),
+    "._derive": (
+        "GENERATOR_ID",
+        "NONCE_BYTES",
+        "SEED_BYTES",
+        "XofStream",
+        "canonical_parameters",
+        "derive",
+        "derive_password",
+        "new_seed",
+        "seed_digest",
+    ),
     "._generator": (
         "GeneratedPassword",
         "Sampler",
@@ -48,6 +59,7 @@ _EXPORTS: dict[str, tuple[str, ...]] = {
         "CERT_LIFETIME",
         "CERT_VERSION",
         "CertificateClaims",
+        "Generation",
         "StatusReference",
         "Target",
     ),
@@ -74,8 +86,20 @@ if TYPE_CHECKING:
         CERT_LIFETIME as CERT_LIFETIME,
         CERT_VERSION as CERT_VERSION,
         CertificateClaims as CertificateClaims,
+        Generation as Generation,
         StatusReference as StatusReference,
         Target as Target,
+    )
+    from ._derive import (
+        GENERATOR_ID as GENERATOR_ID,
+        NONCE_BYTES as NONCE_BYTES,
+        SEED_BYTES as SEED_BYTES,
+        XofStream as XofStream,
+        canonical_parameters as canonical_parameters,
+        derive as derive,
+        derive_password as derive_password,
+        new_seed as new_seed,
+        seed_digest as seed_digest,
     )
     from ._entropy import (
         EntropyReport as EntropyReport,

@@ -9,6 +9,7 @@ password or the binding key.
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -19,6 +20,7 @@ __all__ = [
     "CERT_LIFETIME",
     "CERT_VERSION",
     "CertificateClaims",
+    "Generation",
     "StatusReference",
     "Target",
 ]
@@ -89,6 +91,48 @@ class StatusReference:
         return {"status_list": {"idx": self.idx, "uri": self.uri}}
 
 
+_B64_32 = re.compile(r"^[A-Za-z0-9_-]{43}$")
+
+
+@dataclass(frozen=True)
+class Generation:
+    """How the certified password was generated (commit-reveal, see :mod:`._derive`).
+
+    ``seed_commitment`` is the client's commitment to its seed, sent before the
+    authority chose ``nonce``; ``generator`` names the published derivation.
+    All three are public: without the seed they reveal nothing about the password.
+    """
+
+    generator: str
+    seed_commitment: str
+    nonce: str
+
+    def to_dict(self) -> dict[str, str]:
+        return {
+            "generator": self.generator,
+            "seed_commitment": self.seed_commitment,
+            "nonce": self.nonce,
+        }
+
+    @classmethod
+    def from_dict(cls, data: object) -> Generation:
+        """Raises MalformedToken: not an object of three well-formed strings."""
+        if not isinstance(data, dict):
+            raise MalformedToken("certificate claim 'generation' must be an object")
+        generator, commitment, nonce = (
+            data.get("generator"),
+            data.get("seed_commitment"),
+            data.get("nonce"),
+        )
+        if not isinstance(generator, str) or not 1 <= len(generator) <= 64:
+            raise MalformedToken("certificate claim 'generation.generator' is malformed")
+        for name, value in (("seed_commitment", commitment), ("nonce", nonce)):
+            if not isinstance(value, str) or not _B64_32.match(value):
+                raise MalformedToken(f"certificate claim 'generation.{name}' is malformed")
+        assert isinstance(commitment, str) and isinstance(nonce, str)
+        return cls(generator=generator, seed_commitment=commitment, nonce=nonce)
+
+
 @dataclass(frozen=True, kw_only=True)
 class CertificateClaims:
     """The JWT payload of a PassGeni compliance certificate."""
@@ -109,6 +153,7 @@ class CertificateClaims:
     naive_entropy_bits: float | None = None
     breach_check: dict[str, Any] | None = None
     credential_commitment: str | None = None
+    generation: Generation | None = None
     target: Target | None = None
     label: str | None = None
     status: StatusReference | None = None
@@ -144,6 +189,7 @@ class CertificateClaims:
         naive_entropy_bits: float | None = None,
         breach_check: dict[str, Any] | None = None,
         credential_commitment: str | None = None,
+        generation: Generation | None = None,
         target: Target | None = None,
         label: str | None = None,
         status: StatusReference | None = None,
@@ -166,6 +212,7 @@ class CertificateClaims:
             naive_entropy_bits=naive_entropy_bits,
             breach_check=breach_check,
             credential_commitment=credential_commitment,
+            generation=generation,
             target=target,
             label=label,
             status=status,
@@ -194,6 +241,8 @@ class CertificateClaims:
             out["breach_check"] = self.breach_check
         if self.credential_commitment is not None:
             out["credential_commitment"] = self.credential_commitment
+        if self.generation is not None:
+            out["generation"] = self.generation.to_dict()
         if self.target is not None:
             out["target"] = self.target.to_dict()
         if self.label is not None:
@@ -249,7 +298,7 @@ class CertificateClaims:
             "iss", "sub", "iat", "nbf", "exp", "jti", "cert_version", "compliance_standard",
             "standards_met", "entropy_bits", "parameters", "entropy_source", "mapping_version",
             "naive_entropy_bits", "breach_check", "credential_commitment", "target", "label",
-            "status",
+            "status", "generation",
         }  # fmt: skip
         commitment = payload.get("credential_commitment")
         if commitment is not None and not isinstance(commitment, str):
@@ -280,6 +329,11 @@ class CertificateClaims:
             naive_entropy_bits=None if naive is None else float(naive),
             breach_check=breach,
             credential_commitment=commitment,
+            generation=(
+                None
+                if payload.get("generation") is None
+                else Generation.from_dict(payload["generation"])
+            ),
             target=target,
             label=label,
             status=status,

@@ -1,7 +1,10 @@
 """The password generator: uniform over every string the parameters allow.
 
-Randomness comes only from the operating system's CSPRNG (``os.urandom`` and
-``secrets``); there is no seeded mode.
+Randomness comes from the operating system's CSPRNG (``os.urandom`` and
+``secrets``), or, for a certified credential, from the published generator of
+:mod:`._derive`: a SHAKE-256 stream of the client's seed, the authority's nonce
+and the parameters, fed to the same sampler (:meth:`Sampler.derive`), so that
+whoever holds the seed can re-derive the password and prove it was generated.
 
 Uniformity. Characters are drawn uniformly from the whole pool by rejection on
 random bytes (a byte ``b`` is kept only when ``b < 256 - 256 % pool``, then
@@ -29,6 +32,7 @@ from __future__ import annotations
 import math
 import os
 import secrets
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -43,6 +47,31 @@ __all__ = ["GeneratedPassword", "generate", "generate_many", "generate_password"
 
 #: Below this acceptance rate the exact composition sampler is used.
 _MIN_ACCEPTANCE = 0.01
+#: Bytes read at a time by the deterministic path (any size gives the same password).
+_STREAM_CHUNK = 256
+
+
+def stream_below(read: Callable[[int], bytes]) -> Callable[[int], int]:
+    """``below(n)``: uniform on [0, n) from the byte stream ``read``, by rejection.
+
+    ``k = (n - 1).bit_length()`` bits are taken from ``ceil(k / 8)`` big-endian
+    bytes (the high bits masked off) and values ``>= n`` are drawn again;
+    ``below(1)`` is 0 and reads nothing.
+    """
+
+    def below(n: int) -> int:
+        if n < 1:
+            raise ValueError("below(n) needs n >= 1")
+        k = (n - 1).bit_length()
+        if k == 0:
+            return 0
+        size, mask = (k + 7) // 8, (1 << k) - 1
+        while True:
+            value = int.from_bytes(read(size), "big") & mask
+            if value < n:
+                return value
+
+    return below
 
 
 class Sampler:
@@ -110,7 +139,8 @@ class Sampler:
 
     # -- exact composition path ---------------------------------------------------
 
-    def _draw_exact(self) -> bytes:
+    def _draw_exact(self, below: Callable[[int], int] = secrets.randbelow) -> bytes:
+        """One string by the exact composition sampler; ``below(n)`` is uniform on [0, n)."""
         n, k = self.length, len(self.sizes)
         tables = suffix_tables(self.sizes, self.mins, n)
         remaining, present = n, 0
@@ -124,7 +154,7 @@ class Sampler:
                 weight = math.comb(remaining, kk) * self.sizes[i] ** kk * tail
                 if weight:
                     choices.append((kk, weight))
-            pick = secrets.randbelow(sum(w for _, w in choices))
+            pick = below(sum(w for _, w in choices))
             chosen = choices[-1][0]
             for candidate_k, weight in choices:
                 if pick < weight:
@@ -137,9 +167,49 @@ class Sampler:
         labels = [i for i, kk in enumerate(composition) for _ in range(kk)]
         # Fisher-Yates with the CSPRNG: a uniform permutation of the labels.
         for j in range(len(labels) - 1, 0, -1):
-            r = secrets.randbelow(j + 1)
+            r = below(j + 1)
             labels[j], labels[r] = labels[r], labels[j]
-        return bytes(self.class_chars[c][secrets.randbelow(self.sizes[c])] for c in labels)
+        return bytes(self.class_chars[c][below(self.sizes[c])] for c in labels)
+
+    # -- deterministic path (a certified credential's generator) -----------------
+
+    def _candidates(self, read: Callable[[int], bytes]) -> Iterator[bytes]:
+        """Consecutive ``length``-character blocks of the stream's kept characters.
+
+        A byte is kept as for :meth:`_draw_rejection` (``b < limit``, mapped to
+        ``pool[b % pool]``); leftover characters carry over, so the blocks do not
+        depend on how many bytes are read at a time.
+        """
+        n = self.length
+        chars = b""
+        while True:
+            while len(chars) < n:
+                chars += read(_STREAM_CHUNK).translate(self.table, self.delete)
+            candidate, chars = chars[:n], chars[n:]
+            if self._ok(candidate):
+                yield candidate
+
+    def _exact_candidates(self, below: Callable[[int], int]) -> Iterator[bytes]:
+        while True:
+            yield self._draw_exact(below)
+
+    def derive(self, read: Callable[[int], bytes]) -> str:
+        """The one password the byte stream ``read`` determines.
+
+        The first valid candidate that is not on the breach list: by rejection
+        (:meth:`_candidates`), or, where rejection would be slow, by the exact
+        sampler with ``below(n)`` taken from the stream (:func:`stream_below`).
+        Uniform over the valid strings when the stream is.
+        """
+        banned = breach_list() if self.breach else None
+        found = (
+            self._exact_candidates(stream_below(read)) if self.use_exact else self._candidates(read)
+        )
+        for raw in found:
+            text = raw.decode("ascii")
+            if banned is None or text not in banned:
+                return text
+        raise AssertionError("unreachable: the candidates never end")  # pragma: no cover
 
     # -- public ---------------------------------------------------------------------
 
@@ -225,8 +295,17 @@ def generate(
     ``entropy_source`` should come from :func:`detect_entropy_source` at the
     caller's edge; without it the source is recorded as not in FIPS mode.
     """
+    return described(generate_password(parameters), parameters, entropy_source, fips_strict)
+
+
+def described(
+    password: str,
+    parameters: GenerationParameters,
+    entropy_source: EntropySource | None,
+    fips_strict: bool,
+) -> GeneratedPassword:
+    """``password`` with the public facts a certificate states about it."""
     source = entropy_source or EntropySource()
-    password = generate_password(parameters)
     check = breach_list().check(password) if parameters.breach_check else None
     return GeneratedPassword(
         password=password,

@@ -60,6 +60,7 @@ _EXPORTS: dict[str, tuple[str, ...]] = {
         "FIELD_BINDING_KEY",
         "FIELD_CERT_ID",
         "FIELD_CERT_URL",
+        "FIELD_SEED",
         "METADATA_KEYS",
         "META_CERT_ID",
         "META_CERT_URL",
@@ -72,6 +73,8 @@ _EXPORTS: dict[str, tuple[str, ...]] = {
         "credential_field_names",
         "credential_fields",
         "parse_credential_fields",
+        "merge_credential_fields",
+        "parse_seed",
         "stored_credentials",
     ),
 }
@@ -92,6 +95,7 @@ if TYPE_CHECKING:
         FIELD_BINDING_KEY as FIELD_BINDING_KEY,
         FIELD_CERT_ID as FIELD_CERT_ID,
         FIELD_CERT_URL as FIELD_CERT_URL,
+        FIELD_SEED as FIELD_SEED,
         META_CERT_ID as META_CERT_ID,
         META_CERT_URL as META_CERT_URL,
         META_EXPIRES_AT as META_EXPIRES_AT,
@@ -103,7 +107,9 @@ if TYPE_CHECKING:
         certified_keys as certified_keys,
         credential_field_names as credential_field_names,
         credential_fields as credential_fields,
+        merge_credential_fields as merge_credential_fields,
         parse_credential_fields as parse_credential_fields,
+        parse_seed as parse_seed,
         stored_credentials as stored_credentials,
     )
     from ._memory import (

@@ -3,7 +3,10 @@
 The secret's value (one new version per write, atomically) holds, for the key::
 
     KEY                          the password
-    KEY.passgeni-binding-key     the binding key (base64url), see passgeni_core.crypto
+    KEY.passgeni-seed            the generation seed (base64url): re-derives the password
+                                 and proves it was generated as certified
+    KEY.passgeni-binding-key     instead of the seed, for credentials certified before
+                                 generation proofs: the binding key (base64url)
     KEY.passgeni-cert-id         the certificate id
     KEY.passgeni-cert-url        the certificate URL
 
@@ -29,7 +32,13 @@ from typing import Any
 from .._errors import (
     InvalidRequest,
 )
-from ..crypto import Credential, decode_binding_key, encode_binding_key
+from ..crypto import (
+    Credential,
+    decode_binding_key,
+    decode_seed,
+    encode_binding_key,
+    encode_seed,
+)
 from ._uri import StoreURI
 
 #: Metadata (Vault custom_metadata, AWS tags) names, in write order.
@@ -41,6 +50,7 @@ META_VERSION = "passgeni-kv-version"
 METADATA_KEYS = (META_CERT_URL, META_CERT_ID, META_STANDARD, META_EXPIRES_AT, META_VERSION)
 
 #: Companion fields of the value, after ``KEY``.
+FIELD_SEED = ".passgeni-seed"
 FIELD_BINDING_KEY = ".passgeni-binding-key"
 FIELD_CERT_ID = ".passgeni-cert-id"
 FIELD_CERT_URL = ".passgeni-cert-url"
@@ -133,17 +143,50 @@ class CertificateRefs:
 
 
 def credential_fields(key: str, credential: Credential, refs: CertificateRefs) -> dict[str, str]:
-    """The value fields for ``key``: password, binding key and certificate references."""
-    return {
-        key: credential.password,
-        key + FIELD_BINDING_KEY: encode_binding_key(credential.binding_key),
-        key + FIELD_CERT_ID: refs.cert_id,
-        key + FIELD_CERT_URL: refs.cert_url,
-    }
+    """The value fields for ``key``: password, its proof material, certificate references.
+
+    A credential with a seed is written with its seed only (a binding key left by an
+    earlier version is removed by the backends with the other companion fields).
+    """
+    fields = {key: credential.password}
+    if credential.seed is not None:
+        fields[key + FIELD_SEED] = encode_seed(credential.seed)
+    elif credential.binding_key is not None:
+        fields[key + FIELD_BINDING_KEY] = encode_binding_key(credential.binding_key)
+    fields[key + FIELD_CERT_ID] = refs.cert_id
+    fields[key + FIELD_CERT_URL] = refs.cert_url
+    return fields
+
+
+def merge_credential_fields(
+    existing: Mapping[str, Any] | None, key: str, credential: Credential, refs: CertificateRefs
+) -> dict[str, Any]:
+    """``existing`` with ``key``'s fields replaced: other fields kept, and the companion
+    fields of an earlier credential at ``key`` (its binding key, say) dropped."""
+    names = set(credential_field_names(key))
+    kept = {k: v for k, v in (existing or {}).items() if k not in names}
+    return {**kept, **credential_fields(key, credential, refs)}
 
 
 def credential_field_names(key: str) -> tuple[str, ...]:
-    return (key, key + FIELD_BINDING_KEY, key + FIELD_CERT_ID, key + FIELD_CERT_URL)
+    return (
+        key,
+        key + FIELD_SEED,
+        key + FIELD_BINDING_KEY,
+        key + FIELD_CERT_ID,
+        key + FIELD_CERT_URL,
+    )
+
+
+def parse_seed(key: str, data: Mapping[str, Any]) -> bytes | None:
+    """The generation seed stored for ``key`` (a malformed one reads as ``None``)."""
+    raw = data.get(key + FIELD_SEED)
+    if not isinstance(raw, str):
+        return None
+    try:
+        return decode_seed(raw)
+    except InvalidRequest:
+        return None
 
 
 def certified_keys(data: Mapping[str, Any]) -> list[str]:
@@ -189,6 +232,8 @@ class StoredCredential:
     version: str | None = None
     password: str | None = None
     binding_key: bytes | None = None
+    #: The generation seed (credentials certified with a generation proof).
+    seed: bytes | None = None
     #: References inside the current value (authoritative: versioned with the password).
     refs: CertificateRefs | None = None
     #: References in the store's metadata/tags/annotations (may lag behind ``refs``).
@@ -196,9 +241,9 @@ class StoredCredential:
 
     @property
     def credential(self) -> Credential | None:
-        if self.password is None or self.binding_key is None:
+        if self.password is None or (self.binding_key is None and self.seed is None):
             return None
-        return Credential(password=self.password, binding_key=self.binding_key)
+        return Credential(password=self.password, binding_key=self.binding_key, seed=self.seed)
 
     def __repr__(self) -> str:
         return (
@@ -243,6 +288,7 @@ def stored_credentials(
                 version=version,
                 password=password,
                 binding_key=binding,
+                seed=parse_seed(k, values),
                 refs=refs,
                 metadata_refs=meta,
             )

@@ -23,7 +23,12 @@ from typing import Any
 
 from .._errors import InvalidStoreURI, StoreConflict, StoreError, StoreLimitExceeded
 from ..crypto import Credential
-from ._codec import CertificateRefs, StoredCredential, credential_fields, stored_credentials
+from ._codec import (
+    CertificateRefs,
+    StoredCredential,
+    merge_credential_fields,
+    stored_credentials,
+)
 from ._protocol import WritePlan
 from ._uri import StoreURI, check_segments
 
@@ -148,7 +153,7 @@ class MemoryStore:
                     f"{len(secret.versions)}, expected {plan.precondition or 'none'})"
                 )
             latest = secret.versions[-1] if secret.versions else {}
-            secret.versions.append({**latest, **credential_fields(uri.key, credential, refs)})
+            secret.versions.append(merge_credential_fields(latest, uri.key, credential, refs))
             return str(len(secret.versions))
 
     def write_metadata(self, uri: StoreURI, refs: CertificateRefs) -> None:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import threading
 import time
 import uuid
@@ -29,8 +30,16 @@ from requests.adapters import BaseAdapter
 from requests.structures import CaseInsensitiveDict
 
 from ..client import AuthorityClient
-from ..crypto import Credential
-from ..model import CERT_VERSION, Target
+from ..crypto import Credential, b64url_encode, seed_commitment
+from ..model import (
+    CERT_VERSION,
+    GENERATOR_ID,
+    NONCE_BYTES,
+    GenerationParameters,
+    Target,
+    derive_password,
+    new_seed,
+)
 
 __all__ = ["FakeAuthority", "IssuedToken"]
 
@@ -150,6 +159,31 @@ class FakeAuthority:
         with self._lock:
             self.certificates[record_id] = issued
         return issued
+
+    def issue_generated(
+        self,
+        parameters: GenerationParameters | None = None,
+        *,
+        preset: str = "soc2",
+        **options: Any,
+    ) -> tuple[IssuedToken, Credential]:
+        """A certificate with a generation proof, and the credential its seed derives.
+
+        As the authority does it: the client's seed commitment and the authority's
+        nonce in the ``generation`` claim, the certified parameters in ``parameters``;
+        ``options`` are those of :meth:`issue` (``claims`` may replace the proof).
+        """
+        params = parameters or GenerationParameters.for_preset(preset)
+        seed, nonce = new_seed(), os.urandom(NONCE_BYTES)
+        password = derive_password(params, seed, nonce)
+        proof = {
+            "generator": GENERATOR_ID,
+            "seed_commitment": seed_commitment(seed),
+            "nonce": b64url_encode(nonce),
+        }
+        claims = {"parameters": params.to_dict(), "generation": proof, **options.pop("claims", {})}
+        issued = self.issue(None, preset=preset, claims=claims, **options)
+        return issued, Credential.generated(password, seed)
 
     def revoke(self, cert_id: str, reason: str, *, at: datetime | None = None) -> None:
         with self._lock:

@@ -41,6 +41,7 @@ from ..stores import (
     WritePlan,
     credential_fields,
     parse_credential_fields,
+    parse_seed,
     parse_store_uri,
 )
 from ..workflows import Verdict, assess
@@ -97,6 +98,34 @@ class BackendConformance:
             version=plan.next_version,
         )
         return issued, refs
+
+    @staticmethod
+    def certify_generated(
+        authority: FakeAuthority, store: SecretStore, plan: WritePlan
+    ) -> tuple[Credential, CertificateRefs]:
+        """A credential generated with a generation proof, certified for the plan's target."""
+        issued, credential = authority.issue_generated(
+            target=plan.uri.target(store.system, plan.next_version)
+        )
+        refs = CertificateRefs(
+            cert_id=issued.cert_id,
+            cert_url=authority.cert_url(issued.cert_id),
+            standard=issued.payload["compliance_standard"],
+            expires_at=datetime.fromtimestamp(issued.payload["exp"], UTC),
+            version=plan.next_version,
+        )
+        return credential, refs
+
+    def provision_generated(
+        self, authority: FakeAuthority, store: SecretStore, uri: StoreURI
+    ) -> tuple[Credential, CertificateRefs, str]:
+        """:meth:`provision` for a generated credential (its seed stored beside it)."""
+        plan = store.prepare(uri)
+        credential, refs = self.certify_generated(authority, store, plan)
+        store.check(plan, refs)
+        version = store.write(plan, credential, refs)
+        store.write_metadata(uri, dataclasses.replace(refs, version=version))
+        return credential, refs, version
 
     def provision(
         self,
@@ -265,10 +294,53 @@ class BackendConformance:
         credential = Credential.create(AWKWARD_PASSWORD)
         refs = CertificateRefs(cert_id="c-1", cert_url="https://a.test/cert/c-1")
         fields = credential_fields("k", credential, refs)
+        assert credential.binding_key is not None
         assert fields["k.passgeni-binding-key"] == encode_binding_key(credential.binding_key)
         password, binding, parsed = parse_credential_fields("k", fields)
         assert (password, binding) == (credential.password, credential.binding_key)
         assert parsed == refs
+        seed = Credential.new_seed()
+        generated = credential_fields("k", Credential.generated("pw", seed), refs)
+        assert "k.passgeni-binding-key" not in generated
+        assert parse_seed("k", generated) == seed
+
+    # -- generation proofs ------------------------------------------------------------------------
+
+    def test_a_generated_credential_is_stored_with_its_seed_and_proven(self) -> None:
+        authority = FakeAuthority()
+        with self.opened() as store:
+            uri = self.uri("generated")
+            credential, _, _ = self.provision_generated(authority, store, uri)
+            current = store.read(uri)
+            assert current is not None and current.seed == credential.seed
+            assert current.password == credential.password and current.binding_key is None
+            verdict = self.judge(authority, store, uri)
+            assert verdict.status == "valid", verdict.detail
+            assert verdict.proof == "generation"
+
+    def test_judge_finds_a_value_changed_beside_its_seed(self) -> None:
+        authority = FakeAuthority()
+        with self.opened() as store:
+            uri = self.uri("generated-changed")
+            credential, refs, _ = self.provision_generated(authority, store, uri)
+            assert credential.seed is not None
+            # Someone edits the password and leaves the seed and references in place.
+            plan = store.prepare(uri)
+            store.write(plan, Credential.generated("chosen-by-hand-1A!", credential.seed), refs)
+            verdict = self.judge(authority, store, uri)
+            assert verdict.status == "drifted" and verdict.has("provenance_mismatch")
+            assert verdict.proof is None
+
+    def test_a_generated_credential_replaces_an_older_binding_key(self) -> None:
+        authority = FakeAuthority()
+        with self.opened() as store:
+            uri = self.uri("generated-after-binding")
+            self.provision(authority, store, uri)
+            credential, _, _ = self.provision_generated(authority, store, uri)
+            current = store.read(uri)
+            assert current is not None and current.binding_key is None
+            assert current.seed == credential.seed
+            assert self.judge(authority, store, uri).proof == "generation"
 
     # -- the judge over what the backend stores ---------------------------------------------------
 
@@ -280,6 +352,7 @@ class BackendConformance:
             verdict = self.judge(authority, store, uri)
             assert verdict.status == "valid", verdict.detail
             assert verdict.reasons == () and verdict.certificate is not None
+            assert verdict.proof == "binding"  # an older certificate: binding only
 
     def test_judge_finds_a_replaced_value_drifted(self) -> None:
         authority = FakeAuthority()

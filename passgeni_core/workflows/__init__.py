@@ -13,6 +13,7 @@ from .._lazy import lazy_exports
 _EXPORTS: dict[str, tuple[str, ...]] = {
     "._provision": (
         "CertifyRequest",
+        "PendingCertificate",
         "ProvisionResult",
         "accept_issued",
         "certify",
@@ -30,6 +31,7 @@ _EXPORTS: dict[str, tuple[str, ...]] = {
     ),
     "._assessment": ("assess",),
     "._certificate": ("assess_certificate",),
+    "._prove": ("GENERATION_NOT_PROVABLE", "Proof", "prove_credential"),
     "._verdict": (
         "FAILING",
         "REASONS",
@@ -102,8 +104,14 @@ if TYPE_CHECKING:
         keeper_of as keeper_of,
         with_exclusions as with_exclusions,
     )
+    from ._prove import (
+        GENERATION_NOT_PROVABLE as GENERATION_NOT_PROVABLE,
+        Proof as Proof,
+        prove_credential as prove_credential,
+    )
     from ._provision import (
         CertifyRequest as CertifyRequest,
+        PendingCertificate as PendingCertificate,
         ProvisionResult as ProvisionResult,
         accept_issued as accept_issued,
         certify as certify,

@@ -25,8 +25,9 @@ Statuses, most serious first:
 ``drifted``
     the stored credential is not the certified one: the store's current version
     is not the certificate's ``target.version`` (e.g. the KV version changed),
-    the certificate names another location, the binding check fails (value
-    changed, binding key missing), or the metadata names another certificate
+    the certificate names another location, the proof fails (the stored seed
+    does not re-derive the value, or an older certificate's binding check fails;
+    seed or binding key missing), or the metadata names another certificate
     than the value (a provisioning stopped half-way: re-run it).
 ``below_requirement``
     valid, but not what the caller asked for: ``standards_met`` lacks
@@ -47,9 +48,9 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from .._errors import BindingMismatch
+from .._errors import BindingMismatch, ProvenanceMismatch
 from ..client import AuthorityClient
-from ..crypto import JWKS, Certificate, StatusList, verify_binding
+from ..crypto import JWKS, Certificate, StatusList, verify_credential
 from ..model import Target
 from ..stores import CertificateRefs, StoredCredential
 from ._certificate import (
@@ -66,6 +67,7 @@ from ._verdict import (
     METADATA_LAGGING,
     NO_REFERENCES,
     NO_VALUE,
+    PROVENANCE_MISMATCH,
     TARGET_MISMATCH,
     VALUE_REPLACED,
     VERSION_MISMATCH,
@@ -148,7 +150,8 @@ def assess(
     )
     found = revocation_and_expiry(checked, status_list, at)
     found += _drift(system, stored, refs, claims.target)
-    found += _binding(cert, stored)
+    proof_found, facts["proof"] = _binding(cert, stored)
+    found += proof_found
     asked = Asked(require=require, preset=preset, keeper=keeper, expiring_days=expiring_days)
     found += asked_and_expiring(claims, asked, found, at)
     return conclude(found, facts)
@@ -193,12 +196,17 @@ def _drift(
     return found
 
 
-def _binding(cert: Certificate, stored: StoredCredential) -> list[Finding]:
+def _binding(cert: Certificate, stored: StoredCredential) -> tuple[list[Finding], str | None]:
+    """The proof findings, and which proof held (``generation``, ``binding`` or None)."""
     credential = stored.credential
-    if credential is None:
-        return [(BINDING_MISSING, "drifted", "no binding key is stored beside the password")]
+    proves_generation = cert.claims.generation is not None
+    if credential is None or (proves_generation and credential.seed is None):
+        what = "no generation seed" if proves_generation else "no binding key"
+        return [(BINDING_MISSING, "drifted", f"{what} is stored beside the password")], None
     try:
-        verify_binding(cert, credential.password, credential.binding_key)
+        return [], verify_credential(cert, credential)
+    except ProvenanceMismatch as exc:
+        return [(PROVENANCE_MISMATCH, "drifted", exc.message)], None
     except BindingMismatch:
         return [
             (
@@ -206,5 +214,4 @@ def _binding(cert: Certificate, stored: StoredCredential) -> list[Finding]:
                 "drifted",
                 "the binding check fails: the value changed after certification",
             )
-        ]
-    return []
+        ], None

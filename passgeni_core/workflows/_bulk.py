@@ -13,15 +13,14 @@ from .._errors import (
     PassgeniError,
     StoreError,
 )
-from ..client import AuthorityClient, IssuedCertificate
-from ..crypto import Credential
-from ..model import EntropySource, GenerationParameters, check_preset, generate, get_preset
+from ..client import AuthorityClient
+from ..model import EntropySource, GenerationParameters, check_preset, get_preset
 from ..stores import SecretStore, StoreURI, WritePlan, plan_absent
 from ._assessment import assess
 from ._into_store import REVOKE_REASON_NOT_STORED, _revoke_quietly, store_certified
 from ._inventory import InventoryEntry
 from ._keepers import check_keeper, keeper_label
-from ._provision import CertifyRequest, accept_issued, issue_many
+from ._provision import CertifyRequest, PendingCertificate, accept_issued, issue_many
 from ._rotation import (
     RotationResult,
     _keep,
@@ -293,10 +292,9 @@ def _prepare_one(
                     return _keep(store, entry.destination, current, verdict, keeper, None, False)
                 if not verdict.has(REVOKED):
                     item.previous_cert = current.refs.cert_id
-    generated = generate(params, entropy_source=checked.entropy_source)
     item.request = CertifyRequest(
-        generated=generated,
-        credential=Credential.create(generated.password),
+        parameters=params,
+        entropy_source=checked.entropy_source,
         preset=preset_id,
         target=entry.destination.target(item.system, plan.next_version),
         label=label,
@@ -318,13 +316,13 @@ def _collect(prepared: list[tuple[_Pending, Future[None]]]) -> list[_Pending]:
 def _write_one(
     client: AuthorityClient,
     item: _Pending,
-    issued: IssuedCertificate,
+    issued: PendingCertificate,
     store_for: Callable[[StoreURI], SecretStore],
 ) -> RotationResult:
     """Verify the certificate (revoked if refused), then store in the nothing-lost order."""
     assert item.plan is not None and item.request is not None
     entry = item.entry
-    result = accept_issued(client, item.request, issued)
+    result = accept_issued(client, issued)
     stored = store_certified(
         client,
         store_for(entry.destination),

@@ -37,7 +37,7 @@ from .._errors import (
 )
 from ..client import AuthorityClient
 from ..crypto import Credential
-from ..model import EntropySource, GenerationParameters, check_preset, generate, get_preset
+from ..model import EntropySource, GenerationParameters, check_preset, get_preset
 from ..stores import (
     CertificateRefs,
     SecretStore,
@@ -229,15 +229,13 @@ def provision_into_store(
         else GenerationParameters.from_dict(dict(parameters))
     )
     check_preset(preset_id, params, entropy_source=entropy_source)
-    generated = generate(params, entropy_source=entropy_source)
-    credential = Credential.create(generated.password)
     result = certify(
         client,
-        generated,
-        credential,
+        params,
         preset=preset_id,
         target=target_uri.target(store.system, plan.next_version),
         label=label,
+        entropy_source=entropy_source,
     )
     return store_certified(
         client,

@@ -1,43 +1,56 @@
 """Provisioning: generate a password locally and have an authority certify it.
 
-The flow keeps the password on this machine::
+The flow keeps the password on this machine and proves it was generated::
 
-    generate locally  ->  Credential(password, binding key)
-    POST /api/generate             (public parameters only)
-    POST /api/generate-certificate (session id + HMAC commitment only)
-    verify the returned token offline against the authority's JWKS and check
-    that it states exactly what was generated
+    seed = 32 bytes of the OS CSPRNG     (stored beside the password, never sent)
+    POST /api/generate             (public parameters + the seed's commitment)
+        <- session, authority nonce
+    password = passgeni-shake256-v1(seed, nonce, parameters)
+    POST /api/generate-certificate (session id, target, label only)
+    verify the returned token offline against the authority's JWKS, check that
+    it states exactly what was generated, and re-derive the password from it
 
 The authority is trusted to sign, not to describe: a certificate that claims
-other parameters, entropy, standards or commitment than what was generated
-here is rejected, so a buggy or hostile authority cannot hand back evidence
-for a different credential.
+other parameters, entropy, standards or generation than what was done here is
+rejected, so a buggy or hostile authority cannot hand back evidence for a
+different credential. A password chosen by a person cannot be certified: it
+would have to be the derivation of a seed committed before the nonce was known.
 """
 
 from __future__ import annotations
 
-import hmac
 import json
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from .._errors import AuthorityError, InvalidRequest, PassgeniError, UnknownKey
+from .._errors import AuthorityError, PassgeniError, UnknownKey
 from ..client import AuthorityClient, CertificateRequest, GenerationSession, IssuedCertificate
-from ..crypto import Certificate, Credential, verify_binding, verify_certificate
+from ..crypto import (
+    Certificate,
+    Credential,
+    decode_nonce,
+    seed_commitment,
+    verify_certificate,
+    verify_provenance,
+)
 from ..model import (
+    GENERATOR_ID,
     EntropySource,
     GeneratedPassword,
+    Generation,
     GenerationParameters,
     Target,
     check_preset,
-    generate,
+    derive,
     get_preset,
+    new_seed,
 )
 
 __all__ = [
     "CertifyRequest",
+    "PendingCertificate",
     "ProvisionResult",
     "accept_issued",
     "certify",
@@ -53,10 +66,10 @@ REVOKE_REASON_NOT_ACCEPTED = "not stored"
 
 @dataclass(frozen=True, repr=False, eq=False)
 class ProvisionResult:
-    """A certified credential: the secret pair plus its verified certificate.
+    """A certified credential: the password and its seed, plus its verified certificate.
 
     ``repr``/``str`` show the certificate id and facts, never the password or
-    binding key. Store ``credential`` (both halves) in the secrets manager and
+    seed. Store ``credential`` (both halves) in the secrets manager and
     ``certificate.token`` or ``cert_url`` beside it.
     """
 
@@ -87,7 +100,7 @@ class ProvisionResult:
     __str__ = __repr__
 
     def public_dict(self) -> dict[str, Any]:
-        """Everything but the password and the binding key (safe to print or log)."""
+        """Everything but the password and the seed (safe to print or log)."""
         claims = self.verified.claims
         return {
             **self.certificate.to_dict(),
@@ -96,7 +109,7 @@ class ProvisionResult:
             "parameters": claims.parameters,
             "entropy_source": claims.entropy_source,
             "naive_entropy_bits": claims.naive_entropy_bits,
-            "credential_commitment": claims.credential_commitment,
+            "generation": claims.generation.to_dict() if claims.generation else None,
             "target": claims.target.to_dict() if claims.target else None,
             "label": claims.label,
         }
@@ -134,15 +147,16 @@ def provision(
             any error of :meth:`AuthorityClient.start_generation` /
             :meth:`AuthorityClient.issue_certificate` (AuthorityUnavailable,
             RateLimited, Unauthenticated, SessionExpired...).
-        BindingMismatch: the certificate's commitment is not this credential's.
+        ProvenanceMismatch: the certificate's generation proof does not re-derive
+            the password generated here.
         InvalidToken (and subclasses): the returned token does not verify
             against the authority's JWKS.
     """
     params = _resolve_parameters(preset, parameters)
     check_preset(preset, params, entropy_source=entropy_source)
-    generated = generate(params, entropy_source=entropy_source)
-    credential = Credential.create(generated.password)
-    return certify(client, generated, credential, preset=preset, target=target, label=label)
+    return certify(
+        client, params, preset=preset, target=target, label=label, entropy_source=entropy_source
+    )
 
 
 def _mismatch(cert_id: str, what: str) -> AuthorityError:
@@ -158,65 +172,103 @@ def _same_float(a: float | None, b: float | None) -> bool:
     return math.isclose(a, b, rel_tol=0, abs_tol=1e-9)
 
 
+def _target(target: Target | Mapping[str, Any] | None) -> Target | None:
+    if target is None or isinstance(target, Target):
+        return target
+    return Target.from_dict(dict(target))
+
+
 def certify(
     client: AuthorityClient,
-    generated: GeneratedPassword,
-    credential: Credential,
+    parameters: GenerationParameters,
     *,
     preset: str,
     target: Target | Mapping[str, Any] | None = None,
     label: str | None = None,
+    entropy_source: EntropySource | None = None,
 ) -> ProvisionResult:
-    """Certify a password that was already generated (stores: certify, then write).
-
-    ``credential`` must hold ``generated.password``; only its commitment is sent.
+    """Generate a password for ``parameters`` by the certified flow and certify it.
 
     Raises:
-        InvalidRequest: ``credential`` does not hold the generated password, or a
-            malformed target/label.
+        InvalidRequest: a malformed target or label.
         The other errors of :func:`provision`.
     """
-    if not hmac.compare_digest(
-        credential.password.encode("utf-8"), generated.password.encode("utf-8")
-    ):
-        raise InvalidRequest("the credential does not hold the generated password")
-    preset_id = get_preset(preset).id
-    tgt = (
-        None
-        if target is None
-        else target
-        if isinstance(target, Target)
-        else Target.from_dict(dict(target))
+    request = CertifyRequest(
+        parameters=parameters,
+        preset=get_preset(preset).id,
+        entropy_source=entropy_source,
+        target=_target(target),
+        label=label,
     )
-    commitment = credential.commitment
+    seed = new_seed()
     session = client.start_generation(
-        preset_id, generated.parameters, entropy_source=generated.entropy_source
+        request.preset,
+        parameters,
+        entropy_source=entropy_source,
+        seed_commitment=seed_commitment(seed),
     )
-    _check_session(session, generated)
-    issued = client.issue_certificate(
-        session, credential_commitment=commitment, target=tgt, label=label
+    generated = _derived(session, request, seed)
+    issued = client.issue_certificate(session, target=request.target, label=label)
+    pending = PendingCertificate(
+        request=request,
+        seed=seed,
+        nonce=session.authority_nonce or "",
+        generated=generated,
+        issued=issued,
     )
-    verified = _verify_issued(client, issued)
-    _check_claims(verified, issued, generated, preset_id, commitment, tgt, label)
-    # Recomputing the HMAC from the secret pair is the check a store's reader will do.
-    verify_binding(verified, credential.password, credential.binding_key)
-    return ProvisionResult(
-        credential=credential, generated=generated, certificate=issued, verified=verified
-    )
+    return _accepted(client, pending)
 
 
 @dataclass(frozen=True, repr=False, eq=False)
 class CertifyRequest:
-    """One item of :func:`certify_many`: a generated password and what to bind it to."""
+    """One credential to generate and certify (:func:`issue_many`): what, and where it goes."""
 
-    generated: GeneratedPassword
-    credential: Credential
+    parameters: GenerationParameters
     preset: str
+    entropy_source: EntropySource | None = None
     target: Target | None = None
     label: str | None = None
 
     def __repr__(self) -> str:
         return f"CertifyRequest(preset={self.preset!r}, target={self.target!r})"
+
+
+@dataclass(frozen=True, repr=False, eq=False)
+class PendingCertificate:
+    """A certificate :func:`issue_many` obtained, not yet accepted (:func:`accept_issued`).
+
+    Holds the password generated for it and its seed: ``repr`` shows neither.
+    """
+
+    request: CertifyRequest
+    seed: bytes
+    nonce: str
+    generated: GeneratedPassword
+    issued: IssuedCertificate
+
+    @property
+    def cert_id(self) -> str:
+        return self.issued.cert_id
+
+    def __repr__(self) -> str:
+        return f"PendingCertificate(cert_id={self.cert_id!r}, request={self.request!r})"
+
+
+def _derived(session: GenerationSession, request: CertifyRequest, seed: bytes) -> GeneratedPassword:
+    """The password the session's nonce and ``seed`` derive, checked against the session."""
+    if session.generator != GENERATOR_ID or not session.authority_nonce:
+        raise AuthorityError(
+            f"the authority's session names generator {session.generator!r} and "
+            f"{'a' if session.authority_nonce else 'no'} nonce; this client generates with "
+            f"{GENERATOR_ID} (upgrade the authority); not certified"
+        )
+    try:
+        nonce = decode_nonce(session.authority_nonce)
+    except PassgeniError:
+        raise AuthorityError("the authority's nonce is malformed; not certified") from None
+    generated = derive(request.parameters, seed, nonce, entropy_source=request.entropy_source)
+    _check_session(session, generated)
+    return generated
 
 
 def _check_session(session: GenerationSession, generated: GeneratedPassword) -> None:
@@ -242,19 +294,19 @@ def _as_error(exc: Exception) -> PassgeniError:
 def certify_many(
     client: AuthorityClient, items: Sequence[CertifyRequest]
 ) -> list[ProvisionResult | PassgeniError]:
-    """Certify many generated passwords in a few requests (bulk rotation).
+    """Generate and certify many credentials in a few requests (bulk rotation).
 
     :func:`issue_many` then :func:`accept_issued` for each certificate.
     Returns one entry per item, in order: the result, or the error for that
     item (never raised: one failure must not hide the others).
     """
     out: list[ProvisionResult | PassgeniError] = []
-    for item, issued in zip(items, issue_many(client, items), strict=True):
-        if isinstance(issued, PassgeniError):
-            out.append(issued)
+    for pending in issue_many(client, items):
+        if isinstance(pending, PassgeniError):
+            out.append(pending)
             continue
         try:
-            out.append(accept_issued(client, item, issued))
+            out.append(accept_issued(client, pending))
         except PassgeniError as exc:
             out.append(exc)
     return out
@@ -262,48 +314,47 @@ def certify_many(
 
 def issue_many(
     client: AuthorityClient, items: Sequence[CertifyRequest]
-) -> list[IssuedCertificate | PassgeniError]:
-    """The certificates for many generated passwords, in a few requests; not yet verified.
+) -> list[PendingCertificate | PassgeniError]:
+    """Generate and certify many credentials in a few requests; not yet accepted.
 
-    One ``POST /api/generate-batch`` per distinct (preset, parameters,
-    entropy source), each session checked against what was generated, then
-    one ``POST /api/generate-certificates`` for every item (split to the
-    authority's size limits). Only commitments are sent. Each certificate
-    must then go through :func:`accept_issued` before its credential is used.
+    One ``POST /api/generate-batch`` per distinct (preset, parameters, entropy
+    source) with one seed commitment per item; each password is derived from
+    its seed and its session's nonce and checked against the session; then one
+    ``POST /api/generate-certificates`` for every item (split to the
+    authority's size limits). Each certificate must then go through
+    :func:`accept_issued` before its credential is used.
 
-    Returns one entry per item, in order: the certificate, or the error for
-    that item (never raised).
+    Returns one entry per item, in order: the pending certificate, or the
+    error for that item (never raised).
     """
-    out: list[IssuedCertificate | PassgeniError | None] = [None] * len(items)
+    out: list[PendingCertificate | PassgeniError | None] = [None] * len(items)
+    seeds = [new_seed() for _ in items]
     groups: dict[tuple[str, str, str], list[int]] = {}
     for i, item in enumerate(items):
-        if not hmac.compare_digest(
-            item.credential.password.encode("utf-8"), item.generated.password.encode("utf-8")
-        ):
-            out[i] = InvalidRequest("the credential does not hold the generated password")
-            continue
         try:
             preset_id = get_preset(item.preset).id
         except PassgeniError as exc:
             out[i] = exc
             continue
+        source = item.entropy_source.to_dict() if item.entropy_source else None
         key = (
             preset_id,
-            json.dumps(item.generated.parameters.to_dict(), sort_keys=True),
-            json.dumps(item.generated.entropy_source.to_dict(), sort_keys=True),
+            json.dumps(item.parameters.to_dict(), sort_keys=True),
+            json.dumps(source, sort_keys=True),
         )
         groups.setdefault(key, []).append(i)
 
     # 1. sessions: one request per group (the authority validates the parameters once).
-    redeem: list[tuple[int, CertificateRequest]] = []
+    redeem: list[tuple[int, str, GeneratedPassword, CertificateRequest]] = []
     for (preset_id, _, _), indexes in groups.items():
-        first = items[indexes[0]].generated
+        first = items[indexes[0]]
         try:
             sessions = client.start_generations(
                 preset_id,
                 first.parameters,
                 len(indexes),
                 entropy_source=first.entropy_source,
+                seed_commitments=[seed_commitment(seeds[i]) for i in indexes],
             )
         except Exception as exc:
             for i in indexes:
@@ -312,62 +363,52 @@ def issue_many(
         for i, session in zip(indexes, sessions, strict=True):
             item = items[i]
             try:
-                _check_session(session, item.generated)
+                generated = _derived(session, item, seeds[i])
             except PassgeniError as exc:
                 out[i] = exc
                 continue
-            redeem.append(
-                (
-                    i,
-                    CertificateRequest(
-                        session_id=session.session_id,
-                        credential_commitment=item.credential.commitment,
-                        target=item.target,
-                        label=item.label,
-                    ),
-                )
+            request = CertificateRequest(
+                session_id=session.session_id, target=item.target, label=item.label
             )
+            redeem.append((i, session.authority_nonce or "", generated, request))
 
     # 2. certificates: one request (or a few) for every session.
     if redeem:
         try:
             issued_all: list[IssuedCertificate | PassgeniError] = client.issue_certificates(
-                [request for _, request in redeem]
+                [request for _, _, _, request in redeem]
             )
         except Exception as exc:
             issued_all = [_as_error(exc)] * len(redeem)
-        for (i, _), issued in zip(redeem, issued_all, strict=True):
-            out[i] = issued
+        for (i, nonce, generated, _), issued in zip(redeem, issued_all, strict=True):
+            out[i] = (
+                issued
+                if isinstance(issued, PassgeniError)
+                else PendingCertificate(
+                    request=items[i],
+                    seed=seeds[i],
+                    nonce=nonce,
+                    generated=generated,
+                    issued=issued,
+                )
+            )
     assert all(r is not None for r in out)
     return [r for r in out if r is not None]
 
 
-def accept_issued(
-    client: AuthorityClient, item: CertifyRequest, issued: IssuedCertificate
-) -> ProvisionResult:
+def accept_issued(client: AuthorityClient, pending: PendingCertificate) -> ProvisionResult:
     """Verify a certificate from :func:`issue_many` exactly as :func:`certify` does.
 
     Raises:
         The verification errors of :func:`certify` (AuthorityError,
-        BindingMismatch, InvalidToken...); the certificate is then revoked
+        ProvenanceMismatch, InvalidToken...); the certificate is then revoked
         (reason ``not stored``) first and the message says so.
     """
-    preset_id = get_preset(item.preset).id
-    credential = item.credential
     try:
-        verified = _verify_issued(client, issued)
-        _check_claims(
-            verified,
-            issued,
-            item.generated,
-            preset_id,
-            credential.commitment,
-            item.target,
-            item.label,
-        )
-        verify_binding(verified, credential.password, credential.binding_key)
+        return _accepted(client, pending)
     except Exception as exc:
         error = _as_error(exc)
+        issued = pending.issued
         try:
             client.revoke(issued.cert_id, REVOKE_REASON_NOT_ACCEPTED)
             note = (
@@ -384,8 +425,23 @@ def accept_issued(
         except TypeError:  # pragma: no cover - an exotic constructor
             refused = AuthorityError(f"{error.message}; {note}")
         raise refused from None
+
+
+def _accepted(client: AuthorityClient, pending: PendingCertificate) -> ProvisionResult:
+    """The verified certificate, checked against what was generated, and re-derived."""
+    request, issued, generated = pending.request, pending.issued, pending.generated
+    verified = _verify_issued(client, issued)
+    expected = Generation(
+        generator=GENERATOR_ID, seed_commitment=seed_commitment(pending.seed), nonce=pending.nonce
+    )
+    _check_claims(verified, issued, generated, request, expected)
+    # Re-deriving from the certificate alone is the check a store's reader will do.
+    verify_provenance(verified, generated.password, pending.seed)
     return ProvisionResult(
-        credential=credential, generated=item.generated, certificate=issued, verified=verified
+        credential=Credential.generated(generated.password, pending.seed),
+        generated=generated,
+        certificate=issued,
+        verified=verified,
     )
 
 
@@ -401,12 +457,11 @@ def _check_claims(
     verified: Certificate,
     issued: IssuedCertificate,
     generated: GeneratedPassword,
-    preset_id: str,
-    commitment: str,
-    target: Target | None,
-    label: str | None,
+    request: CertifyRequest,
+    generation: Generation,
 ) -> None:
     claims = verified.claims
+    preset_id, target, label = request.preset, request.target, request.label
     cid = issued.cert_id
     if claims.jti != issued.cert_id:
         raise _mismatch(cid, f"the token's id is {claims.jti!r}")
@@ -429,8 +484,8 @@ def _check_claims(
         raise _mismatch(cid, f"standards not met by these parameters: {', '.join(extra)}")
     if preset_id not in claims.standards_met:
         raise _mismatch(cid, f"it does not list {preset_id} among the standards met")
-    if claims.credential_commitment != commitment:
-        raise _mismatch(cid, "a different credential commitment")
+    if claims.generation != generation or claims.credential_commitment is not None:
+        raise _mismatch(cid, "a different generation proof (seed commitment or nonce)")
     if target is not None and claims.target != target:
         raise _mismatch(cid, "a different target")
     if label is not None and claims.label != label:

@@ -40,7 +40,7 @@ from .._errors import (
 )
 from ..client import AuthorityClient
 from ..crypto import Credential
-from ..model import EntropySource, GenerationParameters, check_preset, generate, get_preset
+from ..model import EntropySource, GenerationParameters, check_preset, get_preset
 from ..stores import CertificateRefs, SecretStore, StoredCredential, StoreURI, parse_store_uri
 from ._assessment import assess
 from ._into_store import (
@@ -329,16 +329,15 @@ def _rotate_with_target(
         else None
     )
     check_preset(preset_id, params, entropy_source=entropy_source)
-    generated = generate(params, entropy_source=entropy_source)
-    credential = Credential.create(generated.password)
     result: ProvisionResult = certify(
         client,
-        generated,
-        credential,
+        params,
         preset=preset_id,
         target=uri.target(store.system, plan.next_version),
         label=label,
+        entropy_source=entropy_source,
     )
+    credential = result.credential
     refs = CertificateRefs(
         cert_id=result.cert_id,
         cert_url=result.cert_url,

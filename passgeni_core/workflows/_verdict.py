@@ -80,6 +80,9 @@ METADATA_LAGGING = "metadata_lagging"
 BINDING_MISSING = "binding_missing"
 #: ``drifted``: the password does not match the certificate's commitment.
 BINDING_MISMATCH = "binding_mismatch"
+#: ``drifted``: the stored seed does not re-derive the stored password (or is not the
+#: committed one): the value is not the generated one the certificate is for.
+PROVENANCE_MISMATCH = "provenance_mismatch"
 #: ``below_requirement``: ``standards_met`` lacks ``require``.
 STANDARD_NOT_MET = "standard_not_met"
 #: ``below_requirement``: certified for another preset than ``preset``.
@@ -105,6 +108,7 @@ REASONS: tuple[str, ...] = (
     METADATA_LAGGING,
     BINDING_MISSING,
     BINDING_MISMATCH,
+    PROVENANCE_MISMATCH,
     STANDARD_NOT_MET,
     STANDARD_MISMATCH,
     KEEPER_MISMATCH,
@@ -140,6 +144,10 @@ class Verdict:
     store_version: str | None = None
     certified_version: str | None = None
     revocation_reason: str | None = None
+    #: Which proof tied the stored value to the certificate: ``generation`` (re-derived
+    #: from its seed: generated as certified), ``binding`` (an older certificate: the
+    #: certified value, how it was made not provable), or None (not checked, or failed).
+    proof: str | None = None
     #: Full references (with standard and expiry from the verified certificate).
     refs: CertificateRefs | None = field(default=None, compare=False)
     #: The verified certificate (signature, issuer, ``jti`` checked), else ``None``.
@@ -203,6 +211,7 @@ class Verdict:
             "store_version": self.store_version,
             "certified_version": self.certified_version,
             "revocation_reason": self.revocation_reason,
+            "proof": self.proof,
         }
 
 

@@ -10,8 +10,11 @@ once and a rate limit is never bypassed.
 
 from __future__ import annotations
 
+import json
 import sqlite3
 from typing import Any
+
+from tests.support.seeds import commitment
 
 
 def test_shutdown_waits_for_queued_access_events(tmp_path: Any) -> None:
@@ -26,7 +29,7 @@ def test_shutdown_waits_for_queued_access_events(tmp_path: Any) -> None:
     key = service.create_api_key("fast", rate_limit=100_000).key
     app = create_app(service=service)
     headers = [(b"authorization", f"Bearer {key}".encode())]
-    body = b'{"compliance_standard":"soc2"}'
+    body = json.dumps({"compliance_standard": "soc2", "seed_commitment": commitment()}).encode()
 
     async def generate() -> int:
         scope = {"type": "http", "method": "POST", "path": "/api/generate", "headers": headers}

@@ -17,6 +17,7 @@ import pytest
 
 from passgeni_authority import AuthorityService, AuthoritySettings, LocalFileSigner, RateLimits
 from passgeni_core import RateLimited, SessionInvalid, Unauthenticated
+from tests.support.seeds import commitment
 
 _NOW = datetime(2026, 1, 1, 12, 0, 30, tzinfo=UTC)
 
@@ -51,7 +52,7 @@ def _session(svc: AuthorityService, key: str) -> str:
             key,
             ip=None,
             endpoint="test",
-            body={"compliance_standard": "soc2"},
+            body={"compliance_standard": "soc2", "seed_commitment": commitment()},
             count=1,
             generation_attempts=1,
         )

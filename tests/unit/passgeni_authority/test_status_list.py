@@ -18,6 +18,8 @@ from typing import Any
 import jwt
 from sqlalchemy import TableClause, Text, column, insert, table
 
+from tests.support.seeds import commitment
+
 
 def _certificates_at_0001() -> TableClause:
     # The table as revision 0001 made it (``claims`` was dropped by 0004), for
@@ -89,7 +91,7 @@ def test_migration_keeps_certificates_issued_before_status_lists(tmp_path: Path)
                 key.key,
                 ip=None,
                 endpoint="test",
-                body={"compliance_standard": "soc2"},
+                body={"compliance_standard": "soc2", "seed_commitment": commitment()},
                 count=1,
                 generation_attempts=1,
             )

@@ -31,6 +31,7 @@ from passgeni_core import (
     verify_certificate_at_issuance,
 )
 from tests.support.authority import FakeClock
+from tests.support.seeds import commitment
 
 
 def _service(tmp_path: Path, clock: FakeClock | None = None, **kw: Any) -> AuthorityService:
@@ -70,7 +71,7 @@ def _issue_with(svc: AuthorityService, key: str) -> Any:
             key,
             ip="127.0.0.1",
             endpoint="test",
-            body={"compliance_standard": "soc2"},
+            body={"compliance_standard": "soc2", "seed_commitment": commitment()},
             count=1,
             generation_attempts=1,
         )

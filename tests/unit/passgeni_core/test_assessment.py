@@ -459,6 +459,7 @@ def test_to_dict_is_the_scan_entry(
         "store_version",
         "certified_version",
         "revocation_reason",
+        "proof",
     ]
     assert "correct horse" not in repr(judge(client, store))
 
