@@ -27,6 +27,7 @@ from typing import Any
 import requests
 
 from passgeni_core import AuthorityClient
+from tests.support.seeds import with_commitments
 
 
 class FakeClock:
@@ -98,7 +99,14 @@ class Tenant:
         self.http.headers["Authorization"] = f"Bearer {self.key}"
         self.http.headers["X-Forwarded-For"] = self.ip
 
-    def post(self, path: str, body: Any = None, **kwargs: Any) -> requests.Response:
+    def post(
+        self, path: str, body: Any = None, *, commit: bool = True, **kwargs: Any
+    ) -> requests.Response:
+        """POST ``body`` as JSON. As a well-behaved client does, a generation request
+        (``/api/generate``, ``/api/generate-batch``) gets fresh seed commitments unless
+        it has its own or ``commit=False`` (the tests of their refusal)."""
+        if commit and isinstance(body, dict):
+            body = with_commitments(path, body)
         return self.http.post(f"{self.server.url}{path}", json=body, timeout=30, **kwargs)
 
     def get(self, path: str, **kwargs: Any) -> requests.Response:

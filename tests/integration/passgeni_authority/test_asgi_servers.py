@@ -24,9 +24,9 @@ import requests
 
 from passgeni_core import verify_certificate
 from tests.support import REPO_ROOT, free_port, wait_until
+from tests.support.seeds import with_commitments
 
 ROOT = REPO_ROOT
-COMMITMENT = "A" * 43
 
 
 def _command(server: str, port: int) -> list[str]:
@@ -62,6 +62,7 @@ class Served:
 
     def post(self, path: str, body: Any, *, key: str | None = None) -> requests.Response:
         headers = {"Authorization": f"Bearer {self.key if key is None else key}"}
+        body = with_commitments(path, body) if isinstance(body, dict) else body
         return requests.post(f"{self.url}{path}", json=body, headers=headers, timeout=30)
 
     def get(self, path: str) -> requests.Response:
@@ -126,7 +127,6 @@ def test_a_certificate_end_to_end_verifies_offline(served: Served) -> None:
         "/api/generate-certificate",
         {
             "generation_session_id": ticket["generation_session_id"],
-            "credential_commitment": COMMITMENT,
             "target": {"system": "vault", "path": "secret/app#password", "version": "1"},
             "label": "asgi",
         },
@@ -141,7 +141,8 @@ def test_a_certificate_end_to_end_verifies_offline(served: Served) -> None:
     assert jwks.status_code == 200
     verified = verify_certificate(cert["token"], jwks.json(), issuer=served.url)
     assert verified.claims.jti == cert["cert_id"]
-    assert verified.claims.credential_commitment == COMMITMENT
+    assert verified.claims.generation is not None
+    assert verified.claims.generation.nonce == ticket["authority_nonce"]
     assert verified.claims.parameters == ticket["parameters"]
     # Redeemed once only.
     again = served.post(

@@ -13,8 +13,17 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from passgeni_core import GenerationParameters, entropy_report, verify_certificate
+from passgeni_core import (
+    Credential,
+    GenerationParameters,
+    ProvenanceMismatch,
+    entropy_report,
+    verify_certificate,
+    verify_credential,
+)
+from passgeni_core.model import new_seed
 from tests.support.authority import Server, plain_session
+from tests.support.seeds import commitment, commitments
 
 COMMITMENT = "A" * 43
 
@@ -24,17 +33,20 @@ COMMITMENT = "A" * 43
 
 def test_generate_then_certificate_verifies_against_served_jwks(authority: Server, make_tenant):
     t = make_tenant()
-    r = t.post("/api/generate", {"compliance_standard": "soc2"})
+    seed_commitment = commitment()
+    r = t.post("/api/generate", {"compliance_standard": "soc2", "seed_commitment": seed_commitment})
     assert r.status_code == 200
     ticket = r.json()
     assert ticket["expires_in"] == 60
     assert "soc2" in ticket["standards_met"]
     assert ticket["entropy_bits"] > 100
+    assert ticket["generator"] == "passgeni-shake256-v1"
+    nonce = ticket["authority_nonce"]
+    assert len(nonce) == 43 and nonce != seed_commitment
     r = t.post(
         "/api/generate-certificate",
         {
             "generation_session_id": ticket["generation_session_id"],
-            "credential_commitment": COMMITMENT,
             "target": {"system": "vault", "path": "secret/app/db#password", "version": "3"},
             "label": "db-password",
         },
@@ -52,7 +64,13 @@ def test_generate_then_certificate_verifies_against_served_jwks(authority: Serve
     claims = verified.claims
     assert claims.jti == cert["cert_id"]
     assert claims.sub == t.user
-    assert claims.credential_commitment == COMMITMENT
+    # Observed by the authority: the commitment it was sent, the nonce it chose.
+    assert claims.generation is not None and claims.credential_commitment is None
+    assert claims.generation.to_dict() == {
+        "generator": "passgeni-shake256-v1",
+        "seed_commitment": seed_commitment,
+        "nonce": nonce,
+    }
     assert claims.target is not None and claims.target.path == "secret/app/db#password"
     assert claims.exp - claims.iat == 365 * 86400
     assert claims.parameters == ticket["parameters"]
@@ -267,16 +285,63 @@ def test_batch_issuance_keeps_order_and_reports_errors_per_item(authority: Serve
         "ok",
         "session_already_used",
         "session_invalid",
-        "ok",
+        "invalid_request",  # a credential commitment: a chosen password's, refused
         "session_already_used",
         "invalid_request",
     ]
     jwks = authority.jwks()
-    for o in (out[0], out[3]):
-        verify_certificate(o["token"], jwks, issuer=authority.url, now=authority.clock())
+    verify_certificate(out[0]["token"], jwks, issuer=authority.url, now=authority.clock())
+    # The refused item's session was not spent: redeemed plainly, it gets its certificate.
+    again = t.post("/api/generate-certificate", {"generation_session_id": good2})
+    assert again.status_code == 201, again.text
     assert t.post("/api/generate-certificates", {"items": []}).status_code == 400
     r = t.post("/api/generate-certificates", {"items": [{}] * 1001})
     assert (r.status_code, r.json()["code"]) == (400, "invalid_request")
+
+
+def test_a_session_needs_a_seed_commitment(authority: Server, make_tenant):
+    t = make_tenant()
+    r = t.post("/api/generate", {"compliance_standard": "soc2"}, commit=False)
+    assert (r.status_code, r.json()["code"]) == (400, "seed_commitment_required")
+    assert "seed_commitment" in r.json()["message"]
+    r = t.post("/api/generate-batch", {"compliance_standard": "soc2", "count": 2}, commit=False)
+    assert (r.status_code, r.json()["code"]) == (400, "seed_commitment_required")
+    for bad in (
+        {"seed_commitments": [commitment()]},  # one for two sessions
+        {"seed_commitments": [commitment(), "not-base64url"]},
+        {"seed_commitment": commitment(), "seed_commitments": commitments(2)},
+    ):
+        body = {"compliance_standard": "soc2", "count": 2, **bad}
+        r = t.post("/api/generate-batch", body, commit=False)
+        assert (r.status_code, r.json()["code"]) == (400, "invalid_request"), bad
+    r = t.post("/api/generate", {"compliance_standard": "soc2", "seed_commitment": "!" * 43})
+    assert (r.status_code, r.json()["code"]) == (400, "invalid_request")
+    # Keyless: refused as unauthenticated first, whatever the body lacks.
+    r = plain_session().post(f"{authority.url}/api/generate", json={"compliance_standard": "soc2"})
+    assert r.status_code == 401
+
+
+def test_a_chosen_password_cannot_be_certified(authority: Server, make_tenant):
+    """Issue #16: a commitment to ``Password123!Password`` got a certificate. Now the only
+    commitment a certificate carries is to a seed fixed before the authority's nonce."""
+    t = make_tenant()
+    chosen = Credential.create("Password123!Password")
+    sid = t.session()
+    r = t.post(
+        "/api/generate-certificate",
+        {"generation_session_id": sid, "credential_commitment": chosen.commitment},
+    )
+    assert (r.status_code, r.json()["code"]) == (400, "invalid_request")
+    assert "credential_commitment is not accepted" in r.json()["message"]
+    # Redeemed without it, the certificate names the seed's commitment: the chosen
+    # password cannot be proven against it (see test_derive for the proof itself).
+    cert = t.post("/api/generate-certificate", {"generation_session_id": sid}).json()
+    claims = verify_certificate(
+        cert["token"], authority.jwks(), issuer=authority.url, now=authority.clock()
+    ).claims
+    assert claims.credential_commitment is None and claims.generation is not None
+    with pytest.raises(ProvenanceMismatch):
+        verify_credential(claims, Credential.generated(chosen.password, new_seed()))
 
 
 # --- abuse controls ------------------------------------------------------------------

@@ -33,8 +33,9 @@ from passgeni_authority import AuthoritySettings, create_app
 from passgeni_authority._service import AuthorityService
 from passgeni_authority._workers import uvicorn_options
 from tests.support import free_port, wait_until
+from tests.support.seeds import commitment, with_commitments
 
-GENERATE = b'{"compliance_standard":"soc2"}'
+GENERATE = json.dumps({"compliance_standard": "soc2", "seed_commitment": commitment()}).encode()
 ISSUANCE = (
     "/api/generate",
     "/api/generate-batch",
@@ -155,7 +156,8 @@ def test_middleware_added_after_create_app_sees_the_issuance_endpoints(
         r = http.post(f"{url}/api/generate", data=GENERATE, timeout=10)
         answers.append(r)
         sid = r.json()["generation_session_id"]
-        r = http.post(f"{url}/api/generate-batch", json={"compliance_standard": "soc2", "count": 2})
+        batch = with_commitments("/api/generate-batch", {"compliance_standard": "soc2", "count": 2})
+        r = http.post(f"{url}/api/generate-batch", json=batch)
         answers.append(r)
         batch = r.json()["generation_session_ids"]
         answers.append(

@@ -20,12 +20,16 @@ from passgeni_authority.embedded import API_KEY_FILE, EmbeddedAuthority
 from passgeni_core import verify_certificate
 from tests.support import Chromium, OpenBaoServer
 from tests.support.authority import Server, plain_session
+from tests.support.seeds import commitment
 
 
 def _flow(base_url: str, key: str, standard: str = "soc2", **extra: Any) -> dict[str, Any]:
     http = plain_session()
     http.headers["Authorization"] = f"Bearer {key}"
-    r = http.post(f"{base_url}/api/generate", json={"compliance_standard": standard, **extra})
+    r = http.post(
+        f"{base_url}/api/generate",
+        json={"compliance_standard": standard, "seed_commitment": commitment(), **extra},
+    )
     assert r.status_code == 200, r.text
     sid = r.json()["generation_session_id"]
     r = http.post(f"{base_url}/api/generate-certificate", json={"generation_session_id": sid})
@@ -142,9 +146,9 @@ def test_no_secret_reaches_logs_or_reprs_during_a_full_flow(tmp_path: Path):
             http = plain_session()
             http.headers["Authorization"] = f"Bearer {key}"
             base = authority.base_url
-            sid = http.post(f"{base}/api/generate", json={"preset": "soc2"}).json()[
-                "generation_session_id"
-            ]
+            sid = http.post(
+                f"{base}/api/generate", json={"preset": "soc2", "seed_commitment": commitment()}
+            ).json()["generation_session_id"]
             cert = http.post(
                 f"{base}/api/generate-certificate", json={"generation_session_id": sid}
             ).json()

@@ -24,6 +24,7 @@ import pytest
 from passgeni_core import verify_certificate
 from tests.support import REPO_ROOT, PostgresCluster, free_port, http_status, wait_until
 from tests.support.authority import plain_session
+from tests.support.seeds import commitment
 
 ROOT = REPO_ROOT
 
@@ -153,9 +154,9 @@ def test_certificate_issued_by_one_is_listed_verified_and_revoked_through_the_ot
     jwks_a = http.get(f"{a}/.well-known/jwks.json").json()
     assert jwks_a == http.get(f"{b}/.well-known/jwks.json").json()
     assert len(jwks_a["keys"]) == 1
-    sid = http.post(f"{a}/api/generate", json={"compliance_standard": "hipaa"}).json()[
-        "generation_session_id"
-    ]
+    sid = http.post(
+        f"{a}/api/generate", json={"compliance_standard": "hipaa", "seed_commitment": commitment()}
+    ).json()["generation_session_id"]
     r = http.post(f"{a}/api/generate-certificate", json={"generation_session_id": sid})
     assert r.status_code == 201, r.text
     cert = r.json()
@@ -178,9 +179,9 @@ def test_certificate_issued_by_one_is_listed_verified_and_revoked_through_the_ot
 def test_a_session_is_redeemable_once_on_either_process(two_authorities: dict[str, Any]):
     a, b = two_authorities["urls"]
     http = _client(two_authorities["key"])
-    sid = http.post(f"{a}/api/generate", json={"compliance_standard": "soc2"}).json()[
-        "generation_session_id"
-    ]
+    sid = http.post(
+        f"{a}/api/generate", json={"compliance_standard": "soc2", "seed_commitment": commitment()}
+    ).json()["generation_session_id"]
     assert (
         http.post(f"{b}/api/generate-certificate", json={"generation_session_id": sid}).status_code
         == 201
@@ -191,9 +192,10 @@ def test_a_session_is_redeemable_once_on_either_process(two_authorities: dict[st
 
     # Racing both processes for one fresh session: exactly one certificate.
     for _ in range(3):
-        sid = http.post(f"{b}/api/generate", json={"compliance_standard": "soc2"}).json()[
-            "generation_session_id"
-        ]
+        sid = http.post(
+            f"{b}/api/generate",
+            json={"compliance_standard": "soc2", "seed_commitment": commitment()},
+        ).json()["generation_session_id"]
 
         def redeem(url: str, sid: str = sid) -> int:
             return (
@@ -220,9 +222,9 @@ def test_rate_limits_are_shared_between_processes(two_authorities: dict[str, Any
 def test_key_rotation_through_the_cli_reaches_both_processes(two_authorities: dict[str, Any]):
     a, b = two_authorities["urls"]
     http = _client(two_authorities["key"])
-    sid = http.post(f"{a}/api/generate", json={"compliance_standard": "soc2"}).json()[
-        "generation_session_id"
-    ]
+    sid = http.post(
+        f"{a}/api/generate", json={"compliance_standard": "soc2", "seed_commitment": commitment()}
+    ).json()["generation_session_id"]
     old = http.post(f"{a}/api/generate-certificate", json={"generation_session_id": sid}).json()
     env = {**os.environ, "PASSGENI_DATABASE_URL": two_authorities["database_url"]}
     # The CLI and both processes share the key directory (local-file signer).

@@ -21,6 +21,7 @@ import pytest
 import pytest_asyncio
 
 from passgeni_authority import AuthoritySettings, create_app
+from tests.support.seeds import with_commitments
 
 
 async def _post(app: Any, path: str, key: str, body: dict[str, Any]) -> tuple[int, dict[str, Any]]:
@@ -89,7 +90,7 @@ class Authority:
         self._real_fsync(fd)
 
     async def post(self, path: str, body: dict[str, Any]) -> tuple[int, dict[str, Any]]:
-        return await _post(self.app, path, self.key, body)
+        return await _post(self.app, path, self.key, with_commitments(path, body))
 
     async def session(self) -> str:
         status, ticket = await self.post("/api/generate", {"compliance_standard": "soc2"})
