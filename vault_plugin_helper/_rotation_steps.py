@@ -26,7 +26,7 @@ from passgeni_core import (
 from passgeni_core.stores import (
     StoredCredential,
     StoreURI,
-    credential_fields,
+    merge_credential_fields,
     parse_credential_fields,
     parse_seed,
 )
@@ -161,7 +161,7 @@ def create_secret(
         label=config.label,
     )
     refs = CertificateRefs(cert_id=result.cert_id, cert_url=result.cert_url)
-    pending = {**current, **credential_fields(config.password_key, result.credential, refs)}
+    pending = merge_credential_fields(current, config.password_key, result.credential, refs)
     try:
         sm.put_secret_value(
             SecretId=arn,

@@ -53,6 +53,54 @@ __all__ = ["BackendConformance"]
 AWKWARD_PASSWORD = "p@ss w0rd/#?%&=+\\\"'`$!~^*()[]{}<>|;:,."
 
 
+def _refs(authority: FakeAuthority, issued: IssuedToken, plan: WritePlan) -> CertificateRefs:
+    return CertificateRefs(
+        cert_id=issued.cert_id,
+        cert_url=authority.cert_url(issued.cert_id),
+        standard=issued.payload["compliance_standard"],
+        expires_at=datetime.fromtimestamp(issued.payload["exp"], UTC),
+        version=plan.next_version,
+    )
+
+
+def certify(
+    authority: FakeAuthority, store: SecretStore, plan: WritePlan, credential: Credential
+) -> tuple[IssuedToken, CertificateRefs]:
+    """A binding-only certificate for ``credential`` at the plan's target, and its references."""
+    issued = authority.issue(credential, target=plan.uri.target(store.system, plan.next_version))
+    return issued, _refs(authority, issued, plan)
+
+
+def certify_generated(
+    authority: FakeAuthority, store: SecretStore, plan: WritePlan
+) -> tuple[Credential, CertificateRefs]:
+    """A credential generated with a generation proof, certified for the plan's target."""
+    issued, credential = authority.issue_generated(
+        target=plan.uri.target(store.system, plan.next_version)
+    )
+    return credential, _refs(authority, issued, plan)
+
+
+def provision_generated(
+    authority: FakeAuthority, store: SecretStore, uri: StoreURI
+) -> tuple[Credential, CertificateRefs, str]:
+    """The nothing-lost order for a generated credential (its seed stored beside it)."""
+    plan = store.prepare(uri)
+    credential, refs = certify_generated(authority, store, plan)
+    store.check(plan, refs)
+    version = store.write(plan, credential, refs)
+    store.write_metadata(uri, dataclasses.replace(refs, version=version))
+    return credential, refs, version
+
+
+def judge(authority: FakeAuthority, store: SecretStore, uri: StoreURI) -> Verdict:
+    """The one judge's verdict on what ``store`` holds at ``uri``."""
+    current = store.read(uri)
+    assert current is not None, f"{uri}: nothing read back"
+    with authority.client() as client:
+        return assess(client, store.system, current)
+
+
 class BackendConformance:
     """Subclass and implement :meth:`make_store` and :meth:`make_uri` (see the module)."""
 
@@ -78,55 +126,6 @@ class BackendConformance:
         # Re-parsed so that the key is explicit, as a user writes it.
         return parse_store_uri(str(self.make_uri(name)))
 
-    @staticmethod
-    def certify(
-        authority: FakeAuthority,
-        store: SecretStore,
-        plan: WritePlan,
-        credential: Credential,
-    ) -> tuple[IssuedToken, CertificateRefs]:
-        """A certificate for ``credential`` at the plan's target, and its references."""
-        issued = authority.issue(
-            credential, target=plan.uri.target(store.system, plan.next_version)
-        )
-        expires = issued.payload["exp"]
-        refs = CertificateRefs(
-            cert_id=issued.cert_id,
-            cert_url=authority.cert_url(issued.cert_id),
-            standard=issued.payload["compliance_standard"],
-            expires_at=datetime.fromtimestamp(expires, UTC),
-            version=plan.next_version,
-        )
-        return issued, refs
-
-    @staticmethod
-    def certify_generated(
-        authority: FakeAuthority, store: SecretStore, plan: WritePlan
-    ) -> tuple[Credential, CertificateRefs]:
-        """A credential generated with a generation proof, certified for the plan's target."""
-        issued, credential = authority.issue_generated(
-            target=plan.uri.target(store.system, plan.next_version)
-        )
-        refs = CertificateRefs(
-            cert_id=issued.cert_id,
-            cert_url=authority.cert_url(issued.cert_id),
-            standard=issued.payload["compliance_standard"],
-            expires_at=datetime.fromtimestamp(issued.payload["exp"], UTC),
-            version=plan.next_version,
-        )
-        return credential, refs
-
-    def provision_generated(
-        self, authority: FakeAuthority, store: SecretStore, uri: StoreURI
-    ) -> tuple[Credential, CertificateRefs, str]:
-        """:meth:`provision` for a generated credential (its seed stored beside it)."""
-        plan = store.prepare(uri)
-        credential, refs = self.certify_generated(authority, store, plan)
-        store.check(plan, refs)
-        version = store.write(plan, credential, refs)
-        store.write_metadata(uri, dataclasses.replace(refs, version=version))
-        return credential, refs, version
-
     def provision(
         self,
         authority: FakeAuthority,
@@ -139,19 +138,12 @@ class BackendConformance:
         """The nothing-lost order by hand: prepare, certify, check, write, write_metadata."""
         plan = store.prepare(uri)
         credential = Credential.create(password)
-        _, refs = self.certify(authority, store, plan, credential)
+        _, refs = certify(authority, store, plan, credential)
         store.check(plan, refs)
         version = store.write(plan, credential, refs)
         if metadata:
             store.write_metadata(uri, dataclasses.replace(refs, version=version))
         return credential, refs, version
-
-    @staticmethod
-    def judge(authority: FakeAuthority, store: SecretStore, uri: StoreURI) -> Verdict:
-        current = store.read(uri)
-        assert current is not None, f"{uri}: nothing read back"
-        with authority.client() as client:
-            return assess(client, store.system, current)
 
     # -- the interface contract -------------------------------------------------------------------
 
@@ -188,14 +180,14 @@ class BackendConformance:
             uri = self.uri("versions")
             plan = store.prepare(uri)
             credential = Credential.create("first-password")
-            _, refs = self.certify(authority, store, plan, credential)
+            _, refs = certify(authority, store, plan, credential)
             version = store.write(plan, credential, refs)
             if plan.next_version is not None:
                 assert version == plan.next_version
             again = store.prepare(uri)
             assert again.current is not None and again.current.password == "first-password"
             second = Credential.create("second-password")
-            _, refs2 = self.certify(authority, store, again, second)
+            _, refs2 = certify(authority, store, again, second)
             version2 = store.write(again, second, refs2)
             if again.next_version is not None:
                 assert version2 == again.next_version
@@ -221,10 +213,10 @@ class BackendConformance:
                 self.provision(authority, store, uri, original)
             mine, theirs = store.prepare(uri), store.prepare(uri)
             first = Credential.create(winner)
-            _, refs = self.certify(authority, store, theirs, first)
+            _, refs = certify(authority, store, theirs, first)
             store.write(theirs, first, refs)
             second = Credential.create(loser)
-            _, lost_refs = self.certify(authority, store, mine, second)
+            _, lost_refs = certify(authority, store, mine, second)
             try:
                 store.write(mine, second, lost_refs)
             except StoreConflict:
@@ -283,7 +275,7 @@ class BackendConformance:
         with self.opened() as store:
             uri = self.uri("check")
             plan = store.prepare(uri)
-            _, refs = self.certify(authority, store, plan, Credential.create("x" * 20))
+            _, refs = certify(authority, store, plan, Credential.create("x" * 20))
             store.check(plan, refs)  # raises StoreLimitExceeded only for what cannot be stored
 
     def test_close_releases_the_store(self) -> None:
@@ -310,11 +302,11 @@ class BackendConformance:
         authority = FakeAuthority()
         with self.opened() as store:
             uri = self.uri("generated")
-            credential, _, _ = self.provision_generated(authority, store, uri)
+            credential, _, _ = provision_generated(authority, store, uri)
             current = store.read(uri)
             assert current is not None and current.seed == credential.seed
             assert current.password == credential.password and current.binding_key is None
-            verdict = self.judge(authority, store, uri)
+            verdict = judge(authority, store, uri)
             assert verdict.status == "valid", verdict.detail
             assert verdict.proof == "generation"
 
@@ -322,12 +314,12 @@ class BackendConformance:
         authority = FakeAuthority()
         with self.opened() as store:
             uri = self.uri("generated-changed")
-            credential, refs, _ = self.provision_generated(authority, store, uri)
+            credential, refs, _ = provision_generated(authority, store, uri)
             assert credential.seed is not None
             # Someone edits the password and leaves the seed and references in place.
             plan = store.prepare(uri)
             store.write(plan, Credential.generated("chosen-by-hand-1A!", credential.seed), refs)
-            verdict = self.judge(authority, store, uri)
+            verdict = judge(authority, store, uri)
             assert verdict.status == "drifted" and verdict.has("provenance_mismatch")
             assert verdict.proof is None
 
@@ -336,11 +328,11 @@ class BackendConformance:
         with self.opened() as store:
             uri = self.uri("generated-after-binding")
             self.provision(authority, store, uri)
-            credential, _, _ = self.provision_generated(authority, store, uri)
+            credential, _, _ = provision_generated(authority, store, uri)
             current = store.read(uri)
             assert current is not None and current.binding_key is None
             assert current.seed == credential.seed
-            assert self.judge(authority, store, uri).proof == "generation"
+            assert judge(authority, store, uri).proof == "generation"
 
     # -- the judge over what the backend stores ---------------------------------------------------
 
@@ -349,7 +341,7 @@ class BackendConformance:
         with self.opened() as store:
             uri = self.uri("judge-valid")
             self.provision(authority, store, uri)
-            verdict = self.judge(authority, store, uri)
+            verdict = judge(authority, store, uri)
             assert verdict.status == "valid", verdict.detail
             assert verdict.reasons == () and verdict.certificate is not None
             assert verdict.proof == "binding"  # an older certificate: binding only
@@ -362,7 +354,7 @@ class BackendConformance:
             # Another tool writes a new password but keeps the old references.
             plan = store.prepare(uri)
             store.write(plan, Credential.create("changed-by-hand"), refs)
-            verdict = self.judge(authority, store, uri)
+            verdict = judge(authority, store, uri)
             assert verdict.status == "drifted"
             assert verdict.has("binding_mismatch")
             if plan.next_version is not None:
@@ -375,7 +367,7 @@ class BackendConformance:
             self.provision(authority, store, uri)
             # A rotation that stopped after the value, before the metadata.
             self.provision(authority, store, uri, "the-new-password", metadata=False)
-            verdict = self.judge(authority, store, uri)
+            verdict = judge(authority, store, uri)
             assert verdict.status == "drifted" and verdict.reasons == ("metadata_lagging",)
             assert verdict.value_covered
 
@@ -385,6 +377,6 @@ class BackendConformance:
             uri = self.uri("judge-revoked")
             _, refs, _ = self.provision(authority, store, uri)
             authority.revoke(refs.cert_id, "compromised")
-            verdict = self.judge(authority, store, uri)
+            verdict = judge(authority, store, uri)
             assert verdict.status == "revoked" and verdict.has("revoked")
             assert verdict.revocation_reason == "compromised"
