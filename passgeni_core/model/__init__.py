@@ -22,6 +22,8 @@ _EXPORTS: dict[str, tuple[str, ...]] = {
     "._presets": (
         "CLASS_NAMES",
         "MAPPING_VERSION",
+        "EntropyFloor",
+        "PoolMinimums",
         "Preset",
         "get_preset",
         "list_presets",
@@ -104,6 +106,8 @@ if TYPE_CHECKING:
     from ._presets import (
         CLASS_NAMES as CLASS_NAMES,
         MAPPING_VERSION as MAPPING_VERSION,
+        EntropyFloor as EntropyFloor,
+        PoolMinimums as PoolMinimums,
         Preset as Preset,
         get_preset as get_preset,
         list_presets as list_presets,

@@ -21,6 +21,8 @@ __all__ = [
     "DEFAULT_POOL",
     "LOOKALIKES",
     "MAPPING_VERSION",
+    "EntropyFloor",
+    "PoolMinimums",
     "Preset",
     "get_preset",
     "list_presets",
@@ -28,6 +30,52 @@ __all__ = [
 
 #: The four character classes, in the order used everywhere.
 CLASS_NAMES: tuple[str, ...] = ("upper", "lower", "digits", "special")
+
+
+@dataclass(frozen=True, kw_only=True)
+class EntropyFloor:
+    """The least exact entropy a preset accepts, with the figure it is derived from.
+
+    The floor is the naive entropy of ``length`` characters over a ``pool``-character
+    alphabet (the preset's minimum length over A-Z, a-z, 0-9). The parameters' *exact*
+    entropy is compared with it, so shrinking the pool or leaning on composition rules
+    cannot buy a certificate that a plain alphanumeric password of the minimum length
+    would not earn.
+    """
+
+    bits: float
+    length: int
+    pool: int
+    basis: str
+
+    def describe(self) -> str:
+        return f"{self.length} characters over a {self.pool}-character pool"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"bits": self.bits, "length": self.length, "pool": self.pool, "basis": self.basis}
+
+
+@dataclass(frozen=True, kw_only=True)
+class PoolMinimums:
+    """The fewest distinct characters each allowed class, and the whole pool, may keep."""
+
+    upper: int
+    lower: int
+    digits: int
+    special: int
+    total: int
+    basis: str
+
+    def of(self, name: str) -> int:
+        """The minimum for class ``name`` (one of ``CLASS_NAMES``)."""
+        value: int = getattr(self, name)
+        return value
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {name: self.of(name) for name in CLASS_NAMES}
+        out["total"] = self.total
+        out["basis"] = self.basis
+        return out
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -43,6 +91,10 @@ class Preset:
     #: At least this many distinct classes must appear ("3 of the 4").
     min_classes_present: int
     min_entropy_bits: float
+    #: Exact entropy below this is refused (see :class:`EntropyFloor`).
+    entropy_floor: EntropyFloor
+    #: Distinct characters each allowed class and the pool must keep.
+    min_pool: PoolMinimums
     #: The password must be checked against a common/breached password list.
     breach_check: bool
     #: The claim depends on the entropy source running in FIPS mode.
@@ -65,6 +117,7 @@ class Preset:
             parts.append("no composition rules")
         if self.min_entropy_bits:
             parts.append(f">= {self.min_entropy_bits:g} bits entropy")
+        parts.append(f">= {self.entropy_floor.bits:g} bits exact entropy")
         if self.breach_check:
             parts.append("breach-list check")
         if self.requires_fips_entropy:
@@ -80,6 +133,8 @@ class Preset:
             "required_classes": list(self.required_classes),
             "min_classes_present": self.min_classes_present,
             "min_entropy_bits": self.min_entropy_bits,
+            "entropy_floor": self.entropy_floor.to_dict(),
+            "min_pool": self.min_pool.to_dict(),
             "breach_check": self.breach_check,
             "requires_fips_entropy": self.requires_fips_entropy,
             "default_length": self.default_length,
@@ -96,6 +151,26 @@ def _table() -> dict[str, Any]:
     return data
 
 
+def _floor(row: dict[str, Any]) -> EntropyFloor:
+    return EntropyFloor(
+        bits=float(row["bits"]),
+        length=int(row["length"]),
+        pool=int(row["pool"]),
+        basis=str(row["basis"]),
+    )
+
+
+def _pool_minimums(row: dict[str, Any]) -> PoolMinimums:
+    return PoolMinimums(
+        upper=int(row["upper"]),
+        lower=int(row["lower"]),
+        digits=int(row["digits"]),
+        special=int(row["special"]),
+        total=int(row["total"]),
+        basis=str(row["basis"]),
+    )
+
+
 @cache
 def _presets() -> dict[str, Preset]:
     out: dict[str, Preset] = {}
@@ -108,6 +183,8 @@ def _presets() -> dict[str, Preset]:
             required_classes=tuple(row["required_classes"]),
             min_classes_present=int(row["min_classes_present"]),
             min_entropy_bits=float(row["min_entropy_bits"]),
+            entropy_floor=_floor(row["entropy_floor"]),
+            min_pool=_pool_minimums(row["min_pool"]),
             breach_check=bool(row["breach_check"]),
             requires_fips_entropy=bool(row["requires_fips_entropy"]),
             default_length=int(row["default_length"]),

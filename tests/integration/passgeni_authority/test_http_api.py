@@ -9,6 +9,7 @@ import concurrent.futures
 import hashlib
 import json
 import sqlite3
+import string
 from urllib.parse import urlsplit
 
 import pytest
@@ -95,6 +96,82 @@ def test_served_authority_is_fips_strict(make_tenant):
         {"compliance_standard": "fips-140-3", "entropy_source": {"fips_mode": True}},
     )
     assert r.status_code == 200 and "fips-140-3" in r.json()["standards_met"]
+
+
+_SPECIALS = "!\"#$%&'()*+,-./:;<=>?@[\\]^_`{|}~"
+_ONE_PER_CLASS = "".join(
+    ch
+    for ch in string.ascii_uppercase + string.ascii_lowercase + string.digits + _SPECIALS
+    if ch not in "Aa7!"
+)
+_ALL_FOUR = {"min_upper": 1, "min_lower": 1, "min_digits": 1, "min_special": 1}
+
+
+@pytest.mark.parametrize(
+    ("standard", "parameters", "bits", "floor"),
+    [
+        # The issue's three lying certificates: qqqqqqqq for NIST (0.0 bits), SOC 2 at
+        # 31.94 and HIPAA at 23.81 bits, each with a pool shrunk through `exclude`.
+        (
+            "nist-800-63b",
+            {"length": 8, "upper": False, "digits": False, "special": False,
+             "exclude": string.ascii_lowercase.replace("q", "")},
+            "0",
+            "47.63 bits (8 characters over a 62-character pool)",
+        ),
+        (
+            "soc2",
+            {"length": 16, **_ALL_FOUR, "min_classes_present": 4, "exclude": _ONE_PER_CLASS},
+            "31.94",
+            "95.27 bits (16 characters over a 62-character pool)",
+        ),
+        (
+            "hipaa",
+            {"length": 12, **_ALL_FOUR, "min_classes_present": 4, "exclude": _ONE_PER_CLASS},
+            "23.81",
+            "71.45 bits (12 characters over a 62-character pool)",
+        ),
+    ],
+)  # fmt: skip
+def test_parameters_below_the_presets_entropy_floor_are_refused(
+    make_tenant, standard: str, parameters: dict[str, object], bits: str, floor: str
+):
+    t = make_tenant()
+    r = t.post("/api/generate", {"compliance_standard": standard, "parameters": parameters})
+    assert (r.status_code, set(r.json())) == (422, {"code", "message"})
+    assert r.json() == {
+        "code": "preset_not_met",
+        "message": f"parameters do not meet preset {standard}: exact entropy {bits} bits is "
+        f"below the {standard} floor of {floor}",
+    }
+    # The batch endpoint refuses the same body: no session to redeem either way.
+    r = t.post(
+        "/api/generate-batch",
+        {"compliance_standard": standard, "parameters": parameters, "count": 3},
+    )
+    assert (r.status_code, r.json()["code"]) == (422, "preset_not_met")
+
+
+def test_a_class_shrunk_below_its_minimum_is_refused_even_above_the_floor(make_tenant):
+    t = make_tenant()
+    # 40 characters: far above SOC 2's floor, but every digit is a '7'.
+    parameters = GenerationParameters.for_preset("soc2", length=40).to_dict()
+    parameters["exclude"] = string.digits.replace("7", "")
+    r = t.post("/api/generate", {"compliance_standard": "soc2", "parameters": parameters})
+    assert (r.status_code, r.json()["code"]) == (422, "preset_not_met")
+    message = r.json()["message"]
+    assert (
+        "digits has 1 distinct character(s) after exclusions, below the soc2 minimum of 4"
+        in message
+    )
+    # A class the preset does not require counts too: NIST asks no digits, but allows them.
+    parameters = {"length": 40, "exclude": string.digits.replace("7", "")}
+    r = t.post("/api/generate", {"compliance_standard": "nist-800-63b", "parameters": parameters})
+    assert (r.status_code, r.json()["code"]) == (422, "preset_not_met")
+    assert "digits has 1 distinct character(s)" in r.json()["message"]
+    parameters["digits"] = False
+    r = t.post("/api/generate", {"compliance_standard": "nist-800-63b", "parameters": parameters})
+    assert r.status_code == 200 and "nist-800-63b" in r.json()["standards_met"]
 
 
 # --- sessions ----------------------------------------------------------------------
