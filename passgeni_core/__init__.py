@@ -151,6 +151,7 @@ _EXPORTS: dict[str, tuple[str, ...]] = {
         "Target",
         "breach_list",
         "check_preset",
+        "claim_id_for",
         "count_outputs",
         "detect_entropy_source",
         "entropy_report",
@@ -160,6 +161,8 @@ _EXPORTS: dict[str, tuple[str, ...]] = {
         "generate_password",
         "get_preset",
         "list_presets",
+        "preset_id_for",
+        "same_standard",
         "standards_met",
     ),
     ".stores": (
@@ -297,6 +300,7 @@ if TYPE_CHECKING:
         Target as Target,
         breach_list as breach_list,
         check_preset as check_preset,
+        claim_id_for as claim_id_for,
         count_outputs as count_outputs,
         detect_entropy_source as detect_entropy_source,
         entropy_report as entropy_report,
@@ -306,6 +310,8 @@ if TYPE_CHECKING:
         generate_password as generate_password,
         get_preset as get_preset,
         list_presets as list_presets,
+        preset_id_for as preset_id_for,
+        same_standard as same_standard,
         standards_met as standards_met,
     )
     from .stores import (

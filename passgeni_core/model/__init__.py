@@ -25,8 +25,11 @@ _EXPORTS: dict[str, tuple[str, ...]] = {
         "EntropyFloor",
         "PoolMinimums",
         "Preset",
+        "claim_id_for",
         "get_preset",
         "list_presets",
+        "preset_id_for",
+        "same_standard",
     ),
     "._entropy": (
         "EntropyReport",
@@ -109,7 +112,10 @@ if TYPE_CHECKING:
         EntropyFloor as EntropyFloor,
         PoolMinimums as PoolMinimums,
         Preset as Preset,
+        claim_id_for as claim_id_for,
         get_preset as get_preset,
         list_presets as list_presets,
+        preset_id_for as preset_id_for,
+        same_standard as same_standard,
     )
     from ._standards import check_preset as check_preset, standards_met as standards_met

@@ -4,6 +4,13 @@ The table is PassGeni's published mapping of standards to password
 requirements, with a citation and an honesty note per row saying where the
 mapping differs from the standard's own text. ``MAPPING_VERSION`` goes into
 every certificate so an auditor knows which table was applied.
+
+Each row has two names: its ``id`` (``soc2``), the preset id accepted as input
+everywhere, and its ``claim_id`` (``SOC2``), how certificates name the standard
+in ``compliance_standard`` and ``standards_met`` (the identifiers of the
+published verification recipe). Certificates issued before the claim ids carry
+preset ids, so whatever reads a certificate compares through
+:func:`same_standard` / :func:`preset_id_for`, never with ``==``.
 """
 
 from __future__ import annotations
@@ -24,8 +31,11 @@ __all__ = [
     "EntropyFloor",
     "PoolMinimums",
     "Preset",
+    "claim_id_for",
     "get_preset",
     "list_presets",
+    "preset_id_for",
+    "same_standard",
 ]
 
 #: The four character classes, in the order used everywhere.
@@ -83,6 +93,8 @@ class Preset:
     """One row of the standards table."""
 
     id: str
+    #: The standard's name in certificates (``compliance_standard``, ``standards_met``).
+    claim_id: str
     standard: str
     title: str
     min_length: int
@@ -127,6 +139,7 @@ class Preset:
     def to_dict(self) -> dict[str, Any]:
         return {
             "id": self.id,
+            "claim_id": self.claim_id,
             "standard": self.standard,
             "title": self.title,
             "min_length": self.min_length,
@@ -177,6 +190,7 @@ def _presets() -> dict[str, Preset]:
     for row in _table()["presets"]:
         preset = Preset(
             id=row["id"],
+            claim_id=row["claim_id"],
             standard=row["standard"],
             title=row["title"],
             min_length=int(row["min_length"]),
@@ -205,15 +219,44 @@ def list_presets() -> list[Preset]:
     return list(_presets().values())
 
 
+@cache
+def _by_name() -> dict[str, Preset]:
+    out = {p.claim_id: p for p in _presets().values()}
+    out.update(_presets())
+    return out
+
+
 def get_preset(preset_id: str) -> Preset:
-    """The preset with this id.
+    """The preset with this id, or with this claim id (``SOC2`` as ``soc2``).
 
     Raises:
         UnknownPreset: no such preset (the message lists the valid ids).
     """
     try:
-        return _presets()[preset_id]
+        return _by_name()[preset_id]
     except (KeyError, TypeError):
         valid = ", ".join(_presets())
         shown = preset_id if isinstance(preset_id, str) else type(preset_id).__name__
         raise UnknownPreset(f"unknown preset {shown[:64]!r}; valid presets: {valid}") from None
+
+
+def preset_id_for(standard: str) -> str:
+    """The preset id a certificate's standard names, in either form; others unchanged.
+
+    ``preset_id_for("HIPAA") == preset_id_for("hipaa") == "hipaa"``; a name no
+    preset has (a later mapping's standard) is returned as it is, so it only
+    ever equals itself.
+    """
+    found = _by_name().get(standard)
+    return found.id if found is not None else standard
+
+
+def claim_id_for(standard: str) -> str:
+    """The claim id for a preset id or claim id (``"soc2"`` -> ``"SOC2"``); others unchanged."""
+    found = _by_name().get(standard)
+    return found.claim_id if found is not None else standard
+
+
+def same_standard(a: str, b: str) -> bool:
+    """Whether two names (preset ids or claim ids) are the same standard."""
+    return preset_id_for(a) == preset_id_for(b)

@@ -343,10 +343,10 @@ def _asked(
     claims: CertificateClaims, require: str | None, preset: str | None, keeper: str | None
 ) -> list[Finding]:
     found: list[Finding] = []
-    if require is not None and require not in claims.standards_met:
+    if require is not None and not claims.meets(require):
         met = ", ".join(claims.standards_met) or "no standard"
         found.append((STANDARD_NOT_MET, "below_requirement", f"meets {met}, not {require}"))
-    if preset is not None and claims.compliance_standard != preset:
+    if preset is not None and not claims.certified_for(preset):
         found.append(
             (
                 STANDARD_MISMATCH,

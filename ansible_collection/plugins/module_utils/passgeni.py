@@ -329,7 +329,9 @@ def _generate_only(params, parameters, check_mode):
     result = dict(changed=True, destination=None, action='generated',
                   reason='no destination: a new credential is generated on every run')
     if check_mode:
-        result['_diff'] = dict(before={}, after={'compliance_standard': params['preset']})
+        # As the certificate will name it (its claim id, e.g. SOC2).
+        claim_id = core.get_preset(params['preset']).claim_id
+        result['_diff'] = dict(before={}, after={'compliance_standard': claim_id})
         return result, None
     with authority(params) as client:
         provisioned = core.provision(

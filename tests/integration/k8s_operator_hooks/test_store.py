@@ -110,7 +110,7 @@ def test_other_data_keys_labels_and_annotations_are_kept(
     assert secret["data"]["api_token.passgeni-cert-id"] == first.cert_id
     assert secret["data"]["db_password.passgeni-cert-id"] == second.cert_id
     assert secret["annotations"]["passgeni.ai/cert-id"] == second.cert_id
-    assert secret["annotations"]["passgeni.ai/standard"] == "pci-dss"
+    assert secret["annotations"]["passgeni.ai/standard"] == "PCI-DSS"
     listed = {
         str(c.uri): c for c in store.list(parse_store_uri(f"k8s://{namespace}", allow_prefix=True))
     }

@@ -29,7 +29,7 @@ def test_generate_then_certificate_verifies_against_served_jwks(authority: Serve
     assert r.status_code == 200
     ticket = r.json()
     assert ticket["expires_in"] == 60
-    assert "soc2" in ticket["standards_met"]
+    assert "SOC2" in ticket["standards_met"] and ticket["compliance_standard"] == "SOC2"
     assert ticket["entropy_bits"] > 100
     r = t.post(
         "/api/generate-certificate",
@@ -90,12 +90,12 @@ def test_served_authority_is_fips_strict(make_tenant):
     r = t.post("/api/generate", {"compliance_standard": "fips-140-3"})
     assert (r.status_code, r.json()["code"]) == (422, "preset_not_met")
     r = t.post("/api/generate", {"compliance_standard": "soc2"})
-    assert "fips-140-3" not in r.json()["standards_met"]
+    assert "FIPS-140-3" not in r.json()["standards_met"]
     r = t.post(
         "/api/generate",
         {"compliance_standard": "fips-140-3", "entropy_source": {"fips_mode": True}},
     )
-    assert r.status_code == 200 and "fips-140-3" in r.json()["standards_met"]
+    assert r.status_code == 200 and "FIPS-140-3" in r.json()["standards_met"]
 
 
 _SPECIALS = "!\"#$%&'()*+,-./:;<=>?@[\\]^_`{|}~"
@@ -171,7 +171,7 @@ def test_a_class_shrunk_below_its_minimum_is_refused_even_above_the_floor(make_t
     assert "digits has 1 distinct character(s)" in r.json()["message"]
     parameters["digits"] = False
     r = t.post("/api/generate", {"compliance_standard": "nist-800-63b", "parameters": parameters})
-    assert r.status_code == 200 and "nist-800-63b" in r.json()["standards_met"]
+    assert r.status_code == 200 and "NIST-800-63B" in r.json()["standards_met"]
 
 
 # --- sessions ----------------------------------------------------------------------
@@ -312,6 +312,8 @@ def test_audit_filters_and_pages(authority: Server, make_tenant):
     assert ids(t.get("/api/audit", params={"status": "expired"})) == set()
     # soc2's parameters (20 chars, 4 classes) also meet PCI-DSS; c's do not.
     assert ids(t.get("/api/audit", params={"standard": "pci-dss"})) == {a["cert_id"], b["cert_id"]}
+    # The claim id filters the same (certificates list claim ids, older ones preset ids).
+    assert ids(t.get("/api/audit", params={"standard": "PCI-DSS"})) == {a["cert_id"], b["cert_id"]}
     assert ids(t.get("/api/audit", params={"since": since})) == ids(t.get("/api/audit"))
     assert ids(t.get("/api/audit", params={"until": "2000-01-01T00:00:00Z"})) == set()
     page = t.get("/api/audit", params={"page_size": 2, "page": 2}).json()
