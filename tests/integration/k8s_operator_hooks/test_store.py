@@ -55,7 +55,7 @@ def test_round_trip_credential_and_certificate_refs(
     assert secret["annotations"] == {
         "passgeni.ai/cert-url": result.cert_url,
         "passgeni.ai/cert-id": result.cert_id,
-        "passgeni.ai/standard": "soc2",
+        "passgeni.ai/standard": "SOC2",
         "passgeni.ai/expires-at": result.public_dict()["expires_at"],
     }
     # The certificate names this Secret and key, and binds the stored value.

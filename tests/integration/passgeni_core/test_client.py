@@ -559,7 +559,7 @@ def test_typed_results_and_aware_datetimes(fake: FakeAuthority) -> None:
     client, _ = make_client(fake)
     params = GenerationParameters.for_preset("soc2")
     session = client.start_generation("soc2", params)
-    assert session.compliance_standard == "SOC2" and session.expires_in == 60
+    assert session.compliance_standard == "soc2" and session.expires_in == 60
     assert session.session_id not in repr(session)
     assert session.expires_at.tzinfo is not None
     issued = client.issue_certificate(
