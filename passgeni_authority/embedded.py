@@ -120,7 +120,7 @@ class EmbeddedAuthority:
     @property
     def issuer(self) -> str:
         """The certificates' ``iss`` (stable across runs unless ``issuer_is_base_url``)."""
-        return self.service.settings.public_url
+        return self.service.settings.effective_issuer
 
     @property
     def api_key(self) -> str:

@@ -22,9 +22,14 @@ _EXPORTS: dict[str, tuple[str, ...]] = {
     "._presets": (
         "CLASS_NAMES",
         "MAPPING_VERSION",
+        "EntropyFloor",
+        "PoolMinimums",
         "Preset",
+        "claim_id_for",
         "get_preset",
         "list_presets",
+        "preset_id_for",
+        "same_standard",
     ),
     "._entropy": (
         "EntropyReport",
@@ -104,8 +109,13 @@ if TYPE_CHECKING:
     from ._presets import (
         CLASS_NAMES as CLASS_NAMES,
         MAPPING_VERSION as MAPPING_VERSION,
+        EntropyFloor as EntropyFloor,
+        PoolMinimums as PoolMinimums,
         Preset as Preset,
+        claim_id_for as claim_id_for,
         get_preset as get_preset,
         list_presets as list_presets,
+        preset_id_for as preset_id_for,
+        same_standard as same_standard,
     )
     from ._standards import check_preset as check_preset, standards_met as standards_met

@@ -14,6 +14,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from .._errors import InvalidRequest, MalformedToken
+from ._presets import same_standard
 
 __all__ = [
     "CERT_LIFETIME",
@@ -117,6 +118,18 @@ class CertificateClaims:
     @property
     def cert_id(self) -> str:
         return self.jti
+
+    def certified_for(self, standard: str) -> bool:
+        """Whether this certificate is for ``standard`` (a preset id or a claim id).
+
+        Certificates name standards by claim id (``SOC2``); those issued before
+        the claim ids by preset id (``soc2``): both read the same here.
+        """
+        return same_standard(self.compliance_standard, standard)
+
+    def meets(self, standard: str) -> bool:
+        """Whether ``standard`` (a preset id or a claim id) is among the standards met."""
+        return any(same_standard(met, standard) for met in self.standards_met)
 
     @property
     def issued_at(self) -> datetime:

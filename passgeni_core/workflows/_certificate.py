@@ -229,10 +229,10 @@ def asked_and_expiring(
 ) -> list[Finding]:
     """What the caller asked for, and expiring soon (unless already expired)."""
     out: list[Finding] = []
-    if asked.require is not None and asked.require not in claims.standards_met:
+    if asked.require is not None and not claims.meets(asked.require):
         met = ", ".join(claims.standards_met) or "no standard"
         out.append((STANDARD_NOT_MET, "below_requirement", f"meets {met}, not {asked.require}"))
-    if asked.preset is not None and claims.compliance_standard != asked.preset:
+    if asked.preset is not None and not claims.certified_for(asked.preset):
         out.append(
             (
                 STANDARD_MISMATCH,

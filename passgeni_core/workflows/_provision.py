@@ -34,6 +34,7 @@ from ..model import (
     check_preset,
     generate,
     get_preset,
+    preset_id_for,
 )
 
 __all__ = [
@@ -410,7 +411,9 @@ def _check_claims(
     cid = issued.cert_id
     if claims.jti != issued.cert_id:
         raise _mismatch(cid, f"the token's id is {claims.jti!r}")
-    if claims.compliance_standard != preset_id:
+    # Standards are compared by preset: new certificates name them by claim id
+    # (SOC2), an older authority's by preset id (soc2).
+    if not claims.certified_for(preset_id):
         raise _mismatch(cid, f"compliance standard {claims.compliance_standard!r}")
     if claims.parameters != generated.parameters.to_dict():
         raise _mismatch(cid, "different generation parameters")
@@ -424,10 +427,11 @@ def _check_claims(
         raise _mismatch(cid, "a different entropy source")
     # A served authority may be stricter (FIPS 140-3 only with a FIPS host), so it
     # may claim fewer standards than computed here, never more, and always the preset.
-    extra = sorted(set(claims.standards_met) - set(generated.standards_met))
+    computed = {preset_id_for(s) for s in generated.standards_met}
+    extra = sorted(s for s in claims.standards_met if preset_id_for(s) not in computed)
     if extra:
         raise _mismatch(cid, f"standards not met by these parameters: {', '.join(extra)}")
-    if preset_id not in claims.standards_met:
+    if not claims.meets(preset_id):
         raise _mismatch(cid, f"it does not list {preset_id} among the standards met")
     if claims.credential_commitment != commitment:
         raise _mismatch(cid, "a different credential commitment")

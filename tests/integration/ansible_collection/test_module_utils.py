@@ -75,6 +75,8 @@ def _plan(mu: ModuleType, current: Any, **params: Any) -> dict[str, Any]:
     [
         (None, {}, "created"),
         ("valid", {}, "none"),
+        ("valid-claim-id", {}, "none"),
+        ("other-claim-id", {}, "rotated"),
         ("valid", {"force": True}, "rotated"),
         ("valid", {"state": "rotated"}, "rotated"),
         ("valid", {"rotate_before": 365}, "rotated"),
@@ -89,6 +91,9 @@ def test_check_mode_plan(
     stored = {
         None: None,
         "valid": _stored(),
+        # Metadata written for a certificate that names its standard by claim id.
+        "valid-claim-id": _stored(standard="SOC2"),
+        "other-claim-id": _stored(standard="HIPAA"),
         "other-preset": _stored(standard="hipaa"),
         "no-metadata": _stored(meta=False),
         "no-refs": _stored(refs=False, meta=False),

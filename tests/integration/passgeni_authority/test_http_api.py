@@ -9,6 +9,7 @@ import concurrent.futures
 import hashlib
 import json
 import sqlite3
+import string
 from urllib.parse import urlsplit
 
 import pytest
@@ -28,7 +29,7 @@ def test_generate_then_certificate_verifies_against_served_jwks(authority: Serve
     assert r.status_code == 200
     ticket = r.json()
     assert ticket["expires_in"] == 60
-    assert "soc2" in ticket["standards_met"]
+    assert "SOC2" in ticket["standards_met"] and ticket["compliance_standard"] == "SOC2"
     assert ticket["entropy_bits"] > 100
     r = t.post(
         "/api/generate-certificate",
@@ -89,12 +90,88 @@ def test_served_authority_is_fips_strict(make_tenant):
     r = t.post("/api/generate", {"compliance_standard": "fips-140-3"})
     assert (r.status_code, r.json()["code"]) == (422, "preset_not_met")
     r = t.post("/api/generate", {"compliance_standard": "soc2"})
-    assert "fips-140-3" not in r.json()["standards_met"]
+    assert "FIPS-140-3" not in r.json()["standards_met"]
     r = t.post(
         "/api/generate",
         {"compliance_standard": "fips-140-3", "entropy_source": {"fips_mode": True}},
     )
-    assert r.status_code == 200 and "fips-140-3" in r.json()["standards_met"]
+    assert r.status_code == 200 and "FIPS-140-3" in r.json()["standards_met"]
+
+
+_SPECIALS = "!\"#$%&'()*+,-./:;<=>?@[\\]^_`{|}~"
+_ONE_PER_CLASS = "".join(
+    ch
+    for ch in string.ascii_uppercase + string.ascii_lowercase + string.digits + _SPECIALS
+    if ch not in "Aa7!"
+)
+_ALL_FOUR = {"min_upper": 1, "min_lower": 1, "min_digits": 1, "min_special": 1}
+
+
+@pytest.mark.parametrize(
+    ("standard", "parameters", "bits", "floor"),
+    [
+        # The issue's three lying certificates: qqqqqqqq for NIST (0.0 bits), SOC 2 at
+        # 31.94 and HIPAA at 23.81 bits, each with a pool shrunk through `exclude`.
+        (
+            "nist-800-63b",
+            {"length": 8, "upper": False, "digits": False, "special": False,
+             "exclude": string.ascii_lowercase.replace("q", "")},
+            "0",
+            "47.63 bits (8 characters over a 62-character pool)",
+        ),
+        (
+            "soc2",
+            {"length": 16, **_ALL_FOUR, "min_classes_present": 4, "exclude": _ONE_PER_CLASS},
+            "31.94",
+            "95.27 bits (16 characters over a 62-character pool)",
+        ),
+        (
+            "hipaa",
+            {"length": 12, **_ALL_FOUR, "min_classes_present": 4, "exclude": _ONE_PER_CLASS},
+            "23.81",
+            "71.45 bits (12 characters over a 62-character pool)",
+        ),
+    ],
+)  # fmt: skip
+def test_parameters_below_the_presets_entropy_floor_are_refused(
+    make_tenant, standard: str, parameters: dict[str, object], bits: str, floor: str
+):
+    t = make_tenant()
+    r = t.post("/api/generate", {"compliance_standard": standard, "parameters": parameters})
+    assert (r.status_code, set(r.json())) == (422, {"code", "message"})
+    assert r.json() == {
+        "code": "preset_not_met",
+        "message": f"parameters do not meet preset {standard}: exact entropy {bits} bits is "
+        f"below the {standard} floor of {floor}",
+    }
+    # The batch endpoint refuses the same body: no session to redeem either way.
+    r = t.post(
+        "/api/generate-batch",
+        {"compliance_standard": standard, "parameters": parameters, "count": 3},
+    )
+    assert (r.status_code, r.json()["code"]) == (422, "preset_not_met")
+
+
+def test_a_class_shrunk_below_its_minimum_is_refused_even_above_the_floor(make_tenant):
+    t = make_tenant()
+    # 40 characters: far above SOC 2's floor, but every digit is a '7'.
+    parameters = GenerationParameters.for_preset("soc2", length=40).to_dict()
+    parameters["exclude"] = string.digits.replace("7", "")
+    r = t.post("/api/generate", {"compliance_standard": "soc2", "parameters": parameters})
+    assert (r.status_code, r.json()["code"]) == (422, "preset_not_met")
+    message = r.json()["message"]
+    assert (
+        "digits has 1 distinct character(s) after exclusions, below the soc2 minimum of 4"
+        in message
+    )
+    # A class the preset does not require counts too: NIST asks no digits, but allows them.
+    parameters = {"length": 40, "exclude": string.digits.replace("7", "")}
+    r = t.post("/api/generate", {"compliance_standard": "nist-800-63b", "parameters": parameters})
+    assert (r.status_code, r.json()["code"]) == (422, "preset_not_met")
+    assert "digits has 1 distinct character(s)" in r.json()["message"]
+    parameters["digits"] = False
+    r = t.post("/api/generate", {"compliance_standard": "nist-800-63b", "parameters": parameters})
+    assert r.status_code == 200 and "NIST-800-63B" in r.json()["standards_met"]
 
 
 # --- sessions ----------------------------------------------------------------------
@@ -235,6 +312,8 @@ def test_audit_filters_and_pages(authority: Server, make_tenant):
     assert ids(t.get("/api/audit", params={"status": "expired"})) == set()
     # soc2's parameters (20 chars, 4 classes) also meet PCI-DSS; c's do not.
     assert ids(t.get("/api/audit", params={"standard": "pci-dss"})) == {a["cert_id"], b["cert_id"]}
+    # The claim id filters the same (certificates list claim ids, older ones preset ids).
+    assert ids(t.get("/api/audit", params={"standard": "PCI-DSS"})) == {a["cert_id"], b["cert_id"]}
     assert ids(t.get("/api/audit", params={"since": since})) == ids(t.get("/api/audit"))
     assert ids(t.get("/api/audit", params={"until": "2000-01-01T00:00:00Z"})) == set()
     page = t.get("/api/audit", params={"page_size": 2, "page": 2}).json()

@@ -94,7 +94,7 @@ def test_embedded_authority_runs_locally_and_keeps_its_key(tmp_path: Path):
         # Embedded is not FIPS-strict: the FIPS profile is met from the parameters,
         # and the certificate records the source was not in FIPS mode.
         cert = _flow(authority.base_url, key, "fips-140-3")
-        assert "fips-140-3" in cert["standards_met"]
+        assert "FIPS-140-3" in cert["standards_met"]
         record = plain_session().get(f"{authority.base_url}/api/certificates/{cert['cert_id']}")
         assert record.json()["entropy_source"]["fips_mode"] is False
         # No rate limits get in the way of local bulk work.

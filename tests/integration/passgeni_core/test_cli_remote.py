@@ -223,7 +223,7 @@ def test_console_script_subprocess(real_authority: RealAuthority, tmp_path: Path
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr
     data = json.loads(proc.stdout)
-    assert "password" not in data and data["compliance_standard"] == "pci-dss"
+    assert "password" not in data and data["compliance_standard"] == "PCI-DSS"
     verify = subprocess.run(
         [str(EXE), "verify", data["cert_url"], "--online"],
         capture_output=True, text=True, env=env, timeout=60, check=False,
@@ -251,7 +251,7 @@ def test_embedded_provision_revoke_audit(capsys: pytest.CaptureFixture[str]) -> 
     code, out, err = run(capsys, "provision", "--preset", "fips-140-3", "--json")
     assert code == 0, err
     data = json.loads(out)
-    assert "fips-140-3" in data["standards_met"] and "password" not in data
+    assert "FIPS-140-3" in data["standards_met"] and "password" not in data
     code, out, _ = run(capsys, "audit", "--json")
     assert code == 0 and data["cert_id"] in {i["cert_id"] for i in json.loads(out)["items"]}
     code, out, _ = run(capsys, "revoke", data["cert_id"], "--reason", "test", "--json")
@@ -278,4 +278,4 @@ def test_embedded_console_script_subprocess(tmp_path: Path) -> None:
         capture_output=True, text=True, env=env, timeout=120, check=False,
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr
-    assert json.loads(proc.stdout)["compliance_standard"] == "fips-140-3"
+    assert json.loads(proc.stdout)["compliance_standard"] == "FIPS-140-3"

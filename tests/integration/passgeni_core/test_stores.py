@@ -327,7 +327,7 @@ def test_idempotent_and_refuses_to_clobber(
     assert second.version == "1" and kv(openbao, f"{uid}/db")[0] == 1
     assert second.credential is not None and first.credential is not None
     assert second.credential.password == first.credential.password
-    with pytest.raises(StoreConflict, match="certified for soc2, not pci-dss"):
+    with pytest.raises(StoreConflict, match="certified for SOC2, not pci-dss"):
         provision_into_store(client, vault, uri, "pci-dss")
     # Somebody changes the password by hand: drifted, never silently overwritten.
     openbao.hvac_client().secrets.kv.v2.patch(

@@ -150,8 +150,8 @@ def test_store_mode_idempotent_and_holds_no_secret(
     assert set(result) == REFERENCE_KEYS
     assert result["mode"] == "store" and result["keeper"] == "v1"
     assert result["destination"] == f"vault://secret/tf/{uid}#password"
-    assert result["compliance_standard"] == "soc2"
-    assert "soc2" in result["standards_met"].split(",")
+    assert result["compliance_standard"] == "SOC2"
+    assert "SOC2" in result["standards_met"].split(",")
     assert float(result["entropy_bits"]) > 60
     assert result["cert_url"].endswith(result["cert_id"])
     data, version = stored(openbao, f"tf/{uid}")
