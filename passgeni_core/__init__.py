@@ -47,6 +47,7 @@ _EXPORTS: dict[str, tuple[str, ...]] = {
     "._errors": (
         "AlgorithmNotAllowed",
         "AuthorityError",
+        "AuthorityNotConfigured",
         "AuthorityUnavailable",
         "BadSignature",
         "BindingMismatch",
@@ -136,6 +137,7 @@ _EXPORTS: dict[str, tuple[str, ...]] = {
         "CERT_VERSION",
         "CLASS_NAMES",
         "CertificateClaims",
+        "EMBEDDED_ISSUER_NOTE",
         "CharacterPool",
         "EntropyReport",
         "EntropySource",
@@ -157,6 +159,7 @@ _EXPORTS: dict[str, tuple[str, ...]] = {
         "generate_many",
         "generate_password",
         "get_preset",
+        "is_embedded_issuer",
         "list_presets",
         "standards_met",
     ),
@@ -192,6 +195,7 @@ if TYPE_CHECKING:
     from ._errors import (
         AlgorithmNotAllowed as AlgorithmNotAllowed,
         AuthorityError as AuthorityError,
+        AuthorityNotConfigured as AuthorityNotConfigured,
         AuthorityUnavailable as AuthorityUnavailable,
         BadSignature as BadSignature,
         BindingMismatch as BindingMismatch,
@@ -278,6 +282,7 @@ if TYPE_CHECKING:
         CERT_LIFETIME as CERT_LIFETIME,
         CERT_VERSION as CERT_VERSION,
         CLASS_NAMES as CLASS_NAMES,
+        EMBEDDED_ISSUER_NOTE as EMBEDDED_ISSUER_NOTE,
         MAPPING_VERSION as MAPPING_VERSION,
         MAX_LENGTH as MAX_LENGTH,
         MIN_LENGTH as MIN_LENGTH,
@@ -302,6 +307,7 @@ if TYPE_CHECKING:
         generate_many as generate_many,
         generate_password as generate_password,
         get_preset as get_preset,
+        is_embedded_issuer as is_embedded_issuer,
         list_presets as list_presets,
         standards_met as standards_met,
     )
