@@ -310,14 +310,14 @@ def ensure_credential(params, check_mode=False):
     destination = params.get('destination') or None
     with translate_errors():
         parameters = generation_parameters(params)
-        # Even check mode: a plan the real run cannot carry out would mislead.
-        require_authority(params)
         if destination is None:
             return _generate_only(params, parameters, check_mode)
         return _ensure_stored(params, parameters, destination, check_mode)
 
 
 def _generate_only(params, parameters, check_mode):
+    # Even in check mode: a plan the real run cannot carry out would mislead.
+    require_authority(params)
     result = dict(changed=True, destination=None, action='generated',
                   reason='no destination: a new credential is generated on every run')
     if check_mode:
@@ -425,6 +425,8 @@ def _assessment(client, store, current, params, preset):
 
 def _ensure_stored(params, parameters, destination, check_mode):
     uri = _store_api('parse_store_uri')(destination)
+    # Before the store is even opened, and in check mode too (fail closed).
+    require_authority(params)
     store = _store_api('open_store')(uri)
     try:
         current = store.read(uri)
