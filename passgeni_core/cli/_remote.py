@@ -2,7 +2,10 @@
 
 The authority is configured by ``--url``/``--api-key``/``--timeout``, else
 ``PASSGENI_URL``/``PASSGENI_API_KEY``/``PASSGENI_TIMEOUT``, else the config
-file, else the embedded authority (``passgeni[authority]``), in that order.
+file, in that order; ``--embedded`` (or the URL ``embedded``) runs a throwaway
+one in-process (``passgeni[authority]``). With none, these commands refuse
+(``authority_not_configured``, exit 2) before anything is certified or written.
+``verify TOKEN --jwks FILE`` needs no authority: it is offline, always.
 
 Where the password goes: it exists only in this process. Without
 ``--store``, ``--credential-file`` or ``--show-password`` it is discarded
@@ -24,13 +27,14 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import sys
 from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
-from .._errors import CertificateRevoked, InvalidRequest, InvalidToken
-from ..client import AuthorityClient, CertificateRecord, ClientConfig, connect, resolve_config
+from .._errors import CertificateRevoked, InvalidRequest, InvalidToken, MalformedToken
+from ..client import AuthorityClient, CertificateRecord, ClientConfig, connect
 from ..crypto import (
     JWKS,
     Certificate,
@@ -38,28 +42,24 @@ from ..crypto import (
     verify_certificate,
     verify_certificate_at_issuance,
 )
-from ..model import detect_entropy_source
+from ..model import EMBEDDED_ISSUER_NOTE, detect_entropy_source
 from ..workflows import ProvisionResult, provision
 from ._basic import certificate_summary
 from ._options import (
     add_connection_options,
     add_parameter_options,
+    authority_config,
     check_status_list_file,
     parameters_from_args,
     read_token,
 )
-from ._output import print_json, print_kv, print_table
+from ._output import print_json, print_kv, print_table, warn_if_embedded
 
 __all__ = ["cmd_verify", "register", "register_verify_options"]
 
 
 def _config(args: argparse.Namespace) -> ClientConfig:
-    return resolve_config(
-        url=args.url,
-        api_key=args.api_key,
-        timeout=args.timeout,
-        issuer=getattr(args, "issuer", None),
-    )
+    return authority_config(args).require_authority()
 
 
 # --- provision ----------------------------------------------------------------------------
@@ -98,10 +98,12 @@ def _secret_dict(result: ProvisionResult) -> dict[str, Any]:
 def _cmd_provision(args: argparse.Namespace) -> int:
     params = parameters_from_args(args)
     target = _target_from_args(args)
+    config = _config(args)  # no authority: refuse before any file is created
     # Create the file before anything is certified: a bad path must not cost a certificate.
     fd = _open_credential_file(args.credential_file) if args.credential_file else None
     try:
-        with connect(_config(args)) as client:
+        with connect(config) as client:
+            warn_if_embedded(client.issuer)
             result = provision(
                 client,
                 args.preset,
@@ -180,8 +182,13 @@ def _split_cert_url(value: str) -> tuple[str, str] | None:
     )
 
 
+#: A compact JWS: three base64url segments (the signature may not be empty
+#: for ES256, but that is the verifier's to say, with its own error).
+_COMPACT_JWS = re.compile(r"[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*")
+
+
 def _looks_like_token(value: str) -> bool:
-    return value.count(".") == 2 and value.startswith("eyJ")
+    return _COMPACT_JWS.fullmatch(value) is not None
 
 
 def _jwks_from_file(path: str) -> JWKS:
@@ -210,10 +217,32 @@ def _check_record(record: CertificateRecord, cert: Certificate, at_issuance: boo
         )
 
 
-def _client_jwks(client: AuthorityClient, jwks_file: str | None) -> JWKS:
-    if jwks_file:
-        return _jwks_from_file(jwks_file)
-    return client.jwks()
+def _verify_offline(raw: str, args: argparse.Namespace) -> tuple[Certificate, JWKS, str]:
+    """``verify TOKEN --jwks FILE``: no network, no authority, nothing written.
+
+    Raises:
+        MalformedToken: ``raw`` is not a compact JWS (an id or URL is not looked up).
+        InvalidRequest: ``--online`` (it would ask the authority), or no expected issuer.
+    """
+    if args.online:
+        raise InvalidRequest(
+            "--online asks the authority, --jwks verifies offline: drop one "
+            "(offline revocation: --status-list FILE)"
+        )
+    if not _looks_like_token(raw):
+        raise MalformedToken(
+            "with --jwks, verify checks a certificate token offline, and this is not one "
+            "(a compact JWS: three base64url segments); a certificate id or URL needs the "
+            "authority: drop --jwks"
+        )
+    config = authority_config(args)  # only for the expected issuer: nothing is contacted
+    expected = config.issuer or config.url
+    if not expected:
+        raise InvalidRequest(
+            "give the expected issuer with --issuer (or set PASSGENI_ISSUER or PASSGENI_URL)"
+        )
+    jwks = _jwks_from_file(args.jwks)
+    return _verify(raw, jwks, expected, args.at_issuance), jwks, expected
 
 
 def cmd_verify(args: argparse.Namespace) -> int:
@@ -225,38 +254,29 @@ def cmd_verify(args: argparse.Namespace) -> int:
     cert: Certificate
     jwks: JWKS
     issuer: str
-    split = None if _looks_like_token(raw) else _split_cert_url(raw)
-    if split is not None:
+    if args.jwks:
+        # Offline, always: a pinned JWKS means no network and no state, whatever the input.
+        cert, jwks, issuer = _verify_offline(raw, args)
+    elif (split := None if _looks_like_token(raw) else _split_cert_url(raw)) is not None:
         # The URL names its authority; the issuer must then be that same base URL.
         base, cert_id = split
         issuer = args.issuer or base
         with AuthorityClient(base, timeout=args.timeout or 10.0, issuer=issuer) as client:
             record = client.get_certificate(cert_id)
-            jwks = _client_jwks(client, args.jwks)
+            jwks = client.jwks()
         cert = _verify(record.token, jwks, issuer, args.at_issuance)
         if cert.cert_id != cert_id:
             raise InvalidToken(f"the authority returned certificate {cert.cert_id}, not {cert_id}")
-    elif _looks_like_token(raw) and args.jwks and not args.online:
-        config = _config(args)
-        expected = config.issuer or config.url
-        if not expected:
-            raise InvalidRequest(
-                "give the expected issuer with --issuer (or set PASSGENI_ISSUER or PASSGENI_URL)"
-            )
-        issuer = expected
-        jwks = _jwks_from_file(args.jwks)
-        cert = _verify(raw, jwks, issuer, args.at_issuance)
     else:
         with connect(_config(args)) as client:
             issuer = client.issuer
+            jwks = client.jwks()
             if _looks_like_token(raw):
-                jwks = _client_jwks(client, args.jwks)
                 cert = _verify(raw, jwks, client.issuer, args.at_issuance)
                 if args.online:
                     record = client.get_certificate(cert.cert_id)
             else:
                 record = client.get_certificate(raw)
-                jwks = _client_jwks(client, args.jwks)
                 cert = _verify(record.token, jwks, client.issuer, args.at_issuance)
                 if cert.cert_id != record.cert_id or record.cert_id != raw:
                     raise InvalidToken(
@@ -295,7 +315,12 @@ def cmd_verify(args: argparse.Namespace) -> int:
         [
             ("status", status),
             ("cert id", summary["cert_id"]),
-            ("issuer", summary["issuer"]),
+            (
+                "issuer",
+                f"{summary['issuer']} ({EMBEDDED_ISSUER_NOTE})"
+                if summary["embedded_issuer"]
+                else summary["issuer"],
+            ),
             ("standard", summary["compliance_standard"]),
             ("standards met", ", ".join(summary["standards_met"])),
             ("entropy", f"{summary['entropy_bits']} bits"),
@@ -317,7 +342,8 @@ def register_verify_options(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--jwks",
         metavar="FILE",
-        help="verify against this jwks.json (fully offline for a token); default: fetch it",
+        help="verify a TOKEN offline against this jwks.json: no network, no authority, "
+        "nothing written (an id or URL is refused as malformed_token); default: fetch the JWKS",
     )
     p.add_argument(
         "--issuer",
@@ -416,9 +442,11 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "verify",
         help="verify a certificate: offline by JWKS; by URL or id from the authority",
         description=(
-            "TOKEN with --jwks FILE: fully offline. TOKEN alone: the JWKS is fetched from the "
-            "authority. CERT_URL or CERT_ID: the record and JWKS are fetched from the authority "
-            "and a revoked certificate fails. --online adds the revocation status to a TOKEN."
+            "TOKEN with --jwks FILE: fully offline (never the network, never any state; "
+            "anything but a compact JWS is malformed_token). TOKEN alone: the JWKS is fetched "
+            "from the configured authority. CERT_URL or CERT_ID: the record and JWKS are "
+            "fetched from the authority and a revoked certificate fails. --online adds the "
+            "revocation status to a TOKEN."
         ),
     )
     register_verify_options(p)

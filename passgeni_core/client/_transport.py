@@ -40,6 +40,7 @@ from .._errors import (
     error_for_code,
 )
 from ..crypto import JWKS
+from ..model import is_embedded_issuer
 from ._models import _bad
 
 #: Server messages are shown to users; keep them bounded.
@@ -130,8 +131,13 @@ class _Transport:
         self.backoff = float(backoff)
         self.max_retry_after = float(max_retry_after)
         #: The ``iss`` certificates from this authority carry: its public base URL,
-        #: or the name it was configured with (``serve --issuer passgeni.ai``).
-        self.issuer = _normalise_issuer(issuer) if issuer else self.base_url
+        #: the name it was configured with (``serve --issuer passgeni.ai``), or an
+        #: embedded authority's ``embedded:<id>``.
+        self.issuer = (
+            issuer
+            if is_embedded_issuer(issuer)
+            else (_normalise_issuer(issuer) if issuer else self.base_url)
+        )
         self._owns_session = session is None
         self._session = session if session is not None else requests.Session()
         self._sleep = sleep

@@ -52,9 +52,12 @@ _EXPORTS: dict[str, tuple[str, ...]] = {
     "._claims": (
         "CERT_LIFETIME",
         "CERT_VERSION",
+        "EMBEDDED_ISSUER_NOTE",
+        "EMBEDDED_ISSUER_PREFIX",
         "CertificateClaims",
         "StatusReference",
         "Target",
+        "is_embedded_issuer",
     ),
     "._breach": (
         "BreachCheck",
@@ -78,9 +81,12 @@ if TYPE_CHECKING:
     from ._claims import (
         CERT_LIFETIME as CERT_LIFETIME,
         CERT_VERSION as CERT_VERSION,
+        EMBEDDED_ISSUER_NOTE as EMBEDDED_ISSUER_NOTE,
+        EMBEDDED_ISSUER_PREFIX as EMBEDDED_ISSUER_PREFIX,
         CertificateClaims as CertificateClaims,
         StatusReference as StatusReference,
         Target as Target,
+        is_embedded_issuer as is_embedded_issuer,
     )
     from ._entropy import (
         EntropyReport as EntropyReport,

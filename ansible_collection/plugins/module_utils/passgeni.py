@@ -84,13 +84,24 @@ def _config(params):
         url=params.get('url') or None,
         api_key=params.get('api_key') or None,
         timeout=params.get('timeout'),
+        url_option='the url option',
+        embedded_option='url: embedded',
     )
+
+
+def require_authority(params):
+    """Fail closed: refuse (``authority_not_configured``) unless an authority is configured.
+
+    Called before a store is opened, so nothing is written without an authority.
+    """
+    with translate_errors():
+        return _config(params).require_authority()
 
 
 @contextmanager
 def authority(params):
-    """An ``AuthorityClient`` for the connection options (embedded authority when no URL is set)."""
-    with core.connect(_config(params)) as client:
+    """An ``AuthorityClient`` for the connection options (``url: embedded`` runs one in-process)."""
+    with core.connect(require_authority(params)) as client:
         yield client
 
 
@@ -305,6 +316,8 @@ def ensure_credential(params, check_mode=False):
 
 
 def _generate_only(params, parameters, check_mode):
+    # Even in check mode: a plan the real run cannot carry out would mislead.
+    require_authority(params)
     result = dict(changed=True, destination=None, action='generated',
                   reason='no destination: a new credential is generated on every run')
     if check_mode:
@@ -416,6 +429,8 @@ def _assessment(client, store, current, params, preset):
 
 def _ensure_stored(params, parameters, destination, check_mode):
     uri = _store_api('parse_store_uri')(destination)
+    # Before the store is even opened, and in check mode too (fail closed).
+    require_authority(params)
     store = _store_api('open_store')(uri)
     try:
         current = store.read(uri)

@@ -121,6 +121,41 @@ def test_errors_become_failures_with_codes(mu: ModuleType) -> None:
     assert info.value.code == "authority_unavailable"
 
 
+@pytest.fixture
+def unconfigured(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    for name in ("PASSGENI_URL", "PASSGENI_API_KEY", "PASSGENI_ISSUER", "PASSGENI_TIMEOUT"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("PASSGENI_CONFIG", str(tmp_path / "none.toml"))
+    (tmp_path / "none.toml").write_text("")
+
+
+@pytest.mark.usefixtures("unconfigured")
+@pytest.mark.parametrize("check_mode", [False, True])
+def test_no_authority_configured_fails_closed(mu: ModuleType, check_mode: bool) -> None:
+    """Every entry point refuses without an authority; the store stays untouched."""
+    from passgeni_core import open_store
+
+    uri = "memory://ansible-fail-closed/db#password"
+    calls = [
+        lambda: mu.ensure_credential({**BASE, "destination": uri}, check_mode=check_mode),
+        lambda: mu.ensure_credential({**BASE, "destination": None}, check_mode=check_mode),
+        lambda: mu.provision_password(BASE),
+        lambda: mu.verify_reference({**BASE, "cert_id": "pg_x", "online": True}),
+        lambda: mu.certificate_state({**BASE, "cert_id": "pg_x", "reason": "r"}, check_mode),
+    ]
+    for call in calls:
+        with pytest.raises(mu.PassgeniFailure) as info:
+            call()
+        assert info.value.code == "authority_not_configured"
+        assert "url: embedded" in info.value.message and "PASSGENI_URL" in info.value.message
+        assert "\n" not in info.value.message
+    store = open_store("memory://")
+    try:
+        assert store.read(parse_store_uri(uri)) is None
+    finally:
+        store.close()
+
+
 @pytest.mark.parametrize(
     ("url", "base", "cert_id"),
     [
