@@ -1,5 +1,10 @@
 """`make demo`: the main job end to end, on this machine, with embedded defaults.
 
+The demo chooses those defaults explicitly: nothing in PassGeni starts an
+authority unless asked, and an embedded one marks what it signs (issuer
+``embedded:<id>``, a banner on the certificate page, a note in every scan),
+because its certificates are no evidence for an auditor.
+
 1. Brings up the embedded authority (SQLite, a fresh ES256 key) and local
    OpenBao (real Vault API) and moto (real AWS Secrets Manager API) servers —
    and the Kubernetes emulator when the k8s backend is installed.
@@ -34,9 +39,11 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))  # the test fixtures' server runners are reused here
 
 from passgeni_core import (  # noqa: E402
+    EMBEDDED_ISSUER_NOTE,
     JWKS,
     AuthorityClient,
     available_schemes,
+    is_embedded_issuer,
     open_store,
     prove_credential,
     provision_into_store,
@@ -85,17 +92,13 @@ def main() -> int:
     started = time.perf_counter()
     with contextlib.ExitStack() as stack:
         tmp = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="passgeni-demo-")))
-        step("Starting the embedded authority and local stores")
-        # The served address is the issuer, so certificate URLs resolve while the demo runs.
-        port = free_port()
-        authority = stack.enter_context(
-            EmbeddedAuthority(
-                state_dir=tmp / "authority", port=port, public_url=f"http://127.0.0.1:{port}"
-            )
-        )
+        step("Starting the embedded authority (asked for explicitly) and local stores")
+        # Embedded defaults: a throwaway authority whose issuer says so (embedded:<id>).
+        authority = stack.enter_context(EmbeddedAuthority(state_dir=tmp / "authority"))
         bao = stack.enter_context(OpenBaoServer())
         moto = stack.enter_context(MotoServer())
         print(f"  authority  {authority.base_url}  (SQLite + ES256 key in a temp state dir)")
+        print(f"             issuer {authority.issuer}: {EMBEDDED_ISSUER_NOTE}")
         print(f"  OpenBao    {bao.url}  (real Vault API, KV v2 at secret/)")
         print(f"  moto       {moto.url}  (real AWS Secrets Manager API)")
         stack.enter_context(
@@ -130,7 +133,9 @@ def main() -> int:
                 "contexts: [{name: demo, context: {cluster: demo, user: demo}}]\n"
             )
             stack.enter_context(environment(KUBECONFIG=str(kubeconfig)))
-        client = stack.enter_context(AuthorityClient(authority.base_url, authority.api_key))
+        client = stack.enter_context(
+            AuthorityClient(authority.base_url, authority.api_key, issuer=authority.issuer)
+        )
 
         def store_for(uri: str) -> Any:
             if uri.startswith("k8s://") and kube is not None:
@@ -208,12 +213,21 @@ def main() -> int:
 
         step("The public certificate page (no login), live while the authority runs")
         first = results[0][2]
-        with urllib.request.urlopen(first.cert_url, timeout=10) as page:  # noqa: S310 - local URL
+        # The stored cert URL names the embedded issuer, which nobody can resolve: the
+        # page is served where this process serves the authority.
+        page_url = f"{authority.base_url}/cert/{first.cert_id}"
+        with urllib.request.urlopen(page_url, timeout=10) as page:  # noqa: S310 - local URL
             html = page.read().decode()
+        print(f"  stored cert URL {first.cert_url}")
         print(
-            f"  {first.cert_url}  -> HTTP 200, {len(html)} bytes, shows 'valid'? {'valid' in html.lower()}"
+            f"  {page_url}  -> HTTP 200, {len(html)} bytes, shows 'valid'? "
+            f"{'valid' in html.lower()}; embedded banner? {EMBEDDED_ISSUER_NOTE in html}"
         )
         print(f"  JWKS: {authority.base_url}/.well-known/jwks.json")
+        marked = EMBEDDED_ISSUER_NOTE in html and all(
+            is_embedded_issuer(cert_issuer(client.get_certificate(r.cert_id).token))
+            for _, _, r in results
+        )
 
         auditor_ok = auditor_steps(authority, client, tmp, jwks_file, results[1][2].cert_id)
 
@@ -227,20 +241,16 @@ def main() -> int:
             "machine-generated (re-derived from their seeds)"
         )
         print(f"  coverage: {', '.join(f'{k}={v}' for k, v in counts.items() if v)}")
-        print(f"  certificate page: {first.cert_url}")
+        print(f"  certificate page: {page_url}  (issuer {authority.issuer}: embedded, marked)")
         print(f"  nothing left behind: {tmp} is removed now; {time.perf_counter() - started:.1f} s")
-    # The demo's own check: the drifted credential must have been caught.
+    # The demo's own check: the drifted credential must have been caught, every stored
+    # credential proven, the hand-changed one refused, and the embedded authority's
+    # certificates and page must say what they are.
     refused = not changed.proven and changed.verdict.has("provenance_mismatch")
-    ok = counts.get("drifted") == 1 and auditor_ok and proven == len(results) and refused
-    return 0 if ok else 1
-
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+    proven_all = proven == len(results)
+    return (
+        0 if counts.get("drifted") == 1 and auditor_ok and marked and proven_all and refused else 1
+    )
 
 
 def auditor_steps(authority: Any, client: Any, tmp: Path, jwks_file: Path, drifted: str) -> bool:

@@ -199,10 +199,12 @@ class _Runtime:
 
     def start(self) -> None:
         config = resolve_config()
-        if config.embedded:
+        if not config.configured or config.embedded:
+            # A throwaway in-process authority would certify cluster credentials
+            # with certificates nobody can check: the operator never runs one.
             raise kopf.PermanentError(
-                "no authority configured: set PASSGENI_URL and PASSGENI_API_KEY (the operator "
-                "does not run an embedded authority)"
+                "no authority configured [authority_not_configured]: set PASSGENI_URL and "
+                "PASSGENI_API_KEY (the operator does not run an embedded authority)"
             )
         stack = contextlib.ExitStack()
         try:

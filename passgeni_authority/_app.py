@@ -46,6 +46,7 @@ from passgeni_core.client import (
     IssueErrorBody,
     RevokeBody,
 )
+from passgeni_core.model import EMBEDDED_ISSUER_NOTE, is_embedded_issuer
 
 from . import _ratelimit
 from ._issuance_http import (
@@ -382,11 +383,18 @@ def create_app(
         headers = {"Cache-Control": "no-store", "Vary": "Accept"}
         if _wants_json(request):
             return _json(record.to_wire(), headers=headers)
+        # An embedded issuer is no address: point the page's links where it is served.
+        base = (
+            str(request.base_url).rstrip("/")
+            if is_embedded_issuer(cfg.public_url)
+            else cfg.public_url
+        )
         html = templates.get_template("certificate.html").render(
             cert=record,
             data=record.to_dict(),
-            public_url=cfg.public_url,
-            jwks_url=f"{cfg.public_url}/.well-known/jwks.json",
+            public_url=base,
+            jwks_url=f"{base}/.well-known/jwks.json",
+            embedded_note=EMBEDDED_ISSUER_NOTE if is_embedded_issuer(record.issuer) else None,
         )
         return HTMLResponse(
             html,

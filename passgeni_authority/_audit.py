@@ -8,10 +8,10 @@ import logging
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, func, select
+from sqlalchemy import and_, func, or_, select
 from sqlalchemy.engine import Connection
 
-from passgeni_core import InvalidRequest, list_presets
+from passgeni_core import InvalidRequest, UnknownPreset, get_preset
 from passgeni_core.client import AnomalyBody, AuditPageBody
 
 from . import _hot, _sql
@@ -83,8 +83,15 @@ class Audit:
         page_size: int = 50,
     ) -> AuditPageBody:
         """See :meth:`AuthorityService.audit`."""
-        if standard is not None and standard not in {p.id for p in list_presets()}:
-            raise InvalidRequest(f"unknown standard {standard[:40]!r}")
+        names: tuple[str, ...] = ()
+        if standard is not None:
+            try:
+                preset = get_preset(standard)
+            except UnknownPreset:
+                raise InvalidRequest(f"unknown standard {standard[:40]!r}") from None
+            # Either name finds both: certificates issued before the claim ids
+            # list preset ids.
+            names = (preset.claim_id, preset.id)
         if status is not None and status not in _STATUSES:
             raise InvalidRequest(f"status must be one of {', '.join(_STATUSES)}")
         if page < 1 or not 1 <= page_size <= 500:
@@ -94,8 +101,8 @@ class Audit:
                 raise InvalidRequest("since/until must carry a time zone (e.g. ...Z)")
         at = now(self.settings)
         conds = [scope(principal)]
-        if standard is not None:
-            conds.append(certificates.c.standards_met.like(f"%,{standard},%"))
+        if names:
+            conds.append(or_(*(certificates.c.standards_met.like(f"%,{n},%") for n in names)))
         if status == "revoked":
             conds.append(certificates.c.status == "revoked")
         elif status == "valid":

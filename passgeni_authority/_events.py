@@ -23,14 +23,15 @@ __all__ = ["UsageEvents", "access_detail", "detail_json"]
 
 log = logging.getLogger("passgeni_authority")
 
-_PLAIN_RE = re.compile(r"^[A-Za-z0-9 ./_:@+-]*$")
+_PLAIN_RE = re.compile(r"[A-Za-z0-9 ./_:@+-]*")
 
 
 def detail_json(detail: Mapping[str, Any]) -> str:
     """A usage event's detail as compact JSON; plain strings written directly
     (every request records one: ``{"endpoint": ..., "key": ...}``)."""
     if all(
-        isinstance(v, str) and _PLAIN_RE.match(v) and _PLAIN_RE.match(k) for k, v in detail.items()
+        isinstance(v, str) and _PLAIN_RE.fullmatch(v) and _PLAIN_RE.fullmatch(k)
+        for k, v in detail.items()
     ):
         return "{" + ",".join(f'"{k}":"{v}"' for k, v in detail.items()) + "}"
     return json.dumps(dict(detail), separators=(",", ":"))

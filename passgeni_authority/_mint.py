@@ -65,7 +65,7 @@ class CertificateMaker:
         if cached is not None:
             return cached
         claims = CertificateClaims.build(
-            issuer=self.settings.public_url,
+            issuer=self.settings.effective_issuer,
             subject=user_id,
             cert_id="pg_" + "a" * 24,
             compliance_standard=request["compliance_standard"],

@@ -40,6 +40,7 @@ from passgeni_core import (
     SeedCommitmentRequired,
     SessionInvalid,
     check_preset,
+    claim_id_for,
     entropy_report,
     get_preset,
     standards_met,
@@ -439,11 +440,14 @@ class Sessions:
         strict = self.settings.fips_strict
         check_preset(preset, params, entropy_source=source, fips_strict=strict)
         report = entropy_report(params)
+        met = standards_met(params, entropy_source=source, fips_strict=strict)
+        # Certificates name standards by claim id (the published recipe's
+        # identifiers); requests name them by preset id or claim id.
         return {
-            "compliance_standard": preset.id,
+            "compliance_standard": preset.claim_id,
             "parameters": params.to_dict(),
             "entropy_source": source.to_dict(),
-            "standards_met": standards_met(params, entropy_source=source, fips_strict=strict),
+            "standards_met": [claim_id_for(p) for p in met],
             "entropy_bits": report.bits,
             "naive_entropy_bits": report.naive_bits,
             "mapping_version": MAPPING_VERSION,

@@ -61,8 +61,11 @@ class AuthoritySettings:
     """Everything one authority process needs.
 
     ``database_url`` defaults to ``sqlite:///<state_dir>/authority.db`` (WAL).
-    ``public_url`` is the certificates' ``iss`` and the base of every
-    ``cert_url``: all processes of one authority must share it.
+    ``public_url`` is the base of every ``cert_url`` and, unless ``issuer``
+    is set, the certificates' ``iss``: all processes of one authority must
+    share both. ``issuer`` (e.g. ``passgeni.ai``) names the authority in the
+    ``iss`` of its certificates, status lists and manifest signatures; a
+    verifier must be told to expect it (``PASSGENI_ISSUER`` on the client).
     ``signer`` defaults to a :class:`LocalFileSigner` on ``state_dir/keys``.
     ``fips_strict`` (see ``passgeni_core.model.standards_met``): the served authority
     claims FIPS 140-3 only with a FIPS-mode entropy source; the embedded one
@@ -71,6 +74,8 @@ class AuthoritySettings:
 
     database_url: str | None = field(default=None, repr=False)
     public_url: str = DEFAULT_PUBLIC_URL
+    #: The ``iss`` of everything signed; ``None``: the public URL.
+    issuer: str | None = None
     state_dir: Path = field(default_factory=default_state_dir)
     signer: Signer | None = None
     rate_limits: RateLimits = field(default_factory=RateLimits)
@@ -108,10 +113,19 @@ class AuthoritySettings:
     def __post_init__(self) -> None:
         object.__setattr__(self, "state_dir", Path(self.state_dir))
         object.__setattr__(self, "public_url", self.public_url.rstrip("/"))
+        if self.issuer is not None and (
+            not self.issuer.strip() or self.issuer != self.issuer.strip() or len(self.issuer) > 256
+        ):
+            raise ValueError("issuer must be a non-empty name without surrounding spaces")
         if self.session_lifetime_seconds <= 0:
             raise ValueError("session_lifetime_seconds must be positive")
         if not 8 <= self.status_list_size <= 65_536 or self.status_list_size % 8:
             raise ValueError("status_list_size must be a multiple of 8 between 8 and 65536")
+
+    @property
+    def effective_issuer(self) -> str:
+        """The certificates' ``iss``: ``issuer`` when set, else the public URL."""
+        return self.issuer or self.public_url
 
     @property
     def effective_database_url(self) -> str:
@@ -125,7 +139,7 @@ class AuthoritySettings:
 
         return (
             f"AuthoritySettings(database_url={redact_url(self.effective_database_url)!r}, "
-            f"public_url={self.public_url!r}, state_dir={str(self.state_dir)!r}, "
+            f"public_url={self.public_url!r}, issuer={self.effective_issuer!r}, state_dir={str(self.state_dir)!r}, "
             f"signer={self.signer!r}, rate_limits={self.rate_limits!r}, "
             f"fips_strict={self.fips_strict!r})"
         )

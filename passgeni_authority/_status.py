@@ -191,7 +191,7 @@ def status_list_token(service: AuthorityService, list_id: str | int) -> str:
         lst.set(int(idx) - first, STATUS_INVALID)
     iat = int(now.timestamp())
     payload = {
-        "iss": service.settings.public_url,
+        "iss": service.settings.effective_issuer,
         "sub": uri,
         "iat": iat,
         "exp": iat + service.settings.status_list_lifetime_seconds,
@@ -261,7 +261,7 @@ def sign_manifest(
             )
         )
     payload = {
-        "iss": service.settings.public_url,
+        "iss": service.settings.effective_issuer,
         "sub": principal.user_id,
         "iat": iat,
         "jti": jti,

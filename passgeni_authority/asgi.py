@@ -8,6 +8,7 @@
 Configured from the environment ``passgeni authority serve`` reads (see
 :func:`passgeni_authority.cli.settings_from_environment`):
 ``PASSGENI_DATABASE_URL``, ``PASSGENI_STATE_DIR``, ``PASSGENI_PUBLIC_URL``,
+``PASSGENI_ISSUER`` (the certificates' ``iss``; default the public URL),
 ``PASSGENI_TRANSIT_URL``/``PASSGENI_TRANSIT_KEY`` with the token in
 ``PASSGENI_TRANSIT_TOKEN`` or ``VAULT_TOKEN``, ``PASSGENI_TRUSTED_PROXIES``.
 

@@ -53,6 +53,7 @@ def settings_from_environment(
     state_dir: str | None = None,
     public_url: str | None = None,
     served_url: str | None = None,
+    issuer: str | None = None,
     transit_url: str | None = None,
     transit_key: str | None = None,
     trusted_proxies: Sequence[str] | None = None,
@@ -63,7 +64,8 @@ def settings_from_environment(
     The one reading of the environment, for ``serve`` and the other commands
     as for ``passgeni_authority.asgi`` (which passes nothing explicit):
     ``PASSGENI_DATABASE_URL``, ``PASSGENI_STATE_DIR``, ``PASSGENI_PUBLIC_URL``
-    (then ``served_url``, then :data:`DEFAULT_PUBLIC_URL`),
+    (then ``served_url``, then :data:`DEFAULT_PUBLIC_URL`), ``PASSGENI_ISSUER``
+    (the certificates' ``iss``; default: the public URL),
     ``PASSGENI_TRANSIT_URL`` with ``PASSGENI_TRANSIT_KEY`` (default
     ``passgeni-authority``) and the token from ``PASSGENI_TRANSIT_TOKEN`` or
     ``VAULT_TOKEN`` (never a flag), ``PASSGENI_TRUSTED_PROXIES``
@@ -89,6 +91,7 @@ def settings_from_environment(
         "public_url": public_url or _env("PASSGENI_PUBLIC_URL") or served_url or DEFAULT_PUBLIC_URL,
         "state_dir": Path(state) if state else default_state_dir(),
         "signer": signer,
+        "issuer": _issuer(issuer or _env("PASSGENI_ISSUER")),
     }
     if fips_strict is not None:
         kwargs["fips_strict"] = fips_strict
@@ -98,6 +101,16 @@ def settings_from_environment(
     if trusted_proxies:
         kwargs["trusted_proxies"] = tuple(trusted_proxies)
     return AuthoritySettings(**kwargs)
+
+
+def _issuer(value: str | None) -> str | None:
+    if value is None:
+        return None
+    if value != value.strip() or len(value) > 256 or not value.isprintable():
+        raise InvalidRequest(
+            "the issuer must be printable, at most 256 characters, without surrounding spaces"
+        )
+    return value
 
 
 def build_settings(args: argparse.Namespace, *, served_url: str | None = None) -> AuthoritySettings:
@@ -111,6 +124,7 @@ def build_settings(args: argparse.Namespace, *, served_url: str | None = None) -
         state_dir=args.state_dir,
         public_url=args.public_url,
         served_url=served_url,
+        issuer=getattr(args, "issuer", None),
         transit_url=args.transit_url,
         transit_key=args.transit_key,
         trusted_proxies=getattr(args, "trusted_proxy", None) or None,
@@ -135,6 +149,11 @@ def _common(parser: argparse.ArgumentParser) -> None:
         f"(env PASSGENI_PUBLIC_URL; default {DEFAULT_PUBLIC_URL} or the served address)",
     )
     parser.add_argument(
+        "--issuer",
+        help="the certificates' iss claim, e.g. passgeni.ai (env PASSGENI_ISSUER; default: "
+        "the public URL); verifiers must expect it (PASSGENI_ISSUER, --issuer)",
+    )
+    parser.add_argument(
         "--transit-url",
         help="sign with Vault/OpenBao Transit at this URL (env PASSGENI_TRANSIT_URL; "
         "token from PASSGENI_TRANSIT_TOKEN or VAULT_TOKEN)",
@@ -155,6 +174,7 @@ _SERVE_KEYS = (
     "database_url",
     "state_dir",
     "public_url",
+    "issuer",
     "transit_url",
     "transit_key",
     "no_fips_strict",
@@ -176,6 +196,7 @@ def _cmd_serve(args: argparse.Namespace) -> int:
         raise InvalidRequest("--workers must be at least 1")
     print(
         f"passgeni authority: serving {settings.public_url} on {host}:{port}"
+        + (f" as issuer {settings.issuer}" if settings.issuer else "")
         + (f" with {workers} worker processes" if workers > 1 else ""),
         file=sys.stderr,
     )

@@ -12,12 +12,19 @@ Embedded differences from a served authority, and why:
   the certificate's ``entropy_source.fips_mode`` still records the truth
   (see ``passgeni_core.model.standards_met``).
 * No rate limits: the only client is the local user on the loopback interface.
-* A stable issuer: the port is ephemeral, but certificates must verify in
-  later runs, so the issuer (``public_url``) defaults to
-  ``http://127.0.0.1:8787`` - the address ``passgeni authority serve`` uses by
-  default on the same state directory, where the certificate URLs become live.
-  ``issuer_is_base_url=True`` makes the served address the issuer instead
-  (certificate URLs then resolve while this process runs; tests use it).
+* A marked, stable issuer: ``embedded:<id>``, the id drawn once per state
+  directory (kept in it, see :data:`ID_FILE`). Nobody else can reach this
+  authority, so its certificates must never pass for an authority's an
+  auditor could ask: the issuer is not a URL, and the certificate page, ``passgeni
+  verify`` and a scan say "issued by an embedded, throwaway authority"
+  (``passgeni_core.model.EMBEDDED_ISSUER_NOTE``). It is stable because the
+  port is ephemeral but certificates must verify in later runs on the same
+  state directory.
+
+Given ``public_url``, ``issuer_is_base_url=True`` (the served address, so
+certificate URLs resolve while this process runs) or ``settings``, the class
+is simply the served authority run in this process, issuer and all (tests,
+examples and benchmarks use it so).
 """
 
 from __future__ import annotations
@@ -25,6 +32,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import os
+import secrets
 import socket
 import threading
 import time
@@ -32,18 +40,21 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, Self
 
-from passgeni_core import AuthorityUnavailable
+from passgeni_core import AuthorityError, AuthorityUnavailable
+from passgeni_core.model import EMBEDDED_ISSUER_PREFIX, is_embedded_issuer
 
 from ._app import create_app
 from ._service import AuthorityService
 from ._settings import AuthoritySettings, RateLimits, default_state_dir
 
-__all__ = ["API_KEY_FILE", "EmbeddedAuthority"]
+__all__ = ["API_KEY_FILE", "ID_FILE", "EmbeddedAuthority"]
 
 log = logging.getLogger("passgeni_authority.embedded")
 
 #: The local API key, inside the state directory (mode 0600).
 API_KEY_FILE = "embedded-api-key"
+#: The embedded authority's id (its issuer is ``embedded:<id>``), inside the state directory.
+ID_FILE = "embedded-id"
 LOCAL_USER = "local"
 #: Requests per minute of the local key: high enough for bulk local rotation.
 LOCAL_KEY_RATE_LIMIT = 1_000_000
@@ -70,8 +81,9 @@ class EmbeddedAuthority:
 
     ``settings``, when given, replaces the embedded defaults entirely. The
     issuer is ``public_url`` if passed, else the served ``base_url`` with
-    ``issuer_is_base_url=True``, else ``settings.public_url`` (default
-    ``http://127.0.0.1:8787``, stable across runs).
+    ``issuer_is_base_url=True``, else ``settings.public_url`` if ``settings``
+    are given, else the marked ``embedded:<id>`` of the state directory
+    (stable across runs).
 
     Raises (``start``):
         AuthorityUnavailable: the port cannot be bound or the server did not start.
@@ -120,7 +132,7 @@ class EmbeddedAuthority:
     @property
     def issuer(self) -> str:
         """The certificates' ``iss`` (stable across runs unless ``issuer_is_base_url``)."""
-        return self.service.settings.public_url
+        return self.service.settings.effective_issuer
 
     @property
     def api_key(self) -> str:
@@ -162,7 +174,33 @@ class EmbeddedAuthority:
             return dataclasses.replace(base, public_url=self._public_url)
         if self._issuer_is_base_url:
             return dataclasses.replace(base, public_url=self.base_url)
-        return base
+        if self._settings is not None:
+            return base
+        return dataclasses.replace(base, public_url=EMBEDDED_ISSUER_PREFIX + self._embedded_id())
+
+    def _embedded_id(self) -> str:
+        """This state directory's id: drawn once, then read back (the issuer must stay put)."""
+        path = self.state_dir / ID_FILE
+        try:
+            stored = path.read_text(encoding="utf-8").strip()
+        except FileNotFoundError:
+            # Written whole beside it, then linked into place: the link fails if a
+            # concurrent first start won, and then everybody reads the winner's id.
+            tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
+            _write_private(tmp, secrets.token_hex(8) + "\n")
+            try:
+                os.link(tmp, path)
+            except FileExistsError:
+                pass
+            finally:
+                tmp.unlink(missing_ok=True)
+            stored = path.read_text(encoding="utf-8").strip()
+        if not is_embedded_issuer(EMBEDDED_ISSUER_PREFIX + stored):
+            raise AuthorityError(
+                f"{path} does not hold an embedded authority id; remove it to draw a new one "
+                "(certificates issued under the old id then no longer verify here)"
+            )
+        return stored
 
     def _ensure_key(self, service: AuthorityService) -> str:
         path = self.state_dir / API_KEY_FILE

@@ -15,6 +15,7 @@ from __future__ import annotations
 __all__ = [
     "AlgorithmNotAllowed",
     "AuthorityError",
+    "AuthorityNotConfigured",
     "AuthorityUnavailable",
     "BadSignature",
     "BindingMismatch",
@@ -131,6 +132,16 @@ class SeedCommitmentRequired(InvalidRequest):
     without it the authority could not tell a generated credential from a chosen one."""
 
     code = "seed_commitment_required"
+
+
+class AuthorityNotConfigured(InvalidRequest):
+    """No authority is configured, and no embedded one was asked for (fail closed).
+
+    Bad input, not an outage: the caller names an authority (``PASSGENI_URL``,
+    ``--url``, the config file) or asks for a throwaway embedded one.
+    """
+
+    code = "authority_not_configured"
 
 
 # --- certificate verification --------------------------------------------------

@@ -16,7 +16,10 @@ Query keys (all optional but ``preset``): ``preset``; ``length``,
 ``vault://MOUNT/PATH#KEY``, ``aws-sm://NAME#KEY``, ``k8s://NAMESPACE/NAME#KEY``);
 ``keeper`` (a rotation epoch of your choosing); ``mode`` (``store``, the
 default with a destination, or ``return``); ``label``; ``authority_url`` and
-``timeout`` (else ``PASSGENI_URL``/``PASSGENI_TIMEOUT``/the config file). The
+``timeout`` (else ``PASSGENI_URL``/``PASSGENI_TIMEOUT``/the config file; with
+no authority anywhere the program fails with ``authority_not_configured``
+before touching a store; ``authority_url = "embedded"`` runs a throwaway one
+in-process, whose certificates say so). The
 API key comes only from ``PASSGENI_API_KEY`` (or the config file): a query
 value would be written to the Terraform state. Stores are configured the
 usual way (``VAULT_ADDR``/``VAULT_TOKEN``, the AWS SDK chain, kubeconfig).

@@ -214,8 +214,12 @@ def parse_query(data: Mapping[str, str]) -> Query:
         raise _bad("label must be at most 150 printable characters")
 
     authority_url = _opt(data, "authority_url")
-    if authority_url is not None and not re.fullmatch(r"https?://[\x21-\x7e]+", authority_url):
-        raise _bad("authority_url must be an http(s):// URL")
+    if (
+        authority_url is not None
+        and authority_url != "embedded"
+        and not re.fullmatch(r"https?://[\x21-\x7e]+", authority_url)
+    ):
+        raise _bad('authority_url must be an http(s):// URL (or "embedded")')
     timeout: float | None = None
     if (raw_timeout := _opt(data, "timeout")) is not None:
         try:

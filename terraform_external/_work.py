@@ -57,7 +57,14 @@ def execute(query: Query, environ: Mapping[str, str]) -> dict[str, str]:
         PassgeniError (and subclasses): a store/authority failure or a bad destination.
     """
     destination = parse_store_uri(query.destination) if query.destination else None
-    config = resolve_config(url=query.authority_url, timeout=query.timeout, environ=environ)
+    # Fail closed, before any store is opened: no authority, no certificate, no write.
+    config = resolve_config(
+        url=query.authority_url,
+        timeout=query.timeout,
+        environ=environ,
+        url_option="the query's authority_url",
+        embedded_option='authority_url = "embedded"',
+    ).require_authority()
     with connect(config) as client:
         if destination is None:
             made = provision(client, query.preset, parameters=query.parameters, label=query.label)

@@ -47,7 +47,10 @@ Configuration (environment variables, as Lambda users expect)
 ``PASSGENI_TARGET``           ``postgresql`` (default) or ``none``; other kinds come from
                               the ``passgeni.targets`` entry-point group
 ``PASSGENI_LABEL``            optional certificate label
-``PASSGENI_URL``              the authority (else the embedded one, for local tests)
+``PASSGENI_URL``              the authority (required: without it createSecret, testSecret
+                              and finishSecret fail with ``authority_not_configured``
+                              before any write; ``embedded`` runs a throwaway one in-process,
+                              for local tests only)
 ``PASSGENI_ISSUER``           the certificates' issuer when it is not ``PASSGENI_URL``
 ``PASSGENI_API_KEY``          its API key, or ``PASSGENI_API_KEY_SECRET_ARN``: a secret
                               holding it (plain string, or JSON with an ``api_key`` field)
@@ -115,7 +118,12 @@ def _authority(config: RotationConfig, sm: Any) -> Iterator[AuthorityClient]:
         except ValueError:
             api_key = raw
     resolved = resolve_config(
-        url=config.url, api_key=api_key, timeout=config.timeout, issuer=config.issuer
+        url=config.url,
+        api_key=api_key,
+        timeout=config.timeout,
+        issuer=config.issuer,
+        url_option=None,
+        embedded_option="PASSGENI_URL=embedded",
     )
     with connect(resolved) as client:
         yield client

@@ -33,21 +33,16 @@ from pathlib import Path
 from typing import Any
 
 from .._errors import InvalidRequest
-from ..client import connect, resolve_config
+from ..client import connect
 from ..crypto import JWKS, verify_status_list
-from ._options import add_connection_options, read_file
+from ._options import add_connection_options, authority_config, read_file
 from ._output import print_json, print_kv, print_table
 
 __all__ = ["register"]
 
 
 def _connection(args: argparse.Namespace) -> Any:
-    return resolve_config(
-        url=getattr(args, "url", None),
-        api_key=getattr(args, "api_key", None),
-        timeout=getattr(args, "timeout", None),
-        issuer=getattr(args, "issuer", None),
-    )
+    return authority_config(args).require_authority()
 
 
 def _write(out: str | None, data: bytes, *, binary_ok: bool = False) -> None:

@@ -62,6 +62,7 @@ def certificate_summary(cert: Certificate) -> dict[str, Any]:
         "cert_id": claims.jti,
         "kid": cert.kid,
         "issuer": claims.iss,
+        "embedded_issuer": claims.embedded_issuer,
         "subject": claims.sub,
         "compliance_standard": claims.compliance_standard,
         "standards_met": list(claims.standards_met),

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from .._errors import InvalidRequest, MalformedToken
+from ..client import ClientConfig, resolve_config
 from ..crypto import (
     JWKS,
     Certificate,
@@ -21,6 +22,7 @@ from ..model import GenerationParameters
 __all__ = [
     "add_connection_options",
     "add_parameter_options",
+    "authority_config",
     "check_status_list_file",
     "parameters_from_args",
     "read_file",
@@ -78,10 +80,13 @@ def parameters_from_args(args: argparse.Namespace) -> GenerationParameters:
 
 
 def add_connection_options(parser: argparse.ArgumentParser) -> None:
-    """``--url``, ``--api-key``, ``--timeout``: override environment and config file."""
+    """``--url``, ``--api-key``, ``--timeout``, ``--embedded``: override environment and config."""
     group = parser.add_argument_group("authority")
     group.add_argument(
-        "--url", metavar="URL", help="authority base URL (default: $PASSGENI_URL, config, embedded)"
+        "--url",
+        metavar="URL",
+        help="authority base URL (default: $PASSGENI_URL, then url in the config file; "
+        "no default authority: without one the command refuses)",
     )
     group.add_argument(
         "--api-key",
@@ -90,6 +95,31 @@ def add_connection_options(parser: argparse.ArgumentParser) -> None:
     )
     group.add_argument(
         "--timeout", type=float, metavar="SECONDS", help="per-request timeout (default 10)"
+    )
+    group.add_argument(
+        "--embedded",
+        action="store_true",
+        help="run a throwaway authority in this process (needs passgeni[authority]; same as "
+        "PASSGENI_URL=embedded): its certificates say so and are no evidence for an auditor",
+    )
+
+
+def authority_config(args: argparse.Namespace) -> ClientConfig:
+    """The authority configuration of a command with :func:`add_connection_options`.
+
+    Not checked here (offline verification reads only its issuer): callers that
+    need the authority call ``.require_authority()`` before anything else, or
+    let ``connect`` refuse.
+
+    Raises:
+        InvalidRequest: a bad config file or timeout, or ``--url`` with ``--embedded``.
+    """
+    return resolve_config(
+        url=getattr(args, "url", None),
+        api_key=getattr(args, "api_key", None),
+        timeout=getattr(args, "timeout", None),
+        issuer=getattr(args, "issuer", None),
+        embedded=bool(getattr(args, "embedded", False)),
     )
 
 

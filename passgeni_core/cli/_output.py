@@ -7,7 +7,9 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
-__all__ = ["print_json", "print_kv", "print_table"]
+from ..model import EMBEDDED_ISSUER_NOTE, is_embedded_issuer
+
+__all__ = ["print_json", "print_kv", "print_table", "warn_if_embedded"]
 
 
 def print_json(data: Any) -> None:
@@ -28,3 +30,9 @@ def print_kv(pairs: Sequence[tuple[str, Any]]) -> None:
     width = max((len(k) for k, _ in pairs), default=0)
     for key, value in pairs:
         print(f"{key.ljust(width)}  {value}")
+
+
+def warn_if_embedded(issuer: str) -> None:
+    """Say so on stderr when the certificates come from an embedded, throwaway authority."""
+    if is_embedded_issuer(issuer):
+        print(f"passgeni: warning: {issuer}: {EMBEDDED_ISSUER_NOTE}", file=sys.stderr)

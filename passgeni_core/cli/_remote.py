@@ -2,7 +2,10 @@
 
 The authority is configured by ``--url``/``--api-key``/``--timeout``, else
 ``PASSGENI_URL``/``PASSGENI_API_KEY``/``PASSGENI_TIMEOUT``, else the config
-file, else the embedded authority (``passgeni[authority]``), in that order.
+file, in that order; ``--embedded`` (or the URL ``embedded``) runs a throwaway
+one in-process (``passgeni[authority]``). With none, these commands refuse
+(``authority_not_configured``, exit 2) before anything is certified or written.
+``verify TOKEN --jwks FILE`` needs no authority: it is offline, always.
 
 Where the password goes: it exists only in this process. Without
 ``--store``, ``--credential-file`` or ``--show-password`` it is discarded
@@ -27,40 +30,28 @@ import os
 import sys
 from pathlib import Path
 from typing import Any
-from urllib.parse import unquote, urlsplit
 
-from .._errors import CertificateRevoked, InvalidRequest, InvalidToken
-from ..client import AuthorityClient, CertificateRecord, ClientConfig, connect, resolve_config
+from .._errors import InvalidRequest
+from ..client import ClientConfig, connect
 from ..crypto import (
-    JWKS,
-    Certificate,
     encode_seed,
-    verify_certificate,
-    verify_certificate_at_issuance,
 )
 from ..model import detect_entropy_source
 from ..workflows import ProvisionResult, provision
-from ._basic import certificate_summary
 from ._options import (
     add_connection_options,
     add_parameter_options,
-    check_status_list_file,
-    jwks_from_file,
+    authority_config,
     parameters_from_args,
-    read_token,
 )
-from ._output import print_json, print_kv, print_table
+from ._output import print_json, print_kv, print_table, warn_if_embedded
+from ._verify_cmd import register_verify_options
 
-__all__ = ["cmd_verify", "register", "register_verify_options"]
+__all__ = ["register"]
 
 
 def _config(args: argparse.Namespace) -> ClientConfig:
-    return resolve_config(
-        url=args.url,
-        api_key=args.api_key,
-        timeout=args.timeout,
-        issuer=getattr(args, "issuer", None),
-    )
+    return authority_config(args).require_authority()
 
 
 # --- provision ----------------------------------------------------------------------------
@@ -99,10 +90,12 @@ def _secret_dict(result: ProvisionResult) -> dict[str, Any]:
 def _cmd_provision(args: argparse.Namespace) -> int:
     params = parameters_from_args(args)
     target = _target_from_args(args)
+    config = _config(args)  # no authority: refuse before any file is created
     # Create the file before anything is certified: a bad path must not cost a certificate.
     fd = _open_credential_file(args.credential_file) if args.credential_file else None
     try:
-        with connect(_config(args)) as client:
+        with connect(config) as client:
+            warn_if_embedded(client.issuer)
             result = provision(
                 client,
                 args.preset,
@@ -151,15 +144,6 @@ def _generation_row(generation: dict[str, Any] | None) -> str:
     return f"{generation['generator']}, seed commitment {generation['seed_commitment']}"
 
 
-def _proof_row(summary: dict[str, Any]) -> str:
-    """What the certificate can prove about the stored value (``passgeni prove`` checks it)."""
-    if summary.get("generation"):
-        return f"generation ({summary['generation']['generator']}): provable with the seed"
-    if summary.get("credential_commitment"):
-        return "binding only: the value is provable, how it was generated is not"
-    return "none"
-
-
 def _print_facts(public: dict[str, Any], *, stream: Any) -> None:
     rows = [
         ("cert id", public["cert_id"]),
@@ -176,180 +160,6 @@ def _print_facts(public: dict[str, Any], *, stream: Any) -> None:
     width = max(len(k) for k, _ in rows)
     for key, value in rows:
         print(f"{key.ljust(width)}  {value}", file=stream)
-
-
-# --- verify -----------------------------------------------------------------------------------
-
-
-def _split_cert_url(value: str) -> tuple[str, str] | None:
-    """``https://host[/prefix]/cert/{id}`` -> (base URL, id); None if not a cert URL."""
-    parts = urlsplit(value)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        return None
-    path = parts.path.rstrip("/")
-    for marker in ("/cert/", "/api/certificates/"):
-        head, sep, tail = path.rpartition(marker)
-        if sep and tail and "/" not in tail:
-            return f"{parts.scheme}://{parts.netloc}{head}", unquote(tail)
-    raise InvalidRequest(
-        f"{value[:100]!r} is not a certificate URL (expected .../cert/ID or .../api/certificates/ID)"
-    )
-
-
-def _looks_like_token(value: str) -> bool:
-    return value.count(".") == 2 and value.startswith("eyJ")
-
-
-def _verify(token: str, jwks: JWKS, issuer: str, at_issuance: bool) -> Certificate:
-    if at_issuance:
-        return verify_certificate_at_issuance(token, jwks, issuer=issuer)
-    return verify_certificate(token, jwks, issuer=issuer)
-
-
-def _check_record(record: CertificateRecord, cert: Certificate, at_issuance: bool) -> None:
-    if record.cert_id != cert.cert_id or record.token.strip() != cert.token:
-        raise InvalidToken(
-            f"the authority's record {record.cert_id} does not match certificate {cert.cert_id}"
-        )
-    if record.revoked and not at_issuance:
-        when = record.revoked_at.isoformat() if record.revoked_at else "an unknown time"
-        raise CertificateRevoked(
-            f"certificate {cert.cert_id} was revoked at {when}: {record.revocation_reason or 'no reason given'}"
-        )
-
-
-def _client_jwks(client: AuthorityClient, jwks_file: str | None) -> JWKS:
-    if jwks_file:
-        return jwks_from_file(jwks_file)
-    return client.jwks()
-
-
-def cmd_verify(args: argparse.Namespace) -> int:
-    """``passgeni verify TOKEN|CERT_URL|CERT_ID``."""
-    raw = read_token(args.token)
-    if not raw:
-        raise InvalidRequest("nothing to verify: give a token, a certificate URL or an id")
-    record: CertificateRecord | None = None
-    cert: Certificate
-    jwks: JWKS
-    issuer: str
-    split = None if _looks_like_token(raw) else _split_cert_url(raw)
-    if split is not None:
-        # The URL names its authority; the issuer must then be that same base URL.
-        base, cert_id = split
-        issuer = args.issuer or base
-        with AuthorityClient(base, timeout=args.timeout or 10.0, issuer=issuer) as client:
-            record = client.get_certificate(cert_id)
-            jwks = _client_jwks(client, args.jwks)
-        cert = _verify(record.token, jwks, issuer, args.at_issuance)
-        if cert.cert_id != cert_id:
-            raise InvalidToken(f"the authority returned certificate {cert.cert_id}, not {cert_id}")
-    elif _looks_like_token(raw) and args.jwks and not args.online:
-        config = _config(args)
-        expected = config.issuer or config.url
-        if not expected:
-            raise InvalidRequest(
-                "give the expected issuer with --issuer (or set PASSGENI_ISSUER or PASSGENI_URL)"
-            )
-        issuer = expected
-        jwks = jwks_from_file(args.jwks)
-        cert = _verify(raw, jwks, issuer, args.at_issuance)
-    else:
-        with connect(_config(args)) as client:
-            issuer = client.issuer
-            if _looks_like_token(raw):
-                jwks = _client_jwks(client, args.jwks)
-                cert = _verify(raw, jwks, client.issuer, args.at_issuance)
-                if args.online:
-                    record = client.get_certificate(cert.cert_id)
-            else:
-                record = client.get_certificate(raw)
-                jwks = _client_jwks(client, args.jwks)
-                cert = _verify(record.token, jwks, client.issuer, args.at_issuance)
-                if cert.cert_id != record.cert_id or record.cert_id != raw:
-                    raise InvalidToken(
-                        f"the authority returned certificate {cert.cert_id}, not {raw}"
-                    )
-    if record is not None:
-        _check_record(record, cert, args.at_issuance)
-    status_list = None
-    if args.status_list:
-        # Offline revocation against a cached signed list (raises CertificateRevoked).
-        status_list = check_status_list_file(args.status_list, cert, jwks, issuer)
-    summary = certificate_summary(cert)
-    summary["status"] = record.status if record else None
-    summary["checked_online"] = record is not None
-    if record is not None:
-        summary["revoked_at"] = record.to_dict()["revoked_at"]
-        summary["revocation_reason"] = record.revocation_reason
-    if status_list is not None:
-        summary["status_list"] = {
-            "uri": status_list.uri,
-            "issued_at": status_list.issued_at.isoformat() if status_list.issued_at else None,
-            "revoked": False,
-        }
-    if args.json:
-        print_json(summary)
-        return 0
-    status = "VALID (as of issuance)" if cert.historical else "VALID"
-    if record is not None:
-        status += f"; authority status: {record.status}"
-    elif status_list is not None:
-        when = status_list.issued_at.isoformat() if status_list.issued_at else "?"
-        status += f"; not revoked per status list of {when}"
-    else:
-        status += " (offline: revocation not checked; add --online)"
-    print_kv(
-        [
-            ("status", status),
-            ("cert id", summary["cert_id"]),
-            ("issuer", summary["issuer"]),
-            ("standard", summary["compliance_standard"]),
-            ("standards met", ", ".join(summary["standards_met"])),
-            ("entropy", f"{summary['entropy_bits']} bits"),
-            ("issued", summary["issued_at"]),
-            ("expires", summary["expires_at"]),
-            ("proof", _proof_row(summary)),
-        ]
-    )
-    return 0
-
-
-def register_verify_options(p: argparse.ArgumentParser) -> None:
-    """The options of ``passgeni verify``."""
-    p.add_argument(
-        "token",
-        metavar="TOKEN|CERT_URL|CERT_ID",
-        help="a certificate JWT ('-' for stdin, @FILE), its https://.../cert/ID URL, or its id",
-    )
-    p.add_argument(
-        "--jwks",
-        metavar="FILE",
-        help="verify against this jwks.json (fully offline for a token); default: fetch it",
-    )
-    p.add_argument(
-        "--issuer",
-        help="expected issuer (default: the URL's authority, $PASSGENI_ISSUER, the configured URL)",
-    )
-    p.add_argument(
-        "--online",
-        action="store_true",
-        help="also ask the authority for the revocation status (exit 1 if revoked)",
-    )
-    p.add_argument(
-        "--status-list",
-        metavar="FILE",
-        help="check revocation offline against cached signed status lists "
-        "(`passgeni status-list fetch --out FILE`; exit 1 if revoked)",
-    )
-    p.add_argument(
-        "--at-issuance",
-        action="store_true",
-        help="historical audit: check validity as of the certificate's issuance, not now",
-    )
-    p.add_argument("--json", action="store_true", help="machine-readable output")
-    add_connection_options(p)
-    p.set_defaults(handler=cmd_verify)
 
 
 # --- revoke / audit -----------------------------------------------------------------------------
@@ -424,9 +234,11 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "verify",
         help="verify a certificate: offline by JWKS; by URL or id from the authority",
         description=(
-            "TOKEN with --jwks FILE: fully offline. TOKEN alone: the JWKS is fetched from the "
-            "authority. CERT_URL or CERT_ID: the record and JWKS are fetched from the authority "
-            "and a revoked certificate fails. --online adds the revocation status to a TOKEN."
+            "TOKEN with --jwks FILE: fully offline (never the network, never any state; "
+            "anything but a compact JWS is malformed_token). TOKEN alone: the JWKS is fetched "
+            "from the configured authority. CERT_URL or CERT_ID: the record and JWKS are "
+            "fetched from the authority and a revoked certificate fails. --online adds the "
+            "revocation status to a TOKEN."
         ),
     )
     register_verify_options(p)

@@ -35,7 +35,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .._errors import InvalidRequest, PassgeniError
-from ._options import add_connection_options
+from ._options import add_connection_options, authority_config
 
 if TYPE_CHECKING:
     from ..client import AuthorityClient
@@ -280,15 +280,13 @@ def _pooled_session(concurrency: int) -> Iterator[Any]:
 
 
 def _cmd_rotate(args: argparse.Namespace) -> int:
-    from ..client import connect, resolve_config
+    from ..client import connect
     from ._output import print_json
 
     if args.concurrency < 1 or args.concurrency > 256:
         raise InvalidRequest("--concurrency must be between 1 and 256")
     entries = load_inventory(Path(args.inventory), epoch=args.epoch)
-    config = resolve_config(
-        url=args.url, api_key=args.api_key, timeout=args.timeout, issuer=args.issuer
-    )
+    config = authority_config(args).require_authority()
     show_progress = not args.no_progress
     with (
         _pooled_session(args.concurrency) as session,

@@ -31,7 +31,7 @@ from typing import Any
 
 from .._errors import InvalidRequest
 from ..audit import scan
-from ..client import connect, resolve_config
+from ..client import connect
 from ..crypto import encode_seed
 from ..model import detect_entropy_source
 from ..stores import open_store, parse_store_uri
@@ -39,10 +39,11 @@ from ..workflows import STATUSES, StoreResult, prove_credential, provision_into_
 from ._options import (
     add_connection_options,
     add_parameter_options,
+    authority_config,
     jwks_from_file,
     parameters_from_args,
 )
-from ._output import print_json, print_kv, print_table
+from ._output import print_json, print_kv, print_table, warn_if_embedded
 
 __all__ = ["register"]
 
@@ -50,12 +51,7 @@ Handler = Callable[[argparse.Namespace], int]
 
 
 def _connection(args: argparse.Namespace) -> Any:
-    return resolve_config(
-        url=getattr(args, "url", None),
-        api_key=getattr(args, "api_key", None),
-        timeout=getattr(args, "timeout", None),
-        issuer=getattr(args, "issuer", None),
-    )
+    return authority_config(args).require_authority()
 
 
 def _cmd_provision_store(args: argparse.Namespace) -> int:
@@ -75,11 +71,14 @@ def _cmd_provision_store(args: argparse.Namespace) -> int:
             "(the store is the target, and it keeps the credential)"
         )
     params = parameters_from_args(args)
+    # Refuse without an authority before the store is even opened (fail closed).
+    config = _connection(args)
     # Parse and open the store before anything is certified: a bad URI costs nothing.
     uri = parse_store_uri(args.store)
     store = open_store(uri)
     try:
-        with connect(_connection(args)) as client:
+        with connect(config) as client:
+            warn_if_embedded(client.issuer)
             result = provision_into_store(
                 client,
                 store,

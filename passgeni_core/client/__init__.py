@@ -55,6 +55,7 @@ _EXPORTS: dict[str, tuple[str, ...]] = {
     ),
     "._config": (
         "DEFAULT_CONFIG_PATH",
+        "EMBEDDED",
         "EMBEDDED_ENTRY_POINT_GROUP",
         "ClientConfig",
         "connect",
@@ -73,6 +74,7 @@ if TYPE_CHECKING:
     )
     from ._config import (
         DEFAULT_CONFIG_PATH as DEFAULT_CONFIG_PATH,
+        EMBEDDED as EMBEDDED,
         EMBEDDED_ENTRY_POINT_GROUP as EMBEDDED_ENTRY_POINT_GROUP,
         ClientConfig as ClientConfig,
         connect as connect,

@@ -3,13 +3,21 @@
 Precedence, highest first: explicit values (command-line flags), the
 environment (``PASSGENI_URL``, ``PASSGENI_API_KEY``, ``PASSGENI_TIMEOUT``),
 the config file (``$PASSGENI_CONFIG`` or ``~/.config/passgeni/config.toml``,
-keys ``url``, ``api_key``, ``timeout``), then embedded mode.
+keys ``url``, ``api_key``, ``timeout``).
 
-Embedded mode: with no URL anywhere, the authority runs in-process. It is
-found through the ``passgeni.embedded`` entry point (name ``default``),
-which the ``passgeni[authority]`` extra registers, so this pure package never
-imports the authority by name. The entry point is a context manager exposing
-``base_url`` and ``api_key`` (and optionally ``issuer``).
+Fail closed: with no URL anywhere there is no authority, and :func:`connect`
+raises :class:`AuthorityNotConfigured` (saying how to configure one) before
+anything is certified or stored. A certificate from a throwaway authority
+nobody else can reach is worse than none, so it is never the silent default.
+
+Embedded mode, only when asked for: ``embedded=True`` (the CLI's
+``--embedded``), or the URL ``embedded`` from any source (``--url embedded``,
+``PASSGENI_URL=embedded``, ``url = "embedded"`` in the config file). The
+authority then runs in-process. It is found through the ``passgeni.embedded``
+entry point (name ``default``), which the ``passgeni[authority]`` extra
+registers, so this pure package never imports the authority by name. The
+entry point is a context manager exposing ``base_url`` and ``api_key`` (and
+optionally ``issuer``); its certificates carry an ``embedded:`` issuer.
 
 Only this module and the CLI read the environment and files; library code
 receives a :class:`ClientConfig` or an :class:`AuthorityClient`.
@@ -23,15 +31,16 @@ import math
 import os
 import tomllib
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from .._errors import AuthorityUnavailable, InvalidRequest, PassgeniError
+from .._errors import AuthorityNotConfigured, AuthorityUnavailable, InvalidRequest, PassgeniError
 from ._client import AuthorityClient
 
 __all__ = [
     "DEFAULT_CONFIG_PATH",
+    "EMBEDDED",
     "EMBEDDED_ENTRY_POINT_GROUP",
     "ClientConfig",
     "connect",
@@ -42,34 +51,63 @@ __all__ = [
 EMBEDDED_ENTRY_POINT_GROUP = "passgeni.embedded"
 DEFAULT_CONFIG_PATH = Path("~/.config/passgeni/config.toml")
 DEFAULT_TIMEOUT = 10.0
+#: The URL value that asks for the embedded authority (flag, environment or config file).
+EMBEDDED = "embedded"
 
-Source = Literal["flag", "environment", "config file", "embedded", "default"]
+Source = Literal["flag", "environment", "config file", "default"]
 
 
 @dataclass(frozen=True, kw_only=True)
 class ClientConfig:
     """Where the authority is and how to talk to it. ``repr`` hides the API key.
 
-    ``url`` is ``None`` in embedded mode. ``*_source`` say where each value
-    came from, so ``passgeni`` can explain its configuration.
+    ``url`` is the authority's base URL; ``embedded`` says an in-process
+    authority was asked for (``url`` is then ``None``); neither means no
+    authority is configured (:attr:`configured` is false, and :func:`connect`
+    refuses). ``*_source`` say where each value came from (``url_source`` is
+    ``None`` when nothing was configured), so ``passgeni`` can explain its
+    configuration. ``url_option`` and ``embedded_option`` name the caller's
+    own ways of configuring them, for the message when nothing is configured.
     """
 
     url: str | None = None
     api_key: str | None = None
     timeout: float = DEFAULT_TIMEOUT
     issuer: str | None = None
-    url_source: Source = "embedded"
+    embedded: bool = False
+    url_source: Source | None = None
     api_key_source: Source | None = None
     timeout_source: Source = "default"
+    config_path: Path | None = None
+    url_option: str | None = field(default="--url URL", repr=False)
+    embedded_option: str = field(default=f"--embedded (or PASSGENI_URL={EMBEDDED})", repr=False)
 
     @property
-    def embedded(self) -> bool:
-        return self.url is None
+    def configured(self) -> bool:
+        """An authority URL, or the embedded authority, was asked for."""
+        return self.url is not None or self.embedded
+
+    def require_authority(self) -> ClientConfig:
+        """``self`` when an authority is configured.
+
+        Raises:
+            AuthorityNotConfigured: no URL and no embedded authority asked for.
+        """
+        if self.configured:
+            return self
+        where = str(self.config_path) if self.config_path else str(DEFAULT_CONFIG_PATH)
+        ways = ["PASSGENI_URL", *([self.url_option] if self.url_option else [])]
+        raise AuthorityNotConfigured(
+            f"no authority configured: set {', '.join(ways)} or url in {where} to your "
+            f"authority, or use {self.embedded_option} for a local throwaway authority "
+            "whose certificates are no evidence for an auditor"
+        )
 
     def __repr__(self) -> str:
         key = "'***'" if self.api_key else "None"
+        where = EMBEDDED if self.embedded else repr(self.url)
         return (
-            f"ClientConfig(url={self.url!r}, api_key={key}, timeout={self.timeout}, "
+            f"ClientConfig(url={where}, api_key={key}, timeout={self.timeout}, "
             f"url_source={self.url_source!r})"
         )
 
@@ -137,18 +175,31 @@ def resolve_config(
     api_key: str | None = None,
     timeout: float | None = None,
     issuer: str | None = None,
+    embedded: bool = False,
     environ: Mapping[str, str] | None = None,
     config_path: Path | None = None,
+    url_option: str | None = "--url URL",
+    embedded_option: str = f"--embedded (or PASSGENI_URL={EMBEDDED})",
 ) -> ClientConfig:
-    """Resolve the configuration: arguments > environment > config file > embedded.
+    """Resolve the configuration: arguments > environment > config file.
 
+    ``embedded=True`` (or the URL :data:`EMBEDDED` from any source) asks for
+    the embedded authority; with no URL anywhere the result is not
+    :attr:`~ClientConfig.configured` (:func:`connect` then refuses: this
+    never raises for it, so that offline commands can still read the rest).
+    ``url_option``/``embedded_option`` name the caller's own options in that
+    refusal (an Ansible module says ``url: embedded``, not ``--embedded``;
+    ``url_option=None`` when the caller has no option but the environment).
     ``environ`` defaults to ``os.environ`` and ``config_path`` to
     :func:`default_config_path`; tests pass both.
 
     Raises:
         InvalidRequest: an unreadable or malformed config file (an explicit
-            ``$PASSGENI_CONFIG`` that does not exist included), or a bad timeout.
+            ``$PASSGENI_CONFIG`` that does not exist included), a bad timeout,
+            or both a URL and ``embedded=True``.
     """
+    if embedded and url not in (None, "", EMBEDDED):
+        raise InvalidRequest("a URL and the embedded authority were both asked for: give one")
     env = os.environ if environ is None else environ
     # Only a file the user named in $PASSGENI_CONFIG must exist; the default may not.
     explicit_file = config_path is None and bool(env.get("PASSGENI_CONFIG"))
@@ -164,7 +215,14 @@ def resolve_config(
             return file[file_key], "config file"
         return None, None
 
-    url_value, url_source = pick(url, "PASSGENI_URL", "url")
+    url_value: Any
+    url_source: Source | None
+    if embedded:
+        url_value, url_source = None, "flag"
+    else:
+        url_value, url_source = pick(url, "PASSGENI_URL", "url")
+    if url_value == EMBEDDED:
+        embedded, url_value = True, None
     key_value, key_source = pick(api_key, "PASSGENI_API_KEY", "api_key")
     timeout_value, timeout_source = pick(timeout, "PASSGENI_TIMEOUT", "timeout")
     issuer_value, _ = pick(issuer, "PASSGENI_ISSUER", "issuer")
@@ -177,9 +235,13 @@ def resolve_config(
             else _timeout(timeout_value, f"{timeout_source} PASSGENI_TIMEOUT")
         ),
         issuer=issuer_value,
-        url_source=url_source or "embedded",
+        embedded=embedded,
+        url_source=url_source,
         api_key_source=key_source,
         timeout_source=timeout_source or "default",
+        config_path=path,
+        url_option=url_option,
+        embedded_option=embedded_option,
     )
 
 
@@ -188,8 +250,9 @@ def _load_embedded() -> Any:
     chosen = [ep for ep in eps if ep.name == "default"]
     if not chosen:
         raise AuthorityUnavailable(
-            "no authority configured and no embedded authority installed: set PASSGENI_URL "
-            "(or --url, or url in the config file) or install passgeni[authority]"
+            "the embedded authority was asked for but is not installed: install "
+            "passgeni[authority], or set PASSGENI_URL (or --url, or url in the config file) "
+            "to your authority"
         )
     try:
         return chosen[0].load()
@@ -204,15 +267,18 @@ def _load_embedded() -> Any:
 
 @contextlib.contextmanager
 def connect(config: ClientConfig, **client_options: Any) -> Iterator[AuthorityClient]:
-    """An :class:`AuthorityClient` for ``config``; starts the embedded authority if needed.
+    """An :class:`AuthorityClient` for ``config``; starts the embedded authority if asked.
 
     ``client_options`` go to :class:`AuthorityClient` (``retries``, ``session``...).
 
     Raises:
+        AuthorityNotConfigured: no authority configured (checked before anything
+            else happens: nothing is started, certified or stored).
         AuthorityUnavailable: embedded mode, but no embedded authority is installed
             (or it failed to start).
         InvalidRequest: a malformed URL.
     """
+    config.require_authority()
     if config.url is not None:
         with AuthorityClient(
             config.url,

@@ -40,6 +40,7 @@ from .._errors import (
     error_for_code,
 )
 from ..crypto import JWKS
+from ..model import is_embedded_issuer
 from ._models import _bad
 
 #: Server messages are shown to users; keep them bounded.
@@ -61,6 +62,20 @@ def _normalise_base_url(base_url: str) -> str:
             "the authority URL must not carry credentials, a query string or a fragment"
         )
     return f"{parts.scheme}://{parts.netloc}{parts.path}".rstrip("/")
+
+
+def _normalise_issuer(issuer: str) -> str:
+    """An expected ``iss``: a URL is normalised as the base URL is; a name
+    (``passgeni.ai``, an authority's configured issuer) is taken as it is."""
+    if not isinstance(issuer, str):
+        raise InvalidRequest("the expected issuer must be a string")
+    if "://" in issuer:
+        return _normalise_base_url(issuer)
+    if not issuer or len(issuer) > 256 or not issuer.isprintable() or issuer != issuer.strip():
+        raise InvalidRequest(
+            "the expected issuer must be a URL or a printable name of at most 256 characters"
+        )
+    return issuer
 
 
 def _parse_retry_after(value: str | None, *, now: Callable[[], float] = time.time) -> float | None:
@@ -115,8 +130,14 @@ class _Transport:
         self.retries = int(retries)
         self.backoff = float(backoff)
         self.max_retry_after = float(max_retry_after)
-        #: The ``iss`` certificates from this authority carry (its public base URL).
-        self.issuer = _normalise_base_url(issuer) if issuer else self.base_url
+        #: The ``iss`` certificates from this authority carry: its public base URL,
+        #: the name it was configured with (``serve --issuer passgeni.ai``), or an
+        #: embedded authority's ``embedded:<id>``.
+        self.issuer = (
+            issuer
+            if is_embedded_issuer(issuer)
+            else (_normalise_issuer(issuer) if issuer else self.base_url)
+        )
         self._owns_session = session is None
         self._session = session if session is not None else requests.Session()
         self._sleep = sleep

@@ -22,9 +22,14 @@ _EXPORTS: dict[str, tuple[str, ...]] = {
     "._presets": (
         "CLASS_NAMES",
         "MAPPING_VERSION",
+        "EntropyFloor",
+        "PoolMinimums",
         "Preset",
+        "claim_id_for",
         "get_preset",
         "list_presets",
+        "preset_id_for",
+        "same_standard",
     ),
     "._entropy": (
         "EntropyReport",
@@ -58,10 +63,13 @@ _EXPORTS: dict[str, tuple[str, ...]] = {
     "._claims": (
         "CERT_LIFETIME",
         "CERT_VERSION",
+        "EMBEDDED_ISSUER_NOTE",
+        "EMBEDDED_ISSUER_PREFIX",
         "CertificateClaims",
         "Generation",
         "StatusReference",
         "Target",
+        "is_embedded_issuer",
     ),
     "._breach": (
         "BreachCheck",
@@ -85,10 +93,13 @@ if TYPE_CHECKING:
     from ._claims import (
         CERT_LIFETIME as CERT_LIFETIME,
         CERT_VERSION as CERT_VERSION,
+        EMBEDDED_ISSUER_NOTE as EMBEDDED_ISSUER_NOTE,
+        EMBEDDED_ISSUER_PREFIX as EMBEDDED_ISSUER_PREFIX,
         CertificateClaims as CertificateClaims,
         Generation as Generation,
         StatusReference as StatusReference,
         Target as Target,
+        is_embedded_issuer as is_embedded_issuer,
     )
     from ._derive import (
         GENERATOR_ID as GENERATOR_ID,
@@ -128,8 +139,13 @@ if TYPE_CHECKING:
     from ._presets import (
         CLASS_NAMES as CLASS_NAMES,
         MAPPING_VERSION as MAPPING_VERSION,
+        EntropyFloor as EntropyFloor,
+        PoolMinimums as PoolMinimums,
         Preset as Preset,
+        claim_id_for as claim_id_for,
         get_preset as get_preset,
         list_presets as list_presets,
+        preset_id_for as preset_id_for,
+        same_standard as same_standard,
     )
     from ._standards import check_preset as check_preset, standards_met as standards_met

@@ -12,23 +12,42 @@ import math
 import re
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, TypeGuard
 
 from .._errors import InvalidRequest, MalformedToken
+from ._presets import same_standard
 
 __all__ = [
     "CERT_LIFETIME",
     "CERT_VERSION",
+    "EMBEDDED_ISSUER_NOTE",
+    "EMBEDDED_ISSUER_PREFIX",
     "CertificateClaims",
     "Generation",
     "StatusReference",
     "Target",
+    "is_embedded_issuer",
 ]
 
 CERT_VERSION = "2.0"
 CERT_LIFETIME = timedelta(days=365)
 
 _TARGET_FIELD_MAX = 512
+
+#: The ``iss`` of every certificate an embedded (in-process, throwaway)
+#: authority signs starts with this, followed by its state directory's id
+#: (``embedded:3f9c0a1b2c3d4e5f``). Not a URL on purpose: nobody can resolve it,
+#: so nobody mistakes it for an authority an auditor could ask, and since the
+#: marking is the signed ``iss`` itself it survives offline verification.
+EMBEDDED_ISSUER_PREFIX = "embedded:"
+#: What every surface (certificate page, ``verify``, scan) says about such a certificate.
+EMBEDDED_ISSUER_NOTE = "issued by an embedded, throwaway authority: not evidence for an auditor"
+_EMBEDDED_ISSUER_RE = re.compile(r"embedded:[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
+
+
+def is_embedded_issuer(issuer: object) -> TypeGuard[str]:
+    """True for the issuer of an embedded authority (``embedded:<id>``)."""
+    return isinstance(issuer, str) and _EMBEDDED_ISSUER_RE.fullmatch(issuer) is not None
 
 
 def _ts(value: datetime) -> int:
@@ -162,6 +181,23 @@ class CertificateClaims:
     @property
     def cert_id(self) -> str:
         return self.jti
+
+    def certified_for(self, standard: str) -> bool:
+        """Whether this certificate is for ``standard`` (a preset id or a claim id).
+
+        Certificates name standards by claim id (``SOC2``); those issued before
+        the claim ids by preset id (``soc2``): both read the same here.
+        """
+        return same_standard(self.compliance_standard, standard)
+
+    def meets(self, standard: str) -> bool:
+        """Whether ``standard`` (a preset id or a claim id) is among the standards met."""
+        return any(same_standard(met, standard) for met in self.standards_met)
+
+    @property
+    def embedded_issuer(self) -> bool:
+        """Signed by an embedded, throwaway authority (see :data:`EMBEDDED_ISSUER_PREFIX`)."""
+        return is_embedded_issuer(self.iss)
 
     @property
     def issued_at(self) -> datetime:

@@ -114,7 +114,9 @@ class GenerationParameters:
         Raises:
             UnknownPreset: ``preset`` is not a known id.
             PresetNotMet: the adjustments make the preset unreachable (too
-                short, a required class disabled or fully excluded, ...).
+                short, a required class disabled or fully excluded, the exact
+                entropy under the preset's floor, a class or the pool shrunk
+                under its minimum, ...).
             InvalidParameters / ConflictingParameters / LengthOutOfRange:
                 the adjusted parameters are invalid on their own.
         """
@@ -256,21 +258,14 @@ class GenerationParameters:
         return self.shortfall(preset, fips_mode=fips_mode) == ""
 
     def shortfall(self, preset: Preset, *, fips_mode: bool = True) -> str:
-        """Why these parameters fall short of ``preset`` ('' when they don't)."""
-        if self.length < preset.min_length:
-            return f"length {self.length} < {preset.min_length}"
-        for name in preset.required_classes:
-            if not (self.enabled(name) and self.minimum(name) >= 1):
-                return f"{name} characters are not required"
-        if self.guaranteed_classes() < preset.min_classes_present:
-            return f"fewer than {preset.min_classes_present} character classes guaranteed"
-        if preset.breach_check and not self.breach_check:
-            return "the breach-list check is disabled"
-        if preset.min_entropy_bits and exact_entropy_bits(self) < preset.min_entropy_bits:
-            return f"entropy below {preset.min_entropy_bits:g} bits"
-        if preset.requires_fips_entropy and not fips_mode:
-            return "the entropy source is not running in FIPS mode"
-        return ""
+        """Why these parameters fall short of ``preset`` ('' when they don't).
+
+        Besides the preset's length and composition rules, the *exact* entropy
+        must reach the preset's floor and every allowed class (and the whole
+        pool) must keep its minimum of distinct characters: shrinking the pool
+        with ``exclude`` or ``special_chars`` cannot buy a certificate.
+        """
+        return _shortfall(self, preset, fips_mode)
 
     # -- validation -----------------------------------------------------------
 
@@ -349,3 +344,54 @@ class GenerationParameters:
                 f"min_classes_present {self.min_classes_present} with the class minimums "
                 f"needs at least {needed} characters, more than the length {length}"
             )
+
+
+def _shortfall(params: GenerationParameters, preset: Preset, fips_mode: bool) -> str:
+    """:meth:`GenerationParameters.shortfall`."""
+    if params.length < preset.min_length:
+        return f"length {params.length} < {preset.min_length}"
+    for name in preset.required_classes:
+        if not (params.enabled(name) and params.minimum(name) >= 1):
+            return f"{name} characters are not required"
+    if params.guaranteed_classes() < preset.min_classes_present:
+        return f"fewer than {preset.min_classes_present} character classes guaranteed"
+    if preset.breach_check and not params.breach_check:
+        return "the breach-list check is disabled"
+    bits = exact_entropy_bits(params)
+    floor = preset.entropy_floor
+    if bits < floor.bits:
+        return (
+            f"exact entropy {bits:g} bits is below the {preset.id} floor of {floor.bits:g} "
+            f"bits ({floor.describe()})"
+        )
+    pool_reason = _pool_shortfall(params, preset)
+    if pool_reason:
+        return pool_reason
+    if preset.min_entropy_bits and bits < preset.min_entropy_bits:
+        return f"entropy below {preset.min_entropy_bits:g} bits"
+    if preset.requires_fips_entropy and not fips_mode:
+        return "the entropy source is not running in FIPS mode"
+    return ""
+
+
+def _pool_shortfall(params: GenerationParameters, preset: Preset) -> str:
+    """Why the pool is smaller than ``preset`` allows ('' when it isn't).
+
+    Every allowed class counts, required or not: a class shrunk to one
+    known character is a fixed character wherever the generator puts it.
+    """
+    pool = params.pool()
+    minimums = preset.min_pool
+    for name, chars in pool.classes.items():
+        need = minimums.of(name)
+        if len(chars) < need:
+            return (
+                f"{name} has {len(chars)} distinct character(s) after exclusions, below "
+                f"the {preset.id} minimum of {need}"
+            )
+    if pool.size < minimums.total:
+        return (
+            f"the pool has {pool.size} distinct character(s) after exclusions, below the "
+            f"{preset.id} minimum of {minimums.total}"
+        )
+    return ""

@@ -38,6 +38,9 @@ Statuses, most serious first:
     certified, bound, current, not revoked, not expiring soon.
 
 Every status but ``valid`` and ``expiring`` falls short (:data:`FAILING`).
+A certificate of an embedded, throwaway authority (an ``embedded:`` issuer)
+is judged like any other, and its verdict's ``detail`` says what it is
+(:data:`~passgeni_core.model.EMBEDDED_ISSUER_NOTE`).
 A verdict also lists every finding as a machine-readable reason
 (:data:`REASONS`), so that a caller can tell, say, metadata that merely lags
 behind a good value (repair it) from a changed value (rotate it).

@@ -32,7 +32,7 @@ from ..crypto import (
     check_revocation,
     verify_certificate_at_issuance,
 )
-from ..model import CertificateClaims
+from ..model import EMBEDDED_ISSUER_NOTE, CertificateClaims
 from ._keepers import keeper_of
 from ._verdict import (
     AUTHORITY_ERROR,
@@ -229,10 +229,10 @@ def asked_and_expiring(
 ) -> list[Finding]:
     """What the caller asked for, and expiring soon (unless already expired)."""
     out: list[Finding] = []
-    if asked.require is not None and asked.require not in claims.standards_met:
+    if asked.require is not None and not claims.meets(asked.require):
         met = ", ".join(claims.standards_met) or "no standard"
         out.append((STANDARD_NOT_MET, "below_requirement", f"meets {met}, not {asked.require}"))
-    if asked.preset is not None and claims.compliance_standard != asked.preset:
+    if asked.preset is not None and not claims.certified_for(asked.preset):
         out.append(
             (
                 STANDARD_MISMATCH,
@@ -256,13 +256,20 @@ def asked_and_expiring(
 
 
 def conclude(found: list[Finding], facts: dict[str, Any]) -> Verdict:
-    """The verdict of a verified certificate: its most serious finding, or valid."""
+    """The verdict of a verified certificate: its most serious finding, or valid.
+
+    A certificate of an embedded, throwaway authority is judged like any other;
+    not a finding (it is what it says), but every report must say it: the detail
+    carries :data:`~passgeni_core.model.EMBEDDED_ISSUER_NOTE`.
+    """
+    cert = facts.get("certificate")
+    note = EMBEDDED_ISSUER_NOTE if cert is not None and cert.claims.embedded_issuer else ""
     if not found:
-        return Verdict(status="valid", **facts)
+        return Verdict(status="valid", detail=note, **facts)
     worst = max(found, key=lambda f: STATUSES.index(f[1]))
     return Verdict(
         status=worst[1],
-        detail=worst[2],
+        detail=f"{worst[2]}; {note}" if note else worst[2],
         reasons=tuple(reason for reason, _, _ in found),
         **facts,
     )

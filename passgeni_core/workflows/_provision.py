@@ -20,7 +20,6 @@ would have to be the derivation of a seed committed before the nonce was known.
 from __future__ import annotations
 
 import json
-import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -47,6 +46,7 @@ from ..model import (
     get_preset,
     new_seed,
 )
+from ._answers import check_claims, check_session
 
 __all__ = [
     "CertifyRequest",
@@ -159,19 +159,6 @@ def provision(
     )
 
 
-def _mismatch(cert_id: str, what: str) -> AuthorityError:
-    return AuthorityError(
-        f"certificate {cert_id} does not state what was generated locally: {what}; "
-        "it was not accepted"
-    )
-
-
-def _same_float(a: float | None, b: float | None) -> bool:
-    if a is None or b is None:
-        return a is b
-    return math.isclose(a, b, rel_tol=0, abs_tol=1e-9)
-
-
 def _target(target: Target | Mapping[str, Any] | None) -> Target | None:
     if target is None or isinstance(target, Target):
         return target
@@ -267,21 +254,8 @@ def _derived(session: GenerationSession, request: CertifyRequest, seed: bytes) -
     except PassgeniError:
         raise AuthorityError("the authority's nonce is malformed; not certified") from None
     generated = derive(request.parameters, seed, nonce, entropy_source=request.entropy_source)
-    _check_session(session, generated)
+    check_session(session, generated)
     return generated
-
-
-def _check_session(session: GenerationSession, generated: GeneratedPassword) -> None:
-    # Checked before redeeming, so a disagreeing authority costs no certificate.
-    if session.parameters and session.parameters != generated.parameters.to_dict():
-        raise AuthorityError(
-            "the authority's generation session states different parameters; not certified"
-        )
-    if not _same_float(session.entropy_bits, generated.entropy.bits):
-        raise AuthorityError(
-            f"the authority computed {session.entropy_bits} bits of entropy, not "
-            f"{generated.entropy.bits}; not certified"
-        )
 
 
 def _as_error(exc: Exception) -> PassgeniError:
@@ -434,7 +408,9 @@ def _accepted(client: AuthorityClient, pending: PendingCertificate) -> Provision
     expected = Generation(
         generator=GENERATOR_ID, seed_commitment=seed_commitment(pending.seed), nonce=pending.nonce
     )
-    _check_claims(verified, issued, generated, request, expected)
+    check_claims(
+        verified, issued, generated, request.preset, request.target, request.label, expected
+    )
     # Re-deriving from the certificate alone is the check a store's reader will do.
     verify_provenance(verified, generated.password, pending.seed)
     return ProvisionResult(
@@ -451,48 +427,3 @@ def _verify_issued(client: AuthorityClient, issued: IssuedCertificate) -> Certif
     except UnknownKey:
         # A key rotated since the JWKS was cached: fetch it once more.
         return verify_certificate(issued.token, client.jwks(refresh=True), issuer=client.issuer)
-
-
-def _check_claims(
-    verified: Certificate,
-    issued: IssuedCertificate,
-    generated: GeneratedPassword,
-    request: CertifyRequest,
-    generation: Generation,
-) -> None:
-    claims = verified.claims
-    preset_id, target, label = request.preset, request.target, request.label
-    cid = issued.cert_id
-    if claims.jti != issued.cert_id:
-        raise _mismatch(cid, f"the token's id is {claims.jti!r}")
-    if claims.compliance_standard != preset_id:
-        raise _mismatch(cid, f"compliance standard {claims.compliance_standard!r}")
-    if claims.parameters != generated.parameters.to_dict():
-        raise _mismatch(cid, "different generation parameters")
-    if not _same_float(claims.entropy_bits, generated.entropy.bits):
-        raise _mismatch(cid, f"entropy {claims.entropy_bits} bits, not {generated.entropy.bits}")
-    if claims.naive_entropy_bits is not None and not _same_float(
-        claims.naive_entropy_bits, generated.entropy.naive_bits
-    ):
-        raise _mismatch(cid, f"naive entropy {claims.naive_entropy_bits} bits")
-    if claims.entropy_source != generated.entropy_source.to_dict():
-        raise _mismatch(cid, "a different entropy source")
-    # A served authority may be stricter (FIPS 140-3 only with a FIPS host), so it
-    # may claim fewer standards than computed here, never more, and always the preset.
-    extra = sorted(set(claims.standards_met) - set(generated.standards_met))
-    if extra:
-        raise _mismatch(cid, f"standards not met by these parameters: {', '.join(extra)}")
-    if preset_id not in claims.standards_met:
-        raise _mismatch(cid, f"it does not list {preset_id} among the standards met")
-    if claims.generation != generation or claims.credential_commitment is not None:
-        raise _mismatch(cid, "a different generation proof (seed commitment or nonce)")
-    if target is not None and claims.target != target:
-        raise _mismatch(cid, "a different target")
-    if label is not None and claims.label != label:
-        raise _mismatch(cid, "a different label")
-    if (
-        tuple(issued.standards_met) != tuple(claims.standards_met)
-        or not _same_float(issued.entropy_bits, claims.entropy_bits)
-        or issued.compliance_standard != claims.compliance_standard
-    ):
-        raise _mismatch(cid, "the response and its signed token disagree")

@@ -150,7 +150,7 @@ def _result_of(stored: StoreResult, keeper: str | None, preset_id: str) -> Rotat
         version=stored.version,
         cert_id=stored.cert_id,
         cert_url=stored.cert_url,
-        compliance_standard=preset_id,
+        compliance_standard=claims.compliance_standard if claims else preset_id,
         standards_met=tuple(claims.standards_met) if claims else (),
         entropy_bits=claims.entropy_bits if claims else None,
         expires_at=stored.refs.expires_at,
@@ -338,10 +338,12 @@ def _rotate_with_target(
         entropy_source=entropy_source,
     )
     credential = result.credential
+    # The reference beside the credential names the standard as its certificate
+    # does (claim id), as every other writer of it; see assess().
     refs = CertificateRefs(
         cert_id=result.cert_id,
         cert_url=result.cert_url,
-        standard=preset_id,
+        standard=result.verified.claims.compliance_standard,
         expires_at=result.certificate.expires_at,
         version=plan.next_version,
     )
@@ -411,7 +413,7 @@ def _rotate_with_target(
         version=version,
         cert_id=refs.cert_id,
         cert_url=refs.cert_url,
-        compliance_standard=preset_id,
+        compliance_standard=claims.compliance_standard,
         standards_met=tuple(claims.standards_met),
         entropy_bits=claims.entropy_bits,
         expires_at=refs.expires_at,

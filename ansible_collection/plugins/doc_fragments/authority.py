@@ -17,8 +17,11 @@ options:
       - The public PassGeni API and a self-hosted C(passgeni authority serve) speak the same API.
       - If not set, the environment variable E(PASSGENI_URL) is used, then the C(url) key of the
         PassGeni config file (E(PASSGENI_CONFIG) or C(~/.config/passgeni/config.toml)).
-      - If no URL is configured anywhere, the authority runs embedded in-process on the host that runs
-        the module (requires C(passgeni[authority]) there), keeping its state in a local SQLite database.
+      - If no URL is configured anywhere, the task fails (C(error_code=authority_not_configured)) before
+        anything is certified or stored; there is no default authority.
+      - C(embedded) runs a throwaway authority in-process on the host that runs the module (requires
+        C(passgeni[authority]) there; state in a local SQLite database). Its certificates carry an
+        C(embedded:) issuer and are no evidence for an auditor (for a lab, never for production).
     type: str
   api_key:
     description:
@@ -43,8 +46,11 @@ options:
   url:
     description:
       - Base URL of the PassGeni certificate authority, for example C(https://passgeni.example.com).
-      - If no URL is configured anywhere (option, environment, PassGeni config file), the authority runs
-        embedded in-process on the controller (requires C(passgeni[authority])).
+      - If no URL is configured anywhere (option, environment, PassGeni config file), the lookup fails
+        (C(authority_not_configured)); there is no default authority.
+      - C(embedded) runs a throwaway authority in-process on the controller (requires
+        C(passgeni[authority])); its certificates carry an C(embedded:) issuer and are no evidence for
+        an auditor.
     type: str
     env:
       - name: PASSGENI_URL

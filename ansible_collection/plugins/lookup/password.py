@@ -100,9 +100,9 @@ _raw:
       description: The certificate (ES256 JWT), verifiable offline.
       type: str
     compliance_standard:
-      description: The preset the certificate was issued for.
+      description: The standard the certificate was issued for, as the certificate names it (its claim id, e.g. C(SOC2); certificates issued before claim ids name the preset, e.g. C(soc2)).
       type: str
-      sample: soc2
+      sample: SOC2
     standards_met:
       description: Every standard the parameters meet.
       type: list

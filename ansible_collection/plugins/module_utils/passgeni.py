@@ -84,13 +84,24 @@ def _config(params):
         url=params.get('url') or None,
         api_key=params.get('api_key') or None,
         timeout=params.get('timeout'),
+        url_option='the url option',
+        embedded_option='url: embedded',
     )
+
+
+def require_authority(params):
+    """Fail closed: refuse (``authority_not_configured``) unless an authority is configured.
+
+    Called before a store is opened, so nothing is written without an authority.
+    """
+    with translate_errors():
+        return _config(params).require_authority()
 
 
 @contextmanager
 def authority(params):
-    """An ``AuthorityClient`` for the connection options (embedded authority when no URL is set)."""
-    with core.connect(_config(params)) as client:
+    """An ``AuthorityClient`` for the connection options (``url: embedded`` runs one in-process)."""
+    with core.connect(require_authority(params)) as client:
         yield client
 
 
@@ -305,10 +316,14 @@ def ensure_credential(params, check_mode=False):
 
 
 def _generate_only(params, parameters, check_mode):
+    # Even in check mode: a plan the real run cannot carry out would mislead.
+    require_authority(params)
     result = dict(changed=True, destination=None, action='generated',
                   reason='no destination: a new credential is generated on every run')
     if check_mode:
-        result['_diff'] = dict(before={}, after={'compliance_standard': params['preset']})
+        # As the certificate will name it (its claim id, e.g. SOC2).
+        claim_id = core.get_preset(params['preset']).claim_id
+        result['_diff'] = dict(before={}, after={'compliance_standard': claim_id})
         return result, None
     with authority(params) as client:
         provisioned = core.provision(
@@ -350,7 +365,8 @@ def _refs_facts(refs):
 
 def _plan_offline(params, uri, current):
     """Check mode: decide from what the store records, without the authority."""
-    preset = core.get_preset(params['preset']).id
+    chosen = core.get_preset(params['preset'])
+    preset = chosen.id
     refs = None if current is None else (current.metadata_refs or current.refs)
     before = _refs_facts(refs)
     rotate = params['state'] == 'rotated' or params['force']
@@ -360,7 +376,8 @@ def _plan_offline(params, uri, current):
         action, reason = 'rotated', 'state=rotated' if params['state'] == 'rotated' else 'force=true'
     elif current.refs is None:
         action, reason = 'rotated', 'the stored credential has no certificate references'
-    elif refs.standard is not None and refs.standard != preset:
+    # The metadata names the standard as its certificate does: SOC2, or soc2 before claim ids.
+    elif refs.standard is not None and not core.same_standard(refs.standard, preset):
         action, reason = 'rotated', 'certified for %s, not %s' % (refs.standard, preset)
     elif refs.expires_at is None or current.metadata_refs is None \
             or current.metadata_refs.cert_id != current.refs.cert_id:
@@ -373,7 +390,7 @@ def _plan_offline(params, uri, current):
     result = dict(changed=action != 'none', destination=str(uri), action=action, reason=reason)
     result.update(before)
     after = dict(before) if action in ('none', 'repaired') else dict(
-        cert_id='(new certificate)', cert_url='(new certificate)', compliance_standard=preset,
+        cert_id='(new certificate)', cert_url='(new certificate)', compliance_standard=chosen.claim_id,
         expires_at='(in 365 days)')
     result['_diff'] = dict(before=before, after=after)
     return result, None
@@ -412,6 +429,8 @@ def _assessment(client, store, current, params, preset):
 
 def _ensure_stored(params, parameters, destination, check_mode):
     uri = _store_api('parse_store_uri')(destination)
+    # Before the store is even opened, and in check mode too (fail closed).
+    require_authority(params)
     store = _store_api('open_store')(uri)
     try:
         current = store.read(uri)

@@ -90,10 +90,10 @@ revocation_reason:
   type: str
   sample: credential exposed in CI logs, rotated
 compliance_standard:
-  description: The preset the certificate was issued for.
+  description: The standard the certificate was issued for, as the certificate names it (its claim id, e.g. C(SOC2); certificates issued before claim ids name the preset, e.g. C(soc2)).
   returned: success
   type: str
-  sample: soc2
+  sample: SOC2
 expires_at:
   description: Expiry time of the certificate (ISO 8601, UTC).
   returned: success

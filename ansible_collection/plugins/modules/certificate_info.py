@@ -125,16 +125,16 @@ issuer:
   type: str
   sample: https://passgeni.example.com
 compliance_standard:
-  description: The preset the certificate was issued for.
+  description: The standard the certificate was issued for, as the certificate names it (its claim id, e.g. C(SOC2); certificates issued before claim ids name the preset, e.g. C(soc2)).
   returned: success
   type: str
-  sample: soc2
+  sample: SOC2
 standards_met:
   description: Every standard the certified parameters meet.
   returned: success
   type: list
   elements: str
-  sample: [nist-800-63b, hipaa, pci-dss, soc2]
+  sample: [NIST-800-63B, HIPAA, PCI-DSS, SOC2]
 entropy_bits:
   description: Exact entropy of the generator, in bits.
   returned: success

@@ -179,16 +179,16 @@ cert_url:
   type: str
   sample: https://passgeni.example.com/cert/pg_8fJ2kQ0xYt3mW7aZ
 compliance_standard:
-  description: The preset the certificate was issued for.
+  description: The standard the certificate was issued for, as the certificate names it (its claim id, e.g. C(SOC2); certificates issued before claim ids name the preset, e.g. C(soc2)).
   returned: success
   type: str
-  sample: soc2
+  sample: SOC2
 standards_met:
   description: Every standard the generation parameters meet, as certified by the authority.
   returned: success
   type: list
   elements: str
-  sample: [nist-800-63b, hipaa, pci-dss, soc2]
+  sample: [NIST-800-63B, HIPAA, PCI-DSS, SOC2]
 entropy_bits:
   description: Exact entropy of the generator for these parameters, in bits.
   returned: success

@@ -75,6 +75,8 @@ def _plan(mu: ModuleType, current: Any, **params: Any) -> dict[str, Any]:
     [
         (None, {}, "created"),
         ("valid", {}, "none"),
+        ("valid-claim-id", {}, "none"),
+        ("other-claim-id", {}, "rotated"),
         ("valid", {"force": True}, "rotated"),
         ("valid", {"state": "rotated"}, "rotated"),
         ("valid", {"rotate_before": 365}, "rotated"),
@@ -89,6 +91,9 @@ def test_check_mode_plan(
     stored = {
         None: None,
         "valid": _stored(),
+        # Metadata written for a certificate that names its standard by claim id.
+        "valid-claim-id": _stored(standard="SOC2"),
+        "other-claim-id": _stored(standard="HIPAA"),
         "other-preset": _stored(standard="hipaa"),
         "no-metadata": _stored(meta=False),
         "no-refs": _stored(refs=False, meta=False),
@@ -114,6 +119,41 @@ def test_errors_become_failures_with_codes(mu: ModuleType) -> None:
             {**BASE, "url": "http://127.0.0.1:9", "api_key": "k", "timeout": 1, "destination": None}
         )
     assert info.value.code == "authority_unavailable"
+
+
+@pytest.fixture
+def unconfigured(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    for name in ("PASSGENI_URL", "PASSGENI_API_KEY", "PASSGENI_ISSUER", "PASSGENI_TIMEOUT"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("PASSGENI_CONFIG", str(tmp_path / "none.toml"))
+    (tmp_path / "none.toml").write_text("")
+
+
+@pytest.mark.usefixtures("unconfigured")
+@pytest.mark.parametrize("check_mode", [False, True])
+def test_no_authority_configured_fails_closed(mu: ModuleType, check_mode: bool) -> None:
+    """Every entry point refuses without an authority; the store stays untouched."""
+    from passgeni_core import open_store
+
+    uri = "memory://ansible-fail-closed/db#password"
+    calls = [
+        lambda: mu.ensure_credential({**BASE, "destination": uri}, check_mode=check_mode),
+        lambda: mu.ensure_credential({**BASE, "destination": None}, check_mode=check_mode),
+        lambda: mu.provision_password(BASE),
+        lambda: mu.verify_reference({**BASE, "cert_id": "pg_x", "online": True}),
+        lambda: mu.certificate_state({**BASE, "cert_id": "pg_x", "reason": "r"}, check_mode),
+    ]
+    for call in calls:
+        with pytest.raises(mu.PassgeniFailure) as info:
+            call()
+        assert info.value.code == "authority_not_configured"
+        assert "url: embedded" in info.value.message and "PASSGENI_URL" in info.value.message
+        assert "\n" not in info.value.message
+    store = open_store("memory://")
+    try:
+        assert store.read(parse_store_uri(uri)) is None
+    finally:
+        store.close()
 
 
 @pytest.mark.parametrize(

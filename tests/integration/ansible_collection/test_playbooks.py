@@ -92,8 +92,8 @@ def test_provision_idempotent_then_forced_rotation(
         assert item["cert_url"].startswith(authority.base_url)
         assert item["destination"].endswith(f"/{name}#password")
         assert item["entropy_bits"] > 60 and item["compliance_standard"] in item["standards_met"]
-    assert {v["meta"]["passgeni-standard"] for v in vault1.values()} == {"soc2"}
-    assert {v["meta"]["passgeni-standard"] for v in aws1.values()} == {"pci-dss"}
+    assert {v["meta"]["passgeni-standard"] for v in vault1.values()} == {"SOC2"}
+    assert {v["meta"]["passgeni-standard"] for v in aws1.values()} == {"PCI-DSS"}
     assert all(v["meta"]["passgeni-kv-version"] == "1" for v in vault1.values())
 
     # 2. Second run: nothing to do.

@@ -110,7 +110,7 @@ def test_provisions_leaves_alone_and_rotates(
     client = authority.client()
     for key, cert_id in old.items():
         record = client.get_certificate(cert_id)
-        assert record.status == "valid" and record.compliance_standard == "soc2"
+        assert record.status == "valid" and record.compliance_standard == "SOC2"
         assert record.target is not None and record.target.path == f"{namespace}/app#{key}"
 
     # An unrelated update: a label, a foreign annotation and another data key.

@@ -87,7 +87,7 @@ def test_provision_store_cli(core: Any, namespace: str, capsys: pytest.CaptureFi
     assert "password" not in result and result["outcome"] == "created"
     secret = read_secret(core, namespace, "cli-made")
     assert secret["data"]["token.passgeni-cert-id"] == result["cert_id"]
-    assert secret["annotations"]["passgeni.ai/standard"] == "pci-dss"
+    assert secret["annotations"]["passgeni.ai/standard"] == "PCI-DSS"
     assert secret["data"]["token"] not in json.dumps(result)
 
 

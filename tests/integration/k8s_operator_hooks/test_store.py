@@ -55,7 +55,7 @@ def test_round_trip_credential_and_certificate_refs(
     assert secret["annotations"] == {
         "passgeni.ai/cert-url": result.cert_url,
         "passgeni.ai/cert-id": result.cert_id,
-        "passgeni.ai/standard": "soc2",
+        "passgeni.ai/standard": "SOC2",
         "passgeni.ai/expires-at": result.public_dict()["expires_at"],
     }
     # The certificate names this Secret and key, and binds the stored value.
@@ -110,7 +110,7 @@ def test_other_data_keys_labels_and_annotations_are_kept(
     assert secret["data"]["api_token.passgeni-cert-id"] == first.cert_id
     assert secret["data"]["db_password.passgeni-cert-id"] == second.cert_id
     assert secret["annotations"]["passgeni.ai/cert-id"] == second.cert_id
-    assert secret["annotations"]["passgeni.ai/standard"] == "pci-dss"
+    assert secret["annotations"]["passgeni.ai/standard"] == "PCI-DSS"
     listed = {
         str(c.uri): c for c in store.list(parse_store_uri(f"k8s://{namespace}", allow_prefix=True))
     }

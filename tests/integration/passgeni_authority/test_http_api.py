@@ -5,10 +5,10 @@ Each test names the rule it guards; each would fail if that rule broke.
 
 from __future__ import annotations
 
-import concurrent.futures
 import hashlib
 import json
 import sqlite3
+import string
 from urllib.parse import urlsplit
 
 import pytest
@@ -38,7 +38,7 @@ def test_generate_then_certificate_verifies_against_served_jwks(authority: Serve
     assert r.status_code == 200
     ticket = r.json()
     assert ticket["expires_in"] == 60
-    assert "soc2" in ticket["standards_met"]
+    assert "SOC2" in ticket["standards_met"] and ticket["compliance_standard"] == "SOC2"
     assert ticket["entropy_bits"] > 100
     assert ticket["generator"] == "passgeni-shake256-v1"
     nonce = ticket["authority_nonce"]
@@ -107,74 +107,88 @@ def test_served_authority_is_fips_strict(make_tenant):
     r = t.post("/api/generate", {"compliance_standard": "fips-140-3"})
     assert (r.status_code, r.json()["code"]) == (422, "preset_not_met")
     r = t.post("/api/generate", {"compliance_standard": "soc2"})
-    assert "fips-140-3" not in r.json()["standards_met"]
+    assert "FIPS-140-3" not in r.json()["standards_met"]
     r = t.post(
         "/api/generate",
         {"compliance_standard": "fips-140-3", "entropy_source": {"fips_mode": True}},
     )
-    assert r.status_code == 200 and "fips-140-3" in r.json()["standards_met"]
+    assert r.status_code == 200 and "FIPS-140-3" in r.json()["standards_met"]
 
 
-# --- sessions ----------------------------------------------------------------------
+_SPECIALS = "!\"#$%&'()*+,-./:;<=>?@[\\]^_`{|}~"
+_ONE_PER_CLASS = "".join(
+    ch
+    for ch in string.ascii_uppercase + string.ascii_lowercase + string.digits + _SPECIALS
+    if ch not in "Aa7!"
+)
+_ALL_FOUR = {"min_upper": 1, "min_lower": 1, "min_digits": 1, "min_special": 1}
 
 
-def test_session_expires_after_60_seconds(authority: Server, make_tenant):
+@pytest.mark.parametrize(
+    ("standard", "parameters", "bits", "floor"),
+    [
+        # The issue's three lying certificates: qqqqqqqq for NIST (0.0 bits), SOC 2 at
+        # 31.94 and HIPAA at 23.81 bits, each with a pool shrunk through `exclude`.
+        (
+            "nist-800-63b",
+            {"length": 8, "upper": False, "digits": False, "special": False,
+             "exclude": string.ascii_lowercase.replace("q", "")},
+            "0",
+            "47.63 bits (8 characters over a 62-character pool)",
+        ),
+        (
+            "soc2",
+            {"length": 16, **_ALL_FOUR, "min_classes_present": 4, "exclude": _ONE_PER_CLASS},
+            "31.94",
+            "95.27 bits (16 characters over a 62-character pool)",
+        ),
+        (
+            "hipaa",
+            {"length": 12, **_ALL_FOUR, "min_classes_present": 4, "exclude": _ONE_PER_CLASS},
+            "23.81",
+            "71.45 bits (12 characters over a 62-character pool)",
+        ),
+    ],
+)  # fmt: skip
+def test_parameters_below_the_presets_entropy_floor_are_refused(
+    make_tenant, standard: str, parameters: dict[str, object], bits: str, floor: str
+):
     t = make_tenant()
-    fresh = t.session()
-    authority.clock.advance(59)
-    assert t.post("/api/generate-certificate", {"generation_session_id": fresh}).status_code == 201
-    stale = t.session()
-    authority.clock.advance(60)
-    r = t.post("/api/generate-certificate", {"generation_session_id": stale})
-    assert (r.status_code, r.json()["code"]) == (410, "session_expired")
-
-
-def test_session_is_single_use(make_tenant):
-    t = make_tenant()
-    sid = t.session()
-    assert t.post("/api/generate-certificate", {"generation_session_id": sid}).status_code == 201
-    r = t.post("/api/generate-certificate", {"generation_session_id": sid})
-    assert (r.status_code, r.json()["code"]) == (409, "session_already_used")
-
-
-def test_concurrent_redemptions_issue_exactly_one_certificate(make_tenant):
-    t = make_tenant()
-    sid = t.session()
-
-    def redeem(_: int) -> int:
-        s = plain_session()
-        s.headers.update(t.http.headers)
-        url = f"{t.server.url}/api/generate-certificate"
-        return s.post(url, json={"generation_session_id": sid}, timeout=30).status_code
-
-    with concurrent.futures.ThreadPoolExecutor(8) as pool:
-        codes = sorted(pool.map(redeem, range(8)))
-    assert codes == [201] + [409] * 7
-
-
-def test_other_tenant_cannot_redeem_a_session(make_tenant):
-    alice, mallory = make_tenant(), make_tenant()
-    sid = alice.session()
-    r = mallory.post("/api/generate-certificate", {"generation_session_id": sid})
-    assert (r.status_code, r.json()["code"]) == (400, "session_invalid")
-    # The failed attempt did not burn alice's session.
-    assert (
-        alice.post("/api/generate-certificate", {"generation_session_id": sid}).status_code == 201
+    r = t.post("/api/generate", {"compliance_standard": standard, "parameters": parameters})
+    assert (r.status_code, set(r.json())) == (422, {"code", "message"})
+    assert r.json() == {
+        "code": "preset_not_met",
+        "message": f"parameters do not meet preset {standard}: exact entropy {bits} bits is "
+        f"below the {standard} floor of {floor}",
+    }
+    # The batch endpoint refuses the same body: no session to redeem either way.
+    r = t.post(
+        "/api/generate-batch",
+        {"compliance_standard": standard, "parameters": parameters, "count": 3},
     )
+    assert (r.status_code, r.json()["code"]) == (422, "preset_not_met")
 
 
-def test_forged_sessions_are_invalid(make_tenant):
+def test_a_class_shrunk_below_its_minimum_is_refused_even_above_the_floor(make_tenant):
     t = make_tenant()
-    sid = t.session()
-    header, payload, mac = sid.split(".")
-    forged = f"{header}.{payload}.{'A' * len(mac)}"
-    for bad in (forged, "not-a-token", 12, ""):
-        r = t.post("/api/generate-certificate", {"generation_session_id": bad})
-        assert (r.status_code, r.json()["code"]) == (400, "session_invalid"), bad
-    r = t.post("/api/generate-certificate", {"generation_session_id": sid, "label": "x" * 201})
-    assert (r.status_code, r.json()["code"]) == (400, "invalid_request")
-    # A refused body does not consume the session.
-    assert t.post("/api/generate-certificate", {"generation_session_id": sid}).status_code == 201
+    # 40 characters: far above SOC 2's floor, but every digit is a '7'.
+    parameters = GenerationParameters.for_preset("soc2", length=40).to_dict()
+    parameters["exclude"] = string.digits.replace("7", "")
+    r = t.post("/api/generate", {"compliance_standard": "soc2", "parameters": parameters})
+    assert (r.status_code, r.json()["code"]) == (422, "preset_not_met")
+    message = r.json()["message"]
+    assert (
+        "digits has 1 distinct character(s) after exclusions, below the soc2 minimum of 4"
+        in message
+    )
+    # A class the preset does not require counts too: NIST asks no digits, but allows them.
+    parameters = {"length": 40, "exclude": string.digits.replace("7", "")}
+    r = t.post("/api/generate", {"compliance_standard": "nist-800-63b", "parameters": parameters})
+    assert (r.status_code, r.json()["code"]) == (422, "preset_not_met")
+    assert "digits has 1 distinct character(s)" in r.json()["message"]
+    parameters["digits"] = False
+    r = t.post("/api/generate", {"compliance_standard": "nist-800-63b", "parameters": parameters})
+    assert r.status_code == 200 and "NIST-800-63B" in r.json()["standards_met"]
 
 
 # --- tenancy, audit, revocation ------------------------------------------------------
@@ -253,6 +267,8 @@ def test_audit_filters_and_pages(authority: Server, make_tenant):
     assert ids(t.get("/api/audit", params={"status": "expired"})) == set()
     # soc2's parameters (20 chars, 4 classes) also meet PCI-DSS; c's do not.
     assert ids(t.get("/api/audit", params={"standard": "pci-dss"})) == {a["cert_id"], b["cert_id"]}
+    # The claim id filters the same (certificates list claim ids, older ones preset ids).
+    assert ids(t.get("/api/audit", params={"standard": "PCI-DSS"})) == {a["cert_id"], b["cert_id"]}
     assert ids(t.get("/api/audit", params={"since": since})) == ids(t.get("/api/audit"))
     assert ids(t.get("/api/audit", params={"until": "2000-01-01T00:00:00Z"})) == set()
     page = t.get("/api/audit", params={"page_size": 2, "page": 2}).json()

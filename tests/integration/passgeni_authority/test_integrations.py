@@ -16,8 +16,8 @@ from passgeni_authority import (
     RateLimits,
     TransitSigner,
 )
-from passgeni_authority.embedded import API_KEY_FILE, EmbeddedAuthority
-from passgeni_core import verify_certificate
+from passgeni_authority.embedded import API_KEY_FILE, ID_FILE, EmbeddedAuthority
+from passgeni_core import EMBEDDED_ISSUER_NOTE, verify_certificate
 from tests.support import Chromium, OpenBaoServer
 from tests.support.authority import Server, plain_session
 from tests.support.seeds import commitment
@@ -80,6 +80,7 @@ def test_certificate_page_renders_in_headless_chromium(
     assert f'<code id="cert-id">{cert["cert_id"]}</code>' in dom
     assert 'id="status" class="status status-valid">valid<' in dom
     assert "browser &lt;b&gt;check&lt;/b&gt;" in dom  # escaped, never markup
+    assert "embedded-issuer" not in dom  # a served authority's page carries no such banner
     t.post(f"/api/certificates/{cert['cert_id']}/revoke", {"reason": "browser test"})
     dom = chromium.dump_dom(cert["cert_url"])
     assert "status-revoked" in dom and "browser test" in dom
@@ -98,7 +99,7 @@ def test_embedded_authority_runs_locally_and_keeps_its_key(tmp_path: Path):
         # Embedded is not FIPS-strict: the FIPS profile is met from the parameters,
         # and the certificate records the source was not in FIPS mode.
         cert = _flow(authority.base_url, key, "fips-140-3")
-        assert "fips-140-3" in cert["standards_met"]
+        assert "FIPS-140-3" in cert["standards_met"]
         record = plain_session().get(f"{authority.base_url}/api/certificates/{cert['cert_id']}")
         assert record.json()["entropy_source"]["fips_mode"] is False
         # No rate limits get in the way of local bulk work.
@@ -109,12 +110,18 @@ def test_embedded_authority_runs_locally_and_keeps_its_key(tmp_path: Path):
     assert not authority.running
     with EmbeddedAuthority(state_dir=state) as again:
         assert again.api_key == key  # reused, not a new key per start
-        # A stable issuer: the first run's certificate verifies against this run's JWKS,
-        # though the port changed.
-        assert again.issuer == authority_issuer == DEFAULT_PUBLIC_URL
+        # A stable, marked issuer: the first run's certificate verifies against this
+        # run's JWKS, though the port changed; it is no URL anybody could ask.
+        drawn = (state / ID_FILE).read_text().strip()
+        assert again.issuer == authority_issuer == f"embedded:{drawn}" != DEFAULT_PUBLIC_URL
         jwks = plain_session().get(f"{again.base_url}/.well-known/jwks.json").json()
-        verify_certificate(cert["token"], jwks, issuer=again.issuer)
-        assert cert["cert_url"] == f"{DEFAULT_PUBLIC_URL}/cert/{cert['cert_id']}"
+        assert verify_certificate(cert["token"], jwks, issuer=again.issuer).claims.embedded_issuer
+        assert cert["cert_url"] == f"embedded:{drawn}/cert/{cert['cert_id']}"
+        # The page says so, above everything else.
+        page = plain_session().get(f"{again.base_url}/cert/{cert['cert_id']}").text
+        assert 'id="embedded-issuer"' in page and EMBEDDED_ISSUER_NOTE in page
+        assert page.index("embedded-issuer") < page.index("cert-id")
+        assert f"{again.base_url}/.well-known/jwks.json" in page  # links where it is served
         assert (
             again.service.audit(
                 asyncio.run(again.service.authorize(key, ip=None, endpoint="test"))

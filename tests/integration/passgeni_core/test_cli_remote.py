@@ -21,6 +21,7 @@ from typing import Any
 import pytest
 
 from passgeni_core import (
+    EMBEDDED_ISSUER_NOTE,
     decode_binding_key,
     verify_binding,
     verify_certificate,
@@ -223,7 +224,7 @@ def test_console_script_subprocess(real_authority: RealAuthority, tmp_path: Path
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr
     data = json.loads(proc.stdout)
-    assert "password" not in data and data["compliance_standard"] == "pci-dss"
+    assert "password" not in data and data["compliance_standard"] == "PCI-DSS"
     verify = subprocess.run(
         [str(EXE), "verify", data["cert_url"], "--online"],
         capture_output=True, text=True, env=env, timeout=60, check=False,
@@ -248,34 +249,56 @@ def embedded_entry_point(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Non
 @pytest.mark.usefixtures("embedded_entry_point")
 def test_embedded_provision_revoke_audit(capsys: pytest.CaptureFixture[str]) -> None:
     # fips-140-3 works embedded: the embedded authority is not FIPS-strict.
-    code, out, err = run(capsys, "provision", "--preset", "fips-140-3", "--json")
+    code, out, err = run(capsys, "provision", "--preset", "fips-140-3", "--json", "--embedded")
     assert code == 0, err
     data = json.loads(out)
-    assert "fips-140-3" in data["standards_met"] and "password" not in data
-    code, out, _ = run(capsys, "audit", "--json")
+    assert "FIPS-140-3" in data["standards_met"] and "password" not in data
+    # Marked: the issuer is no URL, the cert URL says so, and stderr warns.
+    assert data["cert_url"].startswith("embedded:") and "/cert/" in data["cert_url"]
+    assert f"warning: {data['cert_url'].split('/cert/')[0]}: {EMBEDDED_ISSUER_NOTE}" in err
+    code, out, _ = run(capsys, "audit", "--json", "--embedded")
     assert code == 0 and data["cert_id"] in {i["cert_id"] for i in json.loads(out)["items"]}
-    code, out, _ = run(capsys, "revoke", data["cert_id"], "--reason", "test", "--json")
+    code, out, _ = run(
+        capsys, "revoke", data["cert_id"], "--reason", "test", "--json", "--embedded"
+    )
     assert code == 0 and json.loads(out)["status"] == "revoked"
 
 
 @pytest.mark.usefixtures("embedded_entry_point")
-def test_embedded_certificates_verify_in_a_later_run(capsys: pytest.CaptureFixture[str]) -> None:
-    code, out, err = run(capsys, "provision", "--preset", "soc2", "--json")
+def test_embedded_certificates_verify_in_a_later_run(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    code, out, err = run(capsys, "provision", "--preset", "soc2", "--json", "--embedded")
     assert code == 0, err
     cert_id = json.loads(out)["cert_id"]
+    # Asked for through the environment this time: the same state, the same issuer.
+    monkeypatch.setenv("PASSGENI_URL", "embedded")
     code, out, err = run(capsys, "verify", cert_id, "--online")
     assert code == 0, err
+    assert "issuer" in out and EMBEDDED_ISSUER_NOTE in out
 
 
 def test_embedded_console_script_subprocess(tmp_path: Path) -> None:
-    """A fresh machine: no URL, no key, no network - `passgeni provision` just works."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PASSGENI_")} | {
-        "XDG_DATA_HOME": str(tmp_path / "xdg"),
-        "HOME": str(tmp_path),
+    """A fresh machine: no URL, no key, no network. `passgeni provision` refuses and
+    writes nothing; with --embedded it works, its certificate marked as embedded."""
+    home = tmp_path / "home"
+    home.mkdir()
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PASSGENI_", "XDG_"))} | {
+        "HOME": str(home),
     }
     proc = subprocess.run(
         [str(EXE), "provision", "--preset", "fips-140-3", "--json"],
         capture_output=True, text=True, env=env, timeout=120, check=False,
     )  # fmt: skip
+    assert proc.returncode == 2 and proc.stdout == ""
+    assert proc.stderr.startswith("passgeni: error [authority_not_configured]:")
+    assert list(home.rglob("*")) == []  # no database, keys or API key under HOME
+    proc = subprocess.run(
+        [str(EXE), "provision", "--preset", "fips-140-3", "--json", "--embedded"],
+        capture_output=True, text=True, env=env, timeout=120, check=False,
+    )  # fmt: skip
     assert proc.returncode == 0, proc.stderr
-    assert json.loads(proc.stdout)["compliance_standard"] == "fips-140-3"
+    data = json.loads(proc.stdout)
+    assert data["compliance_standard"] == "FIPS-140-3"
+    assert data["cert_url"].startswith("embedded:")
+    assert (home / ".local" / "share" / "passgeni" / "embedded-id").exists()

@@ -139,7 +139,7 @@ def test_scan_reports_every_status_as_json(
     drifted = by_uri[f"{uid_prefix}/drifted#password"]
     assert drifted["store_version"] == "2" and drifted["certified_version"] == "1"
     assert "version" in drifted["detail"]
-    assert by_uri[f"{uid_prefix}/weak#password"]["standard"] == "nist-800-63b"
+    assert by_uri[f"{uid_prefix}/weak#password"]["standard"] == "NIST-800-63B"
     expiring = by_uri[f"{uid_prefix}/expiring#password"]
     days_left = (datetime.fromisoformat(expiring["expires_at"]) - datetime.now(UTC)).days
     assert 10 <= days_left <= 16

@@ -327,7 +327,7 @@ def test_idempotent_and_refuses_to_clobber(
     assert second.version == "1" and kv(openbao, f"{uid}/db")[0] == 1
     assert second.credential is not None and first.credential is not None
     assert second.credential.password == first.credential.password
-    with pytest.raises(StoreConflict, match="certified for soc2, not pci-dss"):
+    with pytest.raises(StoreConflict, match="certified for SOC2, not pci-dss"):
         provision_into_store(client, vault, uri, "pci-dss")
     # Somebody changes the password by hand: drifted, never silently overwritten.
     openbao.hvac_client().secrets.kv.v2.patch(
@@ -393,6 +393,43 @@ def test_cli_provision_store_errors(
     assert main(["provision", "--preset", "soc2", "--rotate"]) == 2
     capsys.readouterr()
     assert authority.client().audit(page_size=1).total == before  # nothing certified
+
+
+@pytest.mark.usefixtures("vault_env")
+def test_cli_without_an_authority_writes_nothing_to_vault(
+    openbao: OpenBaoServer,
+    uid: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """Fail closed on a real OpenBao: no authority configured, no version, no metadata."""
+    for name in ("PASSGENI_URL", "PASSGENI_API_KEY", "PASSGENI_ISSUER", "PASSGENI_TIMEOUT"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("PASSGENI_CONFIG", str(tmp_path / "none.toml"))
+    (tmp_path / "none.toml").write_text("")
+    uri = f"vault://secret/{uid}/unconfigured#db"
+    for extra in ([], ["--rotate"]):
+        assert main(["provision", "--preset", "soc2", "--store", uri, *extra]) == 2
+        err = capsys.readouterr().err
+        assert err.startswith("passgeni: error [authority_not_configured]:")
+    import requests
+
+    def listed() -> int:
+        answer = requests.request(
+            "LIST",
+            f"{openbao.url}/v1/secret/metadata/{uid}",
+            headers={"X-Vault-Token": openbao.token},
+            timeout=10,
+        )
+        return answer.status_code
+
+    assert listed() == 404  # no secret, not even metadata, under the test's prefix
+    # (The check can see a write: one made by hand lists.)
+    openbao.hvac_client().secrets.kv.v2.create_or_update_secret(
+        path=f"{uid}/by-hand", secret={"x": "y"}, mount_point="secret"
+    )
+    assert listed() == 200
 
 
 class _TeamLocations:

@@ -150,8 +150,8 @@ def test_store_mode_idempotent_and_holds_no_secret(
     assert set(result) == REFERENCE_KEYS
     assert result["mode"] == "store" and result["keeper"] == "v1"
     assert result["destination"] == f"vault://secret/tf/{uid}#password"
-    assert result["compliance_standard"] == "soc2"
-    assert "soc2" in result["standards_met"].split(",")
+    assert result["compliance_standard"] == "SOC2"
+    assert "SOC2" in result["standards_met"].split(",")
     assert float(result["entropy_bits"]) > 60
     assert result["cert_url"].endswith(result["cert_id"])
     data, version = stored(openbao, f"tf/{uid}")
@@ -296,3 +296,28 @@ def test_unreachable_authority_and_store(
     # Neither failure left a certificate behind in the store.
     with AuthorityClient(tf_env["PASSGENI_URL"], tf_env["PASSGENI_API_KEY"]) as client:
         assert all(f"tf-down/{uid}" not in str(r.target) for r in client.audit().items)
+
+
+def test_no_authority_configured_fails_closed_and_embedded_is_asked_for(
+    tf_env: dict[str, str],
+    openbao: OpenBaoServer,
+    uid: str,  # noqa: F811
+) -> None:
+    """No authority anywhere: the error form, nothing in Vault. ``authority_url = "embedded"``
+    runs a throwaway one, whose certificate says so."""
+    unconfigured = {
+        k: v for k, v in tf_env.items() if k not in ("PASSGENI_URL", "PASSGENI_API_KEY")
+    }
+    unconfigured.pop("PASSGENI_ISSUER")
+    query = {"preset": "soc2", "destination": f"vault://secret/tf-closed/{uid}", "keeper": "1"}
+    line = terraform_run(query, unconfigured).error()
+    assert "[authority_not_configured]" in line and 'authority_url = "embedded"' in line
+    listed = openbao.hvac_client().adapter.request(
+        "LIST", f"v1/secret/metadata/tf-closed/{uid}", raise_exception=False
+    )
+    assert getattr(listed, "status_code", None) == 404  # nothing written, not even metadata
+    made = terraform_run(
+        {"preset": "soc2", "mode": "return", "authority_url": "embedded"},
+        {**unconfigured, "XDG_DATA_HOME": str(Path(unconfigured["HOME"]) / "xdg")},
+    ).result()
+    assert made["cert_url"].startswith("embedded:") and made["password"]

@@ -57,7 +57,7 @@ def test_round_trip_credential_and_certificate_refs(
     assert tags(sm, f"prod/{uid}/db") == {
         "passgeni-cert-url": result.cert_url,
         "passgeni-cert-id": result.cert_id,
-        "passgeni-standard": "pci-dss",
+        "passgeni-standard": "PCI-DSS",
         "passgeni-expires-at": result.public_dict()["expires_at"],
         "passgeni-kv-version": version_id,
     }

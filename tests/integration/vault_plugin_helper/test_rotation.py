@@ -197,7 +197,7 @@ def test_four_steps_each_rerun(
     tags = rotation.tags()
     assert tags["passgeni-cert-id"] == cert_id
     assert tags["passgeni-cert-url"] == record.cert_url
-    assert tags["passgeni-standard"] == "soc2"
+    assert tags["passgeni-standard"] == "SOC2"
     assert tags["passgeni-expires-at"].endswith("Z")
     run_step(rotation.event("finishSecret"), sm=sm, config=config)  # re-run: no change
     assert rotation.stages() == stages
@@ -232,7 +232,7 @@ def test_handler_from_environment_then_next_rotation_revokes_previous(
     assert login(rotation.pg, rotation.role, first["password"])
     client = authority.client(issuer=authority.embedded.issuer)
     first_cert = first["password.passgeni-cert-id"]
-    assert client.get_certificate(first_cert).compliance_standard == "pci-dss"
+    assert client.get_certificate(first_cert).compliance_standard == "PCI-DSS"
 
     # The next scheduled rotation: a new token; the previous certificate is revoked at the end.
     rotation.token = secrets.token_hex(16)

@@ -69,7 +69,7 @@ def test_round_trip_credential_and_certificate_refs(
     assert meta == {
         "passgeni-cert-url": result.cert_url,
         "passgeni-cert-id": result.cert_id,
-        "passgeni-standard": "soc2",
+        "passgeni-standard": "SOC2",
         "passgeni-expires-at": result.public_dict()["expires_at"],
         "passgeni-kv-version": "1",
     }

@@ -18,6 +18,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from passgeni_core import AuthorityUnavailable, InvalidRequest, PassgeniError
 from passgeni_core.client import AuthorityClient
 from passgeni_core.crypto import JWKS, Credential, StatusList
+from passgeni_core.model import EMBEDDED_ISSUER_NOTE, is_embedded_issuer
 from passgeni_core.stores import (
     CertificateRefs,
     MemoryStore,
@@ -146,6 +147,34 @@ def test_another_epoch_is_a_keeper_mismatch(
     assert verdict.keeper == "2026-q3"
     assert judge(client, store, keeper="2026-q3").status == "valid"
     assert judge(client, store).status == "valid"  # no keeper asked: any epoch
+
+
+def test_an_embedded_issuer_is_reported_not_hidden(store: MemoryStore) -> None:
+    """A certificate of an embedded, throwaway authority is judged like any other, and
+    the verdict's detail (what a scan prints) says what it is."""
+    embedded = FakeAuthority()
+    with embedded.client(issuer="embedded:0123456789abcdef") as client:
+        provision(embedded, store, issuer="embedded:0123456789abcdef")
+        verdict = judge(client, store)
+        assert verdict.status == "valid" and verdict.reasons == ()
+        assert verdict.detail == EMBEDDED_ISSUER_NOTE
+        assert verdict.claims is not None and verdict.claims.embedded_issuer
+        store.put(parse_store_uri(URI), {"password": "changed by hand"})
+        verdict = judge(client, store)
+        assert verdict.status == "drifted"
+        assert verdict.detail.endswith(f"; {EMBEDDED_ISSUER_NOTE}")
+
+
+def test_only_embedded_issuers_are_marked() -> None:
+    assert is_embedded_issuer("embedded:0123456789abcdef")
+    for other in (
+        "http://127.0.0.1:8787",
+        "https://embedded.example",
+        "embedded:",
+        "embedded",
+        None,
+    ):
+        assert not is_embedded_issuer(other), other
 
 
 # --- drifted ---------------------------------------------------------------------------------

@@ -47,8 +47,9 @@ def test_precedence_flags_env_file_embedded(tmp_path: Path) -> None:
     assert (c.url, c.url_source, c.timeout) == ("https://flag.example", "flag", 1.0)
     c = resolve_config(environ={}, config_path=cfg)
     assert (c.url, c.timeout, c.timeout_source) == ("https://file.example", 3.0, "config file")
+    # Nothing anywhere: no authority at all, never a silent embedded one (fail closed).
     c = resolve_config(environ={}, config_path=tmp_path / "missing.toml")
-    assert c.embedded and c.url_source == "embedded" and c.api_key is None
+    assert not c.configured and not c.embedded and c.url_source is None and c.api_key is None
 
 
 def test_config_file_from_passgeni_config(tmp_path: Path) -> None:
@@ -89,7 +90,7 @@ def test_embedded_mode_without_the_authority_extra(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     embedded_entry_points(monkeypatch, [])
-    code, out, err = run(capsys, "provision", "--preset", "soc2")
+    code, out, err = run(capsys, "provision", "--preset", "soc2", "--embedded")
     assert code == 3 and out == ""
     one_line_error(err, "authority_unavailable")
     assert "passgeni[authority]" in err and "PASSGENI_URL" in err
@@ -100,7 +101,7 @@ def test_embedded_mode_with_a_broken_install(
 ) -> None:
     broken = EntryPoint("default", "passgeni_no_such_module.embedded:X", "passgeni.embedded")
     embedded_entry_points(monkeypatch, [broken])
-    code, _, err = run(capsys, "audit")
+    code, _, err = run(capsys, "audit", "--embedded")
     assert code == 3
     one_line_error(err, "authority_unavailable")
     assert "ModuleNotFoundError" in err

@@ -43,3 +43,45 @@ def test_validation_path_imports_nothing_heavy(tmp_path: Path) -> None:
     assert not {
         m for m in imported if m.startswith(("passgeni_core.client", "passgeni_core.workflows"))
     }
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        {"preset": "soc2", "destination": "memory://tf-fail-closed/db#password", "keeper": "1"},
+        {"preset": "soc2", "mode": "return"},
+    ],
+)
+def test_no_authority_configured_fails_closed(tmp_path: Path, query: dict[str, str]) -> None:
+    """No authority anywhere: the program's error form, and the destination is never written."""
+    import io
+
+    from passgeni_core.stores import open_store, parse_store_uri
+    from terraform_external import main
+
+    out, err = io.StringIO(), io.StringIO()
+    code = main(
+        [],
+        stdin=io.BytesIO(json.dumps(query).encode()),
+        stdout=out,
+        stderr=err,
+        environ={"PASSGENI_CONFIG": os.devnull, "HOME": str(tmp_path)},
+    )
+    assert code == 1 and out.getvalue() == ""
+    line = err.getvalue()
+    assert line.startswith("passgeni-terraform-external: error [authority_not_configured]:")
+    assert line.count("\n") == 1 and 'authority_url = "embedded"' in line
+    store = open_store("memory://")
+    try:
+        assert store.read(parse_store_uri("memory://tf-fail-closed/db#password")) is None
+    finally:
+        store.close()
+
+
+def test_authority_url_accepts_embedded_only_by_name() -> None:
+    from passgeni_core import InvalidRequest
+    from terraform_external._query import parse_query
+
+    assert parse_query({"preset": "soc2", "authority_url": "embedded"}).authority_url == "embedded"
+    with pytest.raises(InvalidRequest, match="embedded"):
+        parse_query({"preset": "soc2", "authority_url": "embedded-ish"})

@@ -9,12 +9,15 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
+
+from passgeni_core import AuthorityNotConfigured
 from passgeni_core.crypto import Credential
 from passgeni_core.model import Target
 from passgeni_core.stores import CertificateRefs, credential_fields
 from passgeni_core.testing import FakeAuthority
 from vault_plugin_helper._rotation_steps import judge
-from vault_plugin_helper.rotation import RotationConfig
+from vault_plugin_helper.rotation import RotationConfig, run_step
 
 NAME = "app/db"
 TOKEN = "5c8a0c47-0000-4000-8000-000000000001"
@@ -86,3 +89,42 @@ def test_another_issuer_does_not_promote() -> None:
     authority = FakeAuthority()
     verdict = verdict_of(authority, pending(authority, issuer="https://elsewhere.test"))
     assert verdict.status == "invalid" and verdict.reasons == ("wrong_issuer",)
+
+
+class _RecordingSecretsManager:
+    """Secrets Manager as far as a rotation step reads it; every write is recorded."""
+
+    def __init__(self) -> None:
+        self.writes: list[str] = []
+
+    def describe_secret(self, SecretId: str) -> dict[str, Any]:
+        return {
+            "Name": NAME,
+            "RotationEnabled": True,
+            "VersionIdsToStages": {TOKEN: ["AWSPENDING"], "old": ["AWSCURRENT"]},
+        }
+
+    def get_secret_value(self, **kwargs: Any) -> dict[str, Any]:
+        return {"SecretString": '{"engine": "postgres", "username": "app", "password": "old"}'}
+
+    def __getattr__(self, name: str) -> Any:
+        def write(**kwargs: Any) -> None:
+            self.writes.append(name)
+
+        return write
+
+
+@pytest.mark.parametrize("step", ["createSecret", "testSecret", "finishSecret"])
+def test_no_authority_configured_fails_closed_before_any_write(
+    step: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import os
+
+    for name in ("PASSGENI_URL", "PASSGENI_API_KEY", "PASSGENI_ISSUER", "PASSGENI_TIMEOUT"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("PASSGENI_CONFIG", os.devnull)
+    sm = _RecordingSecretsManager()
+    event = {"SecretId": "arn:aws:secretsmanager:x", "ClientRequestToken": TOKEN, "Step": step}
+    with pytest.raises(AuthorityNotConfigured, match="PASSGENI_URL=embedded"):
+        run_step(event, sm=sm, config=CONFIG)
+    assert sm.writes == []
