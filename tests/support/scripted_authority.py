@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import base64
 import json
+import os
 import socket
 import threading
 import time
@@ -28,10 +29,12 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from jwt.algorithms import ECAlgorithm
 
 from passgeni_core import (
+    GENERATOR_ID,
     MAPPING_VERSION,
     AuthorityClient,
     CertificateClaims,
     EntropySource,
+    Generation,
     GenerationParameters,
     InvalidParameters,
     Target,
@@ -39,6 +42,7 @@ from passgeni_core import (
     entropy_report,
     standards_met,
 )
+from passgeni_core.crypto import b64url_encode
 
 __all__ = [
     "API_KEY",
@@ -239,14 +243,18 @@ class ScriptedAuthority:
             preset = check_preset(body["compliance_standard"], params)
         except InvalidParameters as exc:
             return Reply(exc.http_status, exc.to_dict())
+        if not body.get("seed_commitment"):
+            return Reply(400, {"code": "seed_commitment_required", "message": "no commitment"})
         report = entropy_report(params)
         with self._lock:
             self._counter += 1
             sid = f"sess-{self._counter}-{'x' * 40}"
+        nonce = b64url_encode(os.urandom(32))
         self.sessions[sid] = {
             "preset": preset.id,
             "params": params,
             "source": body.get("entropy_source") or EntropySource().to_dict(),
+            "generation": Generation(GENERATOR_ID, body["seed_commitment"], nonce),
         }
         return Reply(
             200,
@@ -259,6 +267,8 @@ class ScriptedAuthority:
                 "naive_entropy_bits": report.naive_bits,
                 "parameters": params.to_dict(),
                 "mapping_version": MAPPING_VERSION,
+                "authority_nonce": nonce,
+                "generator": GENERATOR_ID,
             },
         )
 
@@ -285,6 +295,7 @@ class ScriptedAuthority:
             mapping_version=MAPPING_VERSION,
             issued_at=now,
             credential_commitment=body.get("credential_commitment"),
+            generation=session["generation"],
             target=Target.from_dict(body["target"]) if body.get("target") else None,
             label=body.get("label"),
         ).to_payload()
@@ -332,8 +343,10 @@ def make_client(fake: ScriptedAuthority, **options: Any) -> tuple[AuthorityClien
     return AuthorityClient(fake.url, API_KEY, sleep=sleeps, **options), sleeps
 
 
-def secret_forms(password: str, binding_key: bytes) -> list[bytes]:
-    """Every encoding in which a secret could leak onto the wire."""
+def secret_forms(password: str, binding_key: bytes | None) -> list[bytes]:
+    """Every encoding in which a secret (a password and its seed or binding key) could
+    leak onto the wire."""
+    assert binding_key, "a credential always has its seed or binding key"
     forms = [
         password.encode(),
         json.dumps(password).encode()[1:-1],

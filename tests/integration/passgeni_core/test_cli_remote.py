@@ -22,9 +22,9 @@ import pytest
 
 from passgeni_core import (
     EMBEDDED_ISSUER_NOTE,
-    decode_binding_key,
-    verify_binding,
+    decode_seed,
     verify_certificate,
+    verify_provenance,
 )
 from tests.support import free_port
 from tests.support.scripted_authority import secret_forms
@@ -70,9 +70,9 @@ def test_provision_json_never_prints_the_password_unless_asked(
     real_authority: RealAuthority, capsys: pytest.CaptureFixture[str]
 ) -> None:
     data, err = provision_json(capsys, real_authority, "--label", "cli-test")
-    assert "password" not in data and "binding_key" not in data
+    assert "password" not in data and "seed" not in data and "binding_key" not in data
     assert data["cert_url"].startswith(real_authority.url + "/cert/")
-    assert data["label"] == "cli-test" and data["credential_commitment"]
+    assert data["label"] == "cli-test" and data["generation"]["seed_commitment"]
     assert "nobody holds the certified credential" in err and data["cert_id"] in err
 
     code, out, err = run(
@@ -85,7 +85,7 @@ def test_provision_json_never_prints_the_password_unless_asked(
     assert "nobody holds" not in err
     jwks = json.dumps({"keys": [k for k in _jwks(real_authority)["keys"]]})
     cert = verify_certificate(shown["token"], jwks, issuer=real_authority.url)
-    verify_binding(cert, shown["password"], decode_binding_key(shown["binding_key"]))
+    verify_provenance(cert, shown["password"], decode_seed(shown["seed"]))
 
 
 def _jwks(auth: RealAuthority) -> dict[str, Any]:
@@ -114,7 +114,7 @@ def test_provision_credential_file(
     stored = json.loads(path.read_text())
     assert stored["cert_id"] == data["cert_id"] and stored["password"]
     assert "password" not in data and "nobody holds" not in err
-    for form in secret_forms(stored["password"], decode_binding_key(stored["binding_key"])):
+    for form in secret_forms(stored["password"], decode_seed(stored["seed"])):
         assert form.decode("latin-1") not in json.dumps(data) + err
 
     before = len(real_authority.proxy.sent)

@@ -35,6 +35,7 @@ from tests.support.scripted_authority import (
     Seen,
     make_client,
 )
+from tests.support.seeds import commitment
 
 
 def test_a_caller_session_with_a_mounted_adapter_is_used_and_left_clean(
@@ -59,13 +60,12 @@ def test_a_caller_session_with_a_mounted_adapter_is_used_and_left_clean(
 def test_typed_results_and_aware_datetimes(fake: ScriptedAuthority) -> None:
     client, _ = make_client(fake)
     params = GenerationParameters.for_preset("soc2")
-    session = client.start_generation("soc2", params)
+    session = client.start_generation("soc2", params, seed_commitment=commitment())
     assert session.compliance_standard == "soc2" and session.expires_in == 60
     assert session.session_id not in repr(session)
     assert session.expires_at.tzinfo is not None
     issued = client.issue_certificate(
         session,
-        credential_commitment="A" * 43,
         target={"system": "vault", "path": "secret/a#pw"},
         label="db",
     )
@@ -118,7 +118,10 @@ def test_batch_issuance_keeps_order_and_item_errors(
 ) -> None:
     client, _ = make_client(fake)
     params = GenerationParameters.for_preset("soc2")
-    sids = [client.start_generation("soc2", params).session_id for _ in range(3)]
+    sids = [
+        client.start_generation("soc2", params, seed_commitment=commitment()).session_id
+        for _ in range(3)
+    ]
 
     def batch_route(seen: Seen) -> Reply:
         items = json.loads(seen.body)["items"]

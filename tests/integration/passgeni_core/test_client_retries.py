@@ -28,6 +28,7 @@ from tests.support.scripted_authority import (
     Sleeps,
     make_client,
 )
+from tests.support.seeds import commitment
 
 
 def test_503_is_retried_with_exponential_backoff(fake: ScriptedAuthority) -> None:
@@ -89,7 +90,9 @@ def test_429_with_a_long_retry_after_raises_at_once(fake: ScriptedAuthority) -> 
     fake.queue("POST", "/api/generate", Reply(429, limited, {"Retry-After": "3600"}))
     client, sleeps = make_client(fake, max_retry_after=30)
     with pytest.raises(RateLimited) as info:
-        client.start_generation("soc2", GenerationParameters.for_preset("soc2"))
+        client.start_generation(
+            "soc2", GenerationParameters.for_preset("soc2"), seed_commitment=commitment()
+        )
     assert info.value.retry_after == 3600.0
     assert info.value.message == "10 certificates per hour"
     assert sleeps == [] and len(fake.requests_to("/api/generate")) == 1
@@ -123,7 +126,7 @@ def test_read_timeout_is_retried_for_idempotent_calls_only(fake: ScriptedAuthori
     assert len(fake.requests_to("/healthz")) == 2
 
     params = GenerationParameters.for_preset("soc2")
-    session = client.start_generation("soc2", params)
+    session = client.start_generation("soc2", params, seed_commitment=commitment())
     fake.queue("POST", "/api/generate-certificate", Reply(201, {}, delay=1.0))
     with pytest.raises(AuthorityUnavailable, match="may or may not have been applied"):
         client.issue_certificate(session.session_id)

@@ -26,12 +26,11 @@ import pytest
 from passgeni_core import (
     AuthorityClient,
     AuthorityError,
-    BindingMismatch,
-    Credential,
     GenerationParameters,
     InvalidRequest,
     IssuedCertificate,
     PresetNotMet,
+    ProvenanceMismatch,
     ProvisionResult,
     SessionAlreadyUsed,
     Target,
@@ -39,14 +38,15 @@ from passgeni_core import (
     UnknownPreset,
     WrongIssuer,
     certify,
-    decode_binding_key,
-    encode_binding_key,
-    generate,
+    decode_seed,
+    encode_seed,
     provision,
-    verify_binding,
     verify_certificate,
+    verify_credential,
+    verify_provenance,
 )
 from tests.support.scripted_authority import API_KEY, ScriptedAuthority, secret_forms
+from tests.support.seeds import commitment
 
 # --- against the scripted fake (the ``fake`` fixture of this folder's conftest) ----------
 
@@ -66,13 +66,14 @@ def test_provision_returns_a_verified_bound_certificate(fake: ScriptedAuthority)
     assert claims.parameters == GenerationParameters.for_preset("soc2").to_dict()
     assert claims.target == target and claims.label == "db-password"
     assert result.cert_id == claims.jti and result.token == result.certificate.token
-    verify_binding(result.verified, result.credential.password, result.credential.binding_key)
+    assert verify_credential(result.verified, result.credential) == "generation"
+    assert claims.generation is not None and claims.credential_commitment is None
     assert result.generated.password == result.credential.password
 
 
 def test_results_never_show_secrets(fake: ScriptedAuthority) -> None:
     result = provision(_client(fake), "nist-800-63b")
-    password, key = result.credential.password, result.credential.binding_key
+    password, key = result.credential.password, result.credential.seed
     for text in (repr(result), str(result), repr(result.generated), str(result.public_dict())):
         for form in secret_forms(password, key):
             assert form.decode("latin-1") not in text
@@ -84,11 +85,12 @@ def test_no_secret_byte_ever_reaches_the_authority(fake: ScriptedAuthority) -> N
     assert len(fake.requests_to("/api/generate")) == 3
     assert len(fake.requests_to("/api/generate-certificate")) == 3
     wire = bytes(fake.wire)
-    assert b"credential_commitment" in wire  # the capture really saw the bodies
+    assert b"seed_commitment" in wire  # the capture really saw the bodies
+    assert b"credential_commitment" not in wire
     for result in results:
-        for form in secret_forms(result.credential.password, result.credential.binding_key):
+        for form in secret_forms(result.credential.password, result.credential.seed):
             assert form not in wire
-        assert result.credential.commitment.encode() in wire
+        assert result.credential.seed_commitment.encode() in wire
 
 
 @pytest.mark.parametrize(
@@ -101,6 +103,9 @@ def test_no_secret_byte_ever_reaches_the_authority(fake: ScriptedAuthority) -> N
         (lambda c: c.update(standards_met=[]), "does not list"),
         (lambda c: c.update(compliance_standard="hipaa"), "compliance standard"),
         (lambda c: c.update(credential_commitment="B" * 43), "commitment"),
+        (lambda c: c["generation"].update(nonce="C" * 43), "generation proof"),
+        (lambda c: c["generation"].update(seed_commitment="D" * 43), "seed commitment"),
+        (lambda c: c.pop("generation"), "generation proof"),
         (lambda c: c.update(jti="pg_someone_else"), "token's id"),
         (lambda c: c["entropy_source"].update(fips_mode=True), "entropy source"),
         (lambda c: c.update(label="other"), "label"),
@@ -146,24 +151,22 @@ def test_local_checks_run_before_any_request(fake: ScriptedAuthority) -> None:
         provision(client, "no-such-preset")
     with pytest.raises(PresetNotMet):
         provision(client, "pci-dss", parameters=GenerationParameters(length=8))
-    generated = generate(GenerationParameters.for_preset("soc2"))
-    with pytest.raises(InvalidRequest, match="does not hold"):
-        certify(client, generated, Credential.create("something-else"), preset="soc2")
+    with pytest.raises(InvalidRequest):
+        certify(client, GenerationParameters.for_preset("soc2"), preset="soc2", target={"x": 1})
     assert fake.seen == []
 
 
 def test_certify_then_write(fake: ScriptedAuthority) -> None:
     """The store flow: generate, certify, and only then write the credential."""
-    generated = generate(GenerationParameters.for_preset("soc2", length=24))
-    credential = Credential.create(generated.password)
-    result = certify(_client(fake), generated, credential, preset="soc2")
-    stored = {
-        "password": credential.password,
-        "binding_key": encode_binding_key(credential.binding_key),
-    }
-    verify_binding(result.verified, stored["password"], decode_binding_key(stored["binding_key"]))
-    with pytest.raises(BindingMismatch):
-        verify_binding(result.verified, stored["password"] + "x", credential.binding_key)
+    result = certify(
+        _client(fake), GenerationParameters.for_preset("soc2", length=24), preset="soc2"
+    )
+    credential = result.credential
+    assert credential.seed is not None and credential.binding_key is None
+    stored = {"password": credential.password, "seed": encode_seed(credential.seed)}
+    verify_provenance(result.verified, stored["password"], decode_seed(stored["seed"]))
+    with pytest.raises(ProvenanceMismatch):
+        verify_provenance(result.verified, stored["password"] + "x", credential.seed)
 
 
 def test_parameters_as_a_mapping(fake: ScriptedAuthority) -> None:
@@ -303,8 +306,8 @@ def test_contract_no_secret_on_the_wire(real_authority: RealAuthority) -> None:
     wire = bytes(real_authority.proxy.sent[start:])
     assert wire.count(b"POST /api/generate-certificate ") == 3
     for result in results:
-        assert result.credential.commitment.encode() in wire
-        for form in secret_forms(result.credential.password, result.credential.binding_key):
+        assert result.credential.seed_commitment.encode() in wire
+        for form in secret_forms(result.credential.password, result.credential.seed):
             assert form not in wire
 
 
@@ -324,7 +327,7 @@ def test_contract_sessions_are_single_use_and_tenant_bound(real_authority: RealA
     alice = AuthorityClient(real_authority.url, real_authority.api_key)
     mallory = AuthorityClient(real_authority.url, real_authority.other_key)
     params = GenerationParameters.for_preset("soc2")
-    session = alice.start_generation("soc2", params)
+    session = alice.start_generation("soc2", params, seed_commitment=commitment())
     with pytest.raises(AuthorityError) as info:
         mallory.issue_certificate(session.session_id)
     assert info.value.code == "session_invalid"
@@ -338,7 +341,10 @@ def test_contract_batch_and_audit(real_authority: RealAuthority) -> None:
 
     client = AuthorityClient(real_authority.url, real_authority.api_key)
     params = GenerationParameters.for_preset("nist-800-63b")
-    sessions = [client.start_generation("nist-800-63b", params) for _ in range(3)]
+    sessions = [
+        client.start_generation("nist-800-63b", params, seed_commitment=commitment())
+        for _ in range(3)
+    ]
     results = client.issue_certificates(
         [
             CertificateRequest(session_id=s.session_id, label=f"batch-{i}")

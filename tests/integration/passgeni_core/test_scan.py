@@ -15,13 +15,14 @@ from passgeni_core import (
     CertificateRefs,
     Credential,
     GenerationParameters,
-    generate,
     open_store,
     parse_store_uri,
     provision_into_store,
     scan,
 )
 from passgeni_core.cli import main
+from passgeni_core.crypto import decode_nonce, seed_commitment
+from passgeni_core.model import derive_password, new_seed
 from tests.integration.vault_plugin_helper.fixtures import *  # noqa: F403 - fixtures
 from tests.integration.vault_plugin_helper.fixtures import Authority
 from tests.support import MotoServer, OpenBaoServer
@@ -39,17 +40,15 @@ def store_aged_certificate(authority: Authority, uri: str, days_ago: int) -> str
     store = open_store(target)
     client = authority.time_traveller()
     plan = store.prepare(target)
-    generated = generate(GenerationParameters.for_preset("soc2"))
-    credential = Credential.create(generated.password)
+    params, seed = GenerationParameters.for_preset("soc2"), new_seed()
     with authority.clock.shifted(days=-days_ago):
-        session = client.start_generation(
-            "soc2", generated.parameters, entropy_source=generated.entropy_source
-        )
+        session = client.start_generation("soc2", params, seed_commitment=seed_commitment(seed))
+        assert session.authority_nonce is not None
+        password = derive_password(params, seed, decode_nonce(session.authority_nonce))
         issued = client.issue_certificate(
-            session,
-            credential_commitment=credential.commitment,
-            target=target.target(store.system, plan.next_version),
+            session, target=target.target(store.system, plan.next_version)
         )
+    credential = Credential.generated(password, seed)
     refs = CertificateRefs(
         cert_id=issued.cert_id,
         cert_url=issued.cert_url,
