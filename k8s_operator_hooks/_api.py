@@ -171,6 +171,18 @@ class SecretsApi:
             _preload_content=False,
         )
 
+    def remove_data(self, namespace: str, name: str, fields: list[str]) -> None:
+        """A JSON merge patch removing data ``fields`` (they hold no secret worth keeping)."""
+        self.call(
+            f"clean Secret {namespace}/{name}",
+            self._core.patch_namespaced_secret,
+            name,
+            namespace,
+            {"data": dict.fromkeys(fields)},
+            _content_type=_MERGE_PATCH,
+            _preload_content=False,
+        )
+
     def list_all(self, namespace: str) -> list[dict[str, Any]]:
         """Every Secret of ``namespace`` (all pages), as JSON."""
         what = f"list Secrets in {namespace}"

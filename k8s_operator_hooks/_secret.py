@@ -133,13 +133,16 @@ def apply_intent(
 ) -> dict[str, Any]:
     """The full server-side-apply body of the ``passgeni`` manager (see the store's doc).
 
-    ``data`` (base64 values) is laid over the certified keys' current fields;
+    ``data`` (base64 values) is laid over the certified keys' current fields (a key
+    it rewrites keeps none of its earlier companion fields);
     ``annotations`` replaces our annotations (None keeps the current ones).
     """
     meta = metadata_of(obj)
     current = as_dict(obj.get("data"))
     fields: dict[str, str] = {}
     for key in certified_keys(decode_data(current)):
+        if key in data:
+            continue  # rewritten: an earlier credential's companions (binding key) go
         for name in credential_field_names(key):
             if isinstance(current.get(name), str):
                 fields[name] = current[name]

@@ -324,6 +324,13 @@ class KubernetesSecretStore:
                 f"{where}: the Secret changed since it was read (server-side apply "
                 "precondition failed); nothing written"
             ) from None
+        # An earlier credential's companions (its binding key) are removed once the new
+        # value is in: server-side apply drops them too, but only for fields it owns.
+        raw = obj.get("data")
+        current: dict[str, Any] = raw if isinstance(raw, dict) else {}
+        stale = [n for n in credential_field_names(uri.key) if n in current and n not in fields]
+        if stale:
+            self._api.remove_data(namespace, name, stale)
         return ""
 
     def write_metadata(self, uri: StoreURI, refs: CertificateRefs) -> None:

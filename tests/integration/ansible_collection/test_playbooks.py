@@ -160,7 +160,7 @@ def test_vvv_output_never_shows_a_secret(
     )["data"]["data"]
     generated = {
         "vault": value["password"],
-        "vault binding key": value["password.passgeni-binding-key"],
+        "vault generation seed": value["password.passgeni-seed"],
         "returned": (tmp_path / "returned.txt").read_text(),
         "lookup": (tmp_path / "lookup.txt").read_text(),
     }

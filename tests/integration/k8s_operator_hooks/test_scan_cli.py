@@ -61,7 +61,7 @@ def test_scan_reports_each_status(
     }
     by_uri = {c["uri"]: c for c in report["credentials"]}
     assert by_uri[f"k8s://{ns}/legacy#password"]["cert_id"] == revoked.cert_id
-    assert "binding" in by_uri[f"k8s://{ns}/drift#db_password"]["detail"]
+    assert "changed or chosen by hand" in by_uri[f"k8s://{ns}/drift#db_password"]["detail"]
     assert "compromised" in by_uri[f"k8s://{ns}/gone#password"]["detail"]
     for secret in ("no-cert-here", "legacy-value", "changed-by-hand"):
         assert secret not in out

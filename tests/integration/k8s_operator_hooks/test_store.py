@@ -18,12 +18,12 @@ from passgeni_core import (
     StoreConflict,
     StoreError,
     StoreUnavailable,
-    decode_binding_key,
+    decode_seed,
     open_store,
     parse_store_uri,
     provision_into_store,
-    verify_binding,
     verify_certificate,
+    verify_provenance,
 )
 from passgeni_core.workflows import rotate
 from tests.integration.k8s_operator_hooks.conftest import Authority, make_secret, read_secret
@@ -46,7 +46,7 @@ def test_round_trip_credential_and_certificate_refs(
     data = secret["data"]
     assert set(data) == {
         "db_password",
-        "db_password.passgeni-binding-key",
+        "db_password.passgeni-seed",
         "db_password.passgeni-cert-id",
         "db_password.passgeni-cert-url",
     }
@@ -68,11 +68,7 @@ def test_round_trip_credential_and_certificate_refs(
         f"{namespace}/db-creds#db_password",
         None,
     )
-    verify_binding(
-        cert,
-        data["db_password"],
-        decode_binding_key(data["db_password.passgeni-binding-key"]),
-    )
+    verify_provenance(cert, data["db_password"], decode_seed(data["db_password.passgeni-seed"]))
     back = store.read(parse_store_uri(uri))
     assert back is not None and back.refs is not None and back.metadata_refs is not None
     assert back.password == data["db_password"]

@@ -158,7 +158,7 @@ def test_store_mode_idempotent_and_holds_no_secret(
     assert result["version"] == str(version)
     assert data["password.passgeni-cert-id"] == result["cert_id"]
     # State hygiene: neither the password nor the binding key is anywhere in the output.
-    for secret in (data["password"], data["password.passgeni-binding-key"]):
+    for secret in (data["password"], data["password.passgeni-seed"]):
         assert secret not in first.stdout and secret not in first.stderr
     meta = openbao.hvac_client().secrets.kv.v2.read_secret_metadata(
         path=f"tf/{uid}", mount_point="secret"
@@ -202,7 +202,7 @@ def test_store_mode_aws_secrets_manager(
         )["SecretString"]
     )
     assert value["pw.passgeni-cert-id"] == result["cert_id"]
-    assert value["pw"] not in first.stdout and value["pw.passgeni-binding-key"] not in first.stdout
+    assert value["pw"] not in first.stdout and value["pw.passgeni-seed"] not in first.stdout
     assert terraform_run(query, tf_env).result() == result
 
 
@@ -214,7 +214,7 @@ def test_return_mode(
     # Without a destination: the password is in the result, and each run makes a new one.
     one = terraform_run({"preset": "hipaa", "length": "20", "exclude": "@/\"'"}, tf_env).result()
     two = terraform_run({"preset": "hipaa", "length": "20", "exclude": "@/\"'"}, tf_env).result()
-    assert set(one) == REFERENCE_KEYS | {"password", "binding_key"}
+    assert set(one) == REFERENCE_KEYS | {"password", "seed"}
     assert one["mode"] == "return" and one["destination"] == ""
     assert len(one["password"]) == 20 and not set(one["password"]) & set("@/\"'")
     assert one["password"] != two["password"] and one["cert_id"] != two["cert_id"]
@@ -228,7 +228,7 @@ def test_return_mode(
     first = terraform_run(query, tf_env).result()
     data, _ = stored(openbao, f"tf-return/{uid}")
     assert first["password"] == data["password"]
-    assert first["binding_key"] == data["password.passgeni-binding-key"]
+    assert first["seed"] == data["password.passgeni-seed"]
     assert terraform_run(query, tf_env).result() == first
 
 

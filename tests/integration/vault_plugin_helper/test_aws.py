@@ -15,12 +15,12 @@ from passgeni_core import (
     StoreLimitExceeded,
     StoreUnavailable,
     WritePlan,
-    decode_binding_key,
+    decode_seed,
     open_store,
     parse_store_uri,
     provision_into_store,
-    verify_binding,
     verify_certificate,
+    verify_provenance,
 )
 from tests.integration.vault_plugin_helper.fixtures import Authority, set_aws_env
 from tests.support import MotoServer
@@ -69,9 +69,7 @@ def test_round_trip_credential_and_certificate_refs(
         "path": f"prod/{uid}/db#password",
         "version": version_id,
     }
-    verify_binding(
-        cert, value["password"], decode_binding_key(value["password.passgeni-binding-key"])
-    )
+    verify_provenance(cert, value["password"], decode_seed(value["password.passgeni-seed"]))
     back = store.read(parse_store_uri(uri))
     assert back is not None and back.refs is not None and back.version == version_id
 

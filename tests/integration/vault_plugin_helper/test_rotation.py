@@ -21,7 +21,7 @@ from typing import Any
 import psycopg
 import pytest
 
-from passgeni_core import AuthorityClient, decode_binding_key, verify_binding, verify_certificate
+from passgeni_core import AuthorityClient, decode_seed, verify_certificate, verify_provenance
 from passgeni_core.workflows import TargetLoginFailed
 from tests.integration.vault_plugin_helper.fixtures import Authority, authority, uid  # noqa: F401
 from tests.support import MotoServer, PostgresCluster
@@ -169,7 +169,7 @@ def test_four_steps_each_rerun(
     # The certificate is bound to this exact credential, and names the version.
     record = client.get_certificate(cert_id)
     verified = verify_certificate(record.token, client.jwks(), issuer=client.issuer)
-    verify_binding(verified, new, decode_binding_key(pending["password.passgeni-binding-key"]))
+    verify_provenance(verified, new, decode_seed(pending["password.passgeni-seed"]))
     assert record.target is not None and record.target.version == rotation.token
     assert record.target.system == "aws-sm"
     assert audit_total(client) == issued_before + 1
