@@ -1,8 +1,8 @@
 """Driving ``wrk`` for the authority benchmark: the Lua scripts and what a run measured.
 
 Each script prints one ``BENCH_JSON`` line that :func:`run_wrk` parses; the
-authority's scripts read ``BENCH_API_KEY``, ``BENCH_PRESET`` and
-``BENCH_BATCH`` from the environment, OpenBao's ``BENCH_TOKEN`` and
+authority's scripts read ``BENCH_API_KEY``, ``BENCH_PRESET``, ``BENCH_BATCH`` and
+``BENCH_COMMITMENT`` (a seed commitment) from the environment, OpenBao's ``BENCH_TOKEN`` and
 ``BENCH_INPUT``.
 """
 
@@ -106,7 +106,8 @@ LUA_TWO_STEP = (
     LUA_COMMON
     + r"""
 local auth = "Bearer " .. os.getenv("BENCH_API_KEY")
-local gen_body = '{"compliance_standard":"' .. os.getenv("BENCH_PRESET") .. '"}'
+local gen_body = '{"compliance_standard":"' .. os.getenv("BENCH_PRESET") ..
+  '","seed_commitment":"' .. os.getenv("BENCH_COMMITMENT") .. '"}'
 local queue = {}
 local head, tail = 1, 0
 local hdrs = {["Content-Type"] = "application/json", ["Authorization"] = auth}
@@ -147,8 +148,10 @@ LUA_BATCH = (
     + r"""
 local auth = "Bearer " .. os.getenv("BENCH_API_KEY")
 local n = tonumber(os.getenv("BENCH_BATCH"))
+local commitments = {}
+for i = 1, n do commitments[i] = '"' .. os.getenv("BENCH_COMMITMENT") .. '"' end
 local gen_body = '{"compliance_standard":"' .. os.getenv("BENCH_PRESET") ..
-  '","count":' .. n .. '}'
+  '","count":' .. n .. ',"seed_commitments":[' .. table.concat(commitments, ",") .. ']}'
 local queue = {}
 local head, tail = 1, 0
 local hdrs = {["Content-Type"] = "application/json", ["Authorization"] = auth}

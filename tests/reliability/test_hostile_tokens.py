@@ -120,7 +120,7 @@ def test_mac_valid_session_unknown_to_the_database_is_refused(
     codec = server.service.sessions.codec
     now = int(server.clock().timestamp())
     unknown_request = SessionClaims(
-        jti="a" * 24, sub=alice.user, iat=now, exp=now + 60, rq="b" * 22
+        jti="a" * 24, sub=alice.user, iat=now, exp=now + 60, rq="b" * 22, sc="c" * 43, an="d" * 43
     )
     refused(
         alice.post(
@@ -133,13 +133,24 @@ def test_mac_valid_session_unknown_to_the_database_is_refused(
     sid = bob.session()
     assert bob.post("/api/generate-certificate", {"generation_session_id": sid}).status_code == 201
     bobs = unb64json(sid.split(".")[1])
-    replay = SessionClaims(jti=bobs["jti"], sub=alice.user, iat=now, exp=now + 60, rq=bobs["rq"])
+    replay = SessionClaims(
+        jti=bobs["jti"], sub=alice.user, iat=now, exp=now + 60, rq=bobs["rq"], sc=bobs["sc"],
+        an=bobs["an"],
+    )  # fmt: skip
     refused(
         alice.post("/api/generate-certificate", {"generation_session_id": codec.encode(replay)}),
         409,
         "session_already_used",
     )
-    TRIED.add("session token attacks", 2)
+    # A MAC-valid session with no seed commitment (as before generation proofs) would
+    # certify a value nobody can prove was generated: refused.
+    seedless = SessionClaims(jti="e" * 24, sub=alice.user, iat=now, exp=now + 60, rq=bobs["rq"])
+    refused(
+        alice.post("/api/generate-certificate", {"generation_session_id": codec.encode(seedless)}),
+        400,
+        "session_invalid",
+    )
+    TRIED.add("session token attacks", 3)
 
 
 def test_session_of_another_tenant_is_refused_and_not_burnt(alice: Tenant, bob: Tenant) -> None:
@@ -155,7 +166,15 @@ def test_session_of_another_tenant_is_refused_and_not_burnt(alice: Tenant, bob: 
     assert (
         alice.post("/api/generate-certificate", {"generation_session_id": sid}).status_code == 201
     )
-    TRIED.add("session token attacks", 2)
+    # A MAC-valid session with no seed commitment (as before generation proofs) would
+    # certify a value nobody can prove was generated: refused.
+    seedless = SessionClaims(jti="e" * 24, sub=alice.user, iat=now, exp=now + 60, rq=bobs["rq"])
+    refused(
+        alice.post("/api/generate-certificate", {"generation_session_id": codec.encode(seedless)}),
+        400,
+        "session_invalid",
+    )
+    TRIED.add("session token attacks", 3)
 
 
 def test_replayed_and_raced_sessions_yield_one_certificate(server: Server, alice: Tenant) -> None:
@@ -301,7 +320,15 @@ def test_expired_session_is_refused(server: Server, alice: Tenant) -> None:
         410,
         "session_expired",
     )
-    TRIED.add("session token attacks", 2)
+    # A MAC-valid session with no seed commitment (as before generation proofs) would
+    # certify a value nobody can prove was generated: refused.
+    seedless = SessionClaims(jti="e" * 24, sub=alice.user, iat=now, exp=now + 60, rq=bobs["rq"])
+    refused(
+        alice.post("/api/generate-certificate", {"generation_session_id": codec.encode(seedless)}),
+        400,
+        "session_invalid",
+    )
+    TRIED.add("session token attacks", 3)
 
 
 def test_report_what_was_tried() -> None:

@@ -35,7 +35,7 @@ from urllib.parse import quote
 
 import pytest
 
-from passgeni_core import decode_binding_key, open_store, parse_store_uri
+from passgeni_core import decode_seed, open_store, parse_store_uri
 from tests.reliability._leak_rig import *  # noqa: F403 - the fixture rig
 from tests.reliability._leak_rig import CLI, TERRAFORM, Rig
 
@@ -247,12 +247,11 @@ def test_zz_nothing_leaked(rig: Rig) -> None:
         parsed = parse_store_uri(uri)
         store = open_store(uri, **options[parsed.scheme])
         stored = store.read(parsed)
-        assert stored is not None and stored.password and stored.binding_key, uri
+        assert stored is not None and stored.password and stored.seed, uri
         secrets_found[f"{uri} password"] = stored.password.encode()
-        secrets_found[f"{uri} binding key"] = stored.binding_key
+        secrets_found[f"{uri} seed"] = stored.seed
         assert (
-            decode_binding_key(base64.urlsafe_b64encode(stored.binding_key).rstrip(b"=").decode())
-            == stored.binding_key
+            decode_seed(base64.urlsafe_b64encode(stored.seed).rstrip(b"=").decode()) == stored.seed
         )
     # The rotated-away passwords too (Vault keeps old versions; they were generated here).
     client = rig.bao.hvac_client()
@@ -270,8 +269,8 @@ def test_zz_nothing_leaked(rig: Rig) -> None:
                     raise_on_deleted_version=True,
                 )["data"]["data"]
                 secrets_found[f"{uri} v{version} password"] = data["password"].encode()
-                secrets_found[f"{uri} v{version} binding key"] = base64.urlsafe_b64decode(
-                    data["password.passgeni-binding-key"] + "=="
+                secrets_found[f"{uri} v{version} seed"] = base64.urlsafe_b64decode(
+                    data["password.passgeni-seed"] + "=="
                 )
     assert len(secrets_found) >= 2 * len(rig.credentials)
 

@@ -46,8 +46,8 @@ from passgeni_core import (
     assess,
     available_schemes,
     parse_store_uri,
-    verify_binding,
     verify_certificate,
+    verify_credential,
 )
 from passgeni_core.workflows import ensure_rotated, keeper_label
 from tests.reliability._proxy import TcpProxy
@@ -298,7 +298,7 @@ def test_rotation_survives_store_fault(
 
     # -- while the fault holds, on the real server:
     now = backend.direct.read(parsed)
-    assert now is not None and now.password is not None and now.binding_key is not None
+    assert now is not None and now.password is not None and now.credential is not None
     assert now.refs is not None, "a stored credential without certificate references"
     new_certs = _my_cert_ids(client) - issued_before
     fully_written = now.refs.cert_id != before.refs.cert_id
@@ -345,7 +345,7 @@ def test_rotation_survives_store_fault(
     assert record.status == "valid"
     assert record.label == keeper_label("e2")
     cert = verify_certificate(record.token, client.jwks(), issuer=client.issuer)
-    verify_binding(cert, final.password, final.binding_key)
+    assert verify_credential(cert, final.credential) == "generation"
     entry = assess(client, backend.name, final)
     assert entry.status == "valid", (entry.status, entry.detail)
     # The previous credential's certificate is revoked now that its successor is stored.

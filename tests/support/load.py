@@ -47,6 +47,7 @@ import sqlalchemy
 from passgeni_core import verify_certificate
 from tests.support.authority_processes import Deployment, _session, deployment
 from tests.support.postgres import PostgresCluster
+from tests.support.seeds import commitment
 
 LUA = Path(__file__).resolve().parent / "load_authority.lua"
 
@@ -121,6 +122,7 @@ def _run_wrk(
             "--",
             str(prefix),
             api_key,
+            commitment(),
         ],
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,

@@ -23,7 +23,8 @@ end
 local journal
 local queue = {}
 local head, tail = 1, 0
-local generate_body = '{"compliance_standard":"soc2"}'
+-- One commitment for every session (args[3]): the authority checks its form and binds it.
+local generate_body
 
 function init(args)
    local prefix = args[1]
@@ -31,6 +32,7 @@ function init(args)
    wrk.headers["Content-Type"] = "application/json"
    journal = assert(io.open(prefix .. "." .. tostring(wrk.thread:get("tid")), "w"))
    journal:setvbuf("line")
+   generate_body = '{"compliance_standard":"soc2","seed_commitment":"' .. args[3] .. '"}'
 end
 
 function request()
