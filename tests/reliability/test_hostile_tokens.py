@@ -166,15 +166,7 @@ def test_session_of_another_tenant_is_refused_and_not_burnt(alice: Tenant, bob: 
     assert (
         alice.post("/api/generate-certificate", {"generation_session_id": sid}).status_code == 201
     )
-    # A MAC-valid session with no seed commitment (as before generation proofs) would
-    # certify a value nobody can prove was generated: refused.
-    seedless = SessionClaims(jti="e" * 24, sub=alice.user, iat=now, exp=now + 60, rq=bobs["rq"])
-    refused(
-        alice.post("/api/generate-certificate", {"generation_session_id": codec.encode(seedless)}),
-        400,
-        "session_invalid",
-    )
-    TRIED.add("session token attacks", 3)
+    TRIED.add("session token attacks", 2)
 
 
 def test_replayed_and_raced_sessions_yield_one_certificate(server: Server, alice: Tenant) -> None:
