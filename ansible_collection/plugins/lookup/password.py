@@ -100,7 +100,9 @@ _raw:
       description: The certificate (ES256 JWT), verifiable offline.
       type: str
     compliance_standard:
-      description: The standard the certificate was issued for, as the certificate names it (its claim id, e.g. C(SOC2); certificates issued before claim ids name the preset, e.g. C(soc2)).
+      description:
+        The standard the certificate was issued for, as the certificate names it (its claim id, e.g.
+        C(SOC2); certificates issued before claim ids name the preset, e.g. C(soc2)).
       type: str
       sample: SOC2
     standards_met:

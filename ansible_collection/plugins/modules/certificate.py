@@ -90,7 +90,9 @@ revocation_reason:
   type: str
   sample: credential exposed in CI logs, rotated
 compliance_standard:
-  description: The standard the certificate was issued for, as the certificate names it (its claim id, e.g. C(SOC2); certificates issued before claim ids name the preset, e.g. C(soc2)).
+  description:
+    The standard the certificate was issued for, as the certificate names it (its claim id, e.g.
+    C(SOC2); certificates issued before claim ids name the preset, e.g. C(soc2)).
   returned: success
   type: str
   sample: SOC2

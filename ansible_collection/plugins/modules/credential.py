@@ -179,7 +179,9 @@ cert_url:
   type: str
   sample: https://passgeni.example.com/cert/pg_8fJ2kQ0xYt3mW7aZ
 compliance_standard:
-  description: The standard the certificate was issued for, as the certificate names it (its claim id, e.g. C(SOC2); certificates issued before claim ids name the preset, e.g. C(soc2)).
+  description:
+    The standard the certificate was issued for, as the certificate names it (its claim id, e.g.
+    C(SOC2); certificates issued before claim ids name the preset, e.g. C(soc2)).
   returned: success
   type: str
   sample: SOC2
