@@ -23,7 +23,7 @@ from .._errors import (
     one_line,
 )
 from ..client import AuthorityClient
-from ..crypto import JWKS
+from ..crypto import JWKS, aware_now
 from ..model import get_preset
 from ..stores import SecretStore, StoreURI, open_store, parse_store_uri
 from ..workflows import STATUSES, CoverageEntry, assess
@@ -31,14 +31,6 @@ from ..workflows import STATUSES, CoverageEntry, assess
 
 def _iso(value: datetime | None) -> str | None:
     return None if value is None else value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def _now(now: datetime | None) -> datetime:
-    if now is None:
-        return datetime.now(UTC)
-    if now.tzinfo is None:
-        raise ValueError("now must be timezone-aware")
-    return now
 
 
 CSV_FIELDS = (
@@ -124,7 +116,7 @@ def scan(
         require = get_preset(require).id
     if expiring_days < 0:
         raise InvalidRequest("expiring_days must be zero or more")
-    at = _now(now)
+    at = aware_now(now)
     parsed = [parse_store_uri(u, allow_prefix=True) for u in uris]
     entries: list[CoverageEntry] = []
     jwks: JWKS | None = None

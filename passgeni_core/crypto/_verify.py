@@ -39,6 +39,7 @@ __all__ = [
     "JWKS",
     "MAX_TOKEN_BYTES",
     "Certificate",
+    "aware_now",
     "verify_certificate",
     "verify_certificate_at_issuance",
 ]
@@ -133,7 +134,12 @@ class Certificate:
         return self.claims.jti
 
 
-def _now(now: datetime | None) -> datetime:
+def aware_now(now: datetime | None) -> datetime:
+    """``now`` (the instant a check is made as of), or the current time; never naive.
+
+    Raises:
+        ValueError: a naive ``now`` (its time zone would be a guess).
+    """
     if now is None:
         return datetime.now(UTC)
     if now.tzinfo is None:
@@ -243,7 +249,7 @@ def verify_certificate(
     """
     keys = JWKS.coerce(jwks)
     kid, claims = _verify_signature(token, keys, issuer)
-    at = _now(now)
+    at = aware_now(now)
     ts = at.timestamp()
     # A certificate cannot attest a generation that has not happened yet: an
     # issuance time in the future is refused like a future nbf.
