@@ -17,6 +17,10 @@ from collections.abc import Mapping
 from typing import Any
 
 from .._errors import MalformedToken
+from .._untrusted import loads_untrusted
+
+#: A token's header or payload, decoded: certificates are about 1 KB; 64 KiB is generous.
+MAX_TOKEN_PART = 64 * 1024
 
 __all__ = [
     "b64url_decode",
@@ -61,9 +65,12 @@ def parse_header(segment: str) -> dict[str, Any]:
         MalformedToken: not base64url of a JSON object.
     """
     try:
-        header = json.loads(b64url_decode(segment))
-    except (ValueError, binascii.Error, UnicodeDecodeError):
-        raise MalformedToken("certificate token header is not valid base64url JSON") from None
+        raw = b64url_decode(segment)
+    except (ValueError, binascii.Error):
+        raise MalformedToken("certificate token header is not valid base64url") from None
+    header = loads_untrusted(
+        raw, what="certificate token header", max_bytes=MAX_TOKEN_PART, error=MalformedToken
+    )
     if not isinstance(header, dict):
         raise MalformedToken("certificate token header is not a JSON object")
     return header
@@ -76,10 +83,10 @@ def unverified_payload(token: str) -> dict[str, Any]:
         MalformedToken: not a compact JWS with a JSON object payload.
     """
     try:
-        segment = token.strip().split(".")[1]
-        data = json.loads(b64url_decode(segment))
-    except (IndexError, ValueError, binascii.Error, UnicodeDecodeError):
-        raise MalformedToken("not a compact JWS with a JSON payload") from None
+        raw = b64url_decode(token.strip().split(".")[1])
+    except (IndexError, ValueError, binascii.Error):
+        raise MalformedToken("not a compact JWS with a base64url payload") from None
+    data = loads_untrusted(raw, what="JWS payload", max_bytes=MAX_TOKEN_PART, error=MalformedToken)
     if not isinstance(data, dict):
         raise MalformedToken("the JWS payload is not a JSON object")
     return data

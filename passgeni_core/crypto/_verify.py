@@ -31,8 +31,12 @@ from .._errors import (
     UnsupportedCertVersion,
     WrongIssuer,
 )
+from .._untrusted import loads_untrusted
 from ..model import CERT_VERSION, CertificateClaims
 from ._jws import parse_header
+
+#: A JWK Set: a P-256 key is about 200 bytes; an authority publishes a few.
+MAX_JWKS_BYTES = 1024 * 1024
 
 __all__ = [
     "ALGORITHM",
@@ -68,10 +72,7 @@ class JWKS:
             InvalidRequest: not a JWK Set, or an EC P-256 key is malformed.
         """
         if isinstance(document, str | bytes):
-            try:
-                document = json.loads(document)
-            except ValueError:
-                raise InvalidRequest("JWKS is not valid JSON") from None
+            document = loads_untrusted(document, what="JWKS", max_bytes=MAX_JWKS_BYTES)
         if not isinstance(document, dict) or not isinstance(document.get("keys"), list):
             raise InvalidRequest("JWKS must be a JSON object with a 'keys' list")
         keys: dict[str, ec.EllipticCurvePublicKey] = {}
