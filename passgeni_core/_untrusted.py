@@ -16,7 +16,7 @@ from typing import Any
 
 from ._errors import InvalidRequest, PassgeniError
 
-__all__ = ["MAX_DEPTH", "loads_untrusted"]
+__all__ = ["MAX_DEPTH", "csv_cell", "loads_untrusted", "printable"]
 
 #: Deeper than anything PassGeni writes (certificates nest 3 levels) by a wide margin.
 MAX_DEPTH = 32
@@ -76,3 +76,33 @@ def loads_untrusted(
     except ValueError as exc:
         reason = str(exc) if str(exc).startswith("duplicate key") else "not valid JSON"
         raise error(f"{what}: {reason}") from None
+
+
+# C0 and C1 controls, DEL, and the bidirectional overrides and isolates that can reorder
+# what a terminal or a spreadsheet shows (an auditee's label must not rewrite the screen).
+_CONTROLS = re.compile("[\x00-\x1f\x7f-\x9f\u200e\u200f\u202a-\u202e\u2066-\u2069]")
+# A cell a spreadsheet would evaluate (OWASP's CSV-injection rule).
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def printable(value: object) -> str:
+    """``value`` as text that cannot drive a terminal: controls shown as ``\\xNN`` escapes."""
+    return _CONTROLS.sub(
+        lambda m: (
+            f"\\x{ord(m.group()):02x}" if ord(m.group()) < 0x100 else f"\\u{ord(m.group()):04x}"
+        ),
+        str(value),
+    )
+
+
+def csv_cell(value: object) -> str:
+    """``value`` as a CSV cell no spreadsheet evaluates: controls escaped (a carriage return
+    cannot split the row), and a leading ``= + - @`` neutralised with a ``'``."""
+    if value is None:
+        return ""
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return str(value)  # ours, never a formula
+    text = str(value)
+    if text.startswith(_FORMULA_START):
+        text = "'" + text
+    return printable(text)

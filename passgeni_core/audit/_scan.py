@@ -22,6 +22,7 @@ from .._errors import (
     PassgeniError,
     one_line,
 )
+from .._untrusted import csv_cell
 from ..client import AuthorityClient
 from ..crypto import JWKS, aware_now
 from ..model import get_preset
@@ -82,12 +83,15 @@ class CoverageReport:
     def to_csv(self) -> str:
         """A certificate registry for a CMDB: one row per credential, :data:`CSV_FIELDS`."""
         buf = io.StringIO()
-        writer = csv.DictWriter(buf, fieldnames=list(CSV_FIELDS), lineterminator="\n")
+        writer = csv.DictWriter(
+            buf, fieldnames=list(CSV_FIELDS), lineterminator="\n", quoting=csv.QUOTE_ALL
+        )
         writer.writeheader()
         for entry in self.entries:
             row = entry.to_dict()
             row["standards_met"] = " ".join(entry.standards_met)
-            writer.writerow({k: "" if row[k] is None else row[k] for k in CSV_FIELDS})
+            # Details carry tenant text (revocation reasons): never a formula, never a new row.
+            writer.writerow({k: csv_cell(row[k]) for k in CSV_FIELDS})
         return buf.getvalue()
 
 

@@ -113,3 +113,69 @@ def test_what_json_writes_reads_back(value: Any) -> None:
 def test_any_bytes_either_parse_or_fail_in_the_tree(data: bytes) -> None:
     with contextlib.suppress(InvalidRequest):
         loads_untrusted(data, what="bytes", max_bytes=200, max_depth=8)
+
+
+# --- what the auditor's tools write: CSV cells and terminal text (issue #21, finding 6) ------
+
+
+HOSTILE_TEXT = [
+    '=HYPERLINK("https://evil.test","click")',
+    "=1+2",
+    "+1",
+    "-2+3",
+    "@SUM(A1)",
+    "\tindented",
+    "row\rsplit",
+    "line\nbreak",
+    "\x1b[2J\x1b[31mred",
+    "right\u202eto-left",
+]
+
+
+@pytest.mark.parametrize("text", HOSTILE_TEXT)
+def test_csv_cells_are_never_formulas_or_new_rows(text: str) -> None:
+    import csv
+
+    from passgeni_core._untrusted import csv_cell
+
+    cell = csv_cell(text)
+    assert not cell.startswith(("=", "+", "-", "@", "\t", "\r"))
+    assert not any(ch in cell for ch in "\r\n\t\x1b\u202e")
+    out = io.StringIO()
+    csv.writer(out, quoting=csv.QUOTE_ALL, lineterminator="\n").writerow([cell, "next"])
+    assert list(csv.reader(io.StringIO(out.getvalue()))) == [[cell, "next"]]
+    assert csv_cell(-3) == "-3" and csv_cell(None) == ""
+
+
+@given(st.text(max_size=50))
+def test_printable_text_holds_no_control_character(text: str) -> None:
+    import unicodedata
+
+    from passgeni_core._untrusted import printable
+
+    shown = printable(text)
+    assert not any(unicodedata.category(ch) == "Cc" for ch in shown)
+    assert not any(ch in shown for ch in "\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
+    if text.isprintable():
+        assert shown == text
+
+
+def test_a_registry_csv_with_tenant_labels_and_reasons_stays_inert() -> None:
+    import csv
+    from datetime import UTC, datetime
+
+    from passgeni_core.audit import Registry, RegistryEntry
+
+    entry = RegistryEntry(
+        cert_id="pg_1",
+        status="revoked",
+        label='=HYPERLINK("https://evil.test","open")',
+        path="secret/a\rinjected,row",
+        revocation_reason="\x1b]0;owned\x07gone",
+        expires_at=datetime(2027, 1, 1, tzinfo=UTC),
+    )
+    text = Registry(entries=(entry,), generated_at=datetime(2026, 12, 4, tzinfo=UTC)).to_csv()
+    rows = list(csv.DictReader(io.StringIO(text)))
+    assert len(rows) == 1 and "\r" not in text and "\x1b" not in text and "\x07" not in text
+    assert rows[0]["label"].startswith("'=") and rows[0]["cert_id"] == "pg_1"
+    assert all(line.startswith('"') for line in text.splitlines())  # every field quoted
