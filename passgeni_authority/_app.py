@@ -20,7 +20,7 @@ the OpenAPI document describes every body from the same Structs
 import contextlib
 import logging
 from collections.abc import AsyncIterator
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Annotated, Any
 
 from fastapi import Depends, FastAPI, Query, Request
@@ -36,6 +36,7 @@ from passgeni_core import (
     NotFound,
     PassgeniError,
     RateLimited,
+    checked_text,
 )
 from passgeni_core.client import (
     ErrorBody,
@@ -130,7 +131,13 @@ def _parse_instant(name: str, value: str | None) -> datetime | None:
         raise InvalidRequest(f"{name} must be an ISO 8601 date-time") from None
     if parsed.tzinfo is None:
         raise InvalidRequest(f"{name} must carry a time zone (e.g. 2026-11-22T00:00:00Z)")
-    return parsed
+    try:
+        in_utc = parsed.astimezone(UTC)
+    except OverflowError:
+        raise InvalidRequest(f"{name} is out of range once in UTC") from None
+    if not 1970 <= in_utc.year <= 9999:
+        raise InvalidRequest(f"{name} must be between 1970 and 9999")
+    return in_utc
 
 
 def _wants_json(request: Request) -> bool:
@@ -342,14 +349,16 @@ def create_app(
         status: str | None = None,
         since: str | None = None,
         until: str | None = None,
-        page: Annotated[int, Query(ge=1)] = 1,
+        page: Annotated[int, Query(ge=1, le=1_000_000)] = 1,
         page_size: Annotated[int, Query(ge=1, le=500)] = 50,
     ) -> Response:
         """The caller's certificates (team-wide for team keys), with anomaly flags."""
         page_of = svc.audit(
             caller,
-            standard=standard,
-            status=status,
+            standard=None
+            if standard is None
+            else checked_text(standard, name="standard", max_length=64),
+            status=None if status is None else checked_text(status, name="status", max_length=32),
             since=_parse_instant("since", since),
             until=_parse_instant("until", until),
             page=page,

@@ -16,7 +16,7 @@ from typing import Any
 
 from ._errors import InvalidRequest, PassgeniError
 
-__all__ = ["MAX_DEPTH", "csv_cell", "loads_untrusted", "printable"]
+__all__ = ["MAX_DEPTH", "checked_text", "csv_cell", "loads_untrusted", "printable"]
 
 #: Deeper than anything PassGeni writes (certificates nest 3 levels) by a wide margin.
 MAX_DEPTH = 32
@@ -106,3 +106,25 @@ def csv_cell(value: object) -> str:
     if text.startswith(_FORMULA_START):
         text = "'" + text
     return printable(text)
+
+
+def checked_text(value: object, *, name: str, max_length: int, min_length: int = 1) -> str:
+    """A client's text field as stored: a string of valid Unicode (no lone surrogate, which
+    JSON's ``\\ud800`` escape allows and no database can store), no control characters
+    (NUL included), ``min_length``-``max_length`` characters once stripped.
+
+    Raises:
+        InvalidRequest: naming ``name`` and the rule (the value is not echoed).
+    """
+    if not isinstance(value, str):
+        raise InvalidRequest(f"{name} must be a string")
+    text = value.strip()
+    if not min_length <= len(text) <= max_length:
+        raise InvalidRequest(f"{name} must be {min_length}-{max_length} characters")
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        raise InvalidRequest(f"{name} must be valid Unicode text (no lone surrogates)") from None
+    if _CONTROLS.search(text):
+        raise InvalidRequest(f"{name} must not contain control characters")
+    return text
