@@ -68,8 +68,15 @@ class ApiKeys:
     def __init__(self, settings: AuthoritySettings, storage: Storage) -> None:
         self.settings = settings
         self.storage = storage
-        # Key rows until the next revocation by any process (SQLite: one host).
-        self.rows = _hot.KeyRows(storage.sibling_path("key-revocations"))
+        # Key rows until the next revocation by any process (SQLite: one host): the
+        # signal file at once for this path's spelling, the database within 1 s for all.
+        self.rows = _hot.KeyRows(
+            storage.sibling_path("key-revocations"), probe=self._revocation_state
+        )
+
+    def _revocation_state(self) -> tuple[Any, ...]:
+        rows = self.storage.readers.read(_sql.KEY_REVOCATION_STATE, {})
+        return tuple(rows[0]) if rows else ()
 
     def create(
         self, user: str, *, team: str | None = None, rate_limit: int | None = None

@@ -61,6 +61,13 @@ __all__ = [
     "stored_cert_ids",
 ]
 
+#: The database's revocation state: any revocation (by any process, any path to the
+#: database, or an operator's UPDATE) changes it; processes poll it to drop cached keys.
+KEY_REVOCATION_STATE = (
+    f"SELECT count(*), max({api_keys.c.revoked_at.name}) FROM {api_keys.name} "  # noqa: S608
+    f"WHERE {api_keys.c.revoked_at.name} IS NOT NULL"
+)
+
 
 def _cols(table: Table, *names: str) -> str:
     """``a, b, c``: column names of ``table`` (a missing one raises at import)."""
