@@ -36,6 +36,7 @@ __all__ = [
     "INSERT_EVENT",
     "INSERT_REQUEST",
     "KEY_LOOKUP",
+    "KEY_REVOCATION_STATE",
     "LATEST_ANOMALY",
     "NEXT_STATUS_INDEXES",
     "PG_STARTUP_LOCK",
@@ -238,6 +239,7 @@ PING = "SELECT 1"
 #: Statements on tables, for the schema check (tests): name -> SQL.
 TABLE_STATEMENTS: dict[str, str] = {
     "KEY_LOOKUP": KEY_LOOKUP,
+    "KEY_REVOCATION_STATE": KEY_REVOCATION_STATE,
     "USER_TEAM": USER_TEAM,
     "INSERT_EVENT": INSERT_EVENT,
     "LATEST_ANOMALY": LATEST_ANOMALY,
