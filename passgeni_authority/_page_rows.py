@@ -183,7 +183,8 @@ def parameter_rows(
     ``breach_check`` record, when it carries one)."""
     p = dict(parameters)
     try:
-        pool: dict[str, str] | None = GenerationParameters.from_dict(p).pool().classes
+        known = {k: v for k, v in p.items() if k in _KNOWN_PARAMETERS}
+        pool: dict[str, str] | None = GenerationParameters.from_dict(known).pool().classes
     except PassgeniError:  # parameters of a later mapping: shown without the pool
         pool = None
     rows: list[Row] = []
