@@ -26,7 +26,6 @@ from typing import Annotated, Any
 from fastapi import Depends, FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse, Response
-from jinja2 import Environment, PackageLoader, select_autoescape
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Route
 
@@ -47,7 +46,7 @@ from passgeni_core.client import (
     IssueErrorBody,
     RevokeBody,
 )
-from passgeni_core.model import EMBEDDED_ISSUER_NOTE, is_embedded_issuer
+from passgeni_core.model import is_embedded_issuer
 
 from . import _ratelimit
 from ._issuance_http import (
@@ -60,6 +59,7 @@ from ._issuance_http import (
     parse_json_object,
 )
 from ._openapi import ISSUANCE_PATHS, document_bodies, issuance_operations
+from ._page import PAGE_HEADERS, Pages
 from ._service import AuthorityService, Principal
 from ._settings import AuthoritySettings
 
@@ -145,6 +145,12 @@ def _wants_json(request: Request) -> bool:
     return "application/json" in accept and "text/html" not in accept
 
 
+def _wants_html(request: Request) -> bool:
+    """A browser: it names HTML (an API client sends ``*/*`` or JSON and keeps the JSON
+    404; ``*/*`` alone still gets the HTML certificate page, as before)."""
+    return "text/html" in request.headers.get("accept", "").lower()
+
+
 def create_app(
     settings: AuthoritySettings | None = None, *, service: AuthorityService | None = None
 ) -> FastAPI:
@@ -167,10 +173,7 @@ def create_app(
         svc = AuthorityService(settings)
     cfg = svc.settings
     trusted = frozenset(cfg.trusted_proxies)
-    templates = Environment(
-        loader=PackageLoader("passgeni_authority", "templates"),
-        autoescape=select_autoescape(default=True, default_for_string=True),
-    )
+    pages = Pages()
 
     @contextlib.asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
@@ -388,33 +391,24 @@ def create_app(
     @app.get("/cert/{cert_id}", tags=["public"], response_model=None)
     def certificate_page(cert_id: str, request: Request, ip: IP) -> Response:
         """The public certificate page (HTML; JSON with ``Accept: application/json``)."""
-        record = svc.get_certificate(cert_id, ip=ip)
-        headers = {"Cache-Control": "no-store", "Vary": "Accept"}
-        if _wants_json(request):
-            return _json(record.to_wire(), headers=headers)
         # An embedded issuer is no address: point the page's links where it is served.
         base = (
             str(request.base_url).rstrip("/")
             if is_embedded_issuer(cfg.public_url)
             else cfg.public_url
         )
-        html = templates.get_template("certificate.html").render(
-            cert=record,
-            data=record.to_dict(),
-            public_url=base,
-            jwks_url=f"{base}/.well-known/jwks.json",
-            embedded_note=EMBEDDED_ISSUER_NOTE if is_embedded_issuer(record.issuer) else None,
-        )
-        return HTMLResponse(
-            html,
-            headers={
-                **headers,
-                # Nothing external, no scripts: the page is evidence, not an app.
-                "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'",
-                "X-Content-Type-Options": "nosniff",
-                "Referrer-Policy": "no-referrer",
-            },
-        )
+        try:
+            record = svc.get_certificate(cert_id, ip=ip)
+        except NotFound:
+            # A browser gets a page saying so; an API client the {code, message} body.
+            if not _wants_html(request):
+                raise
+            return HTMLResponse(
+                pages.not_found(cert_id, base_url=base), status_code=404, headers=PAGE_HEADERS
+            )
+        if _wants_json(request):
+            return _json(record.to_wire(), headers={"Cache-Control": "no-store", "Vary": "Accept"})
+        return HTMLResponse(pages.certificate(record, base_url=base), headers=PAGE_HEADERS)
 
     @app.get("/.well-known/jwks.json", tags=["public"])
     def jwks() -> JSONResponse:
