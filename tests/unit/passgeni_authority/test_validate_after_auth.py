@@ -18,9 +18,13 @@ from tests.support.seeds import commitments
 HEAVY = {
     "compliance_standard": "soc2",
     "parameters": {
-        "length": 256, "min_upper": 40, "min_lower": 40, "min_digits": 40, "min_special": 40,
+        "length": 256,
+        "min_upper": 40,
+        "min_lower": 40,
+        "min_digits": 40,
+        "min_special": 40,
         "min_classes_present": 4,
-    },  # fmt: skip
+    },
 }
 
 
