@@ -12,9 +12,12 @@ from .._lazy import lazy_exports
 
 _EXPORTS: dict[str, tuple[str, ...]] = {
     "._jws": (
+        "P256_ORDER",
         "b64url_decode",
         "b64url_encode",
+        "canonical_segments",
         "jwk_thumbprint",
+        "low_s",
         "parse_header",
         "unverified_payload",
     ),
@@ -73,9 +76,12 @@ if TYPE_CHECKING:
         verify_provenance as verify_provenance,
     )
     from ._jws import (
+        P256_ORDER as P256_ORDER,
         b64url_decode as b64url_decode,
         b64url_encode as b64url_encode,
+        canonical_segments as canonical_segments,
         jwk_thumbprint as jwk_thumbprint,
+        low_s as low_s,
         parse_header as parse_header,
         unverified_payload as unverified_payload,
     )

@@ -13,6 +13,7 @@ import base64
 import binascii
 import hashlib
 import json
+import re
 from collections.abc import Mapping
 from typing import Any
 
@@ -53,6 +54,45 @@ def jwk_thumbprint(jwk: Mapping[str, Any]) -> str:
     required = {k: jwk[k] for k in ("crv", "kty", "x", "y")}
     canonical = json.dumps(required, separators=(",", ":"), sort_keys=True).encode("utf-8")
     return b64url_encode(hashlib.sha256(canonical).digest())
+
+
+#: The order of P-256: an ECDSA signature (r, s) and (r, n - s) both verify.
+P256_ORDER = 0xFFFFFFFF00000000FFFFFFFFFFFFFFFFBCE6FAADA7179E84F3B9CAC2FC632551
+_SEGMENT = re.compile(r"^[A-Za-z0-9_-]*$")
+
+
+def low_s(signature: bytes) -> bytes:
+    """A raw ES256 ``r || s`` signature in low-S form (``s <= n / 2``).
+
+    ECDSA signatures are malleable: ``(r, n - s)`` verifies as well as ``(r, s)``.
+    Issuers emit the low-S one and verifiers refuse the other, so that a
+    certificate has exactly one token string.
+    """
+    r, s = signature[:32], int.from_bytes(signature[32:], "big")
+    if s > P256_ORDER // 2:
+        s = P256_ORDER - s
+    return r + s.to_bytes(32, "big")
+
+
+def canonical_segments(token: str) -> tuple[str, str, str]:
+    """The three segments of a compact JWS, each canonical base64url.
+
+    Canonical: the URL-safe alphabet without ``=`` padding, and the only
+    encoding of its bytes (no set bits past the end), so that one token has one
+    spelling.
+
+    Raises:
+        MalformedToken: not three segments, or one is not canonical base64url.
+    """
+    parts = token.split(".")
+    if len(parts) != 3:
+        raise MalformedToken("certificate token is not a compact JWS (header.payload.signature)")
+    for part in parts:
+        if not _SEGMENT.match(part) or len(part) % 4 == 1:
+            raise MalformedToken("certificate token is not canonical base64url (no padding)")
+        if b64url_encode(b64url_decode(part)) != part:
+            raise MalformedToken("certificate token is not canonical base64url")
+    return parts[0], parts[1], parts[2]
 
 
 def parse_header(segment: str) -> dict[str, Any]:

@@ -33,7 +33,7 @@ from .._errors import (
 )
 from .._untrusted import loads_untrusted
 from ..model import CERT_VERSION, CertificateClaims
-from ._jws import parse_header
+from ._jws import b64url_decode, canonical_segments, low_s, parse_header
 
 #: A JWK Set: a P-256 key is about 200 bytes; an authority publishes a few.
 MAX_JWKS_BYTES = 1024 * 1024
@@ -160,9 +160,8 @@ def verify_jws(token: object, jwks: JWKS) -> tuple[str, dict[str, Any]]:
     token = token.strip()
     if len(token) > MAX_TOKEN_BYTES:
         raise MalformedToken(f"certificate token is larger than {MAX_TOKEN_BYTES} bytes")
-    if token.count(".") != 2:
-        raise MalformedToken("certificate token is not a compact JWS (header.payload.signature)")
-    header = parse_header(token.split(".", 1)[0])
+    head, body, signature = canonical_segments(token)
+    header = parse_header(head)
     alg = header.get("alg")
     if alg != ALGORITHM:
         shown = alg if isinstance(alg, str) else type(alg).__name__
@@ -204,7 +203,16 @@ def verify_jws(token: object, jwks: JWKS) -> tuple[str, dict[str, Any]]:
         raise BadSignature(f"certificate signature does not verify with key {kid[:64]!r}") from None
     except (jwt.PyJWTError, RecursionError):
         raise MalformedToken("certificate token payload is not valid") from None
-    if not isinstance(payload, dict):
+    raw_signature = b64url_decode(signature)
+    if len(raw_signature) != 64 or low_s(raw_signature) != raw_signature:
+        # (r, n - s) verifies too: only the low-S twin is a certificate's token.
+        raise BadSignature("certificate signature is not in low-S form (a second spelling)")
+    # What pyjwt parsed, parsed again strictly: a signed duplicate key is refused.
+    strict = loads_untrusted(
+        b64url_decode(body), what="certificate payload", max_bytes=MAX_TOKEN_BYTES,
+        error=MalformedToken,
+    )  # fmt: skip
+    if not isinstance(payload, dict) or strict != payload:
         raise MalformedToken("certificate payload is not a JSON object")
     return kid, payload
 
