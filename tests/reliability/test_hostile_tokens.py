@@ -30,6 +30,7 @@ from sqlalchemy import select
 from passgeni_authority._db import signing_keys
 from passgeni_authority._sessions import SessionClaims
 from passgeni_core.cli import main as passgeni_main
+from passgeni_core.crypto import low_s
 from tests.reliability._hostile import *  # noqa: F403 - the fixtures server, alice, bob
 from tests.reliability._hostile import Tally, b64, b64json, healthy, refused, unb64json
 from tests.support.authority import Server, Tenant
@@ -215,7 +216,8 @@ def _es256(server: Server, header: dict[str, Any], payload: dict[str, Any]) -> s
     signing_input = (
         f"{b64json({'alg': 'ES256', 'typ': 'JWT', 'kid': kid, **header})}.{b64json(payload)}"
     )
-    signature = server.service.signer.sign(ref, signing_input.encode())
+    # Signed with the authority's key as the authority signs: in low-S form.
+    signature = low_s(server.service.signer.sign(ref, signing_input.encode()))
     return f"{signing_input}.{b64(signature)}"
 
 
