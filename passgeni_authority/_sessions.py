@@ -31,21 +31,14 @@ from sqlalchemy.engine import Connection
 
 from passgeni_core import (
     GENERATOR_ID,
-    MAPPING_VERSION,
     NONCE_BYTES,
-    EntropySource,
-    GenerationParameters,
     InvalidRequest,
     PassgeniError,
     SeedCommitmentRequired,
     SessionInvalid,
-    check_preset,
-    claim_id_for,
-    entropy_report,
-    get_preset,
-    standards_met,
+    detect_entropy_source,
 )
-from passgeni_core.client import GenerateBody, GenerationBatchBody
+from passgeni_core.client import GenerationBatchBody
 
 from . import _hot, _sql
 from ._apikeys import Gate
@@ -53,6 +46,7 @@ from ._db import authority_meta
 from ._events import UsageEvents, access_detail
 from ._ids import ordered_id
 from ._models import Principal
+from ._requests import validate_request
 from ._settings import AuthoritySettings
 from ._util import LRU, now
 
@@ -201,9 +195,6 @@ def _take_commitments(
 
 # The row name in authority_meta, not a secret.
 _SESSION_SECRET_ROW = "session_hmac_secret"  # noqa: S105
-# The fields of the wire contract's request body (checked by hand below, with the core's
-# messages; ``count`` of the batch body is taken out before).
-_GENERATE_FIELDS = frozenset(GenerateBody.__struct_fields__)
 #: Entries of each in-process cache (validated requests, stored requests).
 _CACHE_SIZE = 1024
 
@@ -239,6 +230,11 @@ class Sessions:
         self.codec = codec
         self.gate = gate
         self.events = events
+        # Observed once, at start-up: where this authority's nonces come from
+        # (_new_nonce) and whether its host is in FIPS mode.
+        self.nonce_source = detect_entropy_source(
+            fips_flag_path=settings.fips_flag_path, api="secrets"
+        )
         # canonical generation body -> Validated: validated once.
         self._validated = LRU(_CACHE_SIZE)
         # digest -> re-validated request (content-addressed, so never stale).
@@ -342,7 +338,7 @@ class Sessions:
 
         Validation is deterministic, so a body already seen by this process
         is not validated again (bulk rotation repeats one body thousands of
-        times). Raises what :meth:`_validate` raises.
+        times). Raises what :func:`validate_request` raises.
         """
         try:
             key: str | None = json.dumps(body, sort_keys=True, separators=(",", ":"))
@@ -351,7 +347,9 @@ class Sessions:
         hit: Validated | None = None if key is None else self._validated.get(key)
         if hit is not None:
             return hit
-        request = self._validate(body)
+        request = validate_request(
+            body, fips_rule=self.settings.fips_rule, nonce_source=self.nonce_source
+        )
         stored = json.dumps(request, sort_keys=True, separators=(",", ":"))
         digest = (
             base64.urlsafe_b64encode(hashlib.sha256(stored.encode("utf-8")).digest()[:16])
@@ -412,43 +410,3 @@ class Sessions:
         assert isinstance(request, dict)
         self._requests.put(digest, request)
         return request
-
-    def _validate(self, body: Mapping[str, Any]) -> dict[str, Any]:
-        if "password" in body:
-            raise InvalidRequest(
-                "the authority never accepts a password: send only the generation parameters"
-            )
-        unknown = sorted(str(k)[:40] for k in body if k not in _GENERATE_FIELDS)
-        if unknown:
-            raise InvalidRequest(f"unknown field(s): {', '.join(unknown)}")
-        standard = body.get("compliance_standard")
-        alias = body.get("preset")
-        if standard is not None and alias is not None and standard != alias:
-            raise InvalidRequest("compliance_standard and preset differ; send one of them")
-        standard = standard if standard is not None else alias
-        if not isinstance(standard, str) or not standard:
-            raise InvalidRequest("compliance_standard (or preset) is required")
-        preset = get_preset(standard)
-        raw_params = body.get("parameters")
-        params = (
-            GenerationParameters.for_preset(preset)
-            if raw_params is None
-            else GenerationParameters.from_dict(raw_params)
-        )
-        raw_source = body.get("entropy_source")
-        source = EntropySource() if raw_source is None else EntropySource.from_dict(raw_source)
-        strict = self.settings.fips_strict
-        check_preset(preset, params, entropy_source=source, fips_strict=strict)
-        report = entropy_report(params)
-        met = standards_met(params, entropy_source=source, fips_strict=strict)
-        # Certificates name standards by claim id (the published recipe's
-        # identifiers); requests name them by preset id or claim id.
-        return {
-            "compliance_standard": preset.claim_id,
-            "parameters": params.to_dict(),
-            "entropy_source": source.to_dict(),
-            "standards_met": [claim_id_for(p) for p in met],
-            "entropy_bits": report.bits,
-            "naive_entropy_bits": report.naive_bits,
-            "mapping_version": MAPPING_VERSION,
-        }
