@@ -23,6 +23,7 @@ _EXPORTS: dict[str, tuple[str, ...]] = {
     ),
     "._evidence": ("BUNDLE_FORMAT", "MANIFEST_TYP", "build_bundle"),
     "._evidence_check": ("BundleReport", "CertificateVerdict", "verify_bundle"),
+    "._statements": ("SourceStatements", "source_statements"),
     "._policy": (
         "POLICY_FORMATS",
         "ROTATION",
@@ -59,3 +60,7 @@ if TYPE_CHECKING:
         build_registry as build_registry,
     )
     from ._scan import CSV_FIELDS as CSV_FIELDS, CoverageReport as CoverageReport, scan as scan
+    from ._statements import (
+        SourceStatements as SourceStatements,
+        source_statements as source_statements,
+    )

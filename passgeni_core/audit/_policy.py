@@ -24,7 +24,10 @@ from .._errors import InvalidRequest, PassgeniError
 from ..model import (
     CERT_LIFETIME,
     CLASS_NAMES,
+    FIPS_RULES,
+    LENIENT_RULE,
     MAPPING_VERSION,
+    STRICT_RULE,
     GenerationParameters,
     Preset,
     entropy_report,
@@ -214,6 +217,11 @@ def _context(presets: list[Preset], org: str, owner: str, effective: date) -> di
             "privileged": shortest([r.privileged_days for r in rots]),
             "service": shortest([r.service_days for r in rots]),
             "events": ", ".join(events) or "suspected compromise",
+        },
+        "fips": {
+            "strict": STRICT_RULE,
+            "strict_text": FIPS_RULES[STRICT_RULE],
+            "lenient": LENIENT_RULE,
         },
         "cert_lifetime_days": CERT_LIFETIME.days,
         "status_list_hours": 24,

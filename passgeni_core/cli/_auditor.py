@@ -291,6 +291,15 @@ def _cmd_evidence_verify(args: argparse.Namespace) -> int:
         ],
     )
     print()
+    said = [(v.cert_id, v.sources) for v in report.verdicts if v.sources is not None]
+    if said:
+        # Who vouches for what, per certificate (the table says whether it is valid).
+        print("declared versus observed:")
+        for cert_id, sources in said:
+            print(f"  {cert_id}: {sources.declared}")
+            print(f"  {' ' * len(cert_id)}  {sources.observed}")
+            print(f"  {' ' * len(cert_id)}  FIPS 140-3: {sources.fips}")
+        print()
     for problem in report.problems:
         print(f"FAIL  {problem}")
     for note in report.notes:

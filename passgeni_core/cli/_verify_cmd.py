@@ -12,6 +12,7 @@ from typing import Any
 from urllib.parse import unquote, urlsplit
 
 from .._errors import CertificateRevoked, InvalidRequest, InvalidToken, MalformedToken
+from ..audit import source_statements
 from ..client import AuthorityClient, CertificateRecord, connect
 from ..crypto import (
     JWKS,
@@ -40,6 +41,19 @@ def _proof_row(summary: dict[str, Any]) -> str:
     if summary.get("credential_commitment"):
         return "binding only: the value is provable, how it was generated is not"
     return "none"
+
+
+def _source_rows(cert: Certificate) -> list[tuple[str, str]]:
+    """Who vouches for the entropy source and the FIPS 140-3 claim."""
+    said = source_statements(cert.claims)
+    rows = [
+        ("entropy source", said.declared),
+        ("observed", said.observed),
+        ("FIPS 140-3", said.fips),
+    ]
+    if said.problem:
+        rows.append(("warning", f"the FIPS 140-3 claim goes beyond its rule: {said.problem}"))
+    return rows
 
 
 def _split_cert_url(value: str) -> tuple[str, str] | None:
@@ -191,6 +205,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
             ("standard", summary["compliance_standard"]),
             ("standards met", ", ".join(summary["standards_met"])),
             ("entropy", f"{summary['entropy_bits']} bits"),
+            *_source_rows(cert),
             ("issued", summary["issued_at"]),
             ("expires", summary["expires_at"]),
             ("proof", _proof_row(summary)),

@@ -66,7 +66,14 @@ def _certify(service: AuthorityService, body: dict[str, Any]) -> Any:
         )
 
     issued = asyncio.run(two_steps())
-    return verify_certificate(issued.token, service.jwks(), issuer=ISSUER).claims
+    claims = verify_certificate(issued.token, service.jwks(), issuer=ISSUER).claims
+    # The public record (what the certificate page shows) carries the same claims.
+    record = service.get_certificate(issued.cert_id)
+    assert record.entropy_source == claims.entropy_source
+    assert record.provenance == (claims.provenance.to_dict() if claims.provenance else None)
+    assert record.to_dict()["provenance"] == record.provenance
+    assert record.fips_problem == ""
+    return claims
 
 
 _users = itertools.count()
