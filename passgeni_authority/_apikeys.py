@@ -68,8 +68,15 @@ class ApiKeys:
     def __init__(self, settings: AuthoritySettings, storage: Storage) -> None:
         self.settings = settings
         self.storage = storage
-        # Key rows until the next revocation by any process (SQLite: one host).
-        self.rows = _hot.KeyRows(storage.sibling_path("key-revocations"))
+        # Key rows until the next revocation by any process (SQLite: one host): the
+        # signal file at once for this path's spelling, the database within 1 s for all.
+        self.rows = _hot.KeyRows(
+            storage.sibling_path("key-revocations"), probe=self._revocation_state
+        )
+
+    def _revocation_state(self) -> tuple[Any, ...]:
+        rows = self.storage.readers.read(_sql.KEY_REVOCATION_STATE, {})
+        return tuple(rows[0]) if rows else ()
 
     def create(
         self, user: str, *, team: str | None = None, rate_limit: int | None = None
@@ -242,16 +249,13 @@ class Gate:
             api_key, ip=ip, endpoint=endpoint, work=lambda _conn, principal: principal
         )
 
-    def admitted_without_write(self, api_key: str | None, at: Any) -> Principal | None:
-        """The caller if it can be admitted with no write at all, else ``None``.
+    def known_principal(self, api_key: str | None) -> Principal | None:
+        """The caller if its key is well-formed, known and unrevoked (a read, no write).
 
-        That is: a valid, unrevoked automation key (read from committed
-        state, so a revocation applies at once) whose every rate limit has
-        tokens left in a lease this process holds (see ``_ratelimit``).
-        ``None`` sends the request down the ordinary path, which decides
-        (and records) everything in one transaction.
+        Says nothing about rate limits and records nothing: for deciding whether
+        expensive work may start; the ordinary path still decides and records.
         """
-        if not self.storage.grouped or not api_key:
+        if not api_key:
             return None
         try:
             prefix = check_key_format(api_key)
@@ -263,7 +267,20 @@ class Gate:
             rows = self.storage.readers.read(_sql.KEY_LOOKUP, {"key_hash": key_hash})
             row = tuple(rows[0]) if rows else None
             self.keys.rows.put(key_hash, row)
-        principal = self._principal(row, prefix)
+        return self._principal(row, prefix)
+
+    def admitted_without_write(self, api_key: str | None, at: Any) -> Principal | None:
+        """The caller if it can be admitted with no write at all, else ``None``.
+
+        That is: a valid, unrevoked automation key (read from committed
+        state, so a revocation applies at once) whose every rate limit has
+        tokens left in a lease this process holds (see ``_ratelimit``).
+        ``None`` sends the request down the ordinary path, which decides
+        (and records) everything in one transaction.
+        """
+        if not self.storage.grouped:
+            return None
+        principal = self.known_principal(api_key)
         if principal is None or principal.rate_limit is None:
             return None
         if not self.limiter.admit_from_leases(principal, at.timestamp()):

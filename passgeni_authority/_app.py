@@ -20,13 +20,12 @@ the OpenAPI document describes every body from the same Structs
 import contextlib
 import logging
 from collections.abc import AsyncIterator
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Annotated, Any
 
 from fastapi import Depends, FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse, Response
-from jinja2 import Environment, PackageLoader, select_autoescape
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Route
 
@@ -36,6 +35,7 @@ from passgeni_core import (
     NotFound,
     PassgeniError,
     RateLimited,
+    checked_text,
 )
 from passgeni_core.client import (
     ErrorBody,
@@ -46,7 +46,7 @@ from passgeni_core.client import (
     IssueErrorBody,
     RevokeBody,
 )
-from passgeni_core.model import EMBEDDED_ISSUER_NOTE, is_embedded_issuer
+from passgeni_core.model import is_embedded_issuer
 
 from . import _ratelimit
 from ._issuance_http import (
@@ -59,6 +59,7 @@ from ._issuance_http import (
     parse_json_object,
 )
 from ._openapi import ISSUANCE_PATHS, document_bodies, issuance_operations
+from ._page import PAGE_HEADERS, Pages
 from ._service import AuthorityService, Principal
 from ._settings import AuthoritySettings
 
@@ -130,12 +131,24 @@ def _parse_instant(name: str, value: str | None) -> datetime | None:
         raise InvalidRequest(f"{name} must be an ISO 8601 date-time") from None
     if parsed.tzinfo is None:
         raise InvalidRequest(f"{name} must carry a time zone (e.g. 2026-11-22T00:00:00Z)")
-    return parsed
+    try:
+        in_utc = parsed.astimezone(UTC)
+    except OverflowError:
+        raise InvalidRequest(f"{name} is out of range once in UTC") from None
+    if not 1970 <= in_utc.year <= 9999:
+        raise InvalidRequest(f"{name} must be between 1970 and 9999")
+    return in_utc
 
 
 def _wants_json(request: Request) -> bool:
     accept = request.headers.get("accept", "").lower()
     return "application/json" in accept and "text/html" not in accept
+
+
+def _wants_html(request: Request) -> bool:
+    """A browser: it names HTML (an API client sends ``*/*`` or JSON and keeps the JSON
+    404; ``*/*`` alone still gets the HTML certificate page, as before)."""
+    return "text/html" in request.headers.get("accept", "").lower()
 
 
 def create_app(
@@ -160,10 +173,7 @@ def create_app(
         svc = AuthorityService(settings)
     cfg = svc.settings
     trusted = frozenset(cfg.trusted_proxies)
-    templates = Environment(
-        loader=PackageLoader("passgeni_authority", "templates"),
-        autoescape=select_autoescape(default=True, default_for_string=True),
-    )
+    pages = Pages()
 
     @contextlib.asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
@@ -342,14 +352,16 @@ def create_app(
         status: str | None = None,
         since: str | None = None,
         until: str | None = None,
-        page: Annotated[int, Query(ge=1)] = 1,
+        page: Annotated[int, Query(ge=1, le=1_000_000)] = 1,
         page_size: Annotated[int, Query(ge=1, le=500)] = 50,
     ) -> Response:
         """The caller's certificates (team-wide for team keys), with anomaly flags."""
         page_of = svc.audit(
             caller,
-            standard=standard,
-            status=status,
+            standard=None
+            if standard is None
+            else checked_text(standard, name="standard", max_length=64),
+            status=None if status is None else checked_text(status, name="status", max_length=32),
             since=_parse_instant("since", since),
             until=_parse_instant("until", until),
             page=page,
@@ -379,33 +391,24 @@ def create_app(
     @app.get("/cert/{cert_id}", tags=["public"], response_model=None)
     def certificate_page(cert_id: str, request: Request, ip: IP) -> Response:
         """The public certificate page (HTML; JSON with ``Accept: application/json``)."""
-        record = svc.get_certificate(cert_id, ip=ip)
-        headers = {"Cache-Control": "no-store", "Vary": "Accept"}
-        if _wants_json(request):
-            return _json(record.to_wire(), headers=headers)
         # An embedded issuer is no address: point the page's links where it is served.
         base = (
             str(request.base_url).rstrip("/")
             if is_embedded_issuer(cfg.public_url)
             else cfg.public_url
         )
-        html = templates.get_template("certificate.html").render(
-            cert=record,
-            data=record.to_dict(),
-            public_url=base,
-            jwks_url=f"{base}/.well-known/jwks.json",
-            embedded_note=EMBEDDED_ISSUER_NOTE if is_embedded_issuer(record.issuer) else None,
-        )
-        return HTMLResponse(
-            html,
-            headers={
-                **headers,
-                # Nothing external, no scripts: the page is evidence, not an app.
-                "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'",
-                "X-Content-Type-Options": "nosniff",
-                "Referrer-Policy": "no-referrer",
-            },
-        )
+        try:
+            record = svc.get_certificate(cert_id, ip=ip)
+        except NotFound:
+            # A browser gets a page saying so; an API client the {code, message} body.
+            if not _wants_html(request):
+                raise
+            return HTMLResponse(
+                pages.not_found(cert_id, base_url=base), status_code=404, headers=PAGE_HEADERS
+            )
+        if _wants_json(request):
+            return _json(record.to_wire(), headers={"Cache-Control": "no-store", "Vary": "Accept"})
+        return HTMLResponse(pages.certificate(record, base_url=base), headers=PAGE_HEADERS)
 
     @app.get("/.well-known/jwks.json", tags=["public"])
     def jwks() -> JSONResponse:

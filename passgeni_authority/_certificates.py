@@ -10,7 +10,7 @@ from typing import Any
 from sqlalchemy import select, update
 from sqlalchemy.engine import RowMapping
 
-from passgeni_core import InvalidRequest, NotFound
+from passgeni_core import NotFound, checked_text
 from passgeni_core.client import CertificateStatus
 
 from ._db import certificates
@@ -110,8 +110,7 @@ class Certificates:
 
     def revoke(self, principal: Principal, cert_id: str, reason: object) -> CertificateRecord:
         """See :meth:`AuthorityService.revoke_certificate`."""
-        if not isinstance(reason, str) or not 1 <= len(reason.strip()) <= 500:
-            raise InvalidRequest("reason must be a string of 1-500 characters")
+        reason = checked_text(reason, name="reason", max_length=500)
         at = now(self.settings)
         with self.storage.transaction() as conn:
             conn.execute(
@@ -121,7 +120,7 @@ class Certificates:
                     scope(principal),
                     certificates.c.status != "revoked",
                 )
-                .values(status="revoked", revoked_at=at, revocation_reason=reason.strip())
+                .values(status="revoked", revoked_at=at, revocation_reason=reason)
             )
             row = (
                 conn.execute(

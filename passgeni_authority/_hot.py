@@ -22,6 +22,7 @@ import contextlib
 import os
 import re
 import threading
+import time
 from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
@@ -125,13 +126,34 @@ class KeyRows:
     just before. ``path=None`` (PostgreSQL: processes on several hosts)
     caches nothing. Negative answers are never kept (random keys must not
     fill the cache), and at most ``size`` rows are.
+
+    The file is only the fast signal of the processes that spell the database's
+    path the same way. The database itself is the authority: ``probe`` returns its
+    revocation state (how many keys are revoked, the latest revocation) and is
+    asked at most every ``interval`` seconds; when it changed, everything is
+    forgotten. So a key revoked by another spelling of the path (a symlink, a
+    container's bind mount) or in SQL by an operator is refused by every process
+    within ``interval`` (1 s) of its commit.
     """
 
-    def __init__(self, path: str | None, size: int = 1024) -> None:
+    def __init__(
+        self,
+        path: str | None,
+        size: int = 1024,
+        *,
+        probe: Callable[[], Any] | None = None,
+        interval: float = 1.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self._path = path
         self._size = size
         self._rows: dict[str, Any] = {}
         self._seen: tuple[int, int] | None = None
+        self._probe = probe
+        self._interval = interval
+        self._clock = clock
+        self._probed_at = -float("inf")
+        self._state: Any = None
         if path is not None:
             fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
             os.close(fd)
@@ -150,6 +172,16 @@ class KeyRows:
         if seen != self._seen:
             self._rows.clear()
             self._seen = seen
+        if self._probe is not None and self._clock() - self._probed_at >= self._interval:
+            try:
+                state = self._probe()
+            except Exception:
+                self._rows.clear()  # cannot tell: read every key until it can
+                return False
+            self._probed_at = self._clock()
+            if state != self._state:
+                self._rows.clear()
+                self._state = state
         return True
 
     def get(self, key_hash: str) -> Any:

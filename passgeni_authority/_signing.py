@@ -25,7 +25,10 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
 
 from passgeni_core import AuthorityError, AuthorityUnavailable
-from passgeni_core.crypto import b64url_decode as b64url_decode  # re-exported for the service
+from passgeni_core.crypto import (
+    b64url_decode as b64url_decode,  # re-exported for the service
+    low_s,
+)
 
 __all__ = [
     "LocalFileSigner",
@@ -335,11 +338,12 @@ class JWSBuilder:
         raw = json.dumps({"alg": "ES256", "typ": typ, "kid": kid}, separators=(",", ":"))
         body = json.dumps(payload, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
         signing_input = b64url(raw.encode("ascii")) + b"." + b64url(body)
-        signature = self.signer.sign(signer_ref, signing_input)
+        signature = low_s(self.signer.sign(signer_ref, signing_input))
         return (signing_input + b"." + b64url(signature)).decode("ascii")
 
     def token_for_body(self, kid: str, signer_ref: str, body: bytes) -> str:
         """The compact JWS for an already-serialised payload (serialise once, store it too)."""
         signing_input = self.header(kid) + b64url(body)
-        signature = self.signer.sign(signer_ref, signing_input)
+        # Low-S whatever the signer returned (a Transit or HSM signer may not normalise).
+        signature = low_s(self.signer.sign(signer_ref, signing_input))
         return (signing_input + b"." + b64url(signature)).decode("ascii")

@@ -36,6 +36,7 @@ __all__ = [
     "INSERT_EVENT",
     "INSERT_REQUEST",
     "KEY_LOOKUP",
+    "KEY_REVOCATION_STATE",
     "LATEST_ANOMALY",
     "NEXT_STATUS_INDEXES",
     "PG_STARTUP_LOCK",
@@ -60,6 +61,13 @@ __all__ = [
     "insert_certificates",
     "stored_cert_ids",
 ]
+
+#: The database's revocation state: any revocation (by any process, any path to the
+#: database, or an operator's UPDATE) changes it; processes poll it to drop cached keys.
+KEY_REVOCATION_STATE = (
+    f"SELECT count(*), max({api_keys.c.revoked_at.name}) FROM {api_keys.name} "  # noqa: S608
+    f"WHERE {api_keys.c.revoked_at.name} IS NOT NULL"
+)
 
 
 def _cols(table: Table, *names: str) -> str:
@@ -231,6 +239,7 @@ PING = "SELECT 1"
 #: Statements on tables, for the schema check (tests): name -> SQL.
 TABLE_STATEMENTS: dict[str, str] = {
     "KEY_LOOKUP": KEY_LOOKUP,
+    "KEY_REVOCATION_STATE": KEY_REVOCATION_STATE,
     "USER_TEAM": USER_TEAM,
     "INSERT_EVENT": INSERT_EVENT,
     "LATEST_ANOMALY": LATEST_ANOMALY,

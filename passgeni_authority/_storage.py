@@ -31,7 +31,7 @@ from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy.engine import Connection, make_url
 from sqlalchemy.exc import SQLAlchemyError
 
-from passgeni_core import AuthorityUnavailable
+from passgeni_core import AuthorityUnavailable, InvalidRequest
 
 from . import _hot, _sql
 from ._commit import GroupCommitter, WriteLock
@@ -44,6 +44,24 @@ __all__ = ["Storage", "make_engine", "run_migrations", "startup_lock"]
 log = logging.getLogger("passgeni_authority")
 
 _T = TypeVar("_T")
+
+
+def _private_database(path: Path) -> None:
+    """Create the SQLite file owner-only before SQLite opens it (issue #21): it holds the
+    session secret and API key hashes, and SQLite gives its WAL and shared-memory files the
+    database file's permissions. A state directory others may write to is refused: they could
+    replace the database under the authority."""
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    mode = path.parent.stat().st_mode
+    if mode & 0o022:
+        raise InvalidRequest(
+            f"the state directory {str(path.parent)!r} is writable by group or others "
+            f"(mode {mode & 0o777:o}); chmod go-w it (the authority's database lives there)"
+        )
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    os.close(fd)
+    if path.stat().st_mode & 0o077:
+        os.chmod(path, 0o600)  # a database created before this rule
 
 
 def make_engine(url: str) -> Engine:
@@ -62,7 +80,7 @@ def make_engine(url: str) -> Engine:
         )
     database = parsed.database
     if database and database != ":memory:":
-        Path(database).parent.mkdir(parents=True, exist_ok=True)
+        _private_database(Path(database))
     engine = create_engine(
         url,
         # A larger statement cache: batch inserts add one statement per batch size.

@@ -44,6 +44,7 @@ from ._lazy import lazy_exports
 __version__ = "0.1.0"
 
 _EXPORTS: dict[str, tuple[str, ...]] = {
+    "._untrusted": ("checked_text", "csv_cell", "loads_untrusted", "printable"),
     "._errors": (
         "AlgorithmNotAllowed",
         "AuthorityError",
@@ -253,6 +254,12 @@ if TYPE_CHECKING:
         UnsupportedCertVersion as UnsupportedCertVersion,
         WrongIssuer as WrongIssuer,
         error_for_code as error_for_code,
+    )
+    from ._untrusted import (
+        checked_text as checked_text,
+        csv_cell as csv_cell,
+        loads_untrusted as loads_untrusted,
+        printable as printable,
     )
     from .audit import (
         ROTATION as ROTATION,

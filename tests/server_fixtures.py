@@ -12,7 +12,7 @@ dir removed) at the end of the session:
 * ``postgres``       -> :class:`tests.support.PostgresCluster` (``.port``, ``.url(db)``,
                         ``.create_database(name)``)
 * ``kube_emulator``  -> :class:`tests.support.KubeEmulator` (``.url``, ``.api_client()``)
-* ``chromium``       -> :class:`tests.support.Chromium` (``.dump_dom(url)``, ``.screenshot(url, path)``)
+* ``chromium``       -> :class:`tests.support.Chromium` (``.dump_dom(url)``, ``.screenshot(url, path)``, ``.capture(url)``)
 
 The servers are shared by the whole session: use unique names (paths, secret
 names, databases, namespaces) per test. Tests that stop, restart or pause a

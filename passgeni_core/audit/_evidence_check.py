@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import io
-import json
 import zipfile
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -11,6 +10,7 @@ from datetime import datetime
 from typing import Any
 
 from .._errors import InvalidRequest, InvalidToken, MalformedToken, PassgeniError, WrongIssuer
+from .._untrusted import loads_untrusted
 from ..crypto import (
     JWKS,
     StatusList,
@@ -145,7 +145,7 @@ def _read_members(data: bytes) -> dict[str, bytes]:
 
 def _bundle_keys(raw: bytes, problems: list[str]) -> tuple[JWKS | None, list[str]]:
     try:
-        document = json.loads(raw)
+        document = loads_untrusted(raw, what=JWKS_FILE, max_bytes=_MAX_MEMBER_BYTES)
         keys = JWKS.from_dict(document)
     except (ValueError, PassgeniError) as exc:
         problems.append(f"{JWKS_FILE} is not a valid JWK Set ({type(exc).__name__})")
@@ -189,7 +189,7 @@ def verify_bundle(
     if manifest_raw is None or signature is None:
         raise InvalidRequest(f"the evidence bundle has no {MANIFEST} or {MANIFEST_SIG}")
     try:
-        manifest = json.loads(manifest_raw)
+        manifest = loads_untrusted(manifest_raw, what=MANIFEST, max_bytes=_MAX_MEMBER_BYTES)
         if not isinstance(manifest, dict) or manifest.get("format") != BUNDLE_FORMAT:
             raise ValueError
         files = manifest["files"]

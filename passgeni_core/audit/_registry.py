@@ -25,6 +25,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from .._errors import InvalidRequest, PassgeniError
+from .._untrusted import csv_cell, printable
 from ..client import CertificateRecord
 from ._scan import CoverageReport
 
@@ -131,12 +132,15 @@ class Registry:
     def to_csv(self) -> str:
         """One row per credential/certificate, :data:`REGISTRY_CSV_FIELDS`."""
         buf = io.StringIO()
-        writer = csv.DictWriter(buf, fieldnames=list(REGISTRY_CSV_FIELDS), lineterminator="\n")
+        writer = csv.DictWriter(
+            buf, fieldnames=list(REGISTRY_CSV_FIELDS), lineterminator="\n", quoting=csv.QUOTE_ALL
+        )
         writer.writeheader()
         for entry in self.entries:
             row = entry.to_dict(self.remind_days)
             row["standards_met"] = " ".join(entry.standards_met)
-            writer.writerow({k: "" if row[k] is None else row[k] for k in REGISTRY_CSV_FIELDS})
+            # Labels, targets and reasons are the tenant's: never a formula, never a new row.
+            writer.writerow({k: csv_cell(row[k]) for k in REGISTRY_CSV_FIELDS})
         return buf.getvalue()
 
     def to_ics(self) -> bytes:
@@ -161,7 +165,7 @@ class Registry:
         for entry in self.entries:
             if entry.cert_id is None or entry.expires_at is None or entry.status == "revoked":
                 continue
-            what = entry.label or entry.credential or entry.cert_id
+            what = printable(entry.label or entry.credential or entry.cert_id)
             event = Event()
             event.add("uid", f"{entry.cert_id}@passgeni")
             event.add("dtstamp", self.generated_at.astimezone(UTC))
@@ -171,7 +175,7 @@ class Registry:
             lines = [
                 f"Certificate {entry.cert_id} ({entry.standard or 'unknown standard'}) "
                 f"expires {_iso(entry.expires_at)}.",
-                f"Credential: {entry.credential or 'not found in the scanned stores'}",
+                f"Credential: {printable(entry.credential or 'not found in the scanned stores')}",
                 f"Renew by {_iso(entry.renew_by(self.remind_days))}: rotate the credential "
                 "(passgeni provision --store URI --rotate ...), which issues a new "
                 "certificate and revokes this one.",

@@ -22,8 +22,9 @@ from .._errors import (
     PassgeniError,
     one_line,
 )
+from .._untrusted import csv_cell
 from ..client import AuthorityClient
-from ..crypto import JWKS
+from ..crypto import JWKS, aware_now
 from ..model import get_preset
 from ..stores import SecretStore, StoreURI, open_store, parse_store_uri
 from ..workflows import STATUSES, CoverageEntry, assess
@@ -31,14 +32,6 @@ from ..workflows import STATUSES, CoverageEntry, assess
 
 def _iso(value: datetime | None) -> str | None:
     return None if value is None else value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def _now(now: datetime | None) -> datetime:
-    if now is None:
-        return datetime.now(UTC)
-    if now.tzinfo is None:
-        raise ValueError("now must be timezone-aware")
-    return now
 
 
 CSV_FIELDS = (
@@ -90,12 +83,15 @@ class CoverageReport:
     def to_csv(self) -> str:
         """A certificate registry for a CMDB: one row per credential, :data:`CSV_FIELDS`."""
         buf = io.StringIO()
-        writer = csv.DictWriter(buf, fieldnames=list(CSV_FIELDS), lineterminator="\n")
+        writer = csv.DictWriter(
+            buf, fieldnames=list(CSV_FIELDS), lineterminator="\n", quoting=csv.QUOTE_ALL
+        )
         writer.writeheader()
         for entry in self.entries:
             row = entry.to_dict()
             row["standards_met"] = " ".join(entry.standards_met)
-            writer.writerow({k: "" if row[k] is None else row[k] for k in CSV_FIELDS})
+            # Details carry tenant text (revocation reasons): never a formula, never a new row.
+            writer.writerow({k: csv_cell(row[k]) for k in CSV_FIELDS})
         return buf.getvalue()
 
 
@@ -124,7 +120,7 @@ def scan(
         require = get_preset(require).id
     if expiring_days < 0:
         raise InvalidRequest("expiring_days must be zero or more")
-    at = _now(now)
+    at = aware_now(now)
     parsed = [parse_store_uri(u, allow_prefix=True) for u in uris]
     entries: list[CoverageEntry] = []
     jwks: JWKS | None = None

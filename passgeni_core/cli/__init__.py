@@ -26,6 +26,7 @@ from .._errors import (
     PassgeniError,
     StoreUnavailable,
 )
+from .._untrusted import printable
 from . import _auditor, _basic, _provenance_cmd, _remote, _rotate, _stores_cmds
 from ._output import print_json, print_kv, print_table
 from ._rotate import load_inventory, rotate_all
@@ -162,7 +163,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return handler(args)
     except PassgeniError as exc:
-        print(f"passgeni: error [{exc.code}]: {exc.message}", file=sys.stderr)
+        print(f"passgeni: error [{exc.code}]: {printable(exc.message)}", file=sys.stderr)
         return exit_code_for(exc)
     except KeyboardInterrupt:
         print("passgeni: interrupted", file=sys.stderr)

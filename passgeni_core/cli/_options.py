@@ -134,15 +134,27 @@ def looks_like_token(value: str) -> bool:
     return _COMPACT_JWS.fullmatch(value) is not None
 
 
+#: A token is about 1 KB; a file or stdin of more is not one.
+MAX_TOKEN_INPUT = 64 * 1024
+
+
 def read_token(value: str) -> str:
+    """A token given as text, ``@FILE`` or ``-`` (stdin). A token is ASCII: anything else,
+    or input over :data:`MAX_TOKEN_INPUT`, is refused here in one line."""
     if value == "-":
-        return sys.stdin.read().strip()
-    if value.startswith("@"):
-        try:
-            return Path(value[1:]).read_text().strip()
-        except OSError as exc:
-            raise InvalidRequest(f"cannot read token file {value[1:]!r}: {exc.strerror}") from None
-    return value.strip()
+        raw = sys.stdin.buffer.read(MAX_TOKEN_INPUT + 1)
+        where = "stdin"
+    elif value.startswith("@"):
+        raw = read_file(value[1:], "token file")
+        where = f"token file {value[1:]!r}"
+    else:
+        return value.strip()
+    if len(raw) > MAX_TOKEN_INPUT:
+        raise InvalidRequest(f"{where} holds more than {MAX_TOKEN_INPUT} bytes: not a token")
+    try:
+        return raw.decode("ascii").strip()
+    except UnicodeDecodeError:
+        raise MalformedToken(f"{where} is not a token (a token is ASCII text)") from None
 
 
 def read_file(path: str, what: str) -> bytes:
@@ -155,10 +167,10 @@ def read_file(path: str, what: str) -> bytes:
 def jwks_from_file(path: str) -> JWKS:
     """The keys saved in a JWKS file (``/.well-known/jwks.json``), never fetched."""
     try:
-        text = Path(path).read_text(encoding="utf-8")
+        data = Path(path).read_bytes()
     except OSError as exc:
         raise InvalidRequest(f"cannot read JWKS file {path!r}: {exc.strerror}") from None
-    return JWKS.from_dict(text)
+    return JWKS.from_dict(data)  # size, UTF-8 and nesting checked there
 
 
 def read_status_list_file(path: str) -> list[str]:

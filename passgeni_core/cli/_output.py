@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from .._errors import InvalidRequest
+from .._untrusted import printable
 from ..model import EMBEDDED_ISSUER_NOTE, is_embedded_issuer
 
 __all__ = ["print_json", "print_kv", "print_table", "warn_if_embedded", "write_output"]
@@ -21,7 +22,8 @@ def print_json(data: Any) -> None:
 
 
 def print_table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
-    cells = [[str(h) for h in headers]] + [[str(c) for c in row] for row in rows]
+    # Cells carry tenant text (labels, reasons): shown, never obeyed by the terminal.
+    cells = [[printable(h) for h in headers]] + [[printable(c) for c in row] for row in rows]
     widths = [max(len(r[i]) for r in cells) for i in range(len(headers))]
     for n, row in enumerate(cells):
         print("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip())
@@ -32,7 +34,7 @@ def print_table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
 def print_kv(pairs: Sequence[tuple[str, Any]]) -> None:
     width = max((len(k) for k, _ in pairs), default=0)
     for key, value in pairs:
-        print(f"{key.ljust(width)}  {value}")
+        print(f"{key.ljust(width)}  {printable(value)}")
 
 
 def warn_if_embedded(issuer: str) -> None:

@@ -42,6 +42,9 @@ if TYPE_CHECKING:
     from ..stores import SecretStore, StoreURI
     from ..workflows import InventoryEntry, RotationResult
 
+#: An inventory of tens of thousands of entries is a few MiB of YAML.
+MAX_INVENTORY_CHARS = 8 * 1024 * 1024
+
 __all__ = ["EXIT_FAILED", "load_inventory", "register", "rotate_all"]
 
 EXIT_FAILED = 4
@@ -67,8 +70,14 @@ def load_inventory(path: Path, *, epoch: str | None = None) -> list[InventoryEnt
         raise InvalidRequest(
             "passgeni rotate needs PyYAML: pip install 'passgeni[rotate]'"
         ) from None
+    if len(text) > MAX_INVENTORY_CHARS:
+        raise InvalidRequest(
+            f"inventory {str(path)!r} is larger than {MAX_INVENTORY_CHARS // 1024 // 1024} MiB"
+        )
     try:
         data = yaml.safe_load(text)
+    except RecursionError:
+        raise InvalidRequest(f"inventory {str(path)!r} nests too deep") from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1} column {mark.column + 1}" if mark is not None else ""

@@ -30,6 +30,7 @@ from collections.abc import Callable
 from typing import Any
 
 from .._errors import InvalidRequest
+from .._untrusted import printable
 from ..audit import scan
 from ..client import connect
 from ..crypto import encode_seed
@@ -189,7 +190,7 @@ def _cmd_prove(args: argparse.Namespace) -> int:
         print_json(proof.to_dict())
     else:
         head = "PROVEN" if proof.proven else f"NOT PROVEN ({proof.reason})"
-        print(f"{head}: {proof.uri}: {proof.detail}")
+        print(f"{head}: {printable(proof.uri)}: {printable(proof.detail)}")
     return 0 if proof.proven else 1
 
 

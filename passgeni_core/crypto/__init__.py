@@ -12,9 +12,12 @@ from .._lazy import lazy_exports
 
 _EXPORTS: dict[str, tuple[str, ...]] = {
     "._jws": (
+        "P256_ORDER",
         "b64url_decode",
         "b64url_encode",
+        "canonical_segments",
         "jwk_thumbprint",
+        "low_s",
         "parse_header",
         "unverified_payload",
     ),
@@ -23,6 +26,7 @@ _EXPORTS: dict[str, tuple[str, ...]] = {
         "JWKS",
         "MAX_TOKEN_BYTES",
         "Certificate",
+        "aware_now",
         "verify_certificate",
         "verify_certificate_at_issuance",
         "verify_jws",
@@ -72,9 +76,12 @@ if TYPE_CHECKING:
         verify_provenance as verify_provenance,
     )
     from ._jws import (
+        P256_ORDER as P256_ORDER,
         b64url_decode as b64url_decode,
         b64url_encode as b64url_encode,
+        canonical_segments as canonical_segments,
         jwk_thumbprint as jwk_thumbprint,
+        low_s as low_s,
         parse_header as parse_header,
         unverified_payload as unverified_payload,
     )
@@ -92,6 +99,7 @@ if TYPE_CHECKING:
         JWKS as JWKS,
         MAX_TOKEN_BYTES as MAX_TOKEN_BYTES,
         Certificate as Certificate,
+        aware_now as aware_now,
         verify_certificate as verify_certificate,
         verify_certificate_at_issuance as verify_certificate_at_issuance,
         verify_jws as verify_jws,

@@ -13,10 +13,15 @@ import base64
 import binascii
 import hashlib
 import json
+import re
 from collections.abc import Mapping
 from typing import Any
 
 from .._errors import MalformedToken
+from .._untrusted import loads_untrusted
+
+#: A token's header or payload, decoded: certificates are about 1 KB; 64 KiB is generous.
+MAX_TOKEN_PART = 64 * 1024
 
 __all__ = [
     "b64url_decode",
@@ -51,6 +56,45 @@ def jwk_thumbprint(jwk: Mapping[str, Any]) -> str:
     return b64url_encode(hashlib.sha256(canonical).digest())
 
 
+#: The order of P-256: an ECDSA signature (r, s) and (r, n - s) both verify.
+P256_ORDER = 0xFFFFFFFF00000000FFFFFFFFFFFFFFFFBCE6FAADA7179E84F3B9CAC2FC632551
+_SEGMENT = re.compile(r"^[A-Za-z0-9_-]*$")
+
+
+def low_s(signature: bytes) -> bytes:
+    """A raw ES256 ``r || s`` signature in low-S form (``s <= n / 2``).
+
+    ECDSA signatures are malleable: ``(r, n - s)`` verifies as well as ``(r, s)``.
+    Issuers emit the low-S one and verifiers refuse the other, so that a
+    certificate has exactly one token string.
+    """
+    r, s = signature[:32], int.from_bytes(signature[32:], "big")
+    if s > P256_ORDER // 2:
+        s = P256_ORDER - s
+    return r + s.to_bytes(32, "big")
+
+
+def canonical_segments(token: str) -> tuple[str, str, str]:
+    """The three segments of a compact JWS, each canonical base64url.
+
+    Canonical: the URL-safe alphabet without ``=`` padding, and the only
+    encoding of its bytes (no set bits past the end), so that one token has one
+    spelling.
+
+    Raises:
+        MalformedToken: not three segments, or one is not canonical base64url.
+    """
+    parts = token.split(".")
+    if len(parts) != 3:
+        raise MalformedToken("certificate token is not a compact JWS (header.payload.signature)")
+    for part in parts:
+        if not _SEGMENT.match(part) or len(part) % 4 == 1:
+            raise MalformedToken("certificate token is not canonical base64url (no padding)")
+        if b64url_encode(b64url_decode(part)) != part:
+            raise MalformedToken("certificate token is not canonical base64url")
+    return parts[0], parts[1], parts[2]
+
+
 def parse_header(segment: str) -> dict[str, Any]:
     """The protected header of a compact JWS (its first segment), not verified.
 
@@ -61,9 +105,12 @@ def parse_header(segment: str) -> dict[str, Any]:
         MalformedToken: not base64url of a JSON object.
     """
     try:
-        header = json.loads(b64url_decode(segment))
-    except (ValueError, binascii.Error, UnicodeDecodeError):
-        raise MalformedToken("certificate token header is not valid base64url JSON") from None
+        raw = b64url_decode(segment)
+    except (ValueError, binascii.Error):
+        raise MalformedToken("certificate token header is not valid base64url") from None
+    header = loads_untrusted(
+        raw, what="certificate token header", max_bytes=MAX_TOKEN_PART, error=MalformedToken
+    )
     if not isinstance(header, dict):
         raise MalformedToken("certificate token header is not a JSON object")
     return header
@@ -76,10 +123,10 @@ def unverified_payload(token: str) -> dict[str, Any]:
         MalformedToken: not a compact JWS with a JSON object payload.
     """
     try:
-        segment = token.strip().split(".")[1]
-        data = json.loads(b64url_decode(segment))
-    except (IndexError, ValueError, binascii.Error, UnicodeDecodeError):
-        raise MalformedToken("not a compact JWS with a JSON payload") from None
+        raw = b64url_decode(token.strip().split(".")[1])
+    except (IndexError, ValueError, binascii.Error):
+        raise MalformedToken("not a compact JWS with a base64url payload") from None
+    data = loads_untrusted(raw, what="JWS payload", max_bytes=MAX_TOKEN_PART, error=MalformedToken)
     if not isinstance(data, dict):
         raise MalformedToken("the JWS payload is not a JSON object")
     return data

@@ -31,14 +31,19 @@ from .._errors import (
     UnsupportedCertVersion,
     WrongIssuer,
 )
+from .._untrusted import loads_untrusted
 from ..model import CERT_VERSION, CertificateClaims
-from ._jws import parse_header
+from ._jws import b64url_decode, canonical_segments, low_s, parse_header
+
+#: A JWK Set: a P-256 key is about 200 bytes; an authority publishes a few.
+MAX_JWKS_BYTES = 1024 * 1024
 
 __all__ = [
     "ALGORITHM",
     "JWKS",
     "MAX_TOKEN_BYTES",
     "Certificate",
+    "aware_now",
     "verify_certificate",
     "verify_certificate_at_issuance",
 ]
@@ -67,10 +72,7 @@ class JWKS:
             InvalidRequest: not a JWK Set, or an EC P-256 key is malformed.
         """
         if isinstance(document, str | bytes):
-            try:
-                document = json.loads(document)
-            except ValueError:
-                raise InvalidRequest("JWKS is not valid JSON") from None
+            document = loads_untrusted(document, what="JWKS", max_bytes=MAX_JWKS_BYTES)
         if not isinstance(document, dict) or not isinstance(document.get("keys"), list):
             raise InvalidRequest("JWKS must be a JSON object with a 'keys' list")
         keys: dict[str, ec.EllipticCurvePublicKey] = {}
@@ -133,7 +135,12 @@ class Certificate:
         return self.claims.jti
 
 
-def _now(now: datetime | None) -> datetime:
+def aware_now(now: datetime | None) -> datetime:
+    """``now`` (the instant a check is made as of), or the current time; never naive.
+
+    Raises:
+        ValueError: a naive ``now`` (its time zone would be a guess).
+    """
     if now is None:
         return datetime.now(UTC)
     if now.tzinfo is None:
@@ -153,9 +160,8 @@ def verify_jws(token: object, jwks: JWKS) -> tuple[str, dict[str, Any]]:
     token = token.strip()
     if len(token) > MAX_TOKEN_BYTES:
         raise MalformedToken(f"certificate token is larger than {MAX_TOKEN_BYTES} bytes")
-    if token.count(".") != 2:
-        raise MalformedToken("certificate token is not a compact JWS (header.payload.signature)")
-    header = parse_header(token.split(".", 1)[0])
+    head, body, signature = canonical_segments(token)
+    header = parse_header(head)
     alg = header.get("alg")
     if alg != ALGORITHM:
         shown = alg if isinstance(alg, str) else type(alg).__name__
@@ -197,7 +203,16 @@ def verify_jws(token: object, jwks: JWKS) -> tuple[str, dict[str, Any]]:
         raise BadSignature(f"certificate signature does not verify with key {kid[:64]!r}") from None
     except (jwt.PyJWTError, RecursionError):
         raise MalformedToken("certificate token payload is not valid") from None
-    if not isinstance(payload, dict):
+    raw_signature = b64url_decode(signature)
+    if len(raw_signature) != 64 or low_s(raw_signature) != raw_signature:
+        # (r, n - s) verifies too: only the low-S twin is a certificate's token.
+        raise BadSignature("certificate signature is not in low-S form (a second spelling)")
+    # What pyjwt parsed, parsed again strictly: a signed duplicate key is refused.
+    strict = loads_untrusted(
+        b64url_decode(body), what="certificate payload", max_bytes=MAX_TOKEN_BYTES,
+        error=MalformedToken,
+    )  # fmt: skip
+    if not isinstance(payload, dict) or strict != payload:
         raise MalformedToken("certificate payload is not a JSON object")
     return kid, payload
 
@@ -243,7 +258,7 @@ def verify_certificate(
     """
     keys = JWKS.coerce(jwks)
     kid, claims = _verify_signature(token, keys, issuer)
-    at = _now(now)
+    at = aware_now(now)
     ts = at.timestamp()
     # A certificate cannot attest a generation that has not happened yet: an
     # issuance time in the future is refused like a future nbf.

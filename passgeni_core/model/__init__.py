@@ -21,6 +21,7 @@ _EXPORTS: dict[str, tuple[str, ...]] = {
     ),
     "._presets": (
         "CLASS_NAMES",
+        "LOOKALIKES",
         "MAPPING_VERSION",
         "EntropyFloor",
         "PoolMinimums",
@@ -157,6 +158,7 @@ if TYPE_CHECKING:
     )
     from ._presets import (
         CLASS_NAMES as CLASS_NAMES,
+        LOOKALIKES as LOOKALIKES,
         MAPPING_VERSION as MAPPING_VERSION,
         EntropyFloor as EntropyFloor,
         PoolMinimums as PoolMinimums,

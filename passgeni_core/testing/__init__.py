@@ -19,12 +19,16 @@ from typing import TYPE_CHECKING
 from .._lazy import lazy_exports
 
 _EXPORTS: dict[str, tuple[str, ...]] = {
-    "._authority": ("FakeAuthority", "IssuedToken"),
+    "._authority": ("FakeAuthority", "IssuedToken", "low_s_token"),
     "._conformance": ("BackendConformance",),
 }
 
 __getattr__, __dir__, __all__ = lazy_exports(__name__, _EXPORTS)
 
 if TYPE_CHECKING:
-    from ._authority import FakeAuthority as FakeAuthority, IssuedToken as IssuedToken
+    from ._authority import (
+        FakeAuthority as FakeAuthority,
+        IssuedToken as IssuedToken,
+        low_s_token as low_s_token,
+    )
     from ._conformance import BackendConformance as BackendConformance

@@ -30,7 +30,7 @@ from requests.adapters import BaseAdapter
 from requests.structures import CaseInsensitiveDict
 
 from ..client import AuthorityClient
-from ..crypto import Credential, b64url_encode, seed_commitment
+from ..crypto import Credential, b64url_decode, b64url_encode, low_s, seed_commitment
 from ..model import (
     CERT_VERSION,
     GENERATOR_ID,
@@ -41,7 +41,15 @@ from ..model import (
     new_seed,
 )
 
-__all__ = ["FakeAuthority", "IssuedToken"]
+__all__ = ["FakeAuthority", "IssuedToken", "low_s_token"]
+
+
+def low_s_token(token: str) -> str:
+    """``token`` with its ES256 signature in low-S form, as an authority emits it
+    (pyjwt leaves ``s`` as the signer made it; verification refuses the high-S twin)."""
+    head, body, signature = token.split(".")
+    return f"{head}.{body}.{b64url_encode(low_s(b64url_decode(signature)))}"
+
 
 ISSUER = "https://authority.test"
 
@@ -154,7 +162,7 @@ class FakeAuthority:
         payload.update(claims or {})
         with self._lock:
             key = signing_key or self._keys[use_kid]
-        token = jwt.encode(payload, key, algorithm="ES256", headers={"kid": use_kid})
+        token = low_s_token(jwt.encode(payload, key, algorithm="ES256", headers={"kid": use_kid}))
         issued = IssuedToken(cert_id=record_id, token=token, payload=payload, kid=use_kid)
         with self._lock:
             self.certificates[record_id] = issued

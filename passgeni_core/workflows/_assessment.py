@@ -53,7 +53,7 @@ from typing import Any
 
 from .._errors import BindingMismatch, ProvenanceMismatch
 from ..client import AuthorityClient
-from ..crypto import JWKS, Certificate, StatusList, verify_credential
+from ..crypto import JWKS, Certificate, StatusList, aware_now, verify_credential
 from ..model import Target
 from ..stores import CertificateRefs, StoredCredential
 from ._certificate import (
@@ -61,7 +61,6 @@ from ._certificate import (
     asked_and_expiring,
     conclude,
     fetch_and_verify,
-    now_or,
     revocation_and_expiry,
 )
 from ._verdict import (
@@ -106,7 +105,7 @@ def assess(
     Never raises for a problem with the credential or its certificate: those
     are statuses.
     """
-    at = now_or(now)
+    at = aware_now(now)
     uri = str(stored.uri)
     base: dict[str, Any] = {"uri": uri, "store_version": stored.version}
     refs = stored.refs

@@ -29,6 +29,7 @@ from ..crypto import (
     JWKS,
     Certificate,
     StatusList,
+    aware_now,
     check_revocation,
     verify_certificate_at_issuance,
 )
@@ -71,14 +72,6 @@ class Checked:
     cert: Certificate
     record: CertificateRecord | None
     facts: dict[str, Any] = field(default_factory=dict)
-
-
-def now_or(now: datetime | None) -> datetime:
-    if now is None:
-        return datetime.now(UTC)
-    if now.tzinfo is None:
-        raise ValueError("now must be timezone-aware")
-    return now
 
 
 def iso(value: datetime | None) -> str | None:
@@ -313,7 +306,7 @@ def assess_certificate(
         )
     if client is None and (jwks is None or issuer is None):
         raise InvalidRequest("offline verification needs the JWKS and the issuer to trust")
-    at = now_or(now)
+    at = aware_now(now)
     base: dict[str, Any] = {"uri": cert_id or ""}
     if cert_id is not None:
         base["cert_id"] = cert_id

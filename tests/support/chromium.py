@@ -7,11 +7,13 @@ import shutil
 import signal
 import subprocess
 import threading
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import Self
 
+from tests.support.cdp import DevToolsPipe, PageCapture, pipe_fds, place_child_fds
 from tests.support.process import (
     ServerError,
     WaitTimeoutError,
@@ -42,7 +44,8 @@ class Chromium:
     and a timeout (the group is killed on timeout). stderr goes to
     ``workdir/chromium-N.log`` (removed by ``close()``).
 
-    Attributes: ``executable``, ``workdir``; methods ``dump_dom``, ``screenshot``.
+    Attributes: ``executable``, ``workdir``; methods ``dump_dom``, ``screenshot``,
+    ``capture`` (rendered text and a full-page PNG, over the DevTools pipe).
     """
 
     FLAGS: tuple[str, ...] = (
@@ -165,3 +168,65 @@ class Chromium:
         if not target.is_file() or target.stat().st_size == 0:
             raise ServerError(f"chromium wrote no screenshot to {target}")
         return target
+
+    def capture(
+        self,
+        url: str,
+        *,
+        screenshot: Path | str | None = None,
+        window_size: tuple[int, int] = (1280, 800),
+        media: str | None = None,
+        timeout: float | None = None,
+    ) -> PageCapture:
+        """Load ``url``: its rendered text (``document.body.innerText``), its title and,
+        with ``screenshot``, a full-page PNG there. ``media="print"`` renders it as
+        printed (the page's ``@media print`` rules)."""
+        if self.executable is None:
+            self.start()
+        assert self.executable is not None
+        with self._lock:
+            self._counter += 1
+            number = self._counter
+        profile = self.workdir / f"profile-{number}"
+        profile.mkdir()
+        log_path = self.workdir / f"chromium-{number}.log"
+        (parent_write, child_read), (parent_read, child_write) = pipe_fds()
+        argv = [
+            self.executable,
+            *self.FLAGS,
+            f"--user-data-dir={profile}",
+            "--remote-debugging-pipe",
+            "about:blank",
+        ]
+        limit = timeout if timeout is not None else self.timeout
+        width, height = window_size
+        with log_path.open("wb") as log:
+            proc = subprocess.Popen(
+                argv,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=log,
+                cwd=self.workdir,
+                env=child_env(HOME=str(self.workdir)),
+                start_new_session=True,
+                pass_fds=(3, 4),
+                preexec_fn=lambda: place_child_fds(child_read, child_write),
+            )
+        os.close(child_read)
+        os.close(child_write)
+        register_process(proc)
+        devtools = DevToolsPipe(parent_write, parent_read, deadline=time.monotonic() + limit)
+        try:
+            return devtools.capture(
+                url,
+                screenshot=None if screenshot is None else Path(screenshot).resolve(),
+                width=width,
+                height=height,
+                media=media,
+            )
+        except ServerError as exc:
+            raise ServerError(f"{exc}\n--- tail of {log_path} ---\n{log_tail(log_path)}") from exc
+        finally:
+            devtools.close()
+            kill_group(proc, sig=signal.SIGTERM, grace=2.0)
+            shutil.rmtree(profile, ignore_errors=True)

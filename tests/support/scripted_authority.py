@@ -44,6 +44,7 @@ from passgeni_core import (
 )
 from passgeni_core.crypto import b64url_encode
 from passgeni_core.model import LENIENT_RULE, Provenance, decide_fips
+from passgeni_core.testing import low_s_token
 
 __all__ = [
     "API_KEY",
@@ -311,7 +312,9 @@ class ScriptedAuthority:
         ).to_payload()
         if self.tamper:
             self.tamper(claims)
-        token = jwt.encode(claims, self.private, algorithm="ES256", headers={"kid": self.kid})
+        token = low_s_token(
+            jwt.encode(claims, self.private, algorithm="ES256", headers={"kid": self.kid})
+        )
         issued = {
             "cert_id": cert_id,
             "cert_url": f"{self.url}/cert/{cert_id}",

@@ -20,6 +20,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 
 from passgeni_core import InvalidRequest, build_bundle, verify_bundle
 from passgeni_core.crypto import jwk_thumbprint
+from passgeni_core.testing import low_s_token
 from tests.support import free_port
 from tests.support.authority import Live, live_authority
 from tests.unit.passgeni_core.auditor_fixtures import clean_env, run
@@ -237,12 +238,14 @@ def test_a_bundle_re_signed_with_other_keys_fails_against_the_trusted_keys(built
         options={"verify_signature": False},
     )
     stolen.pop("status")  # hide the revocation
-    forged = jwt.encode(stolen, private, algorithm="ES256", headers={"kid": jwk["kid"]})
+    forged = low_s_token(
+        jwt.encode(stolen, private, algorithm="ES256", headers={"kid": jwk["kid"]})
+    )
 
     def sign(digest: str) -> str:
         payload = {"iss": built.live.url, "manifest_sha256": digest, "iat": 0}
         headers = {"kid": jwk["kid"], "typ": "passgeni-manifest+jwt"}
-        return jwt.encode(payload, private, algorithm="ES256", headers=headers)
+        return low_s_token(jwt.encode(payload, private, algorithm="ES256", headers=headers))
 
     fake = build_bundle(
         issuer=built.live.url,

@@ -108,3 +108,56 @@ def test_key_rows_without_a_signal_file_cache_nothing(tmp_path: Path) -> None:
     assert cached.get("h") == ("p", "u", None, None, None)
     KeyRows(str(tmp_path / "signal")).revoked()  # another process
     assert cached.get("h") is None
+
+
+def _refused_within(service: AuthorityService, key: str, seconds: float) -> float:
+    """How long until ``service`` refuses ``key`` (fails past ``seconds``)."""
+    import time
+
+    start = time.monotonic()
+    while True:
+        try:
+            asyncio.run(service.authorize(key, ip=None, endpoint="t"))
+        except Unauthenticated:
+            assert service.gate.admitted_without_write(key, datetime.now(UTC)) is None
+            return time.monotonic() - start
+        assert time.monotonic() - start < seconds, "a revoked key was still admitted"
+        time.sleep(0.05)
+
+
+def test_a_revocation_by_another_path_or_in_sql_is_refused_within_a_second(
+    tmp_path: Path,
+) -> None:
+    """Issue #21: the file signal follows the path's spelling; the database does not. A key
+    revoked through a symlinked path, or by an operator's UPDATE, is refused by a running
+    process within the documented bound (1 s) on both paths."""
+    import sqlite3
+
+    real = tmp_path / "real"
+    real.mkdir(mode=0o700)
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir(mode=0o700)
+    with _service(real):
+        pass  # the database exists
+    # The same database file under another name, as a container's bind mount shows it.
+    (elsewhere / "mounted.db").symlink_to(real / "authority.db")
+    spelled = AuthoritySettings(
+        state_dir=elsewhere,
+        database_url=f"sqlite:///{elsewhere / 'mounted.db'}",
+        public_url="http://a.test",
+    )
+    with _service(real) as running, AuthorityService(spelled) as other:
+        assert not (real / "mounted.db.key-revocations").exists()
+        by_link = running.create_api_key("ops", rate_limit=100_000)
+        by_sql = running.create_api_key("dev", rate_limit=100_000)
+        for key in (by_link, by_sql):
+            assert asyncio.run(running.authorize(key.key, ip=None, endpoint="t"))
+            assert running.gate.admitted_without_write(key.key, datetime.now(UTC)) is not None
+        other.revoke_api_key(by_link.prefix)  # its signal file is link/..., not real/...
+        assert _refused_within(running, by_link.key, 1.5) <= 1.5
+        with sqlite3.connect(real / "authority.db") as db:
+            db.execute(
+                "UPDATE api_keys SET revoked_at = CURRENT_TIMESTAMP WHERE prefix = ?",
+                (by_sql.prefix,),
+            )
+        assert _refused_within(running, by_sql.key, 1.5) <= 1.5

@@ -8,7 +8,6 @@ and the offline form needs the keys and issuer it trusts.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -17,17 +16,6 @@ from passgeni_core import InvalidRequest, NotFound, assess_certificate
 from passgeni_core.client import AuthorityClient
 from passgeni_core.crypto import JWKS, Credential, StatusList
 from passgeni_core.testing import FakeAuthority
-
-
-@pytest.fixture
-def authority() -> FakeAuthority:
-    return FakeAuthority()
-
-
-@pytest.fixture
-def client(authority: FakeAuthority) -> Iterator[AuthorityClient]:
-    with authority.client() as c:
-        yield c
 
 
 def _issue(authority: FakeAuthority, **options: object) -> str:

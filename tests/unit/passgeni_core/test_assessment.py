@@ -8,7 +8,6 @@ real ``AuthorityClient`` through a ``requests`` transport adapter.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -31,17 +30,6 @@ from passgeni_core.workflows import FAILING, REASONS, STATUSES, Verdict, assess,
 
 URI = "memory://app/db#password"
 PASSWORD = "correct horse battery staple"
-
-
-@pytest.fixture
-def authority() -> FakeAuthority:
-    return FakeAuthority()
-
-
-@pytest.fixture
-def client(authority: FakeAuthority) -> Iterator[AuthorityClient]:
-    with authority.client() as c:
-        yield c
 
 
 @pytest.fixture

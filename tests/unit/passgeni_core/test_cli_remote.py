@@ -182,3 +182,31 @@ def test_core_commands_do_not_import_plugins() -> None:
     ).stdout
     loaded = set(json.loads(out))
     assert not loaded & {"passgeni_authority", "fastapi", "uvicorn", "sqlalchemy"}
+
+
+def test_hostile_files_and_tokens_are_one_line_errors(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    """Issue #21: a non-UTF-8 @FILE or --jwks file, a deeply nested token, an absurd ``iat``:
+    each is one line and exit 2 (a refused token is exit 1), never a traceback."""
+    import base64
+
+    def b64(data: bytes) -> str:
+        return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+    binary = tmp_path / "binary"
+    binary.write_bytes(b"\xff\xfe\x00garbage")
+    jwks = tmp_path / "jwks.json"
+    jwks.write_text('{"keys": []}')
+    code, _, err = run(capsys, "verify", f"@{binary}", "--jwks", str(jwks), "--issuer", "x")
+    assert code in (1, 2) and "Traceback" not in err and err.count("\n") == 1
+    code, _, err = run(capsys, "verify", "eyJx.eyJ.sig", "--jwks", str(binary), "--issuer", "x")
+    assert code == 2 and "Traceback" not in err and err.count("\n") == 1
+    deep_header = b'{"a":' + b"[" * 1100
+    deep = ".".join((b64(deep_header), b64(b"{}"), b64(b"s")))
+    code, _, err = run(capsys, "verify", deep, "--jwks", str(jwks), "--issuer", "x")
+    assert code != 0 and "nests deeper" in err and err.count("\n") == 1
+    header, payload = b'{"alg":"ES256","kid":"k"}', b'{"iat":1e20}'
+    huge_iat = ".".join((b64(header), b64(payload), b64(b"s")))
+    code, _, err = run(capsys, "verify", huge_iat, "--jwks", str(jwks), "--issuer", "x")
+    assert code != 0 and "Traceback" not in err and err.count("\n") == 1

@@ -23,6 +23,7 @@ from passgeni_core import (
     verify_certificate,
     verify_status_list,
 )
+from passgeni_core.testing import low_s_token
 
 from .test_verify import DURING, ISSUED, ISSUER, Keys
 
@@ -38,8 +39,13 @@ def _list_token(keys: Keys, lst: StatusList, **overrides: Any) -> str:
         "status_list": lst.to_claim(),
     }
     payload.update(overrides)
-    return jwt.encode(
-        payload, keys.private, algorithm="ES256", headers={"kid": keys.kid, "typ": "statuslist+jwt"}
+    return low_s_token(
+        jwt.encode(
+            payload,
+            keys.private,
+            algorithm="ES256",
+            headers={"kid": keys.kid, "typ": "statuslist+jwt"},
+        )
     )
 
 

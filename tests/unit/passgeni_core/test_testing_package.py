@@ -14,6 +14,7 @@ def test_public_names() -> None:
         "BackendConformance",
         "FakeAuthority",
         "IssuedToken",
+        "low_s_token",
     }
     for name in passgeni_core.testing.__all__:
         assert getattr(passgeni_core.testing, name) is not None

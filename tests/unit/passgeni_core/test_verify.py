@@ -39,6 +39,7 @@ from passgeni_core import (
     verify_certificate_at_issuance,
 )
 from passgeni_core.crypto import b64url_encode
+from passgeni_core.testing import low_s_token
 
 ISSUER = "https://authority.test"
 ISSUED = datetime(2026, 1, 10, 12, 0, tzinfo=UTC)
@@ -80,7 +81,9 @@ class Keys:
 
     def sign(self, payload: dict[str, Any] | None = None, **headers: Any) -> str:
         hdr = {"kid": self.kid, **headers}
-        return jwt.encode(payload or self.claims(), self.private, algorithm="ES256", headers=hdr)
+        return low_s_token(
+            jwt.encode(payload or self.claims(), self.private, algorithm="ES256", headers=hdr)
+        )
 
     def sign_raw(self, header: dict[str, Any], payload: dict[str, Any] | None = None) -> str:
         """Sign any header, even ones pyjwt refuses to produce (crit, non-string kid)."""
