@@ -182,3 +182,48 @@ def test_the_flag_path_comes_from_the_flag_then_the_environment(
     # Every worker process of `serve --workers N` gets it too.
     assert "fips_flag_path" in cli._SERVE_KEYS
     assert AuthoritySettings(state_dir=tmp_path).fips_rule == "strict-v1"
+
+
+def test_the_certificate_page_shows_each_side_of_the_provenance_claim(tmp_path: Path) -> None:
+    from passgeni_authority._page import Pages, fact_rows
+
+    body = {"compliance_standard": "fips-140-3", "entropy_source": DECLARED_PLAIN}
+    with _service(tmp_path, strict=False, authority_fips=True) as service:
+        key = service.create_api_key("page").key
+
+        async def two_steps() -> Any:
+            batch = await service.open_sessions(
+                key, ip=None, endpoint="t", body={**body, "seed_commitment": commitment()},
+                count=1, generation_attempts=1,
+            )  # fmt: skip
+            return await service.issue_certificate(
+                key,
+                {
+                    "generation_session_id": batch.generation_session_ids[0],
+                    "target": {"system": "vault", "path": "secret/app#pw", "version": "2"},
+                    "label": "<b>db</b>",
+                },
+                ip=None,
+                endpoint="t",
+            )
+
+        issued = asyncio.run(two_steps())
+        record = service.get_certificate(issued.cert_id)
+        claims = verify_certificate(issued.token, service.jwks(), issuer=ISSUER).claims
+    facts = {f.label: (f.value, f.source) for f in fact_rows(claims)}
+    assert facts["Authority's host in FIPS mode"] == ("yes", "observed")
+    assert facts["Authority's randomness source"][1] == "observed"
+    assert facts["FIPS 140-3 rule"][0].startswith("lenient-v1: FIPS 140-3 is listed when")
+    assert facts["FIPS 140-3 not established"] == (
+        "the client did not declare FIPS mode",
+        "observed",
+    )
+    assert facts["Client's host in FIPS mode"] == ("no", "declared")
+    assert facts["Client's stated storage location"] == (
+        "vault secret/app#pw, version 2",
+        "declared",
+    )
+    assert facts["Client's label"] == ("<b>db</b>", "declared")
+    html = Pages().certificate(record, base_url=ISSUER)
+    assert "Authority&#39;s host in FIPS mode" in html or "Authority's host in FIPS mode" in html
+    assert "<b>db</b>" not in html and "&lt;b&gt;db&lt;/b&gt;" in html
