@@ -81,6 +81,7 @@ class Certificates:
             subject=payload.get("sub", ""),
             mapping_version=payload.get("mapping_version", ""),
             credential_commitment=payload.get("credential_commitment"),
+            provenance=payload.get("provenance"),
         )
 
     def get(self, cert_id: str, *, ip: str | None = None) -> CertificateRecord:

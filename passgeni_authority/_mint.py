@@ -12,6 +12,7 @@ import orjson
 
 from passgeni_core import GENERATOR_ID, CertificateClaims
 from passgeni_core.client import IssuedCertificateBody
+from passgeni_core.model import Provenance
 
 from . import _hot, _status
 from ._certificates import Certificates
@@ -75,6 +76,9 @@ class CertificateMaker:
             parameters=request["parameters"],
             entropy_source=request["entropy_source"],
             mapping_version=request["mapping_version"],
+            provenance=(
+                Provenance.from_dict(request["provenance"]) if request.get("provenance") else None
+            ),
             issued_at=issued_at,
         )
         common = claims.to_payload()

@@ -16,7 +16,9 @@ from typing import Any
 
 import msgspec
 
+from passgeni_core import MalformedToken
 from passgeni_core.client import CertificateRecordBody, CertificateStatus, TargetBody
+from passgeni_core.model import Provenance, fips_problem
 
 from ._util import instant, iso
 
@@ -114,7 +116,12 @@ class SigningKeyInfo:
 class CertificateRecord:
     """A stored certificate with its current status (public data only): the
     wire record (:meth:`to_wire`) and the claims the certificate page shows
-    besides (issuer, subject, mapping version, commitment)."""
+    besides (issuer, subject, mapping version, commitment).
+
+    ``entropy_source`` is what the client **declared**; ``provenance`` (``None``
+    for certificates issued before it) what the authority **observed** and the
+    FIPS rule; :attr:`fips_problem` is non-empty if the FIPS 140-3 claim goes
+    beyond that rule (the page must then say so)."""
 
     cert_id: str
     cert_url: str
@@ -137,6 +144,16 @@ class CertificateRecord:
     subject: str
     mapping_version: str
     credential_commitment: str | None
+    provenance: dict[str, Any] | None = None
+
+    @property
+    def fips_problem(self) -> str:
+        """Why the FIPS 140-3 claim is more than its stated rule allows ('' if not)."""
+        try:
+            provenance = None if self.provenance is None else Provenance.from_dict(self.provenance)
+        except MalformedToken as exc:
+            return exc.message
+        return fips_problem(provenance, self.standards_met, self.entropy_source)
 
     def to_wire(self) -> CertificateRecordBody:
         """The record as ``GET /api/certificates/{id}`` answers it."""
@@ -153,6 +170,7 @@ class CertificateRecord:
             entropy_bits=self.entropy_bits,
             parameters=self.parameters,
             entropy_source=self.entropy_source,
+            provenance=self.provenance,
             label=self.label,
             target=None if self.target is None else msgspec.convert(self.target, TargetBody),
             token=self.token,

@@ -31,6 +31,8 @@ from passgeni_core import MalformedToken
 from passgeni_core.crypto import unverified_payload
 from passgeni_core.model import (
     EMBEDDED_ISSUER_NOTE,
+    FIPS_CONDITIONS,
+    FIPS_RULES,
     MAPPING_VERSION,
     CertificateClaims,
     is_embedded_issuer,
@@ -223,6 +225,7 @@ def fact_rows(claims: CertificateClaims) -> tuple[Fact, ...]:
         facts.append(
             Fact(_DECLARED_SOURCE_LABELS.get(key, humanize(key)), words(value), "declared")
         )
+    facts += _provenance_facts(claims)
     for source in ("observed", "declared"):
         explicit = _claim(claims, source)
         if isinstance(explicit, Mapping):
@@ -233,6 +236,45 @@ def fact_rows(claims: CertificateClaims) -> tuple[Fact, ...]:
                 facts = [f for f in facts if f.label != label]
                 facts.append(Fact(label, words(value), source))
     return tuple(facts)
+
+
+def _provenance_facts(claims: CertificateClaims) -> list[Fact]:
+    """What the ``provenance`` claim adds (certificates issued before it have none):
+    the authority's own nonce source and FIPS mode, the FIPS rule it applied and what
+    that rule could not establish, and the other claims it took on the client's word."""
+    provenance = claims.provenance
+    if provenance is None:
+        return []
+    nonce = provenance.nonce_source
+    facts = [
+        Fact(
+            "Authority's randomness source",
+            f"{words(nonce.get('api'))} over {words(nonce.get('kernel_source'))}",
+            "observed",
+        ),
+        Fact("Authority's host in FIPS mode", words(provenance.authority_fips_mode), "observed"),
+        Fact(
+            "FIPS 140-3 rule",
+            f"{provenance.fips_rule}: {FIPS_RULES.get(provenance.fips_rule, 'a rule unknown here')}",
+            "observed",
+        ),
+    ]
+    if provenance.fips_unverified:
+        facts.append(
+            Fact(
+                "FIPS 140-3 not established",
+                "; ".join(FIPS_CONDITIONS.get(c, c) for c in provenance.fips_unverified),
+                "observed",
+            )
+        )
+    if claims.target is not None and "target" in provenance.declared:
+        where = f"{claims.target.system} {claims.target.path}"
+        if claims.target.version:
+            where += f", version {claims.target.version}"
+        facts.append(Fact("Client's stated storage location", where, "declared"))
+    if claims.label is not None and "label" in provenance.declared:
+        facts.append(Fact("Client's label", claims.label, "declared"))
+    return facts
 
 
 # -- the page -------------------------------------------------------------------------

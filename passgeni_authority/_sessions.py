@@ -32,21 +32,14 @@ from sqlalchemy.engine import Connection
 
 from passgeni_core import (
     GENERATOR_ID,
-    MAPPING_VERSION,
     NONCE_BYTES,
-    EntropySource,
-    GenerationParameters,
     InvalidRequest,
     PassgeniError,
     SeedCommitmentRequired,
     SessionInvalid,
-    check_preset,
-    claim_id_for,
-    entropy_report,
-    get_preset,
-    standards_met,
+    detect_entropy_source,
 )
-from passgeni_core.client import GenerateBody, GenerationBatchBody
+from passgeni_core.client import GenerationBatchBody
 
 from . import _hot, _sql
 from ._apikeys import Gate
@@ -54,6 +47,7 @@ from ._db import authority_meta
 from ._events import UsageEvents, access_detail
 from ._ids import ordered_id
 from ._models import Principal
+from ._requests import validate_request
 from ._settings import AuthoritySettings
 from ._util import LRU, now
 
@@ -202,9 +196,6 @@ def _take_commitments(
 
 # The row name in authority_meta, not a secret.
 _SESSION_SECRET_ROW = "session_hmac_secret"  # noqa: S105
-# The fields of the wire contract's request body (checked by hand below, with the core's
-# messages; ``count`` of the batch body is taken out before).
-_GENERATE_FIELDS = frozenset(GenerateBody.__struct_fields__)
 #: Entries of each in-process cache (validated requests, stored requests).
 _CACHE_SIZE = 1024
 
@@ -240,6 +231,11 @@ class Sessions:
         self.codec = codec
         self.gate = gate
         self.events = events
+        # Observed once, at start-up: where this authority's nonces come from
+        # (_new_nonce) and whether its host is in FIPS mode.
+        self.nonce_source = detect_entropy_source(
+            fips_flag_path=settings.fips_flag_path, api="secrets"
+        )
         # canonical generation body -> Validated: validated once.
         self._validated = LRU(_CACHE_SIZE)
         # digest -> re-validated request (content-addressed, so never stale).
@@ -392,6 +388,12 @@ class Sessions:
         self._requests.put(digest, request)
         return value
 
+    def _validate(self, body: Mapping[str, Any]) -> dict[str, Any]:
+        """:func:`validate_request` under this authority's FIPS rule and nonce source."""
+        return validate_request(
+            body, fips_rule=self.settings.fips_rule, nonce_source=self.nonce_source
+        )
+
     def _tokens_for(
         self, principal: Principal, validated: Validated, commitments: list[str], at: datetime
     ) -> GenerationBatchBody:
@@ -440,43 +442,3 @@ class Sessions:
         assert isinstance(request, dict)
         self._requests.put(digest, request)
         return request
-
-    def _validate(self, body: Mapping[str, Any]) -> dict[str, Any]:
-        if "password" in body:
-            raise InvalidRequest(
-                "the authority never accepts a password: send only the generation parameters"
-            )
-        unknown = sorted(str(k)[:40] for k in body if k not in _GENERATE_FIELDS)
-        if unknown:
-            raise InvalidRequest(f"unknown field(s): {', '.join(unknown)}")
-        standard = body.get("compliance_standard")
-        alias = body.get("preset")
-        if standard is not None and alias is not None and standard != alias:
-            raise InvalidRequest("compliance_standard and preset differ; send one of them")
-        standard = standard if standard is not None else alias
-        if not isinstance(standard, str) or not standard:
-            raise InvalidRequest("compliance_standard (or preset) is required")
-        preset = get_preset(standard)
-        raw_params = body.get("parameters")
-        params = (
-            GenerationParameters.for_preset(preset)
-            if raw_params is None
-            else GenerationParameters.from_dict(raw_params)
-        )
-        raw_source = body.get("entropy_source")
-        source = EntropySource() if raw_source is None else EntropySource.from_dict(raw_source)
-        strict = self.settings.fips_strict
-        check_preset(preset, params, entropy_source=source, fips_strict=strict)
-        report = entropy_report(params)
-        met = standards_met(params, entropy_source=source, fips_strict=strict)
-        # Certificates name standards by claim id (the published recipe's
-        # identifiers); requests name them by preset id or claim id.
-        return {
-            "compliance_standard": preset.claim_id,
-            "parameters": params.to_dict(),
-            "entropy_source": source.to_dict(),
-            "standards_met": [claim_id_for(p) for p in met],
-            "entropy_bits": report.bits,
-            "naive_entropy_bits": report.naive_bits,
-            "mapping_version": MAPPING_VERSION,
-        }

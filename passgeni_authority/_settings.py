@@ -14,6 +14,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from passgeni_core.model import FIPS_FLAG_PATH, LENIENT_RULE, STRICT_RULE
+
 if TYPE_CHECKING:
     from ._signing import Signer
 
@@ -67,9 +69,14 @@ class AuthoritySettings:
     ``iss`` of its certificates, status lists and manifest signatures; a
     verifier must be told to expect it (``PASSGENI_ISSUER`` on the client).
     ``signer`` defaults to a :class:`LocalFileSigner` on ``state_dir/keys``.
-    ``fips_strict`` (see ``passgeni_core.model.standards_met``): the served authority
-    claims FIPS 140-3 only with a FIPS-mode entropy source; the embedded one
-    passes ``False``.
+    ``fips_strict`` picks the written FIPS rule its certificates state
+    (``passgeni_core.model.FIPS_RULES``): ``True`` (a served authority's default)
+    is ``strict-v1``, FIPS 140-3 only when this host is observed in FIPS mode and
+    the client declares FIPS mode; ``False`` (the embedded one) is ``lenient-v1``,
+    which lists it from the parameters and records what did not hold.
+    ``fips_flag_path`` is where this host's FIPS mode is read (the kernel's flag;
+    another file for a test or a container that mounts the host's ``/proc``
+    elsewhere), once, when the service starts.
     """
 
     database_url: str | None = field(default=None, repr=False)
@@ -80,6 +87,8 @@ class AuthoritySettings:
     signer: Signer | None = None
     rate_limits: RateLimits = field(default_factory=RateLimits)
     fips_strict: bool = True
+    #: The kernel flag the authority reads its own FIPS mode from (``"1"``: FIPS mode).
+    fips_flag_path: Path = FIPS_FLAG_PATH
     clock: Callable[[], datetime] = field(default=_utcnow, repr=False)
     #: Lifetime of a generation session (the contract says 60 s).
     session_lifetime_seconds: int = 60
@@ -112,6 +121,7 @@ class AuthoritySettings:
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "state_dir", Path(self.state_dir))
+        object.__setattr__(self, "fips_flag_path", Path(self.fips_flag_path))
         object.__setattr__(self, "public_url", self.public_url.rstrip("/"))
         if self.issuer is not None and (
             not self.issuer.strip() or self.issuer != self.issuer.strip() or len(self.issuer) > 256
@@ -128,6 +138,11 @@ class AuthoritySettings:
         return self.issuer or self.public_url
 
     @property
+    def fips_rule(self) -> str:
+        """The FIPS rule its certificates state: ``strict-v1`` or ``lenient-v1``."""
+        return STRICT_RULE if self.fips_strict else LENIENT_RULE
+
+    @property
     def effective_database_url(self) -> str:
         if self.database_url:
             return self.database_url
@@ -141,5 +156,5 @@ class AuthoritySettings:
             f"AuthoritySettings(database_url={redact_url(self.effective_database_url)!r}, "
             f"public_url={self.public_url!r}, issuer={self.effective_issuer!r}, state_dir={str(self.state_dir)!r}, "
             f"signer={self.signer!r}, rate_limits={self.rate_limits!r}, "
-            f"fips_strict={self.fips_strict!r})"
+            f"fips_strict={self.fips_strict!r}, fips_flag_path={str(self.fips_flag_path)!r})"
         )

@@ -10,7 +10,8 @@ Configured from the environment ``passgeni authority serve`` reads (see
 ``PASSGENI_DATABASE_URL``, ``PASSGENI_STATE_DIR``, ``PASSGENI_PUBLIC_URL``,
 ``PASSGENI_ISSUER`` (the certificates' ``iss``; default the public URL),
 ``PASSGENI_TRANSIT_URL``/``PASSGENI_TRANSIT_KEY`` with the token in
-``PASSGENI_TRANSIT_TOKEN`` or ``VAULT_TOKEN``, ``PASSGENI_TRUSTED_PROXIES``.
+``PASSGENI_TRANSIT_TOKEN`` or ``VAULT_TOKEN``, ``PASSGENI_TRUSTED_PROXIES``,
+``PASSGENI_FIPS_FLAG_PATH``.
 
 Importing this module reads nothing and opens nothing: the settings are
 read, the database migrated and the signing key loaded when the server

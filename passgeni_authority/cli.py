@@ -58,6 +58,7 @@ def settings_from_environment(
     transit_key: str | None = None,
     trusted_proxies: Sequence[str] | None = None,
     fips_strict: bool | None = None,
+    fips_flag_path: str | None = None,
 ) -> AuthoritySettings:
     """Settings from explicit values (flags), else the environment, else defaults.
 
@@ -69,7 +70,8 @@ def settings_from_environment(
     ``PASSGENI_TRANSIT_URL`` with ``PASSGENI_TRANSIT_KEY`` (default
     ``passgeni-authority``) and the token from ``PASSGENI_TRANSIT_TOKEN`` or
     ``VAULT_TOKEN`` (never a flag), ``PASSGENI_TRUSTED_PROXIES``
-    (comma-separated addresses). Reads nothing but the environment: no file,
+    (comma-separated addresses), ``PASSGENI_FIPS_FLAG_PATH`` (where the host's
+    FIPS mode is read; default ``/proc/sys/crypto/fips_enabled``). Reads nothing but the environment: no file,
     no database, no network.
 
     Raises:
@@ -95,6 +97,9 @@ def settings_from_environment(
     }
     if fips_strict is not None:
         kwargs["fips_strict"] = fips_strict
+    flag = fips_flag_path or _env("PASSGENI_FIPS_FLAG_PATH")
+    if flag:
+        kwargs["fips_flag_path"] = Path(flag)
     if trusted_proxies is None:
         listed = _env("PASSGENI_TRUSTED_PROXIES") or ""
         trusted_proxies = [p.strip() for p in listed.split(",") if p.strip()]
@@ -129,6 +134,7 @@ def build_settings(args: argparse.Namespace, *, served_url: str | None = None) -
         transit_key=args.transit_key,
         trusted_proxies=getattr(args, "trusted_proxy", None) or None,
         fips_strict=False if getattr(args, "no_fips_strict", False) else None,
+        fips_flag_path=getattr(args, "fips_flag_path", None),
     )
 
 
@@ -178,6 +184,7 @@ _SERVE_KEYS = (
     "transit_url",
     "transit_key",
     "no_fips_strict",
+    "fips_flag_path",
     "trusted_proxy",
     "host",
     "port",
@@ -314,7 +321,14 @@ def _add_commands(sub: Any) -> None:
     p.add_argument(
         "--no-fips-strict",
         action="store_true",
-        help="claim FIPS 140-3 from parameters alone (default: only with a FIPS-mode source)",
+        help="FIPS rule lenient-v1: list FIPS 140-3 from the parameters and record what did "
+        "not hold (default strict-v1: only from a FIPS-mode host and a client declaring FIPS mode)",
+    )
+    p.add_argument(
+        "--fips-flag-path",
+        metavar="FILE",
+        help="read this host's FIPS mode from FILE ('1': FIPS mode; env PASSGENI_FIPS_FLAG_PATH; "
+        "default /proc/sys/crypto/fips_enabled)",
     )
     p.add_argument(
         "--trusted-proxy",

@@ -8,9 +8,9 @@ is kept in the state directory with mode 0600.
 
 Embedded differences from a served authority, and why:
 
-* ``fips_strict=False``: nobody can prove FIPS mode on an ordinary laptop;
-  the certificate's ``entropy_source.fips_mode`` still records the truth
-  (see ``passgeni_core.model.standards_met``).
+* ``fips_strict=False``, FIPS rule ``lenient-v1``: nobody can prove FIPS mode
+  on an ordinary laptop; the certificate names the rule and records what did
+  not hold (``provenance.fips_unverified``, see ``passgeni_core.model.FIPS_RULES``).
 * No rate limits: the only client is the local user on the loopback interface.
 * A marked, stable issuer: ``embedded:<id>``, the id drawn once per state
   directory (kept in it, see :data:`ID_FILE`). Nobody else can reach this

@@ -25,6 +25,7 @@ __all__ = [
     "CertificateRevoked",
     "ConflictingParameters",
     "ForbiddenHeader",
+    "InvalidEntropySource",
     "InvalidParameters",
     "InvalidRequest",
     "InvalidStoreURI",
@@ -118,6 +119,14 @@ class BreachedPassword(InvalidParameters):
     """A candidate password is on the shipped list of common/breached passwords."""
 
     code = "breached_password"
+
+
+class InvalidEntropySource(InvalidParameters):
+    """An ``entropy_source`` field is not one of the enumerated values (no free text):
+    the message names the field and the values it may take."""
+
+    code = "invalid_entropy_source"
+    http_status = 400
 
 
 class InvalidRequest(PassgeniError):

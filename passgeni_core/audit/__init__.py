@@ -1,4 +1,5 @@
-"""The auditor's toolkit: coverage scans, certificate registries, evidence bundles, policies.
+"""The auditor's toolkit: coverage scans, certificate registries, evidence bundles, policies,
+per-certificate provenance records.
 
 Imports are lazy (see ``passgeni_core._lazy``): a name's module loads on first use.
 """
@@ -23,6 +24,8 @@ _EXPORTS: dict[str, tuple[str, ...]] = {
     ),
     "._evidence": ("BUNDLE_FORMAT", "MANIFEST_TYP", "build_bundle"),
     "._evidence_check": ("BundleReport", "CertificateVerdict", "verify_bundle"),
+    "._statements": ("SourceStatements", "source_statements"),
+    "._provenance_doc": ("PROVENANCE_FORMATS", "ProvenanceRecord", "provenance_record"),
     "._policy": (
         "POLICY_FORMATS",
         "ROTATION",
@@ -52,6 +55,11 @@ if TYPE_CHECKING:
         parse_standards as parse_standards,
         render_policy as render_policy,
     )
+    from ._provenance_doc import (
+        PROVENANCE_FORMATS as PROVENANCE_FORMATS,
+        ProvenanceRecord as ProvenanceRecord,
+        provenance_record as provenance_record,
+    )
     from ._registry import (
         REGISTRY_CSV_FIELDS as REGISTRY_CSV_FIELDS,
         Registry as Registry,
@@ -59,3 +67,7 @@ if TYPE_CHECKING:
         build_registry as build_registry,
     )
     from ._scan import CSV_FIELDS as CSV_FIELDS, CoverageReport as CoverageReport, scan as scan
+    from ._statements import (
+        SourceStatements as SourceStatements,
+        source_statements as source_statements,
+    )

@@ -98,6 +98,14 @@ and add `--jwks trusted-jwks.json`: every key the bundle relies on must then be 
    `cert_version` 2.0, valid at issuance); it is then reported `valid`, `expired`
    (as of the bundle's creation) or `revoked`, the latter from the signed status list
    it points at (`status.status_list.uri` -> `status/list-N.jwt`, IETF Token Status List).
+4. For each certificate it says who vouches for what: the entropy source is **declared by
+   the client** (`entropy_source`: its RNG and FIPS mode, which no authority can observe);
+   the re-validated parameters, the authority's own nonce source and its host's FIPS mode,
+   the time and the issuer are **observed by the authority** (`provenance.observed`); and
+   FIPS 140-3 is listed only under the written rule the certificate names
+   (`provenance.fips_rule`, `strict-v1` or `lenient-v1`). A FIPS 140-3 claim beyond its
+   own rule is reported as a note. `passgeni provenance @certificates/<id>.jwt --jwks
+   {JWKS_FILE} --issuer {issuer}` writes the full record of one certificate.
 
 ## 3. By hand
 

@@ -21,6 +21,7 @@ from ..crypto import (
     verify_jws,
     verify_status_list,
 )
+from ._statements import SourceStatements, source_statements
 
 __all__ = ["BundleReport", "CertificateVerdict", "verify_bundle"]
 from ._evidence import (
@@ -51,6 +52,9 @@ class CertificateVerdict:
     standard: str | None = None
     expires_at: datetime | None = None
     code: str | None = None
+    #: What the client declared, what the authority observed, the FIPS 140-3 claim
+    #: and its rule (``None`` for a certificate that did not verify).
+    sources: SourceStatements | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -60,6 +64,7 @@ class CertificateVerdict:
             "standard": self.standard,
             "expires_at": _iso(self.expires_at),
             "code": self.code,
+            "sources": None if self.sources is None else self.sources.to_dict(),
         }
 
 
@@ -297,9 +302,13 @@ def verify_bundle(
             )
             continue
         claims = cert.claims
+        sources = source_statements(claims)
+        if sources.problem:
+            notes.append(f"{cert_id}: the FIPS 140-3 claim goes beyond its rule: {sources.problem}")
         base: dict[str, Any] = {
             "standard": claims.compliance_standard,
             "expires_at": claims.expires_at,
+            "sources": sources,
         }
         if cert.cert_id != cert_id:
             verdicts.append(

@@ -20,11 +20,14 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Any, Literal
 
-from .._errors import InvalidRequest, PassgeniError
+from .._errors import InvalidRequest
 from ..model import (
     CERT_LIFETIME,
     CLASS_NAMES,
+    FIPS_RULES,
+    LENIENT_RULE,
     MAPPING_VERSION,
+    STRICT_RULE,
     GenerationParameters,
     Preset,
     entropy_report,
@@ -32,6 +35,7 @@ from ..model import (
     list_presets,
     standards_met,
 )
+from ._render import html_to_pdf, jinja, markdown_to_html
 
 __all__ = ["POLICY_FORMATS", "ROTATION", "Rotation", "parse_standards", "render_policy"]
 
@@ -144,14 +148,6 @@ def parse_standards(value: str | Sequence[str]) -> list[Preset]:
     return [p for p in list_presets() if p.id in ids]
 
 
-_MD_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+\-.!|<>~])")
-
-
-def _md_escape(text: object) -> str:
-    """Neutralise Markdown syntax in user text (an organisation name)."""
-    return _MD_SPECIAL.sub(r"\\\1", " ".join(str(text).split()))
-
-
 def _context(presets: list[Preset], org: str, owner: str, effective: date) -> dict[str, Any]:
     required = [c for c in CLASS_NAMES if any(c in p.required_classes for p in presets)]
     # The preset whose default parameters meet every selected standard: try the
@@ -215,80 +211,15 @@ def _context(presets: list[Preset], org: str, owner: str, effective: date) -> di
             "service": shortest([r.service_days for r in rots]),
             "events": ", ".join(events) or "suspected compromise",
         },
+        "fips": {
+            "strict": STRICT_RULE,
+            "strict_text": FIPS_RULES[STRICT_RULE],
+            "lenient": LENIENT_RULE,
+        },
         "cert_lifetime_days": CERT_LIFETIME.days,
         "status_list_hours": 24,
         "title": f"{' '.join(org.split())}: Password and Service Credential Policy",
     }
-
-
-def _jinja() -> Any:
-    try:
-        from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
-    except ImportError:  # pragma: no cover - depends on the installed extras
-        raise PassgeniError(
-            "the policy generator needs Jinja2: pip install 'passgeni[auditor]'"
-        ) from None
-    env = Environment(
-        loader=PackageLoader("passgeni_core", "templates"),
-        autoescape=select_autoescape(["html.j2"], default=False),
-        undefined=StrictUndefined,
-        keep_trailing_newline=True,
-    )
-    env.filters["md"] = _md_escape
-    return env
-
-
-def _markdown_to_html(markdown: str) -> str:
-    try:
-        from markdown_it import MarkdownIt
-    except ImportError:  # pragma: no cover
-        raise PassgeniError(
-            "HTML and PDF policies need markdown-it-py: pip install 'passgeni[auditor]'"
-        ) from None
-    # html=False: raw HTML in the source is escaped, never passed through.
-    md = MarkdownIt("commonmark", {"html": False}).enable("table")
-    return str(md.render(markdown))
-
-
-#: fpdf2's core fonts are Latin-1; these are the only other characters the template uses.
-_LATIN1 = str.maketrans(
-    {
-        "\u2014": "-",
-        "\u2013": "-",
-        "\u2018": "'",
-        "\u2019": "'",
-        "\u201c": '"',
-        "\u201d": '"',
-        "\u2265": ">=",
-        "\u2264": "<=",
-        "\u2026": "...",
-        "\u00a0": " ",
-    }
-)
-
-
-def _to_latin1(text: str) -> str:
-    return text.translate(_LATIN1).encode("latin-1", "replace").decode("latin-1")
-
-
-def _html_to_pdf(body_html: str, title: str) -> bytes:
-    try:
-        from fpdf import FPDF
-    except ImportError:  # pragma: no cover
-        raise PassgeniError("PDF policies need fpdf2: pip install 'passgeni[auditor]'") from None
-    pdf = FPDF(format="A4")
-    pdf.set_title(_to_latin1(title))
-    pdf.set_author("PassGeni")
-    pdf.set_creation_date(datetime(2000, 1, 1, tzinfo=UTC))
-    pdf.set_auto_page_break(auto=True, margin=15)
-    pdf.add_page()
-    pdf.set_font("helvetica", size=10)
-    pdf.write_html(
-        _to_latin1(body_html),
-        table_line_separators=True,
-        tag_styles=None,
-    )
-    return bytes(pdf.output())
 
 
 def render_policy(
@@ -316,14 +247,14 @@ def render_policy(
     when = effective or datetime.now(UTC)
     day = when.date() if isinstance(when, datetime) else when
     context = _context(presets, org.strip(), owner or "Head of Information Security", day)
-    env = _jinja()
+    env = jinja()
     markdown = env.get_template("policy.md.j2").render(**context)
     # Collapse the blank-line runs that template loops leave behind.
     markdown = re.sub(r"\n{3,}", "\n\n", markdown)
     if fmt == "md":
         return markdown.encode("utf-8")
-    body = _markdown_to_html(markdown)
+    body = markdown_to_html(markdown)
     if fmt == "html":
         html = env.get_template("policy.html.j2").render(title=context["title"], body=body)
         return str(html).encode("utf-8")
-    return _html_to_pdf(body, context["title"])
+    return html_to_pdf(body, context["title"], what="PDF policies")

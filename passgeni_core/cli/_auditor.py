@@ -26,7 +26,6 @@ authority; the logic lives in :mod:`passgeni_core.audit`.
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
@@ -36,32 +35,13 @@ from .._errors import InvalidRequest
 from ..client import connect
 from ..crypto import JWKS, verify_status_list
 from ._options import add_connection_options, authority_config, read_file
-from ._output import print_json, print_kv, print_table
+from ._output import print_json, print_kv, print_table, write_output
 
 __all__ = ["register"]
 
 
 def _connection(args: argparse.Namespace) -> Any:
     return authority_config(args).require_authority()
-
-
-def _write(out: str | None, data: bytes, *, binary_ok: bool = False) -> None:
-    """Write to ``out`` (atomically, via a temp file beside it) or to stdout."""
-    if out is None or out == "-":
-        if not binary_ok:
-            sys.stdout.write(data.decode("utf-8"))
-        else:
-            sys.stdout.buffer.write(data)
-        sys.stdout.flush()
-        return
-    path = Path(out)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        tmp.write_bytes(data)
-        os.replace(tmp, path)
-    except OSError as exc:
-        tmp.unlink(missing_ok=True)
-        raise InvalidRequest(f"cannot write {out!r}: {exc.strerror}") from None
 
 
 def _since(value: str | None) -> datetime | None:
@@ -85,7 +65,7 @@ def _cmd_status_list_fetch(args: argparse.Namespace) -> int:
         issuer = client.issuer
     # Verified before caching: a cache must never hold a list we could not check.
     lists = [verify_status_list(t, jwks, issuer=issuer) for t in tokens]
-    _write(args.out, "".join(t + "\n" for t in tokens).encode("ascii"))
+    write_output(args.out, "".join(t + "\n" for t in tokens).encode("ascii"))
     if args.out in (None, "-"):
         return 0
     rows = [
@@ -122,7 +102,7 @@ def _cmd_policy(args: argparse.Namespace) -> int:
     if fmt == "pdf" and args.out in (None, "-") and sys.stdout.isatty():
         raise InvalidRequest("a PDF is binary: give --out FILE (or redirect stdout)")
     data = render_policy(args.standards, args.org, fmt=fmt, owner=args.owner)
-    _write(args.out, data, binary_ok=True)
+    write_output(args.out, data, binary_ok=True)
     if args.out not in (None, "-"):
         print(f"wrote {fmt} policy ({len(data)} bytes) to {args.out}", file=sys.stderr)
     return 0
@@ -185,7 +165,7 @@ def _cmd_registry(args: argparse.Namespace) -> int:
         data = registry.to_ics()
     else:
         data = registry.to_csv().encode("utf-8")
-    _write(args.out, data)
+    write_output(args.out, data)
     if args.out not in (None, "-"):
         counts = registry.to_dict()["counts"]
         summary = ", ".join(f"{v} {k}" for k, v in sorted(counts.items())) or "empty"
@@ -245,7 +225,7 @@ def _cmd_evidence(args: argparse.Namespace) -> int:
             scopes=args.scope or (),
             since=args.since,
         )
-    _write(args.out, bundle, binary_ok=True)
+    write_output(args.out, bundle, binary_ok=True)
     summary = {
         "out": args.out,
         "bytes": len(bundle),
@@ -291,6 +271,15 @@ def _cmd_evidence_verify(args: argparse.Namespace) -> int:
         ],
     )
     print()
+    said = [(v.cert_id, v.sources) for v in report.verdicts if v.sources is not None]
+    if said:
+        # Who vouches for what, per certificate (the table says whether it is valid).
+        print("declared versus observed:")
+        for cert_id, sources in said:
+            print(f"  {cert_id}: {sources.declared}")
+            print(f"  {' ' * len(cert_id)}  {sources.observed}")
+            print(f"  {' ' * len(cert_id)}  FIPS 140-3: {sources.fips}")
+        print()
     for problem in report.problems:
         print(f"FAIL  {problem}")
     for note in report.notes:

@@ -70,7 +70,10 @@ def certificate_summary(cert: Certificate) -> dict[str, Any]:
         "issued_at": claims.issued_at.isoformat(),
         "expires_at": claims.expires_at.isoformat(),
         "parameters": claims.parameters,
+        # Declared by the client; ``provenance``: what the authority observed, the FIPS rule.
         "entropy_source": claims.entropy_source,
+        "provenance": claims.provenance.to_dict() if claims.provenance else None,
+        "fips_problem": claims.fips_problem() or None,
         "credential_commitment": claims.credential_commitment,
         "generation": claims.generation.to_dict() if claims.generation else None,
         "target": claims.target.to_dict() if claims.target else None,

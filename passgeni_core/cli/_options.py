@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import re
 import sys
 from pathlib import Path
 from typing import Any
@@ -121,6 +122,16 @@ def authority_config(args: argparse.Namespace) -> ClientConfig:
         issuer=getattr(args, "issuer", None),
         embedded=bool(getattr(args, "embedded", False)),
     )
+
+
+#: A compact JWS: three base64url segments (the signature may not be empty
+#: for ES256, but that is the verifier's to say, with its own error).
+_COMPACT_JWS = re.compile(r"[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*")
+
+
+def looks_like_token(value: str) -> bool:
+    """Whether ``value`` has the form of a compact JWS (else: an id or a URL)."""
+    return _COMPACT_JWS.fullmatch(value) is not None
 
 
 #: A token is about 1 KB; a file or stdin of more is not one.

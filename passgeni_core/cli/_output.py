@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
+from .._errors import InvalidRequest
 from .._untrusted import printable
 from ..model import EMBEDDED_ISSUER_NOTE, is_embedded_issuer
 
-__all__ = ["print_json", "print_kv", "print_table", "warn_if_embedded"]
+__all__ = ["print_json", "print_kv", "print_table", "warn_if_embedded", "write_output"]
 
 
 def print_json(data: Any) -> None:
@@ -38,3 +41,22 @@ def warn_if_embedded(issuer: str) -> None:
     """Say so on stderr when the certificates come from an embedded, throwaway authority."""
     if is_embedded_issuer(issuer):
         print(f"passgeni: warning: {issuer}: {EMBEDDED_ISSUER_NOTE}", file=sys.stderr)
+
+
+def write_output(out: str | None, data: bytes, *, binary_ok: bool = False) -> None:
+    """Write to ``out`` (atomically, via a temp file beside it) or to stdout."""
+    if out is None or out == "-":
+        if not binary_ok:
+            sys.stdout.write(data.decode("utf-8"))
+        else:
+            sys.stdout.buffer.write(data)
+        sys.stdout.flush()
+        return
+    path = Path(out)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        tmp.write_bytes(data)
+        os.replace(tmp, path)
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        raise InvalidRequest(f"cannot write {out!r}: {exc.strerror}") from None

@@ -7,11 +7,11 @@ certificate URL names its authority, whose base URL must then be the issuer.
 from __future__ import annotations
 
 import argparse
-import re
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
 from .._errors import CertificateRevoked, InvalidRequest, InvalidToken, MalformedToken
+from ..audit import source_statements
 from ..client import AuthorityClient, CertificateRecord, connect
 from ..crypto import (
     JWKS,
@@ -26,6 +26,7 @@ from ._options import (
     authority_config,
     check_status_list_file,
     jwks_from_file,
+    looks_like_token,
     read_token,
 )
 from ._output import print_json, print_kv
@@ -42,6 +43,19 @@ def _proof_row(summary: dict[str, Any]) -> str:
     return "none"
 
 
+def _source_rows(cert: Certificate) -> list[tuple[str, str]]:
+    """Who vouches for the entropy source and the FIPS 140-3 claim."""
+    said = source_statements(cert.claims)
+    rows = [
+        ("entropy source", said.declared),
+        ("observed", said.observed),
+        ("FIPS 140-3", said.fips),
+    ]
+    if said.problem:
+        rows.append(("warning", f"the FIPS 140-3 claim goes beyond its rule: {said.problem}"))
+    return rows
+
+
 def _split_cert_url(value: str) -> tuple[str, str] | None:
     """``https://host[/prefix]/cert/{id}`` -> (base URL, id); None if not a cert URL."""
     parts = urlsplit(value)
@@ -55,15 +69,6 @@ def _split_cert_url(value: str) -> tuple[str, str] | None:
     raise InvalidRequest(
         f"{value[:100]!r} is not a certificate URL (expected .../cert/ID or .../api/certificates/ID)"
     )
-
-
-#: A compact JWS: three base64url segments (the signature may not be empty
-#: for ES256, but that is the verifier's to say, with its own error).
-_COMPACT_JWS = re.compile(r"[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*")
-
-
-def _looks_like_token(value: str) -> bool:
-    return _COMPACT_JWS.fullmatch(value) is not None
 
 
 def _verify(token: str, jwks: JWKS, issuer: str, at_issuance: bool) -> Certificate:
@@ -96,7 +101,7 @@ def _verify_offline(raw: str, args: argparse.Namespace) -> tuple[Certificate, JW
             "--online asks the authority, --jwks verifies offline: drop one "
             "(offline revocation: --status-list FILE)"
         )
-    if not _looks_like_token(raw):
+    if not looks_like_token(raw):
         raise MalformedToken(
             "with --jwks, verify checks a certificate token offline, and this is not one "
             "(a compact JWS: three base64url segments); a certificate id or URL needs the "
@@ -124,7 +129,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
     if args.jwks:
         # Offline, always: a pinned JWKS means no network and no state, whatever the input.
         cert, jwks, issuer = _verify_offline(raw, args)
-    elif (split := None if _looks_like_token(raw) else _split_cert_url(raw)) is not None:
+    elif (split := None if looks_like_token(raw) else _split_cert_url(raw)) is not None:
         # The URL names its authority; the issuer must then be that same base URL.
         base, cert_id = split
         issuer = args.issuer or base
@@ -138,7 +143,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
         with connect(authority_config(args).require_authority()) as client:
             issuer = client.issuer
             jwks = client.jwks()
-            if _looks_like_token(raw):
+            if looks_like_token(raw):
                 cert = _verify(raw, jwks, client.issuer, args.at_issuance)
                 if args.online:
                     record = client.get_certificate(cert.cert_id)
@@ -191,6 +196,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
             ("standard", summary["compliance_standard"]),
             ("standards met", ", ".join(summary["standards_met"])),
             ("entropy", f"{summary['entropy_bits']} bits"),
+            *_source_rows(cert),
             ("issued", summary["issued_at"]),
             ("expires", summary["expires_at"]),
             ("proof", _proof_row(summary)),

@@ -202,6 +202,7 @@ class CertificateRecord:
     revocation_reason: str | None = None
     parameters: dict[str, Any] = field(default_factory=dict)
     entropy_source: dict[str, Any] = field(default_factory=dict)
+    provenance: dict[str, Any] | None = None
     label: str | None = None
     target: Target | None = None
     kid: str | None = None
@@ -246,6 +247,7 @@ class CertificateRecord:
             revocation_reason=body.revocation_reason,
             parameters=body.parameters,
             entropy_source=body.entropy_source,
+            provenance=body.provenance,
             label=body.label,
             target=target,
             kid=body.kid,
@@ -268,6 +270,7 @@ class CertificateRecord:
             entropy_bits=self.entropy_bits,
             parameters=self.parameters,
             entropy_source=self.entropy_source,
+            provenance=self.provenance,
             label=self.label,
             target=target,
             token=self.token,

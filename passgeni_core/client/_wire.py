@@ -249,7 +249,11 @@ class CertificateRecordBody(_Answer, kw_only=True, frozen=True):
     standards_met: tuple[str, ...]
     entropy_bits: float
     parameters: dict[str, Any] = {}
+    #: Declared by the client (the certificate's ``entropy_source`` claim).
     entropy_source: dict[str, Any] = {}
+    #: What the authority observed, what the client declared, the FIPS rule (the
+    #: certificate's ``provenance`` claim; ``null`` for certificates issued before it).
+    provenance: dict[str, Any] | None = None
     label: str | None = None
     target: TargetBody | None = None
     token: NonEmpty

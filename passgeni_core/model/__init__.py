@@ -78,8 +78,23 @@ _EXPORTS: dict[str, tuple[str, ...]] = {
         "breach_list",
     ),
     "._entropy_source": (
+        "ENTROPY_APIS",
+        "FIPS_FLAG_PATH",
+        "KERNEL_SOURCES",
         "EntropySource",
         "detect_entropy_source",
+        "read_fips_flag",
+    ),
+    "._provenance": (
+        "DECLARED_CLAIMS",
+        "FIPS_CONDITIONS",
+        "FIPS_RULES",
+        "LENIENT_RULE",
+        "STRICT_RULE",
+        "FipsDecision",
+        "Provenance",
+        "decide_fips",
+        "fips_problem",
     ),
 }
 
@@ -121,8 +136,12 @@ if TYPE_CHECKING:
         exact_entropy_bits as exact_entropy_bits,
     )
     from ._entropy_source import (
+        ENTROPY_APIS as ENTROPY_APIS,
+        FIPS_FLAG_PATH as FIPS_FLAG_PATH,
+        KERNEL_SOURCES as KERNEL_SOURCES,
         EntropySource as EntropySource,
         detect_entropy_source as detect_entropy_source,
+        read_fips_flag as read_fips_flag,
     )
     from ._generator import (
         GeneratedPassword as GeneratedPassword,
@@ -149,5 +168,16 @@ if TYPE_CHECKING:
         list_presets as list_presets,
         preset_id_for as preset_id_for,
         same_standard as same_standard,
+    )
+    from ._provenance import (
+        DECLARED_CLAIMS as DECLARED_CLAIMS,
+        FIPS_CONDITIONS as FIPS_CONDITIONS,
+        FIPS_RULES as FIPS_RULES,
+        LENIENT_RULE as LENIENT_RULE,
+        STRICT_RULE as STRICT_RULE,
+        FipsDecision as FipsDecision,
+        Provenance as Provenance,
+        decide_fips as decide_fips,
+        fips_problem as fips_problem,
     )
     from ._standards import check_preset as check_preset, standards_met as standards_met

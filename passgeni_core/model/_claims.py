@@ -16,6 +16,7 @@ from typing import Any, TypeGuard
 
 from .._errors import InvalidRequest, MalformedToken
 from ._presets import same_standard
+from ._provenance import Provenance, fips_problem
 
 __all__ = [
     "CERT_LIFETIME",
@@ -173,6 +174,8 @@ class CertificateClaims:
     breach_check: dict[str, Any] | None = None
     credential_commitment: str | None = None
     generation: Generation | None = None
+    #: What the authority observed and what the client declared (see :mod:`._provenance`).
+    provenance: Provenance | None = None
     target: Target | None = None
     label: str | None = None
     status: StatusReference | None = None
@@ -193,6 +196,10 @@ class CertificateClaims:
     def meets(self, standard: str) -> bool:
         """Whether ``standard`` (a preset id or a claim id) is among the standards met."""
         return any(same_standard(met, standard) for met in self.standards_met)
+
+    def fips_problem(self) -> str:
+        """Why the FIPS 140-3 claim is more than the certificate's own rule allows ('' if not)."""
+        return fips_problem(self.provenance, self.standards_met, self.entropy_source)
 
     @property
     def embedded_issuer(self) -> bool:
@@ -226,6 +233,7 @@ class CertificateClaims:
         breach_check: dict[str, Any] | None = None,
         credential_commitment: str | None = None,
         generation: Generation | None = None,
+        provenance: Provenance | None = None,
         target: Target | None = None,
         label: str | None = None,
         status: StatusReference | None = None,
@@ -249,6 +257,7 @@ class CertificateClaims:
             breach_check=breach_check,
             credential_commitment=credential_commitment,
             generation=generation,
+            provenance=provenance,
             target=target,
             label=label,
             status=status,
@@ -279,6 +288,8 @@ class CertificateClaims:
             out["credential_commitment"] = self.credential_commitment
         if self.generation is not None:
             out["generation"] = self.generation.to_dict()
+        if self.provenance is not None:
+            out["provenance"] = self.provenance.to_dict()
         if self.target is not None:
             out["target"] = self.target.to_dict()
         if self.label is not None:
@@ -334,7 +345,7 @@ class CertificateClaims:
             "iss", "sub", "iat", "nbf", "exp", "jti", "cert_version", "compliance_standard",
             "standards_met", "entropy_bits", "parameters", "entropy_source", "mapping_version",
             "naive_entropy_bits", "breach_check", "credential_commitment", "target", "label",
-            "status", "generation",
+            "status", "generation", "provenance",
         }  # fmt: skip
         commitment = payload.get("credential_commitment")
         if commitment is not None and not isinstance(commitment, str):
@@ -369,6 +380,11 @@ class CertificateClaims:
                 None
                 if payload.get("generation") is None
                 else Generation.from_dict(payload["generation"])
+            ),
+            provenance=(
+                None
+                if payload.get("provenance") is None
+                else Provenance.from_dict(payload["provenance"])
             ),
             target=target,
             label=label,

@@ -13,8 +13,12 @@ password's shape. Two policies:
   verifier sees exactly what was true. This keeps zero-knowledge local use and
   the embedded authority working on ordinary hosts, where nobody could prove
   FIPS mode anyway.
-* ``fips_strict=True`` (the served authority's default): FIPS 140-3 is never
-  claimed unless the entropy source reports FIPS mode.
+* ``fips_strict=True``: FIPS 140-3 is never claimed unless the entropy source
+  reports FIPS mode.
+
+An authority decides by its written rule instead (``fips_ok``, from
+:func:`~passgeni_core.model.decide_fips`: ``strict-v1`` also needs its own host
+observed in FIPS mode), and states the rule in the certificate.
 """
 
 from __future__ import annotations
@@ -32,9 +36,15 @@ def standards_met(
     *,
     entropy_source: EntropySource | None = None,
     fips_strict: bool = False,
+    fips_ok: bool | None = None,
 ) -> list[str]:
-    """Ids of every preset the parameters satisfy, in table order."""
-    fips_ok = (not fips_strict) or bool(entropy_source and entropy_source.fips_mode)
+    """Ids of every preset the parameters satisfy, in table order.
+
+    ``fips_ok``, when given, is the decision of a FIPS rule and replaces the
+    ``fips_strict`` test of ``entropy_source``.
+    """
+    if fips_ok is None:
+        fips_ok = (not fips_strict) or bool(entropy_source and entropy_source.fips_mode)
     return [p.id for p in list_presets() if parameters.meets(p, fips_mode=fips_ok)]
 
 
@@ -44,6 +54,7 @@ def check_preset(
     *,
     entropy_source: EntropySource | None = None,
     fips_strict: bool = False,
+    fips_ok: bool | None = None,
 ) -> Preset:
     """Return the preset if the parameters meet it.
 
@@ -52,7 +63,8 @@ def check_preset(
         PresetNotMet: the parameters fall short; the message says how.
     """
     p = get_preset(preset) if isinstance(preset, str) else preset
-    fips_ok = (not fips_strict) or bool(entropy_source and entropy_source.fips_mode)
+    if fips_ok is None:
+        fips_ok = (not fips_strict) or bool(entropy_source and entropy_source.fips_mode)
     reason = parameters.shortfall(p, fips_mode=fips_ok)
     if reason:
         raise PresetNotMet(f"parameters do not meet preset {p.id}: {reason}")

@@ -4,6 +4,12 @@ The authority is trusted to sign, not to describe: a session or certificate that
 states other parameters, entropy, standards or generation than what was done
 locally is refused (AuthorityError), so a buggy or hostile authority cannot hand
 back evidence for a different credential.
+
+What the authority says it observed cannot be checked from here (its own host's
+FIPS mode), but it must be consistent: the client's ``entropy_source`` must
+come back as sent and be labelled as declared, and FIPS 140-3 may be listed
+only as the certificate's own FIPS rule allows
+(:meth:`~passgeni_core.model.CertificateClaims.fips_problem`).
 """
 
 from __future__ import annotations
@@ -80,6 +86,9 @@ def check_claims(
         raise mismatch(cid, f"standards not met by these parameters: {', '.join(extra)}")
     if not claims.meets(preset_id):
         raise mismatch(cid, f"it does not list {preset_id} among the standards met")
+    problem = claims.fips_problem()
+    if problem:
+        raise mismatch(cid, problem)
     if claims.generation != generation or claims.credential_commitment is not None:
         raise mismatch(cid, "a different generation proof (seed commitment or nonce)")
     if target is not None and claims.target != target:

@@ -43,6 +43,7 @@ from passgeni_core import (
     standards_met,
 )
 from passgeni_core.crypto import b64url_encode
+from passgeni_core.model import LENIENT_RULE, Provenance, decide_fips
 from passgeni_core.testing import low_s_token
 
 __all__ = [
@@ -279,6 +280,14 @@ class ScriptedAuthority:
             return Reply(409, {"code": "session_already_used", "message": "session was used"})
         params: GenerationParameters = session["params"]
         report = entropy_report(params)
+        # Honest by default, like an embedded authority: FIPS rule lenient-v1 on a host
+        # not in FIPS mode, recording what did not hold.
+        source = EntropySource.from_dict(session["source"])
+        fips = decide_fips(LENIENT_RULE, authority_fips_mode=False, declared=source)
+        met = standards_met(params)
+        provenance = Provenance.build(
+            fips, EntropySource(api="secrets"), fips_listed="fips-140-3" in met
+        )
         with self._lock:
             self._counter += 1
             cert_id = f"pg_fake{self._counter}"
@@ -288,11 +297,12 @@ class ScriptedAuthority:
             subject="user-1",
             cert_id=cert_id,
             compliance_standard=session["preset"],
-            standards_met=standards_met(params),
+            standards_met=met,
             entropy_bits=report.bits,
             naive_entropy_bits=report.naive_bits,
             parameters=params.to_dict(),
             entropy_source=session["source"],
+            provenance=provenance,
             mapping_version=MAPPING_VERSION,
             issued_at=now,
             credential_commitment=body.get("credential_commitment"),

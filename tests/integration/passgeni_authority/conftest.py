@@ -32,6 +32,8 @@ def authority(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
         state_dir=state_dir,
         clock=clock,
         fips_strict=True,
+        # Not a FIPS-mode host, whatever the machine running the tests is.
+        fips_flag_path=state_dir / "no-fips-flag",
         rate_limits=RateLimits(),
         trusted_proxies=("127.0.0.1",),
     )

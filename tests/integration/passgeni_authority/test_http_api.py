@@ -108,11 +108,20 @@ def test_served_authority_is_fips_strict(make_tenant):
     assert (r.status_code, r.json()["code"]) == (422, "preset_not_met")
     r = t.post("/api/generate", {"compliance_standard": "soc2"})
     assert "FIPS-140-3" not in r.json()["standards_met"]
+    # The client's word is not enough under strict-v1: this host is not observed in FIPS
+    # mode (the FIPS-mode host is tests/unit/passgeni_authority/test_declared_observed.py).
     r = t.post(
         "/api/generate",
         {"compliance_standard": "fips-140-3", "entropy_source": {"fips_mode": True}},
     )
-    assert r.status_code == 200 and "FIPS-140-3" in r.json()["standards_met"]
+    assert (r.status_code, r.json()["code"]) == (422, "preset_not_met")
+    assert "not observed in FIPS mode" in r.json()["message"]
+    r = t.post(
+        "/api/generate",
+        {"compliance_standard": "fips-140-3", "entropy_source": {"api": "Thales Luna HSM"}},
+    )
+    assert (r.status_code, r.json()["code"]) == (400, "invalid_entropy_source")
+    assert "entropy_source.api" in r.json()["message"]
 
 
 _SPECIALS = "!\"#$%&'()*+,-./:;<=>?@[\\]^_`{|}~"

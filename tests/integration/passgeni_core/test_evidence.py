@@ -140,10 +140,23 @@ def test_bundle_contents_and_offline_verdicts(
     lines = {line.split()[0]: line for line in out.splitlines() if line.startswith("pg_")}
     assert "VALID" in lines[ids["stored"]] and "VALID" in lines[ids["plain"]]
     assert "REVOKED" in lines[ids["revoked"]]
+    # Who vouches for what (issue #16 item 4): the entropy source is the client's word,
+    # the nonce source the authority's observation, FIPS 140-3 under the rule stated.
+    said = out.split("declared versus observed:", 1)[1]
+    assert f"  {ids['stored']}: declared by the client: os.urandom over" in said
+    assert "observed by the authority: parameters re-validated; its nonce from secrets" in said
+    assert "FIPS 140-3: listed under rule lenient-v1; not established:" in said
 
     code, out, _ = run(capsys, *argv, "--json")
     report = json.loads(out)
     assert code == 0 and report["authentic"] and report["counts"] == {"valid": 2, "revoked": 1}
+    by_id = {c["cert_id"]: c for c in report["certificates"]}
+    sources = by_id[ids["stored"]]["sources"]
+    assert sources["declared"].startswith("declared by the client: os.urandom over")
+    assert "its host in FIPS mode: no" in sources["observed"]
+    assert "the client did not declare FIPS mode" in sources["fips"]
+    assert sources["fips_problem"] is None
+    assert not any("beyond its rule" in n for n in report["notes"])
     assert any("keys taken from the bundle" in n for n in report["notes"])
     code, _, _ = run(capsys, *argv, "--require-valid")
     assert code == 1  # a revoked certificate falls short when validity is required

@@ -109,6 +109,13 @@ def test_no_secret_byte_ever_reaches_the_authority(fake: ScriptedAuthority) -> N
         (lambda c: c.update(jti="pg_someone_else"), "token's id"),
         (lambda c: c["entropy_source"].update(fips_mode=True), "entropy source"),
         (lambda c: c.update(label="other"), "label"),
+        # Declared versus observed (issue #16 item 4): soc2's defaults meet the FIPS profile,
+        # and this client declared no FIPS mode.
+        (lambda c: c["provenance"].update(fips_rule="strict-v1"), "under strict-v1 although"),
+        (lambda c: c["provenance"].pop("fips_unverified"), "fips_unverified"),
+        (lambda c: c["provenance"].update(declared=["target"]), "as observed"),
+        (lambda c: c["provenance"].update(fips_rule="trust-me-v1"), "unknown here"),
+        (lambda c: c.pop("provenance"), "under no stated rule"),
     ],
 )
 def test_a_lying_authority_is_caught(fake: ScriptedAuthority, lie: Any, message: str) -> None:

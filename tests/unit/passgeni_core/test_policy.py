@@ -105,3 +105,20 @@ def test_cli_markdown_to_stdout_and_errors(capsys: pytest.CaptureFixture[str]) -
         render_policy("soc2", " ")
     with pytest.raises(InvalidRequest):
         render_policy("soc2", "ACME", fmt="docx")
+
+
+def test_the_policy_says_what_the_authority_observes_and_what_the_client_declares() -> None:
+    md = render_policy("soc2", "Example Corp").decode()
+    certificates = md.split("## 5.")[1].split("## 6.")[0]
+    assert "**observed**" in certificates and "**declared**" in certificates
+    observed, declared = certificates.split("Declared by the client:")
+    assert "re-validated" in observed and "nonce from its CSPRNG" in observed
+    assert "entropy source" in declared and "storage location" in declared
+    # The FIPS rule appears only where FIPS 140-3 is in scope, quoted from the model.
+    assert "strict-v1" not in md
+    fips = render_policy("soc2,fips-140-3", "Gov Co").decode()
+    from passgeni_core.model import FIPS_RULES
+
+    rule = " ".join(fips.split("**FIPS 140-3.**")[1].split("\n\n")[0].split())
+    assert "`strict-v1`: " + FIPS_RULES["strict-v1"] in rule
+    assert "`lenient-v1`" in rule and "not accepted as that evidence" in rule

@@ -38,6 +38,14 @@ RECORD: dict[str, Any] = {
     "revocation_reason": "leaked",
     "parameters": {"length": 20},
     "entropy_source": {"api": "os.urandom"},
+    "provenance": {
+        "observed": {
+            "parameters_revalidated": True,
+            "nonce_source": {"api": "secrets", "kernel_source": "getrandom(2)", "fips_mode": False},
+        },
+        "declared": ["entropy_source", "target", "label"],
+        "fips_rule": "strict-v1",
+    },
     "label": "db",
     "target": {"system": "vault", "path": "secret/app#password", "version": "3"},
     "kid": "k1",
