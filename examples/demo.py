@@ -16,7 +16,9 @@ because its certificates are no evidence for an auditor.
    stored credential is exactly the certified, machine-generated one (the
    password re-derived from its seed: ``passgeni prove``).
 4. Scans coverage across the stores, drifts one credential on purpose and
-   scans again, then prints a summary with the certificate page URLs.
+   scans again (``passgeni prove`` refuses it), revokes it offline, builds and
+   verifies an evidence bundle and a per-certificate provenance record, then
+   prints a summary with the certificate page URLs.
 5. Stops everything and removes every temporary file.
 
 Nothing here is a mock. The password never appears in the output.
@@ -229,7 +231,9 @@ def main() -> int:
             for _, _, r in results
         )
 
-        auditor_ok = auditor_steps(authority, client, tmp, jwks_file, results[1][2].cert_id)
+        auditor_ok = auditor_steps(
+            authority, client, tmp, jwks_file, results[1][2].cert_id, results[0][2].cert_id
+        )
 
         step("Summary")
         counts = report.counts()
@@ -253,8 +257,11 @@ def main() -> int:
     )
 
 
-def auditor_steps(authority: Any, client: Any, tmp: Path, jwks_file: Path, drifted: str) -> bool:
-    """Offline revocation (signed status list) and the auditor's evidence bundle, by CLI."""
+def auditor_steps(
+    authority: Any, client: Any, tmp: Path, jwks_file: Path, drifted: str, kept_cert: str
+) -> bool:
+    """Offline revocation (signed status list), the auditor's evidence bundle and a
+    provenance record, by CLI."""
     from passgeni_core.cli import main as passgeni
 
     issuer = getattr(authority, "issuer", authority.base_url)
@@ -294,7 +301,22 @@ def auditor_steps(authority: Any, client: Any, tmp: Path, jwks_file: Path, drift
         code = passgeni(
             ["evidence", "verify", str(bundle), "--issuer", issuer, "--jwks", str(jwks_file)]
         )
-    return revoked_offline and code == 0
+    bundle_ok = code == 0
+
+    step("A provenance record the auditor can file, made offline from the token and the JWKS")
+    record = tmp / "provenance.md"
+    kept = tmp / "kept.jwt"
+    kept.write_text(client.get_certificate(kept_cert).token)
+    with environment(PASSGENI_URL="http://127.0.0.1:9"):  # no network
+        code = passgeni(
+            ["provenance", f"@{kept}", "--jwks", str(jwks_file), "--issuer", issuer,
+             "--format", "md", "--out", str(record)]
+        )  # fmt: skip
+    text = record.read_text() if record.exists() else ""
+    headings = [line.lstrip("# ") for line in text.splitlines() if line.startswith("## ")]
+    print(f"  $ passgeni provenance @{kept.name} --jwks jwks.json --format md -> exit {code}")
+    print(f"  {len(text)} bytes; sections: {'; '.join(headings)}")
+    return revoked_offline and bundle_ok and code == 0 and "passgeni-shake256-v1" in text
 
 
 def cert_issuer(token: str) -> str:
