@@ -34,3 +34,36 @@ def with_commitments(path: str, body: dict[str, Any]) -> dict[str, Any]:
     if path.endswith("/api/generate-batch") and isinstance(count, int) and 1 <= count <= 1000:
         return {**body, "seed_commitments": commitments(count)}
     return body
+
+
+def issue_in_process(
+    service: Any,
+    key: str,
+    body: dict[str, Any] | None = None,
+    *,
+    ip: str | None = None,
+    **redeem: Any,
+) -> tuple[Any, Any]:
+    """``(session batch, issued certificate)``: one certificate through an in-process
+    ``AuthorityService``'s two steps (open a session with a fresh seed commitment, redeem it
+    with ``redeem``'s fields), as a client would over HTTP."""
+    import asyncio
+
+    async def two_steps() -> tuple[Any, Any]:
+        batch = await service.open_sessions(
+            key,
+            ip=ip,
+            endpoint="test",
+            body={**(body or {"compliance_standard": "soc2"}), "seed_commitment": commitment()},
+            count=1,
+            generation_attempts=1,
+        )
+        issued = await service.issue_certificate(
+            key,
+            {"generation_session_id": batch.generation_session_ids[0], **redeem},
+            ip=ip,
+            endpoint="test",
+        )
+        return batch, issued
+
+    return asyncio.run(two_steps())

@@ -29,7 +29,7 @@ from passgeni_core.model import (
     breach_list,
     get_preset,
 )
-from tests.support.seeds import commitment
+from tests.support.seeds import issue_in_process
 
 BASE = "https://authority.example.test"
 
@@ -95,23 +95,8 @@ def _rows(page: _Text, table: str) -> dict[str, str]:
 def _issue(
     service: AuthorityService, key: str, body: dict[str, Any], **redeem: Any
 ) -> CertificateRecord:
-    async def two_steps() -> Any:
-        batch = await service.open_sessions(
-            key,
-            ip=None,
-            endpoint="test",
-            body={**body, "seed_commitment": commitment()},
-            count=1,
-            generation_attempts=1,
-        )
-        return await service.issue_certificate(
-            key,
-            {"generation_session_id": batch.generation_session_ids[0], **redeem},
-            ip=None,
-            endpoint="test",
-        )
-
-    return service.get_certificate(asyncio.run(two_steps()).cert_id)
+    _batch, issued = issue_in_process(service, key, body, **redeem)
+    return service.get_certificate(issued.cert_id)
 
 
 def _token(payload: dict[str, Any]) -> str:

@@ -25,7 +25,7 @@ from passgeni_core import (
     PresetNotMet,
     verify_certificate,
 )
-from tests.support.seeds import commitment
+from tests.support.seeds import commitment, issue_in_process
 
 ISSUER = "https://authority.example.test"
 DECLARED_FIPS = {"api": "os.urandom", "kernel_source": "getrandom(2)", "fips_mode": True}
@@ -52,20 +52,7 @@ def _service(tmp_path: Path, *, strict: bool, authority_fips: bool) -> Authority
 def _certify(service: AuthorityService, body: dict[str, Any]) -> Any:
     key = service.create_api_key(f"u{next(_users)}").key
 
-    async def two_steps() -> Any:
-        batch = await service.open_sessions(
-            key,
-            ip=None,
-            endpoint="test",
-            body={**body, "seed_commitment": commitment()},
-            count=1,
-            generation_attempts=1,
-        )
-        return await service.issue_certificate(
-            key, {"generation_session_id": batch.generation_session_ids[0]}, ip=None, endpoint="t"
-        )
-
-    issued = asyncio.run(two_steps())
+    _batch, issued = issue_in_process(service, key, body)
     claims = verify_certificate(issued.token, service.jwks(), issuer=ISSUER).claims
     # The public record (what the certificate page shows) carries the same claims.
     record = service.get_certificate(issued.cert_id)

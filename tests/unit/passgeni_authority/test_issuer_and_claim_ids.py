@@ -8,7 +8,6 @@ standards by claim id (``SOC2``) whichever name the request used.
 from __future__ import annotations
 
 import argparse
-import asyncio
 from pathlib import Path
 from typing import Any
 
@@ -18,30 +17,13 @@ import pytest
 from passgeni_authority import AuthorityService, AuthoritySettings, cli
 from passgeni_authority._status import status_list_token
 from passgeni_core import InvalidRequest, WrongIssuer, verify_certificate
-from tests.support.seeds import commitment
+from tests.support.seeds import issue_in_process
 
 PUBLIC_URL = "https://authority.example.test"
 
 
 def _issue(service: AuthorityService, key: str, body: dict[str, Any]) -> Any:
-    async def two_steps() -> Any:
-        batch = await service.open_sessions(
-            key,
-            ip=None,
-            endpoint="test",
-            body={**body, "seed_commitment": commitment()},
-            count=1,
-            generation_attempts=1,
-        )
-        issued = await service.issue_certificate(
-            key,
-            {"generation_session_id": batch.generation_session_ids[0]},
-            ip=None,
-            endpoint="test",
-        )
-        return batch, issued
-
-    return asyncio.run(two_steps())
+    return issue_in_process(service, key, body)
 
 
 def test_the_issuer_names_the_authority_in_everything_it_signs(tmp_path: Path) -> None:

@@ -7,7 +7,6 @@ All over real HTTP against the real app under uvicorn (the ``authority`` fixture
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import json
 import sqlite3
@@ -18,7 +17,7 @@ from typing import Any
 import jwt
 from sqlalchemy import TableClause, Text, column, insert, table
 
-from tests.support.seeds import commitment
+from tests.support.seeds import issue_in_process
 
 
 def _certificates_at_0001() -> TableClause:
@@ -86,23 +85,7 @@ def test_migration_keeps_certificates_issued_before_status_lists(tmp_path: Path)
         assert _claims(status_list_token(service, 0))["sub"] == "http://a.test/status/0"
         key = service.create_api_key("new-user")
 
-        async def two_steps() -> Any:
-            batch = await service.open_sessions(
-                key.key,
-                ip=None,
-                endpoint="test",
-                body={"compliance_standard": "soc2", "seed_commitment": commitment()},
-                count=1,
-                generation_attempts=1,
-            )
-            return await service.issue_certificate(
-                key.key,
-                {"generation_session_id": batch.generation_session_ids[0]},
-                ip=None,
-                endpoint="test",
-            )
-
-        issued = asyncio.run(two_steps())
+        _batch, issued = issue_in_process(service, key.key)
         token = issued.token
     assert _claims(token)["status"]["status_list"] == {"idx": 0, "uri": "http://a.test/status/0"}
     db = sqlite3.connect(tmp_path / "authority.db")

@@ -31,7 +31,7 @@ from passgeni_core import (
     verify_certificate_at_issuance,
 )
 from tests.support.authority import FakeClock
-from tests.support.seeds import commitment
+from tests.support.seeds import issue_in_process
 
 
 def _service(tmp_path: Path, clock: FakeClock | None = None, **kw: Any) -> AuthorityService:
@@ -66,23 +66,8 @@ def _migrate(engine: Any, step: Any, revision: str) -> None:
 
 
 def _issue_with(svc: AuthorityService, key: str) -> Any:
-    async def two_steps() -> Any:
-        batch = await svc.open_sessions(
-            key,
-            ip="127.0.0.1",
-            endpoint="test",
-            body={"compliance_standard": "soc2", "seed_commitment": commitment()},
-            count=1,
-            generation_attempts=1,
-        )
-        return await svc.issue_certificate(
-            key,
-            {"generation_session_id": batch.generation_session_ids[0]},
-            ip="127.0.0.1",
-            endpoint="test",
-        )
-
-    return asyncio.run(two_steps())
+    _batch, issued = issue_in_process(svc, key, ip="127.0.0.1")
+    return issued
 
 
 def _issue(svc: AuthorityService, user: str = "alice") -> Any:
