@@ -107,6 +107,8 @@ class CertificatePage:
     record: CertificateRecord
     banner: Banner | None
     embedded_note: str | None
+    #: Why the FIPS 140-3 claim goes beyond what its rule establishes ("" when it does not).
+    fips_warning: str
     #: The standard certified for, then the others met: their citations and honesty notes.
     standards: tuple[StandardEntry, ...]
     mapping_note: str | None
@@ -344,6 +346,7 @@ def certificate_page(record: CertificateRecord) -> CertificatePage:
         record=record,
         banner=_banner(record),
         embedded_note=EMBEDDED_ISSUER_NOTE if embedded else None,
+        fips_warning=record.fips_problem,
         standards=standard_entries((record.compliance_standard, *record.standards_met)),
         mapping_note=mapping_note,
         entropy=entropy_rows(record),

@@ -398,3 +398,17 @@ def test_the_page_of_a_record_whose_claims_cannot_be_read_still_shows_the_record
     assert page.proof.kind == "none" and page.observed == () and page.declared == ()
     html = Pages().certificate(record, base_url=BASE)
     assert "could not be read here" in html and record.cert_id in html
+
+
+def test_a_fips_claim_beyond_its_rule_is_flagged_above_everything() -> None:
+    """An older authority listed FIPS 140-3 on a host that declared no FIPS mode: the page
+    says so before anything else, and an honest certificate carries no such warning."""
+    honest = _parse(Pages().certificate(_record(), base_url=BASE))
+    assert "fips-warning" not in honest.by_id
+    record = _record(standards_met=("nist-800-63b", "soc2", "fips-140-3"))
+    assert record.fips_problem
+    html = Pages().certificate(record, base_url=BASE)
+    page = _parse(html)
+    assert record.fips_problem in page.by_id["fips-warning"]
+    assert "client's statement" in page.by_id["fips-warning"]
+    assert html.index("fips-warning") < html.index('id="cert-id"')
