@@ -79,6 +79,16 @@ class KvV2:
             )
         except requests.exceptions.Timeout:
             raise StoreUnavailable(f"Vault at {self.addr}: no answer to {what} in time") from None
+        except requests.exceptions.SSLError as exc:
+            reason = (
+                "certificate verify failed"
+                if "CERTIFICATE_VERIFY_FAILED" in str(exc)
+                else ("TLS handshake failed")
+            )
+            raise StoreUnavailable(
+                f"{reason} for {self.addr} ({what}): set VAULT_CACERT or VAULT_CAPATH to the "
+                "CA that signed Vault's certificate (VAULT_SKIP_VERIFY only for a lab)"
+            ) from None
         except requests.exceptions.ConnectionError:
             raise StoreUnavailable(f"cannot reach Vault at {self.addr} ({what})") from None
         except requests.exceptions.RequestException as exc:

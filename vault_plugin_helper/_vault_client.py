@@ -93,6 +93,10 @@ def client_from_environ(environ: Mapping[str, str] | None = None, **overrides: A
     if verify is True:
         # What requests' trust_env would pick on every request.
         verify = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE") or True
+    # On the session itself: hvac takes a given session's ``verify`` and ``cert`` over its own
+    # arguments (a fresh session's ``verify=True`` replaced VAULT_CACERT; issue #18).
+    session.verify = verify
+    session.cert = cert
     import hvac
 
     return hvac.Client(

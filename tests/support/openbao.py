@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import os
 import time
+from pathlib import Path
 from typing import Any
 
 from tests.support.process import (
@@ -48,7 +49,9 @@ class OpenBaoServer(ProcessServer):
     ``stop()`` comes back on the same port and token but with an empty
     server (fresh ``secret/`` KV v2 mount, no transit keys, no policies).
 
-    Attributes: ``url`` (``http://127.0.0.1:PORT``), ``token``, ``port``.
+    Attributes: ``url`` (``http://127.0.0.1:PORT``, ``https://`` with ``tls=True``),
+    ``token``, ``port``; with ``tls=True`` (``-dev-tls``) also ``ca_file``, the CA that
+    signed the server's certificate (what ``VAULT_CACERT`` names).
     """
 
     name = "openbao"
@@ -60,8 +63,10 @@ class OpenBaoServer(ProcessServer):
         port: int | None = None,
         binary: str | None = None,
         startup_timeout: float = 30.0,
+        tls: bool = False,
     ) -> None:
         super().__init__(startup_timeout=startup_timeout)
+        self.tls = tls
         self.token = token
         self.port = port if port is not None else free_port()
         self.binary = binary
@@ -69,7 +74,11 @@ class OpenBaoServer(ProcessServer):
 
     @property
     def url(self) -> str:
-        return f"http://{LOCALHOST}:{self.port}"
+        return f"{'https' if self.tls else 'http'}://{LOCALHOST}:{self.port}"
+
+    @property
+    def ca_file(self) -> Path:
+        return Path(self.workdir) / "tls" / "vault-ca.pem"
 
     def start(self) -> None:
         """Start (or restart, on the same port) and wait until KV v2 at ``secret/`` answers."""
@@ -83,6 +92,9 @@ class OpenBaoServer(ProcessServer):
             f"-dev-listen-address={LOCALHOST}:{self.port}",
             "-dev-no-store-token",
         ]
+        if self.tls:
+            self.ca_file.parent.mkdir(parents=True, exist_ok=True)
+            argv += ["-dev-tls", f"-dev-tls-cert-dir={self.ca_file.parent}"]
         env = child_env(("VAULT_", "BAO_"), HOME=str(self.workdir))
         self._spawn(argv, env=env)
         self._wait_ready(self.is_ready, f"OpenBao KV v2 at {self.url}/v1/secret/config")
@@ -90,10 +102,28 @@ class OpenBaoServer(ProcessServer):
 
     def is_ready(self) -> bool:
         """True when ``GET /v1/secret/config`` with the root token returns 200."""
+        if self.tls:
+            return self._tls_ready()
         status = http_status(
             f"{self.url}/v1/secret/config", headers={"X-Vault-Token": self.token}, timeout=1.0
         )
         return status == 200
+
+    def _tls_ready(self) -> bool:
+        import ssl
+        import urllib.request
+
+        if not self.ca_file.exists():
+            return False
+        context = ssl.create_default_context(cafile=str(self.ca_file))
+        request = urllib.request.Request(
+            f"{self.url}/v1/secret/config", headers={"X-Vault-Token": self.token}
+        )
+        try:
+            with urllib.request.urlopen(request, timeout=1.0, context=context) as response:
+                return bool(response.status == 200)
+        except OSError:
+            return False
 
     def hvac_client(self) -> Any:
         """An authenticated ``hvac.Client`` (hvac imported lazily)."""
