@@ -9,6 +9,7 @@ and the offline form needs the keys and issuer it trusts.
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 
@@ -18,8 +19,8 @@ from passgeni_core.crypto import JWKS, Credential, StatusList
 from passgeni_core.testing import FakeAuthority
 
 
-def _issue(authority: FakeAuthority, **options: object) -> str:
-    return authority.issue(Credential.create("correct horse battery staple"), **options).cert_id  # type: ignore[arg-type]
+def _issue(authority: FakeAuthority, **options: Any) -> str:
+    return authority.issue(Credential.create("correct horse battery staple"), **options).cert_id
 
 
 def test_by_id_and_by_token_a_good_certificate_is_valid(

@@ -31,7 +31,7 @@ from passgeni_core import (
 from passgeni_core.crypto import JWKS, Credential
 from passgeni_core.model import CLASS_NAMES, Sampler, XofStream, canonical_parameters, new_seed
 from passgeni_core.stores import MemoryStore, parse_store_uri
-from passgeni_core.testing import FakeAuthority
+from passgeni_core.testing import FakeAuthority, IssuedToken
 from passgeni_core.workflows import prove_credential
 from tests.support import REPO_ROOT
 from tests.unit.passgeni_core.test_generator import (
@@ -231,7 +231,11 @@ def test_an_older_certificate_is_binding_only() -> None:
 
 
 def _stored(
-    authority: FakeAuthority, store: MemoryStore, uri: str, credential: Credential, issued: object
+    authority: FakeAuthority,
+    store: MemoryStore,
+    uri: str,
+    credential: Credential,
+    issued: IssuedToken,
 ) -> None:
     from datetime import UTC, datetime
 
@@ -239,10 +243,10 @@ def _stored(
 
     parsed = parse_store_uri(uri)
     plan = store.prepare(parsed)
-    payload = issued.payload  # type: ignore[attr-defined]
+    payload = issued.payload
     refs = CertificateRefs(
-        cert_id=issued.cert_id,  # type: ignore[attr-defined]
-        cert_url=authority.cert_url(issued.cert_id),  # type: ignore[attr-defined]
+        cert_id=issued.cert_id,
+        cert_url=authority.cert_url(issued.cert_id),
         standard=payload["compliance_standard"],
         expires_at=datetime.fromtimestamp(payload["exp"], UTC),
         version=plan.next_version,
