@@ -102,8 +102,8 @@ class Chromium:
             remove_temp_dir(self._workdir)
             self._workdir = None
 
-    def run(self, args: Sequence[str], *, timeout: float | None = None) -> str:
-        """Run ``chromium FLAGS... ARGS``, return stdout; :class:`ServerError` on failure."""
+    def _new_run(self) -> tuple[Path, Path]:
+        """A fresh profile directory and log file for one browser run (started if need be)."""
         if self.executable is None:
             self.start()
         assert self.executable is not None
@@ -112,7 +112,12 @@ class Chromium:
             number = self._counter
         profile = self.workdir / f"profile-{number}"
         profile.mkdir()
-        log_path = self.workdir / f"chromium-{number}.log"
+        return profile, self.workdir / f"chromium-{number}.log"
+
+    def run(self, args: Sequence[str], *, timeout: float | None = None) -> str:
+        """Run ``chromium FLAGS... ARGS``, return stdout; :class:`ServerError` on failure."""
+        profile, log_path = self._new_run()
+        assert self.executable is not None
         argv = [self.executable, *self.FLAGS, f"--user-data-dir={profile}", *args]
         limit = timeout if timeout is not None else self.timeout
         with log_path.open("wb") as log:
@@ -181,15 +186,8 @@ class Chromium:
         """Load ``url``: its rendered text (``document.body.innerText``), its title and,
         with ``screenshot``, a full-page PNG there. ``media="print"`` renders it as
         printed (the page's ``@media print`` rules)."""
-        if self.executable is None:
-            self.start()
+        profile, log_path = self._new_run()
         assert self.executable is not None
-        with self._lock:
-            self._counter += 1
-            number = self._counter
-        profile = self.workdir / f"profile-{number}"
-        profile.mkdir()
-        log_path = self.workdir / f"chromium-{number}.log"
         (parent_write, child_read), (parent_read, child_write) = pipe_fds()
         argv = [
             self.executable,
