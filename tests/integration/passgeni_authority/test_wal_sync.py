@@ -230,3 +230,19 @@ async def test_requests_that_arrive_while_a_group_forms_share_its_commit(
     authority.synced.clear()
     assert (await authority.redeem(lone))[0] == 201
     assert authority.synced.count(authority.wal) == 1
+
+
+@pytest.mark.asyncio
+async def test_a_new_wal_file_has_its_directory_entry_synced_once(authority: Authority) -> None:
+    """Syncing a file does not make its directory entry durable: a WAL file created
+    since the last sync is lost whole by a power cut unless its directory is synced."""
+    state = os.path.realpath(authority.state_dir)
+    sid = await authority.session()
+    status, _cert = await authority.redeem(sid)
+    assert status == 201
+    assert authority.wal in authority.synced
+    assert authority.synced.count(state) == 1, authority.synced
+    authority.synced.clear()
+    status, _cert = await authority.redeem(await authority.session())
+    assert status == 201
+    assert authority.wal in authority.synced and state not in authority.synced, authority.synced
