@@ -258,7 +258,11 @@ def test_0004_keeps_claims_in_the_token_and_downgrade_restores_the_column(tmp_pa
     migrate(command.upgrade, "head")
     engine.dispose()
     with _service(tmp_path) as svc:
-        assert [svc.get_certificate(c.cert_id).to_dict() for c in issued] == before
+        after = [svc.get_certificate(c.cert_id).to_dict() for c in issued]
+        # Below 0008 there is no transparency log; the upgrade rebuilds it from the stored
+        # certificates (issuance order, ties by id), so only the leaf indexes may differ.
+        assert all(record.pop("log") is not None for record in [*after, *before])
+        assert after == before
 
 
 def test_audit_pages_are_read_in_index_order(tmp_path: Path):
