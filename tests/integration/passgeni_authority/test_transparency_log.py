@@ -128,3 +128,14 @@ def test_bad_proof_requests_are_one_line_4xx(authority: Server) -> None:
         response = http.get(f"{authority.url}{path}", params=params, timeout=10)
         assert 400 <= response.status_code < 500, (path, params, response.text)
         assert set(response.json()) == {"code", "message"}
+
+
+def test_the_certificate_page_shows_its_leaf(authority: Server, make_tenant: Any) -> None:
+    tenant: Tenant = make_tenant()
+    cert = tenant.certificate()
+    index = _record(authority, cert["cert_id"])["log"]["index"]
+    page = plain_session().get(cert["cert_url"], headers={"Accept": "text/html"}, timeout=10)
+    assert page.status_code == 200
+    assert f"leaf <strong>{index}</strong>" in page.text
+    assert f"/log/proof/inclusion/{index}?size=N" in page.text
+    assert f"passgeni log verify {cert['cert_id']}" in page.text
