@@ -24,7 +24,7 @@ from .._errors import (
     PassgeniError,
     error_for_code,
 )
-from ..crypto import JWKS
+from ..crypto import JWKS, NoteVerifier, decode_proof
 from ..model import EntropySource, GenerationParameters, Target
 from ._models import (
     _STATUSES,
@@ -368,6 +368,37 @@ class AuthorityClient(_Transport):
             "the manifest signature",
         )
         return decode(data, ManifestSignatureBody).token
+
+    # -- the transparency log (docs/transparency-log.md) -----------------------------------
+
+    def log_key(self) -> NoteVerifier:
+        """``GET /.well-known/log-key``: the log's note verifier key, as published
+        (pin it: a key fetched with the checkpoint proves nothing new)."""
+        text = str(self._request("GET", "/.well-known/log-key", auth=False, raw=True))
+        return NoteVerifier.from_key(text.strip())
+
+    def log_checkpoint(self) -> str:
+        """``GET /log/checkpoint``: the signed note, unverified (see ``open_checkpoint``)."""
+        return str(self._request("GET", "/log/checkpoint", auth=False, raw=True))
+
+    def log_inclusion_proof(self, index: int, size: int) -> list[bytes]:
+        """``GET /log/proof/inclusion/{index}?size=N``: the hashes of the audit path."""
+        return decode_proof(
+            self._request(
+                "GET", f"/log/proof/inclusion/{int(index)}", params={"size": int(size)}, auth=False
+            )
+        )
+
+    def log_consistency_proof(self, old: int, new: int) -> list[bytes]:
+        """``GET /log/proof/consistency?from=M&to=N``: the hashes of the consistency proof."""
+        return decode_proof(
+            self._request(
+                "GET",
+                "/log/proof/consistency",
+                params={"from": int(old), "to": int(new)},
+                auth=False,
+            )
+        )
 
     def iter_audit(self, **filters: Any) -> Iterator[CertificateRecord]:
         """Every certificate matching the :meth:`audit` filters, page after page."""
