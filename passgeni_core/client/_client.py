@@ -24,8 +24,9 @@ from .._errors import (
     PassgeniError,
     error_for_code,
 )
-from ..crypto import JWKS, NoteVerifier, decode_proof
+from ..crypto import JWKS
 from ..model import EntropySource, GenerationParameters, Target
+from ._logclient import LogReads
 from ._models import (
     _STATUSES,
     AuditPage,
@@ -37,7 +38,6 @@ from ._models import (
     _iso,
     decode,
 )
-from ._transport import _Transport
 from ._wire import (
     CertificateStatus,
     GenerateBody,
@@ -86,7 +86,7 @@ def _generation_body(
     return out
 
 
-class AuthorityClient(_Transport):
+class AuthorityClient(LogReads):
     """A client for one PassGeni authority.
 
     ``session`` may be any ``requests.Session`` (e.g. with a mounted adapter
@@ -368,37 +368,6 @@ class AuthorityClient(_Transport):
             "the manifest signature",
         )
         return decode(data, ManifestSignatureBody).token
-
-    # -- the transparency log (docs/transparency-log.md) -----------------------------------
-
-    def log_key(self) -> NoteVerifier:
-        """``GET /.well-known/log-key``: the log's note verifier key, as published
-        (pin it: a key fetched with the checkpoint proves nothing new)."""
-        text = str(self._request("GET", "/.well-known/log-key", auth=False, raw=True))
-        return NoteVerifier.from_key(text.strip())
-
-    def log_checkpoint(self) -> str:
-        """``GET /log/checkpoint``: the signed note, unverified (see ``open_checkpoint``)."""
-        return str(self._request("GET", "/log/checkpoint", auth=False, raw=True))
-
-    def log_inclusion_proof(self, index: int, size: int) -> list[bytes]:
-        """``GET /log/proof/inclusion/{index}?size=N``: the hashes of the audit path."""
-        return decode_proof(
-            self._request(
-                "GET", f"/log/proof/inclusion/{int(index)}", params={"size": int(size)}, auth=False
-            )
-        )
-
-    def log_consistency_proof(self, old: int, new: int) -> list[bytes]:
-        """``GET /log/proof/consistency?from=M&to=N``: the hashes of the consistency proof."""
-        return decode_proof(
-            self._request(
-                "GET",
-                "/log/proof/consistency",
-                params={"from": int(old), "to": int(new)},
-                auth=False,
-            )
-        )
 
     def iter_audit(self, **filters: Any) -> Iterator[CertificateRecord]:
         """Every certificate matching the :meth:`audit` filters, page after page."""
