@@ -63,13 +63,24 @@ def _read_json(path: str, what: str) -> Any:
     return loads_untrusted(read_file(path, what), what=what, max_bytes=1 << 20)
 
 
+def _checkpoint_file(path: str) -> bytes:
+    """A signed checkpoint, or the state file of ``log monitor`` (its last checkpoint)."""
+    raw = read_file(path, "checkpoint file")
+    if raw.lstrip().startswith(b"{"):
+        state = loads_untrusted(raw, what="checkpoint file", max_bytes=1 << 20)
+        if not isinstance(state, dict) or not isinstance(state.get("checkpoint"), str):
+            raise InvalidRequest(f"{path!r} is neither a checkpoint nor a log monitor state file")
+        return str(state["checkpoint"]).encode("utf-8")
+    return raw
+
+
 def cmd_log_verify(args: argparse.Namespace) -> int:
     """``passgeni log verify CERT|@cert.jwt [--checkpoint FILE] [--proof FILE] [--log-key KEY]``."""
     raw = read_token(args.certificate)
     if not raw:
         raise InvalidRequest("nothing to verify: give a certificate token, @FILE or an id")
     key = _key_from(args.log_key)
-    note = read_file(args.checkpoint, "checkpoint file") if args.checkpoint else None
+    note = _checkpoint_file(args.checkpoint) if args.checkpoint else None
     proof_doc = _read_json(args.proof, "proof file") if args.proof else None
     index = args.index
     if isinstance(proof_doc, dict) and index is None and isinstance(proof_doc.get("index"), int):
@@ -231,7 +242,8 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     v.add_argument(
         "--checkpoint",
         metavar="FILE",
-        help="a signed checkpoint to check against (default: the authority's latest)",
+        help="a signed checkpoint, or a `log monitor` state file, to check against "
+        "(default: the authority's latest)",
     )
     v.add_argument(
         "--proof",

@@ -110,6 +110,23 @@ def test_log_monitor_follows_the_log_and_fails_loudly_on_rewritten_history(
         assert json.loads(out)["new_leaves"] == 3
         second = json.loads(state.read_text())
         assert second["size"] == first["size"] + 3
+        # A certificate checked against the very checkpoint the monitor saw.
+        with live.client() as client:
+            token = client.get_certificate(_issue(live, 1)[0].cert_id).token
+        (tmp_path / "late.jwt").write_text(token)
+        code, _out, err = run(
+            capsys, "log", "verify", f"@{tmp_path / 'late.jwt'}", "--checkpoint", str(state),
+            *live.flags(),
+        )  # fmt: skip
+        assert code == 1 and "is not in the checkpoint's tree" in err  # newer than it
+        code, _out, err = run(capsys, "log", "monitor", "--state", str(state), *live.flags())
+        assert code == 0, err
+        second = json.loads(state.read_text())
+        code, _out, err = run(
+            capsys, "log", "verify", f"@{tmp_path / 'late.jwt'}", "--checkpoint", str(state),
+            *live.flags(),
+        )  # fmt: skip
+        assert code == 0, err
     # The operator rewrites one old leaf (say, to hide a certificate) and restarts.
     with sqlite3.connect(state_dir / "authority.db") as db:
         db.execute("UPDATE log_leaves SET leaf_hash = ? WHERE idx = 1", (b"\x42" * 32,))
