@@ -382,7 +382,12 @@ def test_0006_issuance_skips_index_entries_nothing_reads(tmp_path: Path):
     engine.dispose()
     with _service(tmp_path, anomaly_threshold_24h=1) as svc:
         team = asyncio.run(svc.authorize(team_key, ip="127.0.0.1", endpoint="test"))
-        assert svc.audit(team).to_dict() == audit_before
+        audit_after = svc.audit(team).to_dict()
+        # Below 0008 there is no transparency log; the upgrade rebuilds it from the stored
+        # certificates (issuance second, then id), so only the leaf indexes may differ.
+        for page in (audit_after, audit_before):
+            assert all(item.pop("log") is not None for item in page["items"])
+        assert audit_after == audit_before
 
 
 def _last_expiry(tmp_path: Path) -> dict[str, Any]:
