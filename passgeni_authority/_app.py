@@ -423,4 +423,9 @@ def create_app(
 
     add_routes(app, svc, principal, json_body)
 
+    # The transparency log (checkpoints, proofs, its key).
+    from ._tlog import add_routes as add_log_routes
+
+    add_log_routes(app, svc.log)
+
     return app

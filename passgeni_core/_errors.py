@@ -31,6 +31,8 @@ __all__ = [
     "InvalidStoreURI",
     "InvalidToken",
     "LengthOutOfRange",
+    "LogInconsistent",
+    "LogProofInvalid",
     "MalformedToken",
     "NotFound",
     "PassgeniError",
@@ -235,6 +237,18 @@ class ProvenanceMismatch(BindingMismatch):
     seed): the value is not the machine-generated one the certificate is for."""
 
     code = "provenance_mismatch"
+
+
+class LogProofInvalid(InvalidToken):
+    """A transparency-log proof, checkpoint or signed note does not verify (or is malformed)."""
+
+    code = "log_proof_invalid"
+
+
+class LogInconsistent(LogProofInvalid):
+    """Two checkpoints of one log are not consistent: its history was rewritten."""
+
+    code = "log_inconsistent"
 
 
 # --- authority ---------------------------------------------------------------

@@ -212,6 +212,7 @@ def _cmd_evidence(args: argparse.Namespace) -> int:
                 uris.add(sl["uri"])
         lists = {uri: client.get_status_list(uri) for uri in sorted(uris)}
         history = client.signing_key_history()
+        log = _log_evidence(client, records)
         standards = args.standards or sorted({r.compliance_standard for r in records}) or ["soc2"]
         policy = render_policy(standards, args.org, fmt="md")
         bundle = build_bundle(
@@ -224,6 +225,7 @@ def _cmd_evidence(args: argparse.Namespace) -> int:
             sign=client.sign_manifest,
             scopes=args.scope or (),
             since=args.since,
+            log=log,
         )
     write_output(args.out, bundle, binary_ok=True)
     summary = {
@@ -232,6 +234,7 @@ def _cmd_evidence(args: argparse.Namespace) -> int:
         "certificates": len(records),
         "status_lists": len(lists),
         "signing_keys": len(history.get("keys", [])),
+        "log_checkpoint_size": None if log is None else log["size"],
         "registry_entries": len(registry.entries),
         "verify": f"passgeni evidence verify {args.out}",
     }
@@ -242,14 +245,46 @@ def _cmd_evidence(args: argparse.Namespace) -> int:
     return 0
 
 
+def _log_evidence(client: Any, records: list[Any]) -> dict[str, Any] | None:
+    """The log's key, a checkpoint and each record's inclusion proof in it (None: the
+    authority keeps no log). A certificate missing from the log stops the bundle."""
+    import base64
+
+    from .._errors import LogProofInvalid, NotFound
+    from ..crypto import open_checkpoint
+
+    try:
+        key = client.log_key()
+    except NotFound:
+        return None
+    note = client.log_checkpoint()
+    checkpoint = open_checkpoint(note, key, origin=key.name)
+    proofs: dict[str, Any] = {}
+    for r in records:
+        if r.log_index is None or r.log_index >= checkpoint.size:
+            raise LogProofInvalid(f"certificate {r.cert_id} is not in the authority's log")
+        hashes = client.log_inclusion_proof(r.log_index, checkpoint.size)
+        proofs[r.cert_id] = {
+            "index": r.log_index,
+            "hashes": [base64.b64encode(h).decode() for h in hashes],
+        }
+    return {"key": key.key, "checkpoint": note, "size": checkpoint.size, "proofs": proofs}
+
+
 def _cmd_evidence_verify(args: argparse.Namespace) -> int:
     from ..audit import verify_bundle
 
     trusted = None
     if args.jwks:
         trusted = JWKS.from_dict(read_file(args.jwks, "JWKS file").decode("utf-8", "replace"))
+    log_key = args.log_key
+    if log_key is not None and log_key.startswith("@"):
+        log_key = read_file(log_key[1:], "log key file").decode("ascii", "replace").strip()
     report = verify_bundle(
-        read_file(args.bundle, "evidence bundle"), issuer=args.issuer, trusted_jwks=trusted
+        read_file(args.bundle, "evidence bundle"),
+        issuer=args.issuer,
+        trusted_jwks=trusted,
+        trusted_log_key=log_key,
     )
     failing = not report.authentic or (
         args.require_valid and any(v.verdict != "valid" for v in report.verdicts)
@@ -371,6 +406,11 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     v.add_argument("bundle", metavar="BUNDLE.zip")
     v.add_argument("--issuer", help="the authority you expect (default: the bundle's, noted)")
     v.add_argument("--jwks", metavar="FILE", help="trusted keys: the bundle must use only these")
+    v.add_argument(
+        "--log-key",
+        metavar="KEY|@FILE",
+        help="the transparency log's trusted note key (/.well-known/log-key, obtained out of band)",
+    )
     v.add_argument(
         "--require-valid",
         action="store_true",

@@ -26,6 +26,7 @@ from .._errors import (
 )
 from ..crypto import JWKS
 from ..model import EntropySource, GenerationParameters, Target
+from ._logclient import LogReads
 from ._models import (
     _STATUSES,
     AuditPage,
@@ -37,7 +38,6 @@ from ._models import (
     _iso,
     decode,
 )
-from ._transport import _Transport
 from ._wire import (
     CertificateStatus,
     GenerateBody,
@@ -86,7 +86,7 @@ def _generation_body(
     return out
 
 
-class AuthorityClient(_Transport):
+class AuthorityClient(LogReads):
     """A client for one PassGeni authority.
 
     ``session`` may be any ``requests.Session`` (e.g. with a mounted adapter
