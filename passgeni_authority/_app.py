@@ -424,4 +424,9 @@ def create_app(
 
     add_routes(app, svc, principal, json_body)
 
+    # In-toto attestations of certificates (DSSE envelopes signed by the authority).
+    from ._attestation import add_route as add_attestation_route
+
+    add_attestation_route(app, svc, ip_of)
+
     return app
