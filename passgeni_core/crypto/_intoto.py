@@ -56,7 +56,7 @@ __all__ = [
 
 PAYLOAD_TYPE = "application/vnd.in-toto+json"
 STATEMENT_TYPE = "https://in-toto.io/Statement/v1"
-PREDICATE_TYPE = "https://passgeni.dev/attestation/password-generation/v1"
+PREDICATE_TYPE = "https://passgeni.ai/attestation/password-generation/v1"
 #: DigestSet key of the seed commitment (``generation.seed_commitment``): the
 #: domain-separated SHA-256 of the seed the credential is derived from.
 SEED_DIGEST = "passgeniSeedCommitmentV1"
@@ -141,7 +141,7 @@ def attestation_statement(
             "label": claims.label,
         },
         "breachCheck": claims.breach_check,
-        "statusList": payload.get("status"),
+        "statusList": None if claims.status is None else claims.status.to_dict()["status_list"],
     }
     return {
         "_type": STATEMENT_TYPE,
