@@ -147,6 +147,8 @@ def _cmd_registry(args: argparse.Namespace) -> int:
     if fmt is None:
         suffix = Path(args.out).suffix.lower().lstrip(".") if args.out else ""
         fmt = suffix if suffix in ("csv", "json", "ics") else "csv"
+        if args.out and args.out.lower().endswith((".oscal.json", ".ar.json")):
+            fmt = "oscal"
     _check_scopes(args.scope)
     with connect(_connection(args)) as client:
         records, coverage = _gather(args, client)
@@ -163,6 +165,10 @@ def _cmd_registry(args: argparse.Namespace) -> int:
         data = (json.dumps(registry.to_dict(), indent=2) + "\n").encode("utf-8")
     elif fmt == "ics":
         data = registry.to_ics()
+    elif fmt == "oscal":
+        from ..audit import oscal_from_registry
+
+        data = oscal_from_registry(registry)
     else:
         data = registry.to_csv().encode("utf-8")
     write_output(args.out, data)
@@ -341,7 +347,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     )
     p.add_argument("--since", metavar="DATE", help="only certificates issued since (ISO 8601)")
     p.add_argument(
-        "--format", choices=["csv", "json", "ics"], help="default: from --out's suffix, else csv"
+        "--format",
+        choices=["csv", "json", "ics", "oscal"],
+        help="default: from --out's suffix, else csv (oscal: OSCAL assessment results)",
     )
     p.add_argument("--out", metavar="FILE", help="write here (default: stdout)")
     p.add_argument(

@@ -17,7 +17,7 @@ import sys
 
 from .._errors import InvalidRequest, InvalidToken, MalformedToken
 from ..client import connect
-from ..crypto import unverified_payload, verify_attestation, verify_certificate
+from ..crypto import unverified_payload, verify_certificate
 from ._options import (
     add_connection_options,
     authority_config,
@@ -39,6 +39,8 @@ def unverified_id(token: str) -> str:
 
 
 def _cmd_export_in_toto(args: argparse.Namespace) -> int:
+    from ..crypto import verify_attestation
+
     raw = read_token(args.certificate)
     if not raw:
         raise InvalidRequest("give a certificate id or @FILE holding its token")
