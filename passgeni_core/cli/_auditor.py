@@ -158,6 +158,7 @@ def _cmd_registry(args: argparse.Namespace) -> int:
             remind_days=args.remind_days,
             issuer=client.issuer,
             scopes=args.scope or (),
+            accounts=args.accounts,
         )
     if fmt == "json":
         import json
@@ -357,7 +358,14 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         type=_days,
         default=30,
         metavar="N",
-        help="calendar reminder N days before each expiry (default 30)",
+        help="calendar reminder N days before each rotation date and expiry (default 30)",
+    )
+    p.add_argument(
+        "--accounts",
+        choices=["service", "privileged"],
+        default="service",
+        help="calendar rotation dates follow the written policy's period for these accounts "
+        "(e.g. PCI DSS: privileged 90 days, service 365; default service)",
     )
     add_connection_options(p)
     p.set_defaults(handler=_cmd_registry)
