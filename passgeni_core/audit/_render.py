@@ -96,7 +96,7 @@ def _font_path(name: str) -> str:
 
 
 def _document_class(fpdf_class: Any) -> Any:
-    class _Document(fpdf_class):  # type: ignore[misc,valid-type]
+    class _Document(fpdf_class):  # type: ignore[misc]
         """A4 with a footer (the document's line and the page number) on every page."""
 
         footer_text = ""

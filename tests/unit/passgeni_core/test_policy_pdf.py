@@ -35,7 +35,9 @@ def _word_gaps(page: Any) -> list[float]:
     for i in range(1, textpage.count_chars() - 1):
         if textpage.get_text_range(i, 1) != " " or raw.FPDFText_IsGenerated(textpage.raw, i):
             continue
-        if not (textpage.get_text_range(i - 1, 1) + textpage.get_text_range(i + 1, 1)).isprintable():
+        if not (
+            textpage.get_text_range(i - 1, 1) + textpage.get_text_range(i + 1, 1)
+        ).isprintable():
             continue  # a line end
         if " " in textpage.get_text_range(i - 1, 3)[::2]:
             continue  # a run of spaces is not one gap
