@@ -18,8 +18,9 @@ import yaml
 from passgeni_core.crypto import verify_certificate
 from tests.support.actions import run_composite_action
 from tests.support.authority import Live, live_authority
+from tests.support.process import REPO_ROOT
 
-ROOT = Path(__file__).resolve().parents[3]
+ROOT = REPO_ROOT
 ACTION = ROOT / ".github" / "actions" / "provision"
 EXAMPLE = ROOT / "examples" / "github-actions" / "provision.yml"
 
