@@ -66,9 +66,11 @@ class Attestations:
                 f"certificate {cert_id} is revoked: the authority attests valid certificates only"
             )
         if record.status != "valid":
-            raise CertificateExpired(
+            expired = CertificateExpired(
                 f"certificate {cert_id} has expired: the authority attests valid certificates only"
             )
+            expired.http_status = 410  # gone, as a revoked one (the class's 400 is for tokens)
+            raise expired
         with svc.storage.transaction() as conn:
             kid, signer_ref = svc.keys.active(conn)
         with self._lock:

@@ -288,6 +288,8 @@ def test_a_revoked_certificate_gets_no_attestation(
     live: Live, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     cert_id = _issue(live)
+    url = f"{live.url}/api/certificates/{cert_id}/attestation"
+    assert plain_session().get(url).status_code == 200  # signed, and cached
     with live.client() as client:
         client.revoke(cert_id, "rotated")
     answer = plain_session().get(f"{live.url}/api/certificates/{cert_id}/attestation")
@@ -310,3 +312,15 @@ def test_a_statement_not_the_certificates_is_refused_even_if_signed(live: Live) 
     verify_attestation(envelope, jwks)  # signed: yes
     with pytest.raises(BadSignature):
         verify_attestation(envelope, jwks, certificate=cert)
+
+
+def test_an_expired_certificate_gets_no_attestation(tmp_path: Path) -> None:
+    from tests.support.authority import running_authority
+
+    with running_authority(tmp_path / "aged") as authority:
+        with authority.client() as client:
+            cert_id = provision(client, "soc2").cert_id
+        with authority.clock.shifted(days=400):  # the authority's now: a year and more later
+            answer = plain_session().get(f"{authority.url}/api/certificates/{cert_id}/attestation")
+        assert answer.status_code == 410, answer.text
+        assert answer.json()["code"] == "certificate_expired"
