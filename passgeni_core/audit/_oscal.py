@@ -114,7 +114,7 @@ def _why_not(subject: _Subject, preset_id: str) -> str | None:
 
 
 def _controls(subjects: Sequence[_Subject], required: str | None) -> list[str]:
-    """The preset ids assessed: the required one, else those certified for."""
+    """The preset ids assessed: the required one, else those certified for, else all."""
     if required is not None:
         return [get_preset(required).id]
     wanted = {
@@ -123,7 +123,9 @@ def _controls(subjects: Sequence[_Subject], required: str | None) -> list[str]:
         for s in subjects
         if s.standard is not None and same_standard(s.standard, p.id)
     }
-    return [p.id for p in list_presets() if p.id in wanted and p.id in CONTROLS]
+    # Nothing certified for any standard (only uncertified credentials, or none): every
+    # control is assessed, and none is met.
+    return [p.id for p in list_presets() if (p.id in wanted or not wanted) and p.id in CONTROLS]
 
 
 def _document(
@@ -238,11 +240,6 @@ def _document(
         c.ControlSelections(
             description="Each standard's password clause, as PassGeni's published mapping cites it",
             include_controls=[c.SelectControlById(control_id=CONTROLS[p][0]) for p in presets],
-        )
-        if presets
-        else c.ControlSelectionsAll(
-            description="No standard was required or certified for: no control assessed",
-            include_all=c.IncludeAll(),
         )
     ]
     result = ar.Result(

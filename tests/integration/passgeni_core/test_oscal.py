@@ -206,3 +206,17 @@ def test_registry_as_oscal_validates_and_keeps_revoked_history_out_of_scope(
     assert code == 0
     remarks = _findings(json.loads(out))[CONTROLS["soc2"][0]]["target"]["status"]["remarks"]
     assert estate["uri"]["cache"] in remarks and "drifted" in remarks
+
+
+def test_a_scope_of_uncertified_credentials_satisfies_no_control(
+    estate: dict[str, Any], live: Live, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, out, _ = run(capsys, "scan", estate["manual"], "--format", "oscal", *live.flags())
+    assert code == 1
+    findings = _findings(json.loads(out))
+    assert set(findings) == {control for control, _ in CONTROLS.values()}
+    assert {f["target"]["status"]["state"] for f in findings.values()} == {"not-satisfied"}
+    path = tmp_path / "manual.json"
+    path.write_text(out)
+    done = _validate(path, tmp_path / "workspace")
+    assert done.returncode == 0, done.stdout + done.stderr
