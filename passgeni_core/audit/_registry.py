@@ -93,22 +93,29 @@ class RegistryEntry:
     def renew_by(self, remind_days: int) -> datetime | None:
         return None if self.expires_at is None else self.expires_at - timedelta(days=remind_days)
 
-    def rotation_days(self, accounts: str) -> int | None:
-        """The written policy's rotation period for this certificate's standard and
-        ``accounts`` (``service`` or ``privileged``); ``None``: no period is set."""
-        if self.standard is None:
-            return None
-        try:
-            rotation = ROTATION.get(get_preset(self.standard).id)
-        except PassgeniError:  # a standard this version does not know: no period claimed
-            return None
-        if rotation is None:
-            return None
-        return rotation.privileged_days if accounts == "privileged" else rotation.service_days
+    def rotation_days(self, accounts: str, policy: tuple[str, ...] = ()) -> int | None:
+        """The written policy's rotation period for ``accounts`` (``service`` or
+        ``privileged``): the shortest of the ``policy`` standards' periods, as the policy
+        adopts it, or, with no policy given, the period of this certificate's own standard.
+        ``None``: no period is set (rotation on events only)."""
+        ids = policy or (() if self.standard is None else (self.standard,))
+        periods = []
+        for standard in ids:
+            try:
+                rotation = ROTATION.get(get_preset(standard).id)
+            except PassgeniError:  # a standard this version does not know: no period claimed
+                continue
+            if rotation is not None:
+                days = (
+                    rotation.privileged_days if accounts == "privileged" else rotation.service_days
+                )
+                if days is not None:
+                    periods.append(days)
+        return min(periods) if periods else None
 
-    def rotate_by(self, accounts: str) -> datetime | None:
+    def rotate_by(self, accounts: str, policy: tuple[str, ...] = ()) -> datetime | None:
         """Issuance + the rotation period, if the policy sets one and it falls before expiry."""
-        days = self.rotation_days(accounts)
+        days = self.rotation_days(accounts, policy)
         if days is None or self.issued_at is None:
             return None
         when = self.issued_at + timedelta(days=days)
@@ -147,6 +154,9 @@ class Registry:
     scopes: tuple[str, ...] = field(default=())
     #: Whose rotation period the calendar follows (:data:`ACCOUNT_TYPES`).
     accounts: str = "service"
+    #: The written policy's standards (preset ids): the calendar rotates at the shortest of
+    #: their periods, as the policy adopts it; empty: each certificate's own standard.
+    policy: tuple[str, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         counts: dict[str, int] = {}
@@ -198,7 +208,7 @@ class Registry:
             if entry.cert_id is None or entry.expires_at is None or entry.status == "revoked":
                 continue
             what = printable(entry.label or entry.credential or entry.cert_id)
-            rotate_at = entry.rotate_by(self.accounts)
+            rotate_at = entry.rotate_by(self.accounts, self.policy)
             if rotate_at is not None:
                 cal.add_component(self._rotation_event(entry, what, rotate_at, Event, Alarm))
             cal.add_component(self._expiry_event(entry, what, Event, Alarm))
@@ -227,7 +237,12 @@ class Registry:
     def _rotation_event(
         self, entry: RegistryEntry, what: str, at: datetime, Event: Any, Alarm: Any
     ) -> Any:
-        days = entry.rotation_days(self.accounts)
+        days = entry.rotation_days(self.accounts, self.policy)
+        basis = (
+            f"the written policy for {', '.join(get_preset(p).standard for p in self.policy)}"
+            if self.policy
+            else f"the written policy for {entry.standard}"
+        )
         overdue = at <= self.generated_at
         event = self._event(
             entry,
@@ -237,8 +252,8 @@ class Registry:
             Event,
         )
         lines = [
-            f"The written policy rotates {self.accounts} credentials of "
-            f"{entry.standard} every {days} days: certificate {entry.cert_id} was issued "
+            f"Under {basis}, {self.accounts} credentials rotate every {days} days: "
+            f"certificate {entry.cert_id} was issued "
             f"{_iso(entry.issued_at)}, so the credential is due for rotation {_iso(at)}.",
             f"Credential: {printable(entry.credential or 'not found in the scanned stores')}",
             "Rotate it (passgeni provision --store URI --rotate ...): a new password and "
@@ -309,6 +324,7 @@ def build_registry(
     scopes: Iterable[str] = (),
     now: datetime | None = None,
     accounts: str = "service",
+    policy: Iterable[str] = (),
 ) -> Registry:
     """Merge the audit's certificates with a coverage scan (see the module docstring).
 
@@ -316,15 +332,18 @@ def build_registry(
     credential with no (known) certificate becomes an ``uncertified`` row.
 
     ``accounts`` (``service`` or ``privileged``) picks the written policy's rotation
-    period the calendar follows.
+    period the calendar follows; ``policy`` names the policy's standards (preset ids, the
+    shortest period applies), else each certificate's own standard's period does.
 
     Raises:
         InvalidRequest: ``remind_days`` is negative or above 3650, or ``accounts`` unknown.
+        UnknownPreset: a ``policy`` standard is unknown.
     """
     if isinstance(remind_days, bool) or not 0 <= remind_days <= 3650:
         raise InvalidRequest("remind_days must be between 0 and 3650")
     if accounts not in ACCOUNT_TYPES:
         raise InvalidRequest(f"accounts must be one of {', '.join(ACCOUNT_TYPES)}")
+    policy_ids = tuple(dict.fromkeys(get_preset(p).id for p in policy))
     at = now or datetime.now(UTC)
     by_id: dict[str, RegistryEntry] = {}
     for record in records:
@@ -367,4 +386,5 @@ def build_registry(
         remind_days=remind_days,
         scopes=tuple(scopes),
         accounts=accounts,
+        policy=policy_ids,
     )

@@ -140,6 +140,14 @@ def _check_scopes(scopes: list[str] | None) -> None:
             )
 
 
+def _policy_standards(value: str | None) -> tuple[str, ...]:
+    if value is None:
+        return ()
+    from ..audit import parse_standards
+
+    return tuple(p.id for p in parse_standards(value))
+
+
 def _cmd_registry(args: argparse.Namespace) -> int:
     from ..audit import build_registry
 
@@ -159,6 +167,7 @@ def _cmd_registry(args: argparse.Namespace) -> int:
             issuer=client.issuer,
             scopes=args.scope or (),
             accounts=args.accounts,
+            policy=_policy_standards(args.policy_standards),
         )
     if fmt == "json":
         import json
@@ -366,6 +375,12 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         default="service",
         help="calendar rotation dates follow the written policy's period for these accounts "
         "(e.g. PCI DSS: privileged 90 days, service 365; default service)",
+    )
+    p.add_argument(
+        "--policy-standards",
+        metavar="IDS",
+        help="the written policy's standards (as `passgeni policy --standards`): rotate at the "
+        "shortest of their periods (default: each certificate's own standard)",
     )
     add_connection_options(p)
     p.set_defaults(handler=_cmd_registry)

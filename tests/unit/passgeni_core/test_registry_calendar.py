@@ -35,10 +35,14 @@ def _entry(
     )
 
 
-def _calendar(accounts: str, *entries: RegistryEntry, remind: int = 14) -> tuple[bytes, object]:
+def _calendar(
+    accounts: str, *entries: RegistryEntry, remind: int = 14, policy: tuple[str, ...] = ()
+) -> tuple[bytes, object]:
     from icalendar import Calendar
 
-    registry = Registry(entries=entries, generated_at=NOW, remind_days=remind, accounts=accounts)
+    registry = Registry(
+        entries=entries, generated_at=NOW, remind_days=remind, accounts=accounts, policy=policy
+    )
     raw = registry.to_ics()
     return raw, Calendar.from_ical(raw)
 
@@ -76,6 +80,23 @@ def test_rotation_dates_follow_the_written_policy_for_the_account_type() -> None
     uids = {str(e["UID"]): e for e in cal.walk("VEVENT")}  # type: ignore[attr-defined]
     assert "pg_pci-rotation@passgeni" not in uids
     assert uids["pg_fips-rotation@passgeni"].decoded("DTSTART") == NOW + timedelta(days=170)
+
+
+def test_a_written_policy_of_several_standards_rotates_at_the_shortest_period() -> None:
+    """As the policy adopts it: SOC 2 with PCI DSS rotates privileged accounts every 90 days."""
+    soc2 = _entry("pg_soc2", "SOC2", 10)
+    registry = build_registry([], accounts="privileged", policy=["soc2", "PCI-DSS"], now=NOW)
+    assert registry.policy == ("soc2", "pci-dss")
+    _, cal = _calendar("privileged", soc2, policy=registry.policy)
+    events = {str(e["UID"]): e for e in cal.walk("VEVENT")}  # type: ignore[attr-defined]
+    rotation = events["pg_soc2-rotation@passgeni"]
+    assert rotation.decoded("DTSTART") == NOW + timedelta(days=80)
+    description = str(rotation["DESCRIPTION"])
+    assert "Under the written policy for SOC 2 CC6.1, PCI-DSS v4.0 Req 8.3" in description
+    assert "privileged credentials rotate every 90 days" in description
+    # A policy of standards without a period: no rotation event, the expiry only.
+    _, cal = _calendar("privileged", soc2, policy=("nist-800-63b",))
+    assert [str(e["UID"]) for e in cal.walk("VEVENT")] == ["pg_soc2@passgeni"]  # type: ignore[attr-defined]
 
 
 def test_an_overdue_rotation_says_so() -> None:
