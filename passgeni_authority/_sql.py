@@ -58,6 +58,7 @@ __all__ = [
     "USER_TEAM",
     "WINDOW",
     "WINDOW_LEASE",
+    "certificates_by_session",
     "insert_certificates",
     "stored_cert_ids",
 ]
@@ -146,6 +147,17 @@ def stored_cert_ids(count: int) -> str:
     """SQLite: which of ``count`` positional cert ids are stored."""
     marks = ", ".join("?" * count)
     return f"SELECT cert_id FROM {certificates.name} WHERE cert_id IN ({marks})"  # noqa: S608
+
+
+def certificates_by_session(count: int) -> str:
+    """The certificates of ``count`` sessions (``:j0``...): a retried redemption's."""
+    marks = ", ".join(f":j{i}" for i in range(count))
+    c = certificates.c
+    return (
+        f"SELECT {c.session_jti.name}, {c.cert_id.name}, {c.owner_user_id.name}, "  # noqa: S608
+        f"{c.token.name}, {c.status.name} FROM {certificates.name} "
+        f"WHERE {c.session_jti.name} IN ({marks})"
+    )
 
 
 # -- signing keys ----------------------------------------------------------------------
@@ -249,6 +261,7 @@ TABLE_STATEMENTS: dict[str, str] = {
     "insert_certificates(2)": insert_certificates(2),
     "INSERT_CERTIFICATE_SQLITE": INSERT_CERTIFICATE_SQLITE,
     "stored_cert_ids(2)": stored_cert_ids(2),
+    "certificates_by_session(2)": certificates_by_session(2),
     "RAISE_LAST_EXPIRY": RAISE_LAST_EXPIRY,
     "NEXT_STATUS_INDEXES": NEXT_STATUS_INDEXES,
     "WINDOW": WINDOW,

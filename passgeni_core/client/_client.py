@@ -193,7 +193,9 @@ class AuthorityClient(_Transport):
 
         Raises:
             SessionExpired: the session is older than 60 s.
-            SessionAlreadyUsed: the session was redeemed before.
+            SessionAlreadyUsed: the session was redeemed before for another target
+                or label, or its certificate was revoked since (an identical retry
+                gets the same certificate back).
             SessionInvalid: forged, malformed or another tenant's session.
             InvalidRequest: a malformed target or label (locally or by the server).
         """
@@ -201,9 +203,9 @@ class AuthorityClient(_Transport):
         req = CertificateRequest(
             session_id=sid, credential_commitment=credential_commitment, target=target, label=label
         )
-        data = self._request(
-            "POST", "/api/generate-certificate", body=req.to_body(), idempotent=False
-        )
+        # Safe to re-send: the authority answers a retried redemption (same
+        # session, target and label) with the certificate it already made.
+        data = self._request("POST", "/api/generate-certificate", body=req.to_body())
         return IssuedCertificate.from_dict(self._object(data, "the certificate"))
 
     def issue_certificates(
@@ -227,7 +229,6 @@ class AuthorityClient(_Transport):
                     "POST",
                     "/api/generate-certificates",
                     body={"items": chunk},
-                    idempotent=False,
                 ),
                 "the batch",
             )

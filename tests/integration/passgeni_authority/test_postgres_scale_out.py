@@ -182,12 +182,16 @@ def test_a_session_is_redeemable_once_on_either_process(two_authorities: dict[st
     sid = http.post(
         f"{a}/api/generate", json={"compliance_standard": "soc2", "seed_commitment": commitment()}
     ).json()["generation_session_id"]
-    assert (
-        http.post(f"{b}/api/generate-certificate", json={"generation_session_id": sid}).status_code
-        == 201
-    )
+    first = http.post(f"{b}/api/generate-certificate", json={"generation_session_id": sid})
+    assert first.status_code == 201
     for url in (a, b):
+        # An identical retry on either process: the same certificate.
         r = http.post(f"{url}/api/generate-certificate", json={"generation_session_id": sid})
+        assert (r.status_code, r.json()["cert_id"]) == (201, first.json()["cert_id"])
+        # A second use: refused.
+        r = http.post(
+            f"{url}/api/generate-certificate", json={"generation_session_id": sid, "label": "x"}
+        )
         assert (r.status_code, r.json()["code"]) == (409, "session_already_used")
 
     # Racing both processes for one fresh session: exactly one certificate.
@@ -197,15 +201,18 @@ def test_a_session_is_redeemable_once_on_either_process(two_authorities: dict[st
             json={"compliance_standard": "soc2", "seed_commitment": commitment()},
         ).json()["generation_session_id"]
 
-        def redeem(url: str, sid: str = sid) -> int:
+        def redeem(url_label: tuple[str, str], sid: str = sid) -> int:
+            url, label = url_label
+            body = {"generation_session_id": sid, "label": label}
             return (
                 _client(two_authorities["key"])
-                .post(f"{url}/api/generate-certificate", json={"generation_session_id": sid})
+                .post(f"{url}/api/generate-certificate", json=body)
                 .status_code
             )
 
+        # Six different redemptions (labels) of one session: one certificate.
         with concurrent.futures.ThreadPoolExecutor(6) as pool:
-            codes = sorted(pool.map(redeem, [a, b] * 3))
+            codes = sorted(pool.map(redeem, [(u, f"l{i}") for i, u in enumerate([a, b] * 3)]))
         assert codes == [201, 409, 409, 409, 409, 409]
 
 
