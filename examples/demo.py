@@ -316,8 +316,15 @@ def auditor_steps(
     headings = [line.lstrip("# ") for line in text.splitlines() if line.startswith("## ")]
     print(f"  $ passgeni provenance @{kept.name} --jwks jwks.json --format md -> exit {code}")
     print(f"  {len(text)} bytes; sections: {'; '.join(headings)}")
+    record_ok = code == 0 and "passgeni-shake256-v1" in text
     logged = log_inclusion_step(client, tmp, kept)
-    return revoked_offline and bundle_ok and code == 0 and "passgeni-shake256-v1" in text and logged
+    return (
+        revoked_offline
+        and bundle_ok
+        and record_ok
+        and logged
+        and attestation_step({**env, "PASSGENI_ISSUER": issuer}, tmp, kept, jwks_file)
+    )
 
 
 def log_inclusion_step(client: Any, tmp: Path, token_file: Path) -> bool:
@@ -347,6 +354,26 @@ def log_inclusion_step(client: Any, tmp: Path, token_file: Path) -> bool:
         )  # fmt: skip
     print(f"  -> exit {code} (leaf {record.log_index} of {size}: {len(hashes)} hashes to the root)")
     return code == 0
+
+
+def attestation_step(env: dict[str, str], tmp: Path, token_file: Path, jwks_file: Path) -> bool:
+    """The certificate as an in-toto attestation (DSSE), exported and verified offline."""
+    from passgeni_core.cli import main as passgeni
+    from passgeni_core.crypto import JWKS, verify_attestation
+
+    step("An in-toto attestation of the certificate (DSSE, signed by the authority)")
+    out = tmp / "kept.intoto.json"
+    with environment(**env):
+        code = passgeni(["export", "in-toto", f"@{token_file}", "--out", str(out)])
+    print(f"  $ passgeni export in-toto @{token_file.name} --out {out.name} -> exit {code}")
+    if code != 0:
+        return False
+    verified = verify_attestation(out.read_text(), JWKS.from_dict(jwks_file.read_text()))
+    subject = verified.statement["subject"][0]
+    print(f"  subject {subject['name']}  digest {', '.join(subject['digest'])}")
+    print(f"  predicate {verified.statement['predicateType']}")
+    print(f"  verified offline: DER ES256 over the DSSE PAE, keyid {verified.keyid} (the JWKS kid)")
+    return True
 
 
 def cert_issuer(token: str) -> str:

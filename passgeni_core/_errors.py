@@ -34,6 +34,7 @@ __all__ = [
     "LogInconsistent",
     "LogProofInvalid",
     "MalformedToken",
+    "NotAttestable",
     "NotFound",
     "PassgeniError",
     "PermissionDenied",
@@ -143,6 +144,14 @@ class SeedCommitmentRequired(InvalidRequest):
     without it the authority could not tell a generated credential from a chosen one."""
 
     code = "seed_commitment_required"
+
+
+class NotAttestable(InvalidRequest):
+    """The certificate cannot be attested as asked (it commits to nothing, so an
+    in-toto subject would have no digest)."""
+
+    code = "not_attestable"
+    http_status = 409
 
 
 class AuthorityNotConfigured(InvalidRequest):

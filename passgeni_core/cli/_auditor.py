@@ -140,6 +140,14 @@ def _check_scopes(scopes: list[str] | None) -> None:
             )
 
 
+def _policy_standards(value: str | None) -> tuple[str, ...]:
+    if value is None:
+        return ()
+    from ..audit import parse_standards
+
+    return tuple(p.id for p in parse_standards(value))
+
+
 def _cmd_registry(args: argparse.Namespace) -> int:
     from ..audit import build_registry
 
@@ -147,6 +155,8 @@ def _cmd_registry(args: argparse.Namespace) -> int:
     if fmt is None:
         suffix = Path(args.out).suffix.lower().lstrip(".") if args.out else ""
         fmt = suffix if suffix in ("csv", "json", "ics") else "csv"
+        if args.out and args.out.lower().endswith((".oscal.json", ".ar.json")):
+            fmt = "oscal"
     _check_scopes(args.scope)
     with connect(_connection(args)) as client:
         records, coverage = _gather(args, client)
@@ -156,6 +166,8 @@ def _cmd_registry(args: argparse.Namespace) -> int:
             remind_days=args.remind_days,
             issuer=client.issuer,
             scopes=args.scope or (),
+            accounts=args.accounts,
+            policy=_policy_standards(args.policy_standards),
         )
     if fmt == "json":
         import json
@@ -163,6 +175,10 @@ def _cmd_registry(args: argparse.Namespace) -> int:
         data = (json.dumps(registry.to_dict(), indent=2) + "\n").encode("utf-8")
     elif fmt == "ics":
         data = registry.to_ics()
+    elif fmt == "oscal":
+        from ..audit import oscal_from_registry
+
+        data = oscal_from_registry(registry)
     else:
         data = registry.to_csv().encode("utf-8")
     write_output(args.out, data)
@@ -376,7 +392,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     )
     p.add_argument("--since", metavar="DATE", help="only certificates issued since (ISO 8601)")
     p.add_argument(
-        "--format", choices=["csv", "json", "ics"], help="default: from --out's suffix, else csv"
+        "--format",
+        choices=["csv", "json", "ics", "oscal"],
+        help="default: from --out's suffix, else csv (oscal: OSCAL assessment results)",
     )
     p.add_argument("--out", metavar="FILE", help="write here (default: stdout)")
     p.add_argument(
@@ -384,7 +402,20 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         type=_days,
         default=30,
         metavar="N",
-        help="calendar reminder N days before each expiry (default 30)",
+        help="calendar reminder N days before each rotation date and expiry (default 30)",
+    )
+    p.add_argument(
+        "--accounts",
+        choices=["service", "privileged"],
+        default="service",
+        help="calendar rotation dates follow the written policy's period for these accounts "
+        "(e.g. PCI DSS: privileged 90 days, service 365; default service)",
+    )
+    p.add_argument(
+        "--policy-standards",
+        metavar="IDS",
+        help="the written policy's standards (as `passgeni policy --standards`): rotate at the "
+        "shortest of their periods (default: each certificate's own standard)",
     )
     add_connection_options(p)
     p.set_defaults(handler=_cmd_registry)

@@ -261,6 +261,12 @@ class AuthorityClient(LogReads):
             )
         )
 
+    def get_attestation(self, cert_id: str) -> str:
+        """``GET /api/certificates/{id}/attestation``: the in-toto DSSE envelope as sent
+        (check it with :func:`passgeni_core.crypto.verify_attestation`)."""
+        path = f"/api/certificates/{_quote_id(cert_id)}/attestation"
+        return str(self._request("GET", path, auth=False, raw=True))
+
     def revoke(self, cert_id: str, reason: str) -> CertificateRecord:
         """``POST /api/certificates/{id}/revoke``: non-destructive; the record stays.
 

@@ -67,6 +67,20 @@ _EXPORTS: dict[str, tuple[str, ...]] = {
         "issuance_leaf",
         "revocation_leaf",
     ),
+    "._intoto": (
+        "BINDING_DIGEST",
+        "PAYLOAD_TYPE",
+        "PREDICATE_TYPE",
+        "SEED_DIGEST",
+        "STATEMENT_TYPE",
+        "Attestation",
+        "attestation_statement",
+        "der_signature",
+        "dsse_envelope",
+        "pae",
+        "statement_payload",
+        "verify_attestation",
+    ),
     "._binding": (
         "BINDING_KEY_BYTES",
         "Credential",
@@ -101,6 +115,20 @@ if TYPE_CHECKING:
         verify_binding as verify_binding,
         verify_credential as verify_credential,
         verify_provenance as verify_provenance,
+    )
+    from ._intoto import (
+        BINDING_DIGEST as BINDING_DIGEST,
+        PAYLOAD_TYPE as PAYLOAD_TYPE,
+        PREDICATE_TYPE as PREDICATE_TYPE,
+        SEED_DIGEST as SEED_DIGEST,
+        STATEMENT_TYPE as STATEMENT_TYPE,
+        Attestation as Attestation,
+        attestation_statement as attestation_statement,
+        der_signature as der_signature,
+        dsse_envelope as dsse_envelope,
+        pae as pae,
+        statement_payload as statement_payload,
+        verify_attestation as verify_attestation,
     )
     from ._jws import (
         P256_ORDER as P256_ORDER,
