@@ -63,7 +63,12 @@ def run_operator(
     watched = tuple(namespaces) or parse_namespaces(os.environ.get(NAMESPACES_ENV))
     registry = register_handlers(kopf.OperatorRegistry(), config)
     kopf.configure(verbose=verbose, debug=debug, quiet=quiet)
-    kwargs: dict[str, Any] = {}
+    # Only v1 Secrets are served: no custom resources to discover, and exact namespace
+    # names need no namespace listing. So kopf's cluster scanning (list/watch of
+    # namespaces and CRDs, cluster-wide permissions) is off unless a pattern asks for it.
+    settings = kopf.OperatorSettings()
+    settings.scanning.disabled = not any(set(ns) & set("*?[]!,") for ns in watched)
+    kwargs: dict[str, Any] = {"settings": settings}
     if stop_flag is not None:
         kwargs["stop_flag"] = stop_flag
     if ready_flag is not None:
