@@ -9,7 +9,8 @@ the same operator as ``kopf run -m k8s_operator_hooks.operator``:
                       [--verbose | --debug | --quiet]
 
 Without ``--namespace`` it watches the namespaces ``PASSGENI_OPERATOR_NAMESPACES``
-names (comma separated), or, without it, every namespace (``-A``). A
+names (comma separated; ``*`` alone: every namespace), or, without it, every
+namespace (kopf's ``-A``). A
 rotation window not shorter than the certificate lifetime is refused before
 kopf starts (one line, exit 2). The authority comes from
 ``PASSGENI_URL`` and ``PASSGENI_API_KEY`` (never a flag: flags show in ``ps``),
@@ -61,6 +62,8 @@ def run_operator(
         rotate_window_days=rotate_window_days, check_interval=check_interval
     )
     watched = tuple(namespaces) or parse_namespaces(os.environ.get(NAMESPACES_ENV))
+    if watched == ("*",):  # every namespace: kopf's cluster-wide mode (-A), no namespace listing
+        watched = ()
     registry = register_handlers(kopf.OperatorRegistry(), config)
     kopf.configure(verbose=verbose, debug=debug, quiet=quiet)
     # Only v1 Secrets are served: no custom resources to discover, and exact namespace
