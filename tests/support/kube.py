@@ -129,6 +129,8 @@ class RecordedRequest:
     resource: str | None
     namespace: str | None
     name: str | None
+    #: The ``Authorization`` header as sent (tells one client's requests from another's).
+    authorization: str = ""
 
     @classmethod
     def of(cls, request: Any) -> RecordedRequest:
@@ -153,6 +155,7 @@ class RecordedRequest:
             resource=resource.plural if verb else None,
             namespace=request.namespace,
             name=request.name,
+            authorization=str((request.headers or {}).get("Authorization", "")),
         )
 
 
