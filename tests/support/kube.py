@@ -207,6 +207,7 @@ class KubeEmulator:
         port: int | None = None,
         resources: Mapping[str, Mapping[str, Any]] | None = None,
         startup_timeout: float = 10.0,
+        record_requests: bool = False,
     ) -> None:
         self.port = port if port is not None else free_port()
         self.startup_timeout = startup_timeout
@@ -221,8 +222,9 @@ class KubeEmulator:
         self._stop_event: asyncio.Event | None = None
         self._error: BaseException | None = None
         self.startup_seconds: float | None = None
-        #: Every request served, in order (cleared with ``requests.clear()``).
+        #: With ``record_requests=True``: every request served, in order.
         self.requests: list[RecordedRequest] = []
+        self.record_requests = record_requests
 
     def __enter__(self) -> Self:
         self.start()
@@ -363,7 +365,8 @@ class KubeEmulator:
         ):
             for key, info in self._resources.items():
                 self._apply_resource(emulator, key, info)
-            emulator.recorded = self.requests
+            if self.record_requests:
+                emulator.recorded = self.requests
             self.emulator = emulator
             ready.set()
             await self._stop_event.wait()

@@ -20,6 +20,7 @@ RBAC covers exactly what the operator does.
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import json
 import os
@@ -97,7 +98,11 @@ def probe(url: str) -> dict[str, Any] | None:
 
 @contextlib.contextmanager
 def deployed_operator(
-    objects: list[dict[str, Any]], authority: Authority, kube: KubeEmulator, home: Path
+    objects: list[dict[str, Any]],
+    authority: Authority,
+    kube: KubeEmulator,
+    home: Path,
+    never_logged: list[str],
 ) -> Iterator[str]:
     """The operator process as the Deployment runs it; yields the readiness probe's URL."""
     (deployment,) = by_kind(objects, "Deployment")
@@ -141,7 +146,8 @@ def deployed_operator(
             log.close()
         output = (home / "operator.log").read_text()
     assert code == 0, output
-    assert authority.api_key not in output
+    for secret in [authority.api_key, *never_logged]:
+        assert secret not in output
 
 
 def granted(objects: list[dict[str, Any]]) -> list[tuple[str | None, dict[str, Any]]]:
@@ -196,9 +202,10 @@ def test_the_operator_as_deployed_and_its_rbac(
     # The namespace a managed Secret lives in: the first watched one, or any.
     namespace = watched[0] if watched else "team-a"
     unwatched = "elsewhere"
-    with KubeEmulator() as kube, contextlib.closing(kube.api_client()) as api:
+    with KubeEmulator(record_requests=True) as kube, contextlib.closing(kube.api_client()) as api:
         core = client.CoreV1Api(api)
-        with deployed_operator(objects, authority, kube, tmp_path) as readiness:
+        passwords: list[str] = []  # filled while the operator runs, checked against its log
+        with deployed_operator(objects, authority, kube, tmp_path, passwords) as readiness:
             make_secret(core, unwatched, "app", annotations={"passgeni.ai/preset": "soc2"})
             make_secret(core, namespace, "app", annotations={"passgeni.ai/preset": "soc2"})
 
@@ -219,6 +226,14 @@ def test_the_operator_as_deployed_and_its_rbac(
                 timeout=30,
             )
             unmanaged = read_secret(core, unwatched, "app")["data"]
+            data = read_secret(core, namespace, "app")["data"]
+            passwords += [
+                v
+                for k, v in data.items()
+                if k == "password" or (k.startswith("password.") and "cert-" not in k)
+            ]
+            assert len(passwords) == 2, sorted(data)  # the password and its seed
+            passwords += [base64.b64encode(p.encode()).decode() for p in passwords]
         recorded = [r for r in kube.requests if r.authorization == f"Bearer {OPERATOR_TOKEN}"]
 
     if watched:  # an unwatched namespace is not served
