@@ -226,6 +226,11 @@ def test_the_operator_as_deployed_and_its_rbac(
                 timeout=30,
             )
             unmanaged = read_secret(core, unwatched, "app")["data"]
+            # No finalizer: deleting the Secret (or its namespace) never waits for the operator.
+            raw = json.loads(
+                core.read_namespaced_secret("app", namespace, _preload_content=False).data
+            )
+            assert not raw["metadata"].get("finalizers"), raw["metadata"]
             data = read_secret(core, namespace, "app")["data"]
             passwords += [
                 v
