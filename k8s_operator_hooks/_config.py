@@ -21,7 +21,9 @@ __all__ = [
     "ROTATE_WINDOW_ENV",
     "InvalidSetting",
     "OperatorConfig",
+    "WatchScope",
     "parse_namespaces",
+    "watch_scope",
 ]
 
 ROTATE_WINDOW_ENV = "PASSGENI_OPERATOR_ROTATE_WINDOW_DAYS"
@@ -97,12 +99,46 @@ class OperatorConfig:
         return cls(rotate_window=timedelta(days=days), check_interval=max(0.1, interval))
 
 
-def parse_namespaces(text: str | None) -> tuple[str, ...]:
+def parse_namespaces(text: str | None, *, source: str = NAMESPACES_ENV) -> tuple[str, ...]:
     """``PASSGENI_OPERATOR_NAMESPACES``: a comma or space separated list; empty means all."""
     names = tuple(n for n in re.split(r"[\s,]+", (text or "").strip()) if n)
     for name in names:
         if not _NAMESPACE.match(name):
             raise InvalidSetting(
-                f"{NAMESPACES_ENV}: {name[:70]!r} is not a namespace name or a kopf pattern"
+                f"{source}: {name[:70]!r} is not a namespace name or a kopf pattern"
             )
     return names
+
+
+@dataclass(frozen=True)
+class WatchScope:
+    """What kopf is told to watch: ``namespaces`` (empty: every namespace, kopf's ``-A``) and
+    whether it must scan the cluster (list/watch namespaces, cluster-wide) for patterns."""
+
+    namespaces: tuple[str, ...]
+    scanning: bool
+
+    @property
+    def clusterwide(self) -> bool:
+        return not self.namespaces
+
+
+def watch_scope(
+    flags: tuple[str, ...] = (), environ: Mapping[str, str] | None = None
+) -> WatchScope:
+    """The namespaces from ``--namespace`` flags, else ``PASSGENI_OPERATOR_NAMESPACES``.
+
+    ``*`` alone is every namespace. Only v1 Secrets are served, so there are no
+    custom resources to discover, and exact names need no namespace listing:
+    kopf's cluster scanning is needed only for a pattern (``team-*``).
+    """
+    env = os.environ if environ is None else environ
+    if flags:
+        names = tuple(n for flag in flags for n in parse_namespaces(flag, source="--namespace"))
+    else:
+        names = parse_namespaces(env.get(NAMESPACES_ENV))
+    if names == ("*",):
+        return WatchScope(namespaces=(), scanning=False)
+    if "*" in names:
+        raise InvalidSetting("'*' (every namespace) cannot be combined with other namespaces")
+    return WatchScope(names, scanning=any(set(n) & set("*?[]!") for n in names))

@@ -20,7 +20,6 @@ the cluster from kubeconfig or the in-cluster service account.
 from __future__ import annotations
 
 import argparse
-import os
 import threading
 from collections.abc import Sequence
 from typing import Any
@@ -54,23 +53,20 @@ def run_operator(
     """Run the operator until stopped (SIGINT/SIGTERM, or ``stop_flag``)."""
     import kopf
 
-    from ._config import NAMESPACES_ENV, OperatorConfig, parse_namespaces
+    from ._config import OperatorConfig, watch_scope
     from ._handlers import register_handlers
 
     # Every setting is checked before kopf starts: one line and exit 2, not a failed start.
     config = OperatorConfig.from_environ(
         rotate_window_days=rotate_window_days, check_interval=check_interval
     )
-    watched = tuple(namespaces) or parse_namespaces(os.environ.get(NAMESPACES_ENV))
-    if watched == ("*",):  # every namespace: kopf's cluster-wide mode (-A), no namespace listing
-        watched = ()
+    scope = watch_scope(tuple(namespaces))
     registry = register_handlers(kopf.OperatorRegistry(), config)
     kopf.configure(verbose=verbose, debug=debug, quiet=quiet)
-    # Only v1 Secrets are served: no custom resources to discover, and exact namespace
-    # names need no namespace listing. So kopf's cluster scanning (list/watch of
-    # namespaces and CRDs, cluster-wide permissions) is off unless a pattern asks for it.
+    # kopf's cluster scanning (list/watch of namespaces and CRDs, cluster-wide permissions)
+    # only when a namespace pattern needs it (see watch_scope).
     settings = kopf.OperatorSettings()
-    settings.scanning.disabled = not any(set(ns) & set("*?[]!,") for ns in watched)
+    settings.scanning.disabled = not scope.scanning
     kwargs: dict[str, Any] = {"settings": settings}
     if stop_flag is not None:
         kwargs["stop_flag"] = stop_flag
@@ -78,8 +74,8 @@ def run_operator(
         kwargs["ready_flag"] = ready_flag
     kopf.run(
         registry=registry,
-        clusterwide=not watched,
-        namespaces=list(watched),
+        clusterwide=scope.clusterwide,
+        namespaces=list(scope.namespaces),
         standalone=standalone,
         liveness_endpoint=liveness,
         **kwargs,

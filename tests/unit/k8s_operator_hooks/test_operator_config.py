@@ -51,3 +51,19 @@ def test_namespaces() -> None:
     assert parse_namespaces("payments, billing team-*") == ("payments", "billing", "team-*")
     with pytest.raises(InvalidSetting, match="PASSGENI_OPERATOR_NAMESPACES"):
         parse_namespaces("Payments")
+
+
+def test_the_watch_scope() -> None:
+    from k8s_operator_hooks._config import WatchScope, watch_scope
+
+    env = {"PASSGENI_OPERATOR_NAMESPACES": "payments,billing"}
+    assert watch_scope((), {}) == WatchScope((), scanning=False)  # every namespace, -A
+    assert watch_scope((), {"PASSGENI_OPERATOR_NAMESPACES": "*"}).clusterwide
+    assert watch_scope((), env) == WatchScope(("payments", "billing"), scanning=False)
+    assert watch_scope(("only",), env) == WatchScope(("only",), scanning=False)  # flags win
+    # A pattern needs kopf to list and watch namespaces.
+    assert watch_scope(("team-*",), {}) == WatchScope(("team-*",), scanning=True)
+    with pytest.raises(InvalidSetting, match="--namespace"):
+        watch_scope(("Bad_NS",), {})
+    with pytest.raises(InvalidSetting, match="cannot be combined"):
+        watch_scope(("*", "payments"), {})
