@@ -147,6 +147,33 @@ def test_the_action_fails_with_a_reason_and_no_outputs(
         )  # fmt: skip
 
 
+def test_the_default_install_puts_this_checkout_into_a_fresh_python(
+    live: Live, openbao: Any, runner_env: dict[str, str], tmp_path: Path
+) -> None:
+    """``install: self`` (the default), as on a runner whose Python has no PassGeni: the
+    action pip-installs its own checkout with the store extras, then provisions with it."""
+    import subprocess
+
+    venv = tmp_path / "runner-python"
+    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, timeout=120)
+    python = str(venv / "bin" / "python")
+    path = f"action-{secrets.token_hex(4)}/self"
+    inputs = {**_inputs(live, f"vault://secret/{path}#password"), "python": python}
+    del inputs["install"]  # the default
+    run = run_composite_action(ACTION, inputs, env=runner_env, workdir=tmp_path)
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert run.outputs["cert_id"].startswith("pg_")
+    # The runner's Python now has this checkout's PassGeni, not the test environment's.
+    where = subprocess.run(
+        [python, "-c", "import passgeni_core, sys; print(passgeni_core.__file__)"],
+        capture_output=True, text=True, check=True, cwd=tmp_path,
+    ).stdout  # fmt: skip
+    assert str(venv) in where, where
+    stored = _stored(openbao, path)
+    assert stored["meta"]["passgeni-cert-id"] == run.outputs["cert_id"]
+    assert stored["data"]["password"] not in run.stdout + run.stderr
+
+
 def test_the_action_and_its_example_workflow_are_well_formed() -> None:
     spec = yaml.safe_load((ACTION / "action.yml").read_text())
     assert spec["runs"]["using"] == "composite"
