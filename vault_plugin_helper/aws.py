@@ -112,6 +112,58 @@ def _tags(description: Mapping[str, Any]) -> dict[str, str]:
     }
 
 
+def _error_code(exc: Any) -> str:
+    return str(exc.response.get("Error", {}).get("Code", "ClientError"))
+
+
+def _client_error(exc: Any, what: str) -> StoreError:
+    """The store error for a botocore ``ClientError`` (one line, the code and AWS's message)."""
+    code = _error_code(exc)
+    message = scrub(exc.response.get("Error", {}).get("Message", ""), limit=200)
+    if code == "ResourceExistsException":
+        return StoreConflict(f"{what}: the secret was created by another writer meanwhile")
+    if code in _UNAVAILABLE_CODES:
+        return StoreUnavailable(f"{what}: AWS Secrets Manager: {code} ({message})")
+    if code in ("AccessDeniedException", "UnrecognizedClientException"):
+        return StoreError(f"{what}: permission denied ({code}: {message})")
+    if code == "InvalidRequestException" and "deletion" in message.lower():
+        return StoreConflict(f"{what}: the secret is scheduled for deletion; restore it first")
+    return StoreError(f"{what}: AWS Secrets Manager: {code} ({message})")
+
+
+def _session(
+    session: Any,
+    profile_name: str | None,
+    connect_timeout: float,
+    read_timeout: float,
+    max_attempts: int,
+) -> tuple[Any, Any]:
+    """A boto3 session (the one given, or the default chain's) and the clients' config."""
+    import boto3
+    import botocore.exceptions
+    from botocore.config import Config
+
+    config = Config(
+        connect_timeout=connect_timeout,
+        read_timeout=read_timeout,
+        retries={"mode": "standard", "max_attempts": max_attempts},
+    )
+    try:
+        return session or boto3.session.Session(profile_name=profile_name), config
+    except botocore.exceptions.ProfileNotFound as exc:
+        raise StoreError(f"AWS profile not found: {scrub(exc, limit=120)}") from None
+
+
+def _check_tag_room(name: str, tags: Mapping[str, str]) -> None:
+    ours = CertificateRefs(cert_id="x", cert_url="x", standard="x", version="x")
+    new_keys = set(ours.to_metadata()) | {"passgeni-expires-at"}
+    if len(set(tags) | new_keys) > MAX_TAGS:
+        raise StoreLimitExceeded(
+            f"aws-sm://{name}: the secret has {len(tags)} tags; adding the certificate "
+            f"references would exceed AWS's limit of {MAX_TAGS}"
+        )
+
+
 def _kms_key_id(value: str | None) -> str | None:
     """A KMS key id, ARN, alias name or alias ARN, checked for shape only (AWS resolves it)."""
     if value is None:
@@ -161,39 +213,32 @@ class SecretsManagerStore:
         self._endpoint_option = endpoint_url
         self._config: Any = None
         if client is None:
-            import boto3
-            import botocore.exceptions
-            from botocore.config import Config
-
-            self._config = Config(
-                connect_timeout=connect_timeout,
-                read_timeout=read_timeout,
-                retries={"mode": "standard", "max_attempts": max_attempts},
+            self._session, self._config = _session(
+                session, profile_name, connect_timeout, read_timeout, max_attempts
             )
-            try:
-                self._session = session or boto3.session.Session(profile_name=profile_name)
-                # botocore reads AWS_DEFAULT_REGION but not AWS_REGION, which
-                # Lambda and the other AWS SDKs set: honour both.
-                region = region_name or self._session.region_name or env.get("AWS_REGION") or None
-                client = self._new_client(region)
-            except botocore.exceptions.NoRegionError:
-                raise StoreError(
-                    "no AWS region: set AWS_REGION (or AWS_DEFAULT_REGION, or a profile's region)"
-                ) from None
-            except botocore.exceptions.ProfileNotFound as exc:
-                raise StoreError(f"AWS profile not found: {scrub(exc, limit=120)}") from None
+            # botocore reads AWS_DEFAULT_REGION but not AWS_REGION, which
+            # Lambda and the other AWS SDKs set: honour both.
+            region = region_name or self._session.region_name or env.get("AWS_REGION") or None
+            client = self._new_client(region)
         self._client = client
         self.region = getattr(getattr(client, "meta", None), "region_name", None)
         self.endpoint = getattr(getattr(client, "meta", None), "endpoint_url", None)
         self._regional: dict[str, Any] = {}
 
     def _new_client(self, region: str | None) -> Any:
-        return self._session.client(
-            "secretsmanager",
-            region_name=region,
-            endpoint_url=self._endpoint_option,
-            config=self._config,
-        )
+        import botocore.exceptions
+
+        try:
+            return self._session.client(
+                "secretsmanager",
+                region_name=region,
+                endpoint_url=self._endpoint_option,
+                config=self._config,
+            )
+        except botocore.exceptions.NoRegionError:
+            raise StoreError(
+                "no AWS region: set AWS_REGION (or AWS_DEFAULT_REGION, or a profile's region)"
+            ) from None
 
     def _client_for(self, secret_id: object) -> Any:
         """The client for ``secret_id``: an ARN's calls go to the ARN's region."""
@@ -236,24 +281,9 @@ class SecretsManagerStore:
             client = self._client_for(kwargs.get("SecretId"))
             return getattr(client, operation)(**kwargs)
         except botocore.exceptions.ClientError as exc:
-            error = exc.response.get("Error", {})
-            code = str(error.get("Code", "ClientError"))
-            message = scrub(error.get("Message", ""), limit=200)
-            if code == "ResourceNotFoundException" and missing_ok:
+            if _error_code(exc) == "ResourceNotFoundException" and missing_ok:
                 return None
-            if code == "ResourceExistsException":
-                raise StoreConflict(
-                    f"{what}: the secret was created by another writer meanwhile"
-                ) from None
-            if code in _UNAVAILABLE_CODES:
-                raise StoreUnavailable(f"{what}: AWS Secrets Manager: {code} ({message})") from None
-            if code in ("AccessDeniedException", "UnrecognizedClientException"):
-                raise StoreError(f"{what}: permission denied ({code}: {message})") from None
-            if code == "InvalidRequestException" and "deletion" in message.lower():
-                raise StoreConflict(
-                    f"{what}: the secret is scheduled for deletion; restore it first"
-                ) from None
-            raise StoreError(f"{what}: AWS Secrets Manager: {code} ({message})") from None
+            raise _client_error(exc, what) from None
         except (
             botocore.exceptions.EndpointConnectionError,
             botocore.exceptions.ConnectTimeoutError,
@@ -334,14 +364,7 @@ class SecretsManagerStore:
         if description is not None:
             if description.get("DeletedDate"):
                 raise StoreConflict(f"aws-sm://{name}: the secret is scheduled for deletion")
-            tags = _tags(description)
-            ours = CertificateRefs(cert_id="x", cert_url="x", standard="x", version="x")
-            new_keys = set(ours.to_metadata()) | {"passgeni-expires-at"}
-            if len(set(tags) | new_keys) > MAX_TAGS:
-                raise StoreLimitExceeded(
-                    f"aws-sm://{name}: the secret has {len(tags)} tags; adding the certificate "
-                    f"references would exceed AWS's limit of {MAX_TAGS}"
-                )
+            _check_tag_room(name, _tags(description))
             if current_version is not None and self._value(name, current_version) is None:
                 raise StoreConflict(
                     f"aws-sm://{name}: the current SecretString is not a JSON object; "

@@ -53,7 +53,7 @@ def test_uri_grammar_accepts(
         ("vault://secret/a#" + "k" * 129, "1-128"),
         ("vault://secret/é", "non-ASCII"),
         ("aws-sm://", "missing the secret NAME"),
-        ("aws-sm://arn:aws:secretsmanager:us-east-1:1:secret:x", "not an ARN"),
+        ("aws-sm://arn:aws:secretsmanager:us-east-1:1:secret:x", "an ARN here is arn:"),
         ("aws-sm://a//b", "'//'"),
         ("k8s://default", "NAMESPACE/NAME"),
         ("k8s://Default/x", "RFC 1123 label"),
