@@ -10,6 +10,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import secrets
 
 import pytest
@@ -37,7 +38,7 @@ def alternating(config: RotationConfig) -> RotationConfig:
     )
 
 
-def master_secret(moto: MotoServer, pg: PostgresCluster, uid: str) -> str:
+def master_secret(moto: MotoServer, pg: PostgresCluster, uid: str) -> tuple[str, str]:
     """An admin role (CREATEROLE, password-checked) and the secret holding it."""
     admin, password = f"admin_{uid}", "Admin-Pw-" + secrets.token_hex(8)
     with superuser(pg) as conn:
@@ -45,7 +46,7 @@ def master_secret(moto: MotoServer, pg: PostgresCluster, uid: str) -> str:
     created = moto.boto3_client().create_secret(
         Name=f"master/{uid}", SecretString=json.dumps({"username": admin, "password": password})
     )
-    return str(created["ARN"])
+    return str(created["ARN"]), password
 
 
 def member_of(pg: PostgresCluster, role: str, group: str) -> bool:
@@ -61,8 +62,10 @@ def test_alternating_users_two_rotations(
     uid: str,
     config: RotationConfig,
     authority: Authority,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
-    master = master_secret(moto_server, pg, uid)
+    caplog.set_level(logging.DEBUG)
+    master, admin_password = master_secret(moto_server, pg, uid)
     rot = Rotation(moto_server, pg, lambda_arn, uid, extra={"masterarn": master})
     cfg = alternating(config)
     client = authority.client(issuer=authority.embedded.issuer)
@@ -95,6 +98,9 @@ def test_alternating_users_two_rotations(
     assert login(pg, clone, first["password"])  # AWSPREVIOUS still works until next time
     assert rot.value("AWSPREVIOUS")["username"] == clone
     assert client.get_certificate(cert.cert_id).revocation_reason == "rotated"
+    # Logs (botocore's DEBUG included) name ARNs and certificate ids, never a password.
+    for secret in (admin_password, first["password"], second["password"], rot.first):
+        assert secret not in caplog.text
 
 
 def test_alternating_users_without_a_master_secret_revokes_at_set_secret(
