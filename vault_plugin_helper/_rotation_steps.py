@@ -351,6 +351,8 @@ def finish_secret(
     data = pending if pending is not None else _get_dict(sm, arn, "AWSCURRENT")
     _, _, refs = parse_credential_fields(config.password_key, data)
     verdict = None if refs is None else judge(client, metadata, token, config, data)
+    # Checked before anything moves: a tag AWS would refuse stops the promotion.
+    tags = None if verdict is None or refs is None else _verified_tags(arn, verdict, refs)
     previous_refs = None
     if current_version != token:
         if refs is None or verdict is None:
@@ -393,19 +395,7 @@ def finish_secret(
                 _, _, previous_refs = parse_credential_fields(config.password_key, old)
             except Exception:
                 previous_refs = None
-    claims = None if verdict is None else verdict.claims
-    if refs is not None and verdict is not None and claims is not None:
-        # The tags say what the verified certificate says, never the unverified JSON.
-        full = CertificateRefs(
-            cert_id=claims.jti,
-            cert_url=verdict.record.cert_url if verdict.record is not None else refs.cert_url,
-            standard=claims.compliance_standard,
-            expires_at=claims.expires_at,
-        )
-        tags = []
-        for key, value in full.to_metadata().items():
-            validate_tag(key, value, where=f"finishSecret: {arn}")  # the store's own rule
-            tags.append({"Key": key, "Value": value})
+    if tags is not None:
         sm.tag_resource(SecretId=arn, Tags=tags)
     elif refs is not None and verdict is not None:
         log.warning(
@@ -419,6 +409,27 @@ def finish_secret(
                 previous_refs.cert_id,
                 failure,
             )
+
+
+def _verified_tags(
+    arn: str, verdict: Verdict, refs: CertificateRefs
+) -> list[dict[str, str]] | None:
+    """The tags of a verified certificate (what its claims say, never the unverified JSON),
+    checked by the store's own tag rule; None when nothing was verified."""
+    claims = verdict.claims
+    if claims is None:
+        return None
+    full = CertificateRefs(
+        cert_id=claims.jti,
+        cert_url=verdict.record.cert_url if verdict.record is not None else refs.cert_url,
+        standard=claims.compliance_standard,
+        expires_at=claims.expires_at,
+    )
+    tags = []
+    for key, value in full.to_metadata().items():
+        validate_tag(key, value, where=f"finishSecret: {arn}")
+        tags.append({"Key": key, "Value": value})
+    return tags
 
 
 def judge(
