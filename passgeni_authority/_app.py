@@ -423,4 +423,13 @@ def create_app(
 
     add_routes(app, svc, principal, json_body)
 
+    # The transparency log (checkpoints, proofs, its key).
+    from ._tlog import add_routes as add_log_routes
+
+    add_log_routes(app, svc.log)
+    # In-toto attestations of certificates (DSSE envelopes signed by the authority).
+    from ._attestation import add_route as add_attestation_route
+
+    add_attestation_route(app, svc, ip_of)
+
     return app

@@ -20,7 +20,7 @@ from sqlalchemy.engine import Connection
 from passgeni_core import InvalidRequest, PassgeniError, SessionAlreadyUsed
 from passgeni_core.client import IssuedCertificateBody
 
-from . import _hot, _sql, _status, _util
+from . import _hot, _sql, _status, _tlog, _util
 from ._apikeys import Gate
 from ._audit import Audit
 from ._certificates import Certificates
@@ -290,6 +290,8 @@ class Issuance:
             if row["session_jti"] in redeemed:
                 results[position] = issued
                 _hot.defer(conn, _sql.INSERT_EVENT, event)
+                # Its leaf, in this transaction: durable before anyone is answered.
+                _tlog.append_issued(conn, row["cert_id"], row["token"])
             else:
                 results[position] = retries.get(row["session_jti"]) or _already_used()
         if redeemed:

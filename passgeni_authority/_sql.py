@@ -20,9 +20,11 @@ from ._db import (
     api_keys,
     certificates,
     generation_requests,
+    log_leaves,
     rate_limit_buckets,
     signing_keys,
     status_list_counter,
+    transparency_log,
     usage_events,
     users,
 )
@@ -34,10 +36,14 @@ __all__ = [
     "GCRA_LEASE",
     "INSERT_CERTIFICATE_SQLITE",
     "INSERT_EVENT",
+    "INSERT_LOG_LEAF",
     "INSERT_REQUEST",
     "KEY_LOOKUP",
     "KEY_REVOCATION_STATE",
     "LATEST_ANOMALY",
+    "LOG_GROW",
+    "LOG_LEAF_HASHES",
+    "LOG_SIZE",
     "NEXT_STATUS_INDEXES",
     "PG_STARTUP_LOCK",
     "PG_STARTUP_UNLOCK",
@@ -176,6 +182,25 @@ NEXT_STATUS_INDEXES = (
     "WHERE name = :name RETURNING next_idx"
 )
 
+# -- the transparency log ------------------------------------------------------------------
+
+#: Grows the log by :count leaves; the new size. Its row lock, held to the commit,
+#: orders every process's appends (the leaves of a transaction get the indexes
+#: ``size - count .. size - 1``).
+LOG_GROW = (
+    f"UPDATE {transparency_log.name} "  # noqa: S608
+    f"SET {_cols(transparency_log, 'size')} = size + :count "
+    "WHERE name = :name RETURNING size"
+)
+LOG_SIZE = (
+    f"SELECT {_cols(transparency_log, 'size')} FROM {transparency_log.name} WHERE name = :name"  # noqa: S608
+)
+INSERT_LOG_LEAF = _insert(log_leaves, ("idx", "leaf_hash", "kind", "cert_id", "data"))
+LOG_LEAF_HASHES = (
+    f"SELECT {_cols(log_leaves, 'idx', 'leaf_hash')} FROM {log_leaves.name} "  # noqa: S608
+    "WHERE idx >= :start AND idx < :stop ORDER BY idx"
+)
+
 # -- rate limits -------------------------------------------------------------------------
 
 _B = rate_limit_buckets.name
@@ -264,6 +289,10 @@ TABLE_STATEMENTS: dict[str, str] = {
     "certificates_by_session(2)": certificates_by_session(2),
     "RAISE_LAST_EXPIRY": RAISE_LAST_EXPIRY,
     "NEXT_STATUS_INDEXES": NEXT_STATUS_INDEXES,
+    "LOG_GROW": LOG_GROW,
+    "LOG_SIZE": LOG_SIZE,
+    "INSERT_LOG_LEAF": INSERT_LOG_LEAF,
+    "LOG_LEAF_HASHES": LOG_LEAF_HASHES,
     "WINDOW": WINDOW,
     "GCRA": GCRA,
     "TAT": TAT,

@@ -214,8 +214,7 @@ def _cmd_serve(args: argparse.Namespace) -> int:
             raise InvalidRequest("--header-timeout must be between 0.001 and 60 seconds")
         if args.header_buffer < 8192:
             raise InvalidRequest("--header-buffer must be at least 8192 bytes")
-        AuthorityService(settings).close()  # migrate and bootstrap once, before the workers
-        os.environ[_SERVE_ENV] = json.dumps({k: getattr(args, k, None) for k in _SERVE_KEYS})
+        _prepare_workers(args, settings)
         return serve_granian(
             "passgeni_authority.cli:worker_app",
             host=host,
@@ -238,11 +237,8 @@ def _cmd_serve(args: argparse.Namespace) -> int:
         uvicorn.run(create_app(settings), host=host, port=port, **uvicorn_options(args.log_level))
         return 0
     # Several processes on one port (a socket each, see _workers), sharing the
-    # database like separate authority processes do. Migrate and bootstrap once, before they start.
-    AuthorityService(settings).close()
-    # The workers are spawned (not forked): they rebuild the settings from
-    # these options; secrets stay where they were (environment variables).
-    os.environ[_SERVE_ENV] = json.dumps({k: getattr(args, k, None) for k in _SERVE_KEYS})
+    # database like separate authority processes do.
+    _prepare_workers(args, settings)
     from ._workers import serve_workers, worker_cpus
 
     return serve_workers(
@@ -253,6 +249,14 @@ def _cmd_serve(args: argparse.Namespace) -> int:
         log_level=args.log_level,
         cpus=worker_cpus(workers, args.cpu_affinity),
     )
+
+
+def _prepare_workers(args: argparse.Namespace, settings: AuthoritySettings) -> None:
+    """Before worker processes start: migrate and bootstrap once, and leave them the
+    options they rebuild their settings from (they are spawned, not forked; secrets
+    stay where they were, in environment variables)."""
+    AuthorityService(settings).close()
+    os.environ[_SERVE_ENV] = json.dumps({k: getattr(args, k, None) for k in _SERVE_KEYS})
 
 
 def worker_app() -> Any:

@@ -26,6 +26,7 @@ from .._errors import (
 )
 from ..crypto import JWKS
 from ..model import EntropySource, GenerationParameters, Target
+from ._logclient import LogReads
 from ._models import (
     _STATUSES,
     AuditPage,
@@ -37,7 +38,6 @@ from ._models import (
     _iso,
     decode,
 )
-from ._transport import _Transport
 from ._wire import (
     CertificateStatus,
     GenerateBody,
@@ -86,7 +86,7 @@ def _generation_body(
     return out
 
 
-class AuthorityClient(_Transport):
+class AuthorityClient(LogReads):
     """A client for one PassGeni authority.
 
     ``session`` may be any ``requests.Session`` (e.g. with a mounted adapter
@@ -260,6 +260,12 @@ class AuthorityClient(_Transport):
                 "the certificate record",
             )
         )
+
+    def get_attestation(self, cert_id: str) -> str:
+        """``GET /api/certificates/{id}/attestation``: the in-toto DSSE envelope as sent
+        (check it with :func:`passgeni_core.crypto.verify_attestation`)."""
+        path = f"/api/certificates/{_quote_id(cert_id)}/attestation"
+        return str(self._request("GET", path, auth=False, raw=True))
 
     def revoke(self, cert_id: str, reason: str) -> CertificateRecord:
         """``POST /api/certificates/{id}/revoke``: non-destructive; the record stays.

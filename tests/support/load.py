@@ -24,7 +24,10 @@ certificate that no client was answered for, except those whose redemption
 was in flight when a connection was cut (the kill, or wrk stopping at the
 end of the run), counted and bounded by the number of connections; zero 5xx.
 After the crash: sessions redeemed (answered or not) cannot be redeemed
-again, and sessions never redeemed can be redeemed exactly once.
+again, and sessions never redeemed can be redeemed exactly once. The
+transparency log holds every stored certificate (so every answered one) in a
+gapless log that extends the checkpoint taken before the phase
+(``tests/support/load_log.py``).
 """
 
 from __future__ import annotations
@@ -46,6 +49,7 @@ import sqlalchemy
 
 from passgeni_core import verify_certificate
 from tests.support.authority_processes import Deployment, _session, deployment
+from tests.support.load_log import check_log, checkpoint_of
 from tests.support.postgres import PostgresCluster
 from tests.support.seeds import commitment
 
@@ -224,6 +228,7 @@ def run_phase(
     jdir.mkdir(parents=True, exist_ok=True)
     before = set(_db_certificates(dep))
     http = _session()
+    log_before = checkpoint_of(http, dep.processes[0].url)
 
     rss_idle = [p.rss_kib() for p in dep.processes]
     procs = [
@@ -374,6 +379,9 @@ def run_phase(
             "can be in flight when connections are cut"
         )
 
+    # -- the transparency log holds every certificate, gapless, and extends what it showed.
+    log_checks = check_log(dep, http, journal.answered, log_before, problems)
+
     fives = [e for e in journal.errors if e[0] >= 500]
     if fives:
         problems.append(f"{len(fives)} 5xx answers, e.g. {fives[:3]}")
@@ -411,6 +419,7 @@ def run_phase(
         "killed_at_s": None if killed_at is None else round(killed_at, 2),
         "restarted_at_s": None if restarted_at is None else round(restarted_at, 2),
         **session_checks,
+        **log_checks,
         "problems": len(problems),
     }
     log(json.dumps(report))
