@@ -51,6 +51,8 @@ TEMPLATE_NAME = "template.json"
 _PACKAGES = ("passgeni_core", "vault_plugin_helper")
 _REQUIREMENT = re.compile(r"^\s*([A-Za-z0-9._-]+)\s*(\[[^\]]*\])?\s*([^;]*?)\s*(?:;\s*(.*))?$")
 _EPOCH = (1980, 1, 1, 0, 0, 0)
+#: Not needed by the handler: bytecode, and the auditor's PDF fonts (megabytes).
+_NOT_SHIPPED = ("__pycache__", "*.pyc", "fonts")
 _ENTRY_POINTS = """[passgeni.targets]
 postgresql = vault_plugin_helper.targets:PostgresTarget
 
@@ -113,7 +115,7 @@ def _copy_packages(stage: Path) -> None:
 
     for name in _PACKAGES:
         source = Path(importlib.import_module(name).__file__ or "").parent
-        shutil.copytree(source, stage / name, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+        shutil.copytree(source, stage / name, ignore=shutil.ignore_patterns(*_NOT_SHIPPED))
     info = stage / f"passgeni_rotation-{_version()}.dist-info"
     info.mkdir()
     (info / "METADATA").write_text(
