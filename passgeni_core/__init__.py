@@ -197,6 +197,7 @@ _EXPORTS: dict[str, tuple[str, ...]] = {
         "open_store",
         "parse_store_uri",
         "register_store",
+        "store_settings",
     ),
     ".workflows": (
         "CoverageEntry",
@@ -374,6 +375,7 @@ if TYPE_CHECKING:
         open_store as open_store,
         parse_store_uri as parse_store_uri,
         register_store as register_store,
+        store_settings as store_settings,
     )
     from .workflows import (
         CoverageEntry as CoverageEntry,

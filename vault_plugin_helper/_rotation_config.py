@@ -9,7 +9,14 @@ from dataclasses import dataclass
 
 from passgeni_core import PassgeniError
 
-__all__ = ["RotationConfig", "RotationError"]
+__all__ = ["ALTERNATING_USERS", "SINGLE_USER", "STRATEGIES", "RotationConfig", "RotationError"]
+
+#: The role changes its own password (AWS's "single user" rotation).
+SINGLE_USER = "single-user"
+#: Two roles, ``X`` and ``X_clone``, take turns (AWS's "alternating users" rotation):
+#: the pending version holds the other role's credentials, set by an admin.
+ALTERNATING_USERS = "alternating-users"
+STRATEGIES = (SINGLE_USER, ALTERNATING_USERS)
 
 
 class RotationError(PassgeniError):
@@ -34,11 +41,27 @@ class RotationConfig:
     api_key: str | None = None
     api_key_secret_arn: str | None = None
     timeout: float | None = None
+    strategy: str = SINGLE_USER
+    #: alternating-users: the secret holding the admin's ``username``/``password``
+    #: (else the rotated secret's ``masterarn`` field, as AWS's templates name it).
+    master_secret_arn: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.strategy not in STRATEGIES:
+            raise RotationError(
+                f"PASSGENI_ROTATION_STRATEGY must be one of {', '.join(STRATEGIES)}, "
+                f"not {self.strategy[:40]!r}"
+            )
+        if self.strategy == ALTERNATING_USERS and self.target != "postgresql":
+            raise RotationError(
+                "the alternating-users strategy needs PASSGENI_TARGET=postgresql "
+                "(it creates and alters roles as an admin)"
+            )
 
     def __repr__(self) -> str:
         return (
             f"RotationConfig(preset={self.preset!r}, target={self.target!r}, "
-            f"password_key={self.password_key!r}, url={self.url!r})"
+            f"password_key={self.password_key!r}, url={self.url!r}, strategy={self.strategy!r})"
         )
 
     @classmethod
@@ -75,4 +98,6 @@ class RotationConfig:
             api_key=env.get("PASSGENI_API_KEY") or None,
             api_key_secret_arn=env.get("PASSGENI_API_KEY_SECRET_ARN") or None,
             timeout=timeout,
+            strategy=(env.get("PASSGENI_ROTATION_STRATEGY") or SINGLE_USER).strip().lower(),
+            master_secret_arn=env.get("PASSGENI_MASTER_SECRET_ARN") or None,
         )

@@ -9,8 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
-import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from passgeni_core import (
@@ -19,7 +18,6 @@ from passgeni_core import (
     GenerationParameters,
     PassgeniError,
     StoreError,
-    StoreLimitExceeded,
     Target,
     provision,
 )
@@ -31,6 +29,7 @@ from passgeni_core.stores import (
     parse_seed,
 )
 from passgeni_core.workflows import (
+    REVOKE_REASON_NOT_APPLIED,
     REVOKE_REASON_NOT_STORED,
     REVOKE_REASON_ROTATED,
     CredentialTarget,
@@ -42,7 +41,9 @@ from passgeni_core.workflows import (
     with_exclusions,
 )
 
-from ._rotation_config import RotationConfig, RotationError
+from ._aws_tags import validate_tag
+from ._rotation_config import ALTERNATING_USERS, RotationConfig, RotationError
+from ._rotation_users import CLONE_SUFFIX, master_credentials, other_user
 
 __all__ = [
     "REVOKE_REASON_TEST_FAILED",
@@ -57,7 +58,6 @@ __all__ = [
 log = logging.getLogger("passgeni.rotation")
 
 REVOKE_REASON_TEST_FAILED = "rotation test failed"
-_TAG_VALUE = re.compile(r"[\w\s+\-=.:/@]{0,256}", re.ASCII)
 
 
 # --- Secrets Manager ----------------------------------------------------------------------------
@@ -101,17 +101,13 @@ def _pending_or_none(sm: Any, arn: str, token: str) -> dict[str, Any] | None:
         raise
 
 
-def _check_tag_value(name: str, value: str) -> str:
-    if not _TAG_VALUE.fullmatch(value):
-        raise StoreLimitExceeded(
-            f"tag {name} would hold a value AWS refuses (at most 256 letters, digits, spaces "
-            "and + - = . _ : / @)"
-        )
-    return value
-
-
 def _target_for(
-    config: RotationConfig, secret: Mapping[str, Any], admin_password: str | None
+    config: RotationConfig,
+    secret: Mapping[str, Any],
+    admin_password: str | None,
+    *,
+    admin_user: str | None = None,
+    template_role: str | None = None,
 ) -> CredentialTarget | None:
     if config.target in ("", "none"):
         return None
@@ -119,6 +115,8 @@ def _target_for(
         options: dict[str, Any] = {
             "role": secret.get("username"),
             "admin_password": admin_password,
+            "admin_user": admin_user,
+            "template_role": template_role,
         }
         for key in ("host", "port", "dbname"):
             if secret.get(key) not in (None, ""):
@@ -162,6 +160,8 @@ def create_secret(
     )
     refs = CertificateRefs(cert_id=result.cert_id, cert_url=result.cert_url)
     pending = merge_credential_fields(current, config.password_key, result.credential, refs)
+    if config.strategy == ALTERNATING_USERS:
+        pending["username"] = other_user(current.get("username"))
     try:
         sm.put_secret_value(
             SecretId=arn,
@@ -184,7 +184,13 @@ def _password(secret: Mapping[str, Any], key: str) -> str | None:
     return value if isinstance(value, str) and value else None
 
 
-def set_secret(sm: Any, arn: str, token: str, config: RotationConfig) -> None:
+#: Revokes a certificate, returning None or why it could not (opens the authority lazily).
+Revoker = Callable[[str, str], "str | None"]
+
+
+def set_secret(sm: Any, arn: str, token: str, config: RotationConfig, revoke: Revoker) -> None:
+    """Apply the pending password to the target; if that fails, revoke its certificate
+    (``not applied to target``): a certificate never vouches for a password no system uses."""
     pending = _get_dict(sm, arn, "AWSPENDING", token)
     new = _password(pending, config.password_key)
     if new is None:
@@ -198,6 +204,35 @@ def set_secret(sm: Any, arn: str, token: str, config: RotationConfig) -> None:
         return
     except TargetLoginFailed:
         pass
+    try:
+        if config.strategy == ALTERNATING_USERS:
+            _set_alternating(sm, arn, config, pending, new)
+        else:
+            _set_single_user(sm, arn, config, pending, new, probe)
+    except (TargetError, RotationError) as exc:
+        _, _, refs = parse_credential_fields(config.password_key, pending)
+        raise type(exc)(
+            f"setSecret: {exc.message}; " + _revoked(revoke, refs, REVOKE_REASON_NOT_APPLIED)
+        ) from None
+
+
+def _revoked(revoke: Revoker, refs: CertificateRefs | None, reason: str) -> str:
+    if refs is None:
+        return "no certificate to revoke"
+    failure = revoke(refs.cert_id, reason)
+    return f"certificate {refs.cert_id} " + (
+        "was revoked" if failure is None else f"could NOT be revoked ({failure})"
+    )
+
+
+def _set_single_user(
+    sm: Any,
+    arn: str,
+    config: RotationConfig,
+    pending: Mapping[str, Any],
+    new: str,
+    probe: CredentialTarget,
+) -> None:
     last: Exception | None = None
     for stage in ("AWSCURRENT", "AWSPREVIOUS"):
         try:
@@ -216,8 +251,35 @@ def set_secret(sm: Any, arn: str, token: str, config: RotationConfig) -> None:
         log.info("setSecret: %s pending password applied to %s", arn, target.describe())
         return
     raise TargetLoginFailed(
-        f"setSecret: cannot log in to {probe.describe()} with the current or previous "
+        f"cannot log in to {probe.describe()} with the current or previous "
         f"password of {arn}" + (f": {last}" if last else "")
+    )
+
+
+def _set_alternating(
+    sm: Any, arn: str, config: RotationConfig, pending: Mapping[str, Any], new: str
+) -> None:
+    current = _get_dict(sm, arn, "AWSCURRENT")
+    if pending.get("username") != other_user(current.get("username")):
+        raise RotationError(
+            f"the pending version of {arn} does not name the other user of AWSCURRENT's "
+            f"({current.get('username')!r}); alternating-users expects X and X{CLONE_SUFFIX}"
+        )
+    master_arn, admin_user, admin_password = master_credentials(sm, pending, config)
+    target = _target_for(
+        config,
+        pending,
+        admin_password,
+        admin_user=admin_user,
+        template_role=str(current["username"]),
+    )
+    assert target is not None
+    target.set_password(new)
+    log.info(
+        "setSecret: %s pending password applied to %s (as the admin of %s)",
+        arn,
+        target.describe(),
+        master_arn,
     )
 
 
@@ -289,6 +351,8 @@ def finish_secret(
     data = pending if pending is not None else _get_dict(sm, arn, "AWSCURRENT")
     _, _, refs = parse_credential_fields(config.password_key, data)
     verdict = None if refs is None else judge(client, metadata, token, config, data)
+    # Checked before anything moves: a tag AWS would refuse stops the promotion.
+    tags = None if verdict is None or refs is None else _verified_tags(arn, verdict, refs)
     previous_refs = None
     if current_version != token:
         if refs is None or verdict is None:
@@ -331,16 +395,7 @@ def finish_secret(
                 _, _, previous_refs = parse_credential_fields(config.password_key, old)
             except Exception:
                 previous_refs = None
-    claims = None if verdict is None else verdict.claims
-    if refs is not None and verdict is not None and claims is not None:
-        # The tags say what the verified certificate says, never the unverified JSON.
-        full = CertificateRefs(
-            cert_id=claims.jti,
-            cert_url=verdict.record.cert_url if verdict.record is not None else refs.cert_url,
-            standard=claims.compliance_standard,
-            expires_at=claims.expires_at,
-        )
-        tags = [{"Key": k, "Value": _check_tag_value(k, v)} for k, v in full.to_metadata().items()]
+    if tags is not None:
         sm.tag_resource(SecretId=arn, Tags=tags)
     elif refs is not None and verdict is not None:
         log.warning(
@@ -354,6 +409,27 @@ def finish_secret(
                 previous_refs.cert_id,
                 failure,
             )
+
+
+def _verified_tags(
+    arn: str, verdict: Verdict, refs: CertificateRefs
+) -> list[dict[str, str]] | None:
+    """The tags of a verified certificate (what its claims say, never the unverified JSON),
+    checked by the store's own tag rule; None when nothing was verified."""
+    claims = verdict.claims
+    if claims is None:
+        return None
+    full = CertificateRefs(
+        cert_id=claims.jti,
+        cert_url=verdict.record.cert_url if verdict.record is not None else refs.cert_url,
+        standard=claims.compliance_standard,
+        expires_at=claims.expires_at,
+    )
+    tags = []
+    for key, value in full.to_metadata().items():
+        validate_tag(key, value, where=f"finishSecret: {arn}")
+        tags.append({"Key": key, "Value": value})
+    return tags
 
 
 def judge(

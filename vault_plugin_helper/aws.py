@@ -1,11 +1,22 @@
-"""AWS Secrets Manager backend for ``aws-sm://NAME#KEY``.
+"""AWS Secrets Manager backend for ``aws-sm://NAME#KEY`` and ``aws-sm://ARN#KEY``.
 
 Connection: the AWS SDK's default chain, nothing invented: credentials from
 the environment, profiles (``AWS_PROFILE``), SSO, the instance or task role;
 the region from ``AWS_REGION``/``AWS_DEFAULT_REGION`` or the profile; the
 endpoint from ``AWS_ENDPOINT_URL`` (or ``AWS_ENDPOINT_URL_SECRETS_MANAGER``).
 Options: ``client=`` an existing ``secretsmanager`` client, or
-``session=``/``region_name=``/``endpoint_url=``/``profile_name=``.
+``session=``/``region_name=``/``endpoint_url=``/``profile_name=``;
+``kms_key_id=`` (else ``PASSGENI_AWS_KMS_KEY_ID``, from ``environ=`` or the
+process environment): the KMS key (id, ARN, alias or alias ARN) a *new*
+secret is encrypted with, sent as ``KmsKeyId`` on ``create_secret`` only (an
+existing secret keeps its key; without one AWS uses ``aws/secretsmanager``).
+The string options are listed in :attr:`SecretsManagerStore.settings`, which
+the CLI (``--store-option``), Ansible and Terraform pass through.
+
+A secret may be addressed by its full ARN (``aws-sm://arn:aws:secretsmanager:
+REGION:ACCOUNT:secret:NAME-xxxxxx``, see :mod:`._aws_arn`): calls go to the
+ARN's region, and a secret of another account is reached through its resource
+policy. A secret addressed by ARN must exist (AWS names new secrets by name).
 
 The value (``SecretString``) is a JSON object: ``KEY`` (the password),
 ``KEY.passgeni-binding-key``, ``KEY.passgeni-cert-id``,
@@ -24,9 +35,9 @@ Tags (on the secret, not the version, hence the references in the value too)
 ``passgeni-cert-url``, ``passgeni-cert-id``, ``passgeni-standard``,
 ``passgeni-expires-at`` and ``passgeni-kv-version`` are merged with
 ``tag_resource``. AWS limits, enforced here before anything is written
-(moto does not enforce them): at most 50 tags, keys at most 128 characters
-and not starting with ``aws:``, values at most 256 characters of letters,
-digits, spaces and ``+ - = . _ : / @``; ``SecretString`` at most 65,536 bytes.
+(moto does not enforce them): at most 50 tags, each as
+:func:`._aws_tags.validate_tag` says (the one tag rule, the rotation handler's
+too); ``SecretString`` at most 65,536 bytes.
 """
 
 from __future__ import annotations
@@ -34,13 +45,13 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import re
 import uuid
 from collections.abc import Iterator, Mapping
 from typing import Any
 
 from passgeni_core import (
     Credential,
+    InvalidRequest,
     InvalidStoreURI,
     StoreConflict,
     StoreError,
@@ -57,51 +68,31 @@ from passgeni_core.stores import (
     stored_credentials,
 )
 
+from ._aws_arn import SecretArn, SecretsManagerLocations, parse_secret_arn
+from ._aws_tags import MAX_TAGS, validate_tag
 from ._botocore_redaction import install_redaction
 from ._common import scrub
 
-__all__ = ["MAX_TAGS", "SecretsManagerLocations", "SecretsManagerStore", "validate_tag"]
+__all__ = [
+    "KMS_KEY_ENV",
+    "MAX_TAGS",
+    "SecretArn",
+    "SecretsManagerLocations",
+    "SecretsManagerStore",
+    "parse_secret_arn",
+    "validate_tag",
+]
 
-MAX_TAGS = 50
-MAX_TAG_KEY = 128
-MAX_TAG_VALUE = 256
 MAX_SECRET_STRING = 65_536
-_TAG_PUNCTUATION = frozenset(" +-=._:/@")
+MAX_KMS_KEY_ID = 2048
+KMS_KEY_ENV = "PASSGENI_AWS_KMS_KEY_ID"
 _UNAVAILABLE_CODES = frozenset(
     {"InternalServiceError", "ServiceUnavailable", "ThrottlingException", "RequestTimeout"}
 )
 
 
-def _tag_text_ok(text: str) -> bool:
-    return all(ch.isalpha() or ch.isdigit() or ch in _TAG_PUNCTUATION for ch in text)
-
-
-def validate_tag(key: str, value: str, *, where: str) -> None:
-    """Raise StoreLimitExceeded unless AWS would accept the tag."""
-    if not key or len(key) > MAX_TAG_KEY or not _tag_text_ok(key):
-        raise StoreLimitExceeded(f"{where}: tag key {key[:40]!r} is not a valid AWS tag key")
-    if key.lower().startswith("aws:"):
-        raise StoreLimitExceeded(f"{where}: tag keys starting with 'aws:' are reserved")
-    if len(value) > MAX_TAG_VALUE:
-        raise StoreLimitExceeded(
-            f"{where}: tag {key!r} value is {len(value)} characters; AWS allows {MAX_TAG_VALUE}"
-        )
-    if not _tag_text_ok(value):
-        bad = sorted(
-            {ch for ch in value if not (ch.isalpha() or ch.isdigit() or ch in _TAG_PUNCTUATION)}
-        )
-        shown = "".join(bad)[:10]
-        raise StoreLimitExceeded(
-            f"{where}: tag {key!r} value holds {shown!r}; AWS allows only letters, digits, spaces "
-            "and + - = . _ : / @"
-        )
-
-
 # botocore logs request bodies (SecretString) at DEBUG: filtered before the first call.
 install_redaction()
-
-
-_SECRET_NAME = re.compile(r"[A-Za-z0-9/_+=.@-]{1,512}")
 
 
 def _current_version(description: Mapping[str, Any]) -> str | None:
@@ -121,6 +112,70 @@ def _tags(description: Mapping[str, Any]) -> dict[str, str]:
     }
 
 
+def _error_code(exc: Any) -> str:
+    return str(exc.response.get("Error", {}).get("Code", "ClientError"))
+
+
+def _client_error(exc: Any, what: str) -> StoreError:
+    """The store error for a botocore ``ClientError`` (one line, the code and AWS's message)."""
+    code = _error_code(exc)
+    message = scrub(exc.response.get("Error", {}).get("Message", ""), limit=200)
+    if code == "ResourceExistsException":
+        return StoreConflict(f"{what}: the secret was created by another writer meanwhile")
+    if code in _UNAVAILABLE_CODES:
+        return StoreUnavailable(f"{what}: AWS Secrets Manager: {code} ({message})")
+    if code in ("AccessDeniedException", "UnrecognizedClientException"):
+        return StoreError(f"{what}: permission denied ({code}: {message})")
+    if code == "InvalidRequestException" and "deletion" in message.lower():
+        return StoreConflict(f"{what}: the secret is scheduled for deletion; restore it first")
+    return StoreError(f"{what}: AWS Secrets Manager: {code} ({message})")
+
+
+def _session(
+    session: Any,
+    profile_name: str | None,
+    connect_timeout: float,
+    read_timeout: float,
+    max_attempts: int,
+) -> tuple[Any, Any]:
+    """A boto3 session (the one given, or the default chain's) and the clients' config."""
+    import boto3
+    import botocore.exceptions
+    from botocore.config import Config
+
+    config = Config(
+        connect_timeout=connect_timeout,
+        read_timeout=read_timeout,
+        retries={"mode": "standard", "max_attempts": max_attempts},
+    )
+    try:
+        return session or boto3.session.Session(profile_name=profile_name), config
+    except botocore.exceptions.ProfileNotFound as exc:
+        raise StoreError(f"AWS profile not found: {scrub(exc, limit=120)}") from None
+
+
+def _check_tag_room(name: str, tags: Mapping[str, str]) -> None:
+    ours = CertificateRefs(cert_id="x", cert_url="x", standard="x", version="x")
+    new_keys = set(ours.to_metadata()) | {"passgeni-expires-at"}
+    if len(set(tags) | new_keys) > MAX_TAGS:
+        raise StoreLimitExceeded(
+            f"aws-sm://{name}: the secret has {len(tags)} tags; adding the certificate "
+            f"references would exceed AWS's limit of {MAX_TAGS}"
+        )
+
+
+def _kms_key_id(value: str | None) -> str | None:
+    """A KMS key id, ARN, alias name or alias ARN, checked for shape only (AWS resolves it)."""
+    if value is None:
+        return None
+    if len(value) > MAX_KMS_KEY_ID or not value.isascii() or any(c.isspace() for c in value):
+        raise InvalidRequest(
+            f"kms_key_id ({KMS_KEY_ENV}) must be a KMS key id, key ARN, alias or alias ARN "
+            f"(ASCII, no spaces, at most {MAX_KMS_KEY_ID} characters)"
+        )
+    return value
+
+
 def _check_size(name: str, body: str) -> None:
     if len(body.encode()) > MAX_SECRET_STRING:
         raise StoreLimitExceeded(
@@ -128,30 +183,15 @@ def _check_size(name: str, body: str) -> None:
         )
 
 
-class SecretsManagerLocations:
-    """``aws-sm://NAME``: a secret's name (not an ARN); the prefix form is ``aws-sm://[PREFIX]``.
-
-    ``NAME`` is 1-512 letters, digits and ``/ _ + = . @ -``, as AWS allows.
-    """
-
-    form = "aws-sm://NAME#KEY"
-    incomplete = "missing the secret NAME"
-
-    def check(self, location: str) -> bool:
-        if location and not _SECRET_NAME.fullmatch(location):
-            raise ValueError(
-                "an AWS secret name is 1-512 letters, digits and / _ + = . @ - (not an ARN)"
-            )
-        if "//" in location:
-            raise ValueError("empty name segment ('//')")
-        return bool(location)
-
-
 class SecretsManagerStore:
     """The ``aws-sm://`` store. ``repr`` shows the region and endpoint, never credentials."""
 
     system = "aws-sm"
     locations = SecretsManagerLocations()
+
+    #: The string options an adapter may pass from its user's configuration
+    #: (``--store-option NAME=VALUE``, Ansible/Terraform ``store_options``).
+    settings = ("kms_key_id", "region_name", "endpoint_url", "profile_name")
 
     def __init__(
         self,
@@ -161,39 +201,58 @@ class SecretsManagerStore:
         region_name: str | None = None,
         endpoint_url: str | None = None,
         profile_name: str | None = None,
+        kms_key_id: str | None = None,
+        environ: Mapping[str, str] | None = None,
         connect_timeout: float = 10.0,
         read_timeout: float = 30.0,
         max_attempts: int = 3,
     ) -> None:
+        env = os.environ if environ is None else environ
+        self.kms_key_id = _kms_key_id(kms_key_id or env.get(KMS_KEY_ENV) or None)
+        self._session: Any = None
+        self._endpoint_option = endpoint_url
+        self._config: Any = None
         if client is None:
-            import boto3
-            import botocore.exceptions
-            from botocore.config import Config
-
-            try:
-                sess = session or boto3.session.Session(profile_name=profile_name)
-                # botocore reads AWS_DEFAULT_REGION but not AWS_REGION, which
-                # Lambda and the other AWS SDKs set: honour both.
-                region = region_name or sess.region_name or os.environ.get("AWS_REGION") or None
-                client = sess.client(
-                    "secretsmanager",
-                    region_name=region,
-                    endpoint_url=endpoint_url,
-                    config=Config(
-                        connect_timeout=connect_timeout,
-                        read_timeout=read_timeout,
-                        retries={"mode": "standard", "max_attempts": max_attempts},
-                    ),
-                )
-            except botocore.exceptions.NoRegionError:
-                raise StoreError(
-                    "no AWS region: set AWS_REGION (or AWS_DEFAULT_REGION, or a profile's region)"
-                ) from None
-            except botocore.exceptions.ProfileNotFound as exc:
-                raise StoreError(f"AWS profile not found: {scrub(exc, limit=120)}") from None
+            self._session, self._config = _session(
+                session, profile_name, connect_timeout, read_timeout, max_attempts
+            )
+            # botocore reads AWS_DEFAULT_REGION but not AWS_REGION, which
+            # Lambda and the other AWS SDKs set: honour both.
+            region = region_name or self._session.region_name or env.get("AWS_REGION") or None
+            client = self._new_client(region)
         self._client = client
         self.region = getattr(getattr(client, "meta", None), "region_name", None)
         self.endpoint = getattr(getattr(client, "meta", None), "endpoint_url", None)
+        self._regional: dict[str, Any] = {}
+
+    def _new_client(self, region: str | None) -> Any:
+        import botocore.exceptions
+
+        try:
+            return self._session.client(
+                "secretsmanager",
+                region_name=region,
+                endpoint_url=self._endpoint_option,
+                config=self._config,
+            )
+        except botocore.exceptions.NoRegionError:
+            raise StoreError(
+                "no AWS region: set AWS_REGION (or AWS_DEFAULT_REGION, or a profile's region)"
+            ) from None
+
+    def _client_for(self, secret_id: object) -> Any:
+        """The client for ``secret_id``: an ARN's calls go to the ARN's region."""
+        arn = parse_secret_arn(secret_id) if isinstance(secret_id, str) else None
+        if arn is None or arn.region == self.region:
+            return self._client
+        if arn.region not in self._regional:
+            if self._session is None:
+                raise StoreError(
+                    f"{arn.arn} is in region {arn.region} but the store was given a client for "
+                    f"{self.region}: pass a client for {arn.region}, or none"
+                )
+            self._regional[arn.region] = self._new_client(arn.region)
+        return self._regional[arn.region]
 
     @classmethod
     def from_uri(cls, uri: StoreURI, **options: Any) -> SecretsManagerStore:
@@ -202,12 +261,16 @@ class SecretsManagerStore:
         return cls(**options)
 
     def __repr__(self) -> str:
-        return f"SecretsManagerStore(region={self.region!r}, endpoint={self.endpoint!r})"
+        return (
+            f"SecretsManagerStore(region={self.region!r}, endpoint={self.endpoint!r}, "
+            f"kms_key_id={self.kms_key_id!r})"
+        )
 
     def close(self) -> None:
-        close = getattr(self._client, "close", None)
-        if callable(close):
-            close()
+        for client in (self._client, *self._regional.values()):
+            close = getattr(client, "close", None)
+            if callable(close):
+                close()
 
     # -- calls ----------------------------------------------------------------------------------
 
@@ -215,26 +278,12 @@ class SecretsManagerStore:
         import botocore.exceptions  # loaded already by the client; named for the except clauses
 
         try:
-            return getattr(self._client, operation)(**kwargs)
+            client = self._client_for(kwargs.get("SecretId"))
+            return getattr(client, operation)(**kwargs)
         except botocore.exceptions.ClientError as exc:
-            error = exc.response.get("Error", {})
-            code = str(error.get("Code", "ClientError"))
-            message = scrub(error.get("Message", ""), limit=200)
-            if code == "ResourceNotFoundException" and missing_ok:
+            if _error_code(exc) == "ResourceNotFoundException" and missing_ok:
                 return None
-            if code == "ResourceExistsException":
-                raise StoreConflict(
-                    f"{what}: the secret was created by another writer meanwhile"
-                ) from None
-            if code in _UNAVAILABLE_CODES:
-                raise StoreUnavailable(f"{what}: AWS Secrets Manager: {code} ({message})") from None
-            if code in ("AccessDeniedException", "UnrecognizedClientException"):
-                raise StoreError(f"{what}: permission denied ({code}: {message})") from None
-            if code == "InvalidRequestException" and "deletion" in message.lower():
-                raise StoreConflict(
-                    f"{what}: the secret is scheduled for deletion; restore it first"
-                ) from None
-            raise StoreError(f"{what}: AWS Secrets Manager: {code} ({message})") from None
+            raise _client_error(exc, what) from None
         except (
             botocore.exceptions.EndpointConnectionError,
             botocore.exceptions.ConnectTimeoutError,
@@ -305,17 +354,17 @@ class SecretsManagerStore:
         name = uri.location
         description, current_version, records = self._records(uri, uri.key)
         current = records[0] if records and records[0].password is not None else None
+        arn = parse_secret_arn(name)
+        if description is None and arn is not None:
+            raise StoreError(
+                f"aws-sm://{name}: no such secret in account {arn.account}, region {arn.region} "
+                "(or no permission to see it); a secret addressed by ARN must exist: create it "
+                f"by name (aws-sm://{arn.name}) in its own account"
+            )
         if description is not None:
             if description.get("DeletedDate"):
                 raise StoreConflict(f"aws-sm://{name}: the secret is scheduled for deletion")
-            tags = _tags(description)
-            ours = CertificateRefs(cert_id="x", cert_url="x", standard="x", version="x")
-            new_keys = set(ours.to_metadata()) | {"passgeni-expires-at"}
-            if len(set(tags) | new_keys) > MAX_TAGS:
-                raise StoreLimitExceeded(
-                    f"aws-sm://{name}: the secret has {len(tags)} tags; adding the certificate "
-                    f"references would exceed AWS's limit of {MAX_TAGS}"
-                )
+            _check_tag_room(name, _tags(description))
             if current_version is not None and self._value(name, current_version) is None:
                 raise StoreConflict(
                     f"aws-sm://{name}: the current SecretString is not a JSON object; "
@@ -344,6 +393,7 @@ class SecretsManagerStore:
             body = json.dumps(fields, separators=(",", ":"))
             _check_size(name, body)
             tags = [{"Key": k, "Value": v} for k, v in refs.to_metadata().items()]
+            kms: dict[str, Any] = {"KmsKeyId": self.kms_key_id} if self.kms_key_id else {}
             result = self._call(
                 "create_secret",
                 f"create {name}",
@@ -351,6 +401,7 @@ class SecretsManagerStore:
                 ClientRequestToken=token,
                 SecretString=body,
                 Tags=tags,
+                **kms,
             )
             return str(result.get("VersionId", token))
         existing = self._value(name, plan.precondition)
@@ -410,7 +461,7 @@ class SecretsManagerStore:
 
     def list(self, prefix: StoreURI) -> Iterator[StoredCredential]:
         only_key = prefix.key if prefix.explicit_key else None
-        if prefix.location and prefix.explicit_key:
+        if prefix.location and (prefix.explicit_key or parse_secret_arn(prefix.location)):
             _, _, records = self._records(prefix, only_key)
             yield from records
             return

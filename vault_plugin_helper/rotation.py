@@ -18,9 +18,14 @@ step again, and each step checks what is already done first.
     certificate is revoked (``not stored``).
 ``setSecret``
     If the pending password already logs in, nothing happens. Otherwise apply
-    it to the target (PostgreSQL: ``ALTER ROLE``), authenticating with
-    ``AWSCURRENT``'s password, else ``AWSPREVIOUS``'s (the "single user"
-    strategy of AWS's templates: the role changes its own password).
+    it to the target (PostgreSQL: ``ALTER ROLE``). ``single-user`` (default):
+    authenticating with ``AWSCURRENT``'s password, else ``AWSPREVIOUS``'s (the
+    role changes its own password). ``alternating-users``: the pending version
+    names the *other* role (``X`` <-> ``X_clone``, chosen by createSecret),
+    whose password the admin of the master secret sets, creating the clone on
+    the first rotation (see :mod:`._rotation_users`). If the password cannot be
+    applied, the pending certificate is revoked (``not applied to target``)
+    and the step raises.
 ``testSecret``
     Log in with the pending password. On failure: the pending version's
     certificate is revoked (``test failed``), the current password is made
@@ -55,6 +60,9 @@ Configuration (environment variables, as Lambda users expect)
 ``PASSGENI_API_KEY``          its API key, or ``PASSGENI_API_KEY_SECRET_ARN``: a secret
                               holding it (plain string, or JSON with an ``api_key`` field)
 ``PASSGENI_TIMEOUT``          authority timeout in seconds
+``PASSGENI_ROTATION_STRATEGY`` ``single-user`` (default) or ``alternating-users``
+``PASSGENI_MASTER_SECRET_ARN`` alternating-users: the admin's secret (``username``,
+                              ``password``) when the secret has no ``masterarn`` field
 ``AWS_REGION``, ``AWS_ENDPOINT_URL_SECRETS_MANAGER``/``AWS_ENDPOINT_URL``: the SDK's own.
 
 The SecretString is the RDS form AWS's templates use: a JSON object with
@@ -129,6 +137,18 @@ def _authority(config: RotationConfig, sm: Any) -> Iterator[AuthorityClient]:
         yield client
 
 
+def _revoke(config: RotationConfig, sm: Any, cert_id: str, reason: str) -> str | None:
+    """Revoke ``cert_id``; None, or why it could not be revoked (no secret in it)."""
+    try:
+        with _authority(config, sm) as client:
+            client.revoke(cert_id, reason)
+    except PassgeniError as exc:
+        return exc.message
+    except Exception as exc:
+        return type(exc).__name__
+    return None
+
+
 def _secrets_manager() -> Any:
     import boto3
 
@@ -178,7 +198,14 @@ def run_step(
     if "AWSCURRENT" not in versions[token] and "AWSPENDING" not in versions[token]:
         raise RotationError(f"secret version {token} is not set as AWSPENDING for {arn}")
     if step == "setSecret":
-        set_secret(client_sm, arn, token, cfg)
+        # The authority is needed only if the password cannot be applied (to revoke).
+        set_secret(
+            client_sm,
+            arn,
+            token,
+            cfg,
+            lambda cert_id, reason: _revoke(cfg, client_sm, cert_id, reason),
+        )
         return
     with _authority(cfg, client_sm) as client:
         if step == "createSecret":

@@ -18,7 +18,9 @@ cannot land in the server's log (``log_statement = 'all'``,
 
 Connection: a libpq conninfo string or URI (``host=db port=5432 dbname=app``);
 the admin identity is ``admin_user`` (default: the role itself, the
-"single user" strategy: the role changes its own password) authenticated by
+"single user" strategy: the role changes its own password; with
+``template_role``, a role that does not exist yet is created and granted
+that role's membership, the "alternating users" strategy's clone) authenticated by
 ``admin_password`` or libpq's usual sources (``PGPASSWORD``, ``~/.pgpass``,
 certificates). ``test_password`` logs in to the same host and database as
 the role with the new password.
@@ -62,6 +64,7 @@ _OPTIONS = {
     "exclude",
     "connect_timeout",
     "sslmode",
+    "template_role",
 }
 
 
@@ -114,6 +117,9 @@ class PostgresTarget:
     admin_password: str | None = field(default=None, compare=False)
     excluded_characters: str = DEFAULT_POSTGRES_EXCLUDE
     connect_timeout: int = 5
+    #: When set and ``role`` does not exist, ``set_password`` creates it (``LOGIN``) and
+    #: grants it ``template_role``'s membership: the alternating-users strategy's clone.
+    template_role: str | None = None
     system: str = "postgresql"
 
     def __post_init__(self) -> None:
@@ -168,6 +174,7 @@ class PostgresTarget:
             admin_password=_opt_str(options, "admin_password"),
             excluded_characters=DEFAULT_POSTGRES_EXCLUDE if exclude is None else exclude,
             connect_timeout=max(1, seconds),
+            template_role=_opt_str(options, "template_role"),
         )
 
     def _parsed(self) -> dict[str, str]:
@@ -223,11 +230,30 @@ class PostgresTarget:
         )
         with self._admin_connect() as conn:
             try:
+                if self.template_role is not None and not self._exists(conn):
+                    # AWS's alternating-users templates: the clone is created with the
+                    # password and inherits the original role's privileges.
+                    with conn.transaction():
+                        conn.execute(
+                            sql.SQL("CREATE ROLE {} LOGIN PASSWORD {}").format(
+                                sql.Identifier(self.role), sql.Literal(verifier)
+                            )
+                        )
+                        conn.execute(
+                            sql.SQL("GRANT {} TO {}").format(
+                                sql.Identifier(self.template_role), sql.Identifier(self.role)
+                            )
+                        )
+                    return
                 conn.execute(statement)
             except psycopg.Error as exc:
                 # The server's message names the role, never the verifier.
                 detail = _pg_message(exc)
                 raise TargetError(f"ALTER ROLE failed on {self.describe()}: {detail}") from None
+
+    def _exists(self, conn: Any) -> bool:
+        row = conn.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (self.role,)).fetchone()
+        return row is not None
 
     def test_password(self, password: str) -> None:
         import psycopg

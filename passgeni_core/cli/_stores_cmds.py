@@ -1,6 +1,7 @@
 """Secret-store commands: ``provision --store URI`` and ``scan URI...``.
 
-``passgeni provision --preset P --store URI [--rotate] [--json] [--show-password]``
+``passgeni provision --preset P --store URI [--store-option NAME=VALUE]... [--rotate] [--json]
+[--show-password]``
     generates locally, certifies (the certificate's target is the store
     location and the version the write creates), stores the password with its
     binding key and certificate references, then merges the references into
@@ -35,7 +36,7 @@ from ..audit import scan
 from ..client import connect
 from ..crypto import encode_seed
 from ..model import detect_entropy_source
-from ..stores import open_store, parse_store_uri
+from ..stores import open_store, parse_store_uri, store_settings
 from ..workflows import STATUSES, StoreResult, prove_credential, provision_into_store
 from ._options import (
     add_connection_options,
@@ -76,7 +77,7 @@ def _cmd_provision_store(args: argparse.Namespace) -> int:
     config = _connection(args)
     # Parse and open the store before anything is certified: a bad URI costs nothing.
     uri = parse_store_uri(args.store)
-    store = open_store(uri)
+    store = open_store(uri, **store_settings(uri.scheme, _store_options(args)))
     try:
         with connect(config) as client:
             warn_if_embedded(client.issuer)
@@ -96,6 +97,17 @@ def _cmd_provision_store(args: argparse.Namespace) -> int:
     for warning in result.warnings:
         print(f"passgeni: warning: {warning}", file=sys.stderr)
     return 0
+
+
+def _store_options(args: argparse.Namespace) -> dict[str, str]:
+    """``--store-option NAME=VALUE`` (repeatable) as a mapping."""
+    options: dict[str, str] = {}
+    for item in getattr(args, "store_option", None) or []:
+        name, sep, value = item.partition("=")
+        if not sep or not name:
+            raise InvalidRequest(f"--store-option takes NAME=VALUE, not {item[:40]!r}")
+        options[name] = value
+    return options
 
 
 def _print_result(result: StoreResult, args: argparse.Namespace) -> None:
@@ -137,6 +149,8 @@ def _dispatch(original: Handler | None) -> Handler:
             return _cmd_provision_store(args)
         if getattr(args, "rotate", False):
             raise InvalidRequest("--rotate needs --store URI")
+        if getattr(args, "store_option", None):
+            raise InvalidRequest("--store-option needs --store URI")
         if original is None:
             raise InvalidRequest("provision needs --store URI")
         return original(args)
@@ -228,6 +242,15 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
             "store the certified credential at vault://MOUNT/PATH#KEY, aws-sm://NAME#KEY or "
             "k8s://NAMESPACE/NAME#KEY (KEY defaults to 'password'); output then holds "
             "references only, unless --show-password"
+        ),
+    )
+    group.add_argument(
+        "--store-option",
+        action="append",
+        metavar="NAME=VALUE",
+        help=(
+            "a backend option, repeatable (the backend lists the names it takes), e.g. "
+            "aws-sm's kms_key_id=alias/app for new secrets (or PASSGENI_AWS_KMS_KEY_ID)"
         ),
     )
     group.add_argument(

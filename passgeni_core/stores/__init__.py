@@ -45,6 +45,7 @@ _EXPORTS: dict[str, tuple[str, ...]] = {
         "location_grammar",
         "register_store",
         "store_class",
+        "store_settings",
     ),
     "._memory": (
         "MemoryLocations",
@@ -128,6 +129,7 @@ if TYPE_CHECKING:
         location_grammar as location_grammar,
         register_store as register_store,
         store_class as store_class,
+        store_settings as store_settings,
     )
     from ._resolve import open_store as open_store, parse_store_uri as parse_store_uri
     from ._uri import (

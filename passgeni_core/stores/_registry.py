@@ -16,7 +16,7 @@ class to find its grammar.
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from importlib.metadata import entry_points
 from typing import Any
 
@@ -138,3 +138,33 @@ def location_grammar(scheme: str) -> LocationGrammar:
     with _registry_lock:
         _grammars[scheme] = chosen
     return chosen
+
+
+def store_settings(scheme: str, given: Mapping[str, object] | None = None) -> dict[str, str]:
+    """``given`` (user-supplied ``NAME=VALUE`` store options) checked against the names
+    ``scheme``'s backend lists in its class's ``settings`` attribute, as strings.
+
+    This is how an adapter (the CLI's ``--store-option``, Ansible's and Terraform's
+    ``store_options``) passes a backend option through without knowing the backend
+    (e.g. ``aws-sm``'s ``kms_key_id``).
+
+    Raises:
+        InvalidRequest: a name the backend does not list, or a value that is not a string.
+        UnknownStoreScheme / StoreError: as :func:`store_class`.
+    """
+    if not given:
+        return {}
+    factory = store_class(scheme)
+    owner = getattr(factory, "__self__", factory)
+    known = tuple(str(n) for n in getattr(owner, "settings", ()) or ())
+    out: dict[str, str] = {}
+    for name, value in given.items():
+        if name not in known:
+            raise InvalidRequest(
+                f"store option {str(name)[:40]!r} is not one the {scheme}:// backend takes "
+                f"(it takes: {', '.join(known) or 'none'})"
+            )
+        if not isinstance(value, str):
+            raise InvalidRequest(f"store option {name!r} must be a string")
+        out[name] = value
+    return out

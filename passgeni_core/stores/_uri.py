@@ -18,7 +18,7 @@ Terraform, the Kubernetes operator)::
   by name). The first-party ones::
 
     vault://MOUNT/PATH#KEY       HashiCorp Vault / OpenBao, KV version 2
-    aws-sm://NAME#KEY            AWS Secrets Manager (a secret name, not an ARN)
+    aws-sm://NAME#KEY            AWS Secrets Manager (a secret name, or its full ARN)
     k8s://NAMESPACE/NAME#KEY     a Kubernetes Secret
 
   A scheme whose backend has no grammar (or none installed) gets the generic

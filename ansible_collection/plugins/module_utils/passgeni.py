@@ -431,7 +431,8 @@ def _ensure_stored(params, parameters, destination, check_mode):
     uri = _store_api('parse_store_uri')(destination)
     # Before the store is even opened, and in check mode too (fail closed).
     require_authority(params)
-    store = _store_api('open_store')(uri)
+    settings = _store_api('store_settings')(uri.scheme, params.get('store_options') or {})
+    store = _store_api('open_store')(uri, **settings)
     try:
         current = store.read(uri)
         if check_mode:

@@ -81,6 +81,13 @@ options:
         V(k8s://NAMESPACE/NAME#KEY) for a Kubernetes Secret.
       - If not set, the credential is only returned (use O(return_password=true)).
     type: str
+  store_options:
+    description:
+      - Options for the O(destination)'s store backend, by the names the backend takes, for example
+        V(kms_key_id) for AWS Secrets Manager (the KMS key a new secret is encrypted with; otherwise
+        E(PASSGENI_AWS_KMS_KEY_ID) or the account's default key).
+      - An unknown name fails the task, naming the options the backend takes.
+    type: dict
   label:
     description:
       - A label recorded in the certificate (at most 200 characters), for example the service account name.
@@ -255,6 +262,7 @@ def main():
         exclude_lookalikes=dict(type='bool', default=False),
         special_chars=dict(type='str'),
         destination=dict(type='str'),
+        store_options=dict(type='dict'),
         label=dict(type='str'),
         state=dict(type='str', choices=['present', 'rotated'], default='present'),
         force=dict(type='bool', default=False),

@@ -53,7 +53,7 @@ def test_uri_grammar_accepts(
         ("vault://secret/a#" + "k" * 129, "1-128"),
         ("vault://secret/é", "non-ASCII"),
         ("aws-sm://", "missing the secret NAME"),
-        ("aws-sm://arn:aws:secretsmanager:us-east-1:1:secret:x", "not an ARN"),
+        ("aws-sm://arn:aws:secretsmanager:us-east-1:1:secret:x", "an ARN here is arn:"),
         ("aws-sm://a//b", "'//'"),
         ("k8s://default", "NAMESPACE/NAME"),
         ("k8s://Default/x", "RFC 1123 label"),
@@ -77,3 +77,27 @@ def test_prefix_form_for_listing() -> None:
     assert str(parse_store_uri("vault://secret", allow_prefix=True)) == "vault://secret"
     with pytest.raises(InvalidStoreURI):
         parse_store_uri(parse_store_uri("vault://secret", allow_prefix=True))
+
+
+def test_store_settings_pass_only_what_the_backend_lists() -> None:
+    from passgeni_core import InvalidRequest, register_store, store_settings
+
+    class Listed:
+        settings = ("colour",)
+
+        @classmethod
+        def from_uri(cls, uri: StoreURI, **options: object) -> object:
+            return cls()
+
+    register_store("listed", Listed.from_uri)  # type: ignore[arg-type]
+    try:
+        assert store_settings("listed", None) == {}
+        assert store_settings("listed", {"colour": "blue"}) == {"colour": "blue"}
+        with pytest.raises(InvalidRequest, match=r"'shape' .* takes: colour"):
+            store_settings("listed", {"shape": "round"})
+        with pytest.raises(InvalidRequest, match="must be a string"):
+            store_settings("listed", {"colour": 3})
+        with pytest.raises(InvalidRequest, match="takes: none"):
+            store_settings("memory", {"colour": "blue"})
+    finally:
+        register_store("listed", None)

@@ -7,6 +7,7 @@ certificate whose signature, binding or version does not check out promotes noth
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
@@ -128,3 +129,43 @@ def test_no_authority_configured_fails_closed_before_any_write(
     with pytest.raises(AuthorityNotConfigured, match="PASSGENI_URL=embedded"):
         run_step(event, sm=sm, config=CONFIG)
     assert sm.writes == []
+
+
+class _StagedSecretsManager:
+    """A secret with AWSCURRENT ``old`` and AWSPENDING ``TOKEN`` holding ``pending``."""
+
+    def __init__(self, pending: dict[str, str]) -> None:
+        self.pending = pending
+        self.writes: list[str] = []
+
+    def describe_secret(self, SecretId: str) -> dict[str, Any]:
+        return {
+            "Name": NAME,
+            "RotationEnabled": True,
+            "VersionIdsToStages": {TOKEN: ["AWSPENDING"], "old": ["AWSCURRENT"]},
+        }
+
+    def get_secret_value(self, **kwargs: Any) -> dict[str, Any]:
+        if kwargs.get("VersionStage") == "AWSPENDING":
+            return {"SecretString": json.dumps(self.pending)}
+        return {"SecretString": '{"engine": "postgres", "username": "app", "password": "old"}'}
+
+    def __getattr__(self, name: str) -> Any:
+        def write(**kwargs: Any) -> None:
+            self.writes.append(name)
+
+        return write
+
+
+def test_a_tag_aws_would_refuse_stops_the_promotion_before_anything_moves() -> None:
+    from passgeni_core import StoreLimitExceeded
+    from vault_plugin_helper._rotation_steps import finish_secret
+
+    authority = FakeAuthority()
+    data = pending(authority)
+    cert = authority.certificates[data["password.passgeni-cert-id"]]
+    cert.record_overrides["cert_url"] = "https://pass.example/cert/x?tab=\t"
+    sm = _StagedSecretsManager(data)
+    with authority.client() as client, pytest.raises(StoreLimitExceeded, match="tag"):
+        finish_secret(sm, "arn:aws:secretsmanager:x", TOKEN, CONFIG, client)
+    assert sm.writes == []  # AWSCURRENT not moved, nothing tagged
