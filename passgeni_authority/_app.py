@@ -424,4 +424,9 @@ def create_app(
 
     add_routes(app, svc, principal, json_body)
 
+    # The browser pages: the generator (and the dashboard), in their own modules.
+    from ._web import add_generator_routes
+
+    add_generator_routes(app)
+
     return app
