@@ -425,8 +425,12 @@ def create_app(
     add_routes(app, svc, principal, json_body)
 
     # The browser pages: the generator (and the dashboard), in their own modules.
+    from ._dashboard import add_dashboard_routes
     from ._web import add_generator_routes
 
     add_generator_routes(app)
+    app.state.dashboard = add_dashboard_routes(
+        app, svc, principal=principal, json_body=json_body, ip_of=ip_of
+    )
 
     return app

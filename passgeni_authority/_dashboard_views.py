@@ -1,0 +1,281 @@
+"""What each dashboard view shows, worked out from the rows (the templates only lay it
+out): counts by standard and status, by store and target, issuance over time, coverage,
+filters, and the charts as inline SVG drawn here (no script, no library, nothing loaded).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections import Counter, defaultdict
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from html import escape
+
+from passgeni_core import csv_cell
+
+from ._dashboard_data import BUCKETS, CertRow, Finding
+
+__all__ = [
+    "BUCKET_LABELS",
+    "CSV_FIELDS",
+    "Bar",
+    "bars_svg",
+    "by_standard",
+    "by_store",
+    "certificates_csv",
+    "coverage_csv",
+    "filter_rows",
+    "issuance",
+    "stacked_svg",
+]
+
+BUCKET_LABELS: Mapping[str, str] = {
+    "valid": "valid",
+    "expiring_90": "expiring within 90 days",
+    "expiring_60": "expiring within 60 days",
+    "expiring_30": "expiring within 30 days",
+    "expired": "expired",
+    "revoked": "revoked",
+}
+#: Fill colours of the buckets: distinguishable and dark enough on white (plus a legend).
+_COLOURS: Mapping[str, str] = {
+    "valid": "#1a7f37",
+    "expiring_90": "#7d8c00",
+    "expiring_60": "#b35900",
+    "expiring_30": "#9a6700",
+    "expired": "#57606a",
+    "revoked": "#a40e26",
+}
+
+
+def filter_rows(
+    rows: Iterable[CertRow],
+    *,
+    standard: str | None = None,
+    bucket: str | None = None,
+    system: str | None = None,
+    query: str | None = None,
+) -> list[CertRow]:
+    """The rows matching every filter given (``bucket`` ``expiring`` means any of 30/60/90)."""
+    q = (query or "").lower()
+    out = []
+    for r in rows:
+        if standard and r.standard != standard:
+            continue
+        if bucket and not (
+            r.bucket == bucket or (bucket == "expiring" and r.bucket.startswith("expiring"))
+        ):
+            continue
+        if system and r.system != system:
+            continue
+        if q and not any(q in v.lower() for v in (r.cert_id, r.path, r.label, r.owner)):
+            continue
+        out.append(r)
+    return out
+
+
+def by_standard(rows: Iterable[CertRow]) -> dict[str, Counter[str]]:
+    """standard -> bucket -> count (standards by name)."""
+    out: dict[str, Counter[str]] = defaultdict(Counter)
+    for r in rows:
+        out[r.standard][r.bucket] += 1
+    return dict(sorted(out.items()))
+
+
+@dataclass(frozen=True)
+class TargetLine:
+    system: str
+    path: str
+    certificates: int
+    latest: CertRow
+
+
+def by_store(rows: Sequence[CertRow]) -> tuple[dict[str, Counter[str]], list[TargetLine]]:
+    """system -> bucket -> count, and each target's certificates (its latest first)."""
+    systems: dict[str, Counter[str]] = defaultdict(Counter)
+    targets: dict[tuple[str, str], list[CertRow]] = defaultdict(list)
+    for r in rows:  # newest first
+        systems[r.system][r.bucket] += 1
+        targets[(r.system, r.path)].append(r)
+    lines = [
+        TargetLine(system=s, path=p, certificates=len(v), latest=v[0])
+        for (s, p), v in sorted(targets.items())
+    ]
+    return dict(sorted(systems.items())), lines
+
+
+def issuance(rows: Iterable[CertRow], at: datetime, *, days: int = 30) -> list[tuple[str, int]]:
+    """Certificates issued per day over the last ``days`` days (oldest first)."""
+    start = (at - timedelta(days=days - 1)).date()
+    counts: Counter[str] = Counter()
+    for r in rows:
+        day = r.issued_at.date()
+        if day >= start:
+            counts[day.isoformat()] += 1
+    return [
+        ((start + timedelta(days=i)).isoformat(), counts[(start + timedelta(days=i)).isoformat()])
+        for i in range(days)
+    ]
+
+
+@dataclass(frozen=True)
+class Bar:
+    label: str
+    parts: Mapping[str, int]
+
+
+def stacked_svg(title: str, bars: Sequence[Bar], *, width: int = 640) -> str:
+    """Horizontal stacked bars (one per label, segments per bucket) with a legend."""
+    row_h, label_w, pad = 26, 150, 6
+    chart_w = width - label_w - 60
+    total_max = max((sum(b.parts.values()) for b in bars), default=0) or 1
+    height = pad * 2 + row_h * max(len(bars), 1) + 30
+    out = [
+        f'<svg class="chart" role="img" aria-label="{escape(title)}" viewBox="0 0 {width} {height}" '
+        f'width="{width}" height="{height}" xmlns="http://www.w3.org/2000/svg">',
+        f"<title>{escape(title)}</title>",
+    ]
+    for i, bar in enumerate(bars):
+        y = pad + i * row_h
+        out.append(
+            f'<text x="{label_w - 6}" y="{y + 17}" text-anchor="end" font-size="13" fill="#1b1f24">'
+            f"{escape(bar.label[:22])}</text>"
+        )
+        x = float(label_w)
+        for bucket in BUCKETS:
+            n = bar.parts.get(bucket, 0)
+            if not n:
+                continue
+            w = chart_w * n / total_max
+            out.append(
+                f'<rect x="{x:.1f}" y="{y + 3}" width="{max(w, 1):.1f}" height="{row_h - 8}" '
+                f'fill="{_COLOURS[bucket]}"><title>{escape(bar.label)}: {n} {BUCKET_LABELS[bucket]}</title></rect>'
+            )
+            x += w
+        out.append(
+            f'<text x="{x + 4:.1f}" y="{y + 17}" font-size="13" fill="#1b1f24">{sum(bar.parts.values())}</text>'
+        )
+    legend_y = pad + row_h * max(len(bars), 1) + 12
+    x = 0
+    for bucket in BUCKETS:
+        out.append(
+            f'<rect x="{x}" y="{legend_y}" width="10" height="10" fill="{_COLOURS[bucket]}"/>'
+            f'<text x="{x + 14}" y="{legend_y + 10}" font-size="11" fill="#1b1f24">{escape(BUCKET_LABELS[bucket])}</text>'
+        )
+        x += 14 + 7 * len(BUCKET_LABELS[bucket]) + 10
+    out.append("</svg>")
+    return "".join(out)
+
+
+def bars_svg(title: str, points: Sequence[tuple[str, int]], *, width: int = 640) -> str:
+    """Vertical bars (issuance over time), every fifth label shown."""
+    height, base, top = 200, 170, 12
+    n = max(len(points), 1)
+    step = (width - 40) / n
+    peak = max((v for _, v in points), default=0) or 1
+    out = [
+        f'<svg class="chart" role="img" aria-label="{escape(title)}" viewBox="0 0 {width} {height}" '
+        f'width="{width}" height="{height}" xmlns="http://www.w3.org/2000/svg">',
+        f"<title>{escape(title)}</title>",
+        f'<line x1="30" y1="{base}" x2="{width}" y2="{base}" stroke="#57606a"/>',
+        f'<text x="26" y="{top + 10}" text-anchor="end" font-size="11" fill="#1b1f24">{peak}</text>',
+    ]
+    for i, (label, value) in enumerate(points):
+        h = (base - top) * value / peak
+        x = 34 + i * step
+        out.append(
+            f'<rect x="{x:.1f}" y="{base - h:.1f}" width="{max(step - 3, 1):.1f}" height="{h:.1f}" '
+            f'fill="#0a4fa6"><title>{escape(label)}: {value}</title></rect>'
+        )
+        if i % 5 == 0 or i == len(points) - 1:
+            out.append(
+                f'<text x="{x:.1f}" y="{base + 16}" font-size="10" fill="#1b1f24">{escape(label[5:])}</text>'
+            )
+    out.append("</svg>")
+    return "".join(out)
+
+
+CSV_FIELDS = (
+    "cert_id",
+    "cert_url",
+    "status",
+    "standard",
+    "standards_met",
+    "issued_at",
+    "expires_at",
+    "system",
+    "path",
+    "label",
+    "owner",
+    "team",
+)
+
+
+def _iso(value: datetime | None) -> str:
+    return "" if value is None else value.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def certificates_csv(rows: Iterable[CertRow], cert_url: str) -> str:
+    """The rows as CSV (every cell neutralised: never a formula, never a new row)."""
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\n", quoting=csv.QUOTE_ALL)
+    writer.writerow(CSV_FIELDS)
+    for r in rows:
+        writer.writerow(
+            [
+                csv_cell(v)
+                for v in (
+                    r.cert_id,
+                    f"{cert_url}/{r.cert_id}",
+                    BUCKET_LABELS[r.bucket],
+                    r.standard,
+                    " ".join(r.standards_met),
+                    _iso(r.issued_at),
+                    _iso(r.expires_at),
+                    r.system,
+                    r.path,
+                    r.label,
+                    r.owner,
+                    r.team or "",
+                )
+            ]
+        )
+    return buf.getvalue()
+
+
+def coverage_csv(findings: Iterable[Finding], cert_url: str) -> str:
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\n", quoting=csv.QUOTE_ALL)
+    writer.writerow(
+        (
+            "uri",
+            "status",
+            "covered",
+            "reasons",
+            "cert_id",
+            "cert_url",
+            "standard",
+            "expires_at",
+            "scanned_at",
+        )
+    )
+    for f in findings:
+        writer.writerow(
+            [
+                csv_cell(v)
+                for v in (
+                    f.uri,
+                    f.status,
+                    "yes" if f.covered else "no",
+                    f.reasons,
+                    f.cert_id or "",
+                    f"{cert_url}/{f.cert_id}" if f.cert_id else "",
+                    f.standard or "",
+                    _iso(f.expires_at),
+                    _iso(f.scanned_at),
+                )
+            ]
+        )
+    return buf.getvalue()
