@@ -29,6 +29,7 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.exc import SQLAlchemyError
 
 from passgeni_core import MalformedToken, Unauthenticated
+from passgeni_core.client import ScanReceiptBody
 from passgeni_core.crypto import unverified_payload
 
 from ._db import (
@@ -44,7 +45,7 @@ from ._db import (
 from ._models import Principal
 from ._scans import COVERED, MAX_FINDINGS, SCAN_STATUSES, parse_scan
 from ._storage import Storage
-from ._util import LRU, db_unavailable, iso, now
+from ._util import LRU, db_unavailable, instant, now
 
 __all__ = [
     "BUCKETS",
@@ -311,7 +312,7 @@ class DashboardData:
 
     # -- scans -------------------------------------------------------------------------------
 
-    def record_scan(self, principal: Principal, body: Mapping[str, Any]) -> dict[str, Any]:
+    def record_scan(self, principal: Principal, body: Mapping[str, Any]) -> ScanReceiptBody:
         """Store a submitted scan (``POST /api/scans``); its receipt."""
         report = parse_scan(body)
         at = self.now()
@@ -336,12 +337,12 @@ class DashboardData:
                     insert(scan_findings),
                     [{"report_id": report_id, **f} for f in report["credentials"]],
                 )
-        return {
-            "scan_id": int(report_id),
-            "credentials": len(report["credentials"]),
-            "failing": failing,
-            "submitted_at": iso(at),
-        }
+        return ScanReceiptBody(
+            scan_id=int(report_id),
+            credentials=len(report["credentials"]),
+            failing=failing,
+            submitted_at=instant(at),
+        )
 
     def findings(self, viewer: Viewer) -> list[Finding]:
         """Each credential's latest submitted result (by URI), worst first."""

@@ -8,6 +8,7 @@ Anything else is refused by name.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
@@ -15,6 +16,8 @@ from typing import Any
 from passgeni_core import InvalidRequest, checked_text
 
 __all__ = ["COVERED", "MAX_FINDINGS", "SCAN_STATUSES", "parse_scan"]
+
+_REASON = re.compile(r"[a-z0-9_]{1,40}")
 
 #: The scan statuses that are coverage (a good certificate); the rest are gaps.
 COVERED = frozenset({"valid", "expiring"})
@@ -78,8 +81,10 @@ def parse_scan(body: Mapping[str, Any]) -> dict[str, Any]:
         if status not in SCAN_STATUSES:
             raise InvalidRequest(f"credentials[{i}].status is not a scan status")
         reasons = entry.get("reasons", [])
-        if not isinstance(reasons, list) or not all(
-            isinstance(x, str) and x.replace("_", "").isalnum() and len(x) <= 40 for x in reasons
+        if (
+            not isinstance(reasons, list)
+            or len(reasons) > 20
+            or not all(isinstance(x, str) and _REASON.fullmatch(x) for x in reasons)
         ):
             raise InvalidRequest(f"credentials[{i}].reasons must be a list of reason codes")
         out.append(

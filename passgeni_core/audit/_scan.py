@@ -23,7 +23,7 @@ from .._errors import (
     one_line,
 )
 from .._untrusted import csv_cell
-from ..client import AuthorityClient
+from ..client import AuthorityClient, ScanFindingBody, ScanSubmissionBody
 from ..crypto import JWKS, aware_now
 from ..model import get_preset
 from ..stores import SecretStore, StoreURI, open_store, parse_store_uri
@@ -79,6 +79,26 @@ class CoverageReport:
             "counts": self.counts(),
             "credentials": [e.to_dict() for e in self.entries],
         }
+
+    def submission(self) -> ScanSubmissionBody:
+        """What ``scan --submit`` sends the authority's dashboard: each credential's store
+        reference, status, reasons and certificate reference, never a value or a detail."""
+        findings = []
+        for e in self.entries:
+            finding = ScanFindingBody(uri=e.uri, status=e.status, reasons=list(e.reasons))
+            if e.cert_id:
+                finding.cert_id = e.cert_id
+            if e.standard:
+                finding.standard = e.standard
+            if e.expires_at is not None:
+                finding.expires_at = e.expires_at
+            findings.append(finding)
+        body = ScanSubmissionBody(
+            credentials=findings, scanned_at=self.scanned_at, expiring_days=self.expiring_days
+        )
+        if self.require:
+            body.require = self.require
+        return body
 
     def to_csv(self) -> str:
         """A certificate registry for a CMDB: one row per credential, :data:`CSV_FIELDS`."""

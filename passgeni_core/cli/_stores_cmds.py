@@ -150,6 +150,13 @@ def _cmd_scan(args: argparse.Namespace) -> int:
     uris = [parse_store_uri(u, allow_prefix=True) for u in args.uris]
     with connect(_connection(args)) as client:
         report = scan(client, uris, require=args.require, expiring_days=args.expiring_days)
+        if args.submit:
+            receipt = client.submit_scan(report.submission())
+            print(
+                f"submitted scan {receipt.scan_id} to the authority's dashboard: "
+                f"{receipt.credentials} credential(s), {receipt.failing} falling short",
+                file=sys.stderr,
+            )
     if fmt == "json":
         print_json(report.to_dict())
     elif fmt == "csv":
@@ -258,6 +265,14 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     )
     p.add_argument("--format", choices=["table", "json", "csv"], default="table")
     p.add_argument("--json", action="store_true", help="same as --format json")
+    p.add_argument(
+        "--submit",
+        action="store_true",
+        help=(
+            "also send the result to the authority's dashboard (/dashboard, coverage): store "
+            "references, statuses and certificate ids only, never a value"
+        ),
+    )
     add_connection_options(p)
     p.set_defaults(handler=_cmd_scan)
 

@@ -47,6 +47,8 @@ from ._wire import (
     ManifestBody,
     ManifestSignatureBody,
     RevokeBody,
+    ScanReceiptBody,
+    ScanSubmissionBody,
     StatusListsBody,
 )
 
@@ -368,6 +370,15 @@ class AuthorityClient(_Transport):
             "the manifest signature",
         )
         return decode(data, ManifestSignatureBody).token
+
+    def submit_scan(self, body: ScanSubmissionBody) -> ScanReceiptBody:
+        """``POST /api/scans``: a coverage scan's references and statuses, for the dashboard
+        (team-wide for team keys). Nothing but the Struct's fields can be sent."""
+        data = self._object(
+            self._request("POST", "/api/scans", body=msgspec.to_builtins(body)),
+            "the scan receipt",
+        )
+        return decode(data, ScanReceiptBody)
 
     def iter_audit(self, **filters: Any) -> Iterator[CertificateRecord]:
         """Every certificate matching the :meth:`audit` filters, page after page."""
