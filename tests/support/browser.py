@@ -185,7 +185,10 @@ class BrowserPage:
         """Poll ``expression`` until it is truthy; its value."""
         deadline = time.monotonic() + timeout
         while True:
-            value = self.evaluate(expression)
+            try:
+                value = self.evaluate(expression)
+            except AssertionError:  # the page is navigating: its context went away
+                value = None
             if value:
                 return value
             if time.monotonic() > deadline:
@@ -202,6 +205,15 @@ class BrowserPage:
 
     def click(self, selector: str) -> None:
         self.evaluate(f"document.querySelector({json.dumps(selector)}).click()")
+
+    def navigate_by(self, selector: str, path: str) -> None:
+        """Click ``selector`` (a link, a submit button) and wait until ``path`` has loaded."""
+        self.evaluate("window.__passgeniOldPage = true")
+        self.click(selector)
+        self.wait_for(
+            "!window.__passgeniOldPage && document.readyState === 'complete'"
+            f" && location.pathname === {json.dumps(path)}"
+        )
 
     def text(self, selector: str = "body") -> str:
         value = self.evaluate(f"document.querySelector({json.dumps(selector)}).innerText")
