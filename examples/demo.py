@@ -205,6 +205,11 @@ def main() -> int:
         )
         report = scan(client, prefixes, require="pci-dss", store_options=options)
         print_report(report)
+        receipt = client.submit_scan(report.submission())  # `passgeni scan ... --submit`
+        print(
+            f"  submitted to the dashboard (scan {receipt.scan_id}): references and statuses "
+            f"only, {receipt.failing} falling short"
+        )
         uri, _, replica = next(r for r in results if "payments/replica" in r[0])
         changed = prove_credential(client, store_for(uri), replica.uri, jwks=JWKS.from_dict(jwks))
         print(
@@ -246,6 +251,9 @@ def main() -> int:
         )
         print(f"  coverage: {', '.join(f'{k}={v}' for k, v in counts.items() if v)}")
         print(f"  certificate page: {page_url}  (issuer {authority.issuer}: embedded, marked)")
+        print(f"  dashboard: {authority.base_url}/dashboard  (make demo KEEP=1 keeps it running)")
+        if "--keep" in sys.argv[1:]:
+            keep_serving(authority)
         print(f"  nothing left behind: {tmp} is removed now; {time.perf_counter() - started:.1f} s")
     # The demo's own check: the drifted credential must have been caught, every stored
     # credential proven, the hand-changed one refused, and the embedded authority's
@@ -325,6 +333,18 @@ def cert_issuer(token: str) -> str:
 
     issuer = jwt.decode(token, options={"verify_signature": False})["iss"]
     return str(issuer)
+
+
+def keep_serving(authority: Any) -> None:
+    """``make demo KEEP=1``: leave the authority and the stores up until Ctrl-C."""
+    key = authority.service.create_api_key("demo-operator", operator=True).key
+    step("Keeping the authority running (Ctrl-C stops it and cleans up)")
+    print(f"  dashboard  {authority.base_url}/dashboard")
+    print(f"  generator  {authority.base_url}/generate/certified")
+    print(f"  sign in with this operator key (shown once, for this throwaway authority): {key}")
+    with contextlib.suppress(KeyboardInterrupt):
+        while True:
+            time.sleep(3600)
 
 
 def print_report(report: Any) -> None:

@@ -42,9 +42,9 @@ BUCKET_LABELS: Mapping[str, str] = {
 #: Fill colours of the buckets: distinguishable and dark enough on white (plus a legend).
 _COLOURS: Mapping[str, str] = {
     "valid": "#1a7f37",
-    "expiring_90": "#7d8c00",
-    "expiring_60": "#b35900",
-    "expiring_30": "#9a6700",
+    "expiring_90": "#0969da",
+    "expiring_60": "#8250df",
+    "expiring_30": "#bc4c00",
     "expired": "#57606a",
     "revoked": "#a40e26",
 }
@@ -131,7 +131,7 @@ def stacked_svg(title: str, bars: Sequence[Bar], *, width: int = 640) -> str:
     row_h, label_w, pad = 26, 150, 6
     chart_w = width - label_w - 60
     total_max = max((sum(b.parts.values()) for b in bars), default=0) or 1
-    height = pad * 2 + row_h * max(len(bars), 1) + 30
+    height = pad * 2 + row_h * max(len(bars), 1) + 52
     out = [
         f'<svg class="chart" role="img" aria-label="{escape(title)}" viewBox="0 0 {width} {height}" '
         f'width="{width}" height="{height}" xmlns="http://www.w3.org/2000/svg">',
@@ -157,14 +157,14 @@ def stacked_svg(title: str, bars: Sequence[Bar], *, width: int = 640) -> str:
         out.append(
             f'<text x="{x + 4:.1f}" y="{y + 17}" font-size="13" fill="#1b1f24">{sum(bar.parts.values())}</text>'
         )
-    legend_y = pad + row_h * max(len(bars), 1) + 12
-    x = 0
-    for bucket in BUCKETS:
+    legend_y = pad + row_h * max(len(bars), 1) + 10
+    for i, bucket in enumerate(BUCKETS):
+        x, y = (i % 3) * (width // 3), legend_y + (i // 3) * 20
         out.append(
-            f'<rect x="{x}" y="{legend_y}" width="10" height="10" fill="{_COLOURS[bucket]}"/>'
-            f'<text x="{x + 14}" y="{legend_y + 10}" font-size="11" fill="#1b1f24">{escape(BUCKET_LABELS[bucket])}</text>'
+            f'<rect x="{x}" y="{y}" width="10" height="10" fill="{_COLOURS[bucket]}"/>'
+            f'<text x="{x + 14}" y="{y + 10}" font-size="12" fill="#1b1f24">'
+            f"{escape(BUCKET_LABELS[bucket])}</text>"
         )
-        x += 14 + 7 * len(BUCKET_LABELS[bucket]) + 10
     out.append("</svg>")
     return "".join(out)
 
@@ -173,7 +173,7 @@ def bars_svg(title: str, points: Sequence[tuple[str, int]], *, width: int = 640)
     """Vertical bars (issuance over time), every fifth label shown."""
     height, base, top = 200, 170, 12
     n = max(len(points), 1)
-    step = (width - 40) / n
+    step = (width - 70) / n
     peak = max((v for _, v in points), default=0) or 1
     out = [
         f'<svg class="chart" role="img" aria-label="{escape(title)}" viewBox="0 0 {width} {height}" '

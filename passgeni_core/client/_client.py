@@ -372,13 +372,9 @@ class AuthorityClient(_Transport):
         return decode(data, ManifestSignatureBody).token
 
     def submit_scan(self, body: ScanSubmissionBody) -> ScanReceiptBody:
-        """``POST /api/scans``: a coverage scan's references and statuses, for the dashboard
-        (team-wide for team keys). Nothing but the Struct's fields can be sent."""
-        data = self._object(
-            self._request("POST", "/api/scans", body=msgspec.to_builtins(body)),
-            "the scan receipt",
-        )
-        return decode(data, ScanReceiptBody)
+        """``POST /api/scans``: a scan's references and statuses, for the dashboard."""
+        answer = self._request("POST", "/api/scans", body=msgspec.to_builtins(body))
+        return decode(self._object(answer, "the scan receipt"), ScanReceiptBody)
 
     def iter_audit(self, **filters: Any) -> Iterator[CertificateRecord]:
         """Every certificate matching the :meth:`audit` filters, page after page."""
