@@ -393,7 +393,8 @@ def _target_of(token: str) -> tuple[str, str, str]:
         payload = unverified_payload(token)
     except MalformedToken:
         return ("-", "-", "")
-    target = payload.get("target") if isinstance(payload.get("target"), dict) else {}
+    raw = payload.get("target")
+    target: dict[str, Any] = raw if isinstance(raw, dict) else {}
     label = payload.get("label")
     return (
         str(target.get("system") or "-"),
