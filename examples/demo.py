@@ -205,7 +205,8 @@ def main() -> int:
         )
         report = scan(client, prefixes, require="pci-dss", store_options=options)
         print_report(report)
-        receipt = client.submit_scan(report.submission())  # `passgeni scan ... --submit`
+        (body,) = report.submissions()
+        receipt = client.submit_scan(body)  # what `passgeni scan ... --submit` sends
         print(
             f"  submitted to the dashboard (scan {receipt.scan_id}): references and statuses "
             f"only, {receipt.failing} falling short"

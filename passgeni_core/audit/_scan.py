@@ -17,6 +17,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+import msgspec
+
 from .._errors import (
     InvalidRequest,
     PassgeniError,
@@ -80,10 +82,13 @@ class CoverageReport:
             "credentials": [e.to_dict() for e in self.entries],
         }
 
-    def submission(self) -> ScanSubmissionBody:
-        """What ``scan --submit`` sends the authority's dashboard: each credential's store
+    def submissions(self, max_bytes: int = 60_000) -> list[ScanSubmissionBody]:
+        """What ``scan --submit`` sends the authority's dashboard, in bodies under
+        ``max_bytes`` (the authority's body limit is 64 KiB): each credential's store
         reference, status, reasons and certificate reference, never a value or a detail."""
-        findings = []
+        bodies: list[ScanSubmissionBody] = []
+        chunk: list[ScanFindingBody] = []
+        size = 0
         for e in self.entries:
             finding = ScanFindingBody(uri=e.uri, status=e.status, reasons=list(e.reasons))
             if e.cert_id:
@@ -92,7 +97,16 @@ class CoverageReport:
                 finding.standard = e.standard
             if e.expires_at is not None:
                 finding.expires_at = e.expires_at
-            findings.append(finding)
+            cost = len(msgspec.json.encode(finding)) + 1
+            if chunk and size + cost > max_bytes - 200:
+                bodies.append(self._body(chunk))
+                chunk, size = [], 0
+            chunk.append(finding)
+            size += cost
+        bodies.append(self._body(chunk))
+        return bodies
+
+    def _body(self, findings: list[ScanFindingBody]) -> ScanSubmissionBody:
         body = ScanSubmissionBody(
             credentials=findings, scanned_at=self.scanned_at, expiring_days=self.expiring_days
         )

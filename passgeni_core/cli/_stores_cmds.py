@@ -151,10 +151,14 @@ def _cmd_scan(args: argparse.Namespace) -> int:
     with connect(_connection(args)) as client:
         report = scan(client, uris, require=args.require, expiring_days=args.expiring_days)
         if args.submit:
-            receipt = client.submit_scan(report.submission())
+            receipts = [client.submit_scan(body) for body in report.submissions()]
+            ids = f"{receipts[0].scan_id}" + (
+                f"-{receipts[-1].scan_id}" if len(receipts) > 1 else ""
+            )
             print(
-                f"submitted scan {receipt.scan_id} to the authority's dashboard: "
-                f"{receipt.credentials} credential(s), {receipt.failing} falling short",
+                f"submitted scan {ids} to the authority's dashboard: "
+                f"{sum(r.credentials for r in receipts)} credential(s), "
+                f"{sum(r.failing for r in receipts)} falling short",
                 file=sys.stderr,
             )
     if fmt == "json":
