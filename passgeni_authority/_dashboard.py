@@ -13,7 +13,6 @@ reads in :mod:`._dashboard_data`.
 from __future__ import annotations
 
 import secrets
-from collections import Counter
 from typing import Any
 from urllib.parse import parse_qs, urlencode
 
@@ -24,20 +23,25 @@ from jinja2 import Environment, PackageLoader, select_autoescape
 from passgeni_core import InvalidRequest, RateLimited, Unauthenticated
 from passgeni_core.model import is_embedded_issuer
 
-from ._dashboard_data import BUCKETS, SESSION_LIFETIME, DashboardData, Viewer, page_of
+from ._coverage import Coverage
+from ._dashboard_data import (
+    BUCKETS,
+    SESSION_LIFETIME,
+    CertFilters,
+    DashboardData,
+    Viewer,
+    page_count,
+)
 from ._dashboard_views import (
     BUCKET_LABELS,
     Bar,
     bars_svg,
-    by_standard,
-    by_store,
     certificates_csv,
     coverage_csv,
-    filter_rows,
-    issuance,
     stacked_svg,
 )
 from ._issuance_http import dumps
+from ._scans import COVERED
 
 __all__ = ["SESSION_COOKIE", "add_dashboard_routes"]
 
@@ -73,6 +77,7 @@ def add_dashboard_routes(
 ) -> DashboardData:
     """The dashboard's routes on ``app``; its data layer (also for tests and benchmarks)."""
     data = DashboardData(svc.storage, svc.settings)
+    coverage = Coverage(svc.storage, svc.settings)
     cfg = svc.settings
     env = Environment(
         loader=PackageLoader("passgeni_authority", "templates"),
@@ -217,32 +222,52 @@ def add_dashboard_routes(
         raw = request.query_params.get("page", "1")
         return int(raw) if raw.isdigit() and 0 < len(raw) < 8 else 1
 
+    def filters_of(request: Request) -> CertFilters:
+        return CertFilters(
+            standard=query(request, "standard", 64),
+            bucket=query(request, "status", 32),
+            system=query(request, "system", 32),
+            query=query(request, "q"),
+        )
+
+    def kept_filters(request: Request) -> dict[str, str]:
+        return {k: v for k in ("standard", "status", "system", "q") if (v := query(request, k))}
+
+    def pages(path: str, kept: dict[str, str], page: int, count: int) -> dict[str, Any]:
+        return {
+            "page": page,
+            "pages": count,
+            "prev_url": f"{path}?{urlencode({**kept, 'page': page - 1})}" if page > 1 else None,
+            "next_url": f"{path}?{urlencode({**kept, 'page': page + 1})}" if page < count else None,
+        }
+
     @app.get("/dashboard", include_in_schema=False)
     def dashboard_overview(request: Request) -> Response:
         viewer = signed_in(request)
         if viewer is None:
             return to_sign_in()
-        rows = data.certificates(viewer)
-        findings = data.findings(viewer)
-        counts = Counter(r.bucket for r in rows)
-        standards = by_standard(rows)
-        at = data.now()
+        summary = data.summary(viewer)
+        counts = coverage.counts(viewer)
+        gaps, gap_count, _page = coverage.page(viewer, "gap", 1, 10)
         return html(
             "dashboard_overview.html",
             viewer=viewer,
             view="overview",
-            total=len(rows),
-            counts=counts,
+            total=summary.total,
+            counts=summary.buckets,
             buckets=BUCKETS,
-            expiring=sum(counts[b] for b in ("expiring_30", "expiring_60", "expiring_90")),
-            standards=standards,
+            expiring=sum(summary.buckets[b] for b in ("expiring_30", "expiring_60", "expiring_90")),
+            standards=summary.by_standard,
             standards_svg=stacked_svg(
                 "Certificates by standard and status",
-                [Bar(s, c) for s, c in standards.items()],
+                [Bar(s, c) for s, c in summary.by_standard.items()],
             ),
-            issuance_svg=bars_svg("Certificates issued per day, last 30 days", issuance(rows, at)),
-            findings=findings,
-            gaps=[f for f in findings if not f.covered],
+            issuance_svg=bars_svg(
+                "Certificates issued per day, last 30 days", data.issuance(viewer)
+            ),
+            scanned=sum(counts.values()),
+            gaps=gaps,
+            gap_count=gap_count,
             anomalies=data.anomalies(viewer),
         )
 
@@ -251,34 +276,25 @@ def add_dashboard_routes(
         viewer = signed_in(request)
         if viewer is None:
             return to_sign_in()
-        rows = data.certificates(viewer)
-        filters = {k: query(request, k) for k in ("standard", "status", "system", "q")}
-        matching = filter_rows(
-            rows,
-            standard=filters["standard"],
-            bucket=filters["status"],
-            system=filters["system"],
-            query=filters["q"],
+        filters = filters_of(request)
+        rows, matching, page = data.certificate_page(
+            viewer, filters, page_number(request), PAGE_SIZE
         )
-        shown, pages = page_of(matching, page_number(request), PAGE_SIZE)
-        page = min(page_number(request), pages)
-        kept = {k: v for k, v in filters.items() if v}
+        standards, systems = data.facets(viewer)
+        kept = kept_filters(request)
         return html(
             "dashboard_certificates.html",
             viewer=viewer,
             view="certificates",
-            rows=shown,
-            matching=len(matching),
-            total=len(rows),
-            page=page,
-            pages=pages,
-            filters=filters,
-            standards=sorted({r.standard for r in rows}),
-            systems=sorted({r.system for r in rows}),
+            rows=rows,
+            matching=matching,
+            total=data.summary(viewer).total,
+            filters=kept,
+            standards=standards,
+            systems=systems,
             statuses=[*BUCKETS, "expiring"],
-            prev_url=f"?{urlencode({**kept, 'page': page - 1})}" if page > 1 else None,
-            next_url=f"?{urlencode({**kept, 'page': page + 1})}" if page < pages else None,
             csv_url=f"/dashboard/certificates.csv?{urlencode(kept)}",
+            **pages("/dashboard/certificates", kept, page, page_count(matching, PAGE_SIZE)),
         )
 
     @app.get("/dashboard/certificates.csv", include_in_schema=False)
@@ -286,13 +302,7 @@ def add_dashboard_routes(
         viewer = signed_in(request)
         if viewer is None:
             return to_sign_in()
-        rows = filter_rows(
-            data.certificates(viewer),
-            standard=query(request, "standard"),
-            bucket=query(request, "status"),
-            system=query(request, "system"),
-            query=query(request, "q"),
-        )
+        rows = data.all_certificates(viewer, filters_of(request))
         return Response(
             certificates_csv(rows, cert_base(request)),
             media_type="text/csv; charset=utf-8",
@@ -304,9 +314,8 @@ def add_dashboard_routes(
         viewer = signed_in(request)
         if viewer is None:
             return to_sign_in()
-        systems, targets = by_store(data.certificates(viewer))
-        shown, pages = page_of(targets, page_number(request), PAGE_SIZE)
-        page = min(page_number(request), pages)
+        systems = data.summary(viewer).by_system
+        targets, total, page = data.targets_page(viewer, page_number(request), PAGE_SIZE)
         return html(
             "dashboard_stores.html",
             viewer=viewer,
@@ -316,43 +325,34 @@ def add_dashboard_routes(
             systems_svg=stacked_svg(
                 "Certificates by store and status", [Bar(s, c) for s, c in systems.items()]
             ),
-            targets=shown,
-            target_count=len(targets),
-            page=page,
-            pages=pages,
-            prev_url=f"?page={page - 1}" if page > 1 else None,
-            next_url=f"?page={page + 1}" if page < pages else None,
+            targets=targets,
+            target_count=total,
+            **pages("/dashboard/stores", {}, page, page_count(total, PAGE_SIZE)),
         )
+
+    def status_of(request: Request) -> str | None:
+        return query(request, "status", 32)
 
     @app.get("/dashboard/coverage", include_in_schema=False)
     def dashboard_coverage(request: Request) -> Response:
         viewer = signed_in(request)
         if viewer is None:
             return to_sign_in()
-        findings = data.findings(viewer)
-        status = query(request, "status")
-        matching = [
-            f
-            for f in findings
-            if status is None or f.status == status or (status == "gap" and not f.covered)
-        ]
-        shown, pages = page_of(matching, page_number(request), PAGE_SIZE)
-        page = min(page_number(request), pages)
+        status = status_of(request)
+        findings, matching, page = coverage.page(viewer, status, page_number(request), PAGE_SIZE)
+        counts = coverage.counts(viewer)
         kept = {"status": status} if status else {}
         return html(
             "dashboard_coverage.html",
             viewer=viewer,
             view="coverage",
-            findings=shown,
-            total=len(findings),
-            gaps=sum(1 for f in findings if not f.covered),
-            counts=Counter(f.status for f in findings),
+            findings=findings,
+            total=sum(counts.values()),
+            gaps=sum(n for s, n in counts.items() if s not in COVERED),
+            counts=dict(sorted(counts.items())),
             status=status,
-            page=page,
-            pages=pages,
-            prev_url=f"?{urlencode({**kept, 'page': page - 1})}" if page > 1 else None,
-            next_url=f"?{urlencode({**kept, 'page': page + 1})}" if page < pages else None,
             csv_url=f"/dashboard/coverage.csv?{urlencode(kept)}",
+            **pages("/dashboard/coverage", kept, page, page_count(matching, PAGE_SIZE)),
         )
 
     @app.get("/dashboard/coverage.csv", include_in_schema=False)
@@ -360,14 +360,8 @@ def add_dashboard_routes(
         viewer = signed_in(request)
         if viewer is None:
             return to_sign_in()
-        status = query(request, "status")
-        findings = [
-            f
-            for f in data.findings(viewer)
-            if status is None or f.status == status or (status == "gap" and not f.covered)
-        ]
         return Response(
-            coverage_csv(findings, cert_base(request)),
+            coverage_csv(coverage.all(viewer, status_of(request)), cert_base(request)),
             media_type="text/csv; charset=utf-8",
             headers={**HEADERS, "Content-Disposition": 'attachment; filename="coverage.csv"'},
         )
@@ -377,13 +371,16 @@ def add_dashboard_routes(
         viewer = signed_in(request)
         if viewer is None:
             return to_sign_in()
-        findings = data.findings(viewer)
+        changed = [
+            *coverage.page(viewer, "drifted", 1, 200)[0],
+            *coverage.page(viewer, "invalid", 1, 200)[0],
+        ]
         return html(
             "dashboard_anomalies.html",
             viewer=viewer,
             view="anomalies",
             anomalies=data.anomalies(viewer),
-            changed=[f for f in findings if f.status in ("drifted", "invalid")],
+            changed=changed,
             threshold=cfg.anomaly_threshold_24h,
         )
 
@@ -395,7 +392,7 @@ def add_dashboard_routes(
         statuses only, never a value. Team keys submit for their team."""
         caller = await principal(request)
         body = await json_body(request)
-        receipt = data.record_scan(caller, body)
+        receipt = coverage.record(caller, body)
         return Response(dumps(receipt), status_code=201, media_type="application/json")
 
     return data

@@ -1,5 +1,4 @@
-"""What the dashboard reads and writes: its sessions, the certificates a viewer may see,
-submitted scans (coverage) and anomalies.
+"""What the dashboard reads and writes: its sessions and the certificates a viewer may see.
 
 Who sees what: a team key's dashboard shows its team; a personal key its own
 certificates; an operator key (``create-key --operator``) every team. A dashboard session
@@ -7,9 +6,10 @@ is a random id in an ``HttpOnly`` cookie; the database keeps only its SHA-256, t
 public prefix and the form (CSRF) token, never the API key. Every page re-checks that the
 key is not revoked and the session not expired.
 
-Certificates are read without their tokens where possible: a certificate's target and
-label live in its signed token, parsed once per certificate and cached (tokens never
-change), so a page over 10,000 certificates reads the small columns only.
+Everything is counted, filtered and paginated in SQL, so a view over 10,000 certificates
+reads one page of rows and a few aggregates. A certificate's target and label live in
+its signed token: they are copied once into ``dashboard_targets`` (tokens never change)
+the first time a dashboard looks, then joined. Submitted scans: :mod:`._coverage`.
 """
 
 from __future__ import annotations
@@ -19,17 +19,17 @@ import hashlib
 import hmac
 import json
 import secrets
-from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, delete, insert, select, true
+from sqlalchemy import ColumnElement, and_, case, delete, func, insert, literal, or_, select, true
 from sqlalchemy.engine import Connection
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
 from passgeni_core import MalformedToken, Unauthenticated
-from passgeni_core.client import ScanReceiptBody
 from passgeni_core.crypto import unverified_payload
 
 from ._db import (
@@ -37,24 +37,23 @@ from ._db import (
     api_keys,
     certificates,
     dashboard_sessions,
-    scan_findings,
-    scan_reports,
+    dashboard_targets,
     usage_events,
     users,
 )
 from ._models import Principal
-from ._scans import COVERED, MAX_FINDINGS, SCAN_STATUSES, parse_scan
 from ._storage import Storage
-from ._util import LRU, db_unavailable, instant, now
+from ._util import db_unavailable, now
 
 __all__ = [
     "BUCKETS",
     "SESSION_LIFETIME",
+    "CertFilters",
     "CertRow",
     "DashboardData",
-    "Finding",
+    "Summary",
     "Viewer",
-    "bucket_of",
+    "page_count",
 ]
 
 #: How long a dashboard sign-in lasts (absolute, not sliding).
@@ -68,19 +67,7 @@ BUCKETS: tuple[str, ...] = (
     "expired",
     "revoked",
 )
-
-
-def bucket_of(status: str, expires_at: datetime, at: datetime) -> str:
-    """``valid``, ``expiring_30/60/90`` (days left), ``expired`` or ``revoked``."""
-    if status == "revoked":
-        return "revoked"
-    left = expires_at - at
-    if left <= timedelta(0):
-        return "expired"
-    for days in (30, 60, 90):
-        if left <= timedelta(days=days):
-            return f"expiring_{days}"
-    return "valid"
+_SYNC_BATCH = 2000
 
 
 @dataclass(frozen=True)
@@ -119,25 +106,27 @@ class CertRow:
 
 
 @dataclass(frozen=True)
-class Finding:
-    """A credential's latest scan result: where it is and how it stands."""
+class CertFilters:
+    """The certificates view's filters (``None``: any). ``bucket`` ``expiring``: 30/60/90."""
 
-    uri: str
-    status: str
-    reasons: str
-    cert_id: str | None
-    standard: str | None
-    expires_at: datetime | None
-    scanned_at: datetime
-    submitted_by: str
+    standard: str | None = None
+    bucket: str | None = None
+    system: str | None = None
+    query: str | None = None
 
-    @property
-    def covered(self) -> bool:
-        return self.status in COVERED
 
-    @property
-    def system(self) -> str:
-        return self.uri.split("://", 1)[0] if "://" in self.uri else "-"
+@dataclass
+class Summary:
+    """Counts of the viewer's certificates: by bucket, by standard and by store."""
+
+    total: int = 0
+    buckets: Counter[str] = field(default_factory=Counter)
+    by_standard: dict[str, Counter[str]] = field(default_factory=dict)
+    by_system: dict[str, Counter[str]] = field(default_factory=dict)
+
+
+def page_count(total: int, size: int) -> int:
+    return max(1, -(-total // size))
 
 
 def _digest(value: str) -> str:
@@ -150,10 +139,6 @@ class DashboardData:
     def __init__(self, storage: Storage, settings: Any) -> None:
         self.storage = storage
         self.settings = settings
-        # cert_id -> (system, path, label): parsed from the immutable token once.
-        self._targets = LRU(200_000)
-
-    # -- reads ---------------------------------------------------------------------------
 
     @contextlib.contextmanager
     def _read(self) -> Iterator[Connection]:
@@ -194,7 +179,7 @@ class DashboardData:
                     expires_at=expires,
                 )
             )
-        return sid, Viewer(
+        viewer = Viewer(
             principal.user_id,
             principal.team_id,
             principal.key_prefix,
@@ -202,6 +187,7 @@ class DashboardData:
             csrf,
             expires,
         )
+        return sid, viewer
 
     def viewer(self, sid: str | None) -> Viewer:
         """The viewer of a session cookie. Raises Unauthenticated: none, expired, key revoked."""
@@ -239,58 +225,193 @@ class DashboardData:
 
     # -- certificates ----------------------------------------------------------------------
 
-    def _cert_scope(self, viewer: Viewer) -> Any:
+    def sync_targets(self) -> int:
+        """Copy the target and label of certificates not yet in ``dashboard_targets``."""
+        c, t = certificates.c, dashboard_targets.c
+        copied = 0
+        while True:
+            with self._read() as conn:
+                rows = conn.execute(
+                    select(c.cert_id, c.token)
+                    .outerjoin(dashboard_targets, t.cert_id == c.cert_id)
+                    .where(t.cert_id.is_(None))
+                    .limit(_SYNC_BATCH)
+                ).all()
+            if not rows:
+                return copied
+            values = [{"cert_id": r.cert_id, **_target_of(r.token)} for r in rows]
+            try:
+                with self.storage.transaction() as conn:
+                    conn.execute(insert(dashboard_targets), values)
+            except IntegrityError:  # another process copied some first: next request
+                return copied
+            copied += len(values)
+            if len(rows) < _SYNC_BATCH:
+                return copied
+
+    def _scope(self, viewer: Viewer) -> ColumnElement[bool]:
         if viewer.operator:
             return true()
         if viewer.team_id is not None:
             return certificates.c.team_id == viewer.team_id
         return certificates.c.owner_user_id == viewer.user_id
 
-    def certificates(self, viewer: Viewer) -> list[CertRow]:
-        """Every certificate the viewer may see, newest first."""
-        at = self.now()
+    def _bucket(self, at: datetime) -> Any:
         c = certificates.c
-        with self._read() as conn:
-            rows = conn.execute(
-                select(
-                    c.cert_id,
-                    c.owner_user_id,
-                    c.team_id,
-                    c.compliance_standard,
-                    c.standards_met,
-                    c.status,
-                    c.issued_at,
-                    c.expires_at,
-                )
-                .where(self._cert_scope(viewer))
-                .order_by(c.issued_at.desc(), c.cert_id.desc())
-            ).all()
-            missing = [r.cert_id for r in rows if r.cert_id not in self._targets]
-            for start in range(0, len(missing), 500):
-                chunk = missing[start : start + 500]
-                for cert_id, token in conn.execute(
-                    select(c.cert_id, c.token).where(c.cert_id.in_(chunk))
-                ):
-                    self._targets.put(cert_id, _target_of(token))
-        out = []
-        for r in rows:
-            system, path, label = self._targets.get(r.cert_id) or ("-", "-", "")
-            out.append(
-                CertRow(
-                    cert_id=r.cert_id,
-                    owner=r.owner_user_id,
-                    team=r.team_id,
-                    standard=r.compliance_standard,
-                    standards_met=tuple(s for s in r.standards_met.split(",") if s),
-                    bucket=bucket_of(r.status, r.expires_at, at),
-                    issued_at=r.issued_at,
-                    expires_at=r.expires_at,
-                    system=system,
-                    path=path,
-                    label=label,
+        return case(
+            (c.status == "revoked", literal("revoked")),
+            (c.expires_at <= at, literal("expired")),
+            (c.expires_at <= at + timedelta(days=30), literal("expiring_30")),
+            (c.expires_at <= at + timedelta(days=60), literal("expiring_60")),
+            (c.expires_at <= at + timedelta(days=90), literal("expiring_90")),
+            else_=literal("valid"),
+        )
+
+    def _where(self, viewer: Viewer, filters: CertFilters, at: datetime) -> ColumnElement[bool]:
+        c, t = certificates.c, dashboard_targets.c
+        conds: list[ColumnElement[bool]] = [self._scope(viewer)]
+        if filters.standard:
+            conds.append(c.compliance_standard == filters.standard)
+        if filters.bucket == "expiring":
+            conds.append(self._bucket(at).in_(("expiring_30", "expiring_60", "expiring_90")))
+        elif filters.bucket:
+            conds.append(self._bucket(at) == filters.bucket)
+        if filters.system:
+            conds.append(t.system == filters.system)
+        if filters.query:
+            like = (
+                "%"
+                + filters.query.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+                + "%"
+            )
+            conds.append(
+                or_(
+                    *(
+                        col.like(like, escape="\\")
+                        for col in (c.cert_id, c.owner_user_id, t.path, t.label)
+                    )
                 )
             )
+        return and_(*conds)
+
+    def _joined(self, *columns: Any) -> Any:
+        return select(*columns).select_from(
+            certificates.outerjoin(
+                dashboard_targets, dashboard_targets.c.cert_id == certificates.c.cert_id
+            )
+        )
+
+    def summary(self, viewer: Viewer) -> Summary:
+        """Counts by bucket, by standard and by store (one grouped query)."""
+        self.sync_targets()
+        at = self.now()
+        bucket = self._bucket(at).label("bucket")
+        system = func.coalesce(dashboard_targets.c.system, "-").label("system")
+        with self._read() as conn:
+            rows = conn.execute(
+                self._joined(certificates.c.compliance_standard, system, bucket, func.count())
+                .where(self._scope(viewer))
+                .group_by(certificates.c.compliance_standard, system, bucket)
+            ).all()
+        out = Summary()
+        for standard, sys_name, b, n in rows:
+            out.total += n
+            out.buckets[b] += n
+            out.by_standard.setdefault(standard, Counter())[b] += n
+            out.by_system.setdefault(sys_name, Counter())[b] += n
+        out.by_standard = dict(sorted(out.by_standard.items()))
+        out.by_system = dict(sorted(out.by_system.items()))
         return out
+
+    def issuance(self, viewer: Viewer, *, days: int = 30) -> list[tuple[str, int]]:
+        """Certificates issued per day over the last ``days`` days (oldest first)."""
+        at = self.now()
+        start = (at - timedelta(days=days - 1)).replace(hour=0, minute=0, second=0, microsecond=0)
+        with self._read() as conn:
+            stamps = conn.execute(
+                select(certificates.c.issued_at).where(
+                    self._scope(viewer), certificates.c.issued_at >= start
+                )
+            ).scalars()
+            counts = Counter(s.date().isoformat() for s in stamps)
+        days_out = [(start + timedelta(days=i)).date().isoformat() for i in range(days)]
+        return [(d, counts[d]) for d in days_out]
+
+    def _rows(self, viewer: Viewer, filters: CertFilters) -> tuple[Any, datetime]:
+        at = self.now()
+        c, t = certificates.c, dashboard_targets.c
+        query = (
+            self._joined(
+                c.cert_id,
+                c.owner_user_id,
+                c.team_id,
+                c.compliance_standard,
+                c.standards_met,
+                self._bucket(at).label("bucket"),
+                c.issued_at,
+                c.expires_at,
+                t.system,
+                t.path,
+                t.label,
+            )
+            .where(self._where(viewer, filters, at))
+            .order_by(c.issued_at.desc(), c.cert_id.desc())
+        )
+        return query, at
+
+    def certificate_page(
+        self, viewer: Viewer, filters: CertFilters, page: int, size: int
+    ) -> tuple[list[CertRow], int, int]:
+        """One page of the matching certificates, how many match, and the page shown."""
+        self.sync_targets()
+        query, at = self._rows(viewer, filters)
+        with self._read() as conn:
+            matching = conn.execute(
+                self._joined(func.count()).where(self._where(viewer, filters, at))
+            ).scalar_one()
+            page = min(max(page, 1), page_count(matching, size))
+            rows = conn.execute(query.limit(size).offset((page - 1) * size)).all()
+        return [_cert_row(r) for r in rows], matching, page
+
+    def all_certificates(self, viewer: Viewer, filters: CertFilters) -> Iterator[CertRow]:
+        """Every matching certificate, newest first (the CSV export)."""
+        self.sync_targets()
+        query, _at = self._rows(viewer, filters)
+        with self._read() as conn:
+            for r in conn.execute(query).yield_per(1000):
+                yield _cert_row(r)
+
+    def targets_page(
+        self, viewer: Viewer, page: int, size: int
+    ) -> tuple[list[tuple[str, str, int, CertRow]], int, int]:
+        """Each target with its number of certificates and its latest one; a page of them."""
+        self.sync_targets()
+        c, t = certificates.c, dashboard_targets.c
+        grouped = (
+            self._joined(t.system, t.path, func.count().label("n"), func.max(c.issued_at))
+            .where(self._scope(viewer), t.system.is_not(None))
+            .group_by(t.system, t.path)
+        )
+        with self._read() as conn:
+            total = conn.execute(select(func.count()).select_from(grouped.subquery())).scalar_one()
+            page = min(max(page, 1), page_count(total, size))
+            groups = conn.execute(
+                grouped.order_by(t.system, t.path).limit(size).offset((page - 1) * size)
+            ).all()
+        lines = [(s, p, n, self._latest_of(viewer, s, p)) for s, p, n, _ in groups]
+        return lines, total, page
+
+    def _latest_of(self, viewer: Viewer, system: str, path: str) -> CertRow:
+        query, _at = self._rows(viewer, CertFilters())
+        t = dashboard_targets.c
+        with self._read() as conn:
+            row = conn.execute(query.where(t.system == system, t.path == path).limit(1)).one()
+        return _cert_row(row)
+
+    def facets(self, viewer: Viewer) -> tuple[list[str], list[str]]:
+        """The standards and stores the viewer's certificates name (the filters' choices)."""
+        summary = self.summary(viewer)
+        return list(summary.by_standard), [s for s in summary.by_system if s != "-"]
 
     def anomalies(self, viewer: Viewer) -> list[tuple[str, datetime, int | None]]:
         """Anomaly flags (many certificates in 24 h) of the viewer's users, newest first."""
@@ -310,101 +431,33 @@ class DashboardData:
             ).all()
         return [(r.user_id, r.at, json.loads(r.detail or "{}").get("count_24h")) for r in rows]
 
-    # -- scans -------------------------------------------------------------------------------
 
-    def record_scan(self, principal: Principal, body: Mapping[str, Any]) -> ScanReceiptBody:
-        """Store a submitted scan (``POST /api/scans``); its receipt."""
-        report = parse_scan(body)
-        at = self.now()
-        failing = sum(1 for f in report["credentials"] if f["status"] not in COVERED)
-        with self.storage.transaction() as conn:
-            report_id = conn.execute(
-                insert(scan_reports)
-                .values(
-                    user_id=principal.user_id,
-                    team_id=principal.team_id,
-                    submitted_at=at,
-                    scanned_at=report["scanned_at"] or at,
-                    require=report["require"],
-                    expiring_days=report["expiring_days"],
-                    credentials=len(report["credentials"]),
-                    failing=failing,
-                )
-                .returning(scan_reports.c.id)
-            ).scalar_one()
-            if report["credentials"]:
-                conn.execute(
-                    insert(scan_findings),
-                    [{"report_id": report_id, **f} for f in report["credentials"]],
-                )
-        return ScanReceiptBody(
-            scan_id=int(report_id),
-            credentials=len(report["credentials"]),
-            failing=failing,
-            submitted_at=instant(at),
-        )
-
-    def findings(self, viewer: Viewer) -> list[Finding]:
-        """Each credential's latest submitted result (by URI), worst first."""
-        r, f = scan_reports.c, scan_findings.c
-        cond: Any = true()
-        if not viewer.operator:
-            cond = (
-                r.team_id == viewer.team_id
-                if viewer.team_id
-                else and_(r.team_id.is_(None), r.user_id == viewer.user_id)
-            )
-        with self._read() as conn:
-            rows = conn.execute(
-                select(
-                    f.uri,
-                    f.status,
-                    f.reasons,
-                    f.cert_id,
-                    f.standard,
-                    f.expires_at,
-                    r.scanned_at,
-                    r.user_id,
-                )
-                .join(scan_reports, r.id == f.report_id)
-                .where(cond)
-                .order_by(r.submitted_at.desc(), f.id)
-                .limit(MAX_FINDINGS * 5)
-            ).all()
-        latest: dict[str, Finding] = {}
-        for row in rows:
-            if row.uri not in latest:
-                latest[row.uri] = Finding(
-                    row.uri,
-                    row.status,
-                    row.reasons,
-                    row.cert_id,
-                    row.standard,
-                    row.expires_at,
-                    row.scanned_at,
-                    row.user_id,
-                )
-        order = {s: i for i, s in enumerate(sorted(SCAN_STATUSES - COVERED))}
-        return sorted(latest.values(), key=lambda x: (x.covered, order.get(x.status, 0), x.uri))
-
-
-def _target_of(token: str) -> tuple[str, str, str]:
-    try:
-        payload = unverified_payload(token)
-    except MalformedToken:
-        return ("-", "-", "")
-    raw = payload.get("target")
-    target: dict[str, Any] = raw if isinstance(raw, dict) else {}
-    label = payload.get("label")
-    return (
-        str(target.get("system") or "-"),
-        str(target.get("path") or "-"),
-        label if isinstance(label, str) else "",
+def _cert_row(r: Any) -> CertRow:
+    return CertRow(
+        cert_id=r.cert_id,
+        owner=r.owner_user_id,
+        team=r.team_id,
+        standard=r.compliance_standard,
+        standards_met=tuple(s for s in r.standards_met.split(",") if s),
+        bucket=r.bucket,
+        issued_at=r.issued_at,
+        expires_at=r.expires_at,
+        system=r.system or "-",
+        path=r.path or "-",
+        label=r.label or "",
     )
 
 
-def page_of(items: Sequence[Any], page: int, size: int) -> tuple[Sequence[Any], int]:
-    """One page of ``items`` and the number of pages."""
-    pages = max(1, -(-len(items) // size))
-    page = min(max(page, 1), pages)
-    return items[(page - 1) * size : page * size], pages
+def _target_of(token: str) -> dict[str, str]:
+    try:
+        payload = unverified_payload(token)
+    except MalformedToken:
+        return {"system": "-", "path": "-", "label": ""}
+    raw = payload.get("target")
+    target: dict[str, Any] = raw if isinstance(raw, dict) else {}
+    label = payload.get("label")
+    return {
+        "system": str(target.get("system") or "-")[:32],
+        "path": str(target.get("path") or "-")[:512],
+        "label": label[:200] if isinstance(label, str) else "",
+    }

@@ -1,33 +1,29 @@
-"""What each dashboard view shows, worked out from the rows (the templates only lay it
-out): counts by standard and status, by store and target, issuance over time, coverage,
-filters, and the charts as inline SVG drawn here (no script, no library, nothing loaded).
+"""How the dashboard shows what :mod:`._dashboard_data` and :mod:`._coverage` count: the
+charts as inline SVG drawn here (no script, no library, nothing loaded), the status
+labels, and the CSV exports (every cell neutralised: never a formula, never a new row).
 """
 
 from __future__ import annotations
 
 import csv
 import io
-from collections import Counter, defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from html import escape
 
 from passgeni_core import csv_cell
 
-from ._dashboard_data import BUCKETS, CertRow, Finding
+from ._coverage import Finding
+from ._dashboard_data import BUCKETS, CertRow
 
 __all__ = [
     "BUCKET_LABELS",
     "CSV_FIELDS",
     "Bar",
     "bars_svg",
-    "by_standard",
-    "by_store",
     "certificates_csv",
     "coverage_csv",
-    "filter_rows",
-    "issuance",
     "stacked_svg",
 ]
 
@@ -48,76 +44,6 @@ _COLOURS: Mapping[str, str] = {
     "expired": "#57606a",
     "revoked": "#a40e26",
 }
-
-
-def filter_rows(
-    rows: Iterable[CertRow],
-    *,
-    standard: str | None = None,
-    bucket: str | None = None,
-    system: str | None = None,
-    query: str | None = None,
-) -> list[CertRow]:
-    """The rows matching every filter given (``bucket`` ``expiring`` means any of 30/60/90)."""
-    q = (query or "").lower()
-    out = []
-    for r in rows:
-        if standard and r.standard != standard:
-            continue
-        if bucket and not (
-            r.bucket == bucket or (bucket == "expiring" and r.bucket.startswith("expiring"))
-        ):
-            continue
-        if system and r.system != system:
-            continue
-        if q and not any(q in v.lower() for v in (r.cert_id, r.path, r.label, r.owner)):
-            continue
-        out.append(r)
-    return out
-
-
-def by_standard(rows: Iterable[CertRow]) -> dict[str, Counter[str]]:
-    """standard -> bucket -> count (standards by name)."""
-    out: dict[str, Counter[str]] = defaultdict(Counter)
-    for r in rows:
-        out[r.standard][r.bucket] += 1
-    return dict(sorted(out.items()))
-
-
-@dataclass(frozen=True)
-class TargetLine:
-    system: str
-    path: str
-    certificates: int
-    latest: CertRow
-
-
-def by_store(rows: Sequence[CertRow]) -> tuple[dict[str, Counter[str]], list[TargetLine]]:
-    """system -> bucket -> count, and each target's certificates (its latest first)."""
-    systems: dict[str, Counter[str]] = defaultdict(Counter)
-    targets: dict[tuple[str, str], list[CertRow]] = defaultdict(list)
-    for r in rows:  # newest first
-        systems[r.system][r.bucket] += 1
-        targets[(r.system, r.path)].append(r)
-    lines = [
-        TargetLine(system=s, path=p, certificates=len(v), latest=v[0])
-        for (s, p), v in sorted(targets.items())
-    ]
-    return dict(sorted(systems.items())), lines
-
-
-def issuance(rows: Iterable[CertRow], at: datetime, *, days: int = 30) -> list[tuple[str, int]]:
-    """Certificates issued per day over the last ``days`` days (oldest first)."""
-    start = (at - timedelta(days=days - 1)).date()
-    counts: Counter[str] = Counter()
-    for r in rows:
-        day = r.issued_at.date()
-        if day >= start:
-            counts[day.isoformat()] += 1
-    return [
-        ((start + timedelta(days=i)).isoformat(), counts[(start + timedelta(days=i)).isoformat()])
-        for i in range(days)
-    ]
 
 
 @dataclass(frozen=True)

@@ -38,6 +38,7 @@ __all__ = [
     "authority_meta",
     "certificates",
     "dashboard_sessions",
+    "dashboard_targets",
     "generation_requests",
     "metadata",
     "rate_limit_buckets",
@@ -250,6 +251,18 @@ dashboard_sessions = Table(
     Column("expires_at", UTCDateTime, nullable=False),
 )
 Index("ix_dashboard_sessions_expires_at", dashboard_sessions.c.expires_at)
+
+# Each certificate's target and label, copied from its signed token the first time a
+# dashboard looks (tokens never change): the dashboard filters and groups by them in SQL.
+dashboard_targets = Table(
+    "dashboard_targets",
+    metadata,
+    Column("cert_id", String(40), ForeignKey("certificates.cert_id"), primary_key=True),
+    Column("system", String(32), nullable=False),
+    Column("path", String(512), nullable=False),
+    Column("label", String(200), nullable=False),
+)
+Index("ix_dashboard_targets_system_path", dashboard_targets.c.system, dashboard_targets.c.path)
 
 # `passgeni scan --submit`: what a scan found, references and statuses only.
 scan_reports = Table(

@@ -2,7 +2,8 @@
 
 ``api_keys.scope`` (``"operator"``: the dashboard shows every team) is new and
 empty for existing keys. ``dashboard_sessions`` holds signed-in dashboards (the
-SHA-256 of the cookie's random id, never the id or the API key).
+SHA-256 of the cookie's random id, never the id or the API key); ``dashboard_targets``
+each certificate's target and label, copied from its token when a dashboard first looks.
 ``scan_reports``/``scan_findings`` hold what ``passgeni scan --submit`` sent:
 store references and statuses only, never a value.
 
@@ -40,6 +41,16 @@ def upgrade() -> None:
     )
     op.create_index("ix_dashboard_sessions_expires_at", "dashboard_sessions", ["expires_at"])
     op.create_table(
+        "dashboard_targets",
+        sa.Column(
+            "cert_id", sa.String(40), sa.ForeignKey("certificates.cert_id"), primary_key=True
+        ),
+        sa.Column("system", sa.String(32), nullable=False),
+        sa.Column("path", sa.String(512), nullable=False),
+        sa.Column("label", sa.String(200), nullable=False),
+    )
+    op.create_index("ix_dashboard_targets_system_path", "dashboard_targets", ["system", "path"])
+    op.create_table(
         "scan_reports",
         sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
         sa.Column("user_id", sa.String(64), nullable=False),
@@ -71,6 +82,8 @@ def downgrade() -> None:
     op.drop_table("scan_findings")
     op.drop_index("ix_scan_reports_team_submitted", table_name="scan_reports")
     op.drop_table("scan_reports")
+    op.drop_index("ix_dashboard_targets_system_path", table_name="dashboard_targets")
+    op.drop_table("dashboard_targets")
     op.drop_index("ix_dashboard_sessions_expires_at", table_name="dashboard_sessions")
     op.drop_table("dashboard_sessions")
     with op.batch_alter_table("api_keys") as batch:
