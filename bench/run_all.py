@@ -18,6 +18,7 @@ SCRIPTS = [
     "bench_authority.py",
     "bench_rotate.py",
     "load_authority.py",
+    "bench_dashboard.py",
 ]
 
 

@@ -120,9 +120,11 @@ def add_dashboard_routes(
 
     def signed_in(request: Request) -> Viewer | None:
         try:
-            return data.viewer(request.cookies.get(SESSION_COOKIE))
+            viewer = data.viewer(request.cookies.get(SESSION_COOKIE))
         except Unauthenticated:
             return None
+        data.sync_targets()  # new certificates' targets, once per request
+        return viewer
 
     def to_sign_in() -> RedirectResponse:
         return RedirectResponse("/dashboard/sign-in", status_code=303, headers=HEADERS)
@@ -280,7 +282,7 @@ def add_dashboard_routes(
         rows, matching, page = data.certificate_page(
             viewer, filters, page_number(request), PAGE_SIZE
         )
-        standards, systems = data.facets(viewer)
+        summary = data.summary(viewer)
         kept = kept_filters(request)
         return html(
             "dashboard_certificates.html",
@@ -288,10 +290,10 @@ def add_dashboard_routes(
             view="certificates",
             rows=rows,
             matching=matching,
-            total=data.summary(viewer).total,
+            total=summary.total,
             filters=kept,
-            standards=standards,
-            systems=systems,
+            standards=list(summary.by_standard),
+            systems=[s for s in summary.by_system if s != "-"],
             statuses=[*BUCKETS, "expiring"],
             csv_url=f"/dashboard/certificates.csv?{urlencode(kept)}",
             **pages("/dashboard/certificates", kept, page, page_count(matching, PAGE_SIZE)),

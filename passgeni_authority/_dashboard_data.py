@@ -25,7 +25,19 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, case, delete, func, insert, literal, or_, select, true
+from sqlalchemy import (
+    ColumnElement,
+    and_,
+    case,
+    delete,
+    func,
+    insert,
+    literal,
+    or_,
+    select,
+    true,
+    tuple_,
+)
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
@@ -231,6 +243,12 @@ class DashboardData:
         copied = 0
         while True:
             with self._read() as conn:
+                have = conn.execute(select(func.count()).select_from(dashboard_targets))
+                if (
+                    have.scalar_one()
+                    == conn.execute(select(func.count()).select_from(certificates)).scalar_one()
+                ):
+                    return copied
                 rows = conn.execute(
                     select(c.cert_id, c.token)
                     .outerjoin(dashboard_targets, t.cert_id == c.cert_id)
@@ -303,7 +321,6 @@ class DashboardData:
 
     def summary(self, viewer: Viewer) -> Summary:
         """Counts by bucket, by standard and by store (one grouped query)."""
-        self.sync_targets()
         at = self.now()
         bucket = self._bucket(at).label("bucket")
         system = func.coalesce(dashboard_targets.c.system, "-").label("system")
@@ -363,7 +380,6 @@ class DashboardData:
         self, viewer: Viewer, filters: CertFilters, page: int, size: int
     ) -> tuple[list[CertRow], int, int]:
         """One page of the matching certificates, how many match, and the page shown."""
-        self.sync_targets()
         query, at = self._rows(viewer, filters)
         with self._read() as conn:
             matching = conn.execute(
@@ -375,7 +391,6 @@ class DashboardData:
 
     def all_certificates(self, viewer: Viewer, filters: CertFilters) -> Iterator[CertRow]:
         """Every matching certificate, newest first (the CSV export)."""
-        self.sync_targets()
         query, _at = self._rows(viewer, filters)
         with self._read() as conn:
             for r in conn.execute(query).yield_per(1000):
@@ -385,7 +400,6 @@ class DashboardData:
         self, viewer: Viewer, page: int, size: int
     ) -> tuple[list[tuple[str, str, int, CertRow]], int, int]:
         """Each target with its number of certificates and its latest one; a page of them."""
-        self.sync_targets()
         c, t = certificates.c, dashboard_targets.c
         grouped = (
             self._joined(t.system, t.path, func.count().label("n"), func.max(c.issued_at))
@@ -398,20 +412,15 @@ class DashboardData:
             groups = conn.execute(
                 grouped.order_by(t.system, t.path).limit(size).offset((page - 1) * size)
             ).all()
-        lines = [(s, p, n, self._latest_of(viewer, s, p)) for s, p, n, _ in groups]
+        latest: dict[tuple[str, str], CertRow] = {}
+        if groups:
+            query, _at = self._rows(viewer, CertFilters())
+            wanted = tuple_(t.system, t.path).in_([(g[0], g[1]) for g in groups])
+            with self._read() as conn:
+                for r in conn.execute(query.where(wanted)):
+                    latest.setdefault((r.system, r.path), _cert_row(r))
+        lines = [(s, p, n, latest[(s, p)]) for s, p, n, _ in groups]
         return lines, total, page
-
-    def _latest_of(self, viewer: Viewer, system: str, path: str) -> CertRow:
-        query, _at = self._rows(viewer, CertFilters())
-        t = dashboard_targets.c
-        with self._read() as conn:
-            row = conn.execute(query.where(t.system == system, t.path == path).limit(1)).one()
-        return _cert_row(row)
-
-    def facets(self, viewer: Viewer) -> tuple[list[str], list[str]]:
-        """The standards and stores the viewer's certificates name (the filters' choices)."""
-        summary = self.summary(viewer)
-        return list(summary.by_standard), [s for s in summary.by_system if s != "-"]
 
     def anomalies(self, viewer: Viewer) -> list[tuple[str, datetime, int | None]]:
         """Anomaly flags (many certificates in 24 h) of the viewer's users, newest first."""
