@@ -156,6 +156,14 @@ class BrowserPage:
         self._collect()
         self._requests.clear()
 
+    def grant_clipboard(self, origin: str) -> None:
+        """Let ``origin`` read and write the clipboard (and act as the focused page)."""
+        self._devtools.send(
+            "Browser.grantPermissions",
+            {"permissions": ["clipboardReadWrite", "clipboardSanitizedWrite"], "origin": origin},
+        )
+        self.send("Emulation.setFocusEmulationEnabled", {"enabled": True})
+
     def viewport(self, width: int, height: int) -> None:
         self.send(
             "Emulation.setDeviceMetricsOverride",

@@ -217,14 +217,42 @@ def test_rows_link_to_certificate_pages_and_filters_are_server_side(
         assert "vault://secret/manual#password" in text and "k8s://payments" not in text
 
 
+def test_pages_of_fifty_server_side(world: World) -> None:
+    big = _tenant(world.server, f"green-{uuid.uuid4().hex[:6]}")
+    opened = big.post("/api/generate-batch", {"compliance_standard": "soc2", "count": 55})
+    assert opened.status_code == 200, opened.text
+    items = [
+        {"generation_session_id": sid, "target": {"system": "vault", "path": f"p/{i:02d}"}}
+        for i, sid in enumerate(opened.json()["generation_session_ids"])
+    ]
+    assert big.post("/api/generate-certificates", {"items": items}).status_code == 201
+    http = _http_sign_in(world.server.url, big.key)
+    first = http.get(f"{world.server.url}/dashboard/certificates?system=vault").text
+    second = http.get(f"{world.server.url}/dashboard/certificates?system=vault&page=2").text
+    assert "55 of 55 certificates" in first and "Page 1 of 2" in first
+    assert 'href="/dashboard/certificates?system=vault&amp;page=2"' in first
+    assert first.count('<a href="/cert/') == 50 and second.count('<a href="/cert/') == 5
+    assert "Page 2 of 2" in second and 'rel="prev"' in second and 'rel="next"' not in second
+    # Beyond the last page: the last page.
+    assert "Page 2 of 2" in http.get(f"{world.server.url}/dashboard/certificates?page=99").text
+    stores = http.get(f"{world.server.url}/dashboard/stores?page=2").text
+    assert "Targets (55)" in stores and stores.count("<code>p/") == 5
+
+
 def test_operator_sees_every_team(chromium: Chromium, world: World) -> None:
     with BrowserPage.open(chromium) as page:
         _sign_in(page, world, world.operator_key)
         page.goto(f"{world.server.url}/dashboard/certificates")
-        text = page.text()
-        assert "operator: every team" in text
-        assert world.certs["other"] in text and world.certs["valid"] in text
-        assert "6 of 6 certificates" in text
+        assert "operator: every team" in page.text()
+        shown = re.search(r"(\d+) of (\d+) certificates", page.text())
+        assert shown is not None and shown[1] == shown[2] and int(shown[1]) >= 6
+        for cert_id in (world.certs["other"], world.certs["valid"]):
+            page.goto(f"{world.server.url}/dashboard/certificates?q={cert_id}")
+            assert cert_id in page.text() and f"1 of {shown[2]} certificates" in page.text()
+    # The team's own dashboard does not show the other team's certificate, even searched for.
+    http = _http_sign_in(world.server.url, world.team.key)
+    found = http.get(f"{world.server.url}/dashboard/certificates?q={world.certs['other']}").text
+    assert "0 of 5 certificates" in found
 
 
 def test_csv_exports_the_current_view(world: World) -> None:

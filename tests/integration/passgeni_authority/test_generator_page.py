@@ -231,3 +231,17 @@ def test_certified_mode_with_a_bad_key_shows_the_refusal_and_no_password(
         assert page.text("#error").startswith("invalid_api_key") or "key" in page.text("#error")
         assert page.evaluate("document.getElementById('result').hidden")
         assert page.evaluate("document.getElementById('password').textContent") == ""
+
+
+def test_copy_puts_the_password_on_the_clipboard(chromium: Chromium, authority: Server) -> None:
+    with BrowserPage.open(chromium) as page:
+        page.grant_clipboard(authority.url)
+        page.goto(f"{authority.url}/generate")
+        page.clear_requests()
+        page.click("#generate")
+        password = page.wait_for("document.getElementById('password').textContent")
+        page.click("#copy")
+        page.wait_for("document.getElementById('copied').textContent")
+        assert page.text("#copied") == "Password copied."
+        assert page.evaluate("navigator.clipboard.readText()") == password
+        assert page.requests == []
