@@ -29,6 +29,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import signal
 import sys
 import tempfile
 import time
@@ -338,12 +339,22 @@ def cert_issuer(token: str) -> str:
 
 def keep_serving(authority: Any) -> None:
     """``make demo KEEP=1``: leave the authority and the stores up until Ctrl-C."""
-    key = authority.service.create_api_key("demo-operator", operator=True).key
-    step("Keeping the authority running (Ctrl-C stops it and cleans up)")
-    print(f"  dashboard  {authority.base_url}/dashboard")
-    print(f"  generator  {authority.base_url}/generate/certified")
-    print(f"  sign in with this operator key (shown once, for this throwaway authority): {key}")
+
+    def stop(_signum: int, _frame: Any) -> None:
+        raise KeyboardInterrupt
+
+    # Ctrl-C, and SIGTERM, end the wait; the stack then stops the servers and cleans up.
+    signal.signal(signal.SIGINT, stop)
+    signal.signal(signal.SIGTERM, stop)
     with contextlib.suppress(KeyboardInterrupt):
+        key = authority.service.create_api_key("demo-operator", operator=True).key
+        step("Keeping the authority running (Ctrl-C stops it and cleans up)")
+        print(f"  dashboard  {authority.base_url}/dashboard")
+        print(f"  generator  {authority.base_url}/generate/certified")
+        print(
+            f"  sign in with this operator key (shown once, for this throwaway authority): {key}",
+            flush=True,
+        )
         while True:
             time.sleep(3600)
 

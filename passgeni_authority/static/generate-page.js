@@ -172,8 +172,12 @@
         password = done.password;
         certifiedStandards = done.issued.standards_met.join(", ");
         $("seed").textContent = P.b64url(done.seed);
+        // An embedded authority's cert URL names its issuer, no address: link where it is served.
+        const served = /^https?:\/\//.test(done.issued.cert_url);
         $("cert-url").textContent = done.issued.cert_url;
-        $("cert-url").href = done.issued.cert_url;
+        $("cert-url").href = served
+          ? done.issued.cert_url
+          : `${root}/cert/${encodeURIComponent(done.issued.cert_id)}`;
         $("cert-checks").textContent =
           `Checked here: the certificate states these parameters, this seed commitment and nonce, ` +
           `and re-derives the password. Standards: ${done.issued.standards_met.join(", ")}.`;
