@@ -367,3 +367,46 @@ def test_no_serious_accessibility_violation(chromium: Chromium, world: World, pa
             _sign_in(page, world, world.team.key)
         page.goto(f"{world.server.url}{path}")
         assert serious_violations(page, source) == []
+
+
+def test_the_views_on_postgresql(postgres: Any, tmp_path: Any) -> None:
+    """The same SQL on PostgreSQL: buckets, filters, targets, coverage and CSV."""
+    database_url = postgres.create_database(f"dashboard_{uuid.uuid4().hex[:8]}")
+    settings = AuthoritySettings(
+        state_dir=tmp_path, database_url=database_url, rate_limits=RateLimits.unlimited()
+    )
+    with EmbeddedAuthority(settings=settings, issuer_is_base_url=True) as embedded:
+        server = Server(embedded=embedded, clock=FakeClock(), state_dir=tmp_path)
+        team = _tenant(server, "pg-team")
+        kept = _issue(team, "soc2", "vault", "secret/a#password", "a")
+        gone = _issue(team, "pci-dss", "aws-sm", "prod/b#token", "b_%")
+        assert team.post(f"/api/certificates/{gone}/revoke", {"reason": "x"}).status_code == 200
+        with team_client(team) as client:
+            client.submit_scan(
+                ScanSubmissionBody(
+                    credentials=[
+                        ScanFindingBody(
+                            uri="vault://secret/a#password", status="valid", cert_id=kept
+                        ),
+                        ScanFindingBody(
+                            uri="aws-sm://prod/b#token", status="revoked", cert_id=gone
+                        ),
+                    ]
+                )
+            )
+        url = embedded.base_url
+        http = _http_sign_in(url, team.key)
+        overview = http.get(f"{url}/dashboard").text
+        assert "<strong>2</strong>certificates" in overview
+        assert "<strong>1</strong>of 2 scanned credentials" in overview
+        listed = http.get(f"{url}/dashboard/certificates?status=revoked&system=aws-sm").text
+        assert "1 of 2 certificates" in listed and gone in listed and kept not in listed
+        # LIKE wildcards in a search are literal.
+        assert "1 of 2 certificates" in http.get(f"{url}/dashboard/certificates?q=b_%25").text
+        assert "0 of 2 certificates" in http.get(f"{url}/dashboard/certificates?q=%25%25").text
+        stores = http.get(f"{url}/dashboard/stores").text
+        assert "Targets (2)" in stores and "prod/b#token" in stores
+        coverage = http.get(f"{url}/dashboard/coverage?status=gap").text
+        assert "aws-sm://prod/b#token" in coverage and "vault://secret/a" not in coverage
+        rows = list(csv.DictReader(io.StringIO(http.get(f"{url}/dashboard/certificates.csv").text)))
+        assert {r["cert_id"]: r["status"] for r in rows} == {kept: "valid", gone: "revoked"}
