@@ -145,6 +145,8 @@ def test_zero_knowledge_mode_generates_locally_and_makes_no_request(
         assert "Shown once" in text and password in text
         report = entropy_report(params)
         assert f"{report.bits:.2f} bits exact entropy (naive {report.naive_bits:.2f})" in text
+        # FIPS 140-3 is said of the parameters only, not of the browser's random source.
+        assert "fips-140-3 (by its parameters: this browser's random source is not known" in text
         page.screenshot(SHOTS / f"zero-knowledge-{viewport}.png")
         # A second password is a different one (and replaces the first on the page).
         page.click("#generate")
