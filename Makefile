@@ -24,7 +24,7 @@ sysdeps:
 	@bash scripts/install-sysdeps.sh
 
 demo: $(STAMP)
-	$(PY) examples/demo.py
+	$(PY) examples/demo.py $(if $(KEEP),--keep)
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .

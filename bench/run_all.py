@@ -19,6 +19,7 @@ SCRIPTS = [
     "bench_authority.py",
     "bench_rotate.py",
     "load_authority.py",
+    "bench_dashboard.py",
 ]
 
 

@@ -29,6 +29,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import signal
 import sys
 import tempfile
 import time
@@ -205,6 +206,12 @@ def main() -> int:
         )
         report = scan(client, prefixes, require="pci-dss", store_options=options)
         print_report(report)
+        (body,) = report.submissions()
+        receipt = client.submit_scan(body)  # what `passgeni scan ... --submit` sends
+        print(
+            f"  submitted to the dashboard (scan {receipt.scan_id}): references and statuses "
+            f"only, {receipt.failing} falling short"
+        )
         uri, _, replica = next(r for r in results if "payments/replica" in r[0])
         changed = prove_credential(client, store_for(uri), replica.uri, jwks=JWKS.from_dict(jwks))
         print(
@@ -246,6 +253,9 @@ def main() -> int:
         )
         print(f"  coverage: {', '.join(f'{k}={v}' for k, v in counts.items() if v)}")
         print(f"  certificate page: {page_url}  (issuer {authority.issuer}: embedded, marked)")
+        print(f"  dashboard: {authority.base_url}/dashboard  (make demo KEEP=1 keeps it running)")
+        if "--keep" in sys.argv[1:]:
+            keep_serving(authority)
         print(f"  nothing left behind: {tmp} is removed now; {time.perf_counter() - started:.1f} s")
     # The demo's own check: the drifted credential must have been caught, every stored
     # credential proven, the hand-changed one refused, and the embedded authority's
@@ -382,6 +392,28 @@ def cert_issuer(token: str) -> str:
 
     issuer = jwt.decode(token, options={"verify_signature": False})["iss"]
     return str(issuer)
+
+
+def keep_serving(authority: Any) -> None:
+    """``make demo KEEP=1``: leave the authority and the stores up until Ctrl-C."""
+
+    def stop(_signum: int, _frame: Any) -> None:
+        raise KeyboardInterrupt
+
+    # Ctrl-C, and SIGTERM, end the wait; the stack then stops the servers and cleans up.
+    signal.signal(signal.SIGINT, stop)
+    signal.signal(signal.SIGTERM, stop)
+    with contextlib.suppress(KeyboardInterrupt):
+        key = authority.service.create_api_key("demo-operator", operator=True).key
+        step("Keeping the authority running (Ctrl-C stops it and cleans up)")
+        print(f"  dashboard  {authority.base_url}/dashboard")
+        print(f"  generator  {authority.base_url}/generate/certified")
+        print(
+            f"  sign in with this operator key (shown once, for this throwaway authority): {key}",
+            flush=True,
+        )
+        while True:
+            time.sleep(3600)
 
 
 def print_report(report: Any) -> None:

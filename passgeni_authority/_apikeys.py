@@ -79,7 +79,12 @@ class ApiKeys:
         return tuple(rows[0]) if rows else ()
 
     def create(
-        self, user: str, *, team: str | None = None, rate_limit: int | None = None
+        self,
+        user: str,
+        *,
+        team: str | None = None,
+        rate_limit: int | None = None,
+        operator: bool = False,
     ) -> CreatedApiKey:
         """See :meth:`AuthorityService.create_api_key`."""
         for what, name in (("user", user), ("team", team)):
@@ -115,6 +120,7 @@ class ApiKeys:
                     team_id=team,
                     rate_limit=rate_limit,
                     created_at=at,
+                    scope="operator" if operator else None,
                 )
             )
         log.info("created API key %s for user %s", prefix, user)

@@ -431,5 +431,13 @@ def create_app(
     from ._attestation import add_route as add_attestation_route
 
     add_attestation_route(app, svc, ip_of)
+    # The browser pages: the generator (and the dashboard), in their own modules.
+    from ._dashboard import add_dashboard_routes
+    from ._web import add_generator_routes
+
+    add_generator_routes(app)
+    app.state.dashboard = add_dashboard_routes(
+        app, svc, principal=principal, json_body=json_body, ip_of=ip_of
+    )
 
     return app

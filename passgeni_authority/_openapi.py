@@ -36,6 +36,8 @@ from passgeni_core.client import (
     ManifestBody,
     ManifestSignatureBody,
     RevokeBody,
+    ScanReceiptBody,
+    ScanSubmissionBody,
     SigningKeysBody,
     StatusListsBody,
     openapi_components,
@@ -98,6 +100,7 @@ BODIES: dict[tuple[str, str], tuple[type[Struct] | None, int, type[Struct]]] = {
     ("get", "/status"): (None, 200, StatusListsBody),
     ("post", "/api/evidence/sign-manifest"): (ManifestBody, 200, ManifestSignatureBody),
     ("get", "/healthz"): (None, 200, HealthBody),
+    ("post", "/api/scans"): (ScanSubmissionBody, 201, ScanReceiptBody),
 }
 
 

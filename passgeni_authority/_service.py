@@ -141,16 +141,22 @@ class AuthorityService:
     # -- users and API keys (admin: blocking) ------------------------------------------
 
     def create_api_key(
-        self, user: str, *, team: str | None = None, rate_limit: int | None = None
+        self,
+        user: str,
+        *,
+        team: str | None = None,
+        rate_limit: int | None = None,
+        operator: bool = False,
     ) -> CreatedApiKey:
-        """Create a key for ``user`` (created if new); with ``team`` it is a team key.
+        """Create a key for ``user`` (created if new); with ``team`` it is a team key;
+        ``operator`` lets its dashboard show every team.
 
         Raises:
             InvalidRequest: a malformed user/team name, a non-positive rate
                 limit, or the user already belongs to another team.
             AuthorityUnavailable: the database failed.
         """
-        return self.api_keys.create(user, team=team, rate_limit=rate_limit)
+        return self.api_keys.create(user, team=team, rate_limit=rate_limit, operator=operator)
 
     def list_api_keys(self) -> list[ApiKeyInfo]:
         """Every key (revoked ones too), oldest first. Raises AuthorityUnavailable."""

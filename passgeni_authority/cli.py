@@ -273,7 +273,9 @@ def worker_app() -> Any:
 
 def _cmd_create_key(args: argparse.Namespace) -> int:
     with _service(args) as svc:
-        created = svc.create_api_key(args.user, team=args.team, rate_limit=args.rate_limit)
+        created = svc.create_api_key(
+            args.user, team=args.team, rate_limit=args.rate_limit, operator=args.operator
+        )
     if args.json:
         _print_json(created.to_dict())
         return 0
@@ -283,6 +285,7 @@ def _cmd_create_key(args: argparse.Namespace) -> int:
     print(
         f"API key {created.prefix} for user {created.user_id}"
         + (f" (team {created.team_id})" if created.team_id else "")
+        + (" (operator: its dashboard shows every team)" if args.operator else "")
         + ": store it now, it cannot be shown again",
         file=sys.stderr,
     )
@@ -421,6 +424,11 @@ def _add_commands(sub: Any) -> None:
         type=int,
         metavar="N",
         help="automation key: N requests per minute (exempt from the per-IP limit)",
+    )
+    p.add_argument(
+        "--operator",
+        action="store_true",
+        help="an operator key: its dashboard (/dashboard) shows every team's certificates",
     )
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.set_defaults(handler=_cmd_create_key)

@@ -17,13 +17,15 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+import msgspec
+
 from .._errors import (
     InvalidRequest,
     PassgeniError,
     one_line,
 )
 from .._untrusted import csv_cell
-from ..client import AuthorityClient
+from ..client import AuthorityClient, ScanFindingBody, ScanSubmissionBody
 from ..crypto import JWKS, aware_now
 from ..model import get_preset
 from ..stores import SecretStore, StoreURI, open_store, parse_store_uri
@@ -79,6 +81,38 @@ class CoverageReport:
             "counts": self.counts(),
             "credentials": [e.to_dict() for e in self.entries],
         }
+
+    def submissions(self, max_bytes: int = 60_000) -> list[ScanSubmissionBody]:
+        """What ``scan --submit`` sends the authority's dashboard, in bodies under
+        ``max_bytes`` (the authority's body limit is 64 KiB): each credential's store
+        reference, status, reasons and certificate reference, never a value or a detail."""
+        bodies: list[ScanSubmissionBody] = []
+        chunk: list[ScanFindingBody] = []
+        size = 0
+        for e in self.entries:
+            finding = ScanFindingBody(uri=e.uri, status=e.status, reasons=list(e.reasons))
+            if e.cert_id:
+                finding.cert_id = e.cert_id
+            if e.standard:
+                finding.standard = e.standard
+            if e.expires_at is not None:
+                finding.expires_at = e.expires_at
+            cost = len(msgspec.json.encode(finding)) + 1
+            if chunk and size + cost > max_bytes - 200:
+                bodies.append(self._body(chunk))
+                chunk, size = [], 0
+            chunk.append(finding)
+            size += cost
+        bodies.append(self._body(chunk))
+        return bodies
+
+    def _body(self, findings: list[ScanFindingBody]) -> ScanSubmissionBody:
+        body = ScanSubmissionBody(
+            credentials=findings, scanned_at=self.scanned_at, expiring_days=self.expiring_days
+        )
+        if self.require:
+            body.require = self.require
+        return body
 
     def to_csv(self) -> str:
         """A certificate registry for a CMDB: one row per credential, :data:`CSV_FIELDS`."""

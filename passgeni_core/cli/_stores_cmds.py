@@ -164,6 +164,17 @@ def _cmd_scan(args: argparse.Namespace) -> int:
     uris = [parse_store_uri(u, allow_prefix=True) for u in args.uris]
     with connect(_connection(args)) as client:
         report = scan(client, uris, require=args.require, expiring_days=args.expiring_days)
+        if args.submit:
+            receipts = [client.submit_scan(body) for body in report.submissions()]
+            ids = f"{receipts[0].scan_id}" + (
+                f"-{receipts[-1].scan_id}" if len(receipts) > 1 else ""
+            )
+            print(
+                f"submitted scan {ids} to the authority's dashboard: "
+                f"{sum(r.credentials for r in receipts)} credential(s), "
+                f"{sum(r.failing for r in receipts)} falling short",
+                file=sys.stderr,
+            )
     if fmt == "json":
         print_json(report.to_dict())
     elif fmt == "oscal":
@@ -290,6 +301,14 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         help="oscal: OSCAL assessment results (docs/oscal.md; needs passgeni[auditor])",
     )
     p.add_argument("--json", action="store_true", help="same as --format json")
+    p.add_argument(
+        "--submit",
+        action="store_true",
+        help=(
+            "also send the result to the authority's dashboard (/dashboard, coverage): store "
+            "references, statuses and certificate ids only, never a value"
+        ),
+    )
     add_connection_options(p)
     p.set_defaults(handler=_cmd_scan)
 

@@ -47,6 +47,8 @@ from ._wire import (
     ManifestBody,
     ManifestSignatureBody,
     RevokeBody,
+    ScanReceiptBody,
+    ScanSubmissionBody,
     StatusListsBody,
 )
 
@@ -375,6 +377,11 @@ class AuthorityClient(LogReads):
             "the manifest signature",
         )
         return decode(data, ManifestSignatureBody).token
+
+    def submit_scan(self, body: ScanSubmissionBody) -> ScanReceiptBody:
+        """``POST /api/scans``: a scan's references and statuses, for the dashboard."""
+        answer = self._request("POST", "/api/scans", body=msgspec.to_builtins(body))
+        return decode(self._object(answer, "the scan receipt"), ScanReceiptBody)
 
     def iter_audit(self, **filters: Any) -> Iterator[CertificateRecord]:
         """Every certificate matching the :meth:`audit` filters, page after page."""

@@ -49,6 +49,10 @@ __all__ = [
     "ManifestBody",
     "ManifestSignatureBody",
     "RevokeBody",
+    "ScanFindingBody",
+    "ScanReceiptBody",
+    "ScanStatus",
+    "ScanSubmissionBody",
     "SigningKeyEventBody",
     "SigningKeysBody",
     "StatusListsBody",
@@ -363,6 +367,53 @@ class ManifestSignatureBody(_Answer, kw_only=True, frozen=True):
     issued_at: Instant
 
 
+# --- POST /api/scans (the dashboard's coverage) -----------------------------------------
+
+#: A scan's status of one credential (``passgeni_core.workflows.STATUSES``).
+ScanStatus = Literal[
+    "valid",
+    "expiring",
+    "below_requirement",
+    "drifted",
+    "expired",
+    "revoked",
+    "invalid",
+    "no_certificate",
+    "error",
+]
+ReasonCode = Annotated[str, Meta(pattern="^[a-z0-9_]{1,40}$")]
+
+
+class ScanFindingBody(_Request, kw_only=True):
+    """One credential of a submitted scan: where it is and how it stands, never its value."""
+
+    uri: Annotated[str, Meta(min_length=1, max_length=1024)]
+    status: ScanStatus
+    #: The judge's machine-readable reasons (``passgeni_core.workflows.REASONS``).
+    reasons: Annotated[list[ReasonCode], Meta(max_length=20)] = []
+    cert_id: Annotated[str, Meta(min_length=1, max_length=40)] | UnsetType = UNSET
+    standard: Annotated[str, Meta(min_length=1, max_length=64)] | UnsetType = UNSET
+    expires_at: Instant | UnsetType = UNSET
+
+
+class ScanSubmissionBody(_Request, kw_only=True):
+    """``POST /api/scans``: a coverage scan's result (``passgeni scan --submit``)."""
+
+    credentials: Annotated[list[ScanFindingBody], Meta(max_length=10000)]
+    scanned_at: Instant | UnsetType = UNSET
+    require: Annotated[str, Meta(min_length=1, max_length=64)] | UnsetType = UNSET
+    expiring_days: Annotated[int, Meta(ge=0, le=3650)] = 30
+
+
+class ScanReceiptBody(_Answer, kw_only=True, frozen=True):
+    """The answer to ``POST /api/scans``: what was recorded for the dashboard."""
+
+    scan_id: int
+    credentials: int
+    failing: int
+    submitted_at: Instant
+
+
 class HealthBody(_Answer, kw_only=True, frozen=True):
     """``GET /healthz``."""
 
@@ -377,6 +428,8 @@ REQUEST_BODIES: tuple[type[Struct], ...] = (
     IssueBatchBody,
     RevokeBody,
     ManifestBody,
+    ScanSubmissionBody,
+    ScanFindingBody,
 )
 ANSWER_BODIES: tuple[type[Struct], ...] = (
     GenerationSessionBody,
@@ -398,6 +451,7 @@ ANSWER_BODIES: tuple[type[Struct], ...] = (
     TargetBody,
     LogEntryBody,
     LogProofBody,
+    ScanReceiptBody,
 )
 
 

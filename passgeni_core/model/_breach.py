@@ -48,6 +48,10 @@ class BreachList:
     def __repr__(self) -> str:
         return f"BreachList(name={self.name!r}, version={self.version!r}, entries={len(self)})"
 
+    def words(self) -> frozenset[str]:
+        """Every listed password (the browser generator ships them to the page)."""
+        return self._words
+
     def words_of_length(self, length: int) -> list[str]:
         return [w for w in self._words if len(w) == length]
 

@@ -111,6 +111,12 @@ class DevToolsPipe:
             if "method" in answer:
                 self._events.append(answer)
 
+    def take_events(self, session_id: str) -> list[dict[str, Any]]:
+        """The session's events read so far (removed from the queue)."""
+        taken = [e for e in self._events if e.get("sessionId") == session_id]
+        self._events = [e for e in self._events if e.get("sessionId") != session_id]
+        return taken
+
     def wait_for(self, method: str, *, session_id: str) -> dict[str, Any]:
         """The first event ``method`` of the session (events seen earlier count)."""
         while True:

@@ -102,6 +102,10 @@ class Chromium:
             remove_temp_dir(self._workdir)
             self._workdir = None
 
+    def new_run(self) -> tuple[Path, Path]:
+        """A fresh profile directory and log file for one browser run (for other drivers)."""
+        return self._new_run()
+
     def _new_run(self) -> tuple[Path, Path]:
         """A fresh profile directory and log file for one browser run (started if need be)."""
         if self.executable is None:

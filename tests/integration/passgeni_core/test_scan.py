@@ -220,3 +220,31 @@ def test_unreachable_store_is_an_error_entry(
     report = json.loads(out)
     assert code == 1 and report["credentials"][0]["status"] == "error"
     assert "cannot reach Vault" in report["credentials"][0]["detail"]
+
+
+def test_scan_submit_sends_the_dashboard_references_and_statuses_only(
+    estate: dict[str, Any], authority: Authority, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from sqlalchemy import select
+
+    from passgeni_authority._db import scan_findings, scan_reports
+
+    code, out, err = run(capsys, "scan", *estate["uris"], "--require", "soc2", "--json", "--submit")
+    assert code == 1
+    found = json.loads(out)["credentials"]
+    assert err.startswith("submitted scan ") and "9 credential(s), 6 falling short" in err
+    scan_id = int(err.split()[2])
+    with authority.embedded.service.storage.engine.connect() as conn:
+        report = conn.execute(select(scan_reports).where(scan_reports.c.id == scan_id)).one()
+        rows = conn.execute(select(scan_findings).where(scan_findings.c.report_id == scan_id)).all()
+    assert (report.credentials, report.failing, report.require) == (9, 6, "soc2")
+    assert {r.uri: r.status for r in rows} == estate["expected"]
+    assert {r.uri: r.cert_id for r in rows} == {c["uri"]: c["cert_id"] for c in found}
+    drifted = next(r for r in rows if r.uri.endswith("/drifted#password"))
+    from passgeni_core.workflows import REASONS
+
+    assert drifted.reasons and set(drifted.reasons.split()) <= set(REASONS)
+    # Only references and statuses were stored: no value, no seed, no free text.
+    stored = repr([tuple(r) for r in rows]) + repr(tuple(report))
+    for secret in estate["secrets"]:
+        assert secret not in stored
