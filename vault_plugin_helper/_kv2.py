@@ -15,6 +15,7 @@ from passgeni_core import StoreConflict, StoreError, StoreUnavailable
 from passgeni_core.stores import StoreURI
 
 from ._common import scrub
+from ._vault_client import transport_error
 
 if TYPE_CHECKING:
     import hvac
@@ -67,7 +68,7 @@ class KvV2:
 
         Statuses in ``allow`` are returned as ``int`` for the caller to handle.
         """
-        import requests  # loaded already by the hvac client; named for the except clauses
+        import requests  # loaded already by the hvac client; named for the except clause
 
         try:
             response = self._client.adapter.request(
@@ -77,24 +78,8 @@ class KvV2:
                 headers=dict(headers or {}),
                 raise_exception=False,
             )
-        except requests.exceptions.Timeout:
-            raise StoreUnavailable(f"Vault at {self.addr}: no answer to {what} in time") from None
-        except requests.exceptions.SSLError as exc:
-            reason = (
-                "certificate verify failed"
-                if "CERTIFICATE_VERIFY_FAILED" in str(exc)
-                else ("TLS handshake failed")
-            )
-            raise StoreUnavailable(
-                f"{reason} for {self.addr} ({what}): set VAULT_CACERT or VAULT_CAPATH to the "
-                "CA that signed Vault's certificate (VAULT_SKIP_VERIFY only for a lab)"
-            ) from None
-        except requests.exceptions.ConnectionError:
-            raise StoreUnavailable(f"cannot reach Vault at {self.addr} ({what})") from None
         except requests.exceptions.RequestException as exc:
-            raise StoreError(
-                f"Vault at {self.addr}: {what} failed ({type(exc).__name__})"
-            ) from None
+            raise transport_error(exc, self.addr, what) from None
         if isinstance(response, dict):
             return response
         status = response.status_code

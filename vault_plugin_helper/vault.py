@@ -1,15 +1,13 @@
 """HashiCorp Vault / OpenBao KV version 2 backend for ``vault://MOUNT/PATH#KEY``.
 
 Connection, as the ``vault`` CLI and hvac users expect (read when the store
-is opened, from ``os.environ`` or the ``environ`` option; proxy variables and
-``REQUESTS_CA_BUNDLE`` from ``os.environ``, once):
-
-``VAULT_ADDR`` (default ``https://127.0.0.1:8200``), ``VAULT_TOKEN`` (else the
-token helper file ``~/.vault-token``), ``VAULT_NAMESPACE``, ``VAULT_CACERT`` /
-``VAULT_CAPATH``, ``VAULT_CLIENT_CERT`` + ``VAULT_CLIENT_KEY``,
-``VAULT_SKIP_VERIFY``, ``VAULT_CLIENT_TIMEOUT`` (seconds, default 60). For
-other auth methods (AppRole, Kubernetes, OIDC...) log in with hvac and pass
-the authenticated client: ``open_store(uri, client=hvac_client)``.
+is opened, from ``os.environ`` or the ``environ`` option, by
+:func:`vault_config_from_environ`, which lists the variables; proxy variables and
+``REQUESTS_CA_BUNDLE`` from ``os.environ``, once): ``VAULT_ADDR``,
+``VAULT_NAMESPACE``, the TLS variables, and ``VAULT_AUTH_METHOD`` = ``token``
+(``VAULT_TOKEN`` or ``~/.vault-token``), ``approle``, ``kubernetes`` or ``jwt``
+with their role and secret variables. For any other auth method, log in with
+hvac and pass the authenticated client: ``open_store(uri, client=hvac_client)``.
 
 Writes (see ``passgeni_core.workflows.provision_into_store`` for the order):
 
@@ -42,7 +40,8 @@ from passgeni_core.stores import (
 
 from ._common import check_metadata_limits
 from ._kv2 import MISSING, KvV2, custom_metadata, paths
-from ._vault_client import DEFAULT_ADDR, DEFAULT_TIMEOUT, client_from_environ
+from ._vault_client import DEFAULT_ADDR, DEFAULT_TIMEOUT, client_from_environ, vault_client
+from ._vault_config import VaultConfig, vault_config_from_environ
 
 if TYPE_CHECKING:
     # hvac loads when a store is opened, not with this module: the Terraform
@@ -53,9 +52,12 @@ __all__ = [
     "DEFAULT_ADDR",
     "DEFAULT_TIMEOUT",
     "MAX_METADATA_KEYS",
+    "VaultConfig",
     "VaultLocations",
     "VaultStore",
     "client_from_environ",
+    "vault_client",
+    "vault_config_from_environ",
 ]
 
 MAX_METADATA_KEYS = 64
