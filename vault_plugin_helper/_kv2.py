@@ -8,10 +8,11 @@ patch or a ``LIST`` that tolerates chosen statuses. Messages never carry the tok
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
-from passgeni_core import StoreConflict, StoreError, StoreUnavailable
+from passgeni_core import StoreConflict, StoreError, StoreNotFound, StoreUnavailable
 from passgeni_core.stores import StoreURI
 
 from ._common import scrub
@@ -20,19 +21,48 @@ from ._vault_client import transport_error
 if TYPE_CHECKING:
     import hvac
 
-__all__ = ["MISSING", "KvV2", "custom_metadata", "paths"]
+__all__ = ["MISSING", "KvV2", "Mount", "Where", "custom_metadata"]
 
 #: What :meth:`KvV2.call` returns on 404.
 MISSING = object()
 _SAFE = "@+="
 
 
-def paths(uri: StoreURI) -> tuple[str, str, str]:
-    """``(mount, path, shown)``: the URI's mount and path quoted for a URL, and as shown."""
-    parts = uri.parts
-    mount = quote(parts[0], safe=_SAFE)
-    path = "/".join(quote(p, safe=_SAFE) for p in parts[1:])
-    return mount, path, f"{parts[0]}/{'/'.join(parts[1:])}"
+def _quote(path: str) -> str:
+    return "/".join(quote(p, safe=_SAFE) for p in path.split("/") if p)
+
+
+@dataclass(frozen=True)
+class Mount:
+    """A secrets engine's mount as Vault reports it (``kind`` None: not known)."""
+
+    path: str
+    kind: str | None = None
+    version: str | None = None
+
+    @property
+    def is_kv2(self) -> bool | None:
+        """True/False when Vault said, None when it could not be asked."""
+        if self.kind is None:
+            return None
+        return self.kind in ("kv", "generic") and self.version == "2"
+
+
+@dataclass(frozen=True)
+class Where:
+    """A location split at its mount: ``(mount, path)`` quoted for URLs, and as shown."""
+
+    mount: Mount
+    path: str
+    shown: str
+
+    @property
+    def url_mount(self) -> str:
+        return _quote(self.mount.path)
+
+    @property
+    def url_path(self) -> str:
+        return _quote(self.path)
 
 
 def custom_metadata(meta: Mapping[str, Any] | None) -> dict[str, str]:
@@ -49,6 +79,11 @@ class KvV2:
     def __init__(self, client: hvac.Client) -> None:
         self._client = client
         self.addr = str(getattr(client.adapter, "base_uri", "") or "")
+        self.namespace: str | None = getattr(client.adapter, "namespace", None) or None
+        #: Mounts Vault named, by path (mounts never nest, so the longest prefix is the one).
+        self._mounts: dict[str, Mount] = {}
+        #: Locations whose mount Vault would not name (assumed: the first segment).
+        self._assumed: dict[str, Mount] = {}
 
     def _token(self) -> str | None:
         token = getattr(self._client, "token", None)
@@ -92,8 +127,6 @@ class KvV2:
                 return {}
         if status in allow:
             return status
-        if status == 404:
-            return MISSING
         errors = ""
         try:
             payload = response.json()
@@ -101,6 +134,13 @@ class KvV2:
                 errors = "; ".join(str(e) for e in payload["errors"])
         except ValueError:
             errors = ""
+        if status == 404:
+            if "no handler for route" in errors:
+                raise StoreNotFound(
+                    f"{what}: no secrets engine is mounted at this path in Vault at {self.addr}"
+                    + (f" (namespace {self.namespace})" if self.namespace else "")
+                )
+            return MISSING
         reason = scrub(errors or f"HTTP {status}", [self._token()], limit=200)
         if status == 400 and "check-and-set" in errors:
             raise StoreConflict(
@@ -115,20 +155,68 @@ class KvV2:
             )
         raise StoreError(f"{what}: Vault at {self.addr} answered HTTP {status} ({reason})")
 
+    def where(self, location: str) -> Where:
+        """``location`` split at its mount, found from Vault (``sys/internal/ui/mounts``).
+
+        Mounts may be nested paths (``team/payments``): the mount is never assumed to be
+        the first segment unless Vault will not say (no permission to ask), as the
+        ``vault kv`` CLI does.
+        """
+        found = self._cached(location) or self._assumed.get(location)
+        if found is None:
+            found = self._ask_mount(location)
+        path = location[len(found.path) :].strip("/")
+        return Where(mount=found, path=path, shown=location)
+
+    def _cached(self, location: str) -> Mount | None:
+        best: Mount | None = None
+        for mount in self._mounts.values():
+            inside = location == mount.path or location.startswith(mount.path + "/")
+            if inside and (best is None or len(mount.path) > len(best.path)):
+                best = mount
+        return best
+
+    def _ask_mount(self, location: str) -> Mount:
+        info = self.call(
+            "GET",
+            f"/v1/sys/internal/ui/mounts/{_quote(location)}",
+            f"inspect the mount of {location}",
+            allow=(400, 403),
+        )
+        data = info.get("data") if isinstance(info, dict) else None
+        path = str(data.get("path") or "").strip("/") if isinstance(data, dict) else ""
+        if (
+            not isinstance(data, dict)
+            or not path
+            or not (location == path or location.startswith(path + "/"))
+        ):
+            # Not allowed to ask (or no such mount): the first segment, as `vault kv` does.
+            assumed = Mount(path=location.split("/", 1)[0])
+            self._assumed[location] = assumed
+            return assumed
+        version = str((data.get("options") or {}).get("version") or "1")
+        mount = Mount(path=path, kind=str(data.get("type") or ""), version=version)
+        self._mounts[path] = mount
+        return mount
+
     def read_metadata(self, uri: StoreURI) -> dict[str, Any] | None:
-        mount, path, shown = paths(uri)
-        data = self.call("GET", f"/v1/{mount}/metadata/{path}", f"read metadata of {shown}")
+        at = self.where(uri.location)
+        data = self.call(
+            "GET",
+            f"/v1/{at.url_mount}/metadata/{at.url_path}",
+            f"read metadata of {at.shown}",
+        )
         if data is MISSING:
             return None
         meta = data.get("data") if isinstance(data, dict) else None
         return meta if isinstance(meta, dict) else {}
 
     def read_data(self, uri: StoreURI, version: int) -> dict[str, Any] | None:
-        mount, path, shown = paths(uri)
+        at = self.where(uri.location)
         data = self.call(
             "GET",
-            f"/v1/{mount}/data/{path}?version={version}",
-            f"read {shown} version {version}",
+            f"/v1/{at.url_mount}/data/{at.url_path}?version={version}",
+            f"read {at.shown} version {version}",
         )
         if data is MISSING or not isinstance(data, dict):
             return None  # absent, deleted or destroyed
@@ -136,17 +224,7 @@ class KvV2:
         values = inner.get("data") if isinstance(inner, dict) else None
         return values if isinstance(values, dict) else None
 
-    def list_folder(self, mount: str, folder: str, *, allow: tuple[int, ...] = ()) -> Any:
-        """``LIST`` of the metadata under ``mount/folder`` (the answer as :meth:`call`'s)."""
-        quoted = "/".join(quote(p, safe=_SAFE) for p in folder.split("/") if p)
-        url = f"/v1/{quote(mount, safe=_SAFE)}/metadata/{quoted}".rstrip("/") + "/"
-        return self.call("LIST", url, f"list {mount}/{folder}", allow=allow)
-
-    def mount_info(self, mount: str) -> Any:
-        """The mount's type and options (an ``int`` status when not allowed to ask)."""
-        return self.call(
-            "GET",
-            f"/v1/sys/internal/ui/mounts/{quote(mount, safe=_SAFE)}",
-            f"inspect mount {mount}",
-            allow=(400, 403),
-        )
+    def list_folder(self, at: Where, *, allow: tuple[int, ...] = ()) -> Any:
+        """``LIST`` of the metadata under ``at`` (the answer as :meth:`call`'s)."""
+        url = f"/v1/{at.url_mount}/metadata/{at.url_path}".rstrip("/") + "/"
+        return self.call("LIST", url, f"list {at.shown}", allow=allow)

@@ -23,6 +23,7 @@ _EXPORTS: dict[str, tuple[str, ...]] = {
         "StoreConflict",
         "StoreError",
         "StoreLimitExceeded",
+        "StoreNotFound",
         "StoreUnavailable",
         "UnknownStoreScheme",
     ),
@@ -87,6 +88,7 @@ if TYPE_CHECKING:
         StoreConflict as StoreConflict,
         StoreError as StoreError,
         StoreLimitExceeded as StoreLimitExceeded,
+        StoreNotFound as StoreNotFound,
         StoreUnavailable as StoreUnavailable,
         UnknownStoreScheme as UnknownStoreScheme,
     )

@@ -20,8 +20,8 @@ from cryptography.hazmat.primitives.asymmetric import ec
 
 from passgeni_core import InvalidRequest, StoreError, parse_store_uri, provision_into_store
 from passgeni_core.cli import main
-from tests.support.authority import Authority
 from tests.support import OpenBaoServer
+from tests.support.authority import Authority
 from vault_plugin_helper.vault import VaultStore, vault_config_from_environ
 
 WRITER = """
