@@ -21,7 +21,7 @@ from ._vault_client import transport_error
 if TYPE_CHECKING:
     import hvac
 
-__all__ = ["MISSING", "KvV2", "Mount", "Where", "custom_metadata"]
+__all__ = ["MISSING", "KvV2", "Mount", "Where", "custom_metadata", "missing_capabilities"]
 
 #: What :meth:`KvV2.call` returns on 404.
 MISSING = object()
@@ -228,3 +228,49 @@ class KvV2:
         """``LIST`` of the metadata under ``at`` (the answer as :meth:`call`'s)."""
         url = f"/v1/{at.url_mount}/metadata/{at.url_path}".rstrip("/") + "/"
         return self.call("LIST", url, f"list {at.shown}", allow=allow)
+
+    def capabilities(self, paths: list[str]) -> dict[str, set[str]] | None:
+        """The token's capabilities on each API path (``sys/capabilities-self``).
+
+        None when Vault will not say (an old server, or a policy denying the endpoint
+        that the default policy grants): the write itself is then the check.
+        """
+        answer = self.call(
+            "POST",
+            "/v1/sys/capabilities-self",
+            "check the token's capabilities",
+            body={"paths": paths},
+            allow=(400, 403, 405),
+        )
+        data = answer.get("data") if isinstance(answer, dict) else None
+        if not isinstance(data, dict):
+            return None
+        out: dict[str, set[str]] = {}
+        for path in paths:
+            caps = data.get(path)
+            if not isinstance(caps, list):
+                return None
+            out[path] = {str(c) for c in caps}
+        return out
+
+
+def missing_capabilities(
+    caps: dict[str, set[str]], data_path: str, meta_path: str, *, exists: bool
+) -> list[str]:
+    """What the token lacks to write a secret's value and metadata as the store does.
+
+    The value: ``create`` for a new secret, ``update`` for a new version of one. The
+    metadata: ``patch`` (merge), else ``read`` and ``update`` (read-merge-write).
+    """
+
+    def has(path: str, *wanted: str) -> bool:
+        got = caps.get(path, set())
+        return "root" in got or ("deny" not in got and all(w in got for w in wanted))
+
+    missing = []
+    verb = "update" if exists else "create"
+    if not has(data_path, verb):
+        missing.append(f"{verb} on {data_path}")
+    if not (has(meta_path, "patch") or has(meta_path, "read", "update")):
+        missing.append(f"patch (or read and update) on {meta_path}")
+    return missing

@@ -39,7 +39,7 @@ from passgeni_core.stores import (
 )
 
 from ._common import check_metadata_limits
-from ._kv2 import MISSING, KvV2, Where, custom_metadata
+from ._kv2 import MISSING, KvV2, Where, custom_metadata, missing_capabilities
 from ._vault_client import DEFAULT_ADDR, DEFAULT_TIMEOUT, client_from_environ, vault_client
 from ._vault_config import VaultConfig, vault_config_from_environ
 
@@ -185,9 +185,42 @@ class VaultStore:
         return at
 
     def prepare(self, uri: StoreURI) -> WritePlan:
+        """The plan of the next write; refused when the token may not make it.
+
+        The token's capabilities on the value and metadata paths are checked here
+        (``sys/capabilities-self``), so a read-only token fails before a certificate
+        is asked for, not after (issue #18).
+        """
         self._check_kv2(uri.location)
         version, records, custom = self._records(uri, uri.key)
+        self._check_writable([uri], exists=version > 0 or bool(custom))
         return self._plan(uri, version, records, custom)
+
+    def _api_paths(self, uri: StoreURI) -> tuple[str, str]:
+        at = self._secret_at(uri)
+        return f"{at.mount.path}/data/{at.path}", f"{at.mount.path}/metadata/{at.path}"
+
+    def _check_writable(self, uris: Sequence[StoreURI], *, exists: bool) -> None:
+        """Raise StoreError naming what the token lacks to write the first of ``uris`` denied."""
+        for uri, missing in self._denied(uris, exists=exists).items():
+            raise StoreError(
+                f"{uri}: the Vault token may not write this secret (it lacks "
+                f"{'; '.join(missing)}); nothing was certified or written: grant the "
+                "capabilities or use another token"
+            )
+
+    def _denied(self, uris: Sequence[StoreURI], *, exists: bool) -> dict[StoreURI, list[str]]:
+        """What the token lacks per URI (one ``sys/capabilities-self`` call for all)."""
+        pairs = [self._api_paths(u) for u in uris]
+        caps = self._kv.capabilities(sorted({p for pair in pairs for p in pair}))
+        if caps is None:
+            return {}
+        out = {}
+        for uri, (data_path, meta_path) in zip(uris, pairs, strict=True):
+            missing = missing_capabilities(caps, data_path, meta_path, exists=exists)
+            if missing:
+                out[uri] = missing
+        return out
 
     def plan_absent(self, uris: Sequence[StoreURI]) -> list[WritePlan | None]:
         """For bulk rotation: the plans of the URIs whose secret does not exist.
@@ -225,12 +258,18 @@ class VaultStore:
                 if not isinstance(keys, list):
                     continue
                 names = {str(k) for k in keys}
-            for i in indexes:
-                if uris[i].parts[-1] not in names:
-                    try:
-                        out[i] = self._plan(uris[i], 0, [], {})
-                    except StoreError:
-                        continue  # prepare reports it
+            absent = [i for i in indexes if uris[i].parts[-1] not in names]
+            try:
+                denied = self._denied([uris[i] for i in absent], exists=False)
+            except StoreError:
+                continue
+            for i in absent:
+                if uris[i] in denied:
+                    continue  # prepare reports it
+                try:
+                    out[i] = self._plan(uris[i], 0, [], {})
+                except StoreError:
+                    continue  # prepare reports it
         return out
 
     def _plan(
