@@ -253,6 +253,18 @@ class KvV2:
             out[path] = {str(c) for c in caps}
         return out
 
+    def denied(self, pairs: list[tuple[str, str]], *, exists: bool) -> dict[int, list[str]]:
+        """For ``(data path, metadata path)`` pairs: what the token lacks, by index."""
+        caps = self.capabilities(sorted({p for pair in pairs for p in pair}))
+        if caps is None:
+            return {}
+        out = {}
+        for i, (data_path, meta_path) in enumerate(pairs):
+            missing = missing_capabilities(caps, data_path, meta_path, exists=exists)
+            if missing:
+                out[i] = missing
+        return out
+
 
 def missing_capabilities(
     caps: dict[str, set[str]], data_path: str, meta_path: str, *, exists: bool

@@ -31,6 +31,7 @@ from passgeni_core import Credential, InvalidStoreURI, StoreError, StoreNotFound
 from passgeni_core.stores import (
     CertificateRefs,
     StoredCredential,
+    StoreScope,
     StoreURI,
     WritePlan,
     check_segments,
@@ -39,7 +40,7 @@ from passgeni_core.stores import (
 )
 
 from ._common import check_metadata_limits
-from ._kv2 import MISSING, KvV2, Where, custom_metadata, missing_capabilities
+from ._kv2 import MISSING, KvV2, Where, custom_metadata
 from ._vault_client import DEFAULT_ADDR, DEFAULT_TIMEOUT, client_from_environ, vault_client
 from ._vault_config import VaultConfig, vault_config_from_environ
 
@@ -117,6 +118,8 @@ class VaultStore:
         self._kv = KvV2(self._client)
         self.addr = self._kv.addr
         self.namespace = self._kv.namespace
+        #: Which Vault: recorded in every certificate's target, checked by the judge.
+        self.scope = StoreScope(address=self.addr, namespace=self.namespace)
 
     @classmethod
     def from_uri(cls, uri: StoreURI, **options: Any) -> VaultStore:
@@ -158,6 +161,7 @@ class VaultStore:
             version=str(version) if version else None,
             metadata_refs=meta_refs,
             only_key=only_key,
+            scope=self.scope,
         )
         return version, records, custom
 
@@ -211,16 +215,8 @@ class VaultStore:
 
     def _denied(self, uris: Sequence[StoreURI], *, exists: bool) -> dict[StoreURI, list[str]]:
         """What the token lacks per URI (one ``sys/capabilities-self`` call for all)."""
-        pairs = [self._api_paths(u) for u in uris]
-        caps = self._kv.capabilities(sorted({p for pair in pairs for p in pair}))
-        if caps is None:
-            return {}
-        out = {}
-        for uri, (data_path, meta_path) in zip(uris, pairs, strict=True):
-            missing = missing_capabilities(caps, data_path, meta_path, exists=exists)
-            if missing:
-                out[uri] = missing
-        return out
+        found = self._kv.denied([self._api_paths(u) for u in uris], exists=exists)
+        return {uris[i]: missing for i, missing in found.items()}
 
     def plan_absent(self, uris: Sequence[StoreURI]) -> list[WritePlan | None]:
         """For bulk rotation: the plans of the URIs whose secret does not exist.

@@ -44,6 +44,7 @@ from ..stores import (
     parse_credential_fields,
     parse_seed,
     parse_store_uri,
+    store_target,
 )
 from ..workflows import Verdict, assess
 from ._authority import FakeAuthority, IssuedToken
@@ -68,7 +69,7 @@ def certify(
     authority: FakeAuthority, store: SecretStore, plan: WritePlan, credential: Credential
 ) -> tuple[IssuedToken, CertificateRefs]:
     """A binding-only certificate for ``credential`` at the plan's target, and its references."""
-    issued = authority.issue(credential, target=plan.uri.target(store.system, plan.next_version))
+    issued = authority.issue(credential, target=store_target(store, plan.uri, plan.next_version))
     return issued, _refs(authority, issued, plan)
 
 
@@ -77,7 +78,7 @@ def certify_generated(
 ) -> tuple[Credential, CertificateRefs]:
     """A credential generated with a generation proof, certified for the plan's target."""
     issued, credential = authority.issue_generated(
-        target=plan.uri.target(store.system, plan.next_version)
+        target=store_target(store, plan.uri, plan.next_version)
     )
     return credential, _refs(authority, issued, plan)
 
