@@ -24,6 +24,7 @@ import traceback
 from contextlib import contextmanager
 
 from ansible.module_utils.basic import env_fallback, missing_required_lib
+from ansible_collections.passgeni.compliance.plugins.module_utils.vault_options import store_options
 
 try:
     import passgeni_core as core
@@ -431,7 +432,7 @@ def _ensure_stored(params, parameters, destination, check_mode):
     uri = _store_api('parse_store_uri')(destination)
     # Before the store is even opened, and in check mode too (fail closed).
     require_authority(params)
-    store = _store_api('open_store')(uri)
+    store = _store_api('open_store')(uri, **store_options(params, uri))
     try:
         current = store.read(uri)
         if check_mode:
