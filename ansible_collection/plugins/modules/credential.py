@@ -42,9 +42,11 @@ attributes:
   check_mode:
     support: full
     description:
-      - In check mode the module only reads the destination's certificate references (id and expiry
-        recorded beside the credential) and reports whether it would generate or rotate. It does not
-        contact the authority and writes nothing, so a revoked certificate is only detected in a real run.
+      - In check mode the module decides as the real run does, by the same judge (it reads the destination
+        and the certificate's record at the authority, and writes nothing) - a revoked or expiring certificate
+        is reported as changed, a value changed by hand fails with C(store_conflict) as the real run does.
+      - When the authority cannot be reached, check mode decides from the certificate references recorded
+        beside the credential (id and expiry) and says that revocation and the value were not checked.
   diff_mode:
     support: full
     description:
@@ -89,8 +91,11 @@ options:
   state:
     description:
       - V(present) makes sure a certified credential exists at O(destination), rotating it only when its
-        certificate is missing, invalid, revoked, expired, for another preset, no longer matches the stored
-        value (drift), or expires within O(rotate_before) days.
+        certificate is missing, invalid, revoked, expired, for another preset, or expires within
+        O(rotate_before) days.
+      - A stored value that is not the certified one (changed by hand, another version written, copied
+        from elsewhere) is never overwritten silently - the task fails with C(store_conflict), as
+        C(passgeni provision) does, unless O(force=true) (or O(state=rotated)).
       - V(rotated) always generates, certifies and stores a new credential.
     type: str
     choices: [present, rotated]
