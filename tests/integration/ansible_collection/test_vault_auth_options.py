@@ -58,3 +58,33 @@ def test_approle_options_log_in_and_never_show_the_secret_id(
     for secret in (secret_id, secret_id[::-1], stored["password"], authority.api_key):
         assert secret not in output and secret not in json.dumps(results)
     assert recap(proc.stdout)["ignored"] == 1
+
+
+def test_options_map_to_the_variables_the_cli_reads(installed_collection: Path) -> None:
+    import sys
+
+    sys.path.insert(0, str(installed_collection))
+    try:
+        from ansible_collections.passgeni.compliance.plugins.module_utils import vault_options
+    finally:
+        sys.path.remove(str(installed_collection))
+    from vault_plugin_helper.vault import vault_config_from_environ
+
+    host = {"VAULT_ADDR": "https://vault.example:8200", "VAULT_TOKEN": "hvs.from-the-host"}
+    none = dict.fromkeys(vault_options.vault_argument_spec())
+    assert vault_options.vault_environ(none, host) is None  # no option: the host's own
+    params = {**none, "auth_method": "jwt", "role_id": "ci", "jwt": "e.y.j", "namespace": "t"}
+    env = vault_options.vault_environ(params, host)
+    assert env is not None and "VAULT_TOKEN" not in env  # the host's token does not stand in
+    config = vault_config_from_environ(env)
+    assert (config.auth_method, config.role, config.jwt, config.namespace) == (
+        "jwt",
+        "ci",
+        "e.y.j",
+        "t",
+    )
+    params = {**none, "auth_method": "approle", "role_id": "r-1", "secret_id": "s-1",
+              "mount_point": "team-approle", "validate_certs": False}  # fmt: skip
+    config = vault_config_from_environ(vault_options.vault_environ(params, host))
+    assert (config.role_id, config.secret_id, config.mount) == ("r-1", "s-1", "team-approle")
+    assert config.verify is False and config.addr == "https://vault.example:8200"
