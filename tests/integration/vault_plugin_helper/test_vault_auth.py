@@ -1,17 +1,21 @@
 """Vault auth methods beyond a token, against a real OpenBao (issue #18, item 2).
 
-``VAULT_AUTH_METHOD`` selects ``approle`` or ``jwt`` (and ``kubernetes``, which needs a
-Kubernetes API server to review the token: only its configuration is checked here); the
-store logs in with hvac's public auth APIs and then works as with a token. A refused login
+``VAULT_AUTH_METHOD`` selects ``approle``, ``jwt`` or ``kubernetes`` (OpenBao's real method;
+the Kubernetes API's TokenReview it calls is answered by a one-endpoint stand-in); the store
+logs in with hvac's public auth APIs and then works as with a token. A refused login
 is one line naming the method, the mount and the role, never the secret.
 """
 
 from __future__ import annotations
 
+import http.server
+import json
+import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import ClassVar
 
 import jwt as pyjwt
 import pytest
@@ -222,3 +226,103 @@ def test_the_config_never_shows_a_secret() -> None:
     assert config.addr == "https://vault.example:8200" and config.namespace == "team-a"
     for text in (repr(config), str(config)):
         assert "very-secret-id" not in text and "hvs.secret-token" not in text
+
+
+class _TokenReviews(http.server.BaseHTTPRequestHandler):
+    """``POST /apis/authentication.k8s.io/v1/tokenreviews``, accepting one service account.
+
+    No kube-apiserver can run here, and the kmock emulator stores a TokenReview without
+    reviewing it: this one endpoint stands in for the API server OpenBao asks.
+    """
+
+    reviewed: ClassVar[list[str]] = []
+
+    def do_POST(self) -> None:
+        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+        self.reviewed.append(body["spec"]["token"])
+        user = {"username": "system:serviceaccount:payments:app", "uid": "uid-1"}
+        data = json.dumps({"status": {"authenticated": True, "user": user}}).encode()
+        self.send_response(201)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+def test_kubernetes_login_with_the_service_account_token(
+    auth_bao: AuthBao, authority: Authority, uid: str, tmp_path: Path
+) -> None:
+    """OpenBao's real kubernetes method; the Kubernetes API's TokenReview by a stand-in."""
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _TokenReviews)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        root = auth_bao.server.hvac_client()
+        root.sys.enable_auth_method("kubernetes")
+        ca = ec.generate_private_key(ec.SECP256R1())  # OpenBao wants a CA; plain HTTP here
+        ca_pem = _self_signed(ca)
+        root.adapter.post(
+            "/v1/auth/kubernetes/config",
+            json={
+                "kubernetes_host": f"http://127.0.0.1:{server.server_address[1]}",
+                "kubernetes_ca_cert": ca_pem,
+                "disable_local_ca_jwt": True,
+            },
+        )
+        root.adapter.post(
+            "/v1/auth/kubernetes/role/payments",
+            json={
+                "bound_service_account_names": ["app"],
+                "bound_service_account_namespaces": ["payments"],
+                "token_policies": ["writer"],
+            },
+        )
+        now = int(time.time())
+        claims = {
+            "iss": "kubernetes/serviceaccount",
+            "sub": "system:serviceaccount:payments:app",
+            "kubernetes.io/serviceaccount/namespace": "payments",
+            "kubernetes.io/serviceaccount/service-account.name": "app",
+            "kubernetes.io/serviceaccount/service-account.uid": "uid-1",
+            "iat": now,
+            "exp": now + 300,
+        }
+        sa_token = pyjwt.encode(claims, ca, algorithm="ES256")
+        token_file = tmp_path / "token"  # where the pod's projected token would be
+        token_file.write_text(sa_token)
+        env = auth_bao.env(
+            VAULT_AUTH_METHOD="kubernetes",
+            VAULT_AUTH_ROLE="payments",
+            VAULT_JWT_FILE=str(token_file),
+        )
+        store = VaultStore(environ=env)
+        assert _TokenReviews.reviewed == [sa_token]  # OpenBao reviewed exactly our token
+        assert sa_token not in repr(store)
+        _provisions(store, authority, uid)
+    finally:
+        server.shutdown()
+
+
+def _self_signed(key: ec.EllipticCurvePrivateKey) -> str:
+    from datetime import UTC, datetime, timedelta
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.x509.oid import NameOID
+
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "test-ca")])
+    now = datetime.now(UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(1)
+        .not_valid_before(now - timedelta(minutes=1))
+        .not_valid_after(now + timedelta(hours=1))
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )
+    return cert.public_bytes(serialization.Encoding.PEM).decode()
