@@ -183,6 +183,22 @@ class SecretsApi:
             _preload_content=False,
         )
 
+    def namespace_exists(self, namespace: str) -> bool | None:
+        """Whether the namespace exists; None when not allowed to ask (or unknown)."""
+        try:
+            found = self.call(
+                f"read namespace {namespace}",
+                self._core.read_namespace,
+                namespace,
+                missing_ok=True,
+                _preload_content=False,
+            )
+        except StoreUnavailable:
+            raise
+        except StoreError:
+            return None  # e.g. a namespaced service account may not read namespaces
+        return found is not None
+
     def list_all(self, namespace: str) -> list[dict[str, Any]]:
         """Every Secret of ``namespace`` (all pages), as JSON."""
         what = f"list Secrets in {namespace}"

@@ -67,6 +67,7 @@ from passgeni_core import (
     StoreConflict,
     StoreError,
     StoreLimitExceeded,
+    StoreNotFound,
     encode_binding_key,
     encode_seed,
 )
@@ -369,13 +370,17 @@ class KubernetesSecretStore:
         parts = prefix.parts
         if len(parts) == 2:
             obj = self._api.get(parts[0], parts[1])
-            if obj is not None:
-                yield from records(prefix.with_location(prefix.location), obj, only_key)
+            if obj is None:
+                raise StoreNotFound(f"{prefix}: no such Secret")
+            yield from records(prefix.with_location(prefix.location), obj, only_key)
             return
         if len(parts) != 1:
             raise InvalidStoreURI(f"{prefix}: expected k8s://NAMESPACE (or NAMESPACE/NAME)")
         namespace = parts[0]
         found = self._api.list_all(namespace)
+        if not found and self._api.namespace_exists(namespace) is False:
+            # Listing Secrets of a namespace that does not exist answers an empty list.
+            raise StoreNotFound(f"k8s://{namespace}: no such namespace at {self._api.host}")
         for obj in sorted(found, key=lambda o: str(metadata_of(o).get("name") or "")):
             name = metadata_of(obj).get("name")
             if not isinstance(name, str) or not holds_credentials(obj, prefix.key):

@@ -273,6 +273,10 @@ def _provenance_facts(claims: CertificateClaims) -> list[Fact]:
         where = f"{claims.target.system} {claims.target.path}"
         if claims.target.version:
             where += f", version {claims.target.version}"
+        if claims.target.namespace:
+            where += f", namespace {claims.target.namespace}"
+        if claims.target.address:
+            where += f", at {claims.target.address}"
         facts.append(Fact("Client's stated storage location", where, "declared"))
     if claims.label is not None and "label" in provenance.declared:
         facts.append(Fact("Client's label", claims.label, "declared"))
@@ -325,6 +329,10 @@ def _details(record: CertificateRecord, embedded: bool) -> tuple[Row, ...]:
         where = f"{target.get('system', '')}: {target.get('path', '')}"
         if target.get("version"):
             where += f" (version {target['version']})"
+        if target.get("namespace"):
+            where += f", namespace {target['namespace']}"
+        if target.get("address"):
+            where += f", at {target['address']}"
         rows.append(Row("Stored at", where))
     rows.append(Row("Signing key (kid)", record.kid, code=True))
     return tuple(rows)

@@ -82,7 +82,8 @@ def parse_redeem(
         raise InvalidRequest("credential_commitment must be 43 base64url characters")
     target = None if body.get("target") is None else Target.from_dict(body["target"])
     if target is not None and not all(
-        _encodable(v) for v in (target.system, target.path, target.version)
+        _encodable(v)
+        for v in (target.system, target.path, target.version, target.address, target.namespace)
     ):
         raise InvalidRequest("target fields must be valid Unicode text (no lone surrogates)")
     label = body.get("label")

@@ -374,6 +374,13 @@ class StoreLimitExceeded(StoreError):
     http_status = 422
 
 
+class StoreNotFound(StoreError):
+    """A listed prefix names nothing: no such mount or namespace, or nothing stored under it."""
+
+    code = "store_not_found"
+    http_status = 404
+
+
 # --- credential targets (rotation) -----------------------------------------------
 
 

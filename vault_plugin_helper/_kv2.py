@@ -8,30 +8,61 @@ patch or a ``LIST`` that tolerates chosen statuses. Messages never carry the tok
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
-from passgeni_core import StoreConflict, StoreError, StoreUnavailable
+from passgeni_core import StoreConflict, StoreError, StoreNotFound, StoreUnavailable
 from passgeni_core.stores import StoreURI
 
 from ._common import scrub
+from ._vault_client import transport_error
 
 if TYPE_CHECKING:
     import hvac
 
-__all__ = ["MISSING", "KvV2", "custom_metadata", "paths"]
+__all__ = ["MISSING", "KvV2", "Mount", "Where", "custom_metadata", "missing_capabilities"]
 
 #: What :meth:`KvV2.call` returns on 404.
 MISSING = object()
 _SAFE = "@+="
 
 
-def paths(uri: StoreURI) -> tuple[str, str, str]:
-    """``(mount, path, shown)``: the URI's mount and path quoted for a URL, and as shown."""
-    parts = uri.parts
-    mount = quote(parts[0], safe=_SAFE)
-    path = "/".join(quote(p, safe=_SAFE) for p in parts[1:])
-    return mount, path, f"{parts[0]}/{'/'.join(parts[1:])}"
+def _quote(path: str) -> str:
+    return "/".join(quote(p, safe=_SAFE) for p in path.split("/") if p)
+
+
+@dataclass(frozen=True)
+class Mount:
+    """A secrets engine's mount as Vault reports it (``kind`` None: not known)."""
+
+    path: str
+    kind: str | None = None
+    version: str | None = None
+
+    @property
+    def is_kv2(self) -> bool | None:
+        """True/False when Vault said, None when it could not be asked."""
+        if self.kind is None:
+            return None
+        return self.kind in ("kv", "generic") and self.version == "2"
+
+
+@dataclass(frozen=True)
+class Where:
+    """A location split at its mount: ``(mount, path)`` quoted for URLs, and as shown."""
+
+    mount: Mount
+    path: str
+    shown: str
+
+    @property
+    def url_mount(self) -> str:
+        return _quote(self.mount.path)
+
+    @property
+    def url_path(self) -> str:
+        return _quote(self.path)
 
 
 def custom_metadata(meta: Mapping[str, Any] | None) -> dict[str, str]:
@@ -48,6 +79,11 @@ class KvV2:
     def __init__(self, client: hvac.Client) -> None:
         self._client = client
         self.addr = str(getattr(client.adapter, "base_uri", "") or "")
+        self.namespace: str | None = getattr(client.adapter, "namespace", None) or None
+        #: Mounts Vault named, by path (mounts never nest, so the longest prefix is the one).
+        self._mounts: dict[str, Mount] = {}
+        #: Locations whose mount Vault would not name (assumed: the first segment).
+        self._assumed: dict[str, Mount] = {}
 
     def _token(self) -> str | None:
         token = getattr(self._client, "token", None)
@@ -67,7 +103,7 @@ class KvV2:
 
         Statuses in ``allow`` are returned as ``int`` for the caller to handle.
         """
-        import requests  # loaded already by the hvac client; named for the except clauses
+        import requests  # loaded already by the hvac client; named for the except clause
 
         try:
             response = self._client.adapter.request(
@@ -77,24 +113,8 @@ class KvV2:
                 headers=dict(headers or {}),
                 raise_exception=False,
             )
-        except requests.exceptions.Timeout:
-            raise StoreUnavailable(f"Vault at {self.addr}: no answer to {what} in time") from None
-        except requests.exceptions.SSLError as exc:
-            reason = (
-                "certificate verify failed"
-                if "CERTIFICATE_VERIFY_FAILED" in str(exc)
-                else ("TLS handshake failed")
-            )
-            raise StoreUnavailable(
-                f"{reason} for {self.addr} ({what}): set VAULT_CACERT or VAULT_CAPATH to the "
-                "CA that signed Vault's certificate (VAULT_SKIP_VERIFY only for a lab)"
-            ) from None
-        except requests.exceptions.ConnectionError:
-            raise StoreUnavailable(f"cannot reach Vault at {self.addr} ({what})") from None
         except requests.exceptions.RequestException as exc:
-            raise StoreError(
-                f"Vault at {self.addr}: {what} failed ({type(exc).__name__})"
-            ) from None
+            raise transport_error(exc, self.addr, what) from None
         if isinstance(response, dict):
             return response
         status = response.status_code
@@ -107,8 +127,6 @@ class KvV2:
                 return {}
         if status in allow:
             return status
-        if status == 404:
-            return MISSING
         errors = ""
         try:
             payload = response.json()
@@ -116,6 +134,13 @@ class KvV2:
                 errors = "; ".join(str(e) for e in payload["errors"])
         except ValueError:
             errors = ""
+        if status == 404:
+            if "no handler for route" in errors:
+                raise StoreNotFound(
+                    f"{what}: no secrets engine is mounted at this path in Vault at {self.addr}"
+                    + (f" (namespace {self.namespace})" if self.namespace else "")
+                )
+            return MISSING
         reason = scrub(errors or f"HTTP {status}", [self._token()], limit=200)
         if status == 400 and "check-and-set" in errors:
             raise StoreConflict(
@@ -130,20 +155,68 @@ class KvV2:
             )
         raise StoreError(f"{what}: Vault at {self.addr} answered HTTP {status} ({reason})")
 
+    def where(self, location: str) -> Where:
+        """``location`` split at its mount, found from Vault (``sys/internal/ui/mounts``).
+
+        Mounts may be nested paths (``team/payments``): the mount is never assumed to be
+        the first segment unless Vault will not say (no permission to ask), as the
+        ``vault kv`` CLI does.
+        """
+        found = self._cached(location) or self._assumed.get(location)
+        if found is None:
+            found = self._ask_mount(location)
+        path = location[len(found.path) :].strip("/")
+        return Where(mount=found, path=path, shown=location)
+
+    def _cached(self, location: str) -> Mount | None:
+        best: Mount | None = None
+        for mount in self._mounts.values():
+            inside = location == mount.path or location.startswith(mount.path + "/")
+            if inside and (best is None or len(mount.path) > len(best.path)):
+                best = mount
+        return best
+
+    def _ask_mount(self, location: str) -> Mount:
+        info = self.call(
+            "GET",
+            f"/v1/sys/internal/ui/mounts/{_quote(location)}",
+            f"inspect the mount of {location}",
+            allow=(400, 403),
+        )
+        data = info.get("data") if isinstance(info, dict) else None
+        path = str(data.get("path") or "").strip("/") if isinstance(data, dict) else ""
+        if (
+            not isinstance(data, dict)
+            or not path
+            or not (location == path or location.startswith(path + "/"))
+        ):
+            # Not allowed to ask (or no such mount): the first segment, as `vault kv` does.
+            assumed = Mount(path=location.split("/", 1)[0])
+            self._assumed[location] = assumed
+            return assumed
+        version = str((data.get("options") or {}).get("version") or "1")
+        mount = Mount(path=path, kind=str(data.get("type") or ""), version=version)
+        self._mounts[path] = mount
+        return mount
+
     def read_metadata(self, uri: StoreURI) -> dict[str, Any] | None:
-        mount, path, shown = paths(uri)
-        data = self.call("GET", f"/v1/{mount}/metadata/{path}", f"read metadata of {shown}")
+        at = self.where(uri.location)
+        data = self.call(
+            "GET",
+            f"/v1/{at.url_mount}/metadata/{at.url_path}",
+            f"read metadata of {at.shown}",
+        )
         if data is MISSING:
             return None
         meta = data.get("data") if isinstance(data, dict) else None
         return meta if isinstance(meta, dict) else {}
 
     def read_data(self, uri: StoreURI, version: int) -> dict[str, Any] | None:
-        mount, path, shown = paths(uri)
+        at = self.where(uri.location)
         data = self.call(
             "GET",
-            f"/v1/{mount}/data/{path}?version={version}",
-            f"read {shown} version {version}",
+            f"/v1/{at.url_mount}/data/{at.url_path}?version={version}",
+            f"read {at.shown} version {version}",
         )
         if data is MISSING or not isinstance(data, dict):
             return None  # absent, deleted or destroyed
@@ -151,17 +224,65 @@ class KvV2:
         values = inner.get("data") if isinstance(inner, dict) else None
         return values if isinstance(values, dict) else None
 
-    def list_folder(self, mount: str, folder: str, *, allow: tuple[int, ...] = ()) -> Any:
-        """``LIST`` of the metadata under ``mount/folder`` (the answer as :meth:`call`'s)."""
-        quoted = "/".join(quote(p, safe=_SAFE) for p in folder.split("/") if p)
-        url = f"/v1/{quote(mount, safe=_SAFE)}/metadata/{quoted}".rstrip("/") + "/"
-        return self.call("LIST", url, f"list {mount}/{folder}", allow=allow)
+    def list_folder(self, at: Where, *, allow: tuple[int, ...] = ()) -> Any:
+        """``LIST`` of the metadata under ``at`` (the answer as :meth:`call`'s)."""
+        url = f"/v1/{at.url_mount}/metadata/{at.url_path}".rstrip("/") + "/"
+        return self.call("LIST", url, f"list {at.shown}", allow=allow)
 
-    def mount_info(self, mount: str) -> Any:
-        """The mount's type and options (an ``int`` status when not allowed to ask)."""
-        return self.call(
-            "GET",
-            f"/v1/sys/internal/ui/mounts/{quote(mount, safe=_SAFE)}",
-            f"inspect mount {mount}",
-            allow=(400, 403),
+    def capabilities(self, paths: list[str]) -> dict[str, set[str]] | None:
+        """The token's capabilities on each API path (``sys/capabilities-self``).
+
+        None when Vault will not say (an old server, or a policy denying the endpoint
+        that the default policy grants): the write itself is then the check.
+        """
+        answer = self.call(
+            "POST",
+            "/v1/sys/capabilities-self",
+            "check the token's capabilities",
+            body={"paths": paths},
+            allow=(400, 403, 405),
         )
+        data = answer.get("data") if isinstance(answer, dict) else None
+        if not isinstance(data, dict):
+            return None
+        out: dict[str, set[str]] = {}
+        for path in paths:
+            caps = data.get(path)
+            if not isinstance(caps, list):
+                return None
+            out[path] = {str(c) for c in caps}
+        return out
+
+    def denied(self, pairs: list[tuple[str, str]], *, exists: bool) -> dict[int, list[str]]:
+        """For ``(data path, metadata path)`` pairs: what the token lacks, by index."""
+        caps = self.capabilities(sorted({p for pair in pairs for p in pair}))
+        if caps is None:
+            return {}
+        out = {}
+        for i, (data_path, meta_path) in enumerate(pairs):
+            missing = missing_capabilities(caps, data_path, meta_path, exists=exists)
+            if missing:
+                out[i] = missing
+        return out
+
+
+def missing_capabilities(
+    caps: dict[str, set[str]], data_path: str, meta_path: str, *, exists: bool
+) -> list[str]:
+    """What the token lacks to write a secret's value and metadata as the store does.
+
+    The value: ``create`` for a new secret, ``update`` for a new version of one. The
+    metadata: ``patch`` (merge), else ``read`` and ``update`` (read-merge-write).
+    """
+
+    def has(path: str, *wanted: str) -> bool:
+        got = caps.get(path, set())
+        return "root" in got or ("deny" not in got and all(w in got for w in wanted))
+
+    missing = []
+    verb = "update" if exists else "create"
+    if not has(data_path, verb):
+        missing.append(f"{verb} on {data_path}")
+    if not (has(meta_path, "patch") or has(meta_path, "read", "update")):
+        missing.append(f"patch (or read and update) on {meta_path}")
+    return missing

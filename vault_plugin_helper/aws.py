@@ -56,6 +56,7 @@ from passgeni_core import (
     StoreConflict,
     StoreError,
     StoreLimitExceeded,
+    StoreNotFound,
     StoreUnavailable,
 )
 from passgeni_core.stores import (
@@ -463,6 +464,8 @@ class SecretsManagerStore:
         only_key = prefix.key if prefix.explicit_key else None
         if prefix.location and (prefix.explicit_key or parse_secret_arn(prefix.location)):
             _, _, records = self._records(prefix, only_key)
+            if not records:
+                raise StoreNotFound(f"{prefix}: no such secret")
             yield from records
             return
         names: list[str] = []
@@ -479,6 +482,11 @@ class SecretsManagerStore:
             if not token:
                 break
             kwargs["NextToken"] = token
+        if prefix.location and not names:
+            raise StoreNotFound(
+                f"aws-sm://{prefix.location}: no secret whose name starts with this prefix; "
+                "is it mistyped?"
+            )
         for name in sorted(set(names)):
             _, _, records = self._records(prefix.with_location(name, prefix.key), only_key)
             yield from records

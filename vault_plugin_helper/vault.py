@@ -1,15 +1,13 @@
 """HashiCorp Vault / OpenBao KV version 2 backend for ``vault://MOUNT/PATH#KEY``.
 
 Connection, as the ``vault`` CLI and hvac users expect (read when the store
-is opened, from ``os.environ`` or the ``environ`` option; proxy variables and
-``REQUESTS_CA_BUNDLE`` from ``os.environ``, once):
-
-``VAULT_ADDR`` (default ``https://127.0.0.1:8200``), ``VAULT_TOKEN`` (else the
-token helper file ``~/.vault-token``), ``VAULT_NAMESPACE``, ``VAULT_CACERT`` /
-``VAULT_CAPATH``, ``VAULT_CLIENT_CERT`` + ``VAULT_CLIENT_KEY``,
-``VAULT_SKIP_VERIFY``, ``VAULT_CLIENT_TIMEOUT`` (seconds, default 60). For
-other auth methods (AppRole, Kubernetes, OIDC...) log in with hvac and pass
-the authenticated client: ``open_store(uri, client=hvac_client)``.
+is opened, from ``os.environ`` or the ``environ`` option, by
+:func:`vault_config_from_environ`, which lists the variables; proxy variables and
+``REQUESTS_CA_BUNDLE`` from ``os.environ``, once): ``VAULT_ADDR``,
+``VAULT_NAMESPACE``, the TLS variables, and ``VAULT_AUTH_METHOD`` = ``token``
+(``VAULT_TOKEN`` or ``~/.vault-token``), ``approle``, ``kubernetes`` or ``jwt``
+with their role and secret variables. For any other auth method, log in with
+hvac and pass the authenticated client: ``open_store(uri, client=hvac_client)``.
 
 Writes (see ``passgeni_core.workflows.provision_into_store`` for the order):
 
@@ -29,10 +27,11 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from passgeni_core import Credential, InvalidStoreURI, StoreError
+from passgeni_core import Credential, InvalidStoreURI, StoreError, StoreNotFound
 from passgeni_core.stores import (
     CertificateRefs,
     StoredCredential,
+    StoreScope,
     StoreURI,
     WritePlan,
     check_segments,
@@ -41,8 +40,9 @@ from passgeni_core.stores import (
 )
 
 from ._common import check_metadata_limits
-from ._kv2 import MISSING, KvV2, custom_metadata, paths
-from ._vault_client import DEFAULT_ADDR, DEFAULT_TIMEOUT, client_from_environ
+from ._kv2 import MISSING, KvV2, Where, custom_metadata
+from ._vault_client import DEFAULT_ADDR, DEFAULT_TIMEOUT, client_from_environ, vault_client
+from ._vault_config import VaultConfig, vault_config_from_environ
 
 if TYPE_CHECKING:
     # hvac loads when a store is opened, not with this module: the Terraform
@@ -53,9 +53,12 @@ __all__ = [
     "DEFAULT_ADDR",
     "DEFAULT_TIMEOUT",
     "MAX_METADATA_KEYS",
+    "VaultConfig",
     "VaultLocations",
     "VaultStore",
     "client_from_environ",
+    "vault_client",
+    "vault_config_from_environ",
 ]
 
 MAX_METADATA_KEYS = 64
@@ -113,8 +116,10 @@ class VaultStore:
         )
         self._owns_client = client is None
         self._kv = KvV2(self._client)
-        self._kv2_mounts: set[str] = set()
         self.addr = self._kv.addr
+        self.namespace = self._kv.namespace
+        #: Which Vault: recorded in every certificate's target, checked by the judge.
+        self.scope = StoreScope(address=self.addr, namespace=self.namespace)
 
     @classmethod
     def from_uri(cls, uri: StoreURI, **options: Any) -> VaultStore:
@@ -123,7 +128,8 @@ class VaultStore:
         return cls(**options)
 
     def __repr__(self) -> str:
-        return f"VaultStore(addr={self.addr!r})"
+        namespace = f", namespace={self.namespace!r}" if self.namespace else ""
+        return f"VaultStore(addr={self.addr!r}{namespace})"
 
     def close(self) -> None:
         if self._owns_client:
@@ -144,6 +150,7 @@ class VaultStore:
     def _records(
         self, uri: StoreURI, only_key: str | None
     ) -> tuple[int, list[StoredCredential], dict[str, str]]:
+        self._secret_at(uri)
         version, data, custom = self._state(uri)
         if version == 0 and not custom:
             return 0, [], custom
@@ -154,6 +161,7 @@ class VaultStore:
             version=str(version) if version else None,
             metadata_refs=meta_refs,
             only_key=only_key,
+            scope=self.scope,
         )
         return version, records, custom
 
@@ -164,31 +172,51 @@ class VaultStore:
         record = records[0] if records else None
         return record if record is not None and record.password is not None else None
 
-    def _check_kv2(self, uri: StoreURI) -> None:
-        """Refuse a mount that is not KV version 2 (as the ``vault kv`` CLI detects it).
+    def _check_kv2(self, location: str) -> Where:
+        """``location`` at its mount; refuse a mount that is not KV version 2.
 
-        On KV v1, ``MOUNT/data/PATH`` would silently become a secret of its own.
-        Unknown (no permission on the mounts endpoint): assume KV v2.
+        On KV v1, ``MOUNT/data/PATH`` would silently become a secret of its own, and a
+        scan would find nothing. Unknown (no permission on the mounts endpoint): assume KV v2.
         """
-        mount = uri.parts[0]
-        if mount in self._kv2_mounts:
-            return
-        info = self._kv.mount_info(mount)
-        data = info.get("data") if isinstance(info, dict) else None
-        if isinstance(data, dict):
-            kind = data.get("type")
-            version = str((data.get("options") or {}).get("version") or "1")
-            if kind not in ("kv", "generic") or version != "2":
-                raise StoreError(
-                    f"vault://{mount}: not a KV version 2 mount (type {str(kind)[:20]!r}, "
-                    f"version {version[:5]!r}); PassGeni needs KV v2 for versions and metadata"
-                )
-        self._kv2_mounts.add(mount)
+        at = self._kv.where(location)
+        mount = at.mount
+        if mount.is_kv2 is False:
+            raise StoreError(
+                f"vault://{location}: {mount.path}/ is not a KV version 2 mount (type "
+                f"{str(mount.kind)[:20]!r}, version {str(mount.version)[:5]!r}); PassGeni needs "
+                "KV v2 for versions and metadata"
+            )
+        return at
 
     def prepare(self, uri: StoreURI) -> WritePlan:
-        self._check_kv2(uri)
+        """The plan of the next write; refused when the token may not make it.
+
+        The token's capabilities on the value and metadata paths are checked here
+        (``sys/capabilities-self``), so a read-only token fails before a certificate
+        is asked for, not after (issue #18).
+        """
+        self._check_kv2(uri.location)
         version, records, custom = self._records(uri, uri.key)
+        self._check_writable([uri], exists=version > 0 or bool(custom))
         return self._plan(uri, version, records, custom)
+
+    def _api_paths(self, uri: StoreURI) -> tuple[str, str]:
+        at = self._secret_at(uri)
+        return f"{at.mount.path}/data/{at.path}", f"{at.mount.path}/metadata/{at.path}"
+
+    def _check_writable(self, uris: Sequence[StoreURI], *, exists: bool) -> None:
+        """Raise StoreError naming what the token lacks to write the first of ``uris`` denied."""
+        for uri, missing in self._denied(uris, exists=exists).items():
+            raise StoreError(
+                f"{uri}: the Vault token may not write this secret (it lacks "
+                f"{'; '.join(missing)}); nothing was certified or written: grant the "
+                "capabilities or use another token"
+            )
+
+    def _denied(self, uris: Sequence[StoreURI], *, exists: bool) -> dict[StoreURI, list[str]]:
+        """What the token lacks per URI (one ``sys/capabilities-self`` call for all)."""
+        found = self._kv.denied([self._api_paths(u) for u in uris], exists=exists)
+        return {uris[i]: missing for i, missing in found.items()}
 
     def plan_absent(self, uris: Sequence[StoreURI]) -> list[WritePlan | None]:
         """For bulk rotation: the plans of the URIs whose secret does not exist.
@@ -202,17 +230,19 @@ class VaultStore:
         need ``prepare``.
         """
         out: list[WritePlan | None] = [None] * len(uris)
-        folders: dict[tuple[str, str], list[int]] = {}
+        folders: dict[str, list[int]] = {}
         for i, uri in enumerate(uris):
             parts = uri.parts
             if uri.scheme == "vault" and not uri.prefix and len(parts) >= 2:
-                folders.setdefault((parts[0], "/".join(parts[1:-1])), []).append(i)
-        for (mount, folder), indexes in folders.items():
+                folders.setdefault("/".join(parts[:-1]), []).append(i)
+        for folder, indexes in folders.items():
             if len(indexes) < 2:
                 continue
             try:
-                self._check_kv2(uris[indexes[0]])
-                data = self._kv.list_folder(mount, folder, allow=(400, 403, 405))
+                at = self._check_kv2(folder)
+                if not at.path:
+                    continue  # the mount itself: secrets right under it are planned one by one
+                data = self._kv.list_folder(at, allow=(400, 403, 405))
             except StoreError:
                 continue
             if isinstance(data, int):
@@ -224,12 +254,18 @@ class VaultStore:
                 if not isinstance(keys, list):
                     continue
                 names = {str(k) for k in keys}
-            for i in indexes:
-                if uris[i].parts[-1] not in names:
-                    try:
-                        out[i] = self._plan(uris[i], 0, [], {})
-                    except StoreError:
-                        continue  # prepare reports it
+            absent = [i for i in indexes if uris[i].parts[-1] not in names]
+            try:
+                denied = self._denied([uris[i] for i in absent], exists=False)
+            except StoreError:
+                continue
+            for i in absent:
+                if uris[i] in denied:
+                    continue  # prepare reports it
+                try:
+                    out[i] = self._plan(uris[i], 0, [], {})
+                except StoreError:
+                    continue  # prepare reports it
         return out
 
     def _plan(
@@ -241,10 +277,9 @@ class VaultStore:
     ) -> WritePlan:
         current = records[0] if records and records[0].password is not None else None
         placeholder = CertificateRefs(cert_id="x", cert_url="x", standard="x", version="1")
-        _, _, shown = paths(uri)
         ours = dict.fromkeys(placeholder.to_metadata(), "x")
         ours["passgeni-expires-at"] = "x"
-        _check_custom_metadata({**custom, **ours}, ours, where=f"vault://{shown}")
+        _check_custom_metadata({**custom, **ours}, ours, where=f"vault://{uri.location}")
         return WritePlan(
             uri=uri,
             current=current,
@@ -253,33 +288,33 @@ class VaultStore:
         )
 
     def check(self, plan: WritePlan, refs: CertificateRefs) -> None:
-        _, _, shown = paths(plan.uri)
         ours = refs.to_metadata()
-        _check_custom_metadata(ours, ours, where=f"vault://{shown}")
+        _check_custom_metadata(ours, ours, where=f"vault://{plan.uri.location}")
 
     def write(self, plan: WritePlan, credential: Credential, refs: CertificateRefs) -> str:
         uri = plan.uri
-        mount, path, shown = paths(uri)
+        at = self._secret_at(uri)
         cas = int(plan.precondition or "0")
         existing = self._kv.read_data(uri, cas) if cas else None
         merged = merge_credential_fields(existing, uri.key, credential, refs)
         data = self._kv.call(
             "POST",
-            f"/v1/{mount}/data/{path}",
-            f"write {shown}",
+            f"/v1/{at.url_mount}/data/{at.url_path}",
+            f"write {at.shown}",
             body={"options": {"cas": cas}, "data": merged},
         )
         if data is MISSING:
-            raise StoreError(f"write {shown}: no KV version 2 mount {uri.parts[0]!r}")
+            raise StoreError(f"write {at.shown}: no KV version 2 mount {at.mount.path!r}")
         version = (data.get("data") or {}).get("version") if isinstance(data, dict) else None
         if not isinstance(version, int):
-            raise StoreError(f"write {shown}: Vault's answer has no version")
+            raise StoreError(f"write {at.shown}: Vault's answer has no version")
         return str(version)
 
     def write_metadata(self, uri: StoreURI, refs: CertificateRefs) -> None:
-        mount, path, shown = paths(uri)
+        at = self._secret_at(uri)
+        shown = at.shown
         ours = refs.to_metadata()
-        url = f"/v1/{mount}/metadata/{path}"
+        url = f"/v1/{at.url_mount}/metadata/{at.url_path}"
         result = self._kv.call(
             "PATCH",
             url,
@@ -296,35 +331,67 @@ class VaultStore:
         _check_custom_metadata(merged, ours, where=f"vault://{shown}")
         self._kv.call("POST", url, f"update metadata of {shown}", body={"custom_metadata": merged})
 
+    def _secret_at(self, uri: StoreURI) -> Where:
+        at = self._check_kv2(uri.location)
+        if not at.path:
+            raise InvalidStoreURI(
+                f"vault://{uri.location} is the mount {at.mount.path}/ itself, not a secret in "
+                "it: expected vault://MOUNT/PATH#KEY"
+            )
+        return at
+
     def list(self, prefix: StoreURI) -> Iterator[StoredCredential]:
-        parts = prefix.parts
-        mount = parts[0]
-        base = "/".join(parts[1:])
+        """Every credential under ``prefix``, walking the KV v2 metadata folders.
+
+        Raises StoreNotFound when the prefix names nothing: no secrets engine mounted
+        there, or neither a secret nor a folder at the path (a typo); a mount that is
+        not KV v2 is a StoreError. An existing, empty mount lists nothing.
+        """
         only_key = prefix.key if prefix.explicit_key else None
-        if base and prefix.explicit_key:
+        at = self._check_kv2(prefix.location)
+        if at.path and prefix.explicit_key:
             # A single secret's key.
             _, records, _ = self._records(prefix, only_key)
+            if not records:
+                raise StoreNotFound(f"{prefix}: no such secret in Vault at {self.addr}")
             yield from records
             return
-        yield from self._walk(prefix, mount, base, only_key, first=True)
+        found = False
+        for record in self._walk(prefix, at, only_key, first=True):
+            found = True
+            yield record
+        if not found and at.path and not self._exists(prefix, at):
+            raise StoreNotFound(
+                f"vault://{prefix.location}: no secret and no folder at this path in the mount "
+                f"{at.mount.path}/ of Vault at {self.addr}; is the path mistyped?"
+            )
+
+    def _exists(self, prefix: StoreURI, at: Where) -> bool:
+        """Whether anything (a secret, even without credentials, or a folder) is at ``at``."""
+        if self._kv.read_metadata(prefix.with_location(prefix.location)) is not None:
+            return True
+        return self._kv.list_folder(at) is not MISSING
 
     def _walk(
-        self, prefix: StoreURI, mount: str, folder: str, only_key: str | None, *, first: bool
+        self, prefix: StoreURI, at: Where, only_key: str | None, *, first: bool
     ) -> Iterator[StoredCredential]:
-        if first and folder:
+        base = at.mount.path
+        if first and at.path:
             # "vault://secret/app" may be a secret as well as a folder.
-            single = prefix.with_location(f"{mount}/{folder}", prefix.key)
+            single = prefix.with_location(at.shown, prefix.key)
             _, records, _ = self._records(single, only_key)
             yield from records
-        data = self._kv.list_folder(mount, folder)
+        data = self._kv.list_folder(at)
         if data is MISSING or not isinstance(data, dict):
             return
         keys = (data.get("data") or {}).get("keys") or []
         for name in sorted(str(k) for k in keys):
-            child = f"{folder}/{name}".strip("/") if folder else name
+            child = f"{at.path}/{name}".strip("/") if at.path else name
             if name.endswith("/"):
-                yield from self._walk(prefix, mount, child.rstrip("/"), only_key, first=False)
+                folder = child.rstrip("/")
+                inner = Where(mount=at.mount, path=folder, shown=f"{base}/{folder}")
+                yield from self._walk(prefix, inner, only_key, first=False)
             else:
-                single = prefix.with_location(f"{mount}/{child}", prefix.key)
+                single = prefix.with_location(f"{base}/{child}", prefix.key)
                 _, records, _ = self._records(single, only_key)
                 yield from records

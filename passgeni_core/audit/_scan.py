@@ -20,8 +20,10 @@ from typing import Any
 import msgspec
 
 from .._errors import (
+    AuthorityUnavailable,
     InvalidRequest,
     PassgeniError,
+    StoreUnavailable,
     one_line,
 )
 from .._untrusted import csv_cell
@@ -60,11 +62,27 @@ class CoverageReport:
     scanned_at: datetime
     require: str | None = None
     expiring_days: int = 30
+    #: The scanned URIs that could not be listed (each also an ``error`` entry): a store
+    #: unreachable, a prefix naming nothing (``store_not_found``), a mount that is not KV v2,
+    #: permission denied. Their credentials were not judged: the report is incomplete.
+    unlisted: tuple[CoverageEntry, ...] = ()
 
     @property
     def ok(self) -> bool:
-        """True when nothing falls short (``valid`` or ``expiring`` only)."""
-        return all(e.ok for e in self.entries)
+        """True when every URI was listed and nothing falls short (``valid``/``expiring`` only)."""
+        return not self.unlisted and all(e.ok for e in self.entries)
+
+    @property
+    def complete(self) -> bool:
+        """True when every scanned URI could be listed."""
+        return not self.unlisted
+
+    @property
+    def unavailable(self) -> bool:
+        """True when a store or the authority could not be reached (what was not checked)."""
+        return any(
+            isinstance(e.error, StoreUnavailable | AuthorityUnavailable) for e in self.entries
+        )
 
     def counts(self) -> dict[str, int]:
         out = dict.fromkeys(STATUSES, 0)
@@ -78,6 +96,8 @@ class CoverageReport:
             "require": self.require,
             "expiring_days": self.expiring_days,
             "ok": self.ok,
+            "complete": self.complete,
+            "unlisted": [e.uri for e in self.unlisted],
             "counts": self.counts(),
             "credentials": [e.to_dict() for e in self.entries],
         }
@@ -142,8 +162,10 @@ def scan(
     """Scan every credential under each URI (prefix or single) and assess it.
 
     ``store_options`` maps a scheme to options for its backend (e.g.
-    ``{"vault": {"client": hvac_client}}``). A store that cannot be listed
-    is reported as one ``error`` entry for its URI; the scan goes on.
+    ``{"vault": {"client": hvac_client}}``). A URI that cannot be listed (the
+    store unreachable, no such mount or prefix, not KV v2, permission denied)
+    is reported as one ``error`` entry for it, also in ``unlisted``, and the
+    report is not ``ok``; the scan goes on with the other URIs.
 
     Raises:
         InvalidStoreURI / UnknownStoreScheme: a malformed URI or no backend (before scanning).
@@ -157,6 +179,7 @@ def scan(
     at = aware_now(now)
     parsed = [parse_store_uri(u, allow_prefix=True) for u in uris]
     entries: list[CoverageEntry] = []
+    unlisted: list[CoverageEntry] = []
     jwks: JWKS | None = None
     for prefix in parsed:
         options = dict((store_options or {}).get(prefix.scheme, {}))
@@ -168,16 +191,14 @@ def scan(
                 "unknown_store_scheme",
             ):
                 raise
-            entries.append(
-                CoverageEntry(uri=str(prefix), status="error", detail=one_line(exc, with_code=True))
-            )
+            unlisted.append(_unlisted(prefix, exc))
+            entries.append(unlisted[-1])
             continue
         try:
             found = list(store.list(prefix))
         except Exception as exc:
-            entries.append(
-                CoverageEntry(uri=str(prefix), status="error", detail=one_line(exc, with_code=True))
-            )
+            unlisted.append(_unlisted(prefix, exc))
+            entries.append(unlisted[-1])
             found = []
         finally:
             store.close()
@@ -199,5 +220,15 @@ def scan(
                 )
             )
     return CoverageReport(
-        entries=tuple(entries), scanned_at=at, require=require, expiring_days=expiring_days
+        entries=tuple(entries),
+        scanned_at=at,
+        require=require,
+        expiring_days=expiring_days,
+        unlisted=tuple(unlisted),
+    )
+
+
+def _unlisted(prefix: StoreURI, exc: Exception) -> CoverageEntry:
+    return CoverageEntry(
+        uri=str(prefix), status="error", detail=one_line(exc, with_code=True), error=exc
     )

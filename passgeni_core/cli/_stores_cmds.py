@@ -12,7 +12,10 @@
 ``passgeni scan URI... [--require PRESET] [--expiring-days N] [--format table|json|csv]``
     lists every credential under the URIs (``vault://MOUNT[/PREFIX]``,
     ``aws-sm://[PREFIX]``, ``k8s://NAMESPACE``) with its coverage status.
-    Exit 1 when anything falls short (status other than valid or expiring).
+    Exit 1 when anything falls short (status other than valid or expiring),
+    3 when a store or the authority cannot be reached, 4 when a URI cannot be
+    listed (no such mount or prefix, not KV v2, permission denied): a scan
+    that could not look is never "ok".
 
 Backends are found by URI scheme (``passgeni.stores`` entry points); this
 module imports none. Each connects with its ecosystem's usual configuration
@@ -32,7 +35,7 @@ from typing import Any
 
 from .._errors import InvalidRequest
 from .._untrusted import printable
-from ..audit import scan
+from ..audit import CoverageReport, scan
 from ..client import connect
 from ..crypto import encode_seed
 from ..model import detect_entropy_source
@@ -50,6 +53,9 @@ from ._output import print_json, print_kv, print_table, warn_if_embedded
 __all__ = ["register"]
 
 Handler = Callable[[argparse.Namespace], int]
+
+# The CLI's exit codes (``passgeni_core.cli``), for scan's outcome.
+EXIT_OK, EXIT_INVALID, EXIT_UNAVAILABLE, EXIT_ERROR = 0, 1, 3, 4
 
 
 def _connection(args: argparse.Namespace) -> Any:
@@ -199,11 +205,25 @@ def _cmd_scan(args: argparse.Namespace) -> int:
             ],
         )
         counts = report.counts()
+        counts["error"] -= len(report.unlisted)
+        judged = len(report.entries) - len(report.unlisted)
         summary = ", ".join(f"{counts[s]} {s}" for s in STATUSES if counts[s])
         verdict = "ok" if report.ok else "FALLS SHORT"
         required = f" of {report.require}" if report.require else ""
-        print(f"\n{len(report.entries)} credential(s): {summary or 'none'} -- {verdict}{required}")
-    return 0 if report.ok else 1
+        if report.unlisted:
+            verdict = f"INCOMPLETE: {len(report.unlisted)} URI(s) could not be scanned"
+            required = ""
+        print(f"\n{judged} credential(s): {summary or 'none'} -- {verdict}{required}")
+    return _scan_exit(report)
+
+
+def _scan_exit(report: CoverageReport) -> int:
+    """3: a store or the authority unreachable; 4: a URI not listable; 1: falls short."""
+    if report.unavailable:
+        return EXIT_UNAVAILABLE
+    if report.unlisted:
+        return EXIT_ERROR
+    return EXIT_OK if report.ok else EXIT_INVALID
 
 
 def _cmd_prove(args: argparse.Namespace) -> int:
@@ -277,7 +297,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         description=(
             "List every credential under the URIs with its certificate status. Exit 1 when "
             "anything falls short (expired, revoked, drifted, no certificate, below --require, "
-            "or not checkable)."
+            "or not checkable); 3 when a store or the authority cannot be reached; 4 when a URI "
+            "cannot be listed (no such mount, namespace or prefix, a KV v1 mount, permission "
+            "denied)."
         ),
     )
     p.add_argument(

@@ -93,6 +93,8 @@ class TargetBody(Struct, kw_only=True, frozen=True, omit_defaults=True):
     system: str
     path: str
     version: str | UnsetType = UNSET
+    address: str | UnsetType = UNSET
+    namespace: str | UnsetType = UNSET
 
 
 class ErrorBody(_Answer, kw_only=True, frozen=True):

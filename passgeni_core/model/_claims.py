@@ -34,6 +34,7 @@ CERT_VERSION = "2.0"
 CERT_LIFETIME = timedelta(days=365)
 
 _TARGET_FIELD_MAX = 512
+_TARGET_FIELDS = frozenset({"system", "path", "version", "address", "namespace"})
 
 #: The ``iss`` of every certificate an embedded (in-process, throwaway)
 #: authority signs starts with this, followed by its state directory's id
@@ -59,16 +60,27 @@ def _ts(value: datetime) -> int:
 
 @dataclass(frozen=True, kw_only=True)
 class Target:
-    """Where the certified credential was stored (system, path, version)."""
+    """Where the certified credential was stored (system, path, version).
+
+    ``address`` and ``namespace`` say which store: Vault's address and namespace (a
+    ``vault://secret/app/db`` exists in every Vault). Absent in certificates made before
+    they were recorded, and for stores a URI already names completely.
+    """
 
     system: str
     path: str
     version: str | None = None
+    address: str | None = None
+    namespace: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {"system": self.system, "path": self.path}
         if self.version is not None:
             out["version"] = self.version
+        if self.address is not None:
+            out["address"] = self.address
+        if self.namespace is not None:
+            out["namespace"] = self.namespace
         return out
 
     @classmethod
@@ -80,7 +92,7 @@ class Target:
         """
         if not isinstance(data, dict):
             raise InvalidRequest("target must be an object with system, path and optional version")
-        unknown = sorted(str(k)[:40] for k in data if k not in {"system", "path", "version"})
+        unknown = sorted(str(k)[:40] for k in data if k not in _TARGET_FIELDS)
         if unknown:
             raise InvalidRequest(f"unknown target field(s): {', '.join(unknown)}")
         system, path, version = data.get("system"), data.get("path"), data.get("version")
@@ -97,7 +109,18 @@ class Target:
                 version = str(version)
             if not isinstance(version, str) or len(version) > 128:
                 raise InvalidRequest("target.version must be a string of at most 128 characters")
-        return cls(system=system, path=path, version=version)
+        scope: dict[str, str] = {}
+        for name in ("address", "namespace"):
+            value = data.get(name)
+            if value is None:
+                continue
+            if not isinstance(value, str) or not value or len(value) > _TARGET_FIELD_MAX:
+                raise InvalidRequest(
+                    f"target.{name} must be a non-empty string of at most "
+                    f"{_TARGET_FIELD_MAX} characters"
+                )
+            scope[name] = value
+        return cls(system=system, path=path, version=version, **scope)
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -23,6 +23,7 @@ _EXPORTS: dict[str, tuple[str, ...]] = {
         "StoreConflict",
         "StoreError",
         "StoreLimitExceeded",
+        "StoreNotFound",
         "StoreUnavailable",
         "UnknownStoreScheme",
     ),
@@ -32,6 +33,7 @@ _EXPORTS: dict[str, tuple[str, ...]] = {
         "FIELD_MARK",
         "GENERIC_LOCATIONS",
         "LocationGrammar",
+        "StoreScope",
         "StoreURI",
         "check_segments",
     ),
@@ -56,6 +58,8 @@ _EXPORTS: dict[str, tuple[str, ...]] = {
         "SecretStore",
         "WritePlan",
         "plan_absent",
+        "store_scope",
+        "store_target",
     ),
     "._codec": (
         "FIELD_BINDING_KEY",
@@ -88,6 +92,7 @@ if TYPE_CHECKING:
         StoreConflict as StoreConflict,
         StoreError as StoreError,
         StoreLimitExceeded as StoreLimitExceeded,
+        StoreNotFound as StoreNotFound,
         StoreUnavailable as StoreUnavailable,
         UnknownStoreScheme as UnknownStoreScheme,
     )
@@ -122,6 +127,8 @@ if TYPE_CHECKING:
         SecretStore as SecretStore,
         WritePlan as WritePlan,
         plan_absent as plan_absent,
+        store_scope as store_scope,
+        store_target as store_target,
     )
     from ._registry import (
         STORE_ENTRY_POINT_GROUP as STORE_ENTRY_POINT_GROUP,
@@ -137,6 +144,7 @@ if TYPE_CHECKING:
         FIELD_MARK as FIELD_MARK,
         GENERIC_LOCATIONS as GENERIC_LOCATIONS,
         LocationGrammar as LocationGrammar,
+        StoreScope as StoreScope,
         StoreURI as StoreURI,
         check_segments as check_segments,
     )

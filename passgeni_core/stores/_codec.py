@@ -39,7 +39,7 @@ from ..crypto import (
     encode_binding_key,
     encode_seed,
 )
-from ._uri import StoreURI
+from ._uri import StoreScope, StoreURI
 
 #: Metadata (Vault custom_metadata, AWS tags) names, in write order.
 META_CERT_URL = "passgeni-cert-url"
@@ -238,6 +238,8 @@ class StoredCredential:
     refs: CertificateRefs | None = None
     #: References in the store's metadata/tags/annotations (may lag behind ``refs``).
     metadata_refs: CertificateRefs | None = None
+    #: Which store it was read from (Vault: address and namespace), when the backend says.
+    scope: StoreScope | None = None
 
     @property
     def credential(self) -> Credential | None:
@@ -262,6 +264,7 @@ def stored_credentials(
     version: str | None,
     metadata_refs: CertificateRefs | None,
     only_key: str | None = None,
+    scope: StoreScope | None = None,
 ) -> list[StoredCredential]:
     """Split one secret's value into credentials (helper for backends' ``read``/``list``).
 
@@ -291,6 +294,7 @@ def stored_credentials(
                 seed=parse_seed(k, values),
                 refs=refs,
                 metadata_refs=meta,
+                scope=scope,
             )
         )
     return out

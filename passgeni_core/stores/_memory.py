@@ -21,7 +21,13 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from .._errors import InvalidStoreURI, StoreConflict, StoreError, StoreLimitExceeded
+from .._errors import (
+    InvalidStoreURI,
+    StoreConflict,
+    StoreError,
+    StoreLimitExceeded,
+    StoreNotFound,
+)
 from ..crypto import Credential
 from ._codec import (
     CertificateRefs,
@@ -113,6 +119,7 @@ class MemoryStore:
         return record if record is not None and record.password is not None else None
 
     def list(self, prefix: StoreURI) -> Iterator[StoredCredential]:
+        """Everything under ``prefix``; StoreNotFound when a non-empty prefix names nothing."""
         base = prefix.location
         only_key = prefix.key if prefix.explicit_key else None
         with self.space.lock:
@@ -120,6 +127,8 @@ class MemoryStore:
                 n for n in self.space.secrets if not base or n == base or n.startswith(base + "/")
             )
             found = [r for n in names for r in self._records(prefix.with_location(n), only_key)[1]]
+        if base and not names:
+            raise StoreNotFound(f"memory://{base}: no secret and no folder at this path")
         yield from found
 
     # -- writing ------------------------------------------------------------------------------

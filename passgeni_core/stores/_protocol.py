@@ -16,6 +16,12 @@ same plans ``prepare`` would make, and ``None`` for the others, which then go
 through ``prepare``. Check-and-set still guards the write: a secret created
 after the listing makes the write fail (and its certificate is revoked).
 
+A backend may also have a ``scope`` attribute (a :class:`~passgeni_core.stores.StoreScope`:
+Vault's address and namespace), when its URIs do not name the store completely: it goes
+into every certificate's ``target`` (:func:`store_target`) and into the credentials it
+reads (``stored_credentials(..., scope=...)``), and the judge reports a credential found in
+another store than its certificate names as drifted.
+
 The order in which the workflows call these methods, so that a failure at
 any step loses nothing, is described in :mod:`passgeni_core.workflows`
 (``provision_into_store``).
@@ -28,8 +34,9 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
 from ..crypto import Credential
+from ..model import Target
 from ._codec import CertificateRefs, StoredCredential
-from ._uri import StoreURI
+from ._uri import StoreScope, StoreURI
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -115,3 +122,14 @@ def plan_absent(store: SecretStore, uris: list[StoreURI]) -> list[WritePlan | No
     ):
         return [None] * len(uris)
     return plans
+
+
+def store_scope(store: SecretStore) -> StoreScope | None:
+    """The backend's optional ``scope`` (see "Backends"), else None."""
+    scope = getattr(store, "scope", None)
+    return scope if isinstance(scope, StoreScope) else None
+
+
+def store_target(store: SecretStore, uri: StoreURI, version: str | None) -> Target:
+    """The certificate's ``target`` for a write of ``uri`` into ``store`` creating ``version``."""
+    return uri.target(store.system, version, store_scope(store))

@@ -100,8 +100,65 @@ class StoreURI:
             prefix=False,
         )
 
-    def target(self, system: str, version: str | None) -> Target:
-        return Target(system=system, path=self.target_path, version=version)
+    def target(self, system: str, version: str | None, scope: StoreScope | None = None) -> Target:
+        """The certificate's ``target``: this URI, the version, and which store (``scope``)."""
+        return Target(
+            system=system,
+            path=self.target_path,
+            version=version,
+            address=None if scope is None else scope.address,
+            namespace=None if scope is None else scope.namespace,
+        )
+
+
+def _normal_address(address: str) -> str:
+    """``https://Vault.example:443/`` and ``https://vault.example`` compare equal."""
+    from urllib.parse import urlsplit
+
+    try:
+        parts = urlsplit(address.strip())
+        port = parts.port
+    except ValueError:
+        return address.strip().rstrip("/")
+    scheme = parts.scheme.lower()
+    host = (parts.hostname or "").lower()
+    if port is not None and (scheme, port) not in (("https", 443), ("http", 80)):
+        host = f"{host}:{port}"
+    return f"{scheme}://{host}{parts.path.rstrip('/')}"
+
+
+@dataclass(frozen=True)
+class StoreScope:
+    """Which store a backend instance talks to, beyond what a URI names.
+
+    Vault: its address and namespace (``vault://secret/app/db`` exists in every Vault and
+    every namespace). A backend that has one exposes it as its ``scope`` attribute; it goes
+    into the certificate's ``target`` and every credential the backend reads.
+    """
+
+    address: str
+    namespace: str | None = None
+
+    def __post_init__(self) -> None:
+        namespace = (self.namespace or "").strip("/") or None
+        object.__setattr__(self, "namespace", namespace)
+
+    def differs_from(self, target: Target) -> str | None:
+        """Why ``target`` names another store than this one (None: the same, or not recorded).
+
+        Certificates from before the scope was recorded have no ``address``: not compared.
+        """
+        if target.address is None:
+            return None
+        if _normal_address(target.address) != _normal_address(self.address):
+            return f"certified in the store at {target.address}, found at {self.address}"
+        theirs = (target.namespace or "").strip("/") or None
+        if theirs != self.namespace:
+            return (
+                f"certified in namespace {theirs or '(root)'}, found in "
+                f"{self.namespace or '(root)'}"
+            )
+        return None
 
 
 @runtime_checkable

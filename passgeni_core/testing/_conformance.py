@@ -20,6 +20,7 @@ write, write_metadata, read, list, close), the field codec round trip
 through the store, version semantics (``write`` creates exactly the planned
 version; the store's version changes with every write), refusal to clobber
 (check-and-set, on create and on update), other keys of a secret kept, metadata beside the value,
+``list`` of a location holding nothing raising ``StoreNotFound``,
 and then runs the judge (:func:`passgeni_core.workflows.assess`) over what
 the backend stored, with certificates signed by a :class:`FakeAuthority`.
 """
@@ -31,7 +32,7 @@ import dataclasses
 from collections.abc import Iterator
 from datetime import UTC, datetime
 
-from .._errors import StoreConflict
+from .._errors import StoreConflict, StoreNotFound
 from ..crypto import Credential, encode_binding_key
 from ..stores import (
     CertificateRefs,
@@ -43,6 +44,7 @@ from ..stores import (
     parse_credential_fields,
     parse_seed,
     parse_store_uri,
+    store_target,
 )
 from ..workflows import Verdict, assess
 from ._authority import FakeAuthority, IssuedToken
@@ -67,7 +69,7 @@ def certify(
     authority: FakeAuthority, store: SecretStore, plan: WritePlan, credential: Credential
 ) -> tuple[IssuedToken, CertificateRefs]:
     """A binding-only certificate for ``credential`` at the plan's target, and its references."""
-    issued = authority.issue(credential, target=plan.uri.target(store.system, plan.next_version))
+    issued = authority.issue(credential, target=store_target(store, plan.uri, plan.next_version))
     return issued, _refs(authority, issued, plan)
 
 
@@ -76,7 +78,7 @@ def certify_generated(
 ) -> tuple[Credential, CertificateRefs]:
     """A credential generated with a generation proof, certified for the plan's target."""
     issued, credential = authority.issue_generated(
-        target=plan.uri.target(store.system, plan.next_version)
+        target=store_target(store, plan.uri, plan.next_version)
     )
     return credential, _refs(authority, issued, plan)
 
@@ -269,6 +271,18 @@ class BackendConformance:
             assert len(mine) == 1, [str(c.uri) for c in found]
             assert mine[0].refs is not None and mine[0].refs.cert_id == refs.cert_id
             assert mine[0].password == AWKWARD_PASSWORD
+
+    def test_listing_what_does_not_exist_is_store_not_found(self) -> None:
+        # A typo'd prefix must never scan as "0 credentials, ok".
+        with self.opened() as store:
+            single = self.uri("never-written")
+            bare = parse_store_uri(f"{single.scheme}://{single.location}", allow_prefix=True)
+            for uri in (single, bare):
+                try:
+                    found = list(store.list(uri))
+                except StoreNotFound:
+                    continue
+                raise AssertionError(f"{uri}: listed {len(found)} entries, not StoreNotFound")
 
     def test_check_accepts_ordinary_references(self) -> None:
         authority = FakeAuthority()

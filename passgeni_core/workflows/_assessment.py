@@ -25,7 +25,8 @@ Statuses, most serious first:
 ``drifted``
     the stored credential is not the certified one: the store's current version
     is not the certificate's ``target.version`` (e.g. the KV version changed),
-    the certificate names another location, the proof fails (the stored seed
+    the certificate names another location (or another store: Vault address or
+    namespace, when the certificate records them), the proof fails (the stored seed
     does not re-derive the value, or an older certificate's binding check fails;
     seed or binding key missing), or the metadata names another certificate
     than the value (a provisioning stopped half-way: re-run it).
@@ -163,6 +164,9 @@ def _drift(
     system: str, stored: StoredCredential, refs: CertificateRefs, target: Target | None
 ) -> list[Finding]:
     found: list[Finding] = []
+    elsewhere = (
+        None if target is None or stored.scope is None else stored.scope.differs_from(target)
+    )
     if target is not None:
         if target.system != system or target.path != stored.uri.target_path:
             found.append(
@@ -172,6 +176,8 @@ def _drift(
                     f"certified for {target.system}:{target.path}, found at {stored.uri}",
                 )
             )
+        elif elsewhere is not None:
+            found.append((TARGET_MISMATCH, "drifted", f"{stored.uri}: {elsewhere}"))
         elif (
             target.version is not None
             and stored.version is not None

@@ -15,7 +15,7 @@ from .._errors import (
 )
 from ..client import AuthorityClient
 from ..model import EntropySource, GenerationParameters, check_preset, get_preset
-from ..stores import SecretStore, StoreURI, WritePlan, plan_absent
+from ..stores import SecretStore, StoreScope, StoreURI, WritePlan, plan_absent, store_scope
 from ._assessment import assess
 from ._into_store import REVOKE_REASON_NOT_STORED, _revoke_quietly, store_certified
 from ._inventory import InventoryEntry
@@ -49,6 +49,8 @@ class _Pending:
     previous_cert: str | None = None
     exists: bool = False
     system: str = ""
+    #: Which store (``SecretStore.scope``: Vault's address and namespace), for the target.
+    scope: StoreScope | None = None
     #: The generated credential, ready to certify (set by :func:`_prepare_one`).
     request: CertifyRequest | None = None
 
@@ -241,12 +243,14 @@ def _submit_prepares(
         by_scheme.setdefault(entries[i].destination.scheme, []).append(i)
     known: dict[int, WritePlan] = {}
     systems: dict[str, str] = {}
+    scopes: dict[str, StoreScope | None] = {}
     for scheme, indexes in by_scheme.items():
         try:
             store = store_for(entries[indexes[0]].destination)
         except Exception:  # noqa: S112 - each entry reports it from its own read
             continue
         systems[scheme] = store.system
+        scopes[scheme] = store_scope(store)
         plans = plan_absent(store, [entries[i].destination for i in indexes])
         known.update({i: p for i, p in zip(indexes, plans, strict=True) if p is not None})
     out: list[tuple[_Pending, Future[None]]] = []
@@ -257,6 +261,7 @@ def _submit_prepares(
             entry=entry,
             plan=known.get(i),
             system=systems.get(entry.destination.scheme, ""),
+            scope=scopes.get(entry.destination.scheme),
         )
         work = functools.partial(_prepare_one, client, item, store_for, checked)
         out.append((item, pool.submit(guarded, i, work)))
@@ -281,6 +286,7 @@ def _prepare_one(
     if plan is None:
         store = store_for(entry.destination)
         item.system = store.system
+        item.scope = store_scope(store)
         plan = store.prepare(entry.destination)
         current = plan.current
         if current is not None and current.password is not None:
@@ -296,7 +302,7 @@ def _prepare_one(
         parameters=params,
         entropy_source=checked.entropy_source,
         preset=preset_id,
-        target=entry.destination.target(item.system, plan.next_version),
+        target=entry.destination.target(item.system, plan.next_version, item.scope),
         label=label,
     )
     item.plan = plan

@@ -45,6 +45,7 @@ from ..stores import (
     StoreURI,
     WritePlan,
     parse_store_uri,
+    store_target,
 )
 from ._assessment import assess
 from ._provision import ProvisionResult, certify
@@ -233,7 +234,7 @@ def provision_into_store(
         client,
         params,
         preset=preset_id,
-        target=target_uri.target(store.system, plan.next_version),
+        target=store_target(store, target_uri, plan.next_version),
         label=label,
         entropy_source=entropy_source,
     )
@@ -260,7 +261,7 @@ def store_certified(
 ) -> StoreResult:
     """Steps 3-5 of the write order for a credential certified against ``plan``.
 
-    ``result`` must have been certified with ``plan.uri.target(store.system,
+    ``result`` must have been certified with ``store_target(store, plan.uri,
     plan.next_version)``. Writes the value (check-and-set), then the metadata,
     then revokes ``previous_cert`` (reason ``rotated``); on a failed value
     write the new certificate is revoked (reason ``not stored``) and the error

@@ -41,7 +41,14 @@ from .._errors import (
 from ..client import AuthorityClient
 from ..crypto import Credential
 from ..model import EntropySource, GenerationParameters, check_preset, get_preset
-from ..stores import CertificateRefs, SecretStore, StoredCredential, StoreURI, parse_store_uri
+from ..stores import (
+    CertificateRefs,
+    SecretStore,
+    StoredCredential,
+    StoreURI,
+    parse_store_uri,
+    store_target,
+)
 from ._assessment import assess
 from ._into_store import (
     REVOKE_REASON_NOT_STORED,
@@ -333,7 +340,7 @@ def _rotate_with_target(
         client,
         params,
         preset=preset_id,
-        target=uri.target(store.system, plan.next_version),
+        target=store_target(store, uri, plan.next_version),
         label=label,
         entropy_source=entropy_source,
     )

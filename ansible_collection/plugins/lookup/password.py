@@ -55,8 +55,20 @@ options:
     description:
       - The special characters to draw from, instead of the 32 ASCII specials.
     type: str
+  task_no_log:
+    description:
+      - Confirms that the task using the lookup has C(no_log=true). Required - without it the lookup refuses
+        to run (C(error_code=no_log_required)) and generates nothing.
+      - Ansible tells a lookup nothing about its task, and only the task's C(no_log) censors its result -
+        C(set_fact) shows the facts it sets (the password) at C(-v) and in every JSON callback. The lookup
+        cannot check the task, so it asks the playbook to say so.
+      - For a password that never needs this, use the P(passgeni.compliance.credential#module) module with
+        O(passgeni.compliance.credential#module:return_password=true), whose result is always censored.
+    type: bool
+    default: false
 notes:
-  - The password is a secret. Do not print it; use C(no_log) on tasks that receive it.
+  - The password is a secret. Do not print it; use C(no_log) on tasks that receive it (and say so with
+    O(task_no_log=true)).
 seealso:
   - module: passgeni.compliance.credential
 '''
@@ -64,7 +76,7 @@ seealso:
 EXAMPLES = r'''
 - name: A certified password for a template, with its certificate URL beside it
   ansible.builtin.set_fact:
-    app_db: "{{ lookup('passgeni.compliance.password', 'app-db', preset='soc2') }}"
+    app_db: "{{ lookup('passgeni.compliance.password', 'app-db', preset='soc2', task_no_log=true) }}"
   no_log: true
 
 - name: Render a configuration file that references the certificate
@@ -75,7 +87,7 @@ EXAMPLES = r'''
 
 - name: One password per service account, 24 characters, without quotes
   ansible.builtin.set_fact:
-    accounts: "{{ query('passgeni.compliance.password', 'svc-a', 'svc-b', preset='hipaa', length=24, exclude='\"\\'') }}"
+    accounts: "{{ query('passgeni.compliance.password', 'svc-a', 'svc-b', preset='hipaa', length=24, exclude='\"\\'', task_no_log=true) }}"
   no_log: true
 '''
 
@@ -135,6 +147,16 @@ class LookupModule(LookupBase):
         if not HAS_PASSGENI:
             raise AnsibleError(missing_core_message())
         self.set_options(var_options=variables, direct=kwargs)
+        if self.get_option('task_no_log') is not True:
+            # Ansible gives a lookup no view of its task; refuse before anything is generated.
+            raise AnsibleLookupError(
+                'passgeni.compliance.password: refusing to generate a password the task may show: '
+                'Ansible does not tell a lookup whether its task has no_log, and set_fact shows the '
+                'facts it sets at -v and in JSON callbacks; put no_log: true on the task and pass '
+                'task_no_log=true to the lookup, or use the passgeni.compliance.credential module '
+                'with return_password: true (its result is always censored) '
+                '(error_code=no_log_required)'
+            )
         params = dict(
             (name, self.get_option(name))
             for name in ('url', 'api_key', 'timeout', 'preset', 'length', 'exclude',

@@ -24,6 +24,16 @@ import traceback
 from contextlib import contextmanager
 
 from ansible.module_utils.basic import env_fallback, missing_required_lib
+from ansible_collections.passgeni.compliance.plugins.module_utils.credential_plan import (
+    Conflict,
+    iso,
+    judged_action,
+    plan_offline as _plan_offline,
+    predicted,
+    public_diff as _public_diff,
+    refs_facts as _refs_facts,
+)
+from ansible_collections.passgeni.compliance.plugins.module_utils.vault_options import store_options
 
 try:
     import passgeni_core as core
@@ -103,14 +113,6 @@ def authority(params):
     """An ``AuthorityClient`` for the connection options (``url: embedded`` runs one in-process)."""
     with core.connect(require_authority(params)) as client:
         yield client
-
-
-def iso(value):
-    if value is None:
-        return None
-    if isinstance(value, str):
-        return value
-    return value.isoformat().replace('+00:00', 'Z')
 
 
 # --- generation parameters -------------------------------------------------------------
@@ -294,12 +296,6 @@ def certificate_state(params, check_mode=False):
 # --- credential: generate, certify, store -------------------------------------------------------------
 
 
-def _public_diff(facts):
-    if not facts:
-        return {}
-    return dict((k, facts.get(k)) for k in ('cert_id', 'cert_url', 'compliance_standard', 'expires_at'))
-
-
 def ensure_credential(params, check_mode=False):
     """Make sure a certified credential exists (at ``destination`` if given).
 
@@ -347,114 +343,62 @@ def _store_api(name):
     return found
 
 
-def _utcnow():
-    import datetime
-    return datetime.datetime.now(datetime.timezone.utc)
-
-
-def _refs_facts(refs):
-    if refs is None:
-        return {}
-    return dict(
-        cert_id=refs.cert_id,
-        cert_url=refs.cert_url,
-        compliance_standard=refs.standard,
-        expires_at=iso(refs.expires_at),
-    )
-
-
-def _plan_offline(params, uri, current):
-    """Check mode: decide from what the store records, without the authority."""
-    chosen = core.get_preset(params['preset'])
-    preset = chosen.id
-    refs = None if current is None else (current.metadata_refs or current.refs)
-    before = _refs_facts(refs)
-    rotate = params['state'] == 'rotated' or params['force']
+def _decide(params, client, store, current, preset):
+    """``(action, reason, verdict)`` for the credential at the destination (see credential_plan)."""
     if current is None or current.password is None:
-        action, reason = 'created', 'no credential at the destination'
-    elif rotate:
-        action, reason = 'rotated', 'state=rotated' if params['state'] == 'rotated' else 'force=true'
-    elif current.refs is None:
-        action, reason = 'rotated', 'the stored credential has no certificate references'
-    # The metadata names the standard as its certificate does: SOC2, or soc2 before claim ids.
-    elif refs.standard is not None and not core.same_standard(refs.standard, preset):
-        action, reason = 'rotated', 'certified for %s, not %s' % (refs.standard, preset)
-    elif refs.expires_at is None or current.metadata_refs is None \
-            or current.metadata_refs.cert_id != current.refs.cert_id:
-        action, reason = 'repaired', 'the certificate metadata beside the credential is incomplete'
-    elif (refs.expires_at - _utcnow()).total_seconds() <= params['rotate_before'] * 86400:
-        action, reason = 'rotated', 'certificate expires within %d days' % params['rotate_before']
-    else:
-        action, reason = 'none', 'certificate valid until %s (revocation not checked in check mode)' \
-            % iso(refs.expires_at)
-    result = dict(changed=action != 'none', destination=str(uri), action=action, reason=reason)
-    result.update(before)
-    after = dict(before) if action in ('none', 'repaired') else dict(
-        cert_id='(new certificate)', cert_url='(new certificate)', compliance_standard=chosen.claim_id,
-        expires_at='(in 365 days)')
-    result['_diff'] = dict(before=before, after=after)
-    return result, None
-
-
-def _assessment(client, store, current, params, preset):
-    """(rotate?, reason, verdict) for an existing credential, by the core's one judge.
-
-    The judge (``passgeni_core.assess``) verifies the certificate and checks it
-    against what is stored; this only decides what to do with its verdict.
-    """
-    assess = _store_api('assess')
-    verdict = assess(client, store.system, current, expiring_days=params['rotate_before'],
-                     preset=preset)
+        return 'created', 'no credential at the destination', None
+    if params['state'] == 'rotated':
+        return 'rotated', 'state=rotated', None
+    if params['force']:
+        return 'rotated', 'force=true', None
+    verdict = _store_api('assess')(client, store.system, current,
+                                   expiring_days=params['rotate_before'], preset=preset)
     if verdict.status == 'error':
-        # Never rotate because the authority could not be asked.
-        raise PassgeniFailure(
-            '%s: the existing credential could not be checked: %s' % (current.uri, verdict.detail),
-            'authority_unavailable',
-        )
-    reasons = set(verdict.reasons)
-    if verdict.value_covered and 'expiring' not in reasons:
-        # Valid (metadata that only lags behind is completed by the core: "repaired").
-        valid_until = iso(verdict.expires_at)
-        return False, 'certificate %s is valid until %s' % (verdict.cert_id, valid_until), verdict
-    if reasons <= set(['standard_mismatch', 'expiring', 'metadata_lagging']):
-        if 'expiring' not in reasons:
-            return True, 'certified for %s, not %s' % (verdict.standard, preset), verdict
-        left = verdict.detail if verdict.status == 'expiring' else (
-            'expires in %d day(s)' % max(0, (verdict.expires_at - _utcnow()).days))
-        within = params['rotate_before']
-        return True, 'certificate expires within %d days (%s)' % (within, left), verdict
-    detail = ': ' + verdict.detail if verdict.detail else ''
-    return True, 'certificate is %s%s' % (verdict.status.replace('_', ' '), detail), verdict
+        return None, verdict.detail, verdict
+    try:
+        action, reason = judged_action(current, verdict, params, preset)
+    except Conflict as conflict:
+        raise PassgeniFailure(str(conflict), 'store_conflict')
+    return action, reason, verdict
 
 
 def _ensure_stored(params, parameters, destination, check_mode):
     uri = _store_api('parse_store_uri')(destination)
     # Before the store is even opened, and in check mode too (fail closed).
     require_authority(params)
+    # The user's store options (e.g. kms_key_id), checked against what the backend
+    # accepts, and the Vault connection the module's options describe.
     settings = _store_api('store_settings')(uri.scheme, params.get('store_options') or {})
+    settings.update(store_options(params, uri))
     store = _store_api('open_store')(uri, **settings)
     try:
         current = store.read(uri)
-        if check_mode:
-            return _plan_offline(params, uri, current)
         preset = core.get_preset(params['preset']).id
         before = _refs_facts(None if current is None else (current.metadata_refs or current.refs))
-        verdict = None
+        if check_mode:
+            # The same judge as the real run (it only reads); offline only without an authority.
+            try:
+                with authority(params) as client:
+                    action, reason, dummy = _decide(params, client, store, current, preset)
+            except core.AuthorityUnavailable:
+                action = None
+            if action is None:
+                return _plan_offline(params, uri, current)
+            return predicted(params, uri, current, action, reason)
         with authority(params) as client:
-            if current is None or current.password is None:
-                rotate, reason = False, 'no credential at the destination'
-            elif params['state'] == 'rotated':
-                rotate, reason = True, 'state=rotated'
-            elif params['force']:
-                rotate, reason = True, 'force=true'
-            else:
-                rotate, reason, verdict = _assessment(client, store, current, params, preset)
+            action, reason, verdict = _decide(params, client, store, current, preset)
+            if action is None:
+                # Never rotate because the authority could not be asked.
+                raise PassgeniFailure(
+                    '%s: the existing credential could not be checked: %s' % (current.uri, reason),
+                    'authority_unavailable',
+                )
             stored = _store_api('provision_into_store')(
                 client, store, uri, preset,
                 parameters=parameters,
                 entropy_source=core.detect_entropy_source(),
                 label=params.get('label'),
-                rotate=rotate,
+                rotate=action == 'rotated',
             )
     finally:
         store.close()

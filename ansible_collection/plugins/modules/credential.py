@@ -21,7 +21,7 @@ description:
   - With O(destination), writes the credential into Vault KV v2, AWS Secrets Manager or a Kubernetes Secret
     and records the certificate URL and id beside it (Vault custom metadata, AWS tags, Kubernetes annotations).
     The store connection uses each ecosystem's standard configuration on the managed host, for example
-    E(VAULT_ADDR) and E(VAULT_TOKEN), the AWS SDK chain (E(AWS_DEFAULT_REGION), E(AWS_ENDPOINT_URL), credentials, profiles),
+    E(VAULT_ADDR) and E(VAULT_TOKEN) (or the Vault options below), the AWS SDK chain (E(AWS_DEFAULT_REGION), E(AWS_ENDPOINT_URL), credentials, profiles),
     or kubeconfig; set them with the task's C(environment) keyword.
   - Idempotent with O(state=present) and a O(destination) - an existing credential whose certificate verifies,
     is not revoked, was issued for the same O(preset), and does not expire within O(rotate_before) days is
@@ -33,6 +33,7 @@ author:
   - PassGeni contributors (@passgeni)
 extends_documentation_fragment:
   - passgeni.compliance.authority
+  - passgeni.compliance.vault
 attributes:
   action:
     support: full
@@ -41,9 +42,11 @@ attributes:
   check_mode:
     support: full
     description:
-      - In check mode the module only reads the destination's certificate references (id and expiry
-        recorded beside the credential) and reports whether it would generate or rotate. It does not
-        contact the authority and writes nothing, so a revoked certificate is only detected in a real run.
+      - In check mode the module decides as the real run does, by the same judge (it reads the destination
+        and the certificate's record at the authority, and writes nothing) - a revoked or expiring certificate
+        is reported as changed, a value changed by hand fails with C(store_conflict) as the real run does.
+      - When the authority cannot be reached, check mode decides from the certificate references recorded
+        beside the credential (id and expiry) and says that revocation and the value were not checked.
   diff_mode:
     support: full
     description:
@@ -95,8 +98,11 @@ options:
   state:
     description:
       - V(present) makes sure a certified credential exists at O(destination), rotating it only when its
-        certificate is missing, invalid, revoked, expired, for another preset, no longer matches the stored
-        value (drift), or expires within O(rotate_before) days.
+        certificate is missing, invalid, revoked, expired, for another preset, or expires within
+        O(rotate_before) days.
+      - A stored value that is not the certified one (changed by hand, another version written, copied
+        from elsewhere) is never overwritten silently - the task fails with C(store_conflict), as
+        C(passgeni provision) does, unless O(force=true) (or O(state=rotated)).
       - V(rotated) always generates, certifies and stores a new credential.
     type: str
     choices: [present, rotated]
@@ -140,6 +146,17 @@ EXAMPLES = r'''
     VAULT_TOKEN: "{{ vault_token }}"
   register: billing_db
 
+
+- name: The same, logged in to Vault with AppRole (options as in community.hashi_vault)
+  passgeni.compliance.credential:
+    preset: soc2
+    destination: vault://team/payments/apps/billing/db#password   # a nested KV mount works
+    auth_method: approle
+    role_id: "{{ vault_role_id }}"
+    secret_id: "{{ vault_secret_id }}"
+    namespace: team-a
+  environment:
+    VAULT_ADDR: https://vault.example.com:8200
 - name: Show the certificate (no secret in it)
   ansible.builtin.debug:
     msg: "{{ billing_db.cert_url }} ({{ billing_db.standards_met | join(', ') }})"
@@ -251,10 +268,14 @@ from ansible_collections.passgeni.compliance.plugins.module_utils.passgeni impor
     ensure_credential,
     require_core,
 )
+from ansible_collections.passgeni.compliance.plugins.module_utils.vault_options import (
+    vault_argument_spec,
+)
 
 
 def main():
     argument_spec = authority_argument_spec()
+    argument_spec.update(vault_argument_spec())
     argument_spec.update(
         preset=dict(type='str', required=True),
         length=dict(type='int'),

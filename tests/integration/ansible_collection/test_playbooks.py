@@ -172,6 +172,13 @@ def test_vvv_output_never_shows_a_secret(
     # The output is really verbose, and the censored results say why they are hidden.
     assert "ESTABLISH LOCAL CONNECTION" in output
     assert "the output has been hidden" in output
+    # The lookup outside no_log refused, saying why, and certified nothing.
+    assert "refusing to generate a password the task may show" in output
+    from passgeni_core import AuthorityClient
+
+    with AuthorityClient(authority.base_url, authority.api_key) as client:
+        labels = {r.label for r in client.iter_audit()}
+    assert "svc-template" in labels and "svc-shown" not in labels
     assert recap(proc.stdout)["failed"] == 0
 
 

@@ -218,7 +218,7 @@ def test_unreachable_store_is_an_error_entry(
     monkeypatch.setenv("VAULT_CLIENT_TIMEOUT", "1")
     code, out, _ = run(capsys, "scan", "vault://secret/x", "--json")
     report = json.loads(out)
-    assert code == 1 and report["credentials"][0]["status"] == "error"
+    assert code == 3 and report["credentials"][0]["status"] == "error"
     assert "cannot reach Vault" in report["credentials"][0]["detail"]
 
 

@@ -158,12 +158,19 @@ def test_metadata_refused_then_rerun_completes(
     openbao: OpenBaoServer, authority: Authority, uid: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Nothing lost: the value (with its refs) is stored; a re-run only completes the metadata."""
-    token = _limited_token(openbao, uid, ["read", "list"])  # metadata writes refused
+    token = _limited_token(openbao, uid, ["read", "update", "patch", "list"])
     uri = f"vault://secret/{uid}/svc"
     monkeypatch.setenv("VAULT_TOKEN", token)
     client = authority.client()
+
+    def narrow(step: str) -> None:
+        # The policy changes between the value write and the metadata write (prepare
+        # checks the capabilities, so a token refused from the start gets no certificate).
+        if step == "metadata":
+            _limited_token(openbao, uid, ["read", "list"])
+
     with pytest.raises(StoreError) as info:
-        provision_into_store(client, open_store(uri), uri, "soc2")
+        provision_into_store(client, open_store(uri), uri, "soc2", before_write=narrow)
     message = info.value.message
     assert "the credential is stored (version 1" in message and "re-run" in message
     data = kv_read(openbao, f"{uid}/svc")["data"]

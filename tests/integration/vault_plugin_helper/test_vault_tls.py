@@ -70,3 +70,27 @@ def test_an_untrusted_certificate_says_so(
     message = info.value.message
     assert message.startswith(f"certificate verify failed for {tls_bao.url}")
     assert "VAULT_CACERT" in message and tls_bao.token not in message
+
+
+def test_vault_tls_server_name_is_sent_and_checked(
+    tls_bao: OpenBaoServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The dev certificate names localhost (and 127.0.0.1): the server name replaces the
+    # address's host both in SNI and in the certificate check.
+    ca = str(tls_bao.ca_file)
+    _reads(_store(tls_bao, VAULT_CACERT=ca, VAULT_TLS_SERVER_NAME="localhost"), "sni")
+    with pytest.raises(StoreUnavailable) as info:
+        _reads(_store(tls_bao, VAULT_CACERT=ca, VAULT_TLS_SERVER_NAME="vault.example"), "bad")
+    message = info.value.message
+    assert message.startswith(f"certificate verify failed for {tls_bao.url}")
+    assert "VAULT_TLS_SERVER_NAME" in message
+    # The variable is honoured by logins too (the approle login goes through the same session).
+    with pytest.raises(StoreUnavailable, match="certificate verify failed"):
+        _store(
+            tls_bao,
+            VAULT_CACERT=ca,
+            VAULT_TLS_SERVER_NAME="vault.example",
+            VAULT_AUTH_METHOD="approle",
+            VAULT_ROLE_ID="r",
+            VAULT_SECRET_ID="s",
+        )
