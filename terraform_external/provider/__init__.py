@@ -1,0 +1,46 @@
+"""``passgeni/passgeni``: a Terraform provider (pyvider, plugin protocol 6) for certified credentials.
+
+Components (``register_components`` puts them in pyvider's hub; the
+``pyvider`` entry point names this package):
+
+* ``resource "passgeni_credential"`` (:mod:`._credential`): generate, certify
+  and store at apply; refresh and plan only read and judge;
+* ``ephemeral "passgeni_credential"`` (:mod:`._ephemeral`): the stored
+  password for write-only attributes, never in state or plan files;
+* ``data "passgeni_certificate"`` (:mod:`._certificate`): a verified
+  certificate, by id or destination.
+
+``terraform-provider-passgeni`` (:func:`main`) is the plugin executable
+Terraform starts; ``passgeni terraform install-provider`` lays it out in a
+filesystem mirror (see ``examples/terraform/README.md``).
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+__all__ = ["main", "register_components"]
+
+
+def register_components(hub: Any) -> None:
+    """pyvider's fast discovery path: register our components, walk no modules."""
+    from ._certificate import CertificateDataSource
+    from ._credential import CredentialResource
+    from ._ephemeral import CredentialEphemeral
+    from ._provider import PROVIDER_NAME, PassgeniConfig, PassgeniProvider
+
+    hub.register("provider", PROVIDER_NAME, PassgeniProvider)
+    hub.register("capability", "passgeni_config", PassgeniConfig)
+    hub.register("resource", "passgeni_credential", CredentialResource)
+    hub.register("ephemeral_resource", "passgeni_credential", CredentialEphemeral)
+    hub.register("data_source", "passgeni_certificate", CertificateDataSource)
+
+
+def main() -> None:
+    """The plugin executable: serve the provider to the Terraform that started it."""
+    # Quiet by default: Terraform shows a plugin's stderr only in its own logs.
+    os.environ.setdefault("PYVIDER_LOG_LEVEL", "WARNING")
+    from pyvider.cli.__main__ import main as serve
+
+    serve()

