@@ -192,7 +192,11 @@ class CredentialResource(BaseResource[Any, CredentialState, CredentialConfig]):
     ) -> tuple[dict[str, Any] | None, Any]:
         prior = ctx.state
         if prior is not None and prior.status not in COVERED:
-            # The refresh found the stored value no longer covered: replace it.
+            # The refresh found the stored value no longer covered: replace it. Terraform
+            # replaces only on a path whose planned value differs: status becomes unknown.
+            schema = self.get_schema().block.attributes
+            for name in COMPUTED:
+                base_plan[name] = a_unknown(schema[name])
             ctx.require_replace("status")
         return base_plan, None
 

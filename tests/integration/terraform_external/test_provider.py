@@ -107,7 +107,7 @@ def secret_needles(datas: list[dict[str, Any]]) -> set[bytes]:
     needles: set[bytes] = set()
     for data in datas:
         for name, value in data.items():
-            if not isinstance(value, str) or name.endswith(("cert_id", "cert_url")):
+            if not isinstance(value, str) or name.endswith(("cert-id", "cert-url")):
                 continue
             needles |= encodings(value)
             if name.endswith("seed"):
@@ -189,7 +189,7 @@ output "db_cert" {{
     api = instance(tf, "api")
     assert api["status"] == "valid" and api["cert_id"]
     stored = list(vault_versions(openbao, path))[-1]
-    assert stored["password_cert_id"] == db["cert_id"]
+    assert stored["password.passgeni-cert-id"] == db["cert_id"]
     with authority.client(issuer=authority.embedded.issuer) as client:
         assert client.get_certificate(db["cert_id"]).revoked_at is None
 
