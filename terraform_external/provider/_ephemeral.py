@@ -30,14 +30,15 @@ __all__ = ["CredentialEphemeral", "EphemeralConfig", "EphemeralResult"]
 class EphemeralConfig:
     destination: str | None = None
     preset: str | None = None
+    cert_id: str | None = None
 
 
 @define(frozen=True, repr=False)
 class EphemeralResult:
     destination: str | None = None
     preset: str | None = None
-    password: str | None = None
     cert_id: str | None = None
+    password: str | None = None
     cert_url: str | None = None
     status: str | None = None
     store_version: str | None = None
@@ -60,8 +61,13 @@ class CredentialEphemeral(BaseEphemeralResource[EphemeralResult, PrivateState, E
                 "preset": a_str(
                     optional=True, description="The preset it must be certified for."
                 ),
+                "cert_id": a_str(
+                    optional=True,
+                    computed=True,
+                    description="The certificate the stored credential must carry; "
+                    "reference passgeni_credential.NAME.cert_id to open it only once applied.",
+                ),
                 "password": a_str(computed=True, sensitive=True, description="The password."),
-                "cert_id": a_str(computed=True),
                 "cert_url": a_str(computed=True),
                 "status": a_str(computed=True, description="valid or expiring."),
                 "store_version": a_str(computed=True),
@@ -113,6 +119,11 @@ class CredentialEphemeral(BaseEphemeralResource[EphemeralResult, PrivateState, E
                         f"{uri}: refusing to open a credential that is {verdict.status}: "
                         f"{verdict.detail}"
                     )
+                if config.cert_id is not None and verdict.cert_id != config.cert_id:
+                    raise InvalidRequest(
+                        f"{uri}: the stored credential carries certificate {verdict.cert_id}, "
+                        f"not {config.cert_id}"
+                    )
         except Exception as exc:
             raise as_diagnostic(exc) from None
         result = EphemeralResult(
@@ -129,13 +140,10 @@ class CredentialEphemeral(BaseEphemeralResource[EphemeralResult, PrivateState, E
     async def renew(
         self, ctx: EphemeralResourceContext[None, PrivateState]
     ) -> tuple[PrivateState, datetime]:  # pragma: no cover - open() asks for no renewal
-        raise as_diagnostic(InvalidRequest_("nothing to renew"))
+        from passgeni_core import InvalidRequest
+
+        raise as_diagnostic(InvalidRequest("nothing to renew"))
 
     async def close(self, ctx: EphemeralResourceContext[None, PrivateState]) -> None:
         return None
 
-
-def InvalidRequest_(message: str) -> Exception:  # noqa: N802
-    from passgeni_core import InvalidRequest
-
-    return InvalidRequest(message)

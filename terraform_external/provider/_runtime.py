@@ -100,8 +100,23 @@ def runtime() -> Runtime:
 
 
 def parse_destination(text: str) -> StoreURI:
-    """A store URI with a key (``vault://MOUNT/PATH#KEY``...)."""
-    return parse_store_uri(text)
+    """A store URI with a key (``vault://MOUNT/PATH#KEY``...) of an installed backend.
+
+    Raises:
+        InvalidStoreURI / InvalidRequest: malformed, or no backend for its scheme (the
+            in-process ``memory`` store is refused: it forgets everything between the
+            provider processes of one Terraform command).
+    """
+    from passgeni_core import InvalidRequest, available_schemes
+
+    uri = parse_store_uri(text)
+    schemes = [s for s in available_schemes() if s != "memory"]
+    if uri.scheme not in schemes:
+        raise InvalidRequest(
+            f"no store backend for {uri.scheme!r}:// (installed: "
+            f"{', '.join(s + '://' for s in schemes) or 'none'})"
+        )
+    return uri
 
 
 def describe(exc: BaseException) -> tuple[str, str]:

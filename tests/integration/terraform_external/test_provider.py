@@ -334,6 +334,7 @@ data "passgeni_certificate" "db" {{
 ephemeral "passgeni_credential" "db" {{
   destination = passgeni_credential.db.destination
   preset      = "soc2"
+  cert_id     = passgeni_credential.db.cert_id
 }}
 
 resource "terraform_data" "consumer" {{
