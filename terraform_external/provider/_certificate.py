@@ -73,9 +73,7 @@ class CertificateDataSource(BaseDataSource[Any, CertificateState, CertificateCon
                 "destination": a_str(
                     optional=True, description="Or a store URI whose credential to judge."
                 ),
-                "require": a_str(
-                    optional=True, description="A preset whose standard must be met."
-                ),
+                "require": a_str(optional=True, description="A preset whose standard must be met."),
                 "valid": a_bool(computed=True, description="valid or expiring."),
                 "status": a_str(computed=True, description="The judge's status."),
                 "detail": a_str(computed=True, description="Why, in one line."),
@@ -115,7 +113,9 @@ class CertificateDataSource(BaseDataSource[Any, CertificateState, CertificateCon
                 ) from None
         return []
 
-    async def read(self, ctx: ResourceContext[CertificateConfig, Any, Any]) -> CertificateState | None:
+    async def read(
+        self, ctx: ResourceContext[CertificateConfig, Any, Any]
+    ) -> CertificateState | None:
         config = ctx.config
         if config is None:
             return None

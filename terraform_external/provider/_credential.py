@@ -89,8 +89,10 @@ def check_config(config: CredentialConfig) -> None:
                 exclude=config.exclude or "",
             )
         except PassgeniError as exc:
-            attribute = "preset" if exc.code == "unknown_preset" else (
-                "length" if config.length is not None else "exclude"
+            attribute = (
+                "preset"
+                if exc.code == "unknown_preset"
+                else ("length" if config.length is not None else "exclude")
             )
             raise _bad(attribute, exc.message) from None
     if config.keeper is not None:
@@ -180,7 +182,9 @@ class CredentialResource(BaseResource[Any, CredentialState, CredentialConfig]):
     # --- plan ------------------------------------------------------------------------------
 
     async def _create(
-        self, ctx: ResourceContext[CredentialConfig, CredentialState, Any], base_plan: dict[str, Any]
+        self,
+        ctx: ResourceContext[CredentialConfig, CredentialState, Any],
+        base_plan: dict[str, Any],
     ) -> tuple[dict[str, Any] | None, Any]:
         schema = self.get_schema().block.attributes
         for name in COMPUTED:
@@ -188,7 +192,9 @@ class CredentialResource(BaseResource[Any, CredentialState, CredentialConfig]):
         return base_plan, None
 
     async def _update(
-        self, ctx: ResourceContext[CredentialConfig, CredentialState, Any], base_plan: dict[str, Any]
+        self,
+        ctx: ResourceContext[CredentialConfig, CredentialState, Any],
+        base_plan: dict[str, Any],
     ) -> tuple[dict[str, Any] | None, Any]:
         prior = ctx.state
         if prior is not None and prior.status not in COVERED:
@@ -304,7 +310,9 @@ class CredentialResource(BaseResource[Any, CredentialState, CredentialConfig]):
         on_destroy = ctx.config.on_destroy if ctx.config is not None else prior.on_destroy
         return evolve(prior, on_destroy=on_destroy), None
 
-    async def _delete_apply(self, ctx: ResourceContext[CredentialConfig, CredentialState, Any]) -> None:
+    async def _delete_apply(
+        self, ctx: ResourceContext[CredentialConfig, CredentialState, Any]
+    ) -> None:
         state = ctx.state
         if state is None or state.cert_id is None or (state.on_destroy or "revoke") == "keep":
             return

@@ -11,8 +11,7 @@ out of the state and of saved plans: feed it to a ``*_wo`` attribute (e.g.
 
 from __future__ import annotations
 
-from datetime import datetime
-from typing import Any
+from datetime import UTC, datetime
 
 from attrs import define
 from pyvider.cty.exceptions import CtyValidationError
@@ -24,6 +23,9 @@ from pyvider.schema import PvsSchema, a_str, s_resource
 from ._runtime import as_diagnostic, parse_destination, quiet_stdout, runtime
 
 __all__ = ["CredentialEphemeral", "EphemeralConfig", "EphemeralResult"]
+
+#: Nothing to renew (no lease is taken): a time no Terraform run reaches.
+_NO_RENEWAL = datetime(9999, 1, 1, tzinfo=UTC)
 
 
 @define(frozen=True)
@@ -58,9 +60,7 @@ class CredentialEphemeral(BaseEphemeralResource[EphemeralResult, PrivateState, E
         return s_resource(
             {
                 "destination": a_str(required=True, description="Store URI to open."),
-                "preset": a_str(
-                    optional=True, description="The preset it must be certified for."
-                ),
+                "preset": a_str(optional=True, description="The preset it must be certified for."),
                 "cert_id": a_str(
                     optional=True,
                     computed=True,
@@ -98,7 +98,7 @@ class CredentialEphemeral(BaseEphemeralResource[EphemeralResult, PrivateState, E
     async def open(
         self,
         ctx: EphemeralResourceContext[EphemeralConfig, None],  # type: ignore[type-var]
-    ) -> tuple[EphemeralResult, PrivateState | None, datetime | None]:
+    ) -> tuple[EphemeralResult, PrivateState, datetime]:
         config = ctx.config
         assert config is not None and config.destination is not None
         from passgeni_core import InvalidRequest
@@ -135,15 +135,13 @@ class CredentialEphemeral(BaseEphemeralResource[EphemeralResult, PrivateState, E
             status=verdict.status,
             store_version=current.version,
         )
-        return result, None, None
+        return result, PrivateState(), _NO_RENEWAL
 
     async def renew(
         self, ctx: EphemeralResourceContext[None, PrivateState]
-    ) -> tuple[PrivateState, datetime]:  # pragma: no cover - open() asks for no renewal
-        from passgeni_core import InvalidRequest
-
-        raise as_diagnostic(InvalidRequest("nothing to renew"))
+    ) -> tuple[PrivateState, datetime]:
+        # Nothing is leased: a run long enough to ask keeps what it opened.
+        return PrivateState(), _NO_RENEWAL
 
     async def close(self, ctx: EphemeralResourceContext[None, PrivateState]) -> None:
         return None
-

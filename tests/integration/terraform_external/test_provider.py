@@ -10,7 +10,6 @@ in every encoding they could take.
 from __future__ import annotations
 
 import json
-import secrets
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -75,7 +74,9 @@ def tf(
 def vault_versions(openbao: OpenBaoServer, path: str) -> Iterator[dict[str, Any]]:
     """Every version's data at ``secret/path`` (current last)."""
     kv = openbao.hvac_client().secrets.kv.v2
-    current = int(kv.read_secret_metadata(path=path, mount_point="secret")["data"]["current_version"])
+    current = int(
+        kv.read_secret_metadata(path=path, mount_point="secret")["data"]["current_version"]
+    )
     for version in range(1, current + 1):
         yield kv.read_secret_version(
             path=path, mount_point="secret", version=version, raise_on_deleted_version=True
@@ -94,7 +95,9 @@ def vault_version(openbao: OpenBaoServer, path: str) -> int:
 def aws_values(moto: MotoServer, name: str) -> list[dict[str, Any]]:
     client = moto.boto3_client("secretsmanager")
     out = []
-    for version in client.list_secret_version_ids(SecretId=name, IncludeDeprecated=True)["Versions"]:
+    for version in client.list_secret_version_ids(SecretId=name, IncludeDeprecated=True)[
+        "Versions"
+    ]:
         value = client.get_secret_value(SecretId=name, VersionId=version["VersionId"])
         out.append(json.loads(value["SecretString"]))
     return out
@@ -116,7 +119,9 @@ def secret_needles(datas: list[dict[str, Any]]) -> set[bytes]:
 
 
 def terraform_files(tf: Terraform) -> list[Path]:
-    return [p for p in tf.workdir.rglob("*") if p.is_file() and ".terraform/providers" not in str(p)]
+    return [
+        p for p in tf.workdir.rglob("*") if p.is_file() and ".terraform/providers" not in str(p)
+    ]
 
 
 def state(tf: Terraform) -> dict[str, Any]:
@@ -145,7 +150,9 @@ def test_lifecycle_plan_writes_nothing_and_state_holds_no_secret(
 ) -> None:
     path = f"tf/{uid}"
     aws_name = f"tf/{uid}"
-    config = PROVIDER + f"""
+    config = (
+        PROVIDER
+        + f"""
 variable "keeper" {{
   type    = string
   default = "v1"
@@ -168,6 +175,7 @@ output "db_cert" {{
   value = passgeni_credential.db.cert_url
 }}
 """
+    )
     tf.write(config)
     tf("init").ok()
     tf("validate").ok()
@@ -231,7 +239,9 @@ output "db_cert" {{
     tf("plan", "-var=keeper=v2", "-detailed-exitcode").ok()
 
     # Nothing Terraform wrote holds a password or a seed, in any encoding.
-    needles = secret_needles(list(vault_versions(openbao, path)) + aws_values(moto_server, aws_name))
+    needles = secret_needles(
+        list(vault_versions(openbao, path)) + aws_values(moto_server, aws_name)
+    )
     files = terraform_files(tf)
     assert any(p.name == "terraform.tfstate.backup" for p in files)
     assert sum(p.suffix == ".tfplan" for p in files) == 3
@@ -255,56 +265,44 @@ def audit_total(authority: Authority) -> int:  # noqa: F811
 
 
 def test_bad_configuration_is_a_diagnostic_naming_the_attribute(tf: Terraform, uid: str) -> None:  # noqa: F811
-    cases = {
-        'preset = "sox9"': "preset",
-        'keeper = " padded"': "keeper",
-        'on_destroy = "burn"': "on_destroy",
-        'length = 4': "length",
-    }
-    tf.write(PROVIDER + f"""
-resource "passgeni_credential" "ok" {{
-  destination = "vault://secret/tf/{uid}#password"
-  preset      = "soc2"
-}}
-""")
+    good = {"destination": f'"vault://secret/tf/{uid}#password"', "preset": '"soc2"'}
+    cases = [
+        ("preset", '"sox9"'),
+        ("keeper", '" padded"'),
+        ("on_destroy", '"burn"'),
+        ("length", "4"),
+        ("destination", '"ftp://nowhere#password"'),
+        ("destination", '"vault://secret"'),
+    ]
+    tf.write(PROVIDER)
     tf("init").ok()
-    for line, attribute in cases.items():
-        key = line.split(" ")[0]
-        body = f'destination = "vault://secret/tf/{uid}#password"\n  preset = "soc2"\n'
-        body = body if key == "preset" else body
-        lines = [f'destination = "vault://secret/tf/{uid}#password"']
-        lines.append(line if key == "preset" else 'preset = "soc2"')
-        if key != "preset":
-            lines.append(line)
-        tf.write(PROVIDER + 'resource "passgeni_credential" "bad" {\n  ' + "\n  ".join(lines) + "\n}\n")
+    for attribute, value in cases:
+        body = {**good, attribute: value}
+        lines = "\n".join(f"  {k} = {v}" for k, v in body.items())
+        tf.write(PROVIDER + f'resource "passgeni_credential" "bad" {{\n{lines}\n}}\n')
         done = tf("validate")
         assert done.returncode == 1, done.output
         no_traceback(done.output)
         assert f"Error: {attribute}:" in done.stderr, done.stderr
-        assert f'resource "passgeni_credential" "bad"' in done.stderr
-        assert line.split(" = ")[0] in done.stderr  # the offending line is quoted
-
-    tf.write(PROVIDER + """
-resource "passgeni_credential" "bad" {
-  destination = "ftp://nowhere#password"
-  preset      = "soc2"
-}
-""")
-    done = tf("validate")
-    assert done.returncode == 1 and "Error: destination:" in done.stderr, done.output
-    no_traceback(done.output)
+        assert 'resource "passgeni_credential" "bad"' in done.stderr
+        assert f"{attribute} = {value}" in done.stderr  # Terraform quotes the offending line
 
 
 def test_no_authority_fails_closed_without_writing(
-    tf: Terraform, openbao: OpenBaoServer, uid: str  # noqa: F811
+    tf: Terraform,
+    openbao: OpenBaoServer,
+    uid: str,  # noqa: F811
 ) -> None:
     del tf.env["PASSGENI_URL"]
-    tf.write(PROVIDER + f"""
+    tf.write(
+        PROVIDER
+        + f"""
 resource "passgeni_credential" "db" {{
   destination = "vault://secret/tf/{uid}#password"
   preset      = "soc2"
 }}
-""")
+"""
+    )
     tf("init").ok()
     done = tf("apply", "-auto-approve")
     assert done.returncode == 1, done.output
@@ -320,7 +318,9 @@ def test_ephemeral_credential_reaches_a_provisioner_and_never_the_state(
 ) -> None:
     path = f"tf/{uid}"
     out = tf.workdir / "digest.txt"
-    tf.write(PROVIDER + f"""
+    tf.write(
+        PROVIDER
+        + f"""
 resource "passgeni_credential" "db" {{
   destination = "vault://secret/{path}#password"
   preset      = "soc2"
@@ -348,7 +348,8 @@ resource "terraform_data" "consumer" {{
 output "certificate_status" {{
   value = data.passgeni_certificate.db.status
 }}
-""")
+"""
+    )
     tf("init").ok()
     tf("apply", "-auto-approve").ok()
     import hashlib
@@ -360,4 +361,3 @@ output "certificate_status" {{
     tf("plan", "-out=again.tfplan").ok()
     needles = secret_needles(list(vault_versions(openbao, path)))
     assert find_in_files(terraform_files(tf), needles) == []
-    _ = secrets  # noqa: F841
