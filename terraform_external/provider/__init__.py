@@ -38,9 +38,30 @@ def register_components(hub: Any) -> None:
 
 
 def main() -> None:
-    """The plugin executable: serve the provider to the Terraform that started it."""
+    """The plugin executable: serve the provider to the Terraform that started it.
+
+    Terraform waits for the plugin process to exit after each command phase (a plan
+    starts it three times): once the server has stopped, the connections are closed
+    and the process ends at once, without the interpreter's slow teardown of grpc.
+    """
+    import sys
+
     # Quiet by default: Terraform shows a plugin's stderr only in its own logs.
     os.environ.setdefault("PYVIDER_LOG_LEVEL", "WARNING")
     from pyvider.cli.__main__ import main as serve
 
-    serve()
+    code = 0
+    try:
+        serve()
+    except SystemExit as exc:
+        code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+    finally:
+        from ._runtime import runtime
+
+        runtime().close()
+        for stream in (sys.stdout, sys.stderr):
+            try:
+                stream.flush()
+            except (OSError, ValueError):
+                pass
+    os._exit(code)

