@@ -15,6 +15,7 @@ HERE = Path(__file__).resolve().parent
 SCRIPTS = [
     "bench_generator.py",
     "bench_terraform.py",
+    "bench_terraform_provider.py",
     "bench_authority.py",
     "bench_rotate.py",
     "load_authority.py",

@@ -17,6 +17,7 @@ filesystem mirror (see ``examples/terraform/README.md``).
 
 from __future__ import annotations
 
+import contextlib
 import os
 from typing import Any
 
@@ -60,8 +61,6 @@ def main() -> None:
 
         runtime().close()
         for stream in (sys.stdout, sys.stderr):
-            try:
+            with contextlib.suppress(OSError, ValueError):
                 stream.flush()
-            except (OSError, ValueError):
-                pass
     os._exit(code)

@@ -351,6 +351,8 @@ output "certificate_status" {{
 """
     )
     tf("init").ok()
+    log = tf.workdir.parent / "terraform-trace.log"
+    tf.env.update(TF_LOG="TRACE", TF_LOG_PATH=str(log))  # the provider's stderr lands here
     tf("apply", "-auto-approve").ok()
     import hashlib
 
@@ -359,5 +361,31 @@ output "certificate_status" {{
     outputs = json.loads(tf("output", "-json").ok().stdout)
     assert outputs["certificate_status"]["value"] == "valid"
     tf("plan", "-out=again.tfplan").ok()
+    needles = secret_needles(list(vault_versions(openbao, path)))
+    assert find_in_files(terraform_files(tf), needles) == []
+    assert "OpenEphemeralResource" in log.read_text()  # the log did record the provider's work
+    assert find_in_files([log], needles) == []
+
+
+def test_the_example_applies_as_documented(
+    tf: Terraform,
+    openbao: OpenBaoServer,
+    uid: str,  # noqa: F811
+) -> None:
+    example = Path(__file__).resolve().parents[3] / "examples" / "terraform" / "main.tf"
+    tf.write(example.read_text())
+    path = f"tf-example/{uid}"
+    var = f"-var=vault_path=secret/{path}"
+    tf("init").ok()
+    tf("validate").ok()
+    tf("apply", "-auto-approve", var).ok()
+    outputs = json.loads(tf("output", "-json").ok().stdout)
+    assert outputs["certificate_status"]["value"] == "valid"
+    assert outputs["vault_version"]["value"] == "1"
+    assert "PCI-DSS" in outputs["standards_met"]["value"]
+    assert tf("plan", "-detailed-exitcode", var).returncode == 0
+    tf("apply", "-auto-approve", var, "-var=keeper=2026-12-01").ok()
+    assert vault_version(openbao, path) == 2
+    tf("destroy", "-auto-approve", var, "-var=keeper=2026-12-01").ok()
     needles = secret_needles(list(vault_versions(openbao, path)))
     assert find_in_files(terraform_files(tf), needles) == []
