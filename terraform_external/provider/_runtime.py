@@ -18,17 +18,10 @@ import os
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-from passgeni_core import (
-    AuthorityClient,
-    PassgeniError,
-    SecretStore,
-    StoreURI,
-    connect,
-    open_store,
-    parse_store_uri,
-    resolve_config,
-)
+if TYPE_CHECKING:  # imported when first used: the schema-only provider processes never do
+    from passgeni_core import AuthorityClient, SecretStore, StoreURI
 
 __all__ = ["Runtime", "Settings", "describe", "runtime"]
 
@@ -58,6 +51,8 @@ class Runtime:
 
     def client(self) -> AuthorityClient:
         """The authority client (fails closed when no authority is configured)."""
+        from passgeni_core import connect, resolve_config
+
         with self._lock:
             if self._client is None:
                 config = resolve_config(
@@ -73,6 +68,8 @@ class Runtime:
 
     def store(self, uri: StoreURI) -> SecretStore:
         """A connected store for ``uri``'s scheme (one per scheme and process)."""
+        from passgeni_core import open_store
+
         with self._lock:
             store = self._stores.get(uri.scheme)
             if store is None:
@@ -107,7 +104,7 @@ def parse_destination(text: str) -> StoreURI:
             in-process ``memory`` store is refused: it forgets everything between the
             provider processes of one Terraform command).
     """
-    from passgeni_core import InvalidRequest, available_schemes
+    from passgeni_core import InvalidRequest, available_schemes, parse_store_uri
 
     uri = parse_store_uri(text)
     schemes = [s for s in available_schemes() if s != "memory"]
@@ -121,6 +118,8 @@ def parse_destination(text: str) -> StoreURI:
 
 def describe(exc: BaseException) -> tuple[str, str]:
     """(summary, detail) for a diagnostic: our message, or only the type of anything else."""
+    from passgeni_core import PassgeniError
+
     if isinstance(exc, PassgeniError):
         return f"passgeni: {exc.code}", exc.message
     # Not ours: name the type only (a library's message could echo a value).
