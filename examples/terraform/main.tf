@@ -40,6 +40,12 @@ resource "passgeni_credential" "billing_db" {
   keeper      = var.keeper
   exclude     = "@/:?#%&\"'\\" # characters the connection string cannot take
   on_destroy  = "revoke"       # destroy revokes the certificate; the value stays in Vault
+
+  lifecycle {
+    # On rotation, store the new credential before the old resource is destroyed:
+    # the stored value stays certified throughout.
+    create_before_destroy = true
+  }
 }
 
 # The certificate, verified against the authority (signature, record, revocation, expiry).

@@ -352,7 +352,8 @@ output "certificate_status" {{
     )
     tf("init").ok()
     log = tf.workdir.parent / "terraform-trace.log"
-    tf.env.update(TF_LOG="TRACE", TF_LOG_PATH=str(log))  # the provider's stderr lands here
+    # The provider's stderr lands in Terraform's log: the most verbose of both.
+    tf.env.update(TF_LOG="TRACE", TF_LOG_PATH=str(log), PYVIDER_LOG_LEVEL="DEBUG")
     tf("apply", "-auto-approve").ok()
     import hashlib
 
