@@ -390,3 +390,55 @@ def test_the_example_applies_as_documented(
     tf("destroy", "-auto-approve", var, "-var=keeper=2026-12-01").ok()
     needles = secret_needles(list(vault_versions(openbao, path)))
     assert find_in_files(terraform_files(tf), needles) == []
+
+
+def test_uncertified_value_is_never_opened_and_a_deleted_one_is_recreated(
+    tf: Terraform,
+    openbao: OpenBaoServer,
+    uid: str,  # noqa: F811
+) -> None:
+    kv = openbao.hvac_client().secrets.kv.v2
+    kv.create_or_update_secret(
+        path=f"tf-plain/{uid}", mount_point="secret", secret={"password": "chosen-by-" + uid}
+    )
+    tf.write(
+        PROVIDER
+        + f"""
+ephemeral "passgeni_credential" "plain" {{
+  destination = "vault://secret/tf-plain/{uid}#password"
+}}
+
+resource "terraform_data" "consumer" {{
+  provisioner "local-exec" {{
+    command     = "true"
+    environment = {{ P = ephemeral.passgeni_credential.plain.password }}
+  }}
+}}
+"""
+    )
+    tf("init").ok()
+    refused = tf("plan")
+    assert refused.returncode == 1, refused.output
+    assert "refusing to open a credential that is no_certificate" in " ".join(
+        refused.stderr.split()
+    )
+    no_traceback(refused.output)
+    assert "chosen-by-" not in refused.output
+
+    path = f"tf-gone/{uid}"
+    tf.write(
+        PROVIDER
+        + f"""
+resource "passgeni_credential" "db" {{
+  destination = "vault://secret/{path}#password"
+  preset      = "soc2"
+}}
+"""
+    )
+    tf("apply", "-auto-approve").ok()
+    kv.delete_metadata_and_all_versions(path=path, mount_point="secret")
+    gone = tf("plan", "-detailed-exitcode")
+    assert gone.returncode == 2 and "will be created" in gone.stdout, gone.output
+    assert vault_version(openbao, path) == 0
+    tf("apply", "-auto-approve").ok()
+    assert vault_version(openbao, path) == 1 and instance(tf, "db")["status"] == "valid"
