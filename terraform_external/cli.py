@@ -197,6 +197,10 @@ def _cmd_serve(args: argparse.Namespace) -> int:
         "PLUGIN_PROTOCOL_VERSIONS": "6",
         "TMPDIR": private,
     }
+    # Errors reach Terraform as diagnostics; the terminal shows only what stops the server.
+    level = env.get("PYVIDER_LOG_LEVEL") or env.get("PROVIDE_LOG_LEVEL") or "CRITICAL"
+    env.setdefault("PYVIDER_LOG_LEVEL", level)
+    env.setdefault("PROVIDE_LOG_LEVEL", level)
     env.pop("TF_REATTACH_PROVIDERS", None)
     script = Path(sys.executable).parent / "terraform-provider-passgeni"
     command = (

@@ -47,8 +47,11 @@ def main() -> None:
     """
     import sys
 
-    # Quiet by default: Terraform shows a plugin's stderr only in its own logs.
-    os.environ.setdefault("PYVIDER_LOG_LEVEL", "WARNING")
+    # Quiet by default: Terraform shows a plugin's stderr only in its own logs. pyvider
+    # reads PYVIDER_LOG_LEVEL, its foundation library PROVIDE_LOG_LEVEL: one sets both.
+    level = os.environ.get("PYVIDER_LOG_LEVEL") or os.environ.get("PROVIDE_LOG_LEVEL") or "WARNING"
+    os.environ.setdefault("PYVIDER_LOG_LEVEL", level)
+    os.environ.setdefault("PROVIDE_LOG_LEVEL", level)
     from pyvider.cli.__main__ import main as serve
 
     code = 0

@@ -8,7 +8,7 @@ from pyvider.capabilities import BaseCapability
 from pyvider.providers import BaseProvider, ProviderMetadata
 from pyvider.schema import PvsAttribute, a_num, a_str
 
-from ._runtime import Settings, runtime
+from ._runtime import Settings, as_diagnostic, runtime
 
 __all__ = ["PROVIDER_NAME", "PassgeniConfig", "PassgeniProvider"]
 
@@ -52,12 +52,26 @@ class PassgeniProvider(BaseProvider):
         super().__init__(metadata=ProviderMetadata(name=PROVIDER_NAME, version=release))
 
     async def configure(self, config: Any) -> None:
-        await super().configure(config)
         timeout = getattr(config, "timeout", None)
-        runtime().configure(
-            Settings(
-                authority_url=getattr(config, "authority_url", None) or None,
-                issuer=getattr(config, "issuer", None) or None,
-                timeout=None if timeout is None else float(timeout),
-            )
+        settings = Settings(
+            authority_url=getattr(config, "authority_url", None) or None,
+            issuer=getattr(config, "issuer", None) or None,
+            timeout=None if timeout is None else float(timeout),
         )
+        configured: Settings | None = getattr(self, "_passgeni_settings", None)
+        if configured is None:
+            await super().configure(config)
+            self._passgeni_settings = settings
+            runtime().configure(settings)
+            return
+        # A served provider (passgeni terraform serve-provider) is configured by every
+        # command: the same block is fine; another one must not be silently ignored.
+        if settings != configured:
+            from passgeni_core import InvalidRequest
+
+            raise as_diagnostic(
+                InvalidRequest(
+                    "this provider process was configured with another provider block (it is "
+                    "served by `passgeni terraform serve-provider`): restart it for the new one"
+                )
+            )

@@ -353,7 +353,9 @@ output "certificate_status" {{
     tf("init").ok()
     log = tf.workdir.parent / "terraform-trace.log"
     # The provider's stderr lands in Terraform's log: the most verbose of both.
-    tf.env.update(TF_LOG="TRACE", TF_LOG_PATH=str(log), PYVIDER_LOG_LEVEL="DEBUG")
+    tf.env.update(
+        TF_LOG="TRACE", TF_LOG_PATH=str(log), PYVIDER_LOG_LEVEL="DEBUG", PROVIDE_LOG_LEVEL="DEBUG"
+    )
     tf("apply", "-auto-approve").ok()
     import hashlib
 
@@ -364,7 +366,9 @@ output "certificate_status" {{
     tf("plan", "-out=again.tfplan").ok()
     needles = secret_needles(list(vault_versions(openbao, path)))
     assert find_in_files(terraform_files(tf), needles) == []
-    assert "OpenEphemeralResource" in log.read_text()  # the log did record the provider's work
+    text = log.read_text()
+    assert "OpenEphemeralResource" in text  # the log did record the provider's work
+    assert "[debug" in text  # at the provider's most verbose
     assert find_in_files([log], needles) == []
 
 
@@ -490,8 +494,23 @@ resource "passgeni_credential" "db" {{
             assert tf("plan", "-detailed-exitcode").returncode == 0
         assert "starting plugin" not in log.read_text()  # Terraform started no plugin
         assert served.poll() is None
+        # Another provider block is refused by the running process, not silently ignored.
+        tf.write(
+            PROVIDER.replace('provider "passgeni" {}', 'provider "passgeni" {\n  timeout = 7\n}')
+            + f"""
+resource "passgeni_credential" "db" {{
+  destination = "vault://secret/{path}#password"
+  preset      = "soc2"
+}}
+"""
+        )
+        other = tf("plan")
+        assert other.returncode == 1 and "restart it for the new one" in other.stderr, other.output
+        no_traceback(other.output)
     finally:
         os.kill(served.pid, signal.SIGTERM)
         served.wait(timeout=30)
-    assert served.returncode == 0, served.stderr.read() if served.stderr else ""
+    errors = served.stderr.read() if served.stderr else ""
+    assert served.returncode == 0, errors
+    assert "already configured" not in errors and "Traceback" not in errors
     assert not socket_path.parent.exists()
