@@ -81,6 +81,8 @@ def check_config(config: CredentialConfig) -> None:
             parse_destination(config.destination)
         except PassgeniError as exc:
             raise _bad("destination", exc.message) from None
+    if config.length is not None and config.length != int(config.length):
+        raise _bad("length", f"must be a whole number, got {config.length}")
     if config.preset is not None:
         try:
             GenerationParameters.for_preset(
@@ -225,11 +227,13 @@ class CredentialResource(BaseResource[Any, CredentialState, CredentialConfig]):
                 if current is None:
                     # Gone from the store: the plan creates it again.
                     return None
+                from passgeni_core import get_preset
+
                 verdict = assess(
                     rt.client(),
                     store.system,
                     current,
-                    preset=state.preset,
+                    preset=None if state.preset is None else get_preset(state.preset).id,
                     keeper=state.keeper,
                 )
                 verdict.raise_for_error()  # never plan a replacement because a service failed
