@@ -4,7 +4,7 @@ The main flows run against real servers with every logger at DEBUG:
 
 * the CLI: ``passgeni provision --store`` (create, then ``--rotate``) into
   OpenBao, moto and the Kubernetes emulator;
-* the Terraform external program (store mode);
+* the Terraform external program (ensure mode);
 * the AWS Secrets Manager rotation handler (all four steps, in process);
 * Ansible: a playbook with ``passgeni.compliance.credential`` run with ``-vvv``.
 
