@@ -12,7 +12,8 @@ Components (``register_components`` puts them in pyvider's hub; the
 
 ``terraform-provider-passgeni`` (:func:`main`) is the plugin executable
 Terraform starts; ``passgeni terraform install-provider`` lays it out in a
-filesystem mirror (see ``examples/terraform/README.md``).
+filesystem mirror, ``passgeni terraform serve-provider`` keeps one running for
+every command (see ``examples/terraform/README.md``).
 """
 
 from __future__ import annotations
@@ -52,7 +53,14 @@ def main() -> None:
     level = os.environ.get("PYVIDER_LOG_LEVEL") or os.environ.get("PROVIDE_LOG_LEVEL") or "WARNING"
     os.environ.setdefault("PYVIDER_LOG_LEVEL", level)
     os.environ.setdefault("PROVIDE_LOG_LEVEL", level)
-    from pyvider.cli.__main__ import main as serve
+    try:
+        from pyvider.cli.__main__ import main as serve
+    except ImportError:
+        sys.stderr.write(
+            "terraform-provider-passgeni: error [missing_dependency]: the provider needs "
+            "pyvider: pip install 'passgeni[terraform]'\n"
+        )
+        sys.exit(4)
 
     code = 0
     try:
