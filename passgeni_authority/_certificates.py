@@ -13,6 +13,7 @@ from sqlalchemy.engine import RowMapping
 from passgeni_core import NotFound, checked_text
 from passgeni_core.client import CertificateStatus
 
+from . import _tlog
 from ._db import certificates
 from ._events import UsageEvents
 from ._models import CertificateRecord, Principal
@@ -51,8 +52,11 @@ class Certificates:
     def url(self, cert_id: str) -> str:
         return f"{self.settings.public_url}/cert/{cert_id}"
 
-    def record(self, row: RowMapping, at: datetime) -> CertificateRecord:
-        """The public record of a stored row, its status as of ``at``."""
+    def record(
+        self, row: RowMapping, at: datetime, log: dict[str, int] | None = None
+    ) -> CertificateRecord:
+        """The public record of a stored row, its status as of ``at`` (with its
+        transparency-log leaves by kind, when given)."""
         payload = _token_claims(row["token"])
         status: CertificateStatus
         if row["status"] == "revoked":
@@ -82,6 +86,8 @@ class Certificates:
             mapping_version=payload.get("mapping_version", ""),
             credential_commitment=payload.get("credential_commitment"),
             provenance=payload.get("provenance"),
+            log_index=None if log is None else log.get("issuance"),
+            revocation_log_index=None if log is None else log.get("revocation"),
         )
 
     def get(self, cert_id: str, *, ip: str | None = None) -> CertificateRecord:
@@ -95,6 +101,7 @@ class Certificates:
                 .mappings()
                 .first()
             )
+            log = None if row is None else _tlog.entries_of(conn, cert_id)
             if row is not None:
                 self.events.record(
                     conn,
@@ -106,14 +113,14 @@ class Certificates:
                 )
         if row is None:
             raise NotFound(f"no certificate {cert_id!r}")
-        return self.record(row, at)
+        return self.record(row, at, log)
 
     def revoke(self, principal: Principal, cert_id: str, reason: object) -> CertificateRecord:
         """See :meth:`AuthorityService.revoke_certificate`."""
         reason = checked_text(reason, name="reason", max_length=500)
         at = now(self.settings)
         with self.storage.transaction() as conn:
-            conn.execute(
+            changed = conn.execute(
                 update(certificates)
                 .where(
                     certificates.c.cert_id == cert_id,
@@ -121,7 +128,10 @@ class Certificates:
                     certificates.c.status != "revoked",
                 )
                 .values(status="revoked", revoked_at=at, revocation_reason=reason)
-            )
+            ).rowcount
+            if changed:
+                # The revocation's leaf, in the revocation's own transaction.
+                _tlog.append_revoked(conn, cert_id, at, reason)
             row = (
                 conn.execute(
                     select(certificates).where(certificates.c.cert_id == cert_id, scope(principal))
@@ -129,6 +139,7 @@ class Certificates:
                 .mappings()
                 .first()
             )
+            log = None if row is None else _tlog.entries_of(conn, cert_id)
             if row is not None:
                 self.events.record(
                     conn,
@@ -140,4 +151,4 @@ class Certificates:
                 )
         if row is None:
             raise NotFound(f"no certificate {cert_id[:40]!r}")
-        return self.record(row, at)
+        return self.record(row, at, log)

@@ -227,7 +227,7 @@ class GroupCommitter:
         outcomes: list[tuple[Any, BaseException | None]] = []
         # Inserts the units defer (usage events) go in with one executemany
         # per statement just before the COMMIT (see _hot.defer).
-        deferred: list[tuple[str, dict[str, Any]]] = []
+        deferred: list[tuple[_hot.Deferred, dict[str, Any]]] = []
         conn.info[_hot.DEFERRED] = deferred
         conn.info[_hot.GROUP_MEMO] = {}
         state = _hot.txn(conn)

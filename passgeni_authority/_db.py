@@ -15,6 +15,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from sqlalchemy import (
+    BigInteger,
     Column,
     DateTime,
     Dialect,
@@ -22,6 +23,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
     String,
     Table,
@@ -38,12 +40,14 @@ __all__ = [
     "authority_meta",
     "certificates",
     "generation_requests",
+    "log_leaves",
     "metadata",
     "rate_limit_buckets",
     "redact_url",
     "signing_keys",
     "status_list_counter",
     "teams",
+    "transparency_log",
     "usage_events",
     "users",
 ]
@@ -226,6 +230,33 @@ rate_limit_buckets = Table(
     Column("value", Float, nullable=False),
     Column("expires_at", Float, nullable=False),
 )
+
+
+# -- the transparency log (0008, docs/transparency-log.md) ------------------------------
+
+#: The log's size: one row ("default"), grown by each transaction that appends
+#: leaves; its row lock orders the appends of every process (see ``_tlog``).
+transparency_log = Table(
+    "transparency_log",
+    metadata,
+    Column("name", String(32), primary_key=True),
+    Column("size", BigInteger, nullable=False),
+)
+
+#: One row per leaf, ``idx`` 0, 1, 2... without gaps, in commit order.
+log_leaves = Table(
+    "log_leaves",
+    metadata,
+    Column("idx", BigInteger, primary_key=True, autoincrement=False),
+    # SHA-256(0x00 || data): what the tree is built from.
+    Column("leaf_hash", LargeBinary(32), nullable=False),
+    # "issuance" (data: the certificate's token, in certificates) or "revocation".
+    Column("kind", String(16), nullable=False),
+    Column("cert_id", String(40), nullable=False),
+    # A revocation leaf's canonical JSON; NULL for issuance (the token is the data).
+    Column("data", Text, nullable=True),
+)
+Index("ix_log_leaves_cert_id", log_leaves.c.cert_id)
 
 
 def redact_url(url: str) -> str:

@@ -22,6 +22,8 @@ part (module)              responsibility
                            ``_signing``)
 ``events``/``audit_log``   the usage-event trail (``_events``); audit pages
                            and anomalies (``_audit``)
+``log``                    the transparency log: appends, checkpoints, proofs
+                           (``_tlog``)
 (functions)                status lists, key history, manifests (``_status``)
 =========================  ==================================================
 
@@ -63,6 +65,7 @@ from ._sessions import SessionCodec, Sessions, session_secret
 from ._settings import AuthoritySettings
 from ._signing import LocalFileSigner, Signer
 from ._storage import Storage
+from ._tlog import TransparencyLog, log_signer
 from ._util import now
 
 __all__ = [
@@ -94,10 +97,12 @@ class AuthorityService:
         self.settings = settings
         self.signer: Signer = settings.signer or LocalFileSigner(settings.state_dir / "keys")
         secret: list[bytes] = []
+        log_key: list[Any] = []
 
         def bootstrap(conn: Connection) -> None:
             secret.append(session_secret(conn))
             ensure_key(conn, self.signer, self.now())
+            log_key.append(log_signer(conn, settings))
 
         self.storage = Storage(settings, bootstrap=bootstrap)
         self.events = UsageEvents(self.storage)
@@ -107,6 +112,7 @@ class AuthorityService:
         self.gate = Gate(settings, self.storage, self.api_keys, self.limiter, self.events)
         self.sessions = Sessions(settings, SessionCodec(secret[0]), self.gate, self.events)
         self.certs = Certificates(settings, self.storage, self.events)
+        self.log = TransparencyLog(self.storage, log_key[0])
         self.audit_log = Audit(settings, self.storage, self.certs, self.events)
         self.issuance = Issuance(
             settings, self.storage, self.gate, self.sessions, self.keys, self.certs, self.audit_log

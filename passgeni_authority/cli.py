@@ -207,17 +207,38 @@ def _cmd_serve(args: argparse.Namespace) -> int:
         + (f" with {workers} worker processes" if workers > 1 else ""),
         file=sys.stderr,
     )
+    if args.server == "granian":
+        from ._granian import serve_granian
+
+        if not 0.001 <= args.header_timeout <= 60:
+            raise InvalidRequest("--header-timeout must be between 0.001 and 60 seconds")
+        if args.header_buffer < 8192:
+            raise InvalidRequest("--header-buffer must be at least 8192 bytes")
+        _prepare_workers(args, settings)
+        return serve_granian(
+            "passgeni_authority.cli:worker_app",
+            host=host,
+            port=port,
+            workers=workers,
+            log_level=args.log_level,
+            header_timeout_seconds=args.header_timeout,
+            header_buffer_bytes=args.header_buffer,
+        )
+    if host not in ("127.0.0.1", "::1", "localhost"):
+        print(
+            "passgeni authority: warning: uvicorn does not bound the size or arrival time of "
+            "request headers; an authority reachable from untrusted networks should use "
+            "--server granian or a reverse proxy that does (docs/deployment-asgi.md#limits)",
+            file=sys.stderr,
+        )
     if workers == 1:
         from ._workers import uvicorn_options
 
         uvicorn.run(create_app(settings), host=host, port=port, **uvicorn_options(args.log_level))
         return 0
     # Several processes on one port (a socket each, see _workers), sharing the
-    # database like separate authority processes do. Migrate and bootstrap once, before they start.
-    AuthorityService(settings).close()
-    # The workers are spawned (not forked): they rebuild the settings from
-    # these options; secrets stay where they were (environment variables).
-    os.environ[_SERVE_ENV] = json.dumps({k: getattr(args, k, None) for k in _SERVE_KEYS})
+    # database like separate authority processes do.
+    _prepare_workers(args, settings)
     from ._workers import serve_workers, worker_cpus
 
     return serve_workers(
@@ -228,6 +249,14 @@ def _cmd_serve(args: argparse.Namespace) -> int:
         log_level=args.log_level,
         cpus=worker_cpus(workers, args.cpu_affinity),
     )
+
+
+def _prepare_workers(args: argparse.Namespace, settings: AuthoritySettings) -> None:
+    """Before worker processes start: migrate and bootstrap once, and leave them the
+    options they rebuild their settings from (they are spawned, not forked; secrets
+    stay where they were, in environment variables)."""
+    AuthorityService(settings).close()
+    os.environ[_SERVE_ENV] = json.dumps({k: getattr(args, k, None) for k in _SERVE_KEYS})
 
 
 def worker_app() -> Any:
@@ -357,6 +386,29 @@ def _add_commands(sub: Any) -> None:
             "pin each worker to a CPU of its own: 'auto' (default) when --workers "
             "equals the CPUs this process may use, 'on' always (round-robin), 'off' never"
         ),
+    )
+    p.add_argument(
+        "--server",
+        choices=("uvicorn", "granian"),
+        default="uvicorn",
+        help=(
+            "the HTTP server: uvicorn (default), or granian, which bounds request headers "
+            "(431 over --header-buffer bytes or 100 headers; cut off after --header-timeout)"
+        ),
+    )
+    p.add_argument(
+        "--header-timeout",
+        type=float,
+        default=10.0,
+        metavar="SECONDS",
+        help="granian: headers must arrive within this (default 10)",
+    )
+    p.add_argument(
+        "--header-buffer",
+        type=int,
+        default=64 * 1024,
+        metavar="BYTES",
+        help="granian: request line and headers at most this many bytes (default 65536)",
     )
     p.set_defaults(handler=_cmd_serve)
 
