@@ -16,6 +16,7 @@ SCRIPTS = [
     "bench_generator.py",
     "bench_tlog.py",
     "bench_terraform.py",
+    "bench_terraform_provider.py",
     "bench_authority.py",
     "bench_rotate.py",
     "load_authority.py",

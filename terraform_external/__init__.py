@@ -14,28 +14,43 @@ Query keys (all optional but ``preset``): ``preset``; ``length``,
 ``min_upper``/``min_lower``/``min_digits``/``min_special``, ``special_chars``,
 ``exclude``, ``exclude_lookalikes``; ``destination`` (a store URI:
 ``vault://MOUNT/PATH#KEY``, ``aws-sm://NAME#KEY``, ``k8s://NAMESPACE/NAME#KEY``);
-``keeper`` (a rotation epoch of your choosing); ``mode`` (``store``, the
-default with a destination, or ``return``); ``label``; ``authority_url`` and
-``timeout`` (else ``PASSGENI_URL``/``PASSGENI_TIMEOUT``/the config file; with
-no authority anywhere the program fails with ``authority_not_configured``
-before touching a store; ``authority_url = "embedded"`` runs a throwaway one
-in-process, whose certificates say so). The
+``keeper`` (a rotation epoch of your choosing); ``mode``; ``label``;
+``authority_url`` and ``timeout`` (else ``PASSGENI_URL``/``PASSGENI_TIMEOUT``/
+the config file; with no authority anywhere the program fails with
+``authority_not_configured`` before touching a store; ``authority_url =
+"embedded"`` runs a throwaway one in-process, whose certificates say so). The
 API key comes only from ``PASSGENI_API_KEY`` (or the config file): a query
 value would be written to the Terraform state. Stores are configured the
 usual way (``VAULT_ADDR``/``VAULT_TOKEN``, the AWS SDK chain, kubeconfig).
 
-Result in ``store`` mode (references only, never a secret): ``cert_id``,
-``cert_url``, ``compliance_standard``, ``standards_met`` (comma-separated),
-``entropy_bits``, ``expires_at``, ``destination``, ``version``, ``keeper``,
-``mode``. ``return`` mode adds ``password`` and ``binding_key`` (they land in
-the state: mark outputs ``sensitive``).
+Modes. Terraform reads data sources during ``plan``, so only the default
+writes nothing:
 
-Idempotency: with a destination, a run whose stored credential is already
-certified (valid, bound, same preset, same ``keeper``, as the one judge
-``passgeni_core.workflows.assess`` finds it, signature verified) generates and
-certifies nothing and prints the same result, its facts from the verified
-certificate; a new ``keeper`` rotates. Without a
-destination (``return`` mode) every run makes a new password.
+* ``read`` (the default, needs a ``destination``): reads the stored
+  credential and asks the one judge (``passgeni_core.workflows.assess``, with
+  ``preset`` and ``keeper``); ``status`` says what it found (``valid``,
+  ``expiring``, ``no_certificate``, ``drifted``, ``revoked``, ``expired``,
+  ``below_requirement`` for another preset or keeper, ``invalid``) and
+  ``detail`` why. Nothing is generated, certified or stored.
+* ``ensure`` (asked for explicitly): makes sure the destination holds a
+  certified credential for ``keeper``, generating, certifying and storing one
+  when it does not, **also during a plan** (a speculative plan with a new
+  keeper rotates). The ``passgeni/passgeni`` provider's
+  ``passgeni_credential`` resource does this at apply only: prefer it.
+* ``return`` (asked for explicitly): as ``ensure`` with a destination, else a
+  new password and certificate on every run; adds ``password`` and ``seed`` to
+  the result, so they land in the state (mark outputs ``sensitive``).
+
+The old ``mode = "store"`` is refused with a pointer to ``ensure``.
+
+Result (references only, never a secret, except ``return`` mode):
+``cert_id``, ``cert_url``, ``compliance_standard``, ``standards_met``
+(comma-separated), ``entropy_bits``, ``expires_at``, ``destination``,
+``version``, ``keeper``, ``mode``, ``status``; ``read`` adds ``detail``.
+
+Idempotency of ``ensure``: a stored credential already certified (valid,
+bound, same preset, same ``keeper``, as the one judge finds it, signature
+verified) is left alone and the same result printed; a new ``keeper`` rotates.
 
 Start-up: only the query parser is imported before the input is validated;
 the authority client, the store backends and their SDKs are imported after.

@@ -21,7 +21,7 @@ __all__ = ["KNOWN_KEYS", "MAX_STDIN", "Query", "parse_query"]
 #: A query is a handful of short strings; anything bigger is not Terraform talking.
 MAX_STDIN = 64 * 1024
 
-Mode = Literal["store", "return"]
+Mode = Literal["read", "ensure", "return"]
 
 _BOOL_KEYS = ("upper", "lower", "digits", "special", "exclude_lookalikes")
 _INT_KEYS = ("length", "min_upper", "min_lower", "min_digits", "min_special")
@@ -189,13 +189,28 @@ def parse_query(data: Mapping[str, str]) -> Query:
     if destination is not None:
         # The full grammar, from a light module: no network library is loaded yet.
         parse_store_uri(destination)
-    mode_text = _opt(data, "mode") or ("store" if destination else "return")
-    if mode_text not in ("store", "return"):
-        raise _bad(f'mode must be "store" or "return", got {_shown(mode_text)}')
-    mode: Mode = "store" if mode_text == "store" else "return"
-    if mode == "store" and destination is None:
+    mode_text = _opt(data, "mode")
+    if mode_text == "store":
         raise _bad(
-            'mode "store" needs a destination (vault://..., aws-sm://..., k8s://...); '
+            'mode "store" is now mode "ensure", and it must be asked for: it writes '
+            "during terraform plan (Terraform reads data sources while planning, so a "
+            "speculative plan with a new keeper would rotate the credential); prefer the "
+            "passgeni/passgeni provider's passgeni_credential resource, which writes at apply"
+        )
+    if mode_text is None:
+        if destination is None:
+            raise _bad(
+                'without a destination give mode = "return" (it issues a new certificate '
+                "on every run, plan included, and the password lands in the Terraform state), "
+                'or a destination to read (mode "read", the default)'
+            )
+        mode_text = "read"
+    if mode_text not in ("read", "ensure", "return"):
+        raise _bad(f'mode must be "read", "ensure" or "return", got {_shown(mode_text)}')
+    mode: Mode = "read" if mode_text == "read" else "ensure" if mode_text == "ensure" else "return"
+    if mode in ("read", "ensure") and destination is None:
+        raise _bad(
+            f'mode "{mode}" needs a destination (vault://..., aws-sm://..., k8s://...); '
             'without one use mode "return" (the password then lands in the Terraform state)'
         )
 

@@ -18,7 +18,7 @@ from passgeni_core import (
     provision,
     resolve_config,
 )
-from passgeni_core.workflows import RotationResult, ensure_rotated
+from passgeni_core.workflows import RotationResult, Verdict, assess, ensure_rotated
 
 from ._query import Query
 
@@ -47,6 +47,26 @@ def _references(result: RotationResult, query: Query) -> dict[str, str]:
         "version": result.version or "",
         "keeper": query.keeper or "",
         "mode": query.mode,
+        "status": "valid",
+    }
+
+
+def _judged(verdict: Verdict | None, query: Query, version: str | None) -> dict[str, str]:
+    """Read mode's result: what the one judge found at the destination (references only)."""
+    claims = verdict.claims if verdict is not None else None
+    return {
+        "cert_id": (verdict.cert_id if verdict else None) or "",
+        "cert_url": (verdict.cert_url if verdict else None) or "",
+        "compliance_standard": claims.compliance_standard if claims else "",
+        "standards_met": ",".join(verdict.standards_met) if verdict else "",
+        "entropy_bits": _bits(claims.entropy_bits if claims else None),
+        "expires_at": _iso(verdict.expires_at if verdict else None),
+        "destination": query.destination or "",
+        "version": version or "",
+        "keeper": (verdict.keeper if verdict else None) or "",
+        "mode": query.mode,
+        "status": verdict.status if verdict else "no_certificate",
+        "detail": verdict.detail if verdict else "nothing is stored there",
     }
 
 
@@ -80,11 +100,28 @@ def execute(query: Query, environ: Mapping[str, str]) -> dict[str, str]:
                 "version": "",
                 "keeper": query.keeper or "",
                 "mode": query.mode,
+                "status": "valid",
                 "password": made.credential.password,
                 "seed": _seed(made.credential),
             }
         # Backends read their ecosystem's configuration (VAULT_*, AWS_*, kubeconfig).
         store = open_store(destination)
+        if query.mode == "read":
+            # Plan-safe: read and judge, never write (the store or the authority).
+            try:
+                current = store.read(destination)
+                verdict = (
+                    None
+                    if current is None
+                    else assess(
+                        client, store.system, current, preset=query.preset, keeper=query.keeper
+                    )
+                )
+            finally:
+                store.close()
+            if verdict is not None:
+                verdict.raise_for_error()  # an authority that cannot be asked is an error
+            return _judged(verdict, query, None if current is None else current.version)
         try:
             result = ensure_rotated(
                 client,

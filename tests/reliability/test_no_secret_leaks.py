@@ -4,7 +4,7 @@ The main flows run against real servers with every logger at DEBUG:
 
 * the CLI: ``passgeni provision --store`` (create, then ``--rotate``) into
   OpenBao, moto and the Kubernetes emulator;
-* the Terraform external program (store mode);
+* the Terraform external program (ensure mode);
 * the AWS Secrets Manager rotation handler (all four steps, in process);
 * Ansible: a playbook with ``passgeni.compliance.credential`` run with ``-vvv``.
 
@@ -75,11 +75,11 @@ def test_cli_provision_and_rotate(rig: Rig) -> None:
 
 def test_terraform_store_mode(rig: Rig) -> None:
     uri = f"vault://secret/leaks/tf-{secrets.token_hex(4)}#password"
-    query = {"preset": "soc2", "destination": uri, "keeper": "v1"}
+    query = {"preset": "soc2", "destination": uri, "keeper": "v1", "mode": "ensure"}
     proc = rig.run("terraform", [sys.executable, "-c", TERRAFORM], stdin=json.dumps(query))
-    assert json.loads(proc.stdout)["mode"] == "store"
+    assert json.loads(proc.stdout)["mode"] == "ensure"
     rig.credentials.append(uri)
-    rig.flows.append("terraform external (store mode)")
+    rig.flows.append("terraform external (ensure mode)")
 
 
 class _Records(logging.Handler):
@@ -233,7 +233,7 @@ def test_zz_nothing_leaked(rig: Rig) -> None:
     """Runs after the flows: read every stored secret back and search every capture."""
     assert rig.flows == [
         "cli provision --store (vault, aws-sm, k8s) + --rotate",
-        "terraform external (store mode)",
+        "terraform external (ensure mode)",
         "rotation handler (createSecret, setSecret, testSecret, finishSecret)",
         "ansible-playbook -vvv (passgeni.compliance.credential)",
     ], rig.flows

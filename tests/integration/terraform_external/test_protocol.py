@@ -39,6 +39,7 @@ REFERENCE_KEYS = {
     "version",
     "keeper",
     "mode",
+    "status",
 }
 
 
@@ -138,17 +139,22 @@ def stored(openbao: OpenBaoServer, path: str) -> tuple[dict[str, str], int]:
     return read["data"]["data"], int(read["data"]["metadata"]["version"])
 
 
-def test_store_mode_idempotent_and_holds_no_secret(
+def test_ensure_mode_idempotent_and_holds_no_secret(
     tf_env: dict[str, str],
     authority: Authority,  # noqa: F811
     openbao: OpenBaoServer,
     uid: str,  # noqa: F811
 ) -> None:
-    query = {"preset": "soc2", "destination": f"vault://secret/tf/{uid}#password", "keeper": "v1"}
+    query = {
+        "preset": "soc2",
+        "destination": f"vault://secret/tf/{uid}#password",
+        "keeper": "v1",
+        "mode": "ensure",
+    }
     first = terraform_run(query, tf_env)
     result = first.result()
     assert set(result) == REFERENCE_KEYS
-    assert result["mode"] == "store" and result["keeper"] == "v1"
+    assert result["mode"] == "ensure" and result["keeper"] == "v1" and result["status"] == "valid"
     assert result["destination"] == f"vault://secret/tf/{uid}#password"
     assert result["compliance_standard"] == "SOC2"
     assert "SOC2" in result["standards_met"].split(",")
@@ -187,12 +193,64 @@ def test_store_mode_idempotent_and_holds_no_secret(
     assert terraform_run({**query, "keeper": "v2"}, tf_env).result() == rotated
 
 
-def test_store_mode_aws_secrets_manager(
+def test_read_mode_is_the_default_and_writes_nothing(
+    tf_env: dict[str, str],
+    authority: Authority,  # noqa: F811
+    openbao: OpenBaoServer,
+    uid: str,  # noqa: F811
+) -> None:
+    """Without a mode, a destination is only read and judged: what a plan may do."""
+    path = f"tf-read/{uid}"
+    query = {"preset": "soc2", "destination": f"vault://secret/{path}#password", "keeper": "v1"}
+    issued = audit_total(authority)
+    empty = terraform_run(query, tf_env).result()
+    assert empty["mode"] == "read" and empty["status"] == "no_certificate"
+    assert empty["cert_id"] == "" and empty["version"] == ""
+    assert audit_total(authority) == issued
+    listed = openbao.hvac_client().adapter.request(
+        "LIST", f"v1/secret/metadata/{path}", raise_exception=False
+    )
+    assert getattr(listed, "status_code", None) == 404  # not even metadata
+
+    made = terraform_run({**query, "mode": "ensure"}, tf_env).result()
+    issued = audit_total(authority)
+    read = terraform_run(query, tf_env)
+    seen = read.result()
+    assert seen["status"] == "valid" and seen["mode"] == "read"
+    for key in ("cert_id", "cert_url", "version", "expires_at", "keeper", "standards_met"):
+        assert seen[key] == made[key], key
+    data, version = stored(openbao, path)
+    assert data["password"] not in read.stdout and data["password.passgeni-seed"] not in read.stdout
+
+    # A new keeper in a plan: reported, nothing rotated.
+    other = terraform_run({**query, "keeper": "v2"}, tf_env).result()
+    assert other["status"] == "below_requirement" and other["cert_id"] == made["cert_id"]
+    assert stored(openbao, path) == (data, version) and audit_total(authority) == issued
+
+    # Changed by hand: drifted. Revoked: revoked.
+    openbao.hvac_client().secrets.kv.v2.patch(
+        path=path, mount_point="secret", secret={"password": "typed-by-hand-" + uid}
+    )
+    assert terraform_run(query, tf_env).result()["status"] == "drifted"
+    terraform_run({**query, "mode": "ensure"}, tf_env).result()
+    fresh = terraform_run(query, tf_env).result()
+    assert fresh["status"] == "valid"
+    with authority.client(issuer=authority.embedded.issuer) as client:
+        client.revoke(fresh["cert_id"], "compromised")
+    assert terraform_run(query, tf_env).result()["status"] == "revoked"
+
+
+def test_ensure_mode_aws_secrets_manager(
     tf_env: dict[str, str],
     moto_server: MotoServer,
     uid: str,  # noqa: F811
 ) -> None:
-    query = {"preset": "pci-dss", "destination": f"aws-sm://tf/{uid}#pw", "keeper": "2026-11"}
+    query = {
+        "preset": "pci-dss",
+        "destination": f"aws-sm://tf/{uid}#pw",
+        "keeper": "2026-11",
+        "mode": "ensure",
+    }
     first = terraform_run(query, tf_env)
     result = first.result()
     assert set(result) == REFERENCE_KEYS
@@ -212,8 +270,9 @@ def test_return_mode(
     uid: str,  # noqa: F811
 ) -> None:
     # Without a destination: the password is in the result, and each run makes a new one.
-    one = terraform_run({"preset": "hipaa", "length": "20", "exclude": "@/\"'"}, tf_env).result()
-    two = terraform_run({"preset": "hipaa", "length": "20", "exclude": "@/\"'"}, tf_env).result()
+    asked = {"preset": "hipaa", "length": "20", "exclude": "@/\"'", "mode": "return"}
+    one = terraform_run(asked, tf_env).result()
+    two = terraform_run(asked, tf_env).result()
     assert set(one) == REFERENCE_KEYS | {"password", "seed"}
     assert one["mode"] == "return" and one["destination"] == ""
     assert len(one["password"]) == 20 and not set(one["password"]) & set("@/\"'")
@@ -234,9 +293,10 @@ def test_return_mode(
 
 def test_python_dash_m_and_help(tf_env: dict[str, str]) -> None:
     env = {**tf_env, "PASSGENI_TF_VALIDATE_ONLY": "1"}
-    run = terraform_run({"preset": "soc2"}, env, argv=(sys.executable, "-m", "terraform_external"))
+    asked = {"preset": "soc2", "mode": "return"}
+    run = terraform_run(asked, env, argv=(sys.executable, "-m", "terraform_external"))
     assert run.result() == {}
-    assert terraform_run({"preset": "soc2"}, env, argv=(SCRIPT, "extra")).error()
+    assert terraform_run(asked, env, argv=(SCRIPT, "extra")).error()
 
 
 BAD_QUERIES: list[tuple[str, bytes | str | dict[str, str], str]] = [
@@ -256,7 +316,10 @@ BAD_QUERIES: list[tuple[str, bytes | str | dict[str, str], str]] = [
     ("bad boolean", {"preset": "soc2", "upper": "yes please"}, "invalid_parameters"),
     ("bad integer", {"preset": "soc2", "length": "2e1"}, "invalid_parameters"),
     ("too short for preset", {"preset": "pci-dss", "length": "6"}, "preset_not_met"),
-    ("store without destination", {"preset": "soc2", "mode": "store"}, "invalid_request"),
+    ("the old store mode", {"preset": "soc2", "mode": "store"}, "invalid_request"),
+    ("no destination, no mode", {"preset": "soc2"}, "invalid_request"),
+    ("ensure without destination", {"preset": "soc2", "mode": "ensure"}, "invalid_request"),
+    ("read without destination", {"preset": "soc2", "mode": "read"}, "invalid_request"),
     ("bad mode", {"preset": "soc2", "mode": "print"}, "invalid_request"),
     ("destination shape", {"preset": "soc2", "destination": "secret/app"}, "invalid_store_uri"),
     (
@@ -284,7 +347,12 @@ def test_unreachable_authority_and_store(
     tf_env: dict[str, str],
     uid: str,  # noqa: F811
 ) -> None:
-    query = {"preset": "soc2", "destination": f"vault://secret/tf-down/{uid}", "keeper": "1"}
+    query = {
+        "preset": "soc2",
+        "destination": f"vault://secret/tf-down/{uid}",
+        "keeper": "1",
+        "mode": "ensure",
+    }
     no_authority = {**tf_env, "PASSGENI_URL": f"http://127.0.0.1:{closed_port()}"}
     line = terraform_run(query, no_authority).error()
     assert "[authority_unavailable]" in line

@@ -40,6 +40,8 @@ plausible_values = st.one_of(
             "0",
             "-1",
             "store",
+            "read",
+            "ensure",
             "return",
             "",
             "vault://secret/a/b#k",

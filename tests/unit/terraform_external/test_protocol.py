@@ -48,7 +48,12 @@ def test_validation_path_imports_nothing_heavy(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     "query",
     [
-        {"preset": "soc2", "destination": "memory://tf-fail-closed/db#password", "keeper": "1"},
+        {
+            "preset": "soc2",
+            "destination": "memory://tf-fail-closed/db#password",
+            "keeper": "1",
+            "mode": "ensure",
+        },
         {"preset": "soc2", "mode": "return"},
     ],
 )
@@ -82,6 +87,20 @@ def test_authority_url_accepts_embedded_only_by_name() -> None:
     from passgeni_core import InvalidRequest
     from terraform_external._query import parse_query
 
-    assert parse_query({"preset": "soc2", "authority_url": "embedded"}).authority_url == "embedded"
+    asked = {"preset": "soc2", "mode": "return"}
+    assert parse_query({**asked, "authority_url": "embedded"}).authority_url == "embedded"
     with pytest.raises(InvalidRequest, match="embedded"):
-        parse_query({"preset": "soc2", "authority_url": "embedded-ish"})
+        parse_query({**asked, "authority_url": "embedded-ish"})
+
+
+def test_only_ensure_and_return_write_and_they_must_be_asked_for() -> None:
+    from passgeni_core import InvalidRequest
+    from terraform_external._query import parse_query
+
+    where = {"preset": "soc2", "destination": "vault://secret/a/b#password"}
+    assert parse_query(where).mode == "read"
+    assert parse_query({**where, "mode": "ensure"}).mode == "ensure"
+    with pytest.raises(InvalidRequest, match='now mode "ensure"'):
+        parse_query({**where, "mode": "store"})
+    with pytest.raises(InvalidRequest, match='mode = "return"'):
+        parse_query({"preset": "soc2"})
