@@ -70,6 +70,7 @@ from passgeni_core.stores import (
 )
 
 from ._aws_arn import SecretArn, SecretsManagerLocations, parse_secret_arn
+from ._aws_clients import RegionalClients
 from ._aws_tags import MAX_TAGS, validate_tag
 from ._botocore_redaction import install_redaction
 from ._common import scrub
@@ -132,29 +133,6 @@ def _client_error(exc: Any, what: str) -> StoreError:
     return StoreError(f"{what}: AWS Secrets Manager: {code} ({message})")
 
 
-def _session(
-    session: Any,
-    profile_name: str | None,
-    connect_timeout: float,
-    read_timeout: float,
-    max_attempts: int,
-) -> tuple[Any, Any]:
-    """A boto3 session (the one given, or the default chain's) and the clients' config."""
-    import boto3
-    import botocore.exceptions
-    from botocore.config import Config
-
-    config = Config(
-        connect_timeout=connect_timeout,
-        read_timeout=read_timeout,
-        retries={"mode": "standard", "max_attempts": max_attempts},
-    )
-    try:
-        return session or boto3.session.Session(profile_name=profile_name), config
-    except botocore.exceptions.ProfileNotFound as exc:
-        raise StoreError(f"AWS profile not found: {scrub(exc, limit=120)}") from None
-
-
 def _check_tag_room(name: str, tags: Mapping[str, str]) -> None:
     ours = CertificateRefs(cert_id="x", cert_url="x", standard="x", version="x")
     new_keys = set(ours.to_metadata()) | {"passgeni-expires-at"}
@@ -210,50 +188,17 @@ class SecretsManagerStore:
     ) -> None:
         env = os.environ if environ is None else environ
         self.kms_key_id = _kms_key_id(kms_key_id or env.get(KMS_KEY_ENV) or None)
-        self._session: Any = None
-        self._endpoint_option = endpoint_url
-        self._config: Any = None
-        if client is None:
-            self._session, self._config = _session(
-                session, profile_name, connect_timeout, read_timeout, max_attempts
-            )
-            # botocore reads AWS_DEFAULT_REGION but not AWS_REGION, which
-            # Lambda and the other AWS SDKs set: honour both.
-            region = region_name or self._session.region_name or env.get("AWS_REGION") or None
-            client = self._new_client(region)
-        self._client = client
-        self.region = getattr(getattr(client, "meta", None), "region_name", None)
-        self.endpoint = getattr(getattr(client, "meta", None), "endpoint_url", None)
-        self._regional: dict[str, Any] = {}
-
-    def _new_client(self, region: str | None) -> Any:
-        import botocore.exceptions
-
-        try:
-            return self._session.client(
-                "secretsmanager",
-                region_name=region,
-                endpoint_url=self._endpoint_option,
-                config=self._config,
-            )
-        except botocore.exceptions.NoRegionError:
-            raise StoreError(
-                "no AWS region: set AWS_REGION (or AWS_DEFAULT_REGION, or a profile's region)"
-            ) from None
-
-    def _client_for(self, secret_id: object) -> Any:
-        """The client for ``secret_id``: an ARN's calls go to the ARN's region."""
-        arn = parse_secret_arn(secret_id) if isinstance(secret_id, str) else None
-        if arn is None or arn.region == self.region:
-            return self._client
-        if arn.region not in self._regional:
-            if self._session is None:
-                raise StoreError(
-                    f"{arn.arn} is in region {arn.region} but the store was given a client for "
-                    f"{self.region}: pass a client for {arn.region}, or none"
-                )
-            self._regional[arn.region] = self._new_client(arn.region)
-        return self._regional[arn.region]
+        self._clients = RegionalClients(
+            client=client,
+            session=session,
+            region_name=region_name,
+            endpoint_url=endpoint_url,
+            profile_name=profile_name,
+            environ=env,
+            timeouts=(connect_timeout, read_timeout, max_attempts),
+        )
+        self.region = self._clients.region
+        self.endpoint = self._clients.endpoint
 
     @classmethod
     def from_uri(cls, uri: StoreURI, **options: Any) -> SecretsManagerStore:
@@ -268,10 +213,7 @@ class SecretsManagerStore:
         )
 
     def close(self) -> None:
-        for client in (self._client, *self._regional.values()):
-            close = getattr(client, "close", None)
-            if callable(close):
-                close()
+        self._clients.close()
 
     # -- calls ----------------------------------------------------------------------------------
 
@@ -279,7 +221,7 @@ class SecretsManagerStore:
         import botocore.exceptions  # loaded already by the client; named for the except clauses
 
         try:
-            client = self._client_for(kwargs.get("SecretId"))
+            client = self._clients.for_secret(kwargs.get("SecretId"))
             return getattr(client, operation)(**kwargs)
         except botocore.exceptions.ClientError as exc:
             if _error_code(exc) == "ResourceNotFoundException" and missing_ok:
