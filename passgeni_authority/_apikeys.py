@@ -22,12 +22,12 @@ from passgeni_core import (
     Unauthenticated,
 )
 
-from . import _hot, _sql
+from . import _hot, _limits, _sql
 from ._db import api_keys, teams, users
-from ._events import UsageEvents, access_detail
+from ._events import Refusals, UsageEvents, access_detail
 from ._ids import b32
+from ._limits import Admission, RateLimiter
 from ._models import KEY_PREFIX, ApiKeyInfo, CreatedApiKey, Principal
-from ._ratelimit import RateLimiter
 from ._settings import AuthoritySettings
 from ._storage import Storage
 from ._util import now
@@ -182,7 +182,8 @@ def check_key_format(api_key: str | None) -> str:
     return parts[1]
 
 
-_Outcome = tuple[Principal | None, PassgeniError | None, Any]
+#: ``(caller, its error, the operation's result, the quotas to report)``.
+_Outcome = tuple[Principal | None, PassgeniError | None, Any, list[_limits.Quota]]
 
 
 class Gate:
@@ -202,6 +203,7 @@ class Gate:
         self.keys = keys
         self.limiter = limiter
         self.events = events
+        self.refusals = Refusals(events)
 
     def _principal(self, row: Any, prefix: str) -> Principal | None:
         if row is None or row[0] != prefix or row[4] is not None:
@@ -210,11 +212,12 @@ class Gate:
 
     def _admit_in(
         self, conn: Connection, api_key: str, prefix: str, *, ip: str | None, endpoint: str, at: Any
-    ) -> tuple[Principal | None, float | None]:
+    ) -> tuple[Principal | None, Admission | None]:
         """Look the key up, apply the caller's limits and record the access, in ``conn``.
 
-        Returns ``(None, None)`` for an unknown or revoked key, else the
-        principal and ``None`` (admitted) or the seconds until a retry.
+        Returns ``(None, None)`` for an unknown or revoked key (its failure is
+        recorded, aggregated), else the principal and what its limits said.
+        A refusal is recorded aggregated too (see :class:`Refusals`).
         """
         key_hash = hash_api_key(api_key)
         row = self.keys.rows.get(key_hash)
@@ -231,17 +234,65 @@ class Gate:
             self.keys.rows.put(key_hash, row)
         principal = self._principal(row, prefix)
         if principal is None:
+            # The public prefix only, never the key.
+            self.refusals.note(
+                conn,
+                "auth_failed",
+                user_id=None,
+                ip=ip,
+                at=at,
+                detail={"endpoint": endpoint, "key": prefix},
+            )
             return None, None
-        retry = self.limiter.admit(conn, principal, at.timestamp())
-        self.events.record(
+        admission = self.limiter.admit(conn, principal, at.timestamp())
+        if admission.retry is None:
+            self.events.record(
+                conn,
+                "api_access",
+                user_id=principal.user_id,
+                ip=ip,
+                now=at,
+                detail=access_detail(endpoint, principal.key_prefix),
+            )
+        else:
+            self.refused(conn, principal, ip=ip, endpoint=endpoint, at=at, admission=admission)
+        return principal, admission
+
+    def refused(
+        self,
+        conn: Connection,
+        principal: Principal,
+        *,
+        ip: str | None,
+        endpoint: str,
+        at: Any,
+        admission: Admission,
+    ) -> None:
+        """Record a request refused by a rate limit (aggregated)."""
+        self.refusals.note(
             conn,
-            "api_access" if retry is None else "rate_limited",
+            "rate_limited",
             user_id=principal.user_id,
             ip=ip,
-            now=at,
-            detail=access_detail(endpoint, principal.key_prefix),
+            at=at,
+            detail={
+                "endpoint": endpoint,
+                "key": principal.key_prefix,
+                "policy": admission.policy or "",
+            },
         )
-        return principal, retry
+
+    def unauthenticated(self, *, ip: str | None, endpoint: str, reason: str) -> None:
+        """Count a request without a usable key (missing, malformed): written with
+        the next refusal or the periodic flush (nothing else is written for it)."""
+        self.refusals.note(
+            None,
+            "auth_failed",
+            user_id=None,
+            ip=ip,
+            at=now(self.settings),
+            detail={"endpoint": endpoint, "key": reason},
+        )
 
     async def authorize(self, api_key: str | None, *, ip: str | None, endpoint: str) -> Principal:
         """See :meth:`AuthorityService.authorize`: :meth:`authorized` with no operation."""
@@ -269,7 +320,9 @@ class Gate:
             self.keys.rows.put(key_hash, row)
         return self._principal(row, prefix)
 
-    def admitted_without_write(self, api_key: str | None, at: Any) -> Principal | None:
+    def admitted_without_write(
+        self, api_key: str | None, at: Any
+    ) -> tuple[Principal, list[_limits.Quota]] | None:
         """The caller if it can be admitted with no write at all, else ``None``.
 
         That is: a valid, unrevoked automation key (read from committed
@@ -283,9 +336,10 @@ class Gate:
         principal = self.known_principal(api_key)
         if principal is None or principal.rate_limit is None:
             return None
-        if not self.limiter.admit_from_leases(principal, at.timestamp()):
+        quotas = self.limiter.admit_from_leases(principal, at.timestamp())
+        if quotas is None:
             return None
-        return principal
+        return principal, quotas
 
     async def authorized(
         self,
@@ -335,26 +389,36 @@ class Gate:
         bookkeeping only). ``work``'s error is raised as :class:`_WorkFailed`,
         so the whole unit (bookkeeping included) rolls back: one savepoint per
         request instead of two on the success path."""
-        prefix = check_key_format(api_key)
+        try:
+            prefix = check_key_format(api_key)
+        except Unauthenticated:
+            self.unauthenticated(
+                ip=ip, endpoint=endpoint, reason="missing" if not api_key else "malformed"
+            )
+            raise
         assert api_key is not None
         at = now(self.settings)
 
         def unit(conn: Connection) -> _Outcome:
-            principal, retry = self._admit_in(
+            principal, admission = self._admit_in(
                 conn, api_key, prefix, ip=ip, endpoint=endpoint, at=at
             )
-            if principal is None:
-                return None, None, None
-            if retry is not None:
-                return principal, self.limiter.user_limited(principal, retry), None
+            if principal is None or admission is None:
+                return None, None, None, []
+            if admission.retry is not None:
+                limited = self.limiter.user_limited(principal, admission.retry)
+                return principal, limited, None, admission.quotas
             # Counted before validation: a failed attempt is still an attempt.
-            limited = self.limiter.generation(conn, principal, ip, attempts, at.timestamp())
-            if limited is not None:
-                return principal, limited, None
+            refused = self.limiter.generation(
+                conn, principal, ip, attempts, at.timestamp(), admission
+            )
+            if refused is not None:
+                self.refused(conn, principal, ip=ip, endpoint=endpoint, at=at, admission=admission)
+                return principal, refused, None, admission.quotas
             if work is None:
-                return principal, None, None
+                return principal, None, None, admission.quotas
             try:
-                return principal, None, work(conn, principal)
+                return principal, None, work(conn, principal), admission.quotas
             except PassgeniError as exc:
                 raise _WorkFailed(exc) from None
 
@@ -362,7 +426,8 @@ class Gate:
 
     @staticmethod
     def _result(outcome: _Outcome) -> Any:
-        principal, error, result = outcome
+        principal, error, result, quotas = outcome
+        _limits.report(quotas)
         if principal is None:
             raise Unauthenticated("the API key is unknown or revoked")
         if error is not None:

@@ -58,6 +58,7 @@ from ._issuance_http import (
     dumps_flat,
     parse_json_object,
 )
+from ._limits import LimitHeaders
 from ._openapi import ISSUANCE_PATHS, document_bodies, issuance_operations
 from ._page import PAGE_HEADERS, Pages
 from ._service import AuthorityService, Principal
@@ -199,6 +200,8 @@ def create_app(
         ],
     )
     app.state.service = svc
+    # The RateLimit-Policy / RateLimit fields of every answer under a limit.
+    app.add_middleware(LimitHeaders)
 
     # -- errors: always {code, message} ---------------------------------------------
 

@@ -10,11 +10,12 @@ from typing import Any
 from sqlalchemy import select, update
 from sqlalchemy.engine import RowMapping
 
-from passgeni_core import NotFound, checked_text
+from passgeni_core import NotFound, RateLimited, checked_text
 from passgeni_core.client import CertificateStatus
 
+from . import _limits
 from ._db import certificates
-from ._events import UsageEvents
+from ._events import Refusals, UsageEvents
 from ._models import CertificateRecord, Principal
 from ._settings import AuthoritySettings
 from ._signing import b64url_decode
@@ -43,10 +44,19 @@ def scope(principal: Principal) -> Any:
 class Certificates:
     """Reading and revoking stored certificates."""
 
-    def __init__(self, settings: AuthoritySettings, storage: Storage, events: UsageEvents) -> None:
+    def __init__(
+        self,
+        settings: AuthoritySettings,
+        storage: Storage,
+        events: UsageEvents,
+        limiter: _limits.RateLimiter | None = None,
+        refusals: Refusals | None = None,
+    ) -> None:
         self.settings = settings
         self.storage = storage
         self.events = events
+        self.limiter = limiter
+        self.refusals = refusals
 
     def url(self, cert_id: str) -> str:
         return f"{self.settings.public_url}/cert/{cert_id}"
@@ -85,27 +95,47 @@ class Certificates:
         )
 
     def get(self, cert_id: str, *, ip: str | None = None) -> CertificateRecord:
-        """See :meth:`AuthorityService.get_certificate`."""
-        if not _CERT_ID_RE.match(cert_id):
-            raise NotFound(f"no certificate {cert_id[:40]!r}")
+        """See :meth:`AuthorityService.get_certificate`.
+
+        Every lookup counts towards the per-IP view limit, an unknown id too
+        (enumerating ids costs what viewing does).
+        """
         at = now(self.settings)
+        limiter = self.limiter
+        limited: RateLimited | None = None
+        row = None
         with self.storage.transaction() as conn:
-            row = (
-                conn.execute(select(certificates).where(certificates.c.cert_id == cert_id))
-                .mappings()
-                .first()
-            )
-            if row is not None:
-                self.events.record(
-                    conn,
-                    "certificate_view",
-                    user_id=None,
-                    ip=ip,
-                    now=at,
-                    detail={"cert_id": cert_id},
+            if limiter is not None and limiter.limits.views_per_ip_per_minute is not None:
+                limited, quota = limiter.view(conn, ip, at.timestamp())
+                _limits.report([quota])
+                if limited is not None and self.refusals is not None:
+                    self.refusals.note(
+                        conn,
+                        "rate_limited",
+                        user_id=None,
+                        ip=ip,
+                        at=at,
+                        detail={"endpoint": "GET /cert", "policy": "views-ip"},
+                    )
+            if limited is None and _CERT_ID_RE.match(cert_id):
+                row = (
+                    conn.execute(select(certificates).where(certificates.c.cert_id == cert_id))
+                    .mappings()
+                    .first()
                 )
+                if row is not None:
+                    self.events.record(
+                        conn,
+                        "certificate_view",
+                        user_id=None,
+                        ip=ip,
+                        now=at,
+                        detail={"cert_id": cert_id},
+                    )
+        if limited is not None:
+            raise limited
         if row is None:
-            raise NotFound(f"no certificate {cert_id!r}")
+            raise NotFound(f"no certificate {cert_id[:40]!r}")
         return self.record(row, at)
 
     def revoke(self, principal: Principal, cert_id: str, reason: object) -> CertificateRecord:

@@ -13,7 +13,7 @@ part (module)              responsibility
                            ``_hot`` (driver), ``_commit``/``_loopcommit``
                            (group commit)
 ``api_keys``/``gate``      API keys; authentication and admission (``_apikeys``)
-``limiter``                rate limits (``_ratelimit``)
+``limiter``                rate limits (``_limits``, ``_ratelimit``)
 ``sessions``               generation sessions (``_sessions``)
 ``issuance``               redeeming sessions for certificates (``_issuance``,
                            ``_redeem``: the items, ``_mint``: one certificate)
@@ -50,6 +50,7 @@ from ._certificates import Certificates
 from ._events import UsageEvents
 from ._issuance import Issuance
 from ._keys import SigningKeys, ensure_key
+from ._limits import RateLimiter
 from ._models import (
     KEY_PREFIX,
     ApiKeyInfo,
@@ -58,7 +59,6 @@ from ._models import (
     Principal,
     SigningKeyInfo,
 )
-from ._ratelimit import RateLimiter
 from ._sessions import SessionCodec, Sessions, session_secret
 from ._settings import AuthoritySettings
 from ._signing import LocalFileSigner, Signer
@@ -106,7 +106,9 @@ class AuthorityService:
         self.api_keys = ApiKeys(settings, self.storage)
         self.gate = Gate(settings, self.storage, self.api_keys, self.limiter, self.events)
         self.sessions = Sessions(settings, SessionCodec(secret[0]), self.gate, self.events)
-        self.certs = Certificates(settings, self.storage, self.events)
+        self.certs = Certificates(
+            settings, self.storage, self.events, self.limiter, self.gate.refusals
+        )
         self.audit_log = Audit(settings, self.storage, self.certs, self.events)
         self.issuance = Issuance(
             settings, self.storage, self.gate, self.sessions, self.keys, self.certs, self.audit_log

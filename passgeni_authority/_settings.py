@@ -45,17 +45,26 @@ class RateLimits:
     rotation, and the key itself is the accountable identity.
     """
 
-    #: Certificate generation attempts (``POST /api/generate``) per client IP per hour.
+    #: Certificate generation attempts (``POST /api/generate``, each session of
+    #: ``/api/generate-batch``) per client IP in any hour (a sliding window).
     generation_per_ip_per_hour: int | None = 10
-    #: Authenticated requests per user per minute (fixed window).
+    #: Authenticated requests per user in any minute (a sliding window).
     user_per_minute: int | None = 60
     #: Token bucket per user: ``burst`` requests at once, then ``refill_per_second``.
     burst: int | None = 5
     refill_per_second: float = 1.0
+    #: Public certificate views (``/cert/{id}``, ``/api/certificates/{id}``) per
+    #: client IP: a burst of this many, refilled evenly over a minute.
+    views_per_ip_per_minute: int | None = 1200
 
     @classmethod
     def unlimited(cls) -> RateLimits:
-        return cls(generation_per_ip_per_hour=None, user_per_minute=None, burst=None)
+        return cls(
+            generation_per_ip_per_hour=None,
+            user_per_minute=None,
+            burst=None,
+            views_per_ip_per_minute=None,
+        )
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -28,6 +28,7 @@ from ._db import (
 )
 
 __all__ = [
+    "BUCKET_VALUE",
     "CERT_COLUMNS",
     "COUNT_24H",
     "GCRA",
@@ -43,6 +44,7 @@ __all__ = [
     "PG_STARTUP_UNLOCK",
     "PING",
     "RAISE_LAST_EXPIRY",
+    "REFUND",
     "RELEASE_SAVEPOINT",
     "REQUEST_BY_DIGEST",
     "ROLLBACK_TO_SAVEPOINT",
@@ -54,10 +56,8 @@ __all__ = [
     "SQLITE_SYNC_NORMAL",
     "SQLITE_WAL",
     "TABLE_STATEMENTS",
-    "TAT",
     "USER_TEAM",
     "WINDOW",
-    "WINDOW_LEASE",
     "insert_certificates",
     "stored_cert_ids",
 ]
@@ -169,9 +169,16 @@ NEXT_STATUS_INDEXES = (
 _B = rate_limit_buckets.name
 _BUCKET_COLUMNS = _cols(rate_limit_buckets, "bucket", "value", "expires_at")
 
+# A sliding window's current fixed window, counted only when :step fits under
+# :cap (the limit less the previous window's weighted count, computed by the
+# caller): a refused request is not counted, and the insert of a new window is
+# conditional too. :ret hands back the unused tokens of this process's lapsed
+# lease of the window. The row outlives its window by a period: it is the
+# next window's previous one.
 WINDOW = (
-    f"INSERT INTO {_B} ({_BUCKET_COLUMNS}) VALUES (:bucket, :step, :end) "  # noqa: S608
-    f"ON CONFLICT (bucket) DO UPDATE SET value = {_B}.value + :step "
+    f"INSERT INTO {_B} ({_BUCKET_COLUMNS}) SELECT :bucket, :step, :end WHERE :step <= :cap "
+    f"ON CONFLICT (bucket) DO UPDATE SET value = {_B}.value + :step - :ret "
+    f"WHERE {_B}.value + :step - :ret <= :cap "
     "RETURNING value"
 )
 # A stored TAT never exceeds now + tolerance in normal operation; one that
@@ -188,15 +195,11 @@ GCRA = (
     f"WHERE {_BASE} + :step - :now <= :tol "
     "RETURNING value"
 )
-TAT = f"SELECT value FROM {_B} WHERE bucket = :bucket"  # noqa: S608
-# A window lease: the block is counted only if all of it fits under the limit
-# (a refused lease must not use up the window for single requests); :ret
-# hands back the unused tokens of this process's lapsed lease of the window.
-WINDOW_LEASE = (
-    f"INSERT INTO {_B} ({_BUCKET_COLUMNS}) VALUES (:bucket, :step, :end) "  # noqa: S608
-    f"ON CONFLICT (bucket) DO UPDATE SET value = {_B}.value + :step - :ret "
-    f"WHERE {_B}.value + :step - :ret <= :limit "
-    "RETURNING value"
+BUCKET_VALUE = f"SELECT value FROM {_B} WHERE bucket = :bucket"  # noqa: S608
+#: Undo an admission in its own transaction (a later limit refused the request).
+REFUND = (
+    f"UPDATE {_B} SET value = value - :step, expires_at = expires_at - :exp "  # noqa: S608
+    "WHERE bucket = :bucket"
 )
 # A GCRA lease handing back :ret seconds of a lapsed lease first: the TAT moves
 # back by the unused tokens, never before now (a bucket is never more than full).
@@ -253,7 +256,7 @@ TABLE_STATEMENTS: dict[str, str] = {
     "NEXT_STATUS_INDEXES": NEXT_STATUS_INDEXES,
     "WINDOW": WINDOW,
     "GCRA": GCRA,
-    "TAT": TAT,
-    "WINDOW_LEASE": WINDOW_LEASE,
+    "BUCKET_VALUE": BUCKET_VALUE,
+    "REFUND": REFUND,
     "GCRA_LEASE": GCRA_LEASE,
 }
