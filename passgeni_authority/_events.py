@@ -10,7 +10,7 @@ import json
 import logging
 import re
 import threading
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -162,6 +162,8 @@ class Refusals:
         # stream -> [window start, count since, first, last, user, ip, detail]
         self._open: dict[tuple[Any, ...], list[Any]] = {}
         self._next_flush = datetime.min.replace(tzinfo=UTC)
+        #: Called for every refusal noted: ``(kind, detail)`` (metrics).
+        self.observer: Callable[[str, Mapping[str, Any]], None] | None = None
 
     def note(
         self,
@@ -174,6 +176,8 @@ class Refusals:
         detail: Mapping[str, Any],
     ) -> None:
         """Count one refusal; written now (in ``conn``) if it opens a stream."""
+        if self.observer is not None:
+            self.observer(kind, detail)
         stream = (kind, user_id, ip, *sorted(detail.items()))
         with self._lock:
             entry = self._open.get(stream)

@@ -51,6 +51,7 @@ from ._events import UsageEvents
 from ._issuance import Issuance
 from ._keys import SigningKeys, ensure_key
 from ._limits import RateLimiter
+from ._metrics import Metrics, Readiness
 from ._models import (
     KEY_PREFIX,
     ApiKeyInfo,
@@ -113,6 +114,13 @@ class AuthorityService:
         self.issuance = Issuance(
             settings, self.storage, self.gate, self.sessions, self.keys, self.certs, self.audit_log
         )
+        self.metrics = Metrics()
+        self.storage.observe_error = self.metrics.db_errors.inc
+        if self.storage.committer is not None:
+            self.storage.committer.observe_group = self.metrics.group_size.observe
+        self.gate.refusals.observer = self.metrics.refusal_noted
+        self.audit_log.on_anomaly.append(lambda _flag: self.metrics.anomalies.inc())
+        self.readiness = Readiness(self.storage.ping, self._sign_probe)
 
     def __repr__(self) -> str:
         return f"AuthorityService(settings={self.settings!r})"
@@ -215,7 +223,7 @@ class AuthorityService:
                 ConflictingParameters / PresetNotMet: the request's parameters.
             AuthorityUnavailable: the database failed.
         """
-        return await self.sessions.open(
+        batch = await self.sessions.open(
             api_key,
             ip=ip,
             endpoint=endpoint,
@@ -223,6 +231,8 @@ class AuthorityService:
             count=count,
             generation_attempts=generation_attempts,
         )
+        self.metrics.sessions_opened.inc(len(batch.generation_session_ids))
+        return batch
 
     async def issue_certificate(
         self,
@@ -244,7 +254,14 @@ class AuthorityService:
             SessionAlreadyUsed: the session was already redeemed.
             AuthorityError / AuthorityUnavailable: signing or the database failed.
         """
-        return await self.issuance.issue_certificate(api_key, body, ip=ip, endpoint=endpoint)
+        try:
+            issued = await self.issuance.issue_certificate(api_key, body, ip=ip, endpoint=endpoint)
+        except PassgeniError as exc:
+            if exc.code == "session_expired":
+                self.metrics.sessions_expired.inc()
+            raise
+        self.metrics.issued.labels(issued.compliance_standard).inc()
+        return issued
 
     async def issue_certificates(
         self,
@@ -263,7 +280,16 @@ class AuthorityService:
             InvalidRequest: ``items`` is empty or has more than ``max_batch_items``.
             AuthorityError / AuthorityUnavailable: signing or the database failed.
         """
-        return await self.issuance.issue_certificates(api_key, items, ip=ip, endpoint=endpoint)
+        results = await self.issuance.issue_certificates(api_key, items, ip=ip, endpoint=endpoint)
+        metrics = self.metrics
+        for result in results:
+            if isinstance(result, PassgeniError):
+                metrics.refusals.labels(result.code).inc()
+                if result.code == "session_expired":
+                    metrics.sessions_expired.inc()
+            else:
+                metrics.issued.labels(result.compliance_standard).inc()
+        return results
 
     async def wait_for_queued_events(self) -> None:
         """Wait until every usage event queued by :meth:`open_sessions` is committed
@@ -296,7 +322,11 @@ class AuthorityService:
                 certificate answers the same, so existence is not revealed).
             AuthorityUnavailable: the database failed.
         """
-        return self.certs.revoke(principal, cert_id, reason)
+        before = self.now()
+        record = self.certs.revoke(principal, cert_id, reason)
+        if record.revoked_at is not None and record.revoked_at >= before:
+            self.metrics.revoked.labels(record.compliance_standard).inc()
+        return record
 
     def audit(
         self,
@@ -349,6 +379,19 @@ class AuthorityService:
         return self.keys.history()
 
     def health(self) -> dict[str, str]:
-        """``{"status": "ok"}`` when the database answers. Raises AuthorityUnavailable."""
-        self.storage.ping()
+        """Liveness: ``{"status": "ok"}`` while this process answers (nothing else is checked)."""
         return {"status": "ok"}
+
+    def ready(self) -> dict[str, Any]:
+        """Readiness: the database answers and the signer signs with the active key
+        (``{"status": "ready"|"not_ready", "checks": {...}}``; never raises)."""
+        return self.readiness.check()
+
+    def _sign_probe(self, message: bytes) -> tuple[bytes, dict[str, Any]]:
+        """A signature of ``message`` by the active key, and that key's public JWK."""
+        with self.storage.transaction() as conn:
+            kid, signer_ref = self.keys.active(conn)
+        jwk = next((k for k in self.jwks()["keys"] if k.get("kid") == kid), None)
+        if jwk is None:
+            raise LookupError("the active key is not in the JWKS")
+        return self.signer.sign(signer_ref, message), jwk

@@ -27,8 +27,10 @@ from __future__ import annotations
 import logging
 import multiprocessing
 import os
+import shutil
 import signal
 import socket
+import tempfile
 import threading
 import time
 from multiprocessing.process import BaseProcess
@@ -43,6 +45,8 @@ CPU_AFFINITY = ("auto", "on", "off")
 
 log = logging.getLogger("passgeni_authority")
 
+#: prometheus-client's multiprocess directory (``_metrics.MULTIPROC_ENV``).
+MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 #: A worker that exits sooner than this after starting failed to start.
 STARTUP_SECONDS = 5.0
 #: Grace given to workers to finish in-flight requests on shutdown.
@@ -150,6 +154,13 @@ def serve_workers(
     context = multiprocessing.get_context("spawn")
     stop = threading.Event()
     failed = threading.Event()
+    # prometheus-client's multiprocess mode: every worker writes its metrics to
+    # files in one directory and /metrics on any worker adds them all up.
+    # A directory of our own (fresh, removed at exit) unless the operator named one.
+    own_metrics_dir: str | None = None
+    if not os.environ.get(MULTIPROC_ENV):
+        own_metrics_dir = tempfile.mkdtemp(prefix="passgeni-metrics-")
+        os.environ[MULTIPROC_ENV] = own_metrics_dir
 
     def start(index: int) -> tuple[BaseProcess, float]:
         cpu = cpus[index % len(cpus)] if cpus else None
@@ -193,4 +204,7 @@ def serve_workers(
                 process.join()
         for sig, handler in previous.items():
             signal.signal(sig, handler)
+        if own_metrics_dir is not None:
+            os.environ.pop(MULTIPROC_ENV, None)
+            shutil.rmtree(own_metrics_dir, ignore_errors=True)
     return 1 if failed.is_set() else 0
