@@ -380,12 +380,12 @@ def create_app(
         "/api/certificates/{cert_id}/revoke",
         tags=["certificates"],
     )
-    def revoke(cert_id: str, caller: Caller, body: Body) -> Response:
+    def revoke(cert_id: str, caller: Caller, body: Body, ip: IP) -> Response:
         """Revoke one of the caller's certificates (non-destructive)."""
         unknown = sorted(str(k)[:40] for k in body if k not in _REVOKE_FIELDS)
         if unknown:
             raise InvalidRequest(f"unknown field(s): {', '.join(unknown)}")
-        return _json(svc.revoke_certificate(caller, cert_id, body.get("reason")).to_wire())
+        return _json(svc.revoke_certificate(caller, cert_id, body.get("reason"), ip=ip).to_wire())
 
     @app.get(
         "/api/certificates/{cert_id}",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
@@ -57,6 +58,8 @@ class Certificates:
         self.events = events
         self.limiter = limiter
         self.refusals = refusals
+        #: Called with the standard of each certificate newly revoked (metrics).
+        self.on_revoked: list[Callable[[str], None]] = []
 
     def url(self, cert_id: str) -> str:
         return f"{self.settings.public_url}/cert/{cert_id}"
@@ -138,12 +141,16 @@ class Certificates:
             raise NotFound(f"no certificate {cert_id[:40]!r}")
         return self.record(row, at)
 
-    def revoke(self, principal: Principal, cert_id: str, reason: object) -> CertificateRecord:
-        """See :meth:`AuthorityService.revoke_certificate`."""
+    def revoke(
+        self, principal: Principal, cert_id: str, reason: object, *, ip: str | None = None
+    ) -> CertificateRecord:
+        """See :meth:`AuthorityService.revoke_certificate`. The first revocation
+        records a ``certificate_revoked`` event (with the caller's IP) and calls
+        :attr:`on_revoked` once committed; a repeated one changes nothing."""
         reason = checked_text(reason, name="reason", max_length=500)
         at = now(self.settings)
         with self.storage.transaction() as conn:
-            conn.execute(
+            changed = conn.execute(
                 update(certificates)
                 .where(
                     certificates.c.cert_id == cert_id,
@@ -151,7 +158,7 @@ class Certificates:
                     certificates.c.status != "revoked",
                 )
                 .values(status="revoked", revoked_at=at, revocation_reason=reason)
-            )
+            ).rowcount
             row = (
                 conn.execute(
                     select(certificates).where(certificates.c.cert_id == cert_id, scope(principal))
@@ -159,15 +166,18 @@ class Certificates:
                 .mappings()
                 .first()
             )
-            if row is not None:
+            if row is not None and changed:
                 self.events.record(
                     conn,
                     "certificate_revoked",
                     user_id=principal.user_id,
-                    ip=None,
+                    ip=ip,
                     now=at,
-                    detail={"cert_id": cert_id},
+                    detail={"cert_id": cert_id, "key": principal.key_prefix},
                 )
         if row is None:
             raise NotFound(f"no certificate {cert_id[:40]!r}")
+        if changed:
+            for callback in self.on_revoked:
+                callback(row["compliance_standard"])
         return self.record(row, at)

@@ -162,9 +162,15 @@ class Observe:
             await self.app(scope, receive, send)
         finally:
             _CURRENT.reset(token)
-            route = scope.get("route")
-            path = getattr(route, "path", None) or "unmatched"
-            self.metrics.observe_latency(f"{scope['method']} {path}", time.perf_counter() - start)
+            path = getattr(scope.get("route"), "path", None)
+            # The issuance endpoints are plain routes: their endpoint names itself.
+            name = (
+                f"{scope['method']} {path}"
+                if path is not None
+                else getattr(scope.get("endpoint"), "endpoint", None)
+                or f"{scope['method']} unmatched"
+            )
+            self.metrics.observe_latency(name, time.perf_counter() - start)
 
 
 def _b64url_decode(text: str) -> bytes:

@@ -120,6 +120,7 @@ class AuthorityService:
             self.storage.committer.observe_group = self.metrics.group_size.observe
         self.gate.refusals.observer = self.metrics.refusal_noted
         self.audit_log.on_anomaly.append(lambda _flag: self.metrics.anomalies.inc())
+        self.certs.on_revoked.append(lambda standard: self.metrics.revoked.labels(standard).inc())
         self.readiness = Readiness(self.storage.ping, self._sign_probe)
 
     def __repr__(self) -> str:
@@ -311,7 +312,7 @@ class AuthorityService:
         return self.certs.get(cert_id, ip=ip)
 
     def revoke_certificate(
-        self, principal: Principal, cert_id: str, reason: object
+        self, principal: Principal, cert_id: str, reason: object, *, ip: str | None = None
     ) -> CertificateRecord:
         """Mark a certificate revoked (the record stays; idempotent: the first
         revocation's time and reason are kept).
@@ -322,11 +323,7 @@ class AuthorityService:
                 certificate answers the same, so existence is not revealed).
             AuthorityUnavailable: the database failed.
         """
-        before = self.now()
-        record = self.certs.revoke(principal, cert_id, reason)
-        if record.revoked_at is not None and record.revoked_at >= before:
-            self.metrics.revoked.labels(record.compliance_standard).inc()
-        return record
+        return self.certs.revoke(principal, cert_id, reason, ip=ip)
 
     def audit(
         self,
