@@ -78,7 +78,7 @@ def listen(host: str, port: int, *, backlog: int = 2048) -> socket.socket:
     return sock
 
 
-def uvicorn_options(log_level: str) -> dict[str, Any]:
+def uvicorn_options(log_level: str, log_format: str = "text") -> dict[str, Any]:
     """The uvicorn settings every way of serving the authority shares.
 
     ``proxy_headers`` off: the authority applies ``X-Forwarded-For`` itself,
@@ -87,11 +87,17 @@ def uvicorn_options(log_level: str) -> dict[str, Any]:
     The access log is written at ``info`` level and below only (it costs a
     log call per request even when filtered out).
     """
-    return {
+    from ._logs import log_config
+
+    options: dict[str, Any] = {
         "log_level": log_level,
         "proxy_headers": False,
         "access_log": log_level in ("trace", "debug", "info"),
     }
+    config = log_config(log_format, log_level)
+    if config is not None:
+        options["log_config"] = config
+    return options
 
 
 def worker_cpus(workers: int, mode: str, available: set[int] | None = None) -> list[int] | None:
@@ -117,7 +123,14 @@ def worker_cpus(workers: int, mode: str, available: set[int] | None = None) -> l
     return cpus
 
 
-def _worker(app_factory: str, host: str, port: int, log_level: str, cpu: int | None = None) -> None:
+def _worker(
+    app_factory: str,
+    host: str,
+    port: int,
+    log_level: str,
+    cpu: int | None = None,
+    log_format: str = "text",
+) -> None:
     """One worker process: its own socket, one uvicorn server (runs until SIGTERM)."""
     import uvicorn
 
@@ -127,7 +140,7 @@ def _worker(app_factory: str, host: str, port: int, log_level: str, cpu: int | N
         except OSError as exc:  # the CPU went away (hotplug, cpuset changed): serve anyway
             log.warning("cannot pin the worker to CPU %s: %s", cpu, exc.strerror or exc)
     sock = listen(host, port)
-    config = uvicorn.Config(app_factory, factory=True, **uvicorn_options(log_level))
+    config = uvicorn.Config(app_factory, factory=True, **uvicorn_options(log_level, log_format))
     uvicorn.Server(config).run(sockets=[sock])
 
 
@@ -139,6 +152,7 @@ def serve_workers(
     workers: int,
     log_level: str = "info",
     cpus: list[int] | None = None,
+    log_format: str = "text",
 ) -> int:
     """Run ``workers`` processes serving ``app_factory`` (``module:function``) until a signal.
 
@@ -166,7 +180,7 @@ def serve_workers(
         cpu = cpus[index % len(cpus)] if cpus else None
         process = context.Process(
             target=_worker,
-            args=(app_factory, host, port, log_level, cpu),
+            args=(app_factory, host, port, log_level, cpu, log_format),
             name="passgeni-authority-worker",
             daemon=False,
         )

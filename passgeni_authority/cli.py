@@ -188,6 +188,7 @@ _SERVE_KEYS = (
     "trusted_proxy",
     "host",
     "port",
+    "log_format",
 )
 
 
@@ -201,16 +202,26 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     workers = args.workers
     if workers < 1:
         raise InvalidRequest("--workers must be at least 1")
-    print(
+    banner = (
         f"passgeni authority: serving {settings.public_url} on {host}:{port}"
         + (f" as issuer {settings.issuer}" if settings.issuer else "")
-        + (f" with {workers} worker processes" if workers > 1 else ""),
-        file=sys.stderr,
+        + (f" with {workers} worker processes" if workers > 1 else "")
     )
-    if workers == 1:
-        from ._workers import uvicorn_options
+    from ._workers import uvicorn_options
 
-        uvicorn.run(create_app(settings), host=host, port=port, **uvicorn_options(args.log_level))
+    options = uvicorn_options(args.log_level, args.log_format)
+    if "log_config" in options:
+        # Structured from the first line: the service logs while the app is built,
+        # before uvicorn configures logging (and the supervisor logs on its own).
+        import logging
+        import logging.config
+
+        logging.config.dictConfig(options["log_config"])
+        logging.getLogger("passgeni_authority").warning(banner)
+    else:
+        print(banner, file=sys.stderr)
+    if workers == 1:
+        uvicorn.run(create_app(settings), host=host, port=port, **options)
         return 0
     # Several processes on one port (a socket each, see _workers), sharing the
     # database like separate authority processes do. Migrate and bootstrap once, before they start.
@@ -227,6 +238,7 @@ def _cmd_serve(args: argparse.Namespace) -> int:
         workers=workers,
         log_level=args.log_level,
         cpus=worker_cpus(workers, args.cpu_affinity),
+        log_format=args.log_format,
     )
 
 
@@ -338,6 +350,12 @@ def _add_commands(sub: Any) -> None:
     )
     p.add_argument(
         "--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"]
+    )
+    p.add_argument(
+        "--log-format",
+        default="text",
+        choices=["text", "json"],
+        help="json: one JSON object per line (ts, level, logger, message; access-log fields)",
     )
     p.add_argument(
         "--workers",
