@@ -23,7 +23,7 @@ from passgeni_core import (
 )
 
 from . import _hot, _limits, _sql
-from ._db import api_keys, teams, users
+from ._db import api_keys, plans, teams, users
 from ._events import Refusals, UsageEvents, access_detail
 from ._ids import b32
 from ._limits import Admission, RateLimiter
@@ -32,7 +32,10 @@ from ._settings import AuthoritySettings
 from ._storage import Storage
 from ._util import now
 
-__all__ = ["ApiKeys", "Gate", "hash_api_key"]
+__all__ = ["OPERATOR_SCOPE", "ApiKeys", "Gate", "hash_api_key"]
+
+#: ``api_keys.scope`` of an operator's key.
+OPERATOR_SCOPE = "operator"
 
 log = logging.getLogger("passgeni_authority")
 
@@ -59,15 +62,19 @@ def _key_info(row: RowMapping) -> ApiKeyInfo:
         rate_limit=row["rate_limit"],
         created_at=row["created_at"],
         revoked_at=row["revoked_at"],
+        operator=row["scope"] == OPERATOR_SCOPE,
     )
 
 
 class ApiKeys:
     """Creating, listing, looking up and revoking API keys (admin operations)."""
 
-    def __init__(self, settings: AuthoritySettings, storage: Storage) -> None:
+    def __init__(
+        self, settings: AuthoritySettings, storage: Storage, events: UsageEvents | None = None
+    ) -> None:
         self.settings = settings
         self.storage = storage
+        self.events = events
         # Key rows until the next revocation by any process (SQLite: one host): the
         # signal file at once for this path's spelling, the database within 1 s for all.
         self.rows = _hot.KeyRows(
@@ -79,7 +86,13 @@ class ApiKeys:
         return tuple(rows[0]) if rows else ()
 
     def create(
-        self, user: str, *, team: str | None = None, rate_limit: int | None = None
+        self,
+        user: str,
+        *,
+        team: str | None = None,
+        rate_limit: int | None = None,
+        plan: str | None = None,
+        operator: bool = False,
     ) -> CreatedApiKey:
         """See :meth:`AuthorityService.create_api_key`."""
         for what, name in (("user", user), ("team", team)):
@@ -91,10 +104,17 @@ class ApiKeys:
             isinstance(rate_limit, bool) or not isinstance(rate_limit, int) or rate_limit < 1
         ):
             raise InvalidRequest("rate_limit must be a positive number of requests per minute")
+        if plan is not None and not isinstance(plan, str):
+            raise InvalidRequest("plan must be a plan name")
         at = now(self.settings)
         prefix = b32(5)
         key = f"{KEY_PREFIX}_{prefix}_{secrets.token_urlsafe(32)}"
         with self.storage.transaction() as conn:
+            if (
+                plan is not None
+                and conn.execute(select(plans.c.name).where(plans.c.name == plan)).first() is None
+            ):
+                raise InvalidRequest(f"no plan {plan[:32]!r} (see passgeni authority plans)")
             if (
                 team is not None
                 and conn.execute(select(teams.c.id).where(teams.c.id == team)).first() is None
@@ -115,8 +135,28 @@ class ApiKeys:
                     team_id=team,
                     rate_limit=rate_limit,
                     created_at=at,
+                    scope=OPERATOR_SCOPE if operator else None,
                 )
             )
+            if plan is not None:
+                # The team's plan for a team key, else the user's (checked by the caller).
+                table = teams if team is not None else users
+                conn.execute(update(table).where(table.c.id == (team or user)).values(plan=plan))
+            if self.events is not None:
+                self.events.record(
+                    conn,
+                    "api_key_created",
+                    user_id=user,
+                    ip=None,
+                    now=at,
+                    detail={
+                        "key": prefix,
+                        "team": team or "",
+                        "rate_limit": rate_limit or 0,
+                        "operator": operator,
+                        "plan": plan or "",
+                    },
+                )
         log.info("created API key %s for user %s", prefix, user)
         return CreatedApiKey(
             key=key, prefix=prefix, user_id=user, team_id=team, rate_limit=rate_limit, created_at=at
@@ -139,15 +179,25 @@ class ApiKeys:
     def revoke(self, prefix: str) -> ApiKeyInfo:
         """See :meth:`AuthorityService.revoke_api_key`."""
         prefix = prefix.removeprefix(f"{KEY_PREFIX}_").split("_")[0]
+        at = now(self.settings)
         with self.storage.transaction() as conn:
-            conn.execute(
+            changed = conn.execute(
                 update(api_keys)
                 .where(api_keys.c.prefix == prefix, api_keys.c.revoked_at.is_(None))
-                .values(revoked_at=now(self.settings))
-            )
+                .values(revoked_at=at)
+            ).rowcount
             row = (
                 conn.execute(select(api_keys).where(api_keys.c.prefix == prefix)).mappings().first()
             )
+            if row is not None and changed and self.events is not None:
+                self.events.record(
+                    conn,
+                    "api_key_revoked",
+                    user_id=row["user_id"],
+                    ip=None,
+                    now=at,
+                    detail={"key": prefix},
+                )
         if row is None:
             raise NotFound(f"no API key with prefix {prefix[:16]!r}")
         try:
@@ -208,7 +258,13 @@ class Gate:
     def _principal(self, row: Any, prefix: str) -> Principal | None:
         if row is None or row[0] != prefix or row[4] is not None:
             return None  # unknown or revoked
-        return Principal(user_id=row[1], team_id=row[2], key_prefix=row[0], rate_limit=row[3])
+        return Principal(
+            user_id=row[1],
+            team_id=row[2],
+            key_prefix=row[0],
+            rate_limit=row[3],
+            operator=row[5] == OPERATOR_SCOPE,
+        )
 
     def _admit_in(
         self, conn: Connection, api_key: str, prefix: str, *, ip: str | None, endpoint: str, at: Any
@@ -234,11 +290,15 @@ class Gate:
             self.keys.rows.put(key_hash, row)
         principal = self._principal(row, prefix)
         if principal is None:
-            # The public prefix only, never the key.
+            # The public prefix only, never the key; and whose key it is, if anyone's.
+            owner = row[1] if row is not None else None
+            if owner is None:
+                known = _hot.execute(conn, _sql.KEY_OWNER, {"prefix": prefix}).fetchone()
+                owner = None if known is None else known[0]
             self.refusals.note(
                 conn,
                 "auth_failed",
-                user_id=None,
+                user_id=owner,
                 ip=ip,
                 at=at,
                 detail={"endpoint": endpoint, "key": prefix},

@@ -443,4 +443,9 @@ def create_app(
 
     add_routes(app, svc, principal, json_body)
 
+    # The audit trail (usage events, anomaly flags).
+    from ._eventroutes import add_routes as add_event_routes
+
+    add_event_routes(app, svc, principal, _parse_instant)
+
     return app

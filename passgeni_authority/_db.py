@@ -39,6 +39,7 @@ __all__ = [
     "certificates",
     "generation_requests",
     "metadata",
+    "plans",
     "rate_limit_buckets",
     "redact_url",
     "signing_keys",
@@ -85,6 +86,8 @@ teams = Table(
     metadata,
     Column("id", String(64), primary_key=True),
     Column("created_at", UTCDateTime, nullable=False),
+    # The team's plan (``plans.name``); NULL: none, no quota (0008).
+    Column("plan", String(32), nullable=True),
 )
 
 users = Table(
@@ -93,6 +96,19 @@ users = Table(
     Column("id", String(64), primary_key=True),
     Column("team_id", String(64), ForeignKey("teams.id"), nullable=True),
     Column("created_at", UTCDateTime, nullable=False),
+    # The user's plan (``plans.name``); NULL: none, no quota (0008).
+    Column("plan", String(32), nullable=True),
+)
+
+#: The plans, as data the operator edits (0008). ``monthly_certificates`` NULL:
+#: unlimited; ``team_audit``: team keys see the whole team's audit and events.
+plans = Table(
+    "plans",
+    metadata,
+    Column("name", String(32), primary_key=True),
+    Column("monthly_certificates", Integer, nullable=True),
+    Column("team_audit", Integer, nullable=False, server_default="0"),
+    Column("description", Text, nullable=True),
 )
 
 api_keys = Table(
@@ -110,6 +126,8 @@ api_keys = Table(
     Column("rate_limit", Integer, nullable=True),
     Column("created_at", UTCDateTime, nullable=False),
     Column("revoked_at", UTCDateTime, nullable=True),
+    # ``operator``: reads every tenant's events; NULL: a tenant's key (0008).
+    Column("scope", String(16), nullable=True),
 )
 
 # One row per distinct re-validated generation request (public parameters

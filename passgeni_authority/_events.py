@@ -204,11 +204,20 @@ class Refusals:
         if conn is not None and at >= self._next_flush:
             self.flush(conn, at)
 
-    def due(self, at: datetime, *, everything: bool = False) -> list[tuple[str, list[Any]]]:
-        """Take the streams whose aggregation period ended (or all)."""
+    def due(
+        self, at: datetime, *, everything: bool = False, peek: bool = False
+    ) -> list[tuple[str, list[Any]]]:
+        """Take the streams whose aggregation period ended (or all); ``peek``:
+        only say whether any has something to write (nothing is taken)."""
         out: list[tuple[str, list[Any]]] = []
         limit = at - timedelta(seconds=AGGREGATE_SECONDS)
         with self._lock:
+            if peek:
+                return [
+                    (stream[0], entry)
+                    for stream, entry in self._open.items()
+                    if entry[1] > 0 and (everything or entry[0] <= limit)
+                ]
             self._next_flush = at + timedelta(seconds=1)
             for stream, entry in list(self._open.items()):
                 if not everything and entry[0] > limit:

@@ -48,6 +48,7 @@ from ._apikeys import ApiKeys, Gate, hash_api_key
 from ._audit import Audit
 from ._certificates import Certificates
 from ._events import UsageEvents
+from ._eventsapi import EventLog, Maintenance
 from ._issuance import Issuance
 from ._keys import SigningKeys, ensure_key
 from ._limits import RateLimiter
@@ -65,6 +66,7 @@ from ._settings import AuthoritySettings
 from ._signing import LocalFileSigner, Signer
 from ._storage import Storage
 from ._util import now
+from ._webhook import AnomalyWebhook
 
 __all__ = [
     "KEY_PREFIX",
@@ -104,7 +106,7 @@ class AuthorityService:
         self.events = UsageEvents(self.storage)
         self.keys = SigningKeys(settings, self.storage, self.signer)
         self.limiter = RateLimiter(settings.rate_limits)
-        self.api_keys = ApiKeys(settings, self.storage)
+        self.api_keys = ApiKeys(settings, self.storage, self.events)
         self.gate = Gate(settings, self.storage, self.api_keys, self.limiter, self.events)
         self.sessions = Sessions(settings, SessionCodec(secret[0]), self.gate, self.events)
         self.certs = Certificates(
@@ -122,6 +124,17 @@ class AuthorityService:
         self.audit_log.on_anomaly.append(lambda _flag: self.metrics.anomalies.inc())
         self.certs.on_revoked.append(lambda standard: self.metrics.revoked.labels(standard).inc())
         self.readiness = Readiness(self.storage.ping, self._sign_probe)
+        self.event_log = EventLog(settings, self.storage)
+        self.maintenance = Maintenance(settings, self.storage, self.event_log, self.gate.refusals)
+        self.webhook: AnomalyWebhook | None = None
+        if settings.anomaly_webhook_url and settings.anomaly_webhook_secret:
+            self.webhook = AnomalyWebhook(
+                settings.anomaly_webhook_url,
+                settings.anomaly_webhook_secret,
+                issuer=settings.effective_issuer,
+            )
+            self.audit_log.on_anomaly.append(self.webhook.send)
+        self.maintenance.start()
 
     def __repr__(self) -> str:
         return f"AuthorityService(settings={self.settings!r})"
@@ -133,6 +146,9 @@ class AuthorityService:
         self.close()
 
     def close(self) -> None:
+        self.maintenance.close()
+        if self.webhook is not None:
+            self.webhook.close()
         self.events.close()
         self.storage.close()
 
@@ -146,16 +162,27 @@ class AuthorityService:
     # -- users and API keys (admin: blocking) ------------------------------------------
 
     def create_api_key(
-        self, user: str, *, team: str | None = None, rate_limit: int | None = None
+        self,
+        user: str,
+        *,
+        team: str | None = None,
+        rate_limit: int | None = None,
+        plan: str | None = None,
+        operator: bool = False,
     ) -> CreatedApiKey:
         """Create a key for ``user`` (created if new); with ``team`` it is a team key.
 
         Raises:
             InvalidRequest: a malformed user/team name, a non-positive rate
-                limit, or the user already belongs to another team.
+                limit, an unknown plan, or the user already belongs to another team.
+
+        ``plan`` sets the plan of the team (team key) or the user; ``operator``
+        makes a key that reads every tenant's events.
             AuthorityUnavailable: the database failed.
         """
-        return self.api_keys.create(user, team=team, rate_limit=rate_limit)
+        return self.api_keys.create(
+            user, team=team, rate_limit=rate_limit, plan=plan, operator=operator
+        )
 
     def list_api_keys(self) -> list[ApiKeyInfo]:
         """Every key (revoked ones too), oldest first. Raises AuthorityUnavailable."""
@@ -351,6 +378,24 @@ class AuthorityService:
             page=page,
             page_size=page_size,
         )
+
+    # -- the audit trail (blocking) -----------------------------------------------------
+
+    def events_page(self, principal: Principal, **filters: Any) -> dict[str, Any]:
+        """Usage events in the caller's scope (see :meth:`EventLog.page`).
+
+        Raises:
+            InvalidRequest: a bad filter. AuthorityUnavailable: the database failed.
+        """
+        return self.event_log.page(principal, **filters)
+
+    def anomalies(self, principal: Principal, *, limit: int = 100) -> list[dict[str, Any]]:
+        """The latest anomaly flags in the caller's scope, newest first."""
+        return self.event_log.anomalies(principal, limit=limit)
+
+    def run_maintenance(self) -> dict[str, int]:
+        """Write the aggregated refusals now and apply the retention (``{"refusals", "pruned"}``)."""
+        return self.maintenance.tick(everything=True)
 
     # -- signing keys (blocking) -------------------------------------------------------
 

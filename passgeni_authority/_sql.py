@@ -37,6 +37,7 @@ __all__ = [
     "INSERT_EVENT",
     "INSERT_REQUEST",
     "KEY_LOOKUP",
+    "KEY_OWNER",
     "KEY_REVOCATION_STATE",
     "LATEST_ANOMALY",
     "NEXT_STATUS_INDEXES",
@@ -87,9 +88,11 @@ def _insert(table: Table, names: tuple[str, ...]) -> str:
 # -- API keys and users --------------------------------------------------------------
 
 KEY_LOOKUP = (
-    f"SELECT {_cols(api_keys, 'prefix', 'user_id', 'team_id', 'rate_limit', 'revoked_at')} "  # noqa: S608
+    f"SELECT {_cols(api_keys, 'prefix', 'user_id', 'team_id', 'rate_limit', 'revoked_at', 'scope')} "  # noqa: S608
     f"FROM {api_keys.name} WHERE key_hash = :key_hash"
 )
+#: The owner of a key prefix (a failed authentication names whose key was tried).
+KEY_OWNER = f"SELECT {_cols(api_keys, 'user_id')} FROM {api_keys.name} WHERE prefix = :prefix"  # noqa: S608
 USER_TEAM = f"SELECT {_cols(users, 'team_id')} FROM {users.name} WHERE id = :user_id"  # noqa: S608
 
 # -- usage events and anomalies ------------------------------------------------------
@@ -242,6 +245,7 @@ PING = "SELECT 1"
 #: Statements on tables, for the schema check (tests): name -> SQL.
 TABLE_STATEMENTS: dict[str, str] = {
     "KEY_LOOKUP": KEY_LOOKUP,
+    "KEY_OWNER": KEY_OWNER,
     "KEY_REVOCATION_STATE": KEY_REVOCATION_STATE,
     "USER_TEAM": USER_TEAM,
     "INSERT_EVENT": INSERT_EVENT,
