@@ -38,11 +38,17 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
+import msgspec
 from sqlalchemy import Engine
 from sqlalchemy.engine import Connection
 
 from passgeni_core import PassgeniError
-from passgeni_core.client import AuditPageBody, GenerationBatchBody, IssuedCertificateBody
+from passgeni_core.client import (
+    AuditPageBody,
+    GenerationBatchBody,
+    IssuedCertificateBody,
+    UsageBody,
+)
 
 from ._apikeys import ApiKeys, Gate, hash_api_key
 from ._audit import Audit
@@ -61,6 +67,7 @@ from ._models import (
     Principal,
     SigningKeyInfo,
 )
+from ._plans import Plan, Plans
 from ._sessions import SessionCodec, Sessions, session_secret
 from ._settings import AuthoritySettings
 from ._signing import LocalFileSigner, Signer
@@ -113,8 +120,16 @@ class AuthorityService:
             settings, self.storage, self.events, self.limiter, self.gate.refusals
         )
         self.audit_log = Audit(settings, self.storage, self.certs, self.events)
+        self.plans = Plans(settings, self.storage, self.events, self.gate.refusals)
         self.issuance = Issuance(
-            settings, self.storage, self.gate, self.sessions, self.keys, self.certs, self.audit_log
+            settings,
+            self.storage,
+            self.gate,
+            self.sessions,
+            self.keys,
+            self.certs,
+            self.audit_log,
+            self.plans,
         )
         self.metrics = Metrics()
         self.storage.observe_error = self.metrics.db_errors.inc
@@ -369,7 +384,7 @@ class AuthorityService:
             InvalidRequest: an unknown standard or status, bad paging, naive dates.
             AuthorityUnavailable: the database failed.
         """
-        return self.audit_log.page(
+        listed = self.audit_log.page(
             principal,
             standard=standard,
             status=status,
@@ -377,6 +392,18 @@ class AuthorityService:
             until=until,
             page=page,
             page_size=page_size,
+        )
+        use = self.plans.usage(principal)
+        return msgspec.structs.replace(
+            listed,
+            usage=UsageBody(
+                plan=use["plan"],
+                month=use["month"],
+                used=use["used"],
+                limit=use["limit"],
+                remaining=use["remaining"],
+                resets_at=datetime.fromisoformat(use["resets_at"].replace("Z", "+00:00")),
+            ),
         )
 
     # -- the audit trail (blocking) -----------------------------------------------------
@@ -392,6 +419,34 @@ class AuthorityService:
     def anomalies(self, principal: Principal, *, limit: int = 100) -> list[dict[str, Any]]:
         """The latest anomaly flags in the caller's scope, newest first."""
         return self.event_log.anomalies(principal, limit=limit)
+
+    # -- plans and quotas (blocking) ---------------------------------------------------
+
+    def list_plans(self) -> list[Plan]:
+        """Every plan, by name. Raises AuthorityUnavailable."""
+        return self.plans.list()
+
+    def define_plan(self, name: str, **limits: Any) -> Plan:
+        """Create or edit a plan (``monthly_certificates``: a number or ``None``
+        for unlimited; ``team_audit``; ``description``). Raises InvalidRequest."""
+        return self.plans.define(name, **limits)
+
+    def set_plan(
+        self, subject: str, plan: str | None, *, kind: str | None = None
+    ) -> dict[str, Any]:
+        """Give a user or a team a plan (``None``: none). Raises InvalidRequest, NotFound."""
+        return self.plans.assign(subject, plan, kind=kind)
+
+    def usage(
+        self,
+        principal: Principal | None = None,
+        *,
+        subject: str | None = None,
+        kind: str | None = None,
+    ) -> dict[str, Any]:
+        """This calendar month's certificates against the plan's quota, for the
+        caller or for a user or team by name. Raises NotFound."""
+        return self.plans.usage(principal, subject=subject, kind=kind)
 
     def run_maintenance(self) -> dict[str, int]:
         """Write the aggregated refusals now and apply the retention (``{"refusals", "pruned"}``)."""

@@ -23,6 +23,7 @@ from ._db import (
     rate_limit_buckets,
     signing_keys,
     status_list_counter,
+    teams,
     usage_events,
     users,
 )
@@ -44,6 +45,7 @@ __all__ = [
     "PG_STARTUP_LOCK",
     "PG_STARTUP_UNLOCK",
     "PING",
+    "QUOTA",
     "RAISE_LAST_EXPIRY",
     "REFUND",
     "RELEASE_SAVEPOINT",
@@ -57,6 +59,7 @@ __all__ = [
     "SQLITE_SYNC_NORMAL",
     "SQLITE_WAL",
     "TABLE_STATEMENTS",
+    "USER_PLANS",
     "USER_TEAM",
     "WINDOW",
     "insert_certificates",
@@ -94,6 +97,12 @@ KEY_LOOKUP = (
 #: The owner of a key prefix (a failed authentication names whose key was tried).
 KEY_OWNER = f"SELECT {_cols(api_keys, 'user_id')} FROM {api_keys.name} WHERE prefix = :prefix"  # noqa: S608
 USER_TEAM = f"SELECT {_cols(users, 'team_id')} FROM {users.name} WHERE id = :user_id"  # noqa: S608
+#: A user's plan, its team and the team's plan (see _plans).
+USER_PLANS = (
+    f"SELECT {users.name}.plan, {users.name}.team_id, {teams.name}.plan "  # noqa: S608
+    f"FROM {users.name} LEFT JOIN {teams.name} ON {teams.name}.id = {users.name}.team_id "
+    f"WHERE {users.name}.id = :user_id"
+)
 
 # -- usage events and anomalies ------------------------------------------------------
 
@@ -199,6 +208,15 @@ GCRA = (
     "RETURNING value"
 )
 BUCKET_VALUE = f"SELECT value FROM {_B} WHERE bucket = :bucket"  # noqa: S608
+# A monthly quota: a new bucket starts from :init (the certificates already
+# stored that month); :step is counted only if it fits under :cap.
+QUOTA = (
+    f"INSERT INTO {_B} ({_BUCKET_COLUMNS}) SELECT :bucket, :init + :step, :end "
+    "WHERE :init + :step <= :cap "
+    f"ON CONFLICT (bucket) DO UPDATE SET value = {_B}.value + :step "
+    f"WHERE {_B}.value + :step <= :cap "
+    "RETURNING value"
+)
 #: Undo an admission in its own transaction (a later limit refused the request).
 REFUND = (
     f"UPDATE {_B} SET value = value - :step, expires_at = expires_at - :exp "  # noqa: S608
@@ -248,6 +266,8 @@ TABLE_STATEMENTS: dict[str, str] = {
     "KEY_OWNER": KEY_OWNER,
     "KEY_REVOCATION_STATE": KEY_REVOCATION_STATE,
     "USER_TEAM": USER_TEAM,
+    "USER_PLANS": USER_PLANS,
+    "QUOTA": QUOTA,
     "INSERT_EVENT": INSERT_EVENT,
     "LATEST_ANOMALY": LATEST_ANOMALY,
     "COUNT_24H": COUNT_24H,

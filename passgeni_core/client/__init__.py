@@ -51,6 +51,7 @@ _EXPORTS: dict[str, tuple[str, ...]] = {
         "SigningKeysBody",
         "StatusListsBody",
         "TargetBody",
+        "UsageBody",
         "openapi_components",
     ),
     "._config": (
@@ -116,5 +117,6 @@ if TYPE_CHECKING:
         SigningKeysBody as SigningKeysBody,
         StatusListsBody as StatusListsBody,
         TargetBody as TargetBody,
+        UsageBody as UsageBody,
         openapi_components as openapi_components,
     )
