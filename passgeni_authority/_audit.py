@@ -31,6 +31,12 @@ log = logging.getLogger("passgeni_authority")
 _STATUSES = ("valid", "expired", "revoked")
 
 
+def _calling(
+    callback: Callable[[dict[str, Any]], None], flag: dict[str, Any]
+) -> Callable[[], None]:
+    return lambda: callback(flag)
+
+
 class Audit:
     """The audit listing, and the anomaly check every issuance runs."""
 
@@ -82,7 +88,7 @@ class Audit:
                 "detected_at": at.isoformat(),
             }
             for callback in self.on_anomaly:
-                _hot.after_commit(conn, lambda callback=callback: callback(flag))
+                _hot.after_commit(conn, _calling(callback, flag))
 
     def page(
         self,

@@ -4,7 +4,7 @@ the real dependency types."""
 
 from typing import Annotated, Any
 
-from fastapi import Depends, Query
+from fastapi import Depends, FastAPI, Query
 from fastapi.responses import Response
 
 from ._issuance_http import dumps
@@ -13,7 +13,7 @@ from ._models import Principal
 __all__ = ["add_routes"]
 
 
-def add_routes(app: Any, service: Any, principal: Any, parse_instant: Any) -> None:
+def add_routes(app: FastAPI, service: Any, principal: Any, parse_instant: Any) -> None:
     """Register ``GET /api/events`` and ``GET /api/anomalies`` on ``app``.
 
     ``principal`` is the app's API-key dependency (with rate limits);

@@ -44,7 +44,7 @@ class JsonFormatter(logging.Formatter):
                 client=str(client),
                 method=str(method),
                 path=str(path).split("?", 1)[0],
-                status=int(status) if str(status).isdigit() else str(status),
+                status=int(str(status)) if str(status).isdigit() else str(status),
             )
         else:
             entry["message"] = record.getMessage()

@@ -24,7 +24,7 @@ import base64
 import os
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from contextvars import ContextVar
 from typing import Any
 
@@ -125,7 +125,7 @@ class Metrics:
             child = self._latency.setdefault(endpoint, self.latency.labels(endpoint))
         child.observe(seconds)
 
-    def refusal_noted(self, kind: str, detail: dict[str, Any]) -> None:
+    def refusal_noted(self, kind: str, detail: Mapping[str, Any]) -> None:
         """A refusal the event trail aggregated (``_events.Refusals``)."""
         if kind == "rate_limited":
             self.rate_limited.labels(str(detail.get("policy") or "unknown")).inc()

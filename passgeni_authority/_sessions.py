@@ -257,7 +257,7 @@ class Sessions:
         at = now(self.settings)
         body, commitments = _take_commitments(body, count)
         fast = self.gate.admitted_without_write(api_key, at)
-        principal = None if fast is None else fast[0]
+        principal, quotas = (None, []) if fast is None else fast
         if (
             principal is not None
             and not isinstance(body, PassgeniError)
@@ -279,11 +279,11 @@ class Sessions:
                         detail=access_detail(endpoint, principal.key_prefix),
                     )
                 )
-                _limits.report(fast[1])
+                _limits.report(quotas)
                 return self._tokens_for(principal, validated, commitments, at)
-        if fast is not None:
+        if principal is not None:
             # The ordinary path charges the request: the leased tokens go back.
-            self.gate.limiter.release_fast(fast[0], at.timestamp())
+            self.gate.limiter.release_fast(principal, at.timestamp())
         checked: Validated | PassgeniError | None = None
         if principal is None and isinstance(body, Mapping) and not self._seen(body):
             # Nothing expensive before authentication (issue #21): an unknown key is

@@ -59,6 +59,8 @@ def settings_from_environment(
     trusted_proxies: Sequence[str] | None = None,
     fips_strict: bool | None = None,
     fips_flag_path: str | None = None,
+    event_retention_days: int | None = None,
+    anomaly_webhook: str | None = None,
 ) -> AuthoritySettings:
     """Settings from explicit values (flags), else the environment, else defaults.
 
@@ -70,12 +72,15 @@ def settings_from_environment(
     ``PASSGENI_TRANSIT_URL`` with ``PASSGENI_TRANSIT_KEY`` (default
     ``passgeni-authority``) and the token from ``PASSGENI_TRANSIT_TOKEN`` or
     ``VAULT_TOKEN`` (never a flag), ``PASSGENI_TRUSTED_PROXIES``
-    (comma-separated addresses), ``PASSGENI_FIPS_FLAG_PATH`` (where the host's
+    (comma-separated addresses), ``PASSGENI_EVENT_RETENTION_DAYS``,
+    ``PASSGENI_ANOMALY_WEBHOOK`` with its signing secret from
+    ``PASSGENI_ANOMALY_WEBHOOK_SECRET`` (never a flag), ``PASSGENI_FIPS_FLAG_PATH`` (where the host's
     FIPS mode is read; default ``/proc/sys/crypto/fips_enabled``). Reads nothing but the environment: no file,
     no database, no network.
 
     Raises:
-        InvalidRequest: a Transit URL without a token.
+        InvalidRequest: a Transit URL without a token, a webhook without a
+            secret, a retention that is not a positive number of days.
     """
     state = state_dir or _env("PASSGENI_STATE_DIR")
     signer: Signer | None = None
@@ -105,6 +110,27 @@ def settings_from_environment(
         trusted_proxies = [p.strip() for p in listed.split(",") if p.strip()]
     if trusted_proxies:
         kwargs["trusted_proxies"] = tuple(trusted_proxies)
+    retention = event_retention_days
+    if retention is None and _env("PASSGENI_EVENT_RETENTION_DAYS"):
+        raw = str(_env("PASSGENI_EVENT_RETENTION_DAYS"))
+        if not raw.isdigit():
+            raise InvalidRequest("PASSGENI_EVENT_RETENTION_DAYS must be a number of days")
+        retention = int(raw)
+    if retention is not None:
+        if retention < 1:
+            raise InvalidRequest("the event retention must be at least 1 day")
+        kwargs["event_retention_days"] = retention
+    webhook = anomaly_webhook or _env("PASSGENI_ANOMALY_WEBHOOK")
+    if webhook:
+        secret = _env("PASSGENI_ANOMALY_WEBHOOK_SECRET")
+        if not secret:
+            raise InvalidRequest(
+                "the anomaly webhook signs its requests with PASSGENI_ANOMALY_WEBHOOK_SECRET: set it"
+            )
+        if not webhook.startswith(("https://", "http://")):
+            raise InvalidRequest("the anomaly webhook must be an http(s) URL")
+        kwargs["anomaly_webhook_url"] = webhook
+        kwargs["anomaly_webhook_secret"] = secret.encode()
     return AuthoritySettings(**kwargs)
 
 
@@ -135,6 +161,8 @@ def build_settings(args: argparse.Namespace, *, served_url: str | None = None) -
         trusted_proxies=getattr(args, "trusted_proxy", None) or None,
         fips_strict=False if getattr(args, "no_fips_strict", False) else None,
         fips_flag_path=getattr(args, "fips_flag_path", None),
+        event_retention_days=getattr(args, "event_retention_days", None),
+        anomaly_webhook=getattr(args, "anomaly_webhook", None),
     )
 
 
@@ -189,6 +217,8 @@ _SERVE_KEYS = (
     "host",
     "port",
     "log_format",
+    "event_retention_days",
+    "anomaly_webhook",
 )
 
 
@@ -256,7 +286,13 @@ def worker_app() -> Any:
 
 def _cmd_create_key(args: argparse.Namespace) -> int:
     with _service(args) as svc:
-        created = svc.create_api_key(args.user, team=args.team, rate_limit=args.rate_limit)
+        created = svc.create_api_key(
+            args.user,
+            team=args.team,
+            rate_limit=args.rate_limit,
+            plan=args.plan,
+            operator=args.operator,
+        )
     if args.json:
         _print_json(created.to_dict())
         return 0
@@ -376,6 +412,19 @@ def _add_commands(sub: Any) -> None:
             "equals the CPUs this process may use, 'on' always (round-robin), 'off' never"
         ),
     )
+    p.add_argument(
+        "--event-retention-days",
+        type=int,
+        metavar="N",
+        help="delete usage events older than N days (never certificates; "
+        "env PASSGENI_EVENT_RETENTION_DAYS; default: keep them)",
+    )
+    p.add_argument(
+        "--anomaly-webhook",
+        metavar="URL",
+        help="POST every anomaly flag here, signed with HMAC-SHA256 "
+        "(secret from PASSGENI_ANOMALY_WEBHOOK_SECRET; env PASSGENI_ANOMALY_WEBHOOK)",
+    )
     p.set_defaults(handler=_cmd_serve)
 
     p = sub.add_parser("create-key", help="create an API key (printed once)")
@@ -387,6 +436,10 @@ def _add_commands(sub: Any) -> None:
         type=int,
         metavar="N",
         help="automation key: N requests per minute (exempt from the per-IP limit)",
+    )
+    p.add_argument("--plan", help="give the user (or, with --team, the team) this plan")
+    p.add_argument(
+        "--operator", action="store_true", help="an operator's key: reads every tenant's events"
     )
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.set_defaults(handler=_cmd_create_key)
@@ -408,6 +461,10 @@ def _add_commands(sub: Any) -> None:
     _common(p)
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.set_defaults(handler=_cmd_rotate_keys)
+
+    from ._opscli import add_ops_commands
+
+    add_ops_commands(sub, _common, _service)
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
