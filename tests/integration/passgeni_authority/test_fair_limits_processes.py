@@ -46,7 +46,7 @@ def _two_processes(workdir: Path, env: dict[str, str]) -> Iterator[list[Authorit
             proc.stop()
 
 
-def _key(state_dir: Path, env: dict[str, str], user: str) -> str:
+def _key(state_dir: Path, env: dict[str, str], user: str, *flags: str) -> str:
     created = subprocess.run(
         [
             sys.executable,
@@ -58,6 +58,7 @@ def _key(state_dir: Path, env: dict[str, str], user: str) -> str:
             "--user",
             user,
             "--json",
+            *flags,
         ],
         capture_output=True,
         text=True,
@@ -123,3 +124,22 @@ def test_the_per_ip_window_and_the_burst_are_shared_and_refusals_cost_nothing(
     # process answers (the 429s above charged nothing).
     codes = [alice.get(f"{url}/api/audit", timeout=30).status_code for url in (b, a, b, a, b, a)]
     assert codes.count(200) in (4, 5) and codes[-1] == 429, codes
+
+
+def _certificate(http: requests.Session, url: str) -> requests.Response:
+    body = with_commitments("/api/generate", {"compliance_standard": "soc2"})
+    sid = http.post(f"{url}/api/generate", json=body, timeout=30).json()["generation_session_id"]
+    return http.post(
+        f"{url}/api/generate-certificate", json={"generation_session_id": sid}, timeout=30
+    )
+
+
+def test_the_monthly_quota_is_shared(deployment: tuple[list[str], Path, dict[str, str]]) -> None:
+    (a, b), state_dir, env = deployment
+    http = _client(
+        _key(state_dir, env, "fair-quota", "--plan", "foundation", "--rate-limit", "1000")
+    )
+    assert [_certificate(http, url).status_code for url in (a, b, a)] == [201] * 3
+    for url in (b, a):
+        r = _certificate(http, url)
+        assert (r.status_code, r.json()["code"]) == (402, "quota_exceeded")
