@@ -34,7 +34,7 @@ from ._events import Refusals
 from ._models import Principal
 from ._settings import AuthoritySettings
 from ._storage import Storage
-from ._util import instant, now
+from ._util import iso, now
 
 __all__ = ["EVENT_TYPES", "EventLog", "Maintenance", "event_body"]
 
@@ -69,7 +69,7 @@ def event_body(row: Any) -> dict[str, Any]:
     return {
         "id": row.id,
         "type": row.kind,
-        "at": instant(row.at),
+        "at": iso(row.at),
         "user": row.user_id,
         "ip": row.ip,
         "detail": detail,

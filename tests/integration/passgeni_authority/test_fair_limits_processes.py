@@ -143,3 +143,11 @@ def test_the_monthly_quota_is_shared(deployment: tuple[list[str], Path, dict[str
     for url in (b, a):
         r = _certificate(http, url)
         assert (r.status_code, r.json()["code"]) == (402, "quota_exceeded")
+    # Either process reports the same use and the same trail.
+    for url in (a, b):
+        usage = http.get(f"{url}/api/audit", timeout=30).json()["usage"]
+        assert (usage["plan"], usage["used"], usage["remaining"]) == ("foundation", 3, 0)
+        events = http.get(
+            f"{url}/api/events", params={"type": "certificate_issued"}, timeout=30
+        ).json()
+        assert len(events["items"]) == 3
