@@ -17,6 +17,7 @@ SCRIPTS = [
     "bench_terraform.py",
     "bench_authority.py",
     "bench_rotate.py",
+    "bench_cli.py",
     "load_authority.py",
 ]
 
