@@ -14,6 +14,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 SCRIPTS = [
     "bench_generator.py",
+    "bench_tlog.py",
     "bench_terraform.py",
     "bench_authority.py",
     "bench_rotate.py",

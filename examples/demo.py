@@ -316,7 +316,64 @@ def auditor_steps(
     headings = [line.lstrip("# ") for line in text.splitlines() if line.startswith("## ")]
     print(f"  $ passgeni provenance @{kept.name} --jwks jwks.json --format md -> exit {code}")
     print(f"  {len(text)} bytes; sections: {'; '.join(headings)}")
-    return revoked_offline and bundle_ok and code == 0 and "passgeni-shake256-v1" in text
+    record_ok = code == 0 and "passgeni-shake256-v1" in text
+    logged = log_inclusion_step(client, tmp, kept)
+    return (
+        revoked_offline
+        and bundle_ok
+        and record_ok
+        and logged
+        and attestation_step({**env, "PASSGENI_ISSUER": issuer}, tmp, kept, jwks_file)
+    )
+
+
+def log_inclusion_step(client: Any, tmp: Path, token_file: Path) -> bool:
+    """The transparency log: the kept certificate's inclusion proof, checked offline."""
+    import base64
+    import json
+
+    from passgeni_core.cli import main as passgeni
+
+    step("Transparency log: the certificate is a leaf; its inclusion proof checked offline")
+    record = client.get_certificate(json.loads(base64.urlsafe_b64decode(
+        token_file.read_text().split(".")[1] + "==="))["jti"])  # fmt: skip
+    note = client.log_checkpoint()
+    size = int(note.split("\n")[1])
+    hashes = client.log_inclusion_proof(record.log_index, size)
+    (tmp / "checkpoint.txt").write_text(note)
+    (tmp / "log-key.txt").write_text(client.log_key().key)
+    (tmp / "proof.json").write_text(json.dumps({"index": record.log_index, "size": size,
+        "hashes": [base64.b64encode(h).decode() for h in hashes]}))  # fmt: skip
+    print("  " + note.replace("\n", "\n  ").rstrip())
+    print(f"  $ passgeni log verify @{token_file.name} --checkpoint checkpoint.txt "
+          "--proof proof.json --log-key @log-key.txt")  # fmt: skip
+    with environment(PASSGENI_URL="http://127.0.0.1:9"):  # no network
+        code = passgeni(
+            ["log", "verify", f"@{token_file}", "--checkpoint", str(tmp / "checkpoint.txt"),
+             "--proof", str(tmp / "proof.json"), "--log-key", f"@{tmp / 'log-key.txt'}"]
+        )  # fmt: skip
+    print(f"  -> exit {code} (leaf {record.log_index} of {size}: {len(hashes)} hashes to the root)")
+    return code == 0
+
+
+def attestation_step(env: dict[str, str], tmp: Path, token_file: Path, jwks_file: Path) -> bool:
+    """The certificate as an in-toto attestation (DSSE), exported and verified offline."""
+    from passgeni_core.cli import main as passgeni
+    from passgeni_core.crypto import JWKS, verify_attestation
+
+    step("An in-toto attestation of the certificate (DSSE, signed by the authority)")
+    out = tmp / "kept.intoto.json"
+    with environment(**env):
+        code = passgeni(["export", "in-toto", f"@{token_file}", "--out", str(out)])
+    print(f"  $ passgeni export in-toto @{token_file.name} --out {out.name} -> exit {code}")
+    if code != 0:
+        return False
+    verified = verify_attestation(out.read_text(), JWKS.from_dict(jwks_file.read_text()))
+    subject = verified.statement["subject"][0]
+    print(f"  subject {subject['name']}  digest {', '.join(subject['digest'])}")
+    print(f"  predicate {verified.statement['predicateType']}")
+    print(f"  verified offline: DER ES256 over the DSSE PAE, keyid {verified.keyid} (the JWKS kid)")
+    return True
 
 
 def cert_issuer(token: str) -> str:

@@ -8,7 +8,11 @@ the same operator as ``kopf run -m k8s_operator_hooks.operator``:
                       [--check-interval SECONDS] [--standalone] [--liveness URL]
                       [--verbose | --debug | --quiet]
 
-Without ``--namespace`` it watches every namespace. The authority comes from
+Without ``--namespace`` it watches the namespaces ``PASSGENI_OPERATOR_NAMESPACES``
+names (comma separated; ``*`` alone: every namespace), or, without it, every
+namespace (kopf's ``-A``). A
+rotation window not shorter than the certificate lifetime is refused before
+kopf starts (one line, exit 2). The authority comes from
 ``PASSGENI_URL`` and ``PASSGENI_API_KEY`` (never a flag: flags show in ``ps``),
 the cluster from kubeconfig or the in-cluster service account.
 """
@@ -18,7 +22,6 @@ from __future__ import annotations
 import argparse
 import threading
 from collections.abc import Sequence
-from datetime import timedelta
 from typing import Any
 
 __all__ = ["register", "run_operator"]
@@ -50,30 +53,29 @@ def run_operator(
     """Run the operator until stopped (SIGINT/SIGTERM, or ``stop_flag``)."""
     import kopf
 
-    from .operator import OperatorConfig, register_handlers
+    from ._config import OperatorConfig, watch_scope
+    from ._handlers import register_handlers
 
-    defaults = OperatorConfig.from_environ()
-    config = OperatorConfig(
-        rotate_window=(
-            defaults.rotate_window
-            if rotate_window_days is None
-            else timedelta(days=rotate_window_days)
-        ),
-        check_interval=(
-            defaults.check_interval if check_interval is None else max(0.1, check_interval)
-        ),
+    # Every setting is checked before kopf starts: one line and exit 2, not a failed start.
+    config = OperatorConfig.from_environ(
+        rotate_window_days=rotate_window_days, check_interval=check_interval
     )
+    scope = watch_scope(tuple(namespaces))
     registry = register_handlers(kopf.OperatorRegistry(), config)
     kopf.configure(verbose=verbose, debug=debug, quiet=quiet)
-    kwargs: dict[str, Any] = {}
+    # kopf's cluster scanning (list/watch of namespaces and CRDs, cluster-wide permissions)
+    # only when a namespace pattern needs it (see watch_scope).
+    settings = kopf.OperatorSettings()
+    settings.scanning.disabled = not scope.scanning
+    kwargs: dict[str, Any] = {"settings": settings}
     if stop_flag is not None:
         kwargs["stop_flag"] = stop_flag
     if ready_flag is not None:
         kwargs["ready_flag"] = ready_flag
     kopf.run(
         registry=registry,
-        clusterwide=not namespaces,
-        namespaces=list(namespaces),
+        clusterwide=scope.clusterwide,
+        namespaces=list(scope.namespaces),
         standalone=standalone,
         liveness_endpoint=liveness,
         **kwargs,
@@ -112,14 +114,16 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "--namespace",
         action="append",
         metavar="NS",
-        help="watch only this namespace (repeatable; glob patterns as kopf); default: all",
+        help="watch only this namespace (repeatable; glob patterns as kopf; env "
+        "PASSGENI_OPERATOR_NAMESPACES, comma separated); default: all namespaces",
     )
     p.add_argument(
         "--rotate-window-days",
         type=_non_negative,
         metavar="N",
         help="rotate when the certificate expires within N days "
-        "(env PASSGENI_OPERATOR_ROTATE_WINDOW_DAYS; default 30)",
+        "(env PASSGENI_OPERATOR_ROTATE_WINDOW_DAYS; default 30; must be shorter than the "
+        "365-day certificate lifetime)",
     )
     p.add_argument(
         "--check-interval",

@@ -57,6 +57,7 @@ from ._issuance_http import (
     dumps as _dumps,
     dumps_flat,
     parse_json_object,
+    read_body,
 )
 from ._limits import LimitHeaders
 from ._metrics import CONTENT_TYPE, Observe, note_refusal
@@ -244,18 +245,16 @@ def create_app(
     # -- dependencies -----------------------------------------------------------------
 
     async def json_body(request: Request) -> dict[str, Any]:
-        limit = cfg.max_body_bytes
-        declared = request.headers.get("content-length")
-        if declared is not None and declared.isdigit() and int(declared) > limit:
-            raise BodyTooLarge(f"request bodies are limited to {limit} bytes")
-        chunks: list[bytes] = []
-        size = 0
-        async for chunk in request.stream():
-            size += len(chunk)
-            if size > limit:
-                raise BodyTooLarge(f"request bodies are limited to {limit} bytes")
-            chunks.append(chunk)
-        return parse_json_object(b"".join(chunks))
+        # The same reader as the issuance endpoints': one size and time rule for all.
+        raw = await read_body(
+            request.receive,
+            request.headers.get("content-length"),
+            cfg.max_body_bytes,
+            cfg.body_read_seconds,
+        )
+        if isinstance(raw, PassgeniError):
+            raise raw
+        return parse_json_object(raw)
 
     def ip_of(request: Request) -> str | None:
         peer = request.client.host if request.client else None
@@ -286,7 +285,7 @@ def create_app(
     limit = cfg.max_body_bytes
 
     async def generate(call: Call) -> tuple[int, bytes]:
-        body = await call.body(limit)
+        body = await call.body(limit, cfg.body_read_seconds)
         batch = await svc.open_sessions(
             call.bearer(),
             ip=call.ip(trusted),
@@ -298,7 +297,7 @@ def create_app(
         return 200, _dumps(_one_session(batch))
 
     async def generate_batch(call: Call) -> tuple[int, bytes]:
-        body = await call.body(limit)
+        body = await call.body(limit, cfg.body_read_seconds)
         count: int | PassgeniError = InvalidRequest("count must be an integer")
         attempts = 0
         if not isinstance(body, PassgeniError):
@@ -318,13 +317,13 @@ def create_app(
         return 200, dumps_flat(batch)
 
     async def generate_certificate(call: Call) -> tuple[int, bytes]:
-        body = await call.body(limit)
+        body = await call.body(limit, cfg.body_read_seconds)
         ip = call.ip(trusted)
         issued = await svc.issue_certificate(call.bearer(), body, ip=ip, endpoint=call.endpoint)
         return 201, _dumps(issued)
 
     async def generate_certificates(call: Call) -> tuple[int, bytes]:
-        body = await call.body(limit)
+        body = await call.body(limit, cfg.body_read_seconds)
         ip = call.ip(trusted)
         items: list[Any] | PassgeniError
         if isinstance(body, PassgeniError):
@@ -447,5 +446,13 @@ def create_app(
     from ._eventroutes import add_routes as add_event_routes
 
     add_event_routes(app, svc, principal, _parse_instant)
+    # The transparency log (checkpoints, proofs, its key).
+    from ._tlog import add_routes as add_log_routes
+
+    add_log_routes(app, svc.log)
+    # In-toto attestations of certificates (DSSE envelopes signed by the authority).
+    from ._attestation import add_route as add_attestation_route
+
+    add_attestation_route(app, svc, ip_of)
 
     return app

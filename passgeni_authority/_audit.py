@@ -15,7 +15,7 @@ from sqlalchemy.engine import Connection
 from passgeni_core import InvalidRequest, UnknownPreset, get_preset
 from passgeni_core.client import AnomalyBody, AuditPageBody
 
-from . import _hot, _sql
+from . import _hot, _sql, _tlog
 from ._certificates import Certificates, scope
 from ._db import ANOMALY_KIND, certificates, usage_events, users
 from ._events import UsageEvents
@@ -154,6 +154,7 @@ class Audit:
                 who = usage_events.c.user_id.in_(members)
             else:
                 who = usage_events.c.user_id == principal.user_id
+            log = _tlog.entries_of_many(conn, [row["cert_id"] for row in rows])
             anomalies = conn.execute(
                 select(usage_events.c.user_id, usage_events.c.at, usage_events.c.detail)
                 .where(ANOMALY_KIND, who)
@@ -161,7 +162,9 @@ class Audit:
                 .limit(100)
             ).all()
         return AuditPageBody(
-            items=[self.certs.record(row, at).to_wire() for row in rows],
+            items=[
+                self.certs.record(row, at, log.get(row["cert_id"], {})).to_wire() for row in rows
+            ],
             page=page,
             page_size=page_size,
             total=total,

@@ -14,7 +14,7 @@ from sqlalchemy.engine import RowMapping
 from passgeni_core import NotFound, RateLimited, checked_text
 from passgeni_core.client import CertificateStatus
 
-from . import _limits
+from . import _limits, _tlog
 from ._db import certificates
 from ._events import Refusals, UsageEvents
 from ._models import CertificateRecord, Principal
@@ -64,8 +64,11 @@ class Certificates:
     def url(self, cert_id: str) -> str:
         return f"{self.settings.public_url}/cert/{cert_id}"
 
-    def record(self, row: RowMapping, at: datetime) -> CertificateRecord:
-        """The public record of a stored row, its status as of ``at``."""
+    def record(
+        self, row: RowMapping, at: datetime, log: dict[str, int] | None = None
+    ) -> CertificateRecord:
+        """The public record of a stored row, its status as of ``at`` (with its
+        transparency-log leaves by kind, when given)."""
         payload = _token_claims(row["token"])
         status: CertificateStatus
         if row["status"] == "revoked":
@@ -95,6 +98,8 @@ class Certificates:
             mapping_version=payload.get("mapping_version", ""),
             credential_commitment=payload.get("credential_commitment"),
             provenance=payload.get("provenance"),
+            log_index=None if log is None else log.get("issuance"),
+            revocation_log_index=None if log is None else log.get("revocation"),
         )
 
     def get(self, cert_id: str, *, ip: str | None = None) -> CertificateRecord:
@@ -107,6 +112,7 @@ class Certificates:
         limiter = self.limiter
         limited: RateLimited | None = None
         row = None
+        log = None
         with self.storage.transaction() as conn:
             if limiter is not None and limiter.limits.views_per_ip_per_minute is not None:
                 limited, quota = limiter.view(conn, ip, at.timestamp())
@@ -126,6 +132,7 @@ class Certificates:
                     .mappings()
                     .first()
                 )
+                log = None if row is None else _tlog.entries_of(conn, cert_id)
                 if row is not None:
                     self.events.record(
                         conn,
@@ -139,7 +146,7 @@ class Certificates:
             raise limited
         if row is None:
             raise NotFound(f"no certificate {cert_id[:40]!r}")
-        return self.record(row, at)
+        return self.record(row, at, log)
 
     def revoke(
         self, principal: Principal, cert_id: str, reason: object, *, ip: str | None = None
@@ -159,6 +166,9 @@ class Certificates:
                 )
                 .values(status="revoked", revoked_at=at, revocation_reason=reason)
             ).rowcount
+            if changed:
+                # The revocation's leaf, in the revocation's own transaction.
+                _tlog.append_revoked(conn, cert_id, at, reason)
             row = (
                 conn.execute(
                     select(certificates).where(certificates.c.cert_id == cert_id, scope(principal))
@@ -166,6 +176,7 @@ class Certificates:
                 .mappings()
                 .first()
             )
+            log = None if row is None else _tlog.entries_of(conn, cert_id)
             if row is not None and changed:
                 self.events.record(
                     conn,
@@ -180,4 +191,4 @@ class Certificates:
         if changed:
             for callback in self.on_revoked:
                 callback(row["compliance_standard"])
-        return self.record(row, at)
+        return self.record(row, at, log)

@@ -231,7 +231,7 @@ class GroupCommitter:
             self.observe_group(len(units))
         # Inserts the units defer (usage events) go in with one executemany
         # per statement just before the COMMIT (see _hot.defer).
-        deferred: list[tuple[str, dict[str, Any]]] = []
+        deferred: list[tuple[_hot.Deferred, dict[str, Any]]] = []
         conn.info[_hot.DEFERRED] = deferred
         conn.info[_hot.GROUP_MEMO] = {}
         state = _hot.txn(conn)

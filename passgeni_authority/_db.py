@@ -15,6 +15,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from sqlalchemy import (
+    BigInteger,
     Column,
     DateTime,
     Dialect,
@@ -22,6 +23,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
     String,
     Table,
@@ -38,6 +40,7 @@ __all__ = [
     "authority_meta",
     "certificates",
     "generation_requests",
+    "log_leaves",
     "metadata",
     "plans",
     "rate_limit_buckets",
@@ -45,6 +48,7 @@ __all__ = [
     "signing_keys",
     "status_list_counter",
     "teams",
+    "transparency_log",
     "usage_events",
     "users",
 ]
@@ -86,7 +90,7 @@ teams = Table(
     metadata,
     Column("id", String(64), primary_key=True),
     Column("created_at", UTCDateTime, nullable=False),
-    # The team's plan (``plans.name``); NULL: none, no quota (0008).
+    # The team's plan (``plans.name``); NULL: none, no quota (0009).
     Column("plan", String(32), nullable=True),
 )
 
@@ -96,11 +100,11 @@ users = Table(
     Column("id", String(64), primary_key=True),
     Column("team_id", String(64), ForeignKey("teams.id"), nullable=True),
     Column("created_at", UTCDateTime, nullable=False),
-    # The user's plan (``plans.name``); NULL: none, no quota (0008).
+    # The user's plan (``plans.name``); NULL: none, no quota (0009).
     Column("plan", String(32), nullable=True),
 )
 
-#: The plans, as data the operator edits (0008). ``monthly_certificates`` NULL:
+#: The plans, as data the operator edits (0009). ``monthly_certificates`` NULL:
 #: unlimited; ``team_audit``: team keys see the whole team's audit and events.
 plans = Table(
     "plans",
@@ -126,7 +130,7 @@ api_keys = Table(
     Column("rate_limit", Integer, nullable=True),
     Column("created_at", UTCDateTime, nullable=False),
     Column("revoked_at", UTCDateTime, nullable=True),
-    # ``operator``: reads every tenant's events; NULL: a tenant's key (0008).
+    # ``operator``: reads every tenant's events; NULL: a tenant's key (0009).
     Column("scope", String(16), nullable=True),
 )
 
@@ -244,6 +248,33 @@ rate_limit_buckets = Table(
     Column("value", Float, nullable=False),
     Column("expires_at", Float, nullable=False),
 )
+
+
+# -- the transparency log (0008, docs/transparency-log.md) ------------------------------
+
+#: The log's size: one row ("default"), grown by each transaction that appends
+#: leaves; its row lock orders the appends of every process (see ``_tlog``).
+transparency_log = Table(
+    "transparency_log",
+    metadata,
+    Column("name", String(32), primary_key=True),
+    Column("size", BigInteger, nullable=False),
+)
+
+#: One row per leaf, ``idx`` 0, 1, 2... without gaps, in commit order.
+log_leaves = Table(
+    "log_leaves",
+    metadata,
+    Column("idx", BigInteger, primary_key=True, autoincrement=False),
+    # SHA-256(0x00 || data): what the tree is built from.
+    Column("leaf_hash", LargeBinary(32), nullable=False),
+    # "issuance" (data: the certificate's token, in certificates) or "revocation".
+    Column("kind", String(16), nullable=False),
+    Column("cert_id", String(40), nullable=False),
+    # A revocation leaf's canonical JSON; NULL for issuance (the token is the data).
+    Column("data", Text, nullable=True),
+)
+Index("ix_log_leaves_cert_id", log_leaves.c.cert_id)
 
 
 def redact_url(url: str) -> str:

@@ -35,6 +35,7 @@ from . import _sql
 __all__ = [
     "DEFERRED",
     "GROUP_MEMO",
+    "Deferred",
     "KeyRows",
     "Readers",
     "Savepoint",
@@ -308,27 +309,45 @@ def memo(conn: Connection) -> dict[Any, Any] | None:
     return value
 
 
-def defer(conn: Connection, sql: str, params: dict[str, Any]) -> None:
-    """An insert nobody reads back before the commit (a usage event).
+#: A deferred write: a statement, or a function writing a batch of rows at once.
+Deferred = str | Callable[[Connection, list[dict[str, Any]]], None]
+
+
+def defer(conn: Connection, sql: Deferred, params: dict[str, Any]) -> None:
+    """An insert nobody reads back before the commit (a usage event, a log leaf).
 
     In a group commit it is queued and written with the group's other
     deferred rows in one ``executemany`` just before the ``COMMIT`` (same
-    transaction, same durability); elsewhere it runs now.
+    transaction, same durability); elsewhere it runs now. ``sql`` may be a
+    function of the connection and the rows: it then gets all of the
+    group's rows for it at once, in the order the units deferred them, after
+    the statements (the transparency log appends the group's leaves so, with
+    its one counter row locked last: see ``_tlog``).
     """
-    pending: list[tuple[str, dict[str, Any]]] | None = conn.info.get(DEFERRED)
+    pending: list[tuple[Deferred, dict[str, Any]]] | None = conn.info.get(DEFERRED)
     if pending is None:
-        execute(conn, sql, params)
+        if callable(sql):
+            sql(conn, [params])
+        else:
+            execute(conn, sql, params)
     else:
         pending.append((sql, params))
 
 
-def flush(conn: Connection, pending: Sequence[tuple[str, dict[str, Any]]]) -> None:
-    """Write deferred inserts, one ``executemany`` per statement, in order."""
-    by_sql: dict[str, list[dict[str, Any]]] = {}
+def flush(conn: Connection, pending: Sequence[tuple[Deferred, dict[str, Any]]]) -> None:
+    """Write deferred inserts, one ``executemany`` per statement, in order; then
+    each deferred function once with its rows."""
+    by_sql: dict[Deferred, list[dict[str, Any]]] = {}
     for sql, params in pending:
         by_sql.setdefault(sql, []).append(params)
+    batches = []
     for sql, rows in by_sql.items():
-        executemany(conn, sql, rows)
+        if callable(sql):
+            batches.append((sql, rows))
+        else:
+            executemany(conn, sql, rows)
+    for write, rows in batches:
+        write(conn, rows)
 
 
 class TxnState:

@@ -20,7 +20,7 @@ from sqlalchemy.engine import Connection
 from passgeni_core import InvalidRequest, PassgeniError, SessionAlreadyUsed
 from passgeni_core.client import IssuedCertificateBody
 
-from . import _hot, _sql, _status, _util
+from . import _hot, _sql, _status, _tlog, _util
 from ._apikeys import Gate
 from ._audit import Audit
 from ._certificates import Certificates
@@ -29,6 +29,7 @@ from ._mint import CertificateMaker, Signed
 from ._models import Principal
 from ._plans import Plans
 from ._redeem import Parsed, parse_all
+from ._replay import replayed
 from ._sessions import Sessions
 from ._settings import AuthoritySettings
 from ._signing import LocalFileSigner
@@ -289,13 +290,29 @@ class Issuance:
         Nothing is returned to a client before ``conn`` committed."""
         results = list(plan.results)
         redeemed = _insert_certificates(conn, [row for _, (row, _e, _i) in signed])
+        retries = {}
+        if len(redeemed) < len(signed):
+            entries = {entry[0].jti: entry for _p, entry, _r, _i in plan.todo}
+            retries = replayed(
+                conn,
+                self.certs,
+                plan.principal.user_id,
+                (
+                    entries[row["session_jti"]]
+                    for _, (row, _e, _i) in signed
+                    if row["session_jti"] not in redeemed
+                ),
+            )
         for position, (row, event, issued) in signed:
             if row["session_jti"] in redeemed:
                 results[position] = issued
                 _hot.defer(conn, _sql.INSERT_EVENT, event)
+                # Its leaf, in this transaction: durable before anyone is answered.
+                _tlog.append_issued(conn, row["cert_id"], row["token"])
             else:
-                results[position] = _already_used()
+                results[position] = retries.get(row["session_jti"]) or _already_used()
         if plan.quota_bucket is not None and len(redeemed) < len(signed):
+            # Charged when planned, not stored now (a replay is answered from its first time).
             Plans.refund(conn, plan.quota_bucket, len(signed) - len(redeemed))
         if redeemed:
             self.keys.note_expiry(

@@ -19,6 +19,7 @@ validators.
 
 from __future__ import annotations
 
+import asyncio
 import ipaddress
 import json
 import logging
@@ -38,11 +39,13 @@ __all__ = [
     "Call",
     "Handler",
     "IssuanceEndpoint",
+    "RequestTimeout",
     "answer",
     "client_ip",
     "dumps",
     "dumps_flat",
     "parse_json_object",
+    "read_body",
 ]
 
 log = logging.getLogger("passgeni_authority.http")
@@ -52,6 +55,12 @@ class BodyTooLarge(InvalidRequest):
     """Same public code as InvalidRequest, answered with 413."""
 
     http_status = 413
+
+
+class RequestTimeout(InvalidRequest):
+    """A body that did not arrive in time: same public code, answered with 408."""
+
+    http_status = 408
 
 
 def _reject_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
@@ -144,40 +153,57 @@ class Call:
         peer = self.client[0] if self.client else None
         return client_ip(peer, lambda: self.header(b"x-forwarded-for") or "", trusted)
 
-    async def body(self, limit: int) -> dict[str, Any] | PassgeniError:
-        """The JSON object body, or the error it gives.
+    async def body(self, limit: int, seconds: float) -> dict[str, Any] | PassgeniError:
+        """The JSON object body, or the error it gives (see :func:`read_body`).
 
         Returned, not raised: the service answers an unauthenticated caller
         401 before it judges the body.
         """
-        declared = self.header(b"content-length")
-        if declared is not None and declared.isdigit() and int(declared) > limit:
-            return _too_large(limit)
-        message = await self._receive()
-        if message["type"] != "http.request":
-            return _gone()
-        raw: bytes = message.get("body", b"")
-        if message.get("more_body", False):  # a body in several messages (chunked, large)
-            chunks = [raw]
-            size = len(raw)
-            while True:
-                if size > limit:
-                    return _too_large(limit)
-                message = await self._receive()
-                if message["type"] != "http.request":
-                    return _gone()
-                chunk = message.get("body", b"")
-                size += len(chunk)
-                chunks.append(chunk)
-                if not message.get("more_body", False):
-                    break
-            raw = b"".join(chunks)
-        if len(raw) > limit:
-            return _too_large(limit)
+        raw = await read_body(self._receive, self.header(b"content-length"), limit, seconds)
+        if isinstance(raw, PassgeniError):
+            return raw
         try:
             return parse_json_object(raw)
         except PassgeniError as exc:
             return exc
+
+
+async def read_body(
+    receive: Callable[[], Awaitable[Any]], declared: str | None, limit: int, seconds: float
+) -> bytes | PassgeniError:
+    """A request's body as every endpoint reads it: at most ``limit`` bytes (413,
+    before a byte is read when the declared length is over), arriving within
+    ``seconds`` of the first read (408: a client trickling a body, or declaring
+    one it never sends, must not hold a connection and its buffer for ever), or
+    the client gone. Returned, not raised (see :meth:`Call.body`)."""
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        return _too_large(limit)
+    try:
+        async with asyncio.timeout(seconds):
+            message = await receive()
+            if message["type"] != "http.request":
+                return _gone()
+            raw: bytes = message.get("body", b"")
+            if message.get("more_body", False):  # a body in several messages (chunked, large)
+                chunks = [raw]
+                size = len(raw)
+                while True:
+                    if size > limit:
+                        return _too_large(limit)
+                    message = await receive()
+                    if message["type"] != "http.request":
+                        return _gone()
+                    chunk = message.get("body", b"")
+                    size += len(chunk)
+                    chunks.append(chunk)
+                    if not message.get("more_body", False):
+                        break
+                raw = b"".join(chunks)
+    except TimeoutError:
+        return RequestTimeout(f"the request body did not arrive within {seconds:g} s")
+    if len(raw) > limit:
+        return _too_large(limit)
+    return raw
 
 
 def _too_large(limit: int) -> BodyTooLarge:

@@ -15,10 +15,11 @@ from __future__ import annotations
 
 import json
 import logging
+import sys
 from datetime import UTC, datetime
 from typing import Any
 
-__all__ = ["LOG_FORMATS", "JsonFormatter", "log_config"]
+__all__ = ["LOG_FORMATS", "JsonFormatter", "announce", "log_config"]
 
 #: ``--log-format`` choices.
 LOG_FORMATS = ("text", "json")
@@ -52,6 +53,19 @@ class JsonFormatter(logging.Formatter):
             entry["exc_type"] = record.exc_info[0].__name__
             entry["traceback"] = self.formatException(record.exc_info)
         return json.dumps(entry, ensure_ascii=False, default=str)
+
+
+def announce(banner: str, config: dict[str, Any] | None) -> None:
+    """Configure logging from ``config`` (JSON) now, and say ``banner`` in the chosen
+    form: structured from the first line, since the service logs while the app is
+    built, before uvicorn configures logging (and a supervisor logs on its own)."""
+    if config is None:
+        print(banner, file=sys.stderr)
+        return
+    import logging.config
+
+    logging.config.dictConfig(config)
+    logging.getLogger("passgeni_authority").warning(banner)
 
 
 def log_config(log_format: str, log_level: str) -> dict[str, Any] | None:

@@ -51,6 +51,8 @@ class LoopGroups:
         database = owner._engine.url.database
         assert database is not None
         self._wal = f"{database}-wal"
+        #: The WAL file whose directory entry was synced (see _sync_wal).
+        self._wal_inode: int | None = None
         # Separate threads: a sync must never queue behind a wait for the lock.
         self._lock_waiter = ThreadPoolExecutor(1, thread_name_prefix="passgeni-lock")
         self._syncer = ThreadPoolExecutor(1, thread_name_prefix="passgeni-sync")
@@ -164,8 +166,21 @@ class LoopGroups:
             return  # no WAL: everything was checkpointed, and checkpoints sync
         try:
             os.fsync(fd)
+            inode = os.fstat(fd).st_ino
         finally:
             os.close(fd)
+        if inode != self._wal_inode:
+            # A WAL file new since the last sync (the first, or one re-created after
+            # the last connection closed): its directory entry is not on disk until
+            # the directory is synced, and a power cut would lose the file whole.
+            # SQLite syncs it itself only under synchronous=FULL, which this
+            # connection does not use (see the class docstring).
+            dir_fd = os.open(os.path.dirname(self._wal) or ".", os.O_RDONLY)
+            try:
+                os.fsync(dir_fd)
+            finally:
+                os.close(dir_fd)
+            self._wal_inode = inode
 
     async def _answer_when_durable(
         self,

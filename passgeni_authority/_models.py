@@ -17,7 +17,12 @@ from typing import Any
 import msgspec
 
 from passgeni_core import MalformedToken
-from passgeni_core.client import CertificateRecordBody, CertificateStatus, TargetBody
+from passgeni_core.client import (
+    CertificateRecordBody,
+    CertificateStatus,
+    LogEntryBody,
+    TargetBody,
+)
 from passgeni_core.model import Provenance, fips_problem
 
 from ._util import instant, iso
@@ -150,6 +155,9 @@ class CertificateRecord:
     mapping_version: str
     credential_commitment: str | None
     provenance: dict[str, Any] | None = None
+    #: Its issuance and revocation leaves in the transparency log (None: not in it).
+    log_index: int | None = None
+    revocation_log_index: int | None = None
 
     @property
     def fips_problem(self) -> str:
@@ -180,6 +188,9 @@ class CertificateRecord:
             target=None if self.target is None else msgspec.convert(self.target, TargetBody),
             token=self.token,
             kid=self.kid,
+            log=None
+            if self.log_index is None
+            else LogEntryBody(index=self.log_index, revocation_index=self.revocation_log_index),
         )
 
     def to_dict(self) -> dict[str, Any]:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 from collections.abc import Callable
@@ -16,7 +17,16 @@ from passgeni_core import InvalidRequest
 
 from ._models import Principal
 
-__all__ = ["add_ops_commands"]
+__all__ = [
+    "OPS_SERVE_KEYS",
+    "add_key_flags",
+    "add_ops_commands",
+    "add_serve_flags",
+    "ops_settings",
+]
+
+#: The ``serve`` options of this module that worker processes need too.
+OPS_SERVE_KEYS = ("log_format", "event_retention_days", "anomaly_webhook")
 
 #: The operator, reading the local database: every tenant's events.
 OPERATOR = Principal(user_id="operator", team_id=None, key_prefix="", operator=True)
@@ -176,6 +186,71 @@ def _cmd_prune_events(args: argparse.Namespace, service: Callable[[], Any]) -> i
         deleted = svc.event_log.prune(cutoff)
     print(f"deleted {deleted} usage events before {cutoff.isoformat()} (certificates are kept)")
     return 0
+
+
+def ops_settings(event_retention_days: int | None, anomaly_webhook: str | None) -> dict[str, Any]:
+    """The settings of ``--event-retention-days`` and ``--anomaly-webhook`` (flags, else
+    ``PASSGENI_EVENT_RETENTION_DAYS`` / ``PASSGENI_ANOMALY_WEBHOOK``; the webhook's secret
+    only from ``PASSGENI_ANOMALY_WEBHOOK_SECRET``). Raises InvalidRequest."""
+    kwargs: dict[str, Any] = {}
+    retention = event_retention_days
+    if retention is None and _env("PASSGENI_EVENT_RETENTION_DAYS"):
+        raw = str(_env("PASSGENI_EVENT_RETENTION_DAYS"))
+        if not raw.isdigit():
+            raise InvalidRequest("PASSGENI_EVENT_RETENTION_DAYS must be a number of days")
+        retention = int(raw)
+    if retention is not None:
+        if retention < 1:
+            raise InvalidRequest("the event retention must be at least 1 day")
+        kwargs["event_retention_days"] = retention
+    webhook = anomaly_webhook or _env("PASSGENI_ANOMALY_WEBHOOK")
+    if webhook:
+        secret = _env("PASSGENI_ANOMALY_WEBHOOK_SECRET")
+        if not secret:
+            raise InvalidRequest(
+                "the anomaly webhook signs its requests with PASSGENI_ANOMALY_WEBHOOK_SECRET: set it"
+            )
+        if not webhook.startswith(("https://", "http://")):
+            raise InvalidRequest("the anomaly webhook must be an http(s) URL")
+        kwargs["anomaly_webhook_url"] = webhook
+        kwargs["anomaly_webhook_secret"] = secret.encode()
+    return kwargs
+
+
+def _env(name: str) -> str | None:
+    value = os.environ.get(name)
+    return value if value else None
+
+
+def add_key_flags(p: argparse.ArgumentParser) -> None:
+    """``create-key --plan`` and ``--operator``."""
+    p.add_argument("--plan", help="give the user (or, with --team, the team) this plan")
+    p.add_argument(
+        "--operator", action="store_true", help="an operator's key: reads every tenant's events"
+    )
+
+
+def add_serve_flags(p: argparse.ArgumentParser) -> None:
+    """``serve --log-format``, ``--event-retention-days`` and ``--anomaly-webhook``."""
+    p.add_argument(
+        "--log-format",
+        default="text",
+        choices=["text", "json"],
+        help="json: one JSON object per line (ts, level, logger, message; access-log fields)",
+    )
+    p.add_argument(
+        "--event-retention-days",
+        type=int,
+        metavar="N",
+        help="delete usage events older than N days (never certificates; "
+        "env PASSGENI_EVENT_RETENTION_DAYS; default: keep them)",
+    )
+    p.add_argument(
+        "--anomaly-webhook",
+        metavar="URL",
+        help="POST every anomaly flag here, signed with HMAC-SHA256 "
+        "(secret from PASSGENI_ANOMALY_WEBHOOK_SECRET; env PASSGENI_ANOMALY_WEBHOOK)",
+    )
 
 
 def add_ops_commands(

@@ -22,6 +22,8 @@ part (module)              responsibility
                            ``_signing``)
 ``events``/``audit_log``   the usage-event trail (``_events``); audit pages
                            and anomalies (``_audit``)
+``log``                    the transparency log: appends, checkpoints, proofs
+                           (``_tlog``)
 (functions)                status lists, key history, manifests (``_status``)
 =========================  ==================================================
 
@@ -68,6 +70,7 @@ from ._sessions import SessionCodec, Sessions, session_secret
 from ._settings import AuthoritySettings
 from ._signing import LocalFileSigner, Signer
 from ._storage import Storage
+from ._tlog import TransparencyLog, log_signer
 from ._util import now
 
 __all__ = [
@@ -99,10 +102,12 @@ class AuthorityService(Operations):
         self.settings = settings
         self.signer: Signer = settings.signer or LocalFileSigner(settings.state_dir / "keys")
         secret: list[bytes] = []
+        log_key: list[Any] = []
 
         def bootstrap(conn: Connection) -> None:
             secret.append(session_secret(conn))
             ensure_key(conn, self.signer, self.now())
+            log_key.append(log_signer(conn, settings))
 
         self.storage = Storage(settings, bootstrap=bootstrap)
         self.events = UsageEvents(self.storage)
@@ -114,6 +119,7 @@ class AuthorityService(Operations):
         self.certs = Certificates(
             settings, self.storage, self.events, self.limiter, self.gate.refusals
         )
+        self.log = TransparencyLog(self.storage, log_key[0])
         self.audit_log = Audit(settings, self.storage, self.certs, self.events)
         self.plans = Plans(settings, self.storage, self.events, self.gate.refusals)
         self.issuance = Issuance(

@@ -110,6 +110,8 @@ class AuthoritySettings:
     key_cache_seconds: float = 5.0
     #: Request bodies larger than this are refused (413).
     max_body_bytes: int = 64 * 1024
+    #: A request body must arrive within this many seconds of its first read (408).
+    body_read_seconds: float = 10.0
     max_batch_items: int = 1000
     #: Run ``alembic upgrade head`` when the service starts.
     migrate_on_start: bool = True

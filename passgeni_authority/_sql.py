@@ -20,10 +20,12 @@ from ._db import (
     api_keys,
     certificates,
     generation_requests,
+    log_leaves,
     rate_limit_buckets,
     signing_keys,
     status_list_counter,
     teams,
+    transparency_log,
     usage_events,
     users,
 )
@@ -36,11 +38,15 @@ __all__ = [
     "GCRA_LEASE",
     "INSERT_CERTIFICATE_SQLITE",
     "INSERT_EVENT",
+    "INSERT_LOG_LEAF",
     "INSERT_REQUEST",
     "KEY_LOOKUP",
     "KEY_OWNER",
     "KEY_REVOCATION_STATE",
     "LATEST_ANOMALY",
+    "LOG_GROW",
+    "LOG_LEAF_HASHES",
+    "LOG_SIZE",
     "NEXT_STATUS_INDEXES",
     "PG_STARTUP_LOCK",
     "PG_STARTUP_UNLOCK",
@@ -62,6 +68,7 @@ __all__ = [
     "USER_PLANS",
     "USER_TEAM",
     "WINDOW",
+    "certificates_by_session",
     "insert_certificates",
     "stored_cert_ids",
 ]
@@ -160,6 +167,17 @@ def stored_cert_ids(count: int) -> str:
     return f"SELECT cert_id FROM {certificates.name} WHERE cert_id IN ({marks})"  # noqa: S608
 
 
+def certificates_by_session(count: int) -> str:
+    """The certificates of ``count`` sessions (``:j0``...): a retried redemption's."""
+    marks = ", ".join(f":j{i}" for i in range(count))
+    c = certificates.c
+    return (
+        f"SELECT {c.session_jti.name}, {c.cert_id.name}, {c.owner_user_id.name}, "  # noqa: S608
+        f"{c.token.name}, {c.status.name} FROM {certificates.name} "
+        f"WHERE {c.session_jti.name} IN ({marks})"
+    )
+
+
 # -- signing keys ----------------------------------------------------------------------
 
 #: Never lowered: another process may have committed a later bound.
@@ -174,6 +192,25 @@ NEXT_STATUS_INDEXES = (
     f"UPDATE {status_list_counter.name} "  # noqa: S608
     f"SET {_cols(status_list_counter, 'next_idx')} = next_idx + :count "
     "WHERE name = :name RETURNING next_idx"
+)
+
+# -- the transparency log ------------------------------------------------------------------
+
+#: Grows the log by :count leaves; the new size. Its row lock, held to the commit,
+#: orders every process's appends (the leaves of a transaction get the indexes
+#: ``size - count .. size - 1``).
+LOG_GROW = (
+    f"UPDATE {transparency_log.name} "  # noqa: S608
+    f"SET {_cols(transparency_log, 'size')} = size + :count "
+    "WHERE name = :name RETURNING size"
+)
+LOG_SIZE = (
+    f"SELECT {_cols(transparency_log, 'size')} FROM {transparency_log.name} WHERE name = :name"  # noqa: S608
+)
+INSERT_LOG_LEAF = _insert(log_leaves, ("idx", "leaf_hash", "kind", "cert_id", "data"))
+LOG_LEAF_HASHES = (
+    f"SELECT {_cols(log_leaves, 'idx', 'leaf_hash')} FROM {log_leaves.name} "  # noqa: S608
+    "WHERE idx >= :start AND idx < :stop ORDER BY idx"
 )
 
 # -- rate limits -------------------------------------------------------------------------
@@ -276,8 +313,13 @@ TABLE_STATEMENTS: dict[str, str] = {
     "insert_certificates(2)": insert_certificates(2),
     "INSERT_CERTIFICATE_SQLITE": INSERT_CERTIFICATE_SQLITE,
     "stored_cert_ids(2)": stored_cert_ids(2),
+    "certificates_by_session(2)": certificates_by_session(2),
     "RAISE_LAST_EXPIRY": RAISE_LAST_EXPIRY,
     "NEXT_STATUS_INDEXES": NEXT_STATUS_INDEXES,
+    "LOG_GROW": LOG_GROW,
+    "LOG_SIZE": LOG_SIZE,
+    "INSERT_LOG_LEAF": INSERT_LOG_LEAF,
+    "LOG_LEAF_HASHES": LOG_LEAF_HASHES,
     "WINDOW": WINDOW,
     "GCRA": GCRA,
     "BUCKET_VALUE": BUCKET_VALUE,

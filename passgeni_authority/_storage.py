@@ -111,6 +111,24 @@ def make_engine(url: str) -> Engine:
     return engine
 
 
+def durability_warnings(conn: Connection) -> list[str]:
+    """What in a PostgreSQL server's settings lets a power cut lose acknowledged
+    certificates (docs/reliability.md#power-loss): the authority answers once its
+    ``COMMIT`` returned, which means "on disk" only with ``fsync`` and
+    ``synchronous_commit`` on. SQLite's sync is the authority's own (``_loopcommit``)."""
+    if conn.dialect.name != "postgresql":
+        return []
+    found = []
+    for name, bad in (("fsync", {"off"}), ("synchronous_commit", {"off"})):
+        value = conn.execute(text(f"SHOW {name}")).scalar()
+        if str(value) in bad:
+            found.append(
+                f"PostgreSQL has {name}={value}: a power cut can lose certificates already "
+                "answered to clients; set it to on for a production authority"
+            )
+    return found
+
+
 @contextlib.contextmanager
 def startup_lock(engine: Engine) -> Iterator[Connection]:
     """Serialise start-up (migrations, first key, first secret) across processes.
@@ -179,6 +197,8 @@ class Storage:
                     run_migrations(conn)
                 bootstrap(conn)
                 conn.commit()
+                for warning in durability_warnings(conn):
+                    log.warning("%s", warning)
         except SQLAlchemyError as exc:
             raise AuthorityUnavailable(
                 f"database {redact_url(url)} is unavailable: {type(exc).__name__}"

@@ -24,6 +24,7 @@ restarting forever.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import multiprocessing
 import os
@@ -33,6 +34,7 @@ import socket
 import tempfile
 import threading
 import time
+from collections.abc import Iterator
 from multiprocessing.process import BaseProcess
 from typing import Any
 
@@ -51,6 +53,23 @@ MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 STARTUP_SECONDS = 5.0
 #: Grace given to workers to finish in-flight requests on shutdown.
 STOP_SECONDS = 15.0
+
+
+@contextlib.contextmanager
+def shared_metrics(workers: int) -> Iterator[None]:
+    """Several worker processes of another server (granian): prometheus-client's
+    multiprocess mode in a directory of our own (unless the operator named one),
+    removed at exit (see ``_metrics``)."""
+    if workers < 2 or os.environ.get(MULTIPROC_ENV):
+        yield
+        return
+    directory = tempfile.mkdtemp(prefix="passgeni-metrics-")
+    os.environ[MULTIPROC_ENV] = directory
+    try:
+        yield
+    finally:
+        os.environ.pop(MULTIPROC_ENV, None)
+        shutil.rmtree(directory, ignore_errors=True)
 
 
 def listen(host: str, port: int, *, backlog: int = 2048) -> socket.socket:

@@ -25,6 +25,13 @@ from typing import Any
 
 from passgeni_core import InvalidRequest, PassgeniError
 
+from ._opscli import (
+    OPS_SERVE_KEYS,
+    add_key_flags,
+    add_ops_commands,
+    add_serve_flags,
+    ops_settings,
+)
 from ._service import AuthorityService
 from ._settings import DEFAULT_PUBLIC_URL, AuthoritySettings, default_state_dir
 from ._signing import Signer, TransitSigner
@@ -72,15 +79,12 @@ def settings_from_environment(
     ``PASSGENI_TRANSIT_URL`` with ``PASSGENI_TRANSIT_KEY`` (default
     ``passgeni-authority``) and the token from ``PASSGENI_TRANSIT_TOKEN`` or
     ``VAULT_TOKEN`` (never a flag), ``PASSGENI_TRUSTED_PROXIES``
-    (comma-separated addresses), ``PASSGENI_EVENT_RETENTION_DAYS``,
-    ``PASSGENI_ANOMALY_WEBHOOK`` with its signing secret from
-    ``PASSGENI_ANOMALY_WEBHOOK_SECRET`` (never a flag), ``PASSGENI_FIPS_FLAG_PATH`` (where the host's
+    (comma-separated addresses), those of :func:`._opscli.ops_settings`, ``PASSGENI_FIPS_FLAG_PATH`` (where the host's
     FIPS mode is read; default ``/proc/sys/crypto/fips_enabled``). Reads nothing but the environment: no file,
     no database, no network.
 
     Raises:
-        InvalidRequest: a Transit URL without a token, a webhook without a
-            secret, a retention that is not a positive number of days.
+        InvalidRequest: a Transit URL without a token; as :func:`._opscli.ops_settings`.
     """
     state = state_dir or _env("PASSGENI_STATE_DIR")
     signer: Signer | None = None
@@ -110,27 +114,7 @@ def settings_from_environment(
         trusted_proxies = [p.strip() for p in listed.split(",") if p.strip()]
     if trusted_proxies:
         kwargs["trusted_proxies"] = tuple(trusted_proxies)
-    retention = event_retention_days
-    if retention is None and _env("PASSGENI_EVENT_RETENTION_DAYS"):
-        raw = str(_env("PASSGENI_EVENT_RETENTION_DAYS"))
-        if not raw.isdigit():
-            raise InvalidRequest("PASSGENI_EVENT_RETENTION_DAYS must be a number of days")
-        retention = int(raw)
-    if retention is not None:
-        if retention < 1:
-            raise InvalidRequest("the event retention must be at least 1 day")
-        kwargs["event_retention_days"] = retention
-    webhook = anomaly_webhook or _env("PASSGENI_ANOMALY_WEBHOOK")
-    if webhook:
-        secret = _env("PASSGENI_ANOMALY_WEBHOOK_SECRET")
-        if not secret:
-            raise InvalidRequest(
-                "the anomaly webhook signs its requests with PASSGENI_ANOMALY_WEBHOOK_SECRET: set it"
-            )
-        if not webhook.startswith(("https://", "http://")):
-            raise InvalidRequest("the anomaly webhook must be an http(s) URL")
-        kwargs["anomaly_webhook_url"] = webhook
-        kwargs["anomaly_webhook_secret"] = secret.encode()
+    kwargs.update(ops_settings(event_retention_days, anomaly_webhook))
     return AuthoritySettings(**kwargs)
 
 
@@ -216,9 +200,7 @@ _SERVE_KEYS = (
     "trusted_proxy",
     "host",
     "port",
-    "log_format",
-    "event_retention_days",
-    "anomaly_webhook",
+    *OPS_SERVE_KEYS,
 )
 
 
@@ -240,25 +222,42 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     from ._workers import uvicorn_options
 
     options = uvicorn_options(args.log_level, args.log_format)
-    if "log_config" in options:
-        # Structured from the first line: the service logs while the app is built,
-        # before uvicorn configures logging (and the supervisor logs on its own).
-        import logging
-        import logging.config
+    from ._logs import announce
 
-        logging.config.dictConfig(options["log_config"])
-        logging.getLogger("passgeni_authority").warning(banner)
-    else:
-        print(banner, file=sys.stderr)
+    announce(banner, options.get("log_config"))
+    if args.server == "granian":
+        from ._granian import serve_granian
+
+        if not 0.001 <= args.header_timeout <= 60:
+            raise InvalidRequest("--header-timeout must be between 0.001 and 60 seconds")
+        if args.header_buffer < 8192:
+            raise InvalidRequest("--header-buffer must be at least 8192 bytes")
+        _prepare_workers(args, settings)
+        from ._workers import shared_metrics
+
+        with shared_metrics(workers):
+            return serve_granian(
+                "passgeni_authority.cli:worker_app",
+                host=host,
+                port=port,
+                workers=workers,
+                log_level=args.log_level,
+                header_timeout_seconds=args.header_timeout,
+                header_buffer_bytes=args.header_buffer,
+            )
+    if host not in ("127.0.0.1", "::1", "localhost"):
+        print(
+            "passgeni authority: warning: uvicorn does not bound the size or arrival time of "
+            "request headers; an authority reachable from untrusted networks should use "
+            "--server granian or a reverse proxy that does (docs/deployment-asgi.md#limits)",
+            file=sys.stderr,
+        )
     if workers == 1:
         uvicorn.run(create_app(settings), host=host, port=port, **options)
         return 0
     # Several processes on one port (a socket each, see _workers), sharing the
-    # database like separate authority processes do. Migrate and bootstrap once, before they start.
-    AuthorityService(settings).close()
-    # The workers are spawned (not forked): they rebuild the settings from
-    # these options; secrets stay where they were (environment variables).
-    os.environ[_SERVE_ENV] = json.dumps({k: getattr(args, k, None) for k in _SERVE_KEYS})
+    # database like separate authority processes do.
+    _prepare_workers(args, settings)
     from ._workers import serve_workers, worker_cpus
 
     return serve_workers(
@@ -270,6 +269,14 @@ def _cmd_serve(args: argparse.Namespace) -> int:
         cpus=worker_cpus(workers, args.cpu_affinity),
         log_format=args.log_format,
     )
+
+
+def _prepare_workers(args: argparse.Namespace, settings: AuthoritySettings) -> None:
+    """Before worker processes start: migrate and bootstrap once, and leave them the
+    options they rebuild their settings from (they are spawned, not forked; secrets
+    stay where they were, in environment variables)."""
+    AuthorityService(settings).close()
+    os.environ[_SERVE_ENV] = json.dumps({k: getattr(args, k, None) for k in _SERVE_KEYS})
 
 
 def worker_app() -> Any:
@@ -286,12 +293,9 @@ def worker_app() -> Any:
 
 def _cmd_create_key(args: argparse.Namespace) -> int:
     with _service(args) as svc:
+        options = {"plan": args.plan, "operator": args.operator}
         created = svc.create_api_key(
-            args.user,
-            team=args.team,
-            rate_limit=args.rate_limit,
-            plan=args.plan,
-            operator=args.operator,
+            args.user, team=args.team, rate_limit=args.rate_limit, **options
         )
     if args.json:
         _print_json(created.to_dict())
@@ -388,12 +392,6 @@ def _add_commands(sub: Any) -> None:
         "--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"]
     )
     p.add_argument(
-        "--log-format",
-        default="text",
-        choices=["text", "json"],
-        help="json: one JSON object per line (ts, level, logger, message; access-log fields)",
-    )
-    p.add_argument(
         "--workers",
         type=int,
         default=1,
@@ -412,18 +410,29 @@ def _add_commands(sub: Any) -> None:
             "equals the CPUs this process may use, 'on' always (round-robin), 'off' never"
         ),
     )
+    add_serve_flags(p)
     p.add_argument(
-        "--event-retention-days",
-        type=int,
-        metavar="N",
-        help="delete usage events older than N days (never certificates; "
-        "env PASSGENI_EVENT_RETENTION_DAYS; default: keep them)",
+        "--server",
+        choices=("uvicorn", "granian"),
+        default="uvicorn",
+        help=(
+            "the HTTP server: uvicorn (default), or granian, which bounds request headers "
+            "(431 over --header-buffer bytes or 100 headers; cut off after --header-timeout)"
+        ),
     )
     p.add_argument(
-        "--anomaly-webhook",
-        metavar="URL",
-        help="POST every anomaly flag here, signed with HMAC-SHA256 "
-        "(secret from PASSGENI_ANOMALY_WEBHOOK_SECRET; env PASSGENI_ANOMALY_WEBHOOK)",
+        "--header-timeout",
+        type=float,
+        default=10.0,
+        metavar="SECONDS",
+        help="granian: headers must arrive within this (default 10)",
+    )
+    p.add_argument(
+        "--header-buffer",
+        type=int,
+        default=64 * 1024,
+        metavar="BYTES",
+        help="granian: request line and headers at most this many bytes (default 65536)",
     )
     p.set_defaults(handler=_cmd_serve)
 
@@ -437,10 +446,7 @@ def _add_commands(sub: Any) -> None:
         metavar="N",
         help="automation key: N requests per minute (exempt from the per-IP limit)",
     )
-    p.add_argument("--plan", help="give the user (or, with --team, the team) this plan")
-    p.add_argument(
-        "--operator", action="store_true", help="an operator's key: reads every tenant's events"
-    )
+    add_key_flags(p)
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.set_defaults(handler=_cmd_create_key)
 
@@ -461,8 +467,6 @@ def _add_commands(sub: Any) -> None:
     _common(p)
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.set_defaults(handler=_cmd_rotate_keys)
-
-    from ._opscli import add_ops_commands
 
     add_ops_commands(sub, _common, _service)
 

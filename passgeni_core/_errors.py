@@ -31,7 +31,10 @@ __all__ = [
     "InvalidStoreURI",
     "InvalidToken",
     "LengthOutOfRange",
+    "LogInconsistent",
+    "LogProofInvalid",
     "MalformedToken",
+    "NotAttestable",
     "NotFound",
     "PassgeniError",
     "PermissionDenied",
@@ -144,6 +147,14 @@ class SeedCommitmentRequired(InvalidRequest):
     code = "seed_commitment_required"
 
 
+class NotAttestable(InvalidRequest):
+    """The certificate cannot be attested as asked (it commits to nothing, so an
+    in-toto subject would have no digest)."""
+
+    code = "not_attestable"
+    http_status = 409
+
+
 class AuthorityNotConfigured(InvalidRequest):
     """No authority is configured, and no embedded one was asked for (fail closed).
 
@@ -236,6 +247,18 @@ class ProvenanceMismatch(BindingMismatch):
     seed): the value is not the machine-generated one the certificate is for."""
 
     code = "provenance_mismatch"
+
+
+class LogProofInvalid(InvalidToken):
+    """A transparency-log proof, checkpoint or signed note does not verify (or is malformed)."""
+
+    code = "log_proof_invalid"
+
+
+class LogInconsistent(LogProofInvalid):
+    """Two checkpoints of one log are not consistent: its history was rewritten."""
+
+    code = "log_inconsistent"
 
 
 # --- authority ---------------------------------------------------------------

@@ -22,6 +22,7 @@ _EXPORTS: dict[str, tuple[str, ...]] = {
         "RegistryEntry",
         "build_registry",
     ),
+    "._oscal": ("CONTROLS", "OSCAL_NS", "oscal_from_registry", "oscal_from_scan"),
     "._evidence": ("BUNDLE_FORMAT", "MANIFEST_TYP", "build_bundle"),
     "._evidence_check": ("BundleReport", "CertificateVerdict", "verify_bundle"),
     "._statements": ("SourceStatements", "source_statements"),
@@ -47,6 +48,12 @@ if TYPE_CHECKING:
         BundleReport as BundleReport,
         CertificateVerdict as CertificateVerdict,
         verify_bundle as verify_bundle,
+    )
+    from ._oscal import (
+        CONTROLS as CONTROLS,
+        OSCAL_NS as OSCAL_NS,
+        oscal_from_registry as oscal_from_registry,
+        oscal_from_scan as oscal_from_scan,
     )
     from ._policy import (
         POLICY_FORMATS as POLICY_FORMATS,

@@ -9,6 +9,9 @@ Layout (``passgeni-evidence/1``)::
     certificates/<id>.jwt      every certificate, as issued (ES256 JWT)
     keys/jwks-history.json     every signing key the authority ever used (JWK Set + dates)
     status/list-<n>.jwt        signed status-list snapshots (offline revocation)
+    log/checkpoint.txt         the authority's transparency log: a signed checkpoint, its
+    log/log-key.txt            key and every certificate's inclusion proof (log/proofs.json;
+    log/proofs.json            see ``_evidence_log``), when the authority has a log
     registry/registry.csv      the credential -> certificate registry
     policy/policy.md           the written policy
     VERIFY.md                  how to check all of this, with the exact commands
@@ -126,6 +129,19 @@ passgeni verify @certificates/<id>.jwt --jwks {JWKS_FILE} --issuer {issuer} --st
 (The last command checks revocation against the snapshot; it refuses the snapshot once
 it is past its `exp`, which `passgeni evidence verify` handles by checking it as of the
 bundle's creation.)
+
+## 4. The transparency log
+
+When the authority keeps a transparency log, `log/checkpoint.txt` is its signed checkpoint
+(key: `log/log-key.txt`; compare it with `{issuer}/.well-known/log-key` out of band, or pass
+`--log-key` to `passgeni evidence verify`) and `log/proofs.json` holds every certificate's
+inclusion proof in that tree: `passgeni evidence verify` checks each one. By hand, for one
+certificate (its index and hashes from `log/proofs.json`):
+
+```sh
+passgeni log verify @certificates/<id>.jwt --checkpoint log/checkpoint.txt \
+  --proof proof-of-<id>.json --log-key @log/log-key.txt
+```
 """
 
 
@@ -141,9 +157,12 @@ def build_bundle(
     created_at: datetime | None = None,
     scopes: Sequence[str] = (),
     since: str | None = None,
+    log: Mapping[str, Any] | None = None,
 ) -> bytes:
     """Assemble the zip (see the module docstring); ``sign`` gets SHA-256(manifest.json)
     in hex and returns the authority's ``manifest.jwt`` (e.g. ``client.sign_manifest``).
+    ``log`` (``{"key", "checkpoint", "size", "proofs": {cert_id: {"index", "hashes"}}}``)
+    adds the transparency log's checkpoint and inclusion proofs.
 
     Raises:
         MalformedToken: a certificate is not a JWS with a usable ``jti``.
@@ -171,6 +190,12 @@ def build_bundle(
     files[REGISTRY_FILE] = registry_csv.encode("utf-8")
     files[POLICY_FILE] = policy_md.encode("utf-8") if isinstance(policy_md, str) else policy_md
     files[VERIFY_FILE] = _verify_md(issuer, len(cert_paths), sorted(list_paths.values())).encode()
+    log_paths: dict[str, str] | None = None
+    if log is not None:
+        from ._evidence_log import LOG_CHECKPOINT, LOG_KEY, LOG_PROOFS, log_files
+
+        files.update(log_files(log))
+        log_paths = {"key": LOG_KEY, "checkpoint": LOG_CHECKPOINT, "proofs": LOG_PROOFS}
     manifest = {
         "format": BUNDLE_FORMAT,
         "issuer": issuer,
@@ -179,6 +204,7 @@ def build_bundle(
         "scopes": list(scopes),
         "certificates": dict(sorted(cert_paths.items())),
         "status_lists": list_paths,
+        "log": log_paths,
         "files": {
             path: {"sha256": _sha256(data), "bytes": len(data)}
             for path, data in sorted(files.items())

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import zipfile
 from collections.abc import Mapping
@@ -172,11 +173,14 @@ def verify_bundle(
     *,
     issuer: str | None = None,
     trusted_jwks: JWKS | Mapping[str, Any] | str | bytes | None = None,
+    trusted_log_key: str | None = None,
 ) -> BundleReport:
     """Check an evidence bundle offline (see the module docstring).
 
     Problems with the bundle are collected, never raised, so the report shows
     all of them; the certificates are judged even when a file digest fails.
+    When the bundle carries the transparency log, every certificate must be a leaf
+    of its checkpoint (``trusted_log_key`` pins the log's key).
 
     Raises:
         InvalidRequest: not a zip, unsafe paths, over the size limits, a corrupt member.
@@ -360,6 +364,7 @@ def verify_bundle(
                 **base,
             )
         )
+    verdicts = _with_log(members, manifest, certs, verdicts, problems, notes, trusted_log_key)
     return BundleReport(
         problems=tuple(problems),
         verdicts=tuple(verdicts),
@@ -369,3 +374,54 @@ def verify_bundle(
         pinned=pinned,
         notes=tuple(notes),
     )
+
+
+def _with_log(
+    members: Mapping[str, bytes],
+    manifest: Mapping[str, Any],
+    certs: Mapping[str, Any],
+    verdicts: list[CertificateVerdict],
+    problems: list[str],
+    notes: list[str],
+    trusted_key: str | None,
+) -> list[CertificateVerdict]:
+    """The verdicts with each certificate's place in the transparency log (a certificate
+    the bundle's log does not include is invalid)."""
+    from ._evidence_log import check_log
+
+    if not manifest.get("log"):
+        notes.append("the bundle carries no transparency log (an authority without one)")
+        if trusted_key is not None:
+            problems.append("a log key was given, but the bundle carries no transparency log")
+        return verdicts
+    tokens = {
+        cert_id: members[path]
+        for cert_id, path in certs.items()
+        if isinstance(path, str) and path in members
+    }
+    checkpoint, placed, log_problems = check_log(members, tokens, trusted_key=trusted_key)
+    problems.extend(log_problems)
+    if checkpoint is None:
+        return verdicts
+    if trusted_key is None:
+        notes.append(
+            "log key taken from the bundle; compare it with the authority's "
+            "/.well-known/log-key or pass --log-key"
+        )
+    out = []
+    for v in verdicts:
+        where = placed.get(v.cert_id)
+        if v.verdict == "invalid" or where is None:
+            out.append(v)
+        elif where.startswith("!"):
+            out.append(
+                dataclasses.replace(
+                    v,
+                    verdict="invalid",
+                    detail=f"not shown to be in the transparency log: {where[1:]}",
+                    code="log_proof_invalid",
+                )
+            )
+        else:
+            out.append(dataclasses.replace(v, detail=f"{v.detail}; log {where}"))
+    return out

@@ -112,7 +112,7 @@ def _standard_rows(claims: CertificateClaims) -> list[dict[str, str]]:
             {
                 "id": listed,
                 "name": preset.title,
-                "requirement": preset.describe(),
+                "requirement": preset.describe(ge="≥"),
                 "citation": preset.citation,
                 "note": preset.honesty_note,
             }

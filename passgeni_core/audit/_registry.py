@@ -10,9 +10,14 @@ Built from two sources the caller already holds:
   certificate appear too, so the registry shows the gaps.
 
 Outputs: CSV (a spreadsheet or CMDB import), JSON, and iCalendar (RFC 5545,
-through the ``icalendar`` library): one event per certificate expiry with a
-display alarm ``remind_days`` ahead, so renewals land in the team's calendar.
-Revoked certificates get no event. Pure: the CLI does the I/O.
+through the ``icalendar`` library: CRLF lines folded at 75 octets, text escaped):
+for every unrevoked certificate an event at its **rotation date** under the written
+policy (issuance + the period :data:`~._policy.ROTATION` sets for the certificate's
+standard and the account type, e.g. 90 days for privileged PCI DSS or FIPS 140-3
+accounts; none where the standard sets no period) and one at its **expiry**, each
+with a display alarm ``remind_days`` ahead, so renewals land in the team's
+calendar. A rotation date on or after the expiry gives no separate event (the
+expiry comes first). Revoked certificates get no event. Pure: the CLI does the I/O.
 """
 
 from __future__ import annotations
@@ -27,9 +32,11 @@ from typing import Any
 from .._errors import InvalidRequest, PassgeniError
 from .._untrusted import csv_cell, printable
 from ..client import CertificateRecord
+from ..model import get_preset
+from ._policy import ROTATION
 from ._scan import CoverageReport
 
-__all__ = ["REGISTRY_CSV_FIELDS", "Registry", "RegistryEntry", "build_registry"]
+__all__ = ["ACCOUNT_TYPES", "REGISTRY_CSV_FIELDS", "Registry", "RegistryEntry", "build_registry"]
 
 REGISTRY_CSV_FIELDS = (
     "credential",
@@ -51,6 +58,8 @@ REGISTRY_CSV_FIELDS = (
     "detail",
 )
 PRODID = "-//PassGeni//Certificate registry//EN"
+#: Whose rotation period the calendar follows (the policy's two columns).
+ACCOUNT_TYPES = ("service", "privileged")
 
 
 def _iso(value: datetime | None) -> str | None:
@@ -84,6 +93,34 @@ class RegistryEntry:
     def renew_by(self, remind_days: int) -> datetime | None:
         return None if self.expires_at is None else self.expires_at - timedelta(days=remind_days)
 
+    def rotation_days(self, accounts: str, policy: tuple[str, ...] = ()) -> int | None:
+        """The written policy's rotation period for ``accounts`` (``service`` or
+        ``privileged``): the shortest of the ``policy`` standards' periods, as the policy
+        adopts it, or, with no policy given, the period of this certificate's own standard.
+        ``None``: no period is set (rotation on events only)."""
+        ids = policy or (() if self.standard is None else (self.standard,))
+        periods = []
+        for standard in ids:
+            try:
+                rotation = ROTATION.get(get_preset(standard).id)
+            except PassgeniError:  # a standard this version does not know: no period claimed
+                continue
+            if rotation is not None:
+                days = (
+                    rotation.privileged_days if accounts == "privileged" else rotation.service_days
+                )
+                if days is not None:
+                    periods.append(days)
+        return min(periods) if periods else None
+
+    def rotate_by(self, accounts: str, policy: tuple[str, ...] = ()) -> datetime | None:
+        """Issuance + the rotation period, if the policy sets one and it falls before expiry."""
+        days = self.rotation_days(accounts, policy)
+        if days is None or self.issued_at is None:
+            return None
+        when = self.issued_at + timedelta(days=days)
+        return when if self.expires_at is None or when < self.expires_at else None
+
     def to_dict(self, remind_days: int = 30) -> dict[str, Any]:
         return {
             "credential": self.credential,
@@ -115,6 +152,11 @@ class Registry:
     issuer: str | None = None
     remind_days: int = 30
     scopes: tuple[str, ...] = field(default=())
+    #: Whose rotation period the calendar follows (:data:`ACCOUNT_TYPES`).
+    accounts: str = "service"
+    #: The written policy's standards (preset ids): the calendar rotates at the shortest of
+    #: their periods, as the policy adopts it; empty: each certificate's own standard.
+    policy: tuple[str, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         counts: dict[str, int] = {}
@@ -166,33 +208,85 @@ class Registry:
             if entry.cert_id is None or entry.expires_at is None or entry.status == "revoked":
                 continue
             what = printable(entry.label or entry.credential or entry.cert_id)
-            event = Event()
-            event.add("uid", f"{entry.cert_id}@passgeni")
-            event.add("dtstamp", self.generated_at.astimezone(UTC))
-            event.add("dtstart", entry.expires_at.astimezone(UTC))
-            event.add("dtend", entry.expires_at.astimezone(UTC) + timedelta(minutes=30))
-            event.add("summary", f"Password certificate expires: {what}")
-            lines = [
-                f"Certificate {entry.cert_id} ({entry.standard or 'unknown standard'}) "
-                f"expires {_iso(entry.expires_at)}.",
-                f"Credential: {printable(entry.credential or 'not found in the scanned stores')}",
-                f"Renew by {_iso(entry.renew_by(self.remind_days))}: rotate the credential "
-                "(passgeni provision --store URI --rotate ...), which issues a new "
-                "certificate and revokes this one.",
-            ]
-            if entry.cert_url:
-                lines.append(f"Certificate: {entry.cert_url}")
-                event.add("url", entry.cert_url)
-            event.add("description", "\n".join(lines))
-            event.add("categories", ["PassGeni", entry.standard or "certificate"])
-            event.add("transp", "TRANSPARENT")
-            alarm = Alarm()
-            alarm.add("action", "DISPLAY")
-            alarm.add("description", f"Renew the password certificate for {what}")
-            alarm.add("trigger", timedelta(days=-self.remind_days))
-            event.add_component(alarm)
-            cal.add_component(event)
+            rotate_at = entry.rotate_by(self.accounts, self.policy)
+            if rotate_at is not None:
+                cal.add_component(self._rotation_event(entry, what, rotate_at, Event, Alarm))
+            cal.add_component(self._expiry_event(entry, what, Event, Alarm))
         return bytes(cal.to_ical())
+
+    def _event(self, entry: RegistryEntry, uid: str, at: datetime, summary: str, Event: Any) -> Any:
+        event = Event()
+        event.add("uid", uid)
+        event.add("dtstamp", self.generated_at.astimezone(UTC))
+        event.add("dtstart", at.astimezone(UTC))
+        event.add("dtend", at.astimezone(UTC) + timedelta(minutes=30))
+        event.add("summary", summary)
+        if entry.cert_url:
+            event.add("url", entry.cert_url)
+        event.add("categories", ["PassGeni", entry.standard or "certificate"])
+        event.add("transp", "TRANSPARENT")
+        return event
+
+    def _alarm(self, text: str, Alarm: Any) -> Any:
+        alarm = Alarm()
+        alarm.add("action", "DISPLAY")
+        alarm.add("description", text)
+        alarm.add("trigger", timedelta(days=-self.remind_days))
+        return alarm
+
+    def _rotation_event(
+        self, entry: RegistryEntry, what: str, at: datetime, Event: Any, Alarm: Any
+    ) -> Any:
+        days = entry.rotation_days(self.accounts, self.policy)
+        basis = (
+            f"the written policy for {', '.join(get_preset(p).standard for p in self.policy)}"
+            if self.policy
+            else f"the written policy for {entry.standard}"
+        )
+        overdue = at <= self.generated_at
+        event = self._event(
+            entry,
+            f"{entry.cert_id}-rotation@passgeni",
+            at,
+            f"{'Password rotation overdue' if overdue else 'Rotate password'}: {what}",
+            Event,
+        )
+        lines = [
+            f"Under {basis}, {self.accounts} credentials rotate every {days} days: "
+            f"certificate {entry.cert_id} was issued "
+            f"{_iso(entry.issued_at)}, so the credential is due for rotation {_iso(at)}.",
+            f"Credential: {printable(entry.credential or 'not found in the scanned stores')}",
+            "Rotate it (passgeni provision --store URI --rotate ...): a new password and "
+            "certificate; this one is revoked.",
+        ]
+        if entry.cert_url:
+            lines.append(f"Certificate: {entry.cert_url}")
+        event.add("description", "\n".join(lines))
+        event.add_component(self._alarm(f"Rotate the password of {what}", Alarm))
+        return event
+
+    def _expiry_event(self, entry: RegistryEntry, what: str, Event: Any, Alarm: Any) -> Any:
+        assert entry.expires_at is not None
+        event = self._event(
+            entry,
+            f"{entry.cert_id}@passgeni",
+            entry.expires_at,
+            f"Password certificate expires: {what}",
+            Event,
+        )
+        lines = [
+            f"Certificate {entry.cert_id} ({entry.standard or 'unknown standard'}) "
+            f"expires {_iso(entry.expires_at)}.",
+            f"Credential: {printable(entry.credential or 'not found in the scanned stores')}",
+            f"Renew by {_iso(entry.renew_by(self.remind_days))}: rotate the credential "
+            "(passgeni provision --store URI --rotate ...), which issues a new "
+            "certificate and revokes this one.",
+        ]
+        if entry.cert_url:
+            lines.append(f"Certificate: {entry.cert_url}")
+        event.add("description", "\n".join(lines))
+        event.add_component(self._alarm(f"Renew the password certificate for {what}", Alarm))
+        return event
 
 
 def _target_uri(system: str | None, path: str | None) -> str | None:
@@ -229,17 +323,27 @@ def build_registry(
     issuer: str | None = None,
     scopes: Iterable[str] = (),
     now: datetime | None = None,
+    accounts: str = "service",
+    policy: Iterable[str] = (),
 ) -> Registry:
     """Merge the audit's certificates with a coverage scan (see the module docstring).
 
     A scanned credential is attached to the certificate its store names; a
     credential with no (known) certificate becomes an ``uncertified`` row.
 
+    ``accounts`` (``service`` or ``privileged``) picks the written policy's rotation
+    period the calendar follows; ``policy`` names the policy's standards (preset ids, the
+    shortest period applies), else each certificate's own standard's period does.
+
     Raises:
-        InvalidRequest: ``remind_days`` is negative or above 3650.
+        InvalidRequest: ``remind_days`` is negative or above 3650, or ``accounts`` unknown.
+        UnknownPreset: a ``policy`` standard is unknown.
     """
     if isinstance(remind_days, bool) or not 0 <= remind_days <= 3650:
         raise InvalidRequest("remind_days must be between 0 and 3650")
+    if accounts not in ACCOUNT_TYPES:
+        raise InvalidRequest(f"accounts must be one of {', '.join(ACCOUNT_TYPES)}")
+    policy_ids = tuple(dict.fromkeys(get_preset(p).id for p in policy))
     at = now or datetime.now(UTC)
     by_id: dict[str, RegistryEntry] = {}
     for record in records:
@@ -281,4 +385,6 @@ def build_registry(
         issuer=issuer,
         remind_days=remind_days,
         scopes=tuple(scopes),
+        accounts=accounts,
+        policy=policy_ids,
     )

@@ -73,45 +73,76 @@ def markdown_to_html(markdown: str) -> str:
     return str(md.render(markdown))
 
 
-#: fpdf2's core fonts are Latin-1; these are the only other characters the templates use.
-_LATIN1 = str.maketrans(
-    {
-        "\u2014": "-",
-        "\u2013": "-",
-        "\u2018": "'",
-        "\u2019": "'",
-        "\u201c": '"',
-        "\u201d": '"',
-        "\u2265": ">=",
-        "\u2264": "<=",
-        "\u2026": "...",
-        "\u00a0": " ",
-        "\u2192": "->",
-        "\u00d7": "x",
-    }
+#: The bundled Unicode fonts (DejaVu, ``data/fonts``, Bitstream Vera licence): family, style, file.
+#: Every style the HTML can ask for is defined, so no text falls back to a Latin-1 core font.
+_FONTS = (
+    ("dejavu", "", "DejaVuSans.ttf"),
+    ("dejavu", "B", "DejaVuSans-Bold.ttf"),
+    ("dejavu", "I", "DejaVuSans-Oblique.ttf"),
+    ("dejavu", "BI", "DejaVuSans-BoldOblique.ttf"),
+    ("dejavu-mono", "", "DejaVuSansMono.ttf"),
+    ("dejavu-mono", "B", "DejaVuSansMono-Bold.ttf"),
+    ("dejavu-mono", "I", "DejaVuSansMono.ttf"),
+    ("dejavu-mono", "BI", "DejaVuSansMono-Bold.ttf"),
 )
+_FOOTER_MM = 14.0
+_BOTTOM_MARGIN_MM = 20.0
 
 
-def to_latin1(text: str) -> str:
-    return text.translate(_LATIN1).encode("latin-1", "replace").decode("latin-1")
+def _font_path(name: str) -> str:
+    from importlib.resources import files
+
+    return str(files("passgeni_core").joinpath("data", "fonts", name))
 
 
-def html_to_pdf(body_html: str, title: str, *, what: str) -> bytes:
-    """``body_html`` laid out on A4 by fpdf2; ``what`` names the document in the error."""
+def _document_class(fpdf_class: Any) -> Any:
+    class _Document(fpdf_class):  # type: ignore[misc]
+        """A4 with a footer (the document's line and the page number) on every page."""
+
+        footer_text = ""
+
+        def footer(self) -> None:
+            self.set_y(-_FOOTER_MM)
+            self.set_font("dejavu", size=7.5)
+            self.set_text_color(90, 90, 90)
+            self.cell(0, 5, f"{self.footer_text}  ·  page {self.page_no()} of {{nb}}", align="C")
+
+    return _Document
+
+
+#: What ends a body without printing a character: rules, breaks, empty paragraphs.
+_TRAILING_BLANK = re.compile(r"(?:\s*(?:<hr\s*/?>|<br\s*/?>|<p>\s*</p>))+\s*$", re.IGNORECASE)
+
+
+def html_to_pdf(body_html: str, title: str, *, what: str, footer: str | None = None) -> bytes:
+    """``body_html`` laid out on A4 by fpdf2 with the bundled DejaVu fonts (every character
+    the text uses: ``≥`` stays ``≥``), left-aligned (no justified gaps), with ``footer`` (default
+    the title) and the page number at the foot of every page.
+
+    No page holds only the footer: a page is added only for text that does not fit, so the
+    body is cut of what would print nothing at its end (a closing rule, a break, an empty
+    paragraph), which alone could start a page. ``what`` names the document in the error.
+    """
     try:
-        from fpdf import FPDF
+        from fpdf import FPDF, FontFace, TextStyle
     except ImportError:
         raise PassgeniError(f"{what} need fpdf2: pip install 'passgeni[auditor]'") from None
-    pdf = FPDF(format="A4")
-    pdf.set_title(to_latin1(title))
+    pdf = _document_class(FPDF)(format="A4")
+    pdf.footer_text = " ".join((footer or title).split())
+    for family, style, name in _FONTS:
+        pdf.add_font(family, style, _font_path(name))
+    pdf.set_title(title)
     pdf.set_author("PassGeni")
     pdf.set_creation_date(datetime(2000, 1, 1, tzinfo=UTC))
-    pdf.set_auto_page_break(auto=True, margin=15)
+    pdf.set_auto_page_break(auto=True, margin=_BOTTOM_MARGIN_MM)
     pdf.add_page()
-    pdf.set_font("helvetica", size=10)
+    pdf.set_font("dejavu", size=10)
     pdf.write_html(
-        to_latin1(body_html),
+        _TRAILING_BLANK.sub("", body_html),
         table_line_separators=True,
-        tag_styles=None,
+        tag_styles={
+            "code": FontFace(family="dejavu-mono"),
+            "pre": TextStyle(font_family="dejavu-mono", t_margin=4),
+        },
     )
     return bytes(pdf.output())

@@ -27,7 +27,16 @@ from .._errors import (
     StoreUnavailable,
 )
 from .._untrusted import printable
-from . import _auditor, _basic, _provenance_cmd, _remote, _rotate, _stores_cmds
+from . import (
+    _auditor,
+    _basic,
+    _export_cmd,
+    _log_cmd,
+    _provenance_cmd,
+    _remote,
+    _rotate,
+    _stores_cmds,
+)
 from ._output import print_json, print_kv, print_table
 from ._rotate import load_inventory, rotate_all
 
@@ -59,6 +68,8 @@ _COMMAND_MODULES: list[Callable[[Any], None]] = [
     _rotate.register,
     _auditor.register,  # policy, registry, evidence, status-list
     _provenance_cmd.register,
+    _log_cmd.register,  # log verify, log monitor
+    _export_cmd.register,  # export in-toto
 ]
 
 #: Entry-point group of plugin commands (e.g. ``authority`` from passgeni[authority]).

@@ -140,6 +140,14 @@ def _check_scopes(scopes: list[str] | None) -> None:
             )
 
 
+def _policy_standards(value: str | None) -> tuple[str, ...]:
+    if value is None:
+        return ()
+    from ..audit import parse_standards
+
+    return tuple(p.id for p in parse_standards(value))
+
+
 def _cmd_registry(args: argparse.Namespace) -> int:
     from ..audit import build_registry
 
@@ -147,6 +155,8 @@ def _cmd_registry(args: argparse.Namespace) -> int:
     if fmt is None:
         suffix = Path(args.out).suffix.lower().lstrip(".") if args.out else ""
         fmt = suffix if suffix in ("csv", "json", "ics") else "csv"
+        if args.out and args.out.lower().endswith((".oscal.json", ".ar.json")):
+            fmt = "oscal"
     _check_scopes(args.scope)
     with connect(_connection(args)) as client:
         records, coverage = _gather(args, client)
@@ -156,6 +166,8 @@ def _cmd_registry(args: argparse.Namespace) -> int:
             remind_days=args.remind_days,
             issuer=client.issuer,
             scopes=args.scope or (),
+            accounts=args.accounts,
+            policy=_policy_standards(args.policy_standards),
         )
     if fmt == "json":
         import json
@@ -163,6 +175,10 @@ def _cmd_registry(args: argparse.Namespace) -> int:
         data = (json.dumps(registry.to_dict(), indent=2) + "\n").encode("utf-8")
     elif fmt == "ics":
         data = registry.to_ics()
+    elif fmt == "oscal":
+        from ..audit import oscal_from_registry
+
+        data = oscal_from_registry(registry)
     else:
         data = registry.to_csv().encode("utf-8")
     write_output(args.out, data)
@@ -212,6 +228,7 @@ def _cmd_evidence(args: argparse.Namespace) -> int:
                 uris.add(sl["uri"])
         lists = {uri: client.get_status_list(uri) for uri in sorted(uris)}
         history = client.signing_key_history()
+        log = _log_evidence(client, records)
         standards = args.standards or sorted({r.compliance_standard for r in records}) or ["soc2"]
         policy = render_policy(standards, args.org, fmt="md")
         bundle = build_bundle(
@@ -224,6 +241,7 @@ def _cmd_evidence(args: argparse.Namespace) -> int:
             sign=client.sign_manifest,
             scopes=args.scope or (),
             since=args.since,
+            log=log,
         )
     write_output(args.out, bundle, binary_ok=True)
     summary = {
@@ -232,6 +250,7 @@ def _cmd_evidence(args: argparse.Namespace) -> int:
         "certificates": len(records),
         "status_lists": len(lists),
         "signing_keys": len(history.get("keys", [])),
+        "log_checkpoint_size": None if log is None else log["size"],
         "registry_entries": len(registry.entries),
         "verify": f"passgeni evidence verify {args.out}",
     }
@@ -242,14 +261,46 @@ def _cmd_evidence(args: argparse.Namespace) -> int:
     return 0
 
 
+def _log_evidence(client: Any, records: list[Any]) -> dict[str, Any] | None:
+    """The log's key, a checkpoint and each record's inclusion proof in it (None: the
+    authority keeps no log). A certificate missing from the log stops the bundle."""
+    import base64
+
+    from .._errors import LogProofInvalid, NotFound
+    from ..crypto import open_checkpoint
+
+    try:
+        key = client.log_key()
+    except NotFound:
+        return None
+    note = client.log_checkpoint()
+    checkpoint = open_checkpoint(note, key, origin=key.name)
+    proofs: dict[str, Any] = {}
+    for r in records:
+        if r.log_index is None or r.log_index >= checkpoint.size:
+            raise LogProofInvalid(f"certificate {r.cert_id} is not in the authority's log")
+        hashes = client.log_inclusion_proof(r.log_index, checkpoint.size)
+        proofs[r.cert_id] = {
+            "index": r.log_index,
+            "hashes": [base64.b64encode(h).decode() for h in hashes],
+        }
+    return {"key": key.key, "checkpoint": note, "size": checkpoint.size, "proofs": proofs}
+
+
 def _cmd_evidence_verify(args: argparse.Namespace) -> int:
     from ..audit import verify_bundle
 
     trusted = None
     if args.jwks:
         trusted = JWKS.from_dict(read_file(args.jwks, "JWKS file").decode("utf-8", "replace"))
+    log_key = args.log_key
+    if log_key is not None and log_key.startswith("@"):
+        log_key = read_file(log_key[1:], "log key file").decode("ascii", "replace").strip()
     report = verify_bundle(
-        read_file(args.bundle, "evidence bundle"), issuer=args.issuer, trusted_jwks=trusted
+        read_file(args.bundle, "evidence bundle"),
+        issuer=args.issuer,
+        trusted_jwks=trusted,
+        trusted_log_key=log_key,
     )
     failing = not report.authentic or (
         args.require_valid and any(v.verdict != "valid" for v in report.verdicts)
@@ -341,7 +392,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     )
     p.add_argument("--since", metavar="DATE", help="only certificates issued since (ISO 8601)")
     p.add_argument(
-        "--format", choices=["csv", "json", "ics"], help="default: from --out's suffix, else csv"
+        "--format",
+        choices=["csv", "json", "ics", "oscal"],
+        help="default: from --out's suffix, else csv (oscal: OSCAL assessment results)",
     )
     p.add_argument("--out", metavar="FILE", help="write here (default: stdout)")
     p.add_argument(
@@ -349,7 +402,20 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         type=_days,
         default=30,
         metavar="N",
-        help="calendar reminder N days before each expiry (default 30)",
+        help="calendar reminder N days before each rotation date and expiry (default 30)",
+    )
+    p.add_argument(
+        "--accounts",
+        choices=["service", "privileged"],
+        default="service",
+        help="calendar rotation dates follow the written policy's period for these accounts "
+        "(e.g. PCI DSS: privileged 90 days, service 365; default service)",
+    )
+    p.add_argument(
+        "--policy-standards",
+        metavar="IDS",
+        help="the written policy's standards (as `passgeni policy --standards`): rotate at the "
+        "shortest of their periods (default: each certificate's own standard)",
     )
     add_connection_options(p)
     p.set_defaults(handler=_cmd_registry)
@@ -371,6 +437,11 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     v.add_argument("bundle", metavar="BUNDLE.zip")
     v.add_argument("--issuer", help="the authority you expect (default: the bundle's, noted)")
     v.add_argument("--jwks", metavar="FILE", help="trusted keys: the bundle must use only these")
+    v.add_argument(
+        "--log-key",
+        metavar="KEY|@FILE",
+        help="the transparency log's trusted note key (/.well-known/log-key, obtained out of band)",
+    )
     v.add_argument(
         "--require-valid",
         action="store_true",

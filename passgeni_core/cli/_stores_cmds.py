@@ -152,6 +152,10 @@ def _cmd_scan(args: argparse.Namespace) -> int:
         report = scan(client, uris, require=args.require, expiring_days=args.expiring_days)
     if fmt == "json":
         print_json(report.to_dict())
+    elif fmt == "oscal":
+        from ..audit import oscal_from_scan
+
+        sys.stdout.write(oscal_from_scan(report, scopes=args.uris).decode("utf-8"))
     elif fmt == "csv":
         sys.stdout.write(report.to_csv())
     else:
@@ -256,7 +260,12 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         metavar="N",
         help="report certificates expiring within N days as expiring (default 30)",
     )
-    p.add_argument("--format", choices=["table", "json", "csv"], default="table")
+    p.add_argument(
+        "--format",
+        choices=["table", "json", "csv", "oscal"],
+        default="table",
+        help="oscal: OSCAL assessment results (docs/oscal.md; needs passgeni[auditor])",
+    )
     p.add_argument("--json", action="store_true", help="same as --format json")
     add_connection_options(p)
     p.set_defaults(handler=_cmd_scan)

@@ -26,6 +26,7 @@ from .._errors import (
 )
 from ..crypto import JWKS
 from ..model import EntropySource, GenerationParameters, Target
+from ._logclient import LogReads
 from ._models import (
     _STATUSES,
     AuditPage,
@@ -37,7 +38,6 @@ from ._models import (
     _iso,
     decode,
 )
-from ._transport import _Transport
 from ._wire import (
     CertificateStatus,
     GenerateBody,
@@ -86,7 +86,7 @@ def _generation_body(
     return out
 
 
-class AuthorityClient(_Transport):
+class AuthorityClient(LogReads):
     """A client for one PassGeni authority.
 
     ``session`` may be any ``requests.Session`` (e.g. with a mounted adapter
@@ -193,7 +193,9 @@ class AuthorityClient(_Transport):
 
         Raises:
             SessionExpired: the session is older than 60 s.
-            SessionAlreadyUsed: the session was redeemed before.
+            SessionAlreadyUsed: the session was redeemed before for another target
+                or label, or its certificate was revoked since (an identical retry
+                gets the same certificate back).
             SessionInvalid: forged, malformed or another tenant's session.
             InvalidRequest: a malformed target or label (locally or by the server).
         """
@@ -201,9 +203,9 @@ class AuthorityClient(_Transport):
         req = CertificateRequest(
             session_id=sid, credential_commitment=credential_commitment, target=target, label=label
         )
-        data = self._request(
-            "POST", "/api/generate-certificate", body=req.to_body(), idempotent=False
-        )
+        # Safe to re-send: the authority answers a retried redemption (same
+        # session, target and label) with the certificate it already made.
+        data = self._request("POST", "/api/generate-certificate", body=req.to_body())
         return IssuedCertificate.from_dict(self._object(data, "the certificate"))
 
     def issue_certificates(
@@ -227,7 +229,6 @@ class AuthorityClient(_Transport):
                     "POST",
                     "/api/generate-certificates",
                     body={"items": chunk},
-                    idempotent=False,
                 ),
                 "the batch",
             )
@@ -259,6 +260,12 @@ class AuthorityClient(_Transport):
                 "the certificate record",
             )
         )
+
+    def get_attestation(self, cert_id: str) -> str:
+        """``GET /api/certificates/{id}/attestation``: the in-toto DSSE envelope as sent
+        (check it with :func:`passgeni_core.crypto.verify_attestation`)."""
+        path = f"/api/certificates/{_quote_id(cert_id)}/attestation"
+        return str(self._request("GET", path, auth=False, raw=True))
 
     def revoke(self, cert_id: str, reason: str) -> CertificateRecord:
         """``POST /api/certificates/{id}/revoke``: non-destructive; the record stays.

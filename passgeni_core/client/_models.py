@@ -26,6 +26,7 @@ from ._wire import (
     GenerationSessionBody,
     IssueBody,
     IssuedCertificateBody,
+    LogEntryBody,
     TargetBody,
 )
 
@@ -206,6 +207,9 @@ class CertificateRecord:
     label: str | None = None
     target: Target | None = None
     kid: str | None = None
+    #: Its issuance and revocation leaves in the authority's transparency log.
+    log_index: int | None = None
+    revocation_log_index: int | None = None
 
     @property
     def reason(self) -> str | None:
@@ -251,6 +255,8 @@ class CertificateRecord:
             label=body.label,
             target=target,
             kid=body.kid,
+            log_index=None if body.log is None else body.log.index,
+            revocation_log_index=None if body.log is None else body.log.revocation_index,
         )
 
     def to_body(self) -> CertificateRecordBody:
@@ -275,6 +281,9 @@ class CertificateRecord:
             target=target,
             token=self.token,
             kid=self.kid,
+            log=None
+            if self.log_index is None
+            else LogEntryBody(index=self.log_index, revocation_index=self.revocation_log_index),
         )
 
     def to_dict(self) -> dict[str, Any]:

@@ -7,8 +7,10 @@ Transport behaviour:
 * ``429`` is retried after the server's ``Retry-After`` when that is at most
   ``max_retry_after`` seconds; a longer wait raises :class:`RateLimited` at
   once (with ``retry_after``) rather than blocking a caller for an hour.
-* A read timeout is retried only for idempotent calls: re-sending
-  ``generate-certificate`` after a lost response would burn the session.
+* A read timeout is retried only for idempotent calls. Redemptions
+  (``generate-certificate(s)``) are idempotent: the authority answers an
+  identical retry with the certificate it already made (see docs/reliability.md),
+  so a lost answer never leaves a certificate for a password nobody kept.
 * Redirects are not followed, so the API key can never be replayed to
   another URL; a 3xx is reported as a configuration error.
 * Error bodies ``{code, message}`` become the core's exception for ``code``
@@ -243,7 +245,6 @@ class _Transport:
                 )
             headers["Authorization"] = f"Bearer {self._api_key}"
         attempts = self.retries + 1
-        sent_once = False
         for attempt in range(attempts):
             last = attempt == attempts - 1
             try:
@@ -257,7 +258,6 @@ class _Transport:
                     allow_redirects=False,
                 )
             except requests.exceptions.ReadTimeout:
-                sent_once = True
                 if idempotent and not last:
                     self._sleep(self._delay(attempt))
                     continue
@@ -266,7 +266,6 @@ class _Transport:
                     + ("" if idempotent else "; the request may or may not have been applied")
                 ) from None
             except requests.exceptions.ConnectionError as exc:
-                sent_once = sent_once or _maybe_sent(exc)
                 if not last:
                     self._sleep(self._delay(attempt))
                     continue
@@ -301,11 +300,6 @@ class _Transport:
                 self._sleep(min(max(wait or 0.0, delay), max(self.max_retry_after, delay)))
                 continue
             error = self._error_from_response(response, what)
-            if sent_once and not idempotent and error.code == "session_already_used":
-                error = type(error)(
-                    f"{error.message} (an earlier attempt was cut off; it may have issued the "
-                    "certificate: see `passgeni audit`)"
-                )
             if retryable and isinstance(error, AuthorityUnavailable):
                 error = AuthorityUnavailable(f"{error.message} after {attempts} attempt(s)")
             raise error
@@ -351,12 +345,3 @@ class _Transport:
         self.jwks_document(refresh=refresh)
         assert self._jwks is not None
         return self._jwks
-
-
-def _maybe_sent(exc: requests.exceptions.ConnectionError) -> bool:
-    """Whether the request may have reached the server before the connection failed."""
-    if isinstance(exc, requests.exceptions.ConnectTimeout):
-        return False
-    reason = getattr(exc.args[0], "reason", None) if exc.args else None
-    # urllib3 wraps "could not connect" as NewConnectionError: nothing was sent.
-    return type(reason).__name__ not in {"NewConnectionError", "NameResolutionError"}

@@ -44,6 +44,8 @@ __all__ = [
     "IssuedCertificateBody",
     "JwkBody",
     "JwksBody",
+    "LogEntryBody",
+    "LogProofBody",
     "ManifestBody",
     "ManifestSignatureBody",
     "RevokeBody",
@@ -236,6 +238,22 @@ class IssuedBatchBody(_Answer, kw_only=True, frozen=True):
 # --- certificates, revocation, audit ------------------------------------------------------
 
 
+class LogEntryBody(_Answer, kw_only=True, frozen=True):
+    """A certificate's leaves in the authority's transparency log (docs/transparency-log.md)."""
+
+    #: The index of its issuance leaf (data: the certificate's token).
+    index: Annotated[int, Meta(ge=0)]
+    #: The index of its revocation leaf, once revoked.
+    revocation_index: Annotated[int, Meta(ge=0)] | None = None
+
+
+class LogProofBody(_Answer, kw_only=True, frozen=True):
+    """``GET /log/proof/inclusion/{index}`` and ``/log/proof/consistency``: an RFC 9162
+    proof, its hashes in standard base64 (deepest first)."""
+
+    hashes: list[str]
+
+
 class CertificateRecordBody(_Answer, kw_only=True, frozen=True):
     """A stored certificate with its current status (``GET /api/certificates/{id}``)."""
 
@@ -259,6 +277,8 @@ class CertificateRecordBody(_Answer, kw_only=True, frozen=True):
     target: TargetBody | None = None
     token: NonEmpty
     kid: str | None = None
+    #: Where it is in the transparency log (``null`` for a log-less authority).
+    log: LogEntryBody | None = None
 
 
 class RevokeBody(_Request, kw_only=True):
@@ -393,6 +413,8 @@ ANSWER_BODIES: tuple[type[Struct], ...] = (
     ManifestSignatureBody,
     HealthBody,
     TargetBody,
+    LogEntryBody,
+    LogProofBody,
 )
 
 

@@ -115,8 +115,9 @@ class Preset:
     citation: str
     honesty_note: str
 
-    def describe(self) -> str:
-        """One-line human summary of the requirement."""
+    def describe(self, *, ge: str = ">=") -> str:
+        """One-line human summary of the requirement; ``ge`` spells "at least" (the
+        documents, in Unicode, pass ``"≥"``; terminals keep ASCII)."""
         parts = [f"{self.min_length}+ chars"]
         if self.required_classes:
             if len(self.required_classes) == len(CLASS_NAMES):
@@ -128,8 +129,8 @@ class Preset:
         else:
             parts.append("no composition rules")
         if self.min_entropy_bits:
-            parts.append(f">= {self.min_entropy_bits:g} bits entropy")
-        parts.append(f">= {self.entropy_floor.bits:g} bits exact entropy")
+            parts.append(f"{ge} {self.min_entropy_bits:g} bits entropy")
+        parts.append(f"{ge} {self.entropy_floor.bits:g} bits exact entropy")
         if self.breach_check:
             parts.append("breach-list check")
         if self.requires_fips_entropy:

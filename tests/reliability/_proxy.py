@@ -7,6 +7,9 @@
   when really stopped, so a real restart could not show what survived).
 * ``up()``: listen again on the same port.
 * ``recorded``: every byte clients sent (``record=True``), for leak checks.
+* ``cut_answers(marker, n)``: the next ``n`` connections whose request holds
+  ``marker`` have their server's answer swallowed and the connection cut: the
+  server did the work, the client never hears of it (a lost answer).
 """
 
 from __future__ import annotations
@@ -30,6 +33,14 @@ class TcpProxy:
         self._listener: socket.socket | None = None
         self._conns: set[socket.socket] = set()
         self.connections = 0
+        self._cut_marker = b""
+        self._cuts_left = 0
+        #: Answers swallowed so far (see cut_answers).
+        self.cut = 0
+
+    def cut_answers(self, marker: bytes, count: int = 1) -> None:
+        with self._lock:
+            self._cut_marker, self._cuts_left = marker, count
 
     @property
     def url(self) -> str:
@@ -97,18 +108,33 @@ class TcpProxy:
             with self._lock:
                 self._conns.update((client, upstream))
                 self.connections += 1
-            threading.Thread(target=self._pump, args=(client, upstream, True), daemon=True).start()
-            threading.Thread(target=self._pump, args=(upstream, client, False), daemon=True).start()
+            state = {"cut": False}
+            threading.Thread(
+                target=self._pump, args=(client, upstream, True, state), daemon=True
+            ).start()
+            threading.Thread(
+                target=self._pump, args=(upstream, client, False, state), daemon=True
+            ).start()
 
-    def _pump(self, src: socket.socket, dst: socket.socket, outbound: bool) -> None:
+    def _pump(
+        self, src: socket.socket, dst: socket.socket, outbound: bool, state: dict[str, bool]
+    ) -> None:
         try:
             while True:
                 data = src.recv(65536)
                 if not data:
                     break
-                if outbound and self.record:
+                if outbound:
                     with self._lock:
-                        self._chunks.append(data)
+                        if self.record:
+                            self._chunks.append(data)
+                        if self._cuts_left and self._cut_marker in data:
+                            self._cuts_left -= 1
+                            state["cut"] = True
+                elif state["cut"]:
+                    with self._lock:
+                        self.cut += 1
+                    break  # the answer is swallowed; both sockets are closed below
                 dst.sendall(data)
         except OSError:
             pass

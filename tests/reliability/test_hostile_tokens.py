@@ -102,11 +102,12 @@ def test_forged_and_malformed_session_tokens_are_refused(server: Server, alice: 
         if isinstance(token, str):
             assert r.json()["code"] == "session_invalid", name
     healthy(server)
-    # None of them burnt the real session: it is redeemed once, then never again.
+    # None of them burnt the real session: it is redeemed once, then never again
+    # (an identical retry is answered with that same certificate).
     r = alice.post("/api/generate-certificate", {"generation_session_id": real})
     assert r.status_code == 201, r.text
     refused(
-        alice.post("/api/generate-certificate", {"generation_session_id": real}),
+        alice.post("/api/generate-certificate", {"generation_session_id": real, "label": "2"}),
         409,
         "session_already_used",
     )
@@ -175,7 +176,9 @@ def test_replayed_and_raced_sessions_yield_one_certificate(server: Server, alice
     with concurrent.futures.ThreadPoolExecutor(8) as pool:
         answers = list(
             pool.map(
-                lambda _: alice.post("/api/generate-certificate", {"generation_session_id": sid}),
+                lambda i: alice.post(
+                    "/api/generate-certificate", {"generation_session_id": sid, "label": f"{i}"}
+                ),
                 range(16),
             )
         )
@@ -184,6 +187,17 @@ def test_replayed_and_raced_sessions_yield_one_certificate(server: Server, alice
     for r in answers:
         if r.status_code == 409:
             refused(r, 409, "session_already_used")
+    # Identical replays racing: each answered with the one certificate.
+    sid3 = alice.session()
+    with concurrent.futures.ThreadPoolExecutor(8) as pool:
+        same = list(
+            pool.map(
+                lambda _: alice.post("/api/generate-certificate", {"generation_session_id": sid3}),
+                range(16),
+            )
+        )
+    assert {r.status_code for r in same} == {201}
+    assert len({r.json()["cert_id"] for r in same}) == 1
     # The same session twice in one batch: one certificate.
     sid2 = alice.session()
     batch = alice.post(
@@ -194,7 +208,7 @@ def test_replayed_and_raced_sessions_yield_one_certificate(server: Server, alice
     count = server.service.audit(
         asyncio.run(server.service.authorize(alice.key, ip=None, endpoint="test")), page_size=500
     ).total
-    assert count == 2
+    assert count == 3
     TRIED.add("session token attacks", 18)
 
 

@@ -73,6 +73,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import functools
 import json
 import logging
@@ -116,6 +117,48 @@ DEFAULT_KUBE_RESOURCES: dict[str, dict[str, Any]] = {
 _GENERATE_NAME_ALPHABET = "bcdfghjklmnpqrstvwxz2456789"  # what the API server uses
 
 
+@dataclasses.dataclass(frozen=True)
+class RecordedRequest:
+    """One request the emulator served, as RBAC sees it (``verb`` on ``group/resource``)."""
+
+    method: str
+    path: str
+    #: ``get list watch create patch update delete``; None for a non-resource URL (discovery).
+    verb: str | None
+    group: str | None
+    resource: str | None
+    namespace: str | None
+    name: str | None
+    #: The ``Authorization`` header as sent (tells one client's requests from another's).
+    authorization: str = ""
+
+    @classmethod
+    def of(cls, request: Any) -> RecordedRequest:
+        method = str(getattr(request.method, "value", request.method) or "").upper()
+        resource = request.resource
+        verb: str | None = None
+        if resource is not None and getattr(resource, "plural", None):
+            watch = str((request.params or {}).get("watch", "")).lower() in ("true", "1")
+            verb = {
+                "POST": "create",
+                "PATCH": "patch",
+                "PUT": "update",
+                "DELETE": "delete",
+            }.get(method)
+            if method == "GET":
+                verb = "watch" if watch else ("get" if request.name else "list")
+        return cls(
+            method=method,
+            path=str(request.url.path),
+            verb=verb,
+            group=(resource.group or "") if verb else None,
+            resource=resource.plural if verb else None,
+            namespace=request.namespace,
+            name=request.name,
+            authorization=str((request.headers or {}).get("Authorization", "")),
+        )
+
+
 @functools.cache
 def _emulator_class() -> Any:
     """``kmock.KubernetesEmulator`` plus ``metadata.generateName`` on create.
@@ -128,7 +171,12 @@ def _emulator_class() -> Any:
     import kmock
 
     class PassGeniKubernetesEmulator(kmock.KubernetesEmulator):
+        #: Where each request is recorded (``KubeEmulator.requests``), if set.
+        recorded: list[RecordedRequest] | None = None
+
         async def _handle(self, request: Any) -> Any:
+            if self.recorded is not None:
+                self.recorded.append(RecordedRequest.of(request))
             data = request.data
             if request.action == kmock.action.CREATE and isinstance(data, dict):
                 meta = data.get("metadata")
@@ -159,6 +207,7 @@ class KubeEmulator:
         port: int | None = None,
         resources: Mapping[str, Mapping[str, Any]] | None = None,
         startup_timeout: float = 10.0,
+        record_requests: bool = False,
     ) -> None:
         self.port = port if port is not None else free_port()
         self.startup_timeout = startup_timeout
@@ -173,6 +222,9 @@ class KubeEmulator:
         self._stop_event: asyncio.Event | None = None
         self._error: BaseException | None = None
         self.startup_seconds: float | None = None
+        #: With ``record_requests=True``: every request served, in order.
+        self.requests: list[RecordedRequest] = []
+        self.record_requests = record_requests
 
     def __enter__(self) -> Self:
         self.start()
@@ -313,6 +365,8 @@ class KubeEmulator:
         ):
             for key, info in self._resources.items():
                 self._apply_resource(emulator, key, info)
+            if self.record_requests:
+                emulator.recorded = self.requests
             self.emulator = emulator
             ready.set()
             await self._stop_event.wait()

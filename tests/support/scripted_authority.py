@@ -112,6 +112,9 @@ class ScriptedAuthority:
         #: Hook to make the authority lie: mutate the claims before signing.
         self.tamper: Callable[[dict[str, Any]], None] | None = None
         self.sessions: dict[str, dict[str, Any]] = {}
+        #: Redeemed sessions: (target, label) asked for and the answer given, so an
+        #: identical retry gets the same certificate, as from the real authority.
+        self.redeemed: dict[str, tuple[Any, Reply]] = {}
         self.records: dict[str, dict[str, Any]] = {}
         self._lock = threading.Lock()
         self._counter = 0
@@ -275,7 +278,12 @@ class ScriptedAuthority:
         )
 
     def _certificate(self, body: dict[str, Any]) -> Reply:
-        session = self.sessions.pop(body.get("generation_session_id", ""), None)
+        sid = body.get("generation_session_id", "")
+        asked = (body.get("target"), body.get("label"))
+        done = self.redeemed.get(sid)
+        if done is not None and done[0] == asked:
+            return done[1]
+        session = self.sessions.pop(sid, None)
         if session is None:
             return Reply(409, {"code": "session_already_used", "message": "session was used"})
         params: GenerationParameters = session["params"]
@@ -340,7 +348,8 @@ class ScriptedAuthority:
             "target": claims.get("target"),
             "kid": self.kid,
         }
-        return Reply(201, issued)
+        self.redeemed[sid] = (asked, Reply(201, issued))
+        return self.redeemed[sid][1]
 
 
 class Sleeps(list[float]):

@@ -85,7 +85,7 @@ def test_fast_sessions_are_recorded_and_redeem_once(
         r = t.post("/api/generate-certificate", {"generation_session_id": sid})
         assert r.status_code == 201, r.text
     for sid in sessions:
-        r = t.post("/api/generate-certificate", {"generation_session_id": sid})
+        r = t.post("/api/generate-certificate", {"generation_session_id": sid, "label": "again"})
         assert (r.status_code, r.json()["code"]) == (409, "session_already_used"), r.text
     audit = t.get("/api/audit", params={"page_size": 100}).json()
     assert audit["total"] == 40

@@ -295,7 +295,7 @@ def test_batch_issuance_keeps_order_and_reports_errors_per_item(authority: Serve
     t.post("/api/generate-certificate", {"generation_session_id": used})
     items = [
         {"generation_session_id": good1, "label": "one"},
-        {"generation_session_id": used},
+        {"generation_session_id": used, "label": "a second use"},
         {"generation_session_id": foreign},
         {"generation_session_id": good2, "credential_commitment": COMMITMENT},
         {"generation_session_id": good1},

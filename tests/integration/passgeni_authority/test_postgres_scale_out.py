@@ -182,12 +182,16 @@ def test_a_session_is_redeemable_once_on_either_process(two_authorities: dict[st
     sid = http.post(
         f"{a}/api/generate", json={"compliance_standard": "soc2", "seed_commitment": commitment()}
     ).json()["generation_session_id"]
-    assert (
-        http.post(f"{b}/api/generate-certificate", json={"generation_session_id": sid}).status_code
-        == 201
-    )
+    first = http.post(f"{b}/api/generate-certificate", json={"generation_session_id": sid})
+    assert first.status_code == 201
     for url in (a, b):
+        # An identical retry on either process: the same certificate.
         r = http.post(f"{url}/api/generate-certificate", json={"generation_session_id": sid})
+        assert (r.status_code, r.json()["cert_id"]) == (201, first.json()["cert_id"])
+        # A second use: refused.
+        r = http.post(
+            f"{url}/api/generate-certificate", json={"generation_session_id": sid, "label": "x"}
+        )
         assert (r.status_code, r.json()["code"]) == (409, "session_already_used")
 
     # Racing both processes for one fresh session: exactly one certificate.
@@ -197,15 +201,18 @@ def test_a_session_is_redeemable_once_on_either_process(two_authorities: dict[st
             json={"compliance_standard": "soc2", "seed_commitment": commitment()},
         ).json()["generation_session_id"]
 
-        def redeem(url: str, sid: str = sid) -> int:
+        def redeem(url_label: tuple[str, str], sid: str = sid) -> int:
+            url, label = url_label
+            body = {"generation_session_id": sid, "label": label}
             return (
                 _client(two_authorities["key"])
-                .post(f"{url}/api/generate-certificate", json={"generation_session_id": sid})
+                .post(f"{url}/api/generate-certificate", json=body)
                 .status_code
             )
 
+        # Six different redemptions (labels) of one session: one certificate.
         with concurrent.futures.ThreadPoolExecutor(6) as pool:
-            codes = sorted(pool.map(redeem, [a, b] * 3))
+            codes = sorted(pool.map(redeem, [(u, f"l{i}") for i, u in enumerate([a, b] * 3)]))
         assert codes == [201, 409, 409, 409, 409, 409]
 
 
@@ -236,3 +243,65 @@ def test_key_rotation_through_the_cli_reaches_both_processes(two_authorities: di
         jwks = http.get(f"{url}/.well-known/jwks.json").json()
         assert new_kid in [k["kid"] for k in jwks["keys"]]
         verify_certificate(old["token"], jwks, issuer=a)
+
+
+def test_both_processes_append_to_one_transparency_log(two_authorities: dict[str, Any]):
+    """Concurrent issuance and revocation through both processes: one gapless log, one key,
+    the same checkpoint from each, every certificate a leaf proven in it."""
+    import sqlalchemy
+
+    from passgeni_core.crypto import (
+        NoteVerifier,
+        check_inclusion,
+        decode_proof,
+        issuance_leaf,
+        open_checkpoint,
+    )
+
+    a, b = two_authorities["urls"]
+
+    def issue(url: str) -> dict[str, Any]:
+        http = _client(two_authorities["key"])
+        sid = http.post(
+            f"{url}/api/generate",
+            json={"compliance_standard": "soc2", "seed_commitment": commitment()},
+        ).json()["generation_session_id"]
+        r = http.post(f"{url}/api/generate-certificate", json={"generation_session_id": sid})
+        assert r.status_code == 201, r.text
+        cert: dict[str, Any] = r.json()
+        return cert
+
+    with concurrent.futures.ThreadPoolExecutor(8) as pool:
+        certs = list(pool.map(issue, [a, b] * 12))
+    http = _client(two_authorities["key"])
+    for cert in certs[:4]:
+        r = http.post(f"{b}/api/certificates/{cert['cert_id']}/revoke", json={"reason": "pg"})
+        assert r.status_code == 200
+
+    keys = {plain_session().get(f"{url}/.well-known/log-key").text for url in (a, b)}
+    assert len(keys) == 1
+    key = NoteVerifier.from_key(keys.pop())
+    notes = {plain_session().get(f"{url}/log/checkpoint").text for url in (a, b)}
+    assert len(notes) == 1  # the same tree, signed by the same key, from either process
+    checkpoint = open_checkpoint(notes.pop(), key, origin=key.name)
+    engine = sqlalchemy.create_engine(two_authorities["database_url"])
+    try:
+        with engine.connect() as conn:
+            indexes = [
+                r[0]
+                for r in conn.execute(sqlalchemy.text("SELECT idx FROM log_leaves ORDER BY idx"))
+            ]
+    finally:
+        engine.dispose()
+    assert indexes == list(range(checkpoint.size))
+    for n, cert in enumerate(certs):
+        record = plain_session().get(f"{(a, b)[n % 2]}/api/certificates/{cert['cert_id']}").json()
+        index = record["log"]["index"]
+        if n < 4:
+            assert record["log"]["revocation_index"] > index
+        proof = (
+            plain_session()
+            .get(f"{(b, a)[n % 2]}/log/proof/inclusion/{index}", params={"size": checkpoint.size})
+            .json()
+        )
+        check_inclusion(issuance_leaf(cert["token"]), index, checkpoint, decode_proof(proof))

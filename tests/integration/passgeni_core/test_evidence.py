@@ -118,6 +118,7 @@ def test_bundle_contents_and_offline_verdicts(
     for name in (
         "manifest.json", "manifest.jwt", "keys/jwks-history.json", "status/list-0.jwt",
         "registry/registry.csv", "policy/policy.md", "VERIFY.md",
+        "log/checkpoint.txt", "log/log-key.txt", "log/proofs.json",
     ):  # fmt: skip
         assert name in members, name
     manifest = json.loads(members["manifest.json"])
@@ -161,6 +162,21 @@ def test_bundle_contents_and_offline_verdicts(
     code, _, _ = run(capsys, *argv, "--require-valid")
     assert code == 1  # a revoked certificate falls short when validity is required
 
+    # The transparency log: every certificate is a leaf of the bundle's checkpoint.
+    assert manifest["log"] == {
+        "key": "log/log-key.txt", "checkpoint": "log/checkpoint.txt", "proofs": "log/proofs.json",
+    }  # fmt: skip
+    for cert_id in ids.values():
+        assert "; log leaf " in by_id[cert_id]["detail"], by_id[cert_id]
+    log_key = members["log/log-key.txt"].decode().strip()
+    code, out, _ = run(capsys, *argv, "--json", "--log-key", log_key)
+    assert code == 0 and not any("log key taken" in n for n in json.loads(out)["notes"])
+    from passgeni_core.crypto import NoteSigner
+
+    other = NoteSigner.generate(log_key.split("+")[0]).verifier.key
+    code, out, _ = run(capsys, *argv, "--log-key", other)
+    assert code == 1 and "not the trusted log key" in out
+
 
 KINDS = [
     "manifest.json",
@@ -171,6 +187,9 @@ KINDS = [
     "registry/registry.csv",
     "policy/policy.md",
     "VERIFY.md",
+    "log/checkpoint.txt",
+    "log/log-key.txt",
+    "log/proofs.json",
 ]
 
 
@@ -289,3 +308,36 @@ def test_scope_restricts_the_bundle_to_the_scanned_stores(
     members = _members(out.read_bytes())
     assert json.loads(members["manifest.json"])["scopes"] == [built.scope]
     assert b"vault://secret/" in members["registry/registry.csv"]
+
+
+def test_a_certificate_missing_from_the_log_is_invalid(built: Built) -> None:
+    """An authority-signed bundle whose log does not include one of its certificates:
+    that certificate is invalid, the others stand."""
+    members = _members(built.bundle.read_bytes())
+    manifest = json.loads(members["manifest.json"])
+    proofs = json.loads(members["log/proofs.json"])
+    dropped = built.ids["plain"]
+    del proofs["proofs"][dropped]
+    tokens = [members[path].decode() for path in manifest["certificates"].values()]
+    with built.live.client() as client:
+        bundle = build_bundle(
+            issuer=built.live.url,
+            certificates=tokens,
+            jwks_history=json.loads(members["keys/jwks-history.json"]),
+            status_lists={},
+            registry_csv=members["registry/registry.csv"].decode(),
+            policy_md=members["policy/policy.md"],
+            sign=client.sign_manifest,
+            log={
+                "key": members["log/log-key.txt"].decode(),
+                "checkpoint": members["log/checkpoint.txt"].decode(),
+                "size": proofs["size"],
+                "proofs": proofs["proofs"],
+            },
+        )
+    report = verify_bundle(bundle, issuer=built.live.url)
+    assert not report.authentic
+    by_id = {v.cert_id: v for v in report.verdicts}
+    assert by_id[dropped].verdict == "invalid" and by_id[dropped].code == "log_proof_invalid"
+    assert "no inclusion proof" in by_id[dropped].detail
+    assert by_id[built.ids["stored"]].verdict != "invalid"

@@ -338,9 +338,11 @@ def test_contract_sessions_are_single_use_and_tenant_bound(real_authority: RealA
     with pytest.raises(AuthorityError) as info:
         mallory.issue_certificate(session.session_id)
     assert info.value.code == "session_invalid"
-    alice.issue_certificate(session.session_id)
+    first = alice.issue_certificate(session.session_id, label="a")
+    # The same request again (a retry after a lost answer): the same certificate.
+    assert alice.issue_certificate(session.session_id, label="a").token == first.token
     with pytest.raises(SessionAlreadyUsed):
-        alice.issue_certificate(session.session_id)
+        alice.issue_certificate(session.session_id, label="b")
 
 
 def test_contract_batch_and_audit(real_authority: RealAuthority) -> None:

@@ -117,3 +117,27 @@ def test_registry_without_scope_lists_the_audit(
     assert code == 0
     entry = next(e for e in json.loads(out)["entries"] if e["cert_id"] == cert_id)
     assert entry["coverage"] == "" and entry["credential"] is None and entry["renew_by"]
+
+
+def test_calendar_rotation_dates_follow_the_written_policy(
+    live: Live, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from icalendar import Calendar
+
+    code, out, _ = run(capsys, "provision", "--preset", "pci-dss", "--json", *live.flags())
+    cert_id = json.loads(out)["cert_id"]
+    ics = tmp_path / "privileged.ics"
+    code, _, err = run(
+        capsys, "registry", "--accounts", "privileged", "--out", str(ics), *live.flags()
+    )
+    assert code == 0, err
+    raw = ics.read_bytes()
+    assert all(len(line) <= 75 for line in raw.split(b"\r\n"))
+    events = {str(e["UID"]): e for e in Calendar.from_ical(raw).walk("VEVENT")}
+    with live.client() as client:
+        record = client.get_certificate(cert_id)
+    # PCI DSS v4.0 8.3.9 (the written policy): privileged passwords every 90 days.
+    rotation = events[f"{cert_id}-rotation@passgeni"]
+    assert rotation.decoded("DTSTART") == record.issued_at + timedelta(days=90)
+    assert len(rotation.walk("VALARM")) == 1
+    assert events[f"{cert_id}@passgeni"].decoded("DTSTART") == record.expires_at

@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from k8s_operator_hooks.operator import (
+from k8s_operator_hooks._handlers import (
     PRESET_ANNOTATION,
     OperatorConfig,
     _due_for_rotation,

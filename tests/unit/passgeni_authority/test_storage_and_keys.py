@@ -258,7 +258,11 @@ def test_0004_keeps_claims_in_the_token_and_downgrade_restores_the_column(tmp_pa
     migrate(command.upgrade, "head")
     engine.dispose()
     with _service(tmp_path) as svc:
-        assert [svc.get_certificate(c.cert_id).to_dict() for c in issued] == before
+        after = [svc.get_certificate(c.cert_id).to_dict() for c in issued]
+        # Below 0008 there is no transparency log; the upgrade rebuilds it from the stored
+        # certificates (issuance order, ties by id), so only the leaf indexes may differ.
+        assert all(record.pop("log") is not None for record in [*after, *before])
+        assert after == before
 
 
 def test_audit_pages_are_read_in_index_order(tmp_path: Path):
@@ -378,7 +382,12 @@ def test_0006_issuance_skips_index_entries_nothing_reads(tmp_path: Path):
     engine.dispose()
     with _service(tmp_path, anomaly_threshold_24h=1) as svc:
         team = asyncio.run(svc.authorize(team_key, ip="127.0.0.1", endpoint="test"))
-        assert svc.audit(team).to_dict() == audit_before
+        audit_after = svc.audit(team).to_dict()
+        # Below 0008 there is no transparency log; the upgrade rebuilds it from the stored
+        # certificates (issuance second, then id), so only the leaf indexes may differ.
+        for page in (audit_after, audit_before):
+            assert all(item.pop("log") is not None for item in page["items"])
+        assert audit_after == audit_before
 
 
 def _last_expiry(tmp_path: Path) -> dict[str, Any]:

@@ -133,6 +133,9 @@ COMMANDS: dict[str, Any] = {
     "status-list fetch": lambda t: ["status-list", "fetch"],
     "registry": lambda t: ["registry"],
     "evidence": lambda t: ["evidence", "--out", str(t / "bundle.zip")],
+    "export in-toto": lambda t: ["export", "in-toto", _token(), "--out", str(t / "bundle.zip")],
+    "scan --format oscal": lambda t: ["scan", "memory://fc/", "--format", "oscal"],
+    "registry --format oscal": lambda t: ["registry", "--format", "oscal"],
 }
 
 

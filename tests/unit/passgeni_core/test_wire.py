@@ -49,6 +49,7 @@ RECORD: dict[str, Any] = {
     "label": "db",
     "target": {"system": "vault", "path": "secret/app#password", "version": "3"},
     "kid": "k1",
+    "log": {"index": 7, "revocation_index": 9},
 }
 
 
