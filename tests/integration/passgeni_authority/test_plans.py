@@ -79,7 +79,9 @@ def test_a_session_already_redeemed_is_not_charged(authority: Server) -> None:
     used = t.session()
     assert t.post("/api/generate-certificate", {"generation_session_id": used}).status_code == 201
     fresh = t.session()
-    items = [{"generation_session_id": used}, {"generation_session_id": fresh}]
+    # Another label: a second use, refused (an identical retry would be answered
+    # with the first certificate, stored once and charged once too).
+    items = [{"generation_session_id": used, "label": "again"}, {"generation_session_id": fresh}]
     r = t.post("/api/generate-certificates", {"items": items})
     assert r.status_code == 201
     out = r.json()["certificates"]
@@ -133,9 +135,13 @@ def test_quota_refusals_are_events_and_metrics(authority: Server) -> None:
     assert 'passgeni_quota_refusals_total{plan="foundation"}' in metrics
 
 
-def test_the_plan_commands(authority: Server, tmp_path: Any) -> None:
+def test_the_plan_commands(tmp_path: Any) -> None:
+    # A state directory of its own: the commands open the database themselves. (The
+    # session's server shares its process with tests that read its database files with
+    # plain open(), which drops that process's POSIX locks on them; another process
+    # closing the database then would reset the WAL under the server.)
     env = {k: v for k, v in os.environ.items() if not k.startswith("PASSGENI_")}
-    state = ["--state-dir", str(authority.state_dir)]
+    state = ["--state-dir", str(tmp_path / "state")]
 
     def run(*args: str) -> str:
         return subprocess.run(
