@@ -19,6 +19,7 @@ SCRIPTS = [
     "bench_terraform_provider.py",
     "bench_authority.py",
     "bench_rotate.py",
+    "bench_cli.py",
     "load_authority.py",
     "bench_dashboard.py",
 ]

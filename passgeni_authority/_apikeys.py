@@ -22,17 +22,20 @@ from passgeni_core import (
     Unauthenticated,
 )
 
-from . import _hot, _sql
-from ._db import api_keys, teams, users
-from ._events import UsageEvents, access_detail
+from . import _hot, _limits, _sql
+from ._db import api_keys, plans, teams, users
+from ._events import Refusals, UsageEvents, access_detail
 from ._ids import b32
+from ._limits import Admission, RateLimiter
 from ._models import KEY_PREFIX, ApiKeyInfo, CreatedApiKey, Principal
-from ._ratelimit import RateLimiter
 from ._settings import AuthoritySettings
 from ._storage import Storage
 from ._util import now
 
-__all__ = ["ApiKeys", "Gate", "hash_api_key"]
+__all__ = ["OPERATOR_SCOPE", "ApiKeys", "Gate", "hash_api_key"]
+
+#: ``api_keys.scope`` of an operator's key.
+OPERATOR_SCOPE = "operator"
 
 log = logging.getLogger("passgeni_authority")
 
@@ -59,15 +62,19 @@ def _key_info(row: RowMapping) -> ApiKeyInfo:
         rate_limit=row["rate_limit"],
         created_at=row["created_at"],
         revoked_at=row["revoked_at"],
+        operator=row["scope"] == OPERATOR_SCOPE,
     )
 
 
 class ApiKeys:
     """Creating, listing, looking up and revoking API keys (admin operations)."""
 
-    def __init__(self, settings: AuthoritySettings, storage: Storage) -> None:
+    def __init__(
+        self, settings: AuthoritySettings, storage: Storage, events: UsageEvents | None = None
+    ) -> None:
         self.settings = settings
         self.storage = storage
+        self.events = events
         # Key rows until the next revocation by any process (SQLite: one host): the
         # signal file at once for this path's spelling, the database within 1 s for all.
         self.rows = _hot.KeyRows(
@@ -84,6 +91,7 @@ class ApiKeys:
         *,
         team: str | None = None,
         rate_limit: int | None = None,
+        plan: str | None = None,
         operator: bool = False,
     ) -> CreatedApiKey:
         """See :meth:`AuthorityService.create_api_key`."""
@@ -96,10 +104,17 @@ class ApiKeys:
             isinstance(rate_limit, bool) or not isinstance(rate_limit, int) or rate_limit < 1
         ):
             raise InvalidRequest("rate_limit must be a positive number of requests per minute")
+        if plan is not None and not isinstance(plan, str):
+            raise InvalidRequest("plan must be a plan name")
         at = now(self.settings)
         prefix = b32(5)
         key = f"{KEY_PREFIX}_{prefix}_{secrets.token_urlsafe(32)}"
         with self.storage.transaction() as conn:
+            if (
+                plan is not None
+                and conn.execute(select(plans.c.name).where(plans.c.name == plan)).first() is None
+            ):
+                raise InvalidRequest(f"no plan {plan[:32]!r} (see passgeni authority plans)")
             if (
                 team is not None
                 and conn.execute(select(teams.c.id).where(teams.c.id == team)).first() is None
@@ -120,9 +135,28 @@ class ApiKeys:
                     team_id=team,
                     rate_limit=rate_limit,
                     created_at=at,
-                    scope="operator" if operator else None,
+                    scope=OPERATOR_SCOPE if operator else None,
                 )
             )
+            if plan is not None:
+                # The team's plan for a team key, else the user's (checked by the caller).
+                table = teams if team is not None else users
+                conn.execute(update(table).where(table.c.id == (team or user)).values(plan=plan))
+            if self.events is not None:
+                self.events.record(
+                    conn,
+                    "api_key_created",
+                    user_id=user,
+                    ip=None,
+                    now=at,
+                    detail={
+                        "key": prefix,
+                        "team": team or "",
+                        "rate_limit": rate_limit or 0,
+                        "operator": operator,
+                        "plan": plan or "",
+                    },
+                )
         log.info("created API key %s for user %s", prefix, user)
         return CreatedApiKey(
             key=key, prefix=prefix, user_id=user, team_id=team, rate_limit=rate_limit, created_at=at
@@ -145,15 +179,25 @@ class ApiKeys:
     def revoke(self, prefix: str) -> ApiKeyInfo:
         """See :meth:`AuthorityService.revoke_api_key`."""
         prefix = prefix.removeprefix(f"{KEY_PREFIX}_").split("_")[0]
+        at = now(self.settings)
         with self.storage.transaction() as conn:
-            conn.execute(
+            changed = conn.execute(
                 update(api_keys)
                 .where(api_keys.c.prefix == prefix, api_keys.c.revoked_at.is_(None))
-                .values(revoked_at=now(self.settings))
-            )
+                .values(revoked_at=at)
+            ).rowcount
             row = (
                 conn.execute(select(api_keys).where(api_keys.c.prefix == prefix)).mappings().first()
             )
+            if row is not None and changed and self.events is not None:
+                self.events.record(
+                    conn,
+                    "api_key_revoked",
+                    user_id=row["user_id"],
+                    ip=None,
+                    now=at,
+                    detail={"key": prefix},
+                )
         if row is None:
             raise NotFound(f"no API key with prefix {prefix[:16]!r}")
         try:
@@ -188,7 +232,8 @@ def check_key_format(api_key: str | None) -> str:
     return parts[1]
 
 
-_Outcome = tuple[Principal | None, PassgeniError | None, Any]
+#: ``(caller, its error, the operation's result, the quotas to report)``.
+_Outcome = tuple[Principal | None, PassgeniError | None, Any, list[_limits.Quota]]
 
 
 class Gate:
@@ -208,19 +253,27 @@ class Gate:
         self.keys = keys
         self.limiter = limiter
         self.events = events
+        self.refusals = Refusals(events)
 
     def _principal(self, row: Any, prefix: str) -> Principal | None:
         if row is None or row[0] != prefix or row[4] is not None:
             return None  # unknown or revoked
-        return Principal(user_id=row[1], team_id=row[2], key_prefix=row[0], rate_limit=row[3])
+        return Principal(
+            user_id=row[1],
+            team_id=row[2],
+            key_prefix=row[0],
+            rate_limit=row[3],
+            operator=row[5] == OPERATOR_SCOPE,
+        )
 
     def _admit_in(
         self, conn: Connection, api_key: str, prefix: str, *, ip: str | None, endpoint: str, at: Any
-    ) -> tuple[Principal | None, float | None]:
+    ) -> tuple[Principal | None, Admission | None]:
         """Look the key up, apply the caller's limits and record the access, in ``conn``.
 
-        Returns ``(None, None)`` for an unknown or revoked key, else the
-        principal and ``None`` (admitted) or the seconds until a retry.
+        Returns ``(None, None)`` for an unknown or revoked key (its failure is
+        recorded, aggregated), else the principal and what its limits said.
+        A refusal is recorded aggregated too (see :class:`Refusals`).
         """
         key_hash = hash_api_key(api_key)
         row = self.keys.rows.get(key_hash)
@@ -237,17 +290,69 @@ class Gate:
             self.keys.rows.put(key_hash, row)
         principal = self._principal(row, prefix)
         if principal is None:
+            # The public prefix only, never the key; and whose key it is, if anyone's.
+            owner = row[1] if row is not None else None
+            if owner is None:
+                known = _hot.execute(conn, _sql.KEY_OWNER, {"prefix": prefix}).fetchone()
+                owner = None if known is None else known[0]
+            self.refusals.note(
+                conn,
+                "auth_failed",
+                user_id=owner,
+                ip=ip,
+                at=at,
+                detail={"endpoint": endpoint, "key": prefix},
+            )
             return None, None
-        retry = self.limiter.admit(conn, principal, at.timestamp())
-        self.events.record(
+        admission = self.limiter.admit(conn, principal, at.timestamp())
+        if admission.retry is None:
+            self.events.record(
+                conn,
+                "api_access",
+                user_id=principal.user_id,
+                ip=ip,
+                now=at,
+                detail=access_detail(endpoint, principal.key_prefix),
+            )
+        else:
+            self.refused(conn, principal, ip=ip, endpoint=endpoint, at=at, admission=admission)
+        return principal, admission
+
+    def refused(
+        self,
+        conn: Connection,
+        principal: Principal,
+        *,
+        ip: str | None,
+        endpoint: str,
+        at: Any,
+        admission: Admission,
+    ) -> None:
+        """Record a request refused by a rate limit (aggregated)."""
+        self.refusals.note(
             conn,
-            "api_access" if retry is None else "rate_limited",
+            "rate_limited",
             user_id=principal.user_id,
             ip=ip,
-            now=at,
-            detail=access_detail(endpoint, principal.key_prefix),
+            at=at,
+            detail={
+                "endpoint": endpoint,
+                "key": principal.key_prefix,
+                "policy": admission.policy or "",
+            },
         )
-        return principal, retry
+
+    def unauthenticated(self, *, ip: str | None, endpoint: str, reason: str) -> None:
+        """Count a request without a usable key (missing, malformed): written with
+        the next refusal or the periodic flush (nothing else is written for it)."""
+        self.refusals.note(
+            None,
+            "auth_failed",
+            user_id=None,
+            ip=ip,
+            at=now(self.settings),
+            detail={"endpoint": endpoint, "key": reason},
+        )
 
     async def authorize(self, api_key: str | None, *, ip: str | None, endpoint: str) -> Principal:
         """See :meth:`AuthorityService.authorize`: :meth:`authorized` with no operation."""
@@ -275,7 +380,9 @@ class Gate:
             self.keys.rows.put(key_hash, row)
         return self._principal(row, prefix)
 
-    def admitted_without_write(self, api_key: str | None, at: Any) -> Principal | None:
+    def admitted_without_write(
+        self, api_key: str | None, at: Any
+    ) -> tuple[Principal, list[_limits.Quota]] | None:
         """The caller if it can be admitted with no write at all, else ``None``.
 
         That is: a valid, unrevoked automation key (read from committed
@@ -289,9 +396,10 @@ class Gate:
         principal = self.known_principal(api_key)
         if principal is None or principal.rate_limit is None:
             return None
-        if not self.limiter.admit_from_leases(principal, at.timestamp()):
+        quotas = self.limiter.admit_from_leases(principal, at.timestamp())
+        if quotas is None:
             return None
-        return principal
+        return principal, quotas
 
     async def authorized(
         self,
@@ -341,26 +449,36 @@ class Gate:
         bookkeeping only). ``work``'s error is raised as :class:`_WorkFailed`,
         so the whole unit (bookkeeping included) rolls back: one savepoint per
         request instead of two on the success path."""
-        prefix = check_key_format(api_key)
+        try:
+            prefix = check_key_format(api_key)
+        except Unauthenticated:
+            self.unauthenticated(
+                ip=ip, endpoint=endpoint, reason="missing" if not api_key else "malformed"
+            )
+            raise
         assert api_key is not None
         at = now(self.settings)
 
         def unit(conn: Connection) -> _Outcome:
-            principal, retry = self._admit_in(
+            principal, admission = self._admit_in(
                 conn, api_key, prefix, ip=ip, endpoint=endpoint, at=at
             )
-            if principal is None:
-                return None, None, None
-            if retry is not None:
-                return principal, self.limiter.user_limited(principal, retry), None
+            if principal is None or admission is None:
+                return None, None, None, []
+            if admission.retry is not None:
+                limited = self.limiter.user_limited(principal, admission.retry)
+                return principal, limited, None, admission.quotas
             # Counted before validation: a failed attempt is still an attempt.
-            limited = self.limiter.generation(conn, principal, ip, attempts, at.timestamp())
-            if limited is not None:
-                return principal, limited, None
+            refused = self.limiter.generation(
+                conn, principal, ip, attempts, at.timestamp(), admission
+            )
+            if refused is not None:
+                self.refused(conn, principal, ip=ip, endpoint=endpoint, at=at, admission=admission)
+                return principal, refused, None, admission.quotas
             if work is None:
-                return principal, None, None
+                return principal, None, None, admission.quotas
             try:
-                return principal, None, work(conn, principal)
+                return principal, None, work(conn, principal), admission.quotas
             except PassgeniError as exc:
                 raise _WorkFailed(exc) from None
 
@@ -368,7 +486,8 @@ class Gate:
 
     @staticmethod
     def _result(outcome: _Outcome) -> Any:
-        principal, error, result = outcome
+        principal, error, result, quotas = outcome
+        _limits.report(quotas)
         if principal is None:
             raise Unauthenticated("the API key is unknown or revoked")
         if error is not None:

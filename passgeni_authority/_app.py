@@ -59,6 +59,8 @@ from ._issuance_http import (
     parse_json_object,
     read_body,
 )
+from ._limits import LimitHeaders
+from ._metrics import CONTENT_TYPE, Observe, note_refusal
 from ._openapi import ISSUANCE_PATHS, document_bodies, issuance_operations
 from ._page import PAGE_HEADERS, Pages
 from ._service import AuthorityService, Principal
@@ -117,6 +119,7 @@ def _one_session(batch: GenerationBatchBody) -> GenerationSessionBody:
 
 
 def _error_response(exc: PassgeniError) -> JSONResponse:
+    note_refusal(exc.code)
     headers = {}
     if isinstance(exc, RateLimited) and exc.retry_after is not None:
         headers["Retry-After"] = _ratelimit.retry_after_header(exc.retry_after)
@@ -200,6 +203,10 @@ def create_app(
         ],
     )
     app.state.service = svc
+    # The RateLimit-Policy / RateLimit fields of every answer under a limit, and
+    # (outermost) each request's latency and error code in the metrics.
+    app.add_middleware(LimitHeaders)
+    app.add_middleware(Observe, metrics=svc.metrics)
 
     # -- errors: always {code, message} ---------------------------------------------
 
@@ -372,12 +379,12 @@ def create_app(
         "/api/certificates/{cert_id}/revoke",
         tags=["certificates"],
     )
-    def revoke(cert_id: str, caller: Caller, body: Body) -> Response:
+    def revoke(cert_id: str, caller: Caller, body: Body, ip: IP) -> Response:
         """Revoke one of the caller's certificates (non-destructive)."""
         unknown = sorted(str(k)[:40] for k in body if k not in _REVOKE_FIELDS)
         if unknown:
             raise InvalidRequest(f"unknown field(s): {', '.join(unknown)}")
-        return _json(svc.revoke_certificate(caller, cert_id, body.get("reason")).to_wire())
+        return _json(svc.revoke_certificate(caller, cert_id, body.get("reason"), ip=ip).to_wire())
 
     @app.get(
         "/api/certificates/{cert_id}",
@@ -416,13 +423,29 @@ def create_app(
 
     @app.get("/healthz", tags=["public"])
     def healthz() -> dict[str, str]:
+        """Liveness: the process answers (nothing else is checked)."""
         return svc.health()
+
+    @app.get("/readyz", tags=["public"])
+    def readyz() -> JSONResponse:
+        """Readiness: the database answers and the signer signs (503 when not)."""
+        result = svc.ready()
+        return JSONResponse(result, status_code=200 if result["status"] == "ready" else 503)
+
+    @app.get("/metrics", tags=["public"], response_model=None)
+    def metrics() -> Response:
+        """Prometheus text format (see docs/operations.md)."""
+        return Response(svc.metrics.exposition(), media_type=CONTENT_TYPE)
 
     # Status lists (offline revocation), key history, evidence manifests.
     from ._status import add_routes
 
     add_routes(app, svc, principal, json_body)
 
+    # The audit trail (usage events, anomaly flags).
+    from ._eventroutes import add_routes as add_event_routes
+
+    add_event_routes(app, svc, principal, _parse_instant)
     # The transparency log (checkpoints, proofs, its key).
     from ._tlog import add_routes as add_log_routes
 

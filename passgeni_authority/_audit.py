@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -30,6 +31,12 @@ log = logging.getLogger("passgeni_authority")
 _STATUSES = ("valid", "expired", "revoked")
 
 
+def _calling(
+    callback: Callable[[dict[str, Any]], None], flag: dict[str, Any]
+) -> Callable[[], None]:
+    return lambda: callback(flag)
+
+
 class Audit:
     """The audit listing, and the anomaly check every issuance runs."""
 
@@ -48,6 +55,8 @@ class Audit:
         self._anomaly_seen: dict[str, datetime] = {}
         # Read inside a transaction that rolled back: maybe never committed.
         storage.on_rollback(self._anomaly_seen.clear)
+        #: Called once an anomaly event is committed, with its facts (metrics, the webhook).
+        self.on_anomaly: list[Callable[[dict[str, Any]], None]] = []
 
     def check_anomaly(self, conn: Connection, user_id: str, ip: str | None, at: datetime) -> None:
         """Record an ``anomaly`` event when ``user_id`` issued more than the
@@ -70,6 +79,16 @@ class Audit:
             self.events.record(
                 conn, "anomaly", user_id=user_id, ip=ip, now=at, detail={"count_24h": count}
             )
+            flag = {
+                "type": "anomaly",
+                "user": user_id,
+                "ip": ip,
+                "count_24h": count,
+                "threshold_24h": self.settings.anomaly_threshold_24h,
+                "detected_at": at.isoformat(),
+            }
+            for callback in self.on_anomaly:
+                _hot.after_commit(conn, _calling(callback, flag))
 
     def page(
         self,

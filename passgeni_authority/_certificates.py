@@ -4,18 +4,19 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
 from sqlalchemy import select, update
 from sqlalchemy.engine import RowMapping
 
-from passgeni_core import NotFound, checked_text
+from passgeni_core import NotFound, RateLimited, checked_text
 from passgeni_core.client import CertificateStatus
 
-from . import _tlog
+from . import _limits, _tlog
 from ._db import certificates
-from ._events import UsageEvents
+from ._events import Refusals, UsageEvents
 from ._models import CertificateRecord, Principal
 from ._settings import AuthoritySettings
 from ._signing import b64url_decode
@@ -44,10 +45,21 @@ def scope(principal: Principal) -> Any:
 class Certificates:
     """Reading and revoking stored certificates."""
 
-    def __init__(self, settings: AuthoritySettings, storage: Storage, events: UsageEvents) -> None:
+    def __init__(
+        self,
+        settings: AuthoritySettings,
+        storage: Storage,
+        events: UsageEvents,
+        limiter: _limits.RateLimiter | None = None,
+        refusals: Refusals | None = None,
+    ) -> None:
         self.settings = settings
         self.storage = storage
         self.events = events
+        self.limiter = limiter
+        self.refusals = refusals
+        #: Called with the standard of each certificate newly revoked (metrics).
+        self.on_revoked: list[Callable[[str], None]] = []
 
     def url(self, cert_id: str) -> str:
         return f"{self.settings.public_url}/cert/{cert_id}"
@@ -91,32 +103,57 @@ class Certificates:
         )
 
     def get(self, cert_id: str, *, ip: str | None = None) -> CertificateRecord:
-        """See :meth:`AuthorityService.get_certificate`."""
-        if not _CERT_ID_RE.match(cert_id):
-            raise NotFound(f"no certificate {cert_id[:40]!r}")
+        """See :meth:`AuthorityService.get_certificate`.
+
+        Every lookup counts towards the per-IP view limit, an unknown id too
+        (enumerating ids costs what viewing does).
+        """
         at = now(self.settings)
+        limiter = self.limiter
+        limited: RateLimited | None = None
+        row = None
+        log = None
         with self.storage.transaction() as conn:
-            row = (
-                conn.execute(select(certificates).where(certificates.c.cert_id == cert_id))
-                .mappings()
-                .first()
-            )
-            log = None if row is None else _tlog.entries_of(conn, cert_id)
-            if row is not None:
-                self.events.record(
-                    conn,
-                    "certificate_view",
-                    user_id=None,
-                    ip=ip,
-                    now=at,
-                    detail={"cert_id": cert_id},
+            if limiter is not None and limiter.limits.views_per_ip_per_minute is not None:
+                limited, quota = limiter.view(conn, ip, at.timestamp())
+                _limits.report([quota])
+                if limited is not None and self.refusals is not None:
+                    self.refusals.note(
+                        conn,
+                        "rate_limited",
+                        user_id=None,
+                        ip=ip,
+                        at=at,
+                        detail={"endpoint": "GET /cert", "policy": "views-ip"},
+                    )
+            if limited is None and _CERT_ID_RE.match(cert_id):
+                row = (
+                    conn.execute(select(certificates).where(certificates.c.cert_id == cert_id))
+                    .mappings()
+                    .first()
                 )
+                log = None if row is None else _tlog.entries_of(conn, cert_id)
+                if row is not None:
+                    self.events.record(
+                        conn,
+                        "certificate_view",
+                        user_id=None,
+                        ip=ip,
+                        now=at,
+                        detail={"cert_id": cert_id},
+                    )
+        if limited is not None:
+            raise limited
         if row is None:
-            raise NotFound(f"no certificate {cert_id!r}")
+            raise NotFound(f"no certificate {cert_id[:40]!r}")
         return self.record(row, at, log)
 
-    def revoke(self, principal: Principal, cert_id: str, reason: object) -> CertificateRecord:
-        """See :meth:`AuthorityService.revoke_certificate`."""
+    def revoke(
+        self, principal: Principal, cert_id: str, reason: object, *, ip: str | None = None
+    ) -> CertificateRecord:
+        """See :meth:`AuthorityService.revoke_certificate`. The first revocation
+        records a ``certificate_revoked`` event (with the caller's IP) and calls
+        :attr:`on_revoked` once committed; a repeated one changes nothing."""
         reason = checked_text(reason, name="reason", max_length=500)
         at = now(self.settings)
         with self.storage.transaction() as conn:
@@ -140,15 +177,18 @@ class Certificates:
                 .first()
             )
             log = None if row is None else _tlog.entries_of(conn, cert_id)
-            if row is not None:
+            if row is not None and changed:
                 self.events.record(
                     conn,
                     "certificate_revoked",
                     user_id=principal.user_id,
-                    ip=None,
+                    ip=ip,
                     now=at,
-                    detail={"cert_id": cert_id},
+                    detail={"cert_id": cert_id, "key": principal.key_prefix},
                 )
         if row is None:
             raise NotFound(f"no certificate {cert_id[:40]!r}")
+        if changed:
+            for callback in self.on_revoked:
+                callback(row["compliance_standard"])
         return self.record(row, at, log)

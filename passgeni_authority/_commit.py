@@ -150,6 +150,8 @@ class GroupCommitter:
         self._closed = False
         self._loop_groups: LoopGroups | None = None
         self.max_group = MAX_GROUP
+        #: Called with the number of units of every group run (metrics).
+        self.observe_group: Callable[[int], None] | None = None
 
     def submit(self, unit: Callable[[Connection], T]) -> Future[T]:
         """Queue ``unit``; the future completes after the commit of its group."""
@@ -225,6 +227,8 @@ class GroupCommitter:
         group itself fails (a savepoint or the deferred inserts).
         """
         outcomes: list[tuple[Any, BaseException | None]] = []
+        if self.observe_group is not None:
+            self.observe_group(len(units))
         # Inserts the units defer (usage events) go in with one executemany
         # per statement just before the COMMIT (see _hot.defer).
         deferred: list[tuple[_hot.Deferred, dict[str, Any]]] = []

@@ -44,6 +44,7 @@ __all__ = [
     "generation_requests",
     "log_leaves",
     "metadata",
+    "plans",
     "rate_limit_buckets",
     "redact_url",
     "scan_findings",
@@ -93,6 +94,8 @@ teams = Table(
     metadata,
     Column("id", String(64), primary_key=True),
     Column("created_at", UTCDateTime, nullable=False),
+    # The team's plan (``plans.name``); NULL: none, no quota (0009).
+    Column("plan", String(32), nullable=True),
 )
 
 users = Table(
@@ -101,6 +104,19 @@ users = Table(
     Column("id", String(64), primary_key=True),
     Column("team_id", String(64), ForeignKey("teams.id"), nullable=True),
     Column("created_at", UTCDateTime, nullable=False),
+    # The user's plan (``plans.name``); NULL: none, no quota (0009).
+    Column("plan", String(32), nullable=True),
+)
+
+#: The plans, as data the operator edits (0009). ``monthly_certificates`` NULL:
+#: unlimited; ``team_audit``: team keys see the whole team's audit and events.
+plans = Table(
+    "plans",
+    metadata,
+    Column("name", String(32), primary_key=True),
+    Column("monthly_certificates", Integer, nullable=True),
+    Column("team_audit", Integer, nullable=False, server_default="0"),
+    Column("description", Text, nullable=True),
 )
 
 api_keys = Table(
@@ -118,7 +134,8 @@ api_keys = Table(
     Column("rate_limit", Integer, nullable=True),
     Column("created_at", UTCDateTime, nullable=False),
     Column("revoked_at", UTCDateTime, nullable=True),
-    # "operator": the dashboard shows every team's certificates and scans (0009).
+    # ``operator``: the dashboard shows every team's certificates and scans, and the key
+    # reads every tenant's events; NULL: a tenant's key (0009).
     Column("scope", String(16), nullable=True),
 )
 

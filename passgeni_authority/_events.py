@@ -10,8 +10,8 @@ import json
 import logging
 import re
 import threading
-from collections.abc import Mapping
-from datetime import datetime
+from collections.abc import Callable, Mapping
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy.engine import Connection
@@ -19,7 +19,7 @@ from sqlalchemy.engine import Connection
 from . import _hot, _sql
 from ._storage import Storage
 
-__all__ = ["UsageEvents", "access_detail", "detail_json"]
+__all__ = ["Refusals", "UsageEvents", "access_detail", "detail_json"]
 
 log = logging.getLogger("passgeni_authority")
 
@@ -136,3 +136,115 @@ class UsageEvents:
         if self._later:
             with contextlib.suppress(Exception), self.storage.transaction() as conn:
                 self._flush_later(conn)
+
+
+#: Refusals of one kind, caller and address are written at most once per this.
+AGGREGATE_SECONDS = 60.0
+#: Distinct refusal streams remembered at most (past that, all are written out).
+_MAX_STREAMS = 10_000
+
+
+class Refusals:
+    """Refused requests (``rate_limited``, ``auth_failed``, ``quota_exceeded``) as
+    aggregated usage events: a storm does not write a row per refused request.
+
+    The first refusal of a stream (kind, user, IP, endpoint, key prefix) is
+    written at once, with ``count: 1``; the next ones are counted in memory and
+    written as one event (``count``, ``first``, ``last``) at most every
+    :data:`AGGREGATE_SECONDS`, by the next refusal after that or the periodic
+    flush (:meth:`flush`). A process that stops hard loses what it had not
+    written yet (counts, never a certificate).
+    """
+
+    def __init__(self, events: UsageEvents) -> None:
+        self.events = events
+        self._lock = threading.Lock()
+        # stream -> [window start, count since, first, last, user, ip, detail]
+        self._open: dict[tuple[Any, ...], list[Any]] = {}
+        self._next_flush = datetime.min.replace(tzinfo=UTC)
+        #: Called for every refusal noted: ``(kind, detail)`` (metrics).
+        self.observer: Callable[[str, Mapping[str, Any]], None] | None = None
+
+    def note(
+        self,
+        conn: Connection | None,
+        kind: str,
+        *,
+        user_id: str | None,
+        ip: str | None,
+        at: datetime,
+        detail: Mapping[str, Any],
+    ) -> None:
+        """Count one refusal; written now (in ``conn``) if it opens a stream."""
+        if self.observer is not None:
+            self.observer(kind, detail)
+        stream = (kind, user_id, ip, *sorted(detail.items()))
+        with self._lock:
+            entry = self._open.get(stream)
+            opened = entry is None
+            if entry is None:
+                if len(self._open) >= _MAX_STREAMS:
+                    self._open.clear()  # forgetting counts only under a flood of streams
+                self._open[stream] = [
+                    at,
+                    0 if conn is not None else 1,
+                    at,
+                    at,
+                    user_id,
+                    ip,
+                    dict(detail),
+                ]
+            else:
+                entry[1] += 1
+                entry[3] = at
+        if opened and conn is not None:
+            self.events.record(
+                conn, kind, user_id=user_id, ip=ip, now=at, detail={**detail, "count": 1}
+            )
+        if conn is not None and at >= self._next_flush:
+            self.flush(conn, at)
+
+    def due(
+        self, at: datetime, *, everything: bool = False, peek: bool = False
+    ) -> list[tuple[str, list[Any]]]:
+        """Take the streams whose aggregation period ended (or all); ``peek``:
+        only say whether any has something to write (nothing is taken)."""
+        out: list[tuple[str, list[Any]]] = []
+        limit = at - timedelta(seconds=AGGREGATE_SECONDS)
+        with self._lock:
+            if peek:
+                return [
+                    (stream[0], entry)
+                    for stream, entry in self._open.items()
+                    if entry[1] > 0 and (everything or entry[0] <= limit)
+                ]
+            self._next_flush = at + timedelta(seconds=1)
+            for stream, entry in list(self._open.items()):
+                if not everything and entry[0] > limit:
+                    continue
+                if entry[1] > 0:
+                    out.append((stream[0], list(entry)))
+                if entry[1] == 0 or everything:
+                    del self._open[stream]
+                else:
+                    entry[0], entry[1], entry[2] = at, 0, at
+        return out
+
+    def flush(self, conn: Connection, at: datetime, *, everything: bool = False) -> int:
+        """Write the aggregated refusals that are due, in ``conn``; how many events."""
+        due = self.due(at, everything=everything)
+        for kind, (_start, count, first, last, user_id, ip, detail) in due:
+            self.events.record(
+                conn,
+                kind,
+                user_id=user_id,
+                ip=ip,
+                now=last,
+                detail={
+                    **detail,
+                    "count": count,
+                    "first": first.isoformat(),
+                    "last": last.isoformat(),
+                },
+            )
+        return len(due)

@@ -356,7 +356,7 @@ class TxnState:
     ``after`` are callbacks to run after the commit (making a lease usable,
     remembering that a row is stored); ``leases`` are rate-limit blocks
     leased in this transaction and not yet usable outside it (bucket ->
-    tokens left, deadline). A unit that rolls back restores both to what
+    tokens left, deadline, quota left in the database, full again at). A unit that rolls back restores both to what
     they were before it (see :meth:`mark` / :meth:`restore`); a transaction
     that rolls back simply drops them. So nothing in memory ever relies on
     a write that was not committed.
@@ -366,12 +366,12 @@ class TxnState:
 
     def __init__(self) -> None:
         self.after: list[Callable[[], None]] = []
-        self.leases: dict[str, tuple[int, float]] = {}
+        self.leases: dict[str, tuple[int, float, int, float]] = {}
 
-    def mark(self) -> tuple[int, dict[str, tuple[int, float]]]:
+    def mark(self) -> tuple[int, dict[str, tuple[int, float, int, float]]]:
         return len(self.after), dict(self.leases)
 
-    def restore(self, mark: tuple[int, dict[str, tuple[int, float]]]) -> None:
+    def restore(self, mark: tuple[int, dict[str, tuple[int, float, int, float]]]) -> None:
         del self.after[mark[0] :]
         self.leases = mark[1]
 

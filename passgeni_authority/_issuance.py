@@ -27,6 +27,7 @@ from ._certificates import Certificates
 from ._keys import SigningKeys
 from ._mint import CertificateMaker, Signed
 from ._models import Principal
+from ._plans import Plans
 from ._redeem import Parsed, parse_all
 from ._replay import replayed
 from ._sessions import Sessions
@@ -62,6 +63,8 @@ class _Plan:
     results: list[IssuedCertificateBody | PassgeniError | None]
     #: (position in results, parsed item, its request, its status-list index)
     todo: list[tuple[int, Parsed, dict[str, Any], int]]
+    #: The monthly-quota bucket charged for ``todo`` (``None``: no quota applies).
+    quota_bucket: str | None = None
 
 
 class Issuance:
@@ -76,6 +79,7 @@ class Issuance:
         keys: SigningKeys,
         certs: Certificates,
         audit: Audit,
+        plans: Plans | None = None,
     ) -> None:
         self.settings = settings
         self.storage = storage
@@ -84,6 +88,7 @@ class Issuance:
         self.keys = keys
         self.certs = certs
         self.audit = audit
+        self.plans = plans
         self._signer = CertificateMaker(settings, keys, certs)
         self._indexes = _status.IndexBlocks()
 
@@ -147,7 +152,7 @@ class Issuance:
                 raise items
             if batch:
                 self._check_batch(items)
-            planned = self._plan_in(conn, principal, items, batch=batch, now=now)
+            planned = self._plan_in(conn, principal, items, batch=batch, now=now, ip=ip)
             error = None if batch else planned.results[0]
             if isinstance(error, PassgeniError):
                 raise error  # the single item's error, after admission
@@ -192,18 +197,26 @@ class Issuance:
         *,
         batch: bool,
         now: datetime,
+        ip: str | None = None,
     ) -> _Plan:
-        """Check the sessions of an admitted request and reserve a status-list
-        index for each certificate to sign, in ``conn`` (nothing is signed)."""
+        """Check the sessions of an admitted request, charge its certificates to
+        the caller's monthly quota and reserve a status-list index for each
+        certificate to sign, in ``conn`` (nothing is signed).
+
+        Raises:
+            QuotaExceeded: the certificates do not all fit in the caller's plan.
+        """
         memo = _hot.memo(conn)
         cache_key = ("team", principal.user_id)
         if memo is not None and cache_key in memo:
-            team_id = memo[cache_key]
+            team_id, plan_row = memo[cache_key]
         else:
-            team_row = _hot.execute(conn, _sql.USER_TEAM, {"user_id": principal.user_id}).fetchone()
-            team_id = None if team_row is None else team_row[0]
+            plan_row = _hot.execute(
+                conn, _sql.USER_PLANS, {"user_id": principal.user_id}
+            ).fetchone()
+            team_id = None if plan_row is None else plan_row[1]
             if memo is not None:
-                memo[cache_key] = team_id
+                memo[cache_key] = (team_id, plan_row)
         kid, signer_ref = self.keys.active(conn)
         results: list[IssuedCertificateBody | PassgeniError | None] = []
         todo: list[tuple[int, Parsed, dict[str, Any]]] = []
@@ -225,6 +238,9 @@ class Issuance:
                 continue
             todo.append((len(results), entry, request))
             results.append(None)
+        quota_bucket = None
+        if self.plans is not None and plan_row is not None and (plan_row[0] or plan_row[2]):
+            quota_bucket = self.plans.charge(conn, principal, len(todo), now, ip=ip)
         # Offline revocation: one status-list index per certificate (see _status).
         first = self._indexes.take(conn, len(todo))
         return _Plan(
@@ -237,6 +253,7 @@ class Issuance:
             issued_at=datetime.fromtimestamp(int(now.timestamp()), UTC),
             results=results,
             todo=[(pos, entry, request, first + n) for n, (pos, entry, request) in enumerate(todo)],
+            quota_bucket=quota_bucket,
         )
 
     def _sign(self, plan: _Plan, ip: str | None) -> list[tuple[int, Signed]]:
@@ -294,6 +311,9 @@ class Issuance:
                 _tlog.append_issued(conn, row["cert_id"], row["token"])
             else:
                 results[position] = retries.get(row["session_jti"]) or _already_used()
+        if plan.quota_bucket is not None and len(redeemed) < len(signed):
+            # Charged when planned, not stored now (a replay is answered from its first time).
+            Plans.refund(conn, plan.quota_bucket, len(signed) - len(redeemed))
         if redeemed:
             self.keys.note_expiry(
                 conn, plan.kid, max(issued.expires_at for _p, (_r, _e, issued) in signed)

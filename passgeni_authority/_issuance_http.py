@@ -32,6 +32,7 @@ import orjson
 from passgeni_core import AuthorityError, InvalidRequest, PassgeniError, RateLimited
 
 from . import _ratelimit
+from ._metrics import note_refusal
 
 __all__ = [
     "BodyTooLarge",
@@ -246,6 +247,7 @@ _JSON_HEADERS = (_JSON_TYPE,)
 
 
 def _error_body(exc: PassgeniError) -> tuple[int, bytes, Sequence[tuple[bytes, bytes]]]:
+    note_refusal(exc.code)
     headers = [_JSON_TYPE]
     if isinstance(exc, RateLimited) and exc.retry_after is not None:
         headers.append((b"retry-after", _ratelimit.retry_after_header(exc.retry_after).encode()))

@@ -50,6 +50,8 @@ class Principal:
     key_prefix: str
     #: Requests per minute of an automation key (``None``: the defaults apply).
     rate_limit: int | None = None
+    #: An operator's key: reads every tenant's events (``GET /api/events``).
+    operator: bool = False
 
 
 @dataclass(frozen=True, repr=False)
@@ -90,6 +92,8 @@ class ApiKeyInfo:
     rate_limit: int | None
     created_at: datetime
     revoked_at: datetime | None
+    #: An operator's key (reads every tenant's events).
+    operator: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -99,6 +103,7 @@ class ApiKeyInfo:
             "rate_limit": self.rate_limit,
             "created_at": iso(self.created_at),
             "revoked_at": iso(self.revoked_at),
+            "operator": self.operator,
         }
 
 

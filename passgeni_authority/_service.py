@@ -13,7 +13,7 @@ part (module)              responsibility
                            ``_hot`` (driver), ``_commit``/``_loopcommit``
                            (group commit)
 ``api_keys``/``gate``      API keys; authentication and admission (``_apikeys``)
-``limiter``                rate limits (``_ratelimit``)
+``limiter``                rate limits (``_limits``, ``_ratelimit``)
 ``sessions``               generation sessions (``_sessions``)
 ``issuance``               redeeming sessions for certificates (``_issuance``,
                            ``_redeem``: the items, ``_mint``: one certificate)
@@ -44,7 +44,10 @@ from sqlalchemy import Engine
 from sqlalchemy.engine import Connection
 
 from passgeni_core import PassgeniError
-from passgeni_core.client import AuditPageBody, GenerationBatchBody, IssuedCertificateBody
+from passgeni_core.client import (
+    GenerationBatchBody,
+    IssuedCertificateBody,
+)
 
 from ._apikeys import ApiKeys, Gate, hash_api_key
 from ._audit import Audit
@@ -52,6 +55,7 @@ from ._certificates import Certificates
 from ._events import UsageEvents
 from ._issuance import Issuance
 from ._keys import SigningKeys, ensure_key
+from ._limits import RateLimiter
 from ._models import (
     KEY_PREFIX,
     ApiKeyInfo,
@@ -60,7 +64,8 @@ from ._models import (
     Principal,
     SigningKeyInfo,
 )
-from ._ratelimit import RateLimiter
+from ._opsservice import Operations
+from ._plans import Plans
 from ._sessions import SessionCodec, Sessions, session_secret
 from ._settings import AuthoritySettings
 from ._signing import LocalFileSigner, Signer
@@ -80,7 +85,7 @@ __all__ = [
 ]
 
 
-class AuthorityService:
+class AuthorityService(Operations):
     """One authority process's view of the shared database and signer.
 
     Construction runs the migrations (``alembic upgrade head``) and creates
@@ -108,15 +113,26 @@ class AuthorityService:
         self.events = UsageEvents(self.storage)
         self.keys = SigningKeys(settings, self.storage, self.signer)
         self.limiter = RateLimiter(settings.rate_limits)
-        self.api_keys = ApiKeys(settings, self.storage)
+        self.api_keys = ApiKeys(settings, self.storage, self.events)
         self.gate = Gate(settings, self.storage, self.api_keys, self.limiter, self.events)
         self.sessions = Sessions(settings, SessionCodec(secret[0]), self.gate, self.events)
-        self.certs = Certificates(settings, self.storage, self.events)
+        self.certs = Certificates(
+            settings, self.storage, self.events, self.limiter, self.gate.refusals
+        )
         self.log = TransparencyLog(self.storage, log_key[0])
         self.audit_log = Audit(settings, self.storage, self.certs, self.events)
+        self.plans = Plans(settings, self.storage, self.events, self.gate.refusals)
         self.issuance = Issuance(
-            settings, self.storage, self.gate, self.sessions, self.keys, self.certs, self.audit_log
+            settings,
+            self.storage,
+            self.gate,
+            self.sessions,
+            self.keys,
+            self.certs,
+            self.audit_log,
+            self.plans,
         )
+        self._wire_operations()
 
     def __repr__(self) -> str:
         return f"AuthorityService(settings={self.settings!r})"
@@ -128,6 +144,7 @@ class AuthorityService:
         self.close()
 
     def close(self) -> None:
+        self._close_operations()
         self.events.close()
         self.storage.close()
 
@@ -146,6 +163,7 @@ class AuthorityService:
         *,
         team: str | None = None,
         rate_limit: int | None = None,
+        plan: str | None = None,
         operator: bool = False,
     ) -> CreatedApiKey:
         """Create a key for ``user`` (created if new); with ``team`` it is a team key;
@@ -153,10 +171,15 @@ class AuthorityService:
 
         Raises:
             InvalidRequest: a malformed user/team name, a non-positive rate
-                limit, or the user already belongs to another team.
+                limit, an unknown plan, or the user already belongs to another team.
+
+        ``plan`` sets the plan of the team (team key) or the user; ``operator``
+        makes a key that reads every tenant's events.
             AuthorityUnavailable: the database failed.
         """
-        return self.api_keys.create(user, team=team, rate_limit=rate_limit, operator=operator)
+        return self.api_keys.create(
+            user, team=team, rate_limit=rate_limit, plan=plan, operator=operator
+        )
 
     def list_api_keys(self) -> list[ApiKeyInfo]:
         """Every key (revoked ones too), oldest first. Raises AuthorityUnavailable."""
@@ -225,7 +248,7 @@ class AuthorityService:
                 ConflictingParameters / PresetNotMet: the request's parameters.
             AuthorityUnavailable: the database failed.
         """
-        return await self.sessions.open(
+        batch = await self.sessions.open(
             api_key,
             ip=ip,
             endpoint=endpoint,
@@ -233,6 +256,8 @@ class AuthorityService:
             count=count,
             generation_attempts=generation_attempts,
         )
+        self.metrics.sessions_opened.inc(len(batch.generation_session_ids))
+        return batch
 
     async def issue_certificate(
         self,
@@ -254,7 +279,14 @@ class AuthorityService:
             SessionAlreadyUsed: the session was already redeemed.
             AuthorityError / AuthorityUnavailable: signing or the database failed.
         """
-        return await self.issuance.issue_certificate(api_key, body, ip=ip, endpoint=endpoint)
+        try:
+            issued = await self.issuance.issue_certificate(api_key, body, ip=ip, endpoint=endpoint)
+        except PassgeniError as exc:
+            if exc.code == "session_expired":
+                self.metrics.sessions_expired.inc()
+            raise
+        self.metrics.issued.labels(issued.compliance_standard).inc()
+        return issued
 
     async def issue_certificates(
         self,
@@ -273,7 +305,16 @@ class AuthorityService:
             InvalidRequest: ``items`` is empty or has more than ``max_batch_items``.
             AuthorityError / AuthorityUnavailable: signing or the database failed.
         """
-        return await self.issuance.issue_certificates(api_key, items, ip=ip, endpoint=endpoint)
+        results = await self.issuance.issue_certificates(api_key, items, ip=ip, endpoint=endpoint)
+        metrics = self.metrics
+        for result in results:
+            if isinstance(result, PassgeniError):
+                metrics.refusals.labels(result.code).inc()
+                if result.code == "session_expired":
+                    metrics.sessions_expired.inc()
+            else:
+                metrics.issued.labels(result.compliance_standard).inc()
+        return results
 
     async def wait_for_queued_events(self) -> None:
         """Wait until every usage event queued by :meth:`open_sessions` is committed
@@ -295,7 +336,7 @@ class AuthorityService:
         return self.certs.get(cert_id, ip=ip)
 
     def revoke_certificate(
-        self, principal: Principal, cert_id: str, reason: object
+        self, principal: Principal, cert_id: str, reason: object, *, ip: str | None = None
     ) -> CertificateRecord:
         """Mark a certificate revoked (the record stays; idempotent: the first
         revocation's time and reason are kept).
@@ -306,34 +347,7 @@ class AuthorityService:
                 certificate answers the same, so existence is not revealed).
             AuthorityUnavailable: the database failed.
         """
-        return self.certs.revoke(principal, cert_id, reason)
-
-    def audit(
-        self,
-        principal: Principal,
-        *,
-        standard: str | None = None,
-        status: str | None = None,
-        since: datetime | None = None,
-        until: datetime | None = None,
-        page: int = 1,
-        page_size: int = 50,
-    ) -> AuditPageBody:
-        """The caller's certificates (the team's for team keys), newest first.
-
-        Raises:
-            InvalidRequest: an unknown standard or status, bad paging, naive dates.
-            AuthorityUnavailable: the database failed.
-        """
-        return self.audit_log.page(
-            principal,
-            standard=standard,
-            status=status,
-            since=since,
-            until=until,
-            page=page,
-            page_size=page_size,
-        )
+        return self.certs.revoke(principal, cert_id, reason, ip=ip)
 
     # -- signing keys (blocking) -------------------------------------------------------
 
@@ -359,6 +373,5 @@ class AuthorityService:
         return self.keys.history()
 
     def health(self) -> dict[str, str]:
-        """``{"status": "ok"}`` when the database answers. Raises AuthorityUnavailable."""
-        self.storage.ping()
+        """Liveness: ``{"status": "ok"}`` while this process answers (nothing else is checked)."""
         return {"status": "ok"}

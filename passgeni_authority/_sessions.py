@@ -41,7 +41,7 @@ from passgeni_core import (
 )
 from passgeni_core.client import GenerationBatchBody
 
-from . import _hot, _sql
+from . import _hot, _limits, _sql
 from ._apikeys import Gate
 from ._db import authority_meta
 from ._events import UsageEvents, access_detail
@@ -256,7 +256,8 @@ class Sessions:
         """See :meth:`AuthorityService.open_sessions`."""
         at = now(self.settings)
         body, commitments = _take_commitments(body, count)
-        principal = self.gate.admitted_without_write(api_key, at)
+        fast = self.gate.admitted_without_write(api_key, at)
+        principal, quotas = (None, []) if fast is None else fast
         if (
             principal is not None
             and not isinstance(body, PassgeniError)
@@ -278,7 +279,11 @@ class Sessions:
                         detail=access_detail(endpoint, principal.key_prefix),
                     )
                 )
+                _limits.report(quotas)
                 return self._tokens_for(principal, validated, commitments, at)
+        if principal is not None:
+            # The ordinary path charges the request: the leased tokens go back.
+            self.gate.limiter.release_fast(principal, at.timestamp())
         checked: Validated | PassgeniError | None = None
         if principal is None and isinstance(body, Mapping) and not self._seen(body):
             # Nothing expensive before authentication (issue #21): an unknown key is

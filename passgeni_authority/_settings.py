@@ -45,17 +45,26 @@ class RateLimits:
     rotation, and the key itself is the accountable identity.
     """
 
-    #: Certificate generation attempts (``POST /api/generate``) per client IP per hour.
+    #: Certificate generation attempts (``POST /api/generate``, each session of
+    #: ``/api/generate-batch``) per client IP in any hour (a sliding window).
     generation_per_ip_per_hour: int | None = 10
-    #: Authenticated requests per user per minute (fixed window).
+    #: Authenticated requests per user in any minute (a sliding window).
     user_per_minute: int | None = 60
     #: Token bucket per user: ``burst`` requests at once, then ``refill_per_second``.
     burst: int | None = 5
     refill_per_second: float = 1.0
+    #: Public certificate views (``/cert/{id}``, ``/api/certificates/{id}``) per
+    #: client IP: a burst of this many, refilled evenly over a minute.
+    views_per_ip_per_minute: int | None = 1200
 
     @classmethod
     def unlimited(cls) -> RateLimits:
-        return cls(generation_per_ip_per_hour=None, user_per_minute=None, burst=None)
+        return cls(
+            generation_per_ip_per_hour=None,
+            user_per_minute=None,
+            burst=None,
+            views_per_ip_per_minute=None,
+        )
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -120,6 +129,14 @@ class AuthoritySettings:
     #: per group) is saved; ``serve --workers N`` (N >= 2) turns it on.
     #: Alone, the helper thread keeps the loop answering meanwhile.
     wal_sync_in_loop: bool = False
+    #: Usage events older than this many days are deleted (never certificates);
+    #: ``None`` keeps them all.
+    event_retention_days: int | None = None
+    #: How often the periodic job runs (aggregated refusals, retention).
+    maintenance_seconds: float = 30.0
+    #: POSTed every anomaly flag, signed with ``anomaly_webhook_secret`` (HMAC-SHA256).
+    anomaly_webhook_url: str | None = None
+    anomaly_webhook_secret: bytes | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "state_dir", Path(self.state_dir))
@@ -131,6 +148,10 @@ class AuthoritySettings:
             raise ValueError("issuer must be a non-empty name without surrounding spaces")
         if self.session_lifetime_seconds <= 0:
             raise ValueError("session_lifetime_seconds must be positive")
+        if self.event_retention_days is not None and self.event_retention_days < 1:
+            raise ValueError("event_retention_days must be at least 1")
+        if self.anomaly_webhook_url is not None and not self.anomaly_webhook_secret:
+            raise ValueError("an anomaly webhook needs a secret to sign its requests")
         if not 8 <= self.status_list_size <= 65_536 or self.status_list_size % 8:
             raise ValueError("status_list_size must be a multiple of 8 between 8 and 65536")
 

@@ -24,12 +24,14 @@ from ._db import (
     rate_limit_buckets,
     signing_keys,
     status_list_counter,
+    teams,
     transparency_log,
     usage_events,
     users,
 )
 
 __all__ = [
+    "BUCKET_VALUE",
     "CERT_COLUMNS",
     "COUNT_24H",
     "GCRA",
@@ -39,6 +41,7 @@ __all__ = [
     "INSERT_LOG_LEAF",
     "INSERT_REQUEST",
     "KEY_LOOKUP",
+    "KEY_OWNER",
     "KEY_REVOCATION_STATE",
     "LATEST_ANOMALY",
     "LOG_GROW",
@@ -48,7 +51,9 @@ __all__ = [
     "PG_STARTUP_LOCK",
     "PG_STARTUP_UNLOCK",
     "PING",
+    "QUOTA",
     "RAISE_LAST_EXPIRY",
+    "REFUND",
     "RELEASE_SAVEPOINT",
     "REQUEST_BY_DIGEST",
     "ROLLBACK_TO_SAVEPOINT",
@@ -60,10 +65,9 @@ __all__ = [
     "SQLITE_SYNC_NORMAL",
     "SQLITE_WAL",
     "TABLE_STATEMENTS",
-    "TAT",
+    "USER_PLANS",
     "USER_TEAM",
     "WINDOW",
-    "WINDOW_LEASE",
     "certificates_by_session",
     "insert_certificates",
     "stored_cert_ids",
@@ -94,10 +98,18 @@ def _insert(table: Table, names: tuple[str, ...]) -> str:
 # -- API keys and users --------------------------------------------------------------
 
 KEY_LOOKUP = (
-    f"SELECT {_cols(api_keys, 'prefix', 'user_id', 'team_id', 'rate_limit', 'revoked_at')} "  # noqa: S608
+    f"SELECT {_cols(api_keys, 'prefix', 'user_id', 'team_id', 'rate_limit', 'revoked_at', 'scope')} "  # noqa: S608
     f"FROM {api_keys.name} WHERE key_hash = :key_hash"
 )
+#: The owner of a key prefix (a failed authentication names whose key was tried).
+KEY_OWNER = f"SELECT {_cols(api_keys, 'user_id')} FROM {api_keys.name} WHERE prefix = :prefix"  # noqa: S608
 USER_TEAM = f"SELECT {_cols(users, 'team_id')} FROM {users.name} WHERE id = :user_id"  # noqa: S608
+#: A user's plan, its team and the team's plan (see _plans).
+USER_PLANS = (
+    f"SELECT {users.name}.plan, {users.name}.team_id, {teams.name}.plan "  # noqa: S608
+    f"FROM {users.name} LEFT JOIN {teams.name} ON {teams.name}.id = {users.name}.team_id "
+    f"WHERE {users.name}.id = :user_id"
+)
 
 # -- usage events and anomalies ------------------------------------------------------
 
@@ -206,9 +218,16 @@ LOG_LEAF_HASHES = (
 _B = rate_limit_buckets.name
 _BUCKET_COLUMNS = _cols(rate_limit_buckets, "bucket", "value", "expires_at")
 
+# A sliding window's current fixed window, counted only when :step fits under
+# :cap (the limit less the previous window's weighted count, computed by the
+# caller): a refused request is not counted, and the insert of a new window is
+# conditional too. :ret hands back the unused tokens of this process's lapsed
+# lease of the window. The row outlives its window by a period: it is the
+# next window's previous one.
 WINDOW = (
-    f"INSERT INTO {_B} ({_BUCKET_COLUMNS}) VALUES (:bucket, :step, :end) "  # noqa: S608
-    f"ON CONFLICT (bucket) DO UPDATE SET value = {_B}.value + :step "
+    f"INSERT INTO {_B} ({_BUCKET_COLUMNS}) SELECT :bucket, :step, :end WHERE :step <= :cap "
+    f"ON CONFLICT (bucket) DO UPDATE SET value = {_B}.value + :step - :ret "
+    f"WHERE {_B}.value + :step - :ret <= :cap "
     "RETURNING value"
 )
 # A stored TAT never exceeds now + tolerance in normal operation; one that
@@ -225,15 +244,20 @@ GCRA = (
     f"WHERE {_BASE} + :step - :now <= :tol "
     "RETURNING value"
 )
-TAT = f"SELECT value FROM {_B} WHERE bucket = :bucket"  # noqa: S608
-# A window lease: the block is counted only if all of it fits under the limit
-# (a refused lease must not use up the window for single requests); :ret
-# hands back the unused tokens of this process's lapsed lease of the window.
-WINDOW_LEASE = (
-    f"INSERT INTO {_B} ({_BUCKET_COLUMNS}) VALUES (:bucket, :step, :end) "  # noqa: S608
-    f"ON CONFLICT (bucket) DO UPDATE SET value = {_B}.value + :step - :ret "
-    f"WHERE {_B}.value + :step - :ret <= :limit "
+BUCKET_VALUE = f"SELECT value FROM {_B} WHERE bucket = :bucket"  # noqa: S608
+# A monthly quota: a new bucket starts from :init (the certificates already
+# stored that month); :step is counted only if it fits under :cap.
+QUOTA = (
+    f"INSERT INTO {_B} ({_BUCKET_COLUMNS}) SELECT :bucket, :init + :step, :end "
+    "WHERE :init + :step <= :cap "
+    f"ON CONFLICT (bucket) DO UPDATE SET value = {_B}.value + :step "
+    f"WHERE {_B}.value + :step <= :cap "
     "RETURNING value"
+)
+#: Undo an admission in its own transaction (a later limit refused the request).
+REFUND = (
+    f"UPDATE {_B} SET value = value - :step, expires_at = expires_at - :exp "  # noqa: S608
+    "WHERE bucket = :bucket"
 )
 # A GCRA lease handing back :ret seconds of a lapsed lease first: the TAT moves
 # back by the unused tokens, never before now (a bucket is never more than full).
@@ -276,8 +300,11 @@ PING = "SELECT 1"
 #: Statements on tables, for the schema check (tests): name -> SQL.
 TABLE_STATEMENTS: dict[str, str] = {
     "KEY_LOOKUP": KEY_LOOKUP,
+    "KEY_OWNER": KEY_OWNER,
     "KEY_REVOCATION_STATE": KEY_REVOCATION_STATE,
     "USER_TEAM": USER_TEAM,
+    "USER_PLANS": USER_PLANS,
+    "QUOTA": QUOTA,
     "INSERT_EVENT": INSERT_EVENT,
     "LATEST_ANOMALY": LATEST_ANOMALY,
     "COUNT_24H": COUNT_24H,
@@ -295,7 +322,7 @@ TABLE_STATEMENTS: dict[str, str] = {
     "LOG_LEAF_HASHES": LOG_LEAF_HASHES,
     "WINDOW": WINDOW,
     "GCRA": GCRA,
-    "TAT": TAT,
-    "WINDOW_LEASE": WINDOW_LEASE,
+    "BUCKET_VALUE": BUCKET_VALUE,
+    "REFUND": REFUND,
     "GCRA_LEASE": GCRA_LEASE,
 }

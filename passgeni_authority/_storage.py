@@ -204,6 +204,8 @@ class Storage:
                 f"database {redact_url(url)} is unavailable: {type(exc).__name__}"
             ) from None
         self._on_rollback: list[Callable[[], None]] = []
+        #: Called on every database error (metrics).
+        self.observe_error: Callable[[], None] | None = None
         # SQLite file: writers serialise on a lock (thread + flock) and the
         # request path shares commits through the group committer (one sync
         # per group).
@@ -256,6 +258,8 @@ class Storage:
             callback()
 
     def _group_failed(self, exc: Exception) -> AuthorityUnavailable:
+        if self.observe_error is not None:
+            self.observe_error()
         self.rolled_back()
         return db_unavailable(exc)
 
@@ -279,6 +283,8 @@ class Storage:
         except (SQLAlchemyError, self.engine.dialect.loaded_dbapi.Error) as exc:
             # The driver's own errors too: the request path runs on the driver (see _hot).
             log.warning("database error: %s", type(exc).__name__)
+            if self.observe_error is not None:
+                self.observe_error()
             raise db_unavailable(exc) from None
         if state is not None:
             state.committed()

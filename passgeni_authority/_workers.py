@@ -24,13 +24,17 @@ restarting forever.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import multiprocessing
 import os
+import shutil
 import signal
 import socket
+import tempfile
 import threading
 import time
+from collections.abc import Iterator
 from multiprocessing.process import BaseProcess
 from typing import Any
 
@@ -43,10 +47,29 @@ CPU_AFFINITY = ("auto", "on", "off")
 
 log = logging.getLogger("passgeni_authority")
 
+#: prometheus-client's multiprocess directory (``_metrics.MULTIPROC_ENV``).
+MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 #: A worker that exits sooner than this after starting failed to start.
 STARTUP_SECONDS = 5.0
 #: Grace given to workers to finish in-flight requests on shutdown.
 STOP_SECONDS = 15.0
+
+
+@contextlib.contextmanager
+def shared_metrics(workers: int) -> Iterator[None]:
+    """Several worker processes of another server (granian): prometheus-client's
+    multiprocess mode in a directory of our own (unless the operator named one),
+    removed at exit (see ``_metrics``)."""
+    if workers < 2 or os.environ.get(MULTIPROC_ENV):
+        yield
+        return
+    directory = tempfile.mkdtemp(prefix="passgeni-metrics-")
+    os.environ[MULTIPROC_ENV] = directory
+    try:
+        yield
+    finally:
+        os.environ.pop(MULTIPROC_ENV, None)
+        shutil.rmtree(directory, ignore_errors=True)
 
 
 def listen(host: str, port: int, *, backlog: int = 2048) -> socket.socket:
@@ -74,7 +97,7 @@ def listen(host: str, port: int, *, backlog: int = 2048) -> socket.socket:
     return sock
 
 
-def uvicorn_options(log_level: str) -> dict[str, Any]:
+def uvicorn_options(log_level: str, log_format: str = "text") -> dict[str, Any]:
     """The uvicorn settings every way of serving the authority shares.
 
     ``proxy_headers`` off: the authority applies ``X-Forwarded-For`` itself,
@@ -83,11 +106,17 @@ def uvicorn_options(log_level: str) -> dict[str, Any]:
     The access log is written at ``info`` level and below only (it costs a
     log call per request even when filtered out).
     """
-    return {
+    from ._logs import log_config
+
+    options: dict[str, Any] = {
         "log_level": log_level,
         "proxy_headers": False,
         "access_log": log_level in ("trace", "debug", "info"),
     }
+    config = log_config(log_format, log_level)
+    if config is not None:
+        options["log_config"] = config
+    return options
 
 
 def worker_cpus(workers: int, mode: str, available: set[int] | None = None) -> list[int] | None:
@@ -113,7 +142,14 @@ def worker_cpus(workers: int, mode: str, available: set[int] | None = None) -> l
     return cpus
 
 
-def _worker(app_factory: str, host: str, port: int, log_level: str, cpu: int | None = None) -> None:
+def _worker(
+    app_factory: str,
+    host: str,
+    port: int,
+    log_level: str,
+    cpu: int | None = None,
+    log_format: str = "text",
+) -> None:
     """One worker process: its own socket, one uvicorn server (runs until SIGTERM)."""
     import uvicorn
 
@@ -123,7 +159,7 @@ def _worker(app_factory: str, host: str, port: int, log_level: str, cpu: int | N
         except OSError as exc:  # the CPU went away (hotplug, cpuset changed): serve anyway
             log.warning("cannot pin the worker to CPU %s: %s", cpu, exc.strerror or exc)
     sock = listen(host, port)
-    config = uvicorn.Config(app_factory, factory=True, **uvicorn_options(log_level))
+    config = uvicorn.Config(app_factory, factory=True, **uvicorn_options(log_level, log_format))
     uvicorn.Server(config).run(sockets=[sock])
 
 
@@ -135,6 +171,7 @@ def serve_workers(
     workers: int,
     log_level: str = "info",
     cpus: list[int] | None = None,
+    log_format: str = "text",
 ) -> int:
     """Run ``workers`` processes serving ``app_factory`` (``module:function``) until a signal.
 
@@ -150,12 +187,19 @@ def serve_workers(
     context = multiprocessing.get_context("spawn")
     stop = threading.Event()
     failed = threading.Event()
+    # prometheus-client's multiprocess mode: every worker writes its metrics to
+    # files in one directory and /metrics on any worker adds them all up.
+    # A directory of our own (fresh, removed at exit) unless the operator named one.
+    own_metrics_dir: str | None = None
+    if not os.environ.get(MULTIPROC_ENV):
+        own_metrics_dir = tempfile.mkdtemp(prefix="passgeni-metrics-")
+        os.environ[MULTIPROC_ENV] = own_metrics_dir
 
     def start(index: int) -> tuple[BaseProcess, float]:
         cpu = cpus[index % len(cpus)] if cpus else None
         process = context.Process(
             target=_worker,
-            args=(app_factory, host, port, log_level, cpu),
+            args=(app_factory, host, port, log_level, cpu, log_format),
             name="passgeni-authority-worker",
             daemon=False,
         )
@@ -193,4 +237,7 @@ def serve_workers(
                 process.join()
         for sig, handler in previous.items():
             signal.signal(sig, handler)
+        if own_metrics_dir is not None:
+            os.environ.pop(MULTIPROC_ENV, None)
+            shutil.rmtree(own_metrics_dir, ignore_errors=True)
     return 1 if failed.is_set() else 0

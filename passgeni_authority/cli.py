@@ -25,6 +25,13 @@ from typing import Any
 
 from passgeni_core import InvalidRequest, PassgeniError
 
+from ._opscli import (
+    OPS_SERVE_KEYS,
+    add_key_flags,
+    add_ops_commands,
+    add_serve_flags,
+    ops_settings,
+)
 from ._service import AuthorityService
 from ._settings import DEFAULT_PUBLIC_URL, AuthoritySettings, default_state_dir
 from ._signing import Signer, TransitSigner
@@ -59,6 +66,8 @@ def settings_from_environment(
     trusted_proxies: Sequence[str] | None = None,
     fips_strict: bool | None = None,
     fips_flag_path: str | None = None,
+    event_retention_days: int | None = None,
+    anomaly_webhook: str | None = None,
 ) -> AuthoritySettings:
     """Settings from explicit values (flags), else the environment, else defaults.
 
@@ -70,12 +79,12 @@ def settings_from_environment(
     ``PASSGENI_TRANSIT_URL`` with ``PASSGENI_TRANSIT_KEY`` (default
     ``passgeni-authority``) and the token from ``PASSGENI_TRANSIT_TOKEN`` or
     ``VAULT_TOKEN`` (never a flag), ``PASSGENI_TRUSTED_PROXIES``
-    (comma-separated addresses), ``PASSGENI_FIPS_FLAG_PATH`` (where the host's
+    (comma-separated addresses), those of :func:`._opscli.ops_settings`, ``PASSGENI_FIPS_FLAG_PATH`` (where the host's
     FIPS mode is read; default ``/proc/sys/crypto/fips_enabled``). Reads nothing but the environment: no file,
     no database, no network.
 
     Raises:
-        InvalidRequest: a Transit URL without a token.
+        InvalidRequest: a Transit URL without a token; as :func:`._opscli.ops_settings`.
     """
     state = state_dir or _env("PASSGENI_STATE_DIR")
     signer: Signer | None = None
@@ -105,6 +114,7 @@ def settings_from_environment(
         trusted_proxies = [p.strip() for p in listed.split(",") if p.strip()]
     if trusted_proxies:
         kwargs["trusted_proxies"] = tuple(trusted_proxies)
+    kwargs.update(ops_settings(event_retention_days, anomaly_webhook))
     return AuthoritySettings(**kwargs)
 
 
@@ -135,6 +145,8 @@ def build_settings(args: argparse.Namespace, *, served_url: str | None = None) -
         trusted_proxies=getattr(args, "trusted_proxy", None) or None,
         fips_strict=False if getattr(args, "no_fips_strict", False) else None,
         fips_flag_path=getattr(args, "fips_flag_path", None),
+        event_retention_days=getattr(args, "event_retention_days", None),
+        anomaly_webhook=getattr(args, "anomaly_webhook", None),
     )
 
 
@@ -188,6 +200,7 @@ _SERVE_KEYS = (
     "trusted_proxy",
     "host",
     "port",
+    *OPS_SERVE_KEYS,
 )
 
 
@@ -201,12 +214,17 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     workers = args.workers
     if workers < 1:
         raise InvalidRequest("--workers must be at least 1")
-    print(
+    banner = (
         f"passgeni authority: serving {settings.public_url} on {host}:{port}"
         + (f" as issuer {settings.issuer}" if settings.issuer else "")
-        + (f" with {workers} worker processes" if workers > 1 else ""),
-        file=sys.stderr,
+        + (f" with {workers} worker processes" if workers > 1 else "")
     )
+    from ._workers import uvicorn_options
+
+    options = uvicorn_options(args.log_level, args.log_format)
+    from ._logs import announce
+
+    announce(banner, options.get("log_config"))
     if args.server == "granian":
         from ._granian import serve_granian
 
@@ -215,15 +233,18 @@ def _cmd_serve(args: argparse.Namespace) -> int:
         if args.header_buffer < 8192:
             raise InvalidRequest("--header-buffer must be at least 8192 bytes")
         _prepare_workers(args, settings)
-        return serve_granian(
-            "passgeni_authority.cli:worker_app",
-            host=host,
-            port=port,
-            workers=workers,
-            log_level=args.log_level,
-            header_timeout_seconds=args.header_timeout,
-            header_buffer_bytes=args.header_buffer,
-        )
+        from ._workers import shared_metrics
+
+        with shared_metrics(workers):
+            return serve_granian(
+                "passgeni_authority.cli:worker_app",
+                host=host,
+                port=port,
+                workers=workers,
+                log_level=args.log_level,
+                header_timeout_seconds=args.header_timeout,
+                header_buffer_bytes=args.header_buffer,
+            )
     if host not in ("127.0.0.1", "::1", "localhost"):
         print(
             "passgeni authority: warning: uvicorn does not bound the size or arrival time of "
@@ -232,9 +253,7 @@ def _cmd_serve(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
     if workers == 1:
-        from ._workers import uvicorn_options
-
-        uvicorn.run(create_app(settings), host=host, port=port, **uvicorn_options(args.log_level))
+        uvicorn.run(create_app(settings), host=host, port=port, **options)
         return 0
     # Several processes on one port (a socket each, see _workers), sharing the
     # database like separate authority processes do.
@@ -248,6 +267,7 @@ def _cmd_serve(args: argparse.Namespace) -> int:
         workers=workers,
         log_level=args.log_level,
         cpus=worker_cpus(workers, args.cpu_affinity),
+        log_format=args.log_format,
     )
 
 
@@ -273,8 +293,9 @@ def worker_app() -> Any:
 
 def _cmd_create_key(args: argparse.Namespace) -> int:
     with _service(args) as svc:
+        options = {"plan": args.plan, "operator": args.operator}
         created = svc.create_api_key(
-            args.user, team=args.team, rate_limit=args.rate_limit, operator=args.operator
+            args.user, team=args.team, rate_limit=args.rate_limit, **options
         )
     if args.json:
         _print_json(created.to_dict())
@@ -390,6 +411,7 @@ def _add_commands(sub: Any) -> None:
             "equals the CPUs this process may use, 'on' always (round-robin), 'off' never"
         ),
     )
+    add_serve_flags(p)
     p.add_argument(
         "--server",
         choices=("uvicorn", "granian"),
@@ -425,11 +447,7 @@ def _add_commands(sub: Any) -> None:
         metavar="N",
         help="automation key: N requests per minute (exempt from the per-IP limit)",
     )
-    p.add_argument(
-        "--operator",
-        action="store_true",
-        help="an operator key: its dashboard (/dashboard) shows every team's certificates",
-    )
+    add_key_flags(p)
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.set_defaults(handler=_cmd_create_key)
 
@@ -450,6 +468,8 @@ def _add_commands(sub: Any) -> None:
     _common(p)
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.set_defaults(handler=_cmd_rotate_keys)
+
+    add_ops_commands(sub, _common, _service)
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:

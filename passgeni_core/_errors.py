@@ -40,6 +40,7 @@ __all__ = [
     "PermissionDenied",
     "PresetNotMet",
     "ProvenanceMismatch",
+    "QuotaExceeded",
     "RateLimited",
     "SeedCommitmentRequired",
     "SessionAlreadyUsed",
@@ -307,6 +308,13 @@ class RateLimited(AuthorityError):
     def __init__(self, message: str, *, retry_after: float | None = None) -> None:
         super().__init__(message)
         self.retry_after = retry_after
+
+
+class QuotaExceeded(AuthorityError):
+    """The caller's plan allows no more certificates this calendar month."""
+
+    code = "quota_exceeded"
+    http_status = 402
 
 
 class SessionInvalid(AuthorityError):

@@ -57,6 +57,7 @@ _EXPORTS: dict[str, tuple[str, ...]] = {
         "SigningKeysBody",
         "StatusListsBody",
         "TargetBody",
+        "UsageBody",
         "openapi_components",
     ),
     "._config": (
@@ -128,5 +129,6 @@ if TYPE_CHECKING:
         SigningKeysBody as SigningKeysBody,
         StatusListsBody as StatusListsBody,
         TargetBody as TargetBody,
+        UsageBody as UsageBody,
         openapi_components as openapi_components,
     )

@@ -57,6 +57,7 @@ __all__ = [
     "SigningKeysBody",
     "StatusListsBody",
     "TargetBody",
+    "UsageBody",
     "openapi_components",
 ]
 
@@ -300,6 +301,20 @@ class AnomalyBody(_Answer, kw_only=True, frozen=True):
     count_24h: int
 
 
+class UsageBody(_Answer, kw_only=True, frozen=True):
+    """The caller's certificates this calendar month (UTC) against its plan's quota."""
+
+    #: The plan that applies (``None``: no plan, no quota).
+    plan: str | None
+    #: ``YYYY-MM``.
+    month: str
+    used: int
+    #: Certificates per calendar month (``None``: unlimited).
+    limit: int | None
+    remaining: int | None
+    resets_at: Instant
+
+
 class AuditPageBody(_Answer, kw_only=True, frozen=True):
     """The answer to ``GET /api/audit``: one page of the caller's certificates."""
 
@@ -308,6 +323,7 @@ class AuditPageBody(_Answer, kw_only=True, frozen=True):
     page_size: int
     total: int
     anomalies: list[AnomalyBody] = []
+    usage: UsageBody | None = None
 
 
 # --- keys ---------------------------------------------------------------------------------
@@ -442,6 +458,7 @@ ANSWER_BODIES: tuple[type[Struct], ...] = (
     CertificateRecordBody,
     AuditPageBody,
     AnomalyBody,
+    UsageBody,
     ErrorBody,
     JwksBody,
     JwkBody,

@@ -62,9 +62,14 @@ def test_generate_batch_counts_every_session_against_the_ip_limit(
     authority: Server, make_tenant: Any
 ) -> None:
     t = make_tenant(automation=False)
-    # Default: 10 generation attempts per IP per hour; a batch of 11 is 11 attempts.
+    # Default: 10 generation attempts per IP per hour; a batch of 11 is 11 attempts,
+    # which can never fit: refused as such (400, no Retry-After), charging nothing.
     r = t.post("/api/generate-batch", {"compliance_standard": "soc2", "count": 11})
-    assert r.status_code == 429 and r.headers["Retry-After"]
+    assert (r.status_code, r.json()["code"]) == (400, "invalid_request")
+    assert "Retry-After" not in r.headers and "per IP address per hour" in r.json()["message"]
+    authority.clock.advance(5)  # clear of the burst bucket
+    r = t.post("/api/generate-batch", {"compliance_standard": "soc2", "count": 5})
+    assert r.status_code == 200, r.text
 
 
 def test_large_batch_rules_hold(authority: Server, make_tenant: Any) -> None:

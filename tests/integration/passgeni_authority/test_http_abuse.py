@@ -32,8 +32,12 @@ def test_sixty_requests_per_user_per_minute(authority: Server, make_tenant):
         authority.clock.advance(0.98)  # inside the burst bucket, never inside the window
     r = t.get("/api/audit")
     assert (r.status_code, r.json()["code"]) == (429, "rate_limited")
-    assert r.headers["Retry-After"] == "2"  # the window ends 1.2 s later (60 - 60 x 0.98)
+    # A sliding minute: the window ends 1.2 s later (60 - 60 x 0.98), and one more
+    # request fits once its 60 count for 59 (1 s into the next window): 2.2 s.
+    assert r.headers["Retry-After"] == "3"
     authority.clock.advance(1.3)
+    assert t.get("/api/audit").status_code == 429  # a fixed window would admit here
+    authority.clock.advance(1.0)
     assert t.get("/api/audit").status_code == 200
 
 
@@ -46,7 +50,9 @@ def test_ten_generation_attempts_per_ip_per_hour(authority: Server, make_tenant)
         authority.clock.advance(1)  # stay clear of the burst limit
     r = t.post("/api/generate", {"compliance_standard": "soc2"})
     assert (r.status_code, r.json()["code"]) == (429, "rate_limited")
-    assert 3500 <= int(r.headers["Retry-After"]) <= 3600
+    # A sliding hour: one more fits once this hour's 10 weigh 9 in the next one
+    # (a tenth of it in), ~3950 s from the eleventh attempt.
+    assert 3900 <= int(r.headers["Retry-After"]) <= 3960
     # Another address is not affected; an automation key from the same one is exempt.
     t.http.headers["X-Forwarded-For"] = "192.0.2.77"
     assert t.post("/api/generate", {"compliance_standard": "soc2"}).status_code == 200
@@ -55,6 +61,8 @@ def test_ten_generation_attempts_per_ip_per_hour(authority: Server, make_tenant)
     assert bulk.post("/api/generate", {"compliance_standard": "soc2"}).status_code == 200
     authority.clock.advance(3600)
     t.http.headers["X-Forwarded-For"] = t.ip
+    assert t.post("/api/generate", {"compliance_standard": "soc2"}).status_code == 429
+    authority.clock.advance(360)
     assert t.post("/api/generate", {"compliance_standard": "soc2"}).status_code == 200
 
 
