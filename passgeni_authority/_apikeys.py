@@ -4,7 +4,6 @@ here, before its operation runs."""
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import re
 import secrets
@@ -23,9 +22,11 @@ from passgeni_core import (
 )
 
 from . import _hot, _limits, _sql
+from ._authfail import FailedAuthentications
 from ._db import api_keys, plans, teams, users
 from ._events import Refusals, UsageEvents, access_detail
 from ._ids import b32
+from ._keyformat import check_key_format, hash_api_key
 from ._limits import Admission, RateLimiter
 from ._models import KEY_PREFIX, ApiKeyInfo, CreatedApiKey, Principal
 from ._settings import AuthoritySettings
@@ -42,16 +43,6 @@ log = logging.getLogger("passgeni_authority")
 _T = TypeVar("_T")
 
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@+-]{0,63}$")
-_PREFIX_RE = re.compile(r"^[a-z2-7]{8}$")
-
-
-def hash_api_key(key: str) -> str:
-    """SHA-256 (hex) of an API key: what the database stores instead of the key.
-
-    A plain hash suffices (no slow KDF): keys carry 256 random bits, so there
-    is nothing to brute-force, and a fast hash keeps every request cheap.
-    """
-    return hashlib.sha256(key.encode("utf-8")).hexdigest()
 
 
 def _key_info(row: RowMapping) -> ApiKeyInfo:
@@ -222,16 +213,6 @@ class _WorkFailed(Exception):
         self.error = error
 
 
-def check_key_format(api_key: str | None) -> str:
-    """The key's public prefix. Raises Unauthenticated (no database access)."""
-    if not api_key:
-        raise Unauthenticated("an API key is required: Authorization: Bearer <key>")
-    parts = api_key.split("_", 2)
-    if len(parts) != 3 or parts[0] != KEY_PREFIX or not _PREFIX_RE.match(parts[1]):
-        raise Unauthenticated("the API key is malformed")
-    return parts[1]
-
-
 #: ``(caller, its error, the operation's result, the quotas to report)``.
 _Outcome = tuple[Principal | None, PassgeniError | None, Any, list[_limits.Quota]]
 
@@ -254,6 +235,7 @@ class Gate:
         self.limiter = limiter
         self.events = events
         self.refusals = Refusals(events)
+        self.failures = FailedAuthentications(settings.rate_limits.failed_auth_per_ip_per_minute)
 
     def _principal(self, row: Any, prefix: str) -> Principal | None:
         if row is None or row[0] != prefix or row[4] is not None:
@@ -420,11 +402,14 @@ class Gate:
         error is raised here. ``generation_attempts`` counts towards the
         per-IP generation limit (keys without their own limit).
         """
-        unit = self._unit(
-            api_key, ip=ip, endpoint=endpoint, work=work, attempts=generation_attempts
-        )
+        at = now(self.settings).timestamp()
+        self.failures.admit(ip, api_key, self._known_good, at)
         try:
+            unit = self._unit(
+                api_key, ip=ip, endpoint=endpoint, work=work, attempts=generation_attempts
+            )
             outcome = await self.storage.write(unit)
+            value: _T = self._result(outcome)
         except _WorkFailed as failed:
             # The operation failed: its unit was rolled back whole; record the
             # request's bookkeeping alone, then answer with the operation's error.
@@ -433,8 +418,14 @@ class Gate:
             )
             self._result(await self.storage.write(alone))
             raise failed.error from None
-        value: _T = self._result(outcome)
+        except Unauthenticated:
+            self.failures.failed(ip, at)
+            raise
         return value
+
+    def _known_good(self, api_key: str) -> bool:
+        row = self.keys.rows.get(hash_api_key(api_key))  # this process's cache only
+        return row is not None and row[4] is None
 
     def _unit(
         self,

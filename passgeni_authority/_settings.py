@@ -56,6 +56,10 @@ class RateLimits:
     #: Public certificate views (``/cert/{id}``, ``/api/certificates/{id}``) per
     #: client IP: a burst of this many, refilled evenly over a minute.
     views_per_ip_per_minute: int | None = 1200
+    #: Failed authentications (no key, malformed, unknown or revoked) per client IP in
+    #: a minute, per process; beyond, that IP is refused before any database work
+    #: unless its key is known good (``_authfail``).
+    failed_auth_per_ip_per_minute: int | None = 30
 
     @classmethod
     def unlimited(cls) -> RateLimits:
@@ -64,6 +68,7 @@ class RateLimits:
             user_per_minute=None,
             burst=None,
             views_per_ip_per_minute=None,
+            failed_auth_per_ip_per_minute=None,
         )
 
 
