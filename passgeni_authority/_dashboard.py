@@ -37,11 +37,14 @@ from ._dashboard_views import (
     Bar,
     bars_svg,
     certificates_csv,
+    certificates_oscal,
     coverage_csv,
+    coverage_oscal,
     stacked_svg,
 )
 from ._issuance_http import dumps
 from ._scans import COVERED
+from ._util import now
 
 __all__ = ["SESSION_COOKIE", "add_dashboard_routes"]
 
@@ -49,6 +52,15 @@ SESSION_COOKIE = "passgeni_dashboard"
 CSRF_COOKIE = "passgeni_signin"
 PAGE_SIZE = 50
 _FORM_LIMIT = 4096
+
+
+def _oscal(document: bytes, name: str) -> Response:
+    return Response(
+        document,
+        media_type="application/json",
+        headers={**HEADERS, "Content-Disposition": f'attachment; filename="{name}.oscal.json"'},
+    )
+
 
 HEADERS = {
     "Cache-Control": "no-store",
@@ -296,6 +308,7 @@ def add_dashboard_routes(
             systems=[s for s in summary.by_system if s != "-"],
             statuses=[*BUCKETS, "expiring"],
             csv_url=f"/dashboard/certificates.csv?{urlencode(kept)}",
+            oscal_url=f"/dashboard/certificates.oscal.json?{urlencode(kept)}",
             **pages("/dashboard/certificates", kept, page, page_count(matching, PAGE_SIZE)),
         )
 
@@ -310,6 +323,14 @@ def add_dashboard_routes(
             media_type="text/csv; charset=utf-8",
             headers={**HEADERS, "Content-Disposition": 'attachment; filename="certificates.csv"'},
         )
+
+    @app.get("/dashboard/certificates.oscal.json", include_in_schema=False)
+    def dashboard_certificates_oscal(request: Request) -> Response:
+        viewer = signed_in(request)
+        if viewer is None:
+            return to_sign_in()
+        rows = data.all_certificates(viewer, filters_of(request))
+        return _oscal(certificates_oscal(rows, cert_base(request), now(cfg)), "certificates")
 
     @app.get("/dashboard/stores", include_in_schema=False)
     def dashboard_stores(request: Request) -> Response:
@@ -354,6 +375,7 @@ def add_dashboard_routes(
             counts=dict(sorted(counts.items())),
             status=status,
             csv_url=f"/dashboard/coverage.csv?{urlencode(kept)}",
+            oscal_url=f"/dashboard/coverage.oscal.json?{urlencode(kept)}",
             **pages("/dashboard/coverage", kept, page, page_count(matching, PAGE_SIZE)),
         )
 
@@ -367,6 +389,14 @@ def add_dashboard_routes(
             media_type="text/csv; charset=utf-8",
             headers={**HEADERS, "Content-Disposition": 'attachment; filename="coverage.csv"'},
         )
+
+    @app.get("/dashboard/coverage.oscal.json", include_in_schema=False)
+    def dashboard_coverage_oscal(request: Request) -> Response:
+        viewer = signed_in(request)
+        if viewer is None:
+            return to_sign_in()
+        findings = coverage.all(viewer, status_of(request))
+        return _oscal(coverage_oscal(findings, cert_base(request), now(cfg)), "coverage")
 
     @app.get("/dashboard/anomalies", include_in_schema=False)
     def dashboard_anomalies(request: Request) -> Response:

@@ -205,3 +205,63 @@ def coverage_csv(findings: Iterable[Finding], cert_url: str) -> str:
             ]
         )
     return buf.getvalue()
+
+
+# -- OSCAL (the same assessment results as `passgeni scan/registry --format oscal`) -------
+
+_IN_USE = ("valid", "expiring_90", "expiring_60", "expiring_30")
+
+
+def certificates_oscal(rows: Iterable[CertRow], cert_url: str, at: datetime) -> bytes:
+    """The certificates view as OSCAL assessment results: a certificate in use is covered;
+    a revoked or expired one is history (an observation, in no control's scope)."""
+    from passgeni_core.audit import AssessedCredential, oscal_assessment
+
+    subjects = [
+        AssessedCredential(
+            name=f"{r.system}:{r.path}" if r.system != "-" else r.cert_id,
+            covered=r.bucket in _IN_USE,
+            status=BUCKET_LABELS[r.bucket],
+            detail="",
+            cert_id=r.cert_id,
+            cert_url=f"{cert_url}/{r.cert_id}",
+            standard=r.standard,
+            standards_met=r.standards_met,
+            expires_at=r.expires_at,
+            in_use=r.bucket in _IN_USE,
+        )
+        for r in rows
+    ]
+    return oscal_assessment(
+        subjects,
+        title="PassGeni certificates (dashboard): assessment results",
+        what="The authority's certificates as its dashboard lists them",
+        at=at,
+    )
+
+
+def coverage_oscal(findings: Iterable[Finding], cert_url: str, at: datetime) -> bytes:
+    """The coverage view (each credential's latest submitted scan) as OSCAL."""
+    from passgeni_core.audit import AssessedCredential, oscal_assessment
+
+    subjects = [
+        AssessedCredential(
+            name=f.uri,
+            covered=f.covered and f.cert_id is not None,
+            status=f.status,
+            detail=f.reasons,
+            cert_id=f.cert_id,
+            cert_url=f"{cert_url}/{f.cert_id}" if f.cert_id else None,
+            standard=f.standard,
+            # A submitted scan names the certificate's standard, not its whole list.
+            standards_met=(f.standard,) if f.standard else (),
+            expires_at=f.expires_at,
+        )
+        for f in findings
+    ]
+    return oscal_assessment(
+        subjects,
+        title="PassGeni credential coverage (dashboard): assessment results",
+        what="The credentials found by the scans submitted to the authority",
+        at=at,
+    )

@@ -22,7 +22,14 @@ _EXPORTS: dict[str, tuple[str, ...]] = {
         "RegistryEntry",
         "build_registry",
     ),
-    "._oscal": ("CONTROLS", "OSCAL_NS", "oscal_from_registry", "oscal_from_scan"),
+    "._oscal": (
+        "CONTROLS",
+        "OSCAL_NS",
+        "AssessedCredential",
+        "oscal_assessment",
+        "oscal_from_registry",
+        "oscal_from_scan",
+    ),
     "._evidence": ("BUNDLE_FORMAT", "MANIFEST_TYP", "build_bundle"),
     "._evidence_check": ("BundleReport", "CertificateVerdict", "verify_bundle"),
     "._statements": ("SourceStatements", "source_statements"),
@@ -52,6 +59,8 @@ if TYPE_CHECKING:
     from ._oscal import (
         CONTROLS as CONTROLS,
         OSCAL_NS as OSCAL_NS,
+        AssessedCredential as AssessedCredential,
+        oscal_assessment as oscal_assessment,
         oscal_from_registry as oscal_from_registry,
         oscal_from_scan as oscal_from_scan,
     )

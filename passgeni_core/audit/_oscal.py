@@ -35,7 +35,14 @@ from ..model import get_preset, list_presets, same_standard
 from ._registry import Registry
 from ._scan import CoverageReport
 
-__all__ = ["CONTROLS", "OSCAL_NS", "oscal_from_registry", "oscal_from_scan"]
+__all__ = [
+    "CONTROLS",
+    "OSCAL_NS",
+    "AssessedCredential",
+    "oscal_assessment",
+    "oscal_from_registry",
+    "oscal_from_scan",
+]
 
 #: Namespace of PassGeni's own OSCAL properties.
 OSCAL_NS = "https://passgeni.ai/ns/oscal"
@@ -57,7 +64,7 @@ CONTROLS: dict[str, tuple[str, str]] = {
 
 
 @dataclass(frozen=True)
-class _Subject:
+class AssessedCredential:
     """One examined credential (or certificate), public facts only."""
 
     name: str
@@ -92,11 +99,11 @@ def _models() -> Any:
     return OSCAL_VERSION, assessment_results, common
 
 
-def _meets(subject: _Subject, preset_id: str) -> bool:
+def _meets(subject: AssessedCredential, preset_id: str) -> bool:
     return any(same_standard(met, preset_id) for met in subject.standards_met)
 
 
-def _in_scope(subject: _Subject, preset_id: str, required: str | None) -> bool:
+def _in_scope(subject: AssessedCredential, preset_id: str, required: str | None) -> bool:
     if not subject.in_use:
         return False
     if required is not None or not subject.covered or subject.standard is None:
@@ -104,7 +111,7 @@ def _in_scope(subject: _Subject, preset_id: str, required: str | None) -> bool:
     return same_standard(subject.standard, preset_id)
 
 
-def _why_not(subject: _Subject, preset_id: str) -> str | None:
+def _why_not(subject: AssessedCredential, preset_id: str) -> str | None:
     """Why ``subject`` does not satisfy ``preset_id``'s control (``None``: it does)."""
     if not subject.covered:
         return f"{subject.status}: {subject.detail}" if subject.detail else subject.status
@@ -113,7 +120,7 @@ def _why_not(subject: _Subject, preset_id: str) -> str | None:
     return None
 
 
-def _controls(subjects: Sequence[_Subject], required: str | None) -> list[str]:
+def _controls(subjects: Sequence[AssessedCredential], required: str | None) -> list[str]:
     """The preset ids assessed: the required one, else those certified for, else all."""
     if required is not None:
         return [get_preset(required).id]
@@ -129,7 +136,7 @@ def _controls(subjects: Sequence[_Subject], required: str | None) -> list[str]:
 
 
 def _document(
-    subjects: Sequence[_Subject],
+    subjects: Sequence[AssessedCredential],
     *,
     title: str,
     what: str,
@@ -295,7 +302,7 @@ def oscal_from_scan(report: CoverageReport, *, scopes: Iterable[str] = ()) -> by
         PassgeniError: compliance-trestle is not installed.
     """
     subjects = [
-        _Subject(
+        AssessedCredential(
             name=e.uri,
             covered=e.ok and e.certificate is not None,
             status=e.status,
@@ -335,7 +342,7 @@ def oscal_from_registry(registry: Registry) -> bytes:
             detail = f"revoked: {e.revocation_reason}"
         historical = e.status in ("revoked", "expired") and not e.coverage
         subjects.append(
-            _Subject(
+            AssessedCredential(
                 in_use=not historical,
                 name=e.credential or e.cert_id or "unknown credential",
                 covered=e.status == "valid" and coverage_ok and e.cert_id is not None,
@@ -355,4 +362,25 @@ def oscal_from_registry(registry: Registry) -> bytes:
         at=registry.generated_at,
         required=None,
         scopes=registry.scopes,
+    )
+
+
+def oscal_assessment(
+    subjects: Iterable[AssessedCredential],
+    *,
+    title: str,
+    what: str,
+    at: datetime,
+    required: str | None = None,
+    scopes: Iterable[str] = (),
+) -> bytes:
+    """The assessment results of credentials examined elsewhere (the authority's
+    dashboard: its certificates, or the credentials scans submitted), by the same
+    rules as :func:`oscal_from_scan`.
+
+    Raises:
+        PassgeniError: compliance-trestle is not installed.
+    """
+    return _document(
+        list(subjects), title=title, what=what, at=at, required=required, scopes=scopes
     )

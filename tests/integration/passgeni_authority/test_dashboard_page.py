@@ -18,6 +18,7 @@ import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -271,6 +272,44 @@ def test_csv_exports_the_current_view(world: World) -> None:
         "vault://secret/app/db#password": "no",
         "vault://secret/manual#password": "no",
     }
+
+
+def test_oscal_exports_the_current_view_and_trestle_validates_it(
+    world: World, tmp_path: Path
+) -> None:
+    from tests.support.oscal import findings as _findings, validate as _validate
+
+    http = _http_sign_in(world.server.url, world.team.key)
+    answer = http.get(f"{world.server.url}/dashboard/coverage.oscal.json", timeout=30)
+    assert answer.status_code == 200 and answer.headers["content-type"] == "application/json"
+    assert "coverage.oscal.json" in answer.headers["content-disposition"]
+    document = answer.json()
+    observed = {
+        o["subjects"][0]["title"]: o["title"]
+        for o in document["assessment-results"]["results"][0]["observations"]
+    }
+    # The same three credentials the CSV lists, each with its status.
+    assert set(observed) == {
+        "k8s://payments/web#password",
+        "vault://secret/app/db#password",
+        "vault://secret/manual#password",
+    }, observed
+    # Two credentials fall short: no control they are in scope of is satisfied.
+    states = {f["target"]["status"]["state"] for f in _findings(document).values()}
+    assert states == {"not-satisfied"}, states
+    (tmp_path / "coverage.json").write_bytes(answer.content)
+    done = _validate(tmp_path / "coverage.json", tmp_path / "ws", name="coverage")
+    assert done.returncode == 0, done.stdout + done.stderr
+    # The certificates view, filtered as shown: only the revoked one, as history.
+    answer = http.get(
+        f"{world.server.url}/dashboard/certificates.oscal.json?status=revoked", timeout=30
+    )
+    assert answer.status_code == 200
+    text = answer.text
+    assert world.certs["revoked"] in text and world.certs["valid"] not in text
+    (tmp_path / "certs.json").write_bytes(answer.content)
+    done = _validate(tmp_path / "certs.json", tmp_path / "ws2", name="certs")
+    assert done.returncode == 0, done.stdout + done.stderr
 
 
 def test_forms_are_csrf_safe_and_sessions_end(world: World) -> None:

@@ -6,8 +6,6 @@ from __future__ import annotations
 
 import json
 import secrets
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -16,11 +14,10 @@ import pytest
 
 from passgeni_core.audit import CONTROLS
 from tests.support.authority import Live, live_authority
+from tests.support.oscal import findings as _findings, validate as _validate
 from tests.unit.passgeni_core.auditor_fixtures import clean_env, run
 
 __all__ = ["clean_env"]
-
-TRESTLE = str(Path(sys.executable).with_name("trestle"))
 
 
 @pytest.fixture(scope="module")
@@ -72,27 +69,6 @@ def estate(
         "ids": ids,
         "manual": f"vault://secret/{prefix}/manual#password",
     }
-
-
-def _validate(
-    document: Path, workspace: Path, name: str = "scan"
-) -> subprocess.CompletedProcess[str]:
-    """``trestle init``, ``trestle import -f FILE -o NAME``, ``trestle validate -a``."""
-    workspace.mkdir()
-    for argv in (["init"], ["import", "-f", str(document), "-o", name]):
-        done = subprocess.run(
-            [TRESTLE, *argv], cwd=workspace, capture_output=True, text=True, timeout=120
-        )
-        if done.returncode != 0:
-            return done
-    return subprocess.run(
-        [TRESTLE, "validate", "-a"], cwd=workspace, capture_output=True, text=True, timeout=120
-    )
-
-
-def _findings(document: dict[str, Any]) -> dict[str, dict[str, Any]]:
-    (result,) = document["assessment-results"]["results"]
-    return {f["target"]["target-id"].removesuffix("_obj"): f for f in result.get("findings", [])}
 
 
 def test_scan_as_oscal_observes_each_credential_and_judges_each_control(
