@@ -54,11 +54,13 @@ PAGE_SIZE = 50
 _FORM_LIMIT = 4096
 
 
-def _oscal(document: bytes, name: str) -> Response:
+def _download(content: bytes | str, filename: str) -> Response:
+    """An export of the current view, as an attachment."""
+    media = "text/csv; charset=utf-8" if filename.endswith(".csv") else "application/json"
     return Response(
-        document,
-        media_type="application/json",
-        headers={**HEADERS, "Content-Disposition": f'attachment; filename="{name}.oscal.json"'},
+        content,
+        media_type=media,
+        headers={**HEADERS, "Content-Disposition": f'attachment; filename="{filename}"'},
     )
 
 
@@ -318,11 +320,7 @@ def add_dashboard_routes(
         if viewer is None:
             return to_sign_in()
         rows = data.all_certificates(viewer, filters_of(request))
-        return Response(
-            certificates_csv(rows, cert_base(request)),
-            media_type="text/csv; charset=utf-8",
-            headers={**HEADERS, "Content-Disposition": 'attachment; filename="certificates.csv"'},
-        )
+        return _download(certificates_csv(rows, cert_base(request)), "certificates.csv")
 
     @app.get("/dashboard/certificates.oscal.json", include_in_schema=False)
     def dashboard_certificates_oscal(request: Request) -> Response:
@@ -330,7 +328,8 @@ def add_dashboard_routes(
         if viewer is None:
             return to_sign_in()
         rows = data.all_certificates(viewer, filters_of(request))
-        return _oscal(certificates_oscal(rows, cert_base(request), now(cfg)), "certificates")
+        oscal = certificates_oscal(rows, cert_base(request), now(cfg))
+        return _download(oscal, "certificates.oscal.json")
 
     @app.get("/dashboard/stores", include_in_schema=False)
     def dashboard_stores(request: Request) -> Response:
@@ -384,11 +383,8 @@ def add_dashboard_routes(
         viewer = signed_in(request)
         if viewer is None:
             return to_sign_in()
-        return Response(
-            coverage_csv(coverage.all(viewer, status_of(request)), cert_base(request)),
-            media_type="text/csv; charset=utf-8",
-            headers={**HEADERS, "Content-Disposition": 'attachment; filename="coverage.csv"'},
-        )
+        findings = coverage.all(viewer, status_of(request))
+        return _download(coverage_csv(findings, cert_base(request)), "coverage.csv")
 
     @app.get("/dashboard/coverage.oscal.json", include_in_schema=False)
     def dashboard_coverage_oscal(request: Request) -> Response:
@@ -396,7 +392,9 @@ def add_dashboard_routes(
         if viewer is None:
             return to_sign_in()
         findings = coverage.all(viewer, status_of(request))
-        return _oscal(coverage_oscal(findings, cert_base(request), now(cfg)), "coverage")
+        return _download(
+            coverage_oscal(findings, cert_base(request), now(cfg)), "coverage.oscal.json"
+        )
 
     @app.get("/dashboard/anomalies", include_in_schema=False)
     def dashboard_anomalies(request: Request) -> Response:

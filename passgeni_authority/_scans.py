@@ -11,9 +11,10 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from datetime import datetime
-from typing import Any
+from typing import Any, get_args
 
 from passgeni_core import InvalidRequest, checked_text
+from passgeni_core.client import ScanStatus
 
 __all__ = ["COVERED", "MAX_FINDINGS", "SCAN_STATUSES", "parse_scan"]
 
@@ -22,19 +23,7 @@ _REASON = re.compile(r"[a-z0-9_]{1,40}")
 #: The scan statuses that are coverage (a good certificate); the rest are gaps.
 COVERED = frozenset({"valid", "expiring"})
 MAX_FINDINGS = 10_000
-SCAN_STATUSES = frozenset(
-    {
-        "valid",
-        "expiring",
-        "below_requirement",
-        "drifted",
-        "expired",
-        "revoked",
-        "invalid",
-        "no_certificate",
-        "error",
-    }
-)
+SCAN_STATUSES = frozenset(get_args(ScanStatus))
 
 
 def _instant_field(data: Mapping[str, Any], name: str) -> datetime | None:

@@ -387,7 +387,8 @@ class ManifestSignatureBody(_Answer, kw_only=True, frozen=True):
 
 # --- POST /api/scans (the dashboard's coverage) -----------------------------------------
 
-#: A scan's status of one credential (``passgeni_core.workflows.STATUSES``).
+#: A scan's status of one credential, least serious first: the one list of statuses
+#: (``passgeni_core.workflows.STATUSES`` and the authority's checks are made from it).
 ScanStatus = Literal[
     "valid",
     "expiring",

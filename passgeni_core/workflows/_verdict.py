@@ -9,38 +9,19 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, Literal
+from typing import Any, get_args
 
 from .._errors import InvalidRequest
-from ..client import CertificateRecord
+from ..client import CertificateRecord, ScanStatus
 from ..crypto import Certificate
 from ..model import CertificateClaims
 from ..stores import CertificateRefs
 from ._keepers import keeper_of
 
-Status = Literal[
-    "valid",
-    "expiring",
-    "below_requirement",
-    "drifted",
-    "expired",
-    "revoked",
-    "invalid",
-    "no_certificate",
-    "error",
-]
-#: Least serious first (a verdict's status is its most serious finding's).
-STATUSES: tuple[str, ...] = (
-    "valid",
-    "expiring",
-    "below_requirement",
-    "drifted",
-    "expired",
-    "revoked",
-    "invalid",
-    "no_certificate",
-    "error",
-)
+#: The statuses, least serious first (a verdict's status is its most serious finding's):
+#: one list, the wire contract's (``passgeni_core.client.ScanStatus``).
+Status = ScanStatus
+STATUSES: tuple[str, ...] = get_args(ScanStatus)
 FAILING = frozenset(STATUSES) - {"valid", "expiring"}
 #: One finding: (reason, status, detail).
 Finding = tuple[str, Status, str]
