@@ -29,7 +29,7 @@ from pathlib import Path
 import _root  # noqa: F401 - the repository root on sys.path, for tests.support
 
 from tests.support import OpenBaoServer
-from tests.support.authority import authority_process
+from tests.support.authority import ServedAuthority, authority_process
 
 PASSGENI = str(Path(sys.executable).parent / "passgeni")
 
@@ -61,7 +61,7 @@ def timed(argv: list[str], env: dict[str, str], *, ok: tuple[int, ...] = (0,)) -
     return elapsed
 
 
-def _environment(bao: OpenBaoServer, auth: object, config: Path) -> dict[str, str]:
+def _environment(bao: OpenBaoServer, auth: ServedAuthority, config: Path) -> dict[str, str]:
     # As installed by pip: byte-code caches exist (this machine's environment sets
     # PYTHONDONTWRITEBYTECODE, which would make every run recompile its imports).
     env = {
@@ -71,9 +71,9 @@ def _environment(bao: OpenBaoServer, auth: object, config: Path) -> dict[str, st
     }
     env.update(
         PASSGENI_CONFIG=str(config),
-        PASSGENI_URL=auth.url,  # type: ignore[attr-defined]
-        PASSGENI_API_KEY=auth.api_key,  # type: ignore[attr-defined]
-        PASSGENI_ISSUER=auth.issuer,  # type: ignore[attr-defined]
+        PASSGENI_URL=auth.url,
+        PASSGENI_API_KEY=auth.api_key,
+        PASSGENI_ISSUER=auth.issuer,
         VAULT_ADDR=bao.url,
         VAULT_TOKEN=bao.token,
     )

@@ -138,6 +138,7 @@ class Metrics:
         """The Prometheus text format: this process's, or every worker's in multiprocess mode."""
         if self.multiprocess:
             registry = CollectorRegistry()
+            # prometheus-client ships this constructor without annotations.
             multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
             return generate_latest(registry)
         assert self.registry is not None

@@ -96,6 +96,7 @@ def _font_path(name: str) -> str:
 
 
 def _document_class(fpdf_class: Any) -> Any:
+    # fpdf2 is imported lazily, so its class reaches here as Any: mypy cannot subclass it.
     class _Document(fpdf_class):  # type: ignore[misc]
         """A4 with a footer (the document's line and the page number) on every page."""
 

@@ -97,6 +97,8 @@ class CredentialEphemeral(BaseEphemeralResource[EphemeralResult, PrivateState, E
 
     async def open(
         self,
+        # pyvider 0.8 bounds the private-state parameter to attrs classes; None is what
+        # its own examples pass for "no private state".
         ctx: EphemeralResourceContext[EphemeralConfig, None],  # type: ignore[type-var]
     ) -> tuple[EphemeralResult, PrivateState, datetime]:
         config = ctx.config

@@ -21,6 +21,7 @@ from pathlib import Path
 from urllib.parse import quote
 
 from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec
 
 from passgeni_core import AuthorityClient, provision
 from tests.support import LOCALHOST, REPO_ROOT, free_port, http_status, wait_until
@@ -176,7 +177,8 @@ def test_json_logs_are_structured_and_hold_no_secret(tmp_path: Path) -> None:
             )
     for pem in (state / "keys").glob("*.pem"):
         key = serialization.load_pem_private_key(pem.read_bytes(), password=None)
-        found[f"signing key {pem.name}"] = key.private_numbers().private_value.to_bytes(32, "big")  # type: ignore[union-attr]
+        assert isinstance(key, ec.EllipticCurvePrivateKey)
+        found[f"signing key {pem.name}"] = key.private_numbers().private_value.to_bytes(32, "big")
         found[f"signing key PEM {pem.name}"] = b"".join(pem.read_bytes().splitlines()[1:-1])
 
     data = log.read_bytes()
