@@ -71,6 +71,8 @@ def _cache_root() -> Path:
 def jose_modules() -> Path:
     """``node_modules`` holding ``jose`` (installed once per machine, then reused)."""
     if shutil.which("node") is None:
+        # Node.js ships on every machine of this project's kind (CI's included), so this
+        # runs there; the skip only spares a contributor's machine without Node.
         pytest.skip("Node.js is not installed: the seed's verification recipe is a Node.js script")
     npm = shutil.which("npm")
     assert npm is not None, "Node.js is installed without npm: cannot install the jose package"
