@@ -23,6 +23,7 @@ from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
+import msgspec
 from fastapi import Depends, FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse, Response
@@ -44,6 +45,9 @@ from passgeni_core.client import (
     IssueBatchBody,
     IssuedBatchBody,
     IssueErrorBody,
+    LookupAnswerBody,
+    LookupBody,
+    LookupErrorBody,
     RevokeBody,
 )
 from passgeni_core.model import is_embedded_issuer
@@ -393,6 +397,25 @@ def create_app(
     def certificate_json(cert_id: str, ip: IP) -> Response:
         """The public certificate record (no authentication)."""
         return _json(svc.get_certificate(cert_id, ip=ip).to_wire())
+
+    @app.post("/api/certificates/lookup", tags=["public"])
+    def certificates_lookup(body: Body, ip: IP) -> Response:
+        """Many public certificate records in one request (no authentication)."""
+        try:
+            ids = msgspec.convert(body, LookupBody).cert_ids
+        except msgspec.ValidationError as exc:
+            raise InvalidRequest(f"invalid lookup: {str(exc)[:200]}") from None
+        found = svc.get_certificates(ids, ip=ip)
+        return _json(
+            LookupAnswerBody(
+                certificates=[
+                    r.to_wire()
+                    if not isinstance(r, PassgeniError)
+                    else LookupErrorBody(cert_id=c, error=ErrorBody(code=r.code, message=r.message))
+                    for c, r in zip(ids, found, strict=True)
+                ]
+            )
+        )
 
     @app.get("/cert/{cert_id}", tags=["public"], response_model=None)
     def certificate_page(cert_id: str, request: Request, ip: IP) -> Response:

@@ -148,6 +148,71 @@ class Certificates:
             raise NotFound(f"no certificate {cert_id[:40]!r}")
         return self.record(row, at, log)
 
+    def get_many(
+        self, cert_ids: list[str], *, ip: str | None = None
+    ) -> list[CertificateRecord | NotFound | RateLimited]:
+        """The public records of ``cert_ids``, in order (``NotFound`` for an unknown id).
+
+        What :meth:`get` does for each id, in one transaction and three queries:
+        every id counts as one view towards the per-IP view limit, and every
+        found certificate records its ``certificate_view``. Over the limit, the
+        ids from the first one refused on answer ``RateLimited`` (their views
+        were not counted; the caller asks again for them later), the others
+        their records: a lookup never waits, and what was counted is answered.
+        """
+        at = now(self.settings)
+        limiter = self.limiter
+        limited: RateLimited | None = None
+        allowed = len(cert_ids)
+        rows: dict[str, RowMapping] = {}
+        logs: dict[str, dict[str, int]] = {}
+        with self.storage.transaction() as conn:
+            if limiter is not None and limiter.limits.views_per_ip_per_minute is not None:
+                quotas = []
+                for n in range(len(cert_ids)):
+                    limited, quota = limiter.view(conn, ip, at.timestamp())
+                    quotas.append(quota)
+                    if limited is not None:
+                        allowed = n
+                        break
+                _limits.report(quotas[-1:])
+                if limited is not None and self.refusals is not None:
+                    self.refusals.note(
+                        conn,
+                        "rate_limited",
+                        user_id=None,
+                        ip=ip,
+                        at=at,
+                        detail={"endpoint": "POST /api/certificates/lookup", "policy": "views-ip"},
+                    )
+            counted = cert_ids[:allowed]
+            wanted = sorted({c for c in counted if _CERT_ID_RE.match(c)})
+            if wanted:
+                found = conn.execute(
+                    select(certificates).where(certificates.c.cert_id.in_(wanted))
+                ).mappings()
+                rows = {str(r["cert_id"]): r for r in found}
+                logs = _tlog.entries_of_many(conn, sorted(rows))
+                for cert_id in counted:
+                    if cert_id in rows:
+                        self.events.record(
+                            conn,
+                            "certificate_view",
+                            user_id=None,
+                            ip=ip,
+                            now=at,
+                            detail={"cert_id": cert_id},
+                        )
+        out: list[CertificateRecord | NotFound | RateLimited] = [
+            self.record(rows[c], at, logs.get(c, {}))
+            if c in rows
+            else NotFound(f"no certificate {c[:40]!r}")
+            for c in counted
+        ]
+        if limited is not None:
+            out += [limited] * (len(cert_ids) - allowed)
+        return out
+
     def revoke(
         self, principal: Principal, cert_id: str, reason: object, *, ip: str | None = None
     ) -> CertificateRecord:

@@ -43,7 +43,7 @@ from typing import Any
 from sqlalchemy import Engine
 from sqlalchemy.engine import Connection
 
-from passgeni_core import PassgeniError
+from passgeni_core import NotFound, PassgeniError, RateLimited
 from passgeni_core.client import (
     GenerationBatchBody,
     IssuedCertificateBody,
@@ -334,6 +334,18 @@ class AuthorityService(Operations):
             AuthorityUnavailable: the database failed.
         """
         return self.certs.get(cert_id, ip=ip)
+
+    def get_certificates(
+        self, cert_ids: list[str], *, ip: str | None = None
+    ) -> list[CertificateRecord | NotFound | RateLimited]:
+        """The public records of many certificates (``NotFound`` for an unknown id);
+        every id counts as a view, as :meth:`get_certificate` (over the per-IP view
+        limit, the ids from the first one refused on are ``RateLimited``).
+
+        Raises:
+            AuthorityUnavailable: the database failed.
+        """
+        return self.certs.get_many(cert_ids, ip=ip)
 
     def revoke_certificate(
         self, principal: Principal, cert_id: str, reason: object, *, ip: str | None = None

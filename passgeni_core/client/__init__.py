@@ -45,6 +45,10 @@ _EXPORTS: dict[str, tuple[str, ...]] = {
         "JwksBody",
         "LogEntryBody",
         "LogProofBody",
+        "LookupAnswerBody",
+        "LookupBody",
+        "LookupErrorBody",
+        "MAX_LOOKUP",
         "RevokeBody",
         "ScanFindingBody",
         "ScanReceiptBody",
@@ -98,6 +102,7 @@ if TYPE_CHECKING:
     )
     from ._wire import (
         ANSWER_BODIES as ANSWER_BODIES,
+        MAX_LOOKUP as MAX_LOOKUP,
         REQUEST_BODIES as REQUEST_BODIES,
         AnomalyBody as AnomalyBody,
         AuditPageBody as AuditPageBody,
@@ -118,6 +123,9 @@ if TYPE_CHECKING:
         JwksBody as JwksBody,
         LogEntryBody as LogEntryBody,
         LogProofBody as LogProofBody,
+        LookupAnswerBody as LookupAnswerBody,
+        LookupBody as LookupBody,
+        LookupErrorBody as LookupErrorBody,
         ManifestBody as ManifestBody,
         ManifestSignatureBody as ManifestSignatureBody,
         RevokeBody as RevokeBody,

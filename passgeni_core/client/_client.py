@@ -37,11 +37,15 @@ from ._models import (
     decode,
 )
 from ._wire import (
+    MAX_LOOKUP,
     CertificateStatus,
     GenerateBody,
     GenerationBatchBody,
     IssuedBatchBody,
     IssueErrorBody,
+    LookupAnswerBody,
+    LookupBody,
+    LookupErrorBody,
     RevokeBody,
 )
 
@@ -255,6 +259,53 @@ class AuthorityClient(EvidenceCalls):
                 "the certificate record",
             )
         )
+
+    def get_certificates(
+        self, cert_ids: Sequence[str]
+    ) -> dict[str, CertificateRecord | PassgeniError]:
+        """``POST /api/certificates/lookup`` (public): the records of many certificates.
+
+        One request per :data:`MAX_LOOKUP` ids (each id still counts as one view
+        towards the authority's per-IP view limit). Returns, for each distinct id,
+        its record or the error for that id (``NotFound``: not raised, one unknown
+        id must not hide the others); the record is exactly what
+        :meth:`get_certificate` returns.
+
+        Raises:
+            InvalidRequest: an empty id.
+            AuthorityError / AuthorityUnavailable / RateLimited: the request failed.
+        """
+        wanted = list(dict.fromkeys(cert_ids))
+        if any(not isinstance(i, str) or not i for i in wanted):
+            raise InvalidRequest("a certificate id must be a non-empty string")
+        out: dict[str, CertificateRecord | PassgeniError] = {}
+        for start in range(0, len(wanted), MAX_LOOKUP):
+            chunk = wanted[start : start + MAX_LOOKUP]
+            data = self._object(
+                self._request(
+                    "POST",
+                    "/api/certificates/lookup",
+                    body=msgspec.to_builtins(LookupBody(cert_ids=chunk)),
+                    auth=False,
+                ),
+                "the lookup",
+            )
+            entries = decode(data, LookupAnswerBody).certificates
+            if len(entries) != len(chunk):
+                raise _bad("field 'certificates' has the wrong length")
+            for cert_id, entry in zip(chunk, entries, strict=True):
+                if not isinstance(entry, dict):
+                    raise _bad("a lookup entry is not an object")
+                if "error" in entry:
+                    err = decode(entry, LookupErrorBody)
+                    if err.cert_id != cert_id:
+                        raise _bad("a lookup entry names another certificate")
+                    cls = error_for_code(err.error.code)
+                    text = self._scrub(err.error.message)
+                    out[cert_id] = AuthorityError(text) if cls is PassgeniError else cls(text)
+                else:
+                    out[cert_id] = CertificateRecord.from_dict(entry)
+        return out
 
     def revoke(self, cert_id: str, reason: str) -> CertificateRecord:
         """``POST /api/certificates/{id}/revoke``: non-destructive; the record stays.

@@ -26,6 +26,7 @@ from msgspec import UNSET, Meta, Struct, UnsetType
 
 __all__ = [
     "ANSWER_BODIES",
+    "MAX_LOOKUP",
     "REQUEST_BODIES",
     "AnomalyBody",
     "AuditPageBody",
@@ -46,6 +47,9 @@ __all__ = [
     "JwksBody",
     "LogEntryBody",
     "LogProofBody",
+    "LookupAnswerBody",
+    "LookupBody",
+    "LookupErrorBody",
     "ManifestBody",
     "ManifestSignatureBody",
     "RevokeBody",
@@ -287,6 +291,37 @@ class CertificateRecordBody(_Answer, kw_only=True, frozen=True):
     log: LogEntryBody | None = None
 
 
+#: At most this many ids in one ``POST /api/certificates/lookup``.
+MAX_LOOKUP = 500
+
+
+class LookupBody(_Request, kw_only=True):
+    """``POST /api/certificates/lookup``: the public records of many certificates at once."""
+
+    cert_ids: Annotated[list[NonEmpty], Meta(min_length=1, max_length=MAX_LOOKUP)]
+
+
+class LookupErrorBody(_Answer, kw_only=True, frozen=True):
+    """An id of a lookup without a record (``not_found``): the others still get theirs."""
+
+    cert_id: str
+    error: ErrorBody
+
+
+_LOOKUP_ENTRY = {
+    "anyOf": [
+        {"$ref": REF_TEMPLATE.format(name="CertificateRecordBody")},
+        {"$ref": REF_TEMPLATE.format(name="LookupErrorBody")},
+    ]
+}
+
+
+class LookupAnswerBody(_Answer, kw_only=True, frozen=True):
+    """The answer to ``POST /api/certificates/lookup``: one entry per id, in order."""
+
+    certificates: Annotated[list[Any], Meta(extra_json_schema={"items": _LOOKUP_ENTRY})]
+
+
 class RevokeBody(_Request, kw_only=True):
     """``POST /api/certificates/{id}/revoke`` (the answer is the certificate record)."""
 
@@ -446,6 +481,7 @@ REQUEST_BODIES: tuple[type[Struct], ...] = (
     IssueBody,
     IssueBatchBody,
     RevokeBody,
+    LookupBody,
     ManifestBody,
     ScanSubmissionBody,
     ScanFindingBody,
@@ -457,6 +493,8 @@ ANSWER_BODIES: tuple[type[Struct], ...] = (
     IssueErrorBody,
     IssuedBatchBody,
     CertificateRecordBody,
+    LookupErrorBody,
+    LookupAnswerBody,
     AuditPageBody,
     AnomalyBody,
     UsageBody,

@@ -53,7 +53,7 @@ from datetime import datetime
 from typing import Any
 
 from .._errors import BindingMismatch, ProvenanceMismatch
-from ..client import AuthorityClient
+from ..client import AuthorityClient, CertificateRecord
 from ..crypto import JWKS, Certificate, StatusList, aware_now, verify_credential
 from ..model import Target
 from ..stores import CertificateRefs, StoredCredential
@@ -91,6 +91,7 @@ def assess(
     preset: str | None = None,
     keeper: str | None = None,
     status_list: StatusList | None = None,
+    fetched: CertificateRecord | Exception | None = None,
 ) -> Verdict:
     """The verdict on one stored credential (see the module docstring).
 
@@ -101,7 +102,10 @@ def assess(
     and ``keeper`` (the rotation epoch it must carry; ``None``: any) are
     what the caller asks for. ``status_list`` (a verified
     :class:`~passgeni_core.crypto.StatusList`) is checked for revocation
-    besides the authority's record.
+    besides the authority's record. ``fetched`` is what the authority already
+    answered for the certificate the store names (its record, or the error, e.g.
+    from :meth:`~passgeni_core.client.AuthorityClient.get_certificates`): judged
+    exactly as the answer it would give here, without asking again.
 
     Never raises for a problem with the credential or its certificate: those
     are statuses.
@@ -139,7 +143,7 @@ def assess(
             **base,
         )
     base.update(cert_id=refs.cert_id, cert_url=refs.cert_url)
-    checked = fetch_and_verify(client, base, cert_id=refs.cert_id, jwks=jwks)
+    checked = fetch_and_verify(client, base, cert_id=refs.cert_id, jwks=jwks, fetched=fetched)
     if isinstance(checked, Verdict):
         return checked
     cert, facts = checked.cert, checked.facts

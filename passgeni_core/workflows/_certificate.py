@@ -115,19 +115,24 @@ def fetch_and_verify(
     jwks: JWKS | None = None,
     issuer: str | None = None,
     online: bool = True,
+    fetched: CertificateRecord | Exception | None = None,
 ) -> Checked | Verdict:
     """The certificate verified as of issuance, or the verdict saying why it is not.
 
     Given ``cert_id``, the token is the authority's record; given ``token``, the
     record is fetched (``online``) and must hold that very token. ``base`` holds the
     verdict's fields known so far and is completed with the certificate's facts.
+    ``fetched`` is the answer the authority already gave for ``cert_id`` (its record,
+    or the error it answered, from a bulk lookup): judged exactly as if asked here.
     """
     record: CertificateRecord | None = None
     if token is None:
         if client is None or cert_id is None:
             raise InvalidRequest("give a certificate token, or an id and an authority to ask")
         try:
-            record = client.get_certificate(cert_id)
+            if isinstance(fetched, Exception):
+                raise fetched
+            record = fetched if fetched is not None else client.get_certificate(cert_id)
         except NotFound as exc:
             return Verdict(
                 status="no_certificate",
