@@ -47,7 +47,6 @@ from passgeni_core.client import (
     IssueErrorBody,
     LookupAnswerBody,
     LookupBody,
-    LookupErrorBody,
     RevokeBody,
 )
 from passgeni_core.model import is_embedded_issuer
@@ -411,8 +410,8 @@ def create_app(
                 certificates=[
                     r.to_wire()
                     if not isinstance(r, PassgeniError)
-                    else LookupErrorBody(cert_id=c, error=ErrorBody(code=r.code, message=r.message))
-                    for c, r in zip(ids, found, strict=True)
+                    else IssueErrorBody(error=ErrorBody(code=r.code, message=r.message))
+                    for r in found
                 ]
             )
         )

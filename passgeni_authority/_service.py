@@ -338,13 +338,7 @@ class AuthorityService(Operations):
     def get_certificates(
         self, cert_ids: list[str], *, ip: str | None = None
     ) -> list[CertificateRecord | NotFound | RateLimited]:
-        """The public records of many certificates (``NotFound`` for an unknown id);
-        every id counts as a view, as :meth:`get_certificate` (over the per-IP view
-        limit, the ids from the first one refused on are ``RateLimited``).
-
-        Raises:
-            AuthorityUnavailable: the database failed.
-        """
+        """:meth:`get_certificate` for many ids (see ``Certificates.get_many``)."""
         return self.certs.get_many(cert_ids, ip=ip)
 
     def revoke_certificate(

@@ -24,7 +24,7 @@ keys, keys at most 128 bytes, values 1-512 bytes.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from passgeni_core import Credential, InvalidStoreURI, StoreError, StoreNotFound
@@ -41,6 +41,7 @@ from passgeni_core.stores import (
 
 from ._common import check_metadata_limits
 from ._kv2 import MISSING, KvV2, Where, custom_metadata
+from ._kv2_listing import READERS, read_each, secrets_under
 from ._vault_client import DEFAULT_ADDR, DEFAULT_TIMEOUT, client_from_environ, vault_client
 from ._vault_config import VaultConfig, vault_config_from_environ
 
@@ -109,12 +110,22 @@ class VaultStore:
         *,
         client: hvac.Client | None = None,
         environ: Mapping[str, str] | None = None,
+        readers: int = READERS,
         **client_options: Any,
     ) -> None:
-        self._client = (
-            client if client is not None else client_from_environ(environ, **client_options)
-        )
-        self._owns_client = client is None
+        #: Makes another client like ours (same address, TLS, namespace, token) for the
+        #: readers of a listing; None for a client given: it is the only one we have.
+        self._sibling: Callable[[], hvac.Client] | None = None
+        if client is None:
+            config = vault_config_from_environ(environ)
+            client = vault_client(config, **client_options)
+            same = {**client_options, "token": client.token}
+            self._sibling = lambda: vault_client(config, **same)
+            self._owns_client = True
+        else:
+            self._owns_client = False
+        self._client = client
+        self.readers = max(1, readers)
         self._kv = KvV2(self._client)
         self.addr = self._kv.addr
         self.namespace = self._kv.namespace
@@ -138,20 +149,23 @@ class VaultStore:
             if callable(close):
                 close()
 
-    def _state(self, uri: StoreURI) -> tuple[int, dict[str, Any] | None, dict[str, str]]:
-        meta = self._kv.read_metadata(uri)
+    def _state(
+        self, uri: StoreURI, kv: KvV2 | None = None
+    ) -> tuple[int, dict[str, Any] | None, dict[str, str]]:
+        kv = kv or self._kv
+        meta = kv.read_metadata(uri)
         if meta is None:
             return 0, None, {}
         version = meta.get("current_version")
         current = version if isinstance(version, int) and version > 0 else 0
-        data = self._kv.read_data(uri, current) if current else None
+        data = kv.read_data(uri, current) if current else None
         return current, data, custom_metadata(meta)
 
     def _records(
-        self, uri: StoreURI, only_key: str | None
+        self, uri: StoreURI, only_key: str | None, kv: KvV2 | None = None
     ) -> tuple[int, list[StoredCredential], dict[str, str]]:
         self._secret_at(uri)
-        version, data, custom = self._state(uri)
+        version, data, custom = self._state(uri, kv)
         if version == 0 and not custom:
             return 0, [], custom
         meta_refs = CertificateRefs.from_metadata(custom)
@@ -357,9 +371,16 @@ class VaultStore:
             yield from records
             return
         found = False
-        for record in self._walk(prefix, at, only_key, first=True):
-            found = True
-            yield record
+        uris = list(secrets_under(self._kv, prefix, at, first=True))
+        for records in read_each(
+            uris,
+            lambda uri, kv: self._records(uri, only_key, kv)[1],
+            self._sibling,
+            readers=self.readers,
+            alone=self._kv,
+        ):
+            found = found or bool(records)
+            yield from records
         if not found and at.path and not self._exists(prefix, at):
             raise StoreNotFound(
                 f"vault://{prefix.location}: no secret and no folder at this path in the mount "
@@ -371,27 +392,3 @@ class VaultStore:
         if self._kv.read_metadata(prefix.with_location(prefix.location)) is not None:
             return True
         return self._kv.list_folder(at) is not MISSING
-
-    def _walk(
-        self, prefix: StoreURI, at: Where, only_key: str | None, *, first: bool
-    ) -> Iterator[StoredCredential]:
-        base = at.mount.path
-        if first and at.path:
-            # "vault://secret/app" may be a secret as well as a folder.
-            single = prefix.with_location(at.shown, prefix.key)
-            _, records, _ = self._records(single, only_key)
-            yield from records
-        data = self._kv.list_folder(at)
-        if data is MISSING or not isinstance(data, dict):
-            return
-        keys = (data.get("data") or {}).get("keys") or []
-        for name in sorted(str(k) for k in keys):
-            child = f"{at.path}/{name}".strip("/") if at.path else name
-            if name.endswith("/"):
-                folder = child.rstrip("/")
-                inner = Where(mount=at.mount, path=folder, shown=f"{base}/{folder}")
-                yield from self._walk(prefix, inner, only_key, first=False)
-            else:
-                single = prefix.with_location(f"{base}/{child}", prefix.key)
-                _, records, _ = self._records(single, only_key)
-                yield from records

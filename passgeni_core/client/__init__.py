@@ -14,6 +14,7 @@ _EXPORTS: dict[str, tuple[str, ...]] = {
     "._client": (
         "MAX_BATCH",
         "MAX_BATCH_BODY",
+        "MAX_LOOKUP",
         "AuthorityClient",
     ),
     "._models": (
@@ -47,8 +48,6 @@ _EXPORTS: dict[str, tuple[str, ...]] = {
         "LogProofBody",
         "LookupAnswerBody",
         "LookupBody",
-        "LookupErrorBody",
-        "MAX_LOOKUP",
         "RevokeBody",
         "ScanFindingBody",
         "ScanReceiptBody",
@@ -81,6 +80,7 @@ if TYPE_CHECKING:
     from ._client import (
         MAX_BATCH as MAX_BATCH,
         MAX_BATCH_BODY as MAX_BATCH_BODY,
+        MAX_LOOKUP as MAX_LOOKUP,
         AuthorityClient as AuthorityClient,
     )
     from ._config import (
@@ -102,7 +102,6 @@ if TYPE_CHECKING:
     )
     from ._wire import (
         ANSWER_BODIES as ANSWER_BODIES,
-        MAX_LOOKUP as MAX_LOOKUP,
         REQUEST_BODIES as REQUEST_BODIES,
         AnomalyBody as AnomalyBody,
         AuditPageBody as AuditPageBody,
@@ -125,7 +124,6 @@ if TYPE_CHECKING:
         LogProofBody as LogProofBody,
         LookupAnswerBody as LookupAnswerBody,
         LookupBody as LookupBody,
-        LookupErrorBody as LookupErrorBody,
         ManifestBody as ManifestBody,
         ManifestSignatureBody as ManifestSignatureBody,
         RevokeBody as RevokeBody,

@@ -37,7 +37,6 @@ from ._models import (
     decode,
 )
 from ._wire import (
-    MAX_LOOKUP,
     CertificateStatus,
     GenerateBody,
     GenerationBatchBody,
@@ -45,12 +44,13 @@ from ._wire import (
     IssueErrorBody,
     LookupAnswerBody,
     LookupBody,
-    LookupErrorBody,
     RevokeBody,
 )
 
 #: The authority's limit on one batch request; larger batches are split.
 MAX_BATCH = 1000
+#: The authority's limit on the ids of one lookup; more are sent in several requests.
+MAX_LOOKUP = 500
 #: The authority refuses request bodies over 64 KiB; batches are also split to stay under this.
 MAX_BATCH_BODY = 60_000
 
@@ -297,14 +297,15 @@ class AuthorityClient(EvidenceCalls):
                 if not isinstance(entry, dict):
                     raise _bad("a lookup entry is not an object")
                 if "error" in entry:
-                    err = decode(entry, LookupErrorBody)
-                    if err.cert_id != cert_id:
-                        raise _bad("a lookup entry names another certificate")
-                    cls = error_for_code(err.error.code)
-                    text = self._scrub(err.error.message)
+                    err = decode(entry, IssueErrorBody).error
+                    cls = error_for_code(err.code)
+                    text = self._scrub(err.message)
                     out[cert_id] = AuthorityError(text) if cls is PassgeniError else cls(text)
                 else:
-                    out[cert_id] = CertificateRecord.from_dict(entry)
+                    record = CertificateRecord.from_dict(entry)
+                    if record.cert_id != cert_id:
+                        raise _bad("a lookup entry names another certificate")
+                    out[cert_id] = record
         return out
 
     def revoke(self, cert_id: str, reason: str) -> CertificateRecord:

@@ -26,7 +26,6 @@ from msgspec import UNSET, Meta, Struct, UnsetType
 
 __all__ = [
     "ANSWER_BODIES",
-    "MAX_LOOKUP",
     "REQUEST_BODIES",
     "AnomalyBody",
     "AuditPageBody",
@@ -47,9 +46,6 @@ __all__ = [
     "JwksBody",
     "LogEntryBody",
     "LogProofBody",
-    "LookupAnswerBody",
-    "LookupBody",
-    "LookupErrorBody",
     "ManifestBody",
     "ManifestSignatureBody",
     "RevokeBody",
@@ -223,7 +219,7 @@ class IssuedCertificateBody(_Answer, kw_only=True, frozen=True):
 
 
 class IssueErrorBody(_Answer, kw_only=True, frozen=True):
-    """A failed item of a batch issuance (the others still get their certificates)."""
+    """A failed item of a batch (issuance, lookup): the others still get theirs."""
 
     error: ErrorBody
 
@@ -236,6 +232,9 @@ _BATCH_ENTRY = {
         {"$ref": REF_TEMPLATE.format(name="IssuedCertificateBody")},
         {"$ref": REF_TEMPLATE.format(name="IssueErrorBody")},
     ]
+}
+_LOOKUP_ENTRY = {
+    "anyOf": [_BATCH_ENTRY["anyOf"][1], {"$ref": REF_TEMPLATE.format(name="CertificateRecordBody")}]
 }
 
 
@@ -291,33 +290,14 @@ class CertificateRecordBody(_Answer, kw_only=True, frozen=True):
     log: LogEntryBody | None = None
 
 
-#: At most this many ids in one ``POST /api/certificates/lookup``.
-MAX_LOOKUP = 500
-
-
 class LookupBody(_Request, kw_only=True):
     """``POST /api/certificates/lookup``: the public records of many certificates at once."""
 
-    cert_ids: Annotated[list[NonEmpty], Meta(min_length=1, max_length=MAX_LOOKUP)]
-
-
-class LookupErrorBody(_Answer, kw_only=True, frozen=True):
-    """An id of a lookup without a record (``not_found``): the others still get theirs."""
-
-    cert_id: str
-    error: ErrorBody
-
-
-_LOOKUP_ENTRY = {
-    "anyOf": [
-        {"$ref": REF_TEMPLATE.format(name="CertificateRecordBody")},
-        {"$ref": REF_TEMPLATE.format(name="LookupErrorBody")},
-    ]
-}
+    cert_ids: Annotated[list[NonEmpty], Meta(min_length=1, max_length=500)]
 
 
 class LookupAnswerBody(_Answer, kw_only=True, frozen=True):
-    """The answer to ``POST /api/certificates/lookup``: one entry per id, in order."""
+    """Its answer: per id, in order, the record or (unknown, rate-limited) the error."""
 
     certificates: Annotated[list[Any], Meta(extra_json_schema={"items": _LOOKUP_ENTRY})]
 
@@ -493,7 +473,6 @@ ANSWER_BODIES: tuple[type[Struct], ...] = (
     IssueErrorBody,
     IssuedBatchBody,
     CertificateRecordBody,
-    LookupErrorBody,
     LookupAnswerBody,
     AuditPageBody,
     AnomalyBody,
