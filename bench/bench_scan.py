@@ -49,10 +49,10 @@ PREFIX = "scanbench"
 FOLDERS = 100
 
 REFERENCE = r"""
-import sys, hvac
-addr, token, prefix = sys.argv[1:4]
-client = hvac.Client(url=addr, token=token)
-kv = client.secrets.kv.v2
+import sys, threading, hvac
+from concurrent.futures import ThreadPoolExecutor
+addr, token, prefix, readers = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
+kv = hvac.Client(url=addr, token=token).secrets.kv.v2
 secrets = []
 def walk(path):
     for name in kv.list_secrets(path=path, mount_point="secret")["data"]["keys"]:
@@ -62,16 +62,29 @@ def walk(path):
         else:
             secrets.append(child)
 walk(prefix)
-read = 0
-for path in secrets:
-    meta = kv.read_secret_metadata(path=path, mount_point="secret")["data"]
-    data = kv.read_secret_version(
+local = threading.local()
+def read(path):
+    if readers == 1:
+        mine = kv
+    else:
+        mine = getattr(local, "kv", None)
+        if mine is None:
+            mine = local.kv = hvac.Client(url=addr, token=token).secrets.kv.v2
+    meta = mine.read_secret_metadata(path=path, mount_point="secret")["data"]
+    data = mine.read_secret_version(
         path=path, mount_point="secret", version=meta["current_version"],
         raise_on_deleted_version=True,
     )["data"]["data"]
-    read += bool(data) and bool(meta["custom_metadata"])
-print(read)
+    return bool(data) and bool(meta["custom_metadata"])
+if readers == 1:
+    print(sum(map(read, secrets)))
+else:
+    with ThreadPoolExecutor(readers) as pool:
+        print(sum(pool.map(read, secrets)))
 """
+#: Runs the CLI of another checkout (``--baseline DIR``): its modules first on sys.path.
+BASELINE = "import sys; sys.path.insert(0, sys.argv.pop(1)); from passgeni_core.cli import main; "
+BASELINE += "sys.exit(main(sys.argv[1:]))"
 
 
 def make_credentials(auth: Any, count: int) -> float:
@@ -109,17 +122,21 @@ def _timed(argv: list[str], env: dict[str, str]) -> tuple[float, float, str]:
     return elapsed, cpu, done.stdout
 
 
-def passgeni_scan(env: dict[str, str], count: int) -> tuple[float, float]:
-    passgeni = str(Path(sys.executable).with_name("passgeni"))
-    wall, cpu, out = _timed([passgeni, "scan", f"vault://secret/{PREFIX}", "--json"], env)
+def passgeni_scan(env: dict[str, str], count: int, tree: Path | None = None) -> tuple[float, float]:
+    passgeni = [str(Path(sys.executable).with_name("passgeni"))]
+    if tree is not None:
+        passgeni = [sys.executable, "-c", BASELINE, str(tree)]
+    wall, cpu, out = _timed([*passgeni, "scan", f"vault://secret/{PREFIX}", "--json"], env)
     counts = json.loads(out)["counts"]
     if counts.get("valid") != count:
         raise SystemExit(f"the scan judged {counts}, not {count} valid")
     return wall, cpu
 
 
-def reference(bao: OpenBaoServer, env: dict[str, str], count: int) -> tuple[float, float]:
-    argv = [sys.executable, "-c", REFERENCE, bao.url, bao.token, PREFIX]
+def reference(
+    bao: OpenBaoServer, env: dict[str, str], count: int, readers: int = 1
+) -> tuple[float, float]:
+    argv = [sys.executable, "-c", REFERENCE, bao.url, bao.token, PREFIX, str(readers)]
     wall, cpu, out = _timed(argv, env)
     if int(out.strip()) != count:
         raise SystemExit(f"the reference read {out.strip()} secrets, not {count}")
@@ -131,6 +148,19 @@ def main() -> None:
     parser.add_argument("--count", type=int, default=10_000)
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--json-out", type=Path, default=None)
+    parser.add_argument(
+        "--readers",
+        type=int,
+        default=8,
+        help="also time the reference with this many reader threads (the scan's own number; "
+        "0: only the sequential reference)",
+    )
+    parser.add_argument(
+        "--baseline",
+        type=Path,
+        default=None,
+        help="also time the scan of another checkout (e.g. `git archive main` unpacked)",
+    )
     args = parser.parse_args()
     rounds: list[dict[str, float]] = []
     with OpenBaoServer() as bao, authority_process() as auth:
@@ -148,36 +178,47 @@ def main() -> None:
         print(f"{args.count} certified credentials made in {made:.1f} s", file=sys.stderr)
         passgeni_scan(env, args.count)  # warm, and every credential judged valid
         reference(bao, env, args.count)
+        runs = {
+            "ref": lambda: reference(bao, env, args.count),
+            "ours": lambda: passgeni_scan(env, args.count),
+        }
+        if args.readers > 1:
+            runs["ref_threads"] = lambda: reference(bao, env, args.count, args.readers)
+        if args.baseline is not None:
+            runs["baseline"] = lambda: passgeni_scan(env, args.count, args.baseline)
+            runs["baseline"]()  # warm, and the baseline judges every one valid too
         for n in range(max(1, args.rounds)):
-            order = ("ref", "ours") if n % 2 == 0 else ("ours", "ref")
+            order = list(runs) if n % 2 == 0 else list(reversed(runs))
             got: dict[str, float] = {"load": float(json.loads(_loadavg())[0])}
             for which in order:
-                wall, cpu = (
-                    reference(bao, env, args.count)
-                    if which == "ref"
-                    else passgeni_scan(env, args.count)
-                )
+                wall, cpu = runs[which]()
                 got[f"{which}_seconds"], got[f"{which}_cpu_seconds"] = wall, cpu
             got["ratio"] = got["ours_seconds"] / got["ref_seconds"]
+            if "ref_threads_seconds" in got:
+                got["ratio_threads"] = got["ours_seconds"] / got["ref_threads_seconds"]
+            if "baseline_seconds" in got:
+                got["ratio_baseline"] = got["baseline_seconds"] / got["ref_seconds"]
             rounds.append(got)
             print(
-                f"round {n + 1}: reference {got['ref_seconds']:.2f} s, passgeni scan "
-                f"{got['ours_seconds']:.2f} s, ratio {got['ratio']:.2f} (load {got['load']})",
+                f"round {n + 1}: " + json.dumps({k: round(v, 2) for k, v in got.items()}),
                 file=sys.stderr,
             )
-    report = {
+    report: dict[str, Any] = {
         "count": args.count,
         "folders": FOLDERS,
+        "readers": args.readers,
         "rounds": len(rounds),
-        "reference_seconds": round(statistics.median(r["ref_seconds"] for r in rounds), 2),
-        "passgeni_seconds": round(statistics.median(r["ours_seconds"] for r in rounds), 2),
-        "ratio": round(statistics.median(r["ratio"] for r in rounds), 2),
         "target_ratio": 2.0,
-        "reference_cpu_seconds": round(statistics.median(r["ref_cpu_seconds"] for r in rounds), 2),
-        "passgeni_cpu_seconds": round(statistics.median(r["ours_cpu_seconds"] for r in rounds), 2),
-        "uptime": _uptime(),
-        "rounds_detail": [{k: round(v, 3) for k, v in r.items()} for r in rounds],
+        "made_seconds": round(made, 1),
     }
+    for name in rounds[0]:
+        report[f"median_{name}"] = round(statistics.median(r[name] for r in rounds), 3)
+    report.update(
+        {
+            "uptime": _uptime(),
+            "rounds_detail": [{k: round(v, 3) for k, v in r.items()} for r in rounds],
+        }
+    )
     text = json.dumps(report, indent=2)
     print(text)
     if args.json_out is not None:

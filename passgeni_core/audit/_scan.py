@@ -13,7 +13,9 @@ from __future__ import annotations
 
 import csv
 import io
-from collections.abc import Callable, Iterable, Mapping
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -29,7 +31,13 @@ from .._errors import (
     one_line,
 )
 from .._untrusted import csv_cell
-from ..client import AuthorityClient, CertificateRecord, ScanFindingBody, ScanSubmissionBody
+from ..client import (
+    MAX_LOOKUP,
+    AuthorityClient,
+    CertificateRecord,
+    ScanFindingBody,
+    ScanSubmissionBody,
+)
 from ..crypto import JWKS, aware_now
 from ..model import get_preset
 from ..stores import SecretStore, StoredCredential, StoreURI, open_store, parse_store_uri
@@ -183,6 +191,31 @@ def scan(
     entries: list[CoverageEntry] = []
     unlisted: list[CoverageEntry] = []
     jwks: JWKS | None = None
+
+    def judge_in(system: str) -> Callable[[StoredCredential, Any], CoverageEntry]:
+        asked = False  # the JWKS, once per scan (again per URI while it cannot be fetched)
+
+        def judge(stored: StoredCredential, fetched: Any) -> CoverageEntry:
+            nonlocal jwks, asked
+            if jwks is None and not asked:
+                asked = True
+                try:
+                    jwks = client.jwks()
+                except Exception:
+                    jwks = None  # assess reports the error per credential
+            return assess(
+                client,
+                system,
+                stored,
+                jwks=jwks,
+                now=at,
+                expiring_days=expiring_days,
+                require=require,
+                fetched=fetched,
+            )
+
+        return judge
+
     for prefix in parsed:
         options = dict((store_options or {}).get(prefix.scheme, {}))
         try:
@@ -196,33 +229,14 @@ def scan(
             unlisted.append(_unlisted(prefix, exc))
             entries.append(unlisted[-1])
             continue
+
         try:
-            found = list(store.list(prefix))
+            entries += _judged(client, store.list(prefix), judge_in(store.system))
         except Exception as exc:
             unlisted.append(_unlisted(prefix, exc))
             entries.append(unlisted[-1])
-            found = []
         finally:
             store.close()
-        if found and jwks is None:
-            try:
-                jwks = client.jwks()
-            except Exception:
-                jwks = None  # assess reports the error per credential
-        records = _lookup(client, found)
-        for stored in found:
-            entries.append(
-                assess(
-                    client,
-                    store.system,
-                    stored,
-                    jwks=jwks,
-                    now=at,
-                    expiring_days=expiring_days,
-                    require=require,
-                    fetched=records.get(stored.refs.cert_id) if stored.refs else None,
-                )
-            )
     return CoverageReport(
         entries=tuple(entries),
         scanned_at=at,
@@ -232,9 +246,43 @@ def scan(
     )
 
 
-def _lookup(
-    client: AuthorityClient, found: list[StoredCredential]
-) -> dict[str, CertificateRecord | PassgeniError]:
+def _judged(
+    client: AuthorityClient,
+    listing: Iterator[StoredCredential],
+    judge: Callable[[StoredCredential, CertificateRecord | PassgeniError | None], CoverageEntry],
+) -> list[CoverageEntry]:
+    """Every credential of ``listing`` judged, in listing order.
+
+    The records are looked up :data:`MAX_LOOKUP` at a time in a thread of their own while
+    the store is still being read, and each group is judged once its records are back:
+    the lookups and the judging overlap the reading. A listing that fails part-way
+    raises, and nothing of it is reported but that error (as when it was read whole first).
+    """
+    out: list[CoverageEntry] = []
+    pending: deque[tuple[list[StoredCredential], Future[dict[str, Any]]]] = deque()
+
+    def judge_first() -> None:
+        group, records = pending.popleft()
+        answers = records.result()
+        out.extend(judge(s, answers.get(s.refs.cert_id) if s.refs else None) for s in group)
+
+    with ThreadPoolExecutor(1) as lookups:
+        group: list[StoredCredential] = []
+        for stored in listing:
+            group.append(stored)
+            if len(group) == MAX_LOOKUP:
+                pending.append((group, lookups.submit(_lookup, client, group)))
+                group = []
+            while pending and pending[0][1].done():
+                judge_first()
+        if group:
+            pending.append((group, lookups.submit(_lookup, client, group)))
+        while pending:
+            judge_first()
+    return out
+
+
+def _lookup(client: AuthorityClient, found: list[StoredCredential]) -> dict[str, Any]:
     """The authority's records of the certificates ``found`` names, in bulk.
 
     One ``POST /api/certificates/lookup`` per 500 certificates instead of one

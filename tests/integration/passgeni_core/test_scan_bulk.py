@@ -29,6 +29,7 @@ from passgeni_core import (
 from tests.integration.vault_plugin_helper.fixtures import *  # noqa: F403 - fixtures
 from tests.integration.vault_plugin_helper.fixtures import Authority
 from tests.support import OpenBaoServer
+from tests.support.authority import FakeClock
 
 pytestmark = pytest.mark.usefixtures("vault_env")
 
@@ -115,13 +116,16 @@ def test_lookup_answers_in_order_and_splits_at_500(authority: Authority, uid: st
 
 
 @pytest.fixture
-def limited(tmp_path: Path) -> Iterator[str]:
-    """An authority that allows 600 certificate views per IP per minute (10 a second)."""
+def limited(tmp_path: Path) -> Iterator[Any]:
+    """An authority allowing 600 certificate views per IP per minute, its clock stopped (no
+    view is refilled during the test)."""
     from passgeni_authority import AuthoritySettings, RateLimits
     from passgeni_authority.embedded import EmbeddedAuthority
 
     limits = dataclasses.replace(RateLimits.unlimited(), views_per_ip_per_minute=600)
-    settings = AuthoritySettings(state_dir=tmp_path, fips_strict=False, rate_limits=limits)
+    settings = AuthoritySettings(
+        state_dir=tmp_path, fips_strict=False, rate_limits=limits, clock=FakeClock()
+    )
     with EmbeddedAuthority(state_dir=tmp_path, settings=settings, issuer_is_base_url=True) as a:
         yield a
 
@@ -134,14 +138,18 @@ def test_over_the_view_limit_the_refused_ids_are_asked_one_by_one(
     vault = open_store("vault://secret")
     for i in range(3):
         provision_into_store(client, vault, f"vault://secret/{uid}/c{i}", "soc2")
-    # Use up the burst with unknown ids: each counts as a view, as a GET would.
+    # Each id counts as a view, as a GET would: the first ones are answered, and from the
+    # first one refused on, every id is refused (and not counted).
     got = client.get_certificates([fake_id(i) for i in range(602)])
-    assert sum(isinstance(v, NotFound) for v in got.values()) < 602
-    assert any(e.code == "rate_limited" for e in got.values() if isinstance(e, Exception))
+    kinds = [type(v).__name__ for v in got.values()]
+    assert kinds[0] == "NotFound" and kinds[-1] == "RateLimited"
+    assert kinds == sorted(kinds)  # every NotFound before every RateLimited
     before = requests_by_route(url)
     report = scan(AuthorityClient(url, issuer=issuer), [f"vault://secret/{uid}"])
     asked = delta(before, requests_by_route(url))
-    # The lookup was refused for some ids; those were asked one by one (the client waits for
-    # the view limit's Retry-After, as before), and every credential was judged.
-    assert asked[LOOKUP] == 1 and asked.get(ONE, 0) >= 1
-    assert [e.status for e in report.entries] == ["valid"] * 3
+    # The lookup refused every credential's record; each was then asked alone (the client
+    # waits for the view limit's Retry-After, as it always did) and refused again: reported
+    # as errors, never judged on a record it did not get.
+    assert asked[LOOKUP] == 1 and asked[ONE] >= 3
+    assert [e.status for e in report.entries] == ["error"] * 3
+    assert all(e.detail.startswith("rate_limited: ") for e in report.entries)
