@@ -28,6 +28,7 @@ from .._errors import (
     PassgeniError,
     RateLimited,
     StoreUnavailable,
+    UnknownKey,
     one_line,
 )
 from .._untrusted import csv_cell
@@ -191,19 +192,20 @@ def scan(
     entries: list[CoverageEntry] = []
     unlisted: list[CoverageEntry] = []
     jwks: JWKS | None = None
+    refreshed = False  # the JWKS is refetched at most once per scan, on an unknown kid
 
     def judge_in(system: str) -> Callable[[StoredCredential, Any], CoverageEntry]:
         asked = False  # the JWKS, once per scan (again per URI while it cannot be fetched)
 
         def judge(stored: StoredCredential, fetched: Any) -> CoverageEntry:
-            nonlocal jwks, asked
+            nonlocal jwks, asked, refreshed
             if jwks is None and not asked:
                 asked = True
                 try:
                     jwks = client.jwks()
                 except Exception:
                     jwks = None  # assess reports the error per credential
-            return assess(
+            verdict = assess(
                 client,
                 system,
                 stored,
@@ -213,6 +215,24 @@ def scan(
                 require=require,
                 fetched=fetched,
             )
+            if jwks is not None and not refreshed and UnknownKey.code in verdict.reasons:
+                # A key the authority added during the scan (a rotation): ask once more.
+                refreshed = True
+                try:
+                    jwks = client.jwks(refresh=True)
+                except Exception:
+                    return verdict
+                verdict = assess(
+                    client,
+                    system,
+                    stored,
+                    jwks=jwks,
+                    now=at,
+                    expiring_days=expiring_days,
+                    require=require,
+                    fetched=verdict.record or fetched,
+                )
+            return verdict
 
         return judge
 

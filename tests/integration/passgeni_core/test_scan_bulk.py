@@ -153,3 +153,26 @@ def test_over_the_view_limit_the_refused_ids_are_asked_one_by_one(
     assert asked[LOOKUP] == 1 and asked[ONE] >= 3
     assert [e.status for e in report.entries] == ["error"] * 3
     assert all(e.detail.startswith("rate_limited: ") for e in report.entries)
+
+
+def test_a_key_unknown_to_the_scans_jwks_is_refetched_once(tmp_path: Path, uid: str) -> None:
+    from passgeni_authority import AuthoritySettings, RateLimits
+    from passgeni_authority.embedded import EmbeddedAuthority
+
+    settings = AuthoritySettings(
+        state_dir=tmp_path, fips_strict=False, rate_limits=RateLimits.unlimited()
+    )
+    with EmbeddedAuthority(state_dir=tmp_path, settings=settings, issuer_is_base_url=True) as a:
+        client = AuthorityClient(a.base_url, a.api_key, issuer=a.issuer)
+        vault = open_store("vault://secret")
+        provision_into_store(client, vault, f"vault://secret/{uid}/old", "soc2")
+        scanner = AuthorityClient(a.base_url, issuer=a.issuer)
+        scanner.jwks()  # cached: the keys as they were before the rotation
+        a.service.rotate_keys()
+        provision_into_store(client, vault, f"vault://secret/{uid}/new", "soc2")
+        before = requests_by_route(a.base_url)
+        report = scan(scanner, [f"vault://secret/{uid}"])
+        asked = delta(before, requests_by_route(a.base_url))
+    # The new credential's key was not in the cached JWKS: fetched again, once, and judged.
+    assert [e.status for e in report.entries] == ["valid", "valid"]
+    assert asked == {JWKS: 1, LOOKUP: 1}, asked
