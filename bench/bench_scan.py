@@ -21,7 +21,8 @@ rounds; the ratio reported is the median of the rounds' ratios (wall clock,
 process start to exit). The authority runs warm in its own process (SQLite,
 no rate limits: the per-IP view limit is discussed in docs/performance.md).
 
-    python bench/bench_scan.py [--count 10000] [--rounds 5] [--json-out PATH]
+    python bench/bench_scan.py [--count 10000] [--rounds 5] [--readers 8] [--baseline DIR]
+        [--json-out PATH (default bench/results/scan.json)]
 """
 
 from __future__ import annotations
@@ -147,7 +148,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--count", type=int, default=10_000)
     parser.add_argument("--rounds", type=int, default=5)
-    parser.add_argument("--json-out", type=Path, default=None)
+    parser.add_argument(
+        "--json-out", type=Path, default=Path(__file__).resolve().parent / "results" / "scan.json"
+    )
     parser.add_argument(
         "--readers",
         type=int,

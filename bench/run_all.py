@@ -22,6 +22,7 @@ SCRIPTS = [
     "bench_cli.py",
     "load_authority.py",
     "bench_dashboard.py",
+    "bench_scan.py",
 ]
 
 
