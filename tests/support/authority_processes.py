@@ -218,6 +218,8 @@ class Machines:
     processes: list[AuthorityProcess]
     #: The operator's machine: where ``passgeni authority`` admin commands run.
     admin_state: Path
+    #: Their environment (the instances' with ``admin_env`` over it).
+    admin_env: dict[str, str]
 
     @property
     def urls(self) -> list[str]:
@@ -240,7 +242,7 @@ class Machines:
             capture_output=True,
             text=True,
             cwd=ROOT,
-            env=self.env,
+            env=self.admin_env,
             timeout=120,
             check=False,
         )
@@ -258,6 +260,7 @@ def machines(
     count: int = 2,
     shared_keys: Path | None = None,
     env: dict[str, str] | None = None,
+    admin_env: dict[str, str] | None = None,
 ) -> Iterator[Machines]:
     """``count`` instances of ``passgeni authority serve`` on one database, each with a
     state directory of its own (``workdir/machine-N``), started at once after the
@@ -266,6 +269,7 @@ def machines(
     ``shared_keys``: the local-file signer's keys live in this one directory, which
     every machine (the admin's too) sees as ``<state-dir>/keys`` (a shared volume);
     ``None``: nothing is shared but the database (a Transit signer in ``env``).
+    ``admin_env`` is added to ``env`` for the admin commands (a token of more rights).
     """
     base = {k: v for k, v in os.environ.items() if not k.startswith("PASSGENI_")}
     base |= {"PYTHONUNBUFFERED": "1", "PASSGENI_DATABASE_URL": database_url, **(env or {})}
@@ -290,6 +294,7 @@ def machines(
             for state in states[1:]
         ],
         admin_state=states[0],
+        admin_env={**base, **(admin_env or {})},
     )
     # Migrate once (and make the first signing key) before the instances start.
     deployment.cli("list-keys")

@@ -120,13 +120,37 @@ def transit_pair(
     with contextlib.suppress(hvac.exceptions.InvalidRequest):  # mounted by an earlier test
         bao.sys.enable_secrets_engine("transit", path="transit")  # the signer's mount
     key_name = f"scale-{uuid.uuid4().hex[:8]}"
+    # The instances only sign (docs/deployment.md); the admin machine creates and rotates.
+    bao.sys.create_or_update_policy(
+        name=f"{key_name}-sign",
+        policy=f'path "transit/sign/{key_name}" {{ capabilities = ["update"] }}',
+    )
+    bao.sys.create_or_update_policy(
+        name=f"{key_name}-admin",
+        policy=(
+            f'path "transit/keys/{key_name}" {{ capabilities = ["create", "read", "update"] }}\n'
+            f'path "transit/keys/{key_name}/rotate" {{ capabilities = ["update"] }}'
+        ),
+    )
+    tokens = {
+        role: bao.auth.token.create(policies=[f"{key_name}-{role}"], ttl="1h")["auth"][
+            "client_token"
+        ]
+        for role in ("sign", "admin")
+    }
     env = {
         "PASSGENI_TRANSIT_URL": openbao.url,
-        "PASSGENI_TRANSIT_TOKEN": openbao.token,
+        "PASSGENI_TRANSIT_TOKEN": tokens["sign"],
         "PASSGENI_TRANSIT_KEY": key_name,
     }
     database_url = postgres.create_database(f"transit_{uuid.uuid4().hex[:8]}")
-    with machines(tmp_path, database_url, public_url=PUBLIC_URL, env=env) as deployed:
+    with machines(
+        tmp_path,
+        database_url,
+        public_url=PUBLIC_URL,
+        env=env,
+        admin_env={"PASSGENI_TRANSIT_TOKEN": tokens["admin"]},
+    ) as deployed:
         yield deployed, key_name
 
 
@@ -151,7 +175,9 @@ def test_instances_signing_with_transit_verify_against_each_others_jwks(
     assert jwks == _jwks(b) and [k["kid"] for k in jwks["keys"]] == transit_kids()
     assert not list(tmp_path.rglob("*.pem"))  # no private key on any machine
 
-    signer = TransitSigner(openbao.url, openbao.token, key_name=key_name)
+    signer = TransitSigner(
+        openbao.url, deployed.admin_env["PASSGENI_TRANSIT_TOKEN"], key_name=key_name
+    )
     http = _client(_create_key(deployed, "pg-transit", signer))
     certs = {}
     for url in (a, b):
@@ -184,7 +210,7 @@ def test_instances_signing_with_transit_verify_against_each_others_jwks(
         )
         for cert in certs.values():  # certificates of the old key still verify
             verify_certificate(cert["token"], _jwks(url), issuer=PUBLIC_URL)
-    # The Transit token reached no log and no output.
-    for log in tmp_path.glob("*.log"):
-        assert openbao.token not in log.read_text()
-    assert openbao.token not in rotated.stdout + rotated.stderr
+    # The Transit tokens reached no log and no output.
+    tokens = {deployed.env["PASSGENI_TRANSIT_TOKEN"], deployed.admin_env["PASSGENI_TRANSIT_TOKEN"]}
+    for text in [log.read_text() for log in tmp_path.glob("*.log")] + [rotated.stderr]:
+        assert not any(token in text for token in tokens)
