@@ -1,6 +1,7 @@
 """Authority processes: ``python -m passgeni_authority serve`` in its own process group,
 on SQLite or on one PostgreSQL database shared by two processes; killable and restartable
-on the same port (the load and crash run in :mod:`tests.support.load`)."""
+on the same port (the load and crash run in :mod:`tests.support.load`); and
+:func:`machines`, instances with a state directory each, as on separate machines."""
 
 from __future__ import annotations
 
