@@ -31,8 +31,10 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 import os
+import sys
 from contextlib import contextmanager
 
+from ansible import constants as C
 from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
 from ansible.module_utils.common.parameters import remove_values
 from ansible.plugins.action import ActionBase
@@ -71,8 +73,9 @@ class ActionModule(ActionBase):
     def run(self, tmp=None, task_vars=None):
         result = super(ActionModule, self).run(tmp, task_vars)
         del tmp
-        if self._on_controller():
+        if self._on_controller(task_vars or {}):
             result.update(self._run_here())
+            result['execute_on'] = 'controller'
         else:
             wrap_async = self._task.async_val and not self._connection.has_native_async
             result.update(self._execute_module(
@@ -86,14 +89,28 @@ class ActionModule(ActionBase):
             result['_ansible_no_log'] = True
         return result
 
-    def _on_controller(self):
+    def _on_controller(self, task_vars):
         chosen = self._task.args.get('execute_on') or 'auto'
         if chosen == 'host' or mu is None or not mu.HAS_PASSGENI:
             return False  # without the library here, the host's module reports what is missing
         if chosen == 'controller':
             return True
         return (self._connection.transport == 'local' and not self._task.async_val
-                and not self._play_context.become)
+                and not self._play_context.become and self._same_python(task_vars))
+
+    def _same_python(self, task_vars):
+        """False when the host's Python is set to another environment than the controller's.
+
+        Discovery (``auto``...) would pick the host's own Python, which may lack the library;
+        an interpreter set explicitly is honoured unless it lives beside this one (a venv's
+        ``bin``), where the module would import the very library this process has.
+        """
+        chosen = C.config.get_config_value('INTERPRETER_PYTHON', variables=task_vars)
+        chosen = self._templar.template(chosen) if chosen else chosen
+        if not chosen or chosen in ('auto', 'auto_legacy', 'auto_silent', 'auto_legacy_silent'):
+            return True
+        here = os.path.dirname(os.path.abspath(sys.executable))
+        return os.path.dirname(os.path.abspath(str(chosen))) == here
 
     def _run_here(self):
         spec = mu.credential_argument_spec()
@@ -140,5 +157,4 @@ class ActionModule(ActionBase):
         diff = result.pop('_diff')
         if self._task.diff:
             result['diff'] = diff
-        result['execute_on'] = 'controller'
         return result

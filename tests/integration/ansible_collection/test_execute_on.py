@@ -1,0 +1,119 @@
+"""The controller path (``execute_on: controller``, the default on localhost) decides as the module.
+
+Issue #18, item 12: the items of a loop share one authority session and one Vault client
+when the work runs in the controller's worker process. Two identical sets of credentials in
+a real OpenBao, against a served authority: one kept, one changed by hand (a conflict), one
+whose certificate was revoked (a rotation), one never created. Check mode and then the real
+run on each path give the same outcome for every item.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+from pathlib import Path
+from typing import Any
+
+import hvac
+
+from passgeni_core import AuthorityClient
+
+from .conftest import run_playbook
+
+PLAYBOOK = Path(__file__).parent / "playbooks" / "loop.yml"
+NAMES = ["svc-kept", "svc-by-hand", "svc-revoked", "svc-kept-2"]
+
+
+def _loop(env: dict[str, str], tmp_path: Path, extra: dict[str, Any], *args: str) -> list[Any]:
+    results = tmp_path / f"results-{secrets.token_hex(3)}.json"
+    run_playbook(env, PLAYBOOK, *args, "-e", json.dumps({**extra, "results_file": str(results)}))
+    return json.loads(results.read_text())
+
+
+def _outcome(item: dict[str, Any]) -> tuple[Any, ...]:
+    return (
+        item["item"],
+        item.get("changed"),
+        bool(item.get("failed")),
+        item.get("action"),
+        item.get("error_code"),
+    )
+
+
+def _prepared(
+    env: dict[str, str], tmp_path: Path, authority: Any, openbao: Any, execute_on: str
+) -> dict[str, Any]:
+    """Credentials at a fresh prefix: created (all but the last), one changed, one revoked."""
+    extra = {
+        "prefix": f"ansible-loop-{secrets.token_hex(4)}",
+        "names": NAMES[:-1],
+        "vault_addr": openbao.url,
+        "vault_token": openbao.token,
+        "execute_on": execute_on,
+    }
+    created = _loop(env, tmp_path, extra)
+    assert [(i["action"], i["execute_on"]) for i in created] == [("created", execute_on)] * 3
+    client = hvac.Client(url=openbao.url, token=openbao.token)
+    client.secrets.kv.v2.create_or_update_secret(
+        path=f"{extra['prefix']}/svc-by-hand",
+        mount_point="secret",
+        secret={"password": "set-by-hand-0123456789"},
+    )
+    with AuthorityClient(authority.base_url, authority.api_key) as passgeni:
+        passgeni.revoke(created[2]["cert_id"], "key compromise")
+    return {**extra, "names": NAMES}
+
+
+def test_controller_and_host_paths_decide_alike(
+    ansible_env: dict[str, str], authority: Any, openbao: Any, tmp_path: Path
+) -> None:
+    env = {
+        **ansible_env,
+        "PASSGENI_URL": authority.base_url,
+        "PASSGENI_API_KEY": authority.api_key,
+    }
+    runs: dict[str, dict[str, list[Any]]] = {}
+    for path in ("host", "controller"):
+        extra = _prepared(env, tmp_path, authority, openbao, path)
+        checked = _loop(env, tmp_path, extra, "--check")
+        real = _loop(env, tmp_path, extra)
+        again = _loop(env, tmp_path, extra)
+        runs[path] = {"check": checked, "real": real, "again": again}
+        assert {i.get("execute_on") for i in checked + real + again} == {path}, (checked, real)
+    for run in ("check", "real", "again"):
+        host = [_outcome(i) for i in runs["host"][run]]
+        controller = [_outcome(i) for i in runs["controller"][run]]
+        assert controller == host, run
+    expected = [
+        ("svc-kept", False, False, "none", None),
+        ("svc-by-hand", False, True, None, "store_conflict"),
+        ("svc-revoked", True, False, "rotated", None),
+        ("svc-kept-2", True, False, "created", None),
+    ]
+    assert [_outcome(i) for i in runs["controller"]["check"]] == expected
+    assert [_outcome(i) for i in runs["controller"]["real"]] == expected
+    # The rotation and the creation are done: the next run keeps them; the conflict stays.
+    kept = [("svc-revoked", False, False, "none", None), ("svc-kept-2", False, False, "none", None)]
+    assert [_outcome(i) for i in runs["controller"]["again"]] == expected[:2] + kept
+    conflict = runs["controller"]["real"][1]
+    assert "force: true" in conflict["msg"] and "set-by-hand" not in conflict["msg"]
+    assert runs["controller"]["real"][2]["cert_id"] != runs["controller"]["check"][2]["cert_id"]
+
+
+def test_auto_runs_on_the_controller_for_localhost(
+    ansible_env: dict[str, str], authority: Any, openbao: Any, tmp_path: Path
+) -> None:
+    env = {**ansible_env, "PASSGENI_URL": authority.base_url, "PASSGENI_API_KEY": authority.api_key}
+    extra = {
+        "prefix": f"ansible-auto-{secrets.token_hex(4)}",
+        "names": ["svc-a", "svc-b"],
+        "vault_addr": openbao.url,
+        "vault_token": openbao.token,
+        "execute_on": "auto",
+    }
+    first = _loop(env, tmp_path, extra)
+    assert [(i["action"], i["execute_on"]) for i in first] == [("created", "controller")] * 2
+    # A forced rotation of every item, through the kept connections.
+    forced = _loop(env, tmp_path, {**extra, "force": True})
+    assert [i["action"] for i in forced] == ["rotated"] * 2
+    assert [i["cert_id"] for i in forced] != [i["cert_id"] for i in first]
