@@ -136,7 +136,7 @@ options:
         must be reachable from the controller; the task's C(environment) applies during the run;
         the passgeni library of the controller's Python is used.
       - V(auto) is V(controller) when the task's host is the controller itself (connection
-        C(local), for example C(localhost) or C(delegate_to: localhost)), without C(become)
+        C(local), for example C(localhost), or C(delegate_to) C(localhost)), without C(become)
         or C(async), and the controller's Python has the passgeni library; otherwise V(host).
         A task on a remote host keeps the module path, so a store reachable only from that host
         is still reached from there.
