@@ -10,13 +10,15 @@ run on each path give the same outcome for every item.
 from __future__ import annotations
 
 import json
+import os
 import secrets
+import sys
 from pathlib import Path
 from typing import Any
 
 import hvac
 
-from passgeni_core import AuthorityClient
+from passgeni_core import AuthorityClient, parse_store_uri
 
 from .conftest import run_playbook
 
@@ -117,3 +119,54 @@ def test_auto_runs_on_the_controller_for_localhost(
     forced = _loop(env, tmp_path, {**extra, "force": True})
     assert [i["action"] for i in forced] == ["rotated"] * 2
     assert [i["cert_id"] for i in forced] != [i["cert_id"] for i in first]
+
+
+def test_kept_connections_are_keyed_by_every_option(
+    installed_collection: Path, authority: Any, openbao: Any
+) -> None:
+    """One client per authority and one store per set of options; the same judge each call."""
+    sys.path.insert(0, str(installed_collection))
+    try:
+        from ansible_collections.passgeni.compliance.plugins.module_utils import passgeni as mu
+        from ansible_collections.passgeni.compliance.plugins.module_utils.reuse import (
+            Connections,
+        )
+    finally:
+        sys.path.remove(str(installed_collection))
+    kept = Connections()
+    uri = parse_store_uri("vault://secret/x#password")
+    env = {"VAULT_ADDR": openbao.url, "VAULT_TOKEN": openbao.token}
+    store = kept.store(uri, {"environ": env})
+    assert kept.store(uri, {"environ": dict(env)}) is store
+    other = kept.store(uri, {"environ": {**env, "VAULT_TOKEN": "another-token"}})
+    assert other is not store
+    params = {
+        "preset": "soc2",
+        "state": "present",
+        "force": False,
+        "rotate_before": 30,
+        "label": None,
+        "timeout": None,
+        "length": None,
+        "exclude": "",
+        "exclude_lookalikes": False,
+        "special_chars": None,
+        "url": authority.base_url,
+        "api_key": authority.api_key,
+        "token": openbao.token,
+        "destination": f"vault://secret/ansible-kept-{secrets.token_hex(4)}/db#password",
+    }
+    os.environ["VAULT_ADDR"] = openbao.url
+    try:
+        created, password = mu.ensure_credential(params, connections=kept)
+        assert created["action"] == "created" and password is not None
+        for check_mode in (True, False):
+            with_kept, _ = mu.ensure_credential(params, check_mode=check_mode, connections=kept)
+            alone, _ = mu.ensure_credential(params, check_mode=check_mode)
+            assert with_kept == alone and with_kept["action"] == "none"
+        clients = [kept.authority(mu.require_authority(params)) for _ in range(2)]
+        with clients[0] as first, clients[1] as second:
+            assert first is second
+    finally:
+        del os.environ["VAULT_ADDR"]
+        kept.close()
