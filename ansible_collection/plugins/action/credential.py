@@ -30,6 +30,7 @@ registered variable keeps the password.
 from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
+import json
 import os
 import sys
 from contextlib import contextmanager
@@ -50,11 +51,21 @@ except ImportError:  # pragma: no cover - the collection's own module_utils are 
 _CONNECTIONS = Connections() if Connections is not None else None
 
 
+def _plain(value):
+    """``value`` as the module would receive it: plain JSON types, no templating tags.
+
+    ansible-core 2.19 hands action plugins tagged ``str`` subclasses, which the library's
+    serialisers (the authority request bodies) rightly refuse; a module gets JSON.
+    """
+    return json.loads(json.dumps(value, default=str))
+
+
 @contextmanager
 def _environment(overrides):
     """The task's ``environment`` over this process's, as a module's process would see it."""
+    overrides = dict((str(k), str(v)) for k, v in _plain(overrides).items())
     saved = dict((k, os.environ.get(k)) for k in overrides)
-    os.environ.update(dict((k, str(v)) for k, v in overrides.items()))
+    os.environ.update(overrides)
     try:
         yield
     finally:
@@ -119,7 +130,7 @@ class ActionModule(ActionBase):
         self._compute_environment_string(env)
         with _environment(env):
             # Inside: the options' fallbacks (PASSGENI_URL...) read the task's environment too.
-            validated = ArgumentSpecValidator(spec).validate(dict(self._task.args))
+            validated = ArgumentSpecValidator(spec).validate(_plain(self._task.args))
             params = validated.validated_parameters
             no_log = set(str(v) for k, v in list(self._task.args.items()) + list(params.items())
                          if k in secret and v)
@@ -141,6 +152,8 @@ class ActionModule(ActionBase):
             result, password = mu.ensure_credential(
                 params, check_mode=bool(self._task.check_mode), connections=_CONNECTIONS)
         except mu.PassgeniFailure as failure:
+            # An expired token or a dropped connection must not fail the next items too.
+            _CONNECTIONS.close()
             return dict(failed=True, msg=failure.message, error_code=failure.code)
         except Exception as exc:  # pylint: disable=broad-except
             # A module would end in a traceback; here one line (no_log values removed by

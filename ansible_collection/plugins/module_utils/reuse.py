@@ -13,8 +13,9 @@ when it runs the work on the controller, hands :func:`ensure_credential` one
 JWKS and the Vault token. Only the transport is reused: each item still reads its credential
 and its certificate's record at the authority, and the one judge decides each item.
 
-The key of a store is its scheme and every option it was opened with (the Vault environment
-included), so two items that name another Vault, token or namespace never share a client.
+The key of a store is its scheme, every option it was opened with and the process environment
+(the Vault variables included), so two items that name another Vault, token or namespace never
+share a client. After a failed item everything is closed: the next item starts afresh.
 Nothing here is logged; the keys live in memory only.
 """
 
@@ -22,6 +23,7 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 import json
+import os
 from contextlib import contextmanager
 
 try:
@@ -61,7 +63,9 @@ class Connections(object):
 
     def store(self, uri, settings):
         """The store for ``uri``'s scheme opened with ``settings`` (kept open; never closed here)."""
-        key = _key(uri.scheme, settings)
+        # A backend opened without ``environ`` reads the process environment (the task's
+        # ``environment``, which may differ per item): it is part of the key too.
+        key = _key(uri.scheme, settings, sorted(os.environ.items()))
         store = self._stores.get(key)
         if store is None:
             store = core.open_store(uri, **settings)

@@ -170,3 +170,30 @@ def test_kept_connections_are_keyed_by_every_option(
     finally:
         del os.environ["VAULT_ADDR"]
         kept.close()
+
+
+def test_a_store_is_kept_per_environment(installed_collection: Path, openbao: Any) -> None:
+    """Per-item ``environment:`` (another VAULT_TOKEN per item) never shares a Vault client."""
+    sys.path.insert(0, str(installed_collection))
+    try:
+        from ansible_collections.passgeni.compliance.plugins.module_utils.reuse import (
+            Connections,
+        )
+    finally:
+        sys.path.remove(str(installed_collection))
+    kept = Connections()
+    uri = parse_store_uri("vault://secret/x#password")
+    saved = {k: os.environ.get(k) for k in ("VAULT_ADDR", "VAULT_TOKEN")}
+    try:
+        os.environ.update(VAULT_ADDR=openbao.url, VAULT_TOKEN=openbao.token)
+        first = kept.store(uri, {})
+        assert kept.store(uri, {}) is first
+        os.environ["VAULT_TOKEN"] = "another-token"
+        assert kept.store(uri, {}) is not first
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+        kept.close()
