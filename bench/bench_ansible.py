@@ -199,6 +199,10 @@ def main() -> None:
         "samples_seconds": {k: [round(x, 3) for x in v] for k, v in samples.items()},
         "median_cpu_seconds": {k: round(v, 3) for k, v in cpu_medians.items()},
         "ratio_credential_over_uri": round(cred / uri, 3),
+        "round_ratios": [
+            round(c / u, 3)
+            for c, u in zip(samples[f"credential x{n}"], samples[f"uri x{n}"], strict=True)
+        ],
         "cpu_ratio_credential_over_uri": round(
             cpu_medians[f"credential x{n}"] / cpu_medians[f"uri x{n}"], 3
         ),
