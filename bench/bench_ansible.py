@@ -33,6 +33,7 @@ from pathlib import Path
 import _root  # noqa: F401 - the repository root on sys.path, for tests.support
 
 from tests.support import OpenBaoServer
+from tests.support.ansible_env import base_env
 from tests.support.authority import authority_process
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -79,9 +80,6 @@ CPU: list[float] = []
 
 
 def _env(work: Path, collections: Path) -> dict[str, str]:
-    sys.path.insert(0, str(ROOT))
-    from tests.integration.ansible_collection.conftest import base_env
-
     return base_env(work, collections)
 
 
