@@ -137,7 +137,9 @@ options:
         the passgeni library of the controller's Python is used.
       - V(auto) is V(controller) when the task's host is the controller itself (connection
         C(local), for example C(localhost), or C(delegate_to) C(localhost)), without C(become)
-        or C(async), and the controller's Python has the passgeni library; otherwise V(host).
+        or C(async), the controller's Python has the passgeni library and the host's Python is not
+        set (C(ansible_python_interpreter)) to another environment than the controller's; otherwise
+        V(host).
         A task on a remote host keeps the module path, so a store reachable only from that host
         is still reached from there.
       - Either way the same judge decides each item; results, check mode, diff and censoring are
