@@ -96,6 +96,20 @@ def runtime() -> Runtime:
     return _RUNTIME
 
 
+_SCHEMES: list[str] = []
+
+
+def _schemes() -> list[str]:
+    """The installed backends' schemes but ``memory``, looked up once per process: the
+    lookup reads every installed distribution's entry points (~20-50 ms), and a plan
+    validates and refreshes every resource."""
+    from passgeni_core import available_schemes
+
+    if not _SCHEMES:
+        _SCHEMES.extend(s for s in available_schemes() if s != "memory")
+    return _SCHEMES
+
+
 def parse_destination(text: str) -> StoreURI:
     """A store URI with a key (``vault://MOUNT/PATH#KEY``...) of an installed backend.
 
@@ -104,10 +118,10 @@ def parse_destination(text: str) -> StoreURI:
             in-process ``memory`` store is refused: it forgets everything between the
             provider processes of one Terraform command).
     """
-    from passgeni_core import InvalidRequest, available_schemes, parse_store_uri
+    from passgeni_core import InvalidRequest, parse_store_uri
 
     uri = parse_store_uri(text)
-    schemes = [s for s in available_schemes() if s != "memory"]
+    schemes = _schemes()
     if uri.scheme not in schemes:
         raise InvalidRequest(
             f"no store backend for {uri.scheme!r}:// (installed: "
