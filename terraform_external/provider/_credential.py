@@ -117,6 +117,47 @@ def _iso(value: Any) -> str | None:
     return text
 
 
+def refresh(state: CredentialState) -> tuple[CredentialState | None, tuple[str, str] | None]:
+    """Read the destination and judge it (writes nothing): the refreshed state (``None``:
+    gone from the store), or the prior state and a diagnostic (summary, detail)."""
+    from passgeni_core import get_preset
+    from passgeni_core.workflows import assess
+
+    assert state.destination is not None
+    try:
+        with quiet_stdout():
+            uri = parse_destination(state.destination)
+            rt = runtime()
+            store = rt.store(uri)
+            current = store.read(uri)
+            if current is None:
+                # Gone from the store: the plan creates it again.
+                return None, None
+            verdict = assess(
+                rt.client(),
+                store.system,
+                current,
+                preset=None if state.preset is None else get_preset(state.preset).id,
+                keeper=state.keeper,
+            )
+            verdict.raise_for_error()  # never plan a replacement because a service failed
+    except Exception as exc:
+        return state, describe(exc)
+    covered = verdict.value_covered
+    return (
+        evolve(
+            state,
+            status=verdict.status,
+            store_version=current.version,
+            cert_id=verdict.cert_id if covered else state.cert_id,
+            cert_url=(verdict.cert_url or state.cert_url) if covered else state.cert_url,
+            expires_at=_iso(verdict.expires_at) if covered else state.expires_at,
+            standards_met=list(verdict.standards_met) if covered else state.standards_met,
+        ),
+        None,
+    )
+
+
 class CredentialResource(BaseResource[Any, CredentialState, CredentialConfig]):
     """The managed resource (registered as ``passgeni_credential``)."""
 
@@ -216,40 +257,15 @@ class CredentialResource(BaseResource[Any, CredentialState, CredentialConfig]):
         state = ctx.state
         if state is None or state.destination is None:
             return state
-        from passgeni_core.workflows import assess
+        import asyncio
 
-        try:
-            with quiet_stdout():
-                uri = parse_destination(state.destination)
-                rt = runtime()
-                store = rt.store(uri)
-                current = store.read(uri)
-                if current is None:
-                    # Gone from the store: the plan creates it again.
-                    return None
-                from passgeni_core import get_preset
-
-                verdict = assess(
-                    rt.client(),
-                    store.system,
-                    current,
-                    preset=None if state.preset is None else get_preset(state.preset).id,
-                    keeper=state.keeper,
-                )
-                verdict.raise_for_error()  # never plan a replacement because a service failed
-        except Exception as exc:
-            ctx.add_error(*describe(exc))
-            return state
-        covered = verdict.value_covered
-        return evolve(
-            state,
-            status=verdict.status,
-            store_version=current.version,
-            cert_id=verdict.cert_id if covered else state.cert_id,
-            cert_url=(verdict.cert_url or state.cert_url) if covered else state.cert_url,
-            expires_at=_iso(verdict.expires_at) if covered else state.expires_at,
-            standards_met=list(verdict.standards_met) if covered else state.standards_met,
-        )
+        # Blocking I/O (the store, the authority) in a worker thread: Terraform refreshes up
+        # to 10 resources at once, and their round trips overlap instead of queueing on
+        # the provider's one event loop.
+        refreshed, error = await asyncio.to_thread(refresh, state)
+        if error is not None:
+            ctx.add_error(*error)
+        return refreshed
 
     # --- apply -----------------------------------------------------------------------------
 

@@ -18,7 +18,7 @@ import os
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TextIO
 
 if TYPE_CHECKING:  # imported when first used: the schema-only provider processes never do
     from passgeni_core import AuthorityClient, SecretStore, StoreURI
@@ -140,16 +140,33 @@ def describe(exc: BaseException) -> tuple[str, str]:
     return "passgeni: internal_error", f"unexpected {type(exc).__name__}; please report it"
 
 
+class _Quiet:
+    """The real stdout while any refresh or apply runs (refreshes overlap, in threads)."""
+
+    lock = threading.Lock()
+    depth = 0
+    real: TextIO | None = None
+
+
 @contextlib.contextmanager
 def quiet_stdout() -> Iterator[None]:
-    """Nothing may reach the plugin's stdout but the handshake: a stray print goes to stderr."""
+    """Nothing may reach the plugin's stdout but the handshake: a stray print goes to stderr.
+
+    Counted: refreshes run in worker threads at the same time, and the last one out puts
+    the real stdout back."""
     import sys
 
-    real, sys.stdout = sys.stdout, sys.stderr
+    with _Quiet.lock:
+        if _Quiet.depth == 0:
+            _Quiet.real, sys.stdout = sys.stdout, sys.stderr
+        _Quiet.depth += 1
     try:
         yield
     finally:
-        sys.stdout = real
+        with _Quiet.lock:
+            _Quiet.depth -= 1
+            if _Quiet.depth == 0 and _Quiet.real is not None:
+                sys.stdout, _Quiet.real = _Quiet.real, None
 
 
 def as_diagnostic(exc: BaseException) -> Exception:
