@@ -169,6 +169,10 @@ ONE_PROCESS_ENV = "PASSGENI_TERRAFORM_ONE_PROCESS"
 SERVED_BY_ENV = "PASSGENI_PROVIDER_SERVED_BY"
 
 
+#: Longest temporary directory the provider's socket is made under (else /tmp).
+_MAX_SOCKET_DIR = 60
+_SHORT_TMP = "/tmp"  # noqa: S108 - only as mkdtemp's parent: the directory made is 0700
+
 #: Terraform's fixed, public plugin cookie (go-plugin's "started by Terraform" check).
 _MAGIC_COOKIE = "d602bf8f470bc67ca7faa0386276bbdd4330efaf76d1a219cb4d6991ca9872b2"
 
@@ -225,7 +229,10 @@ def _start_provider(served_by: str) -> _Served | None:
     import subprocess
     import tempfile
 
-    private = tempfile.mkdtemp(prefix="passgeni-provider-")  # 0700: the socket lives here
+    base = tempfile.gettempdir()
+    if len(base) > _MAX_SOCKET_DIR and os.path.isdir(_SHORT_TMP):
+        base = _SHORT_TMP  # a Unix socket's path is at most ~107 bytes
+    private = tempfile.mkdtemp(prefix="passgeni-provider-", dir=base)  # 0700: the socket's
     env = {
         **os.environ,
         "TF_PLUGIN_MAGIC_COOKIE": _MAGIC_COOKIE,

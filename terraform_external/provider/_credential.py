@@ -26,7 +26,7 @@ from attrs import define, evolve
 from pyvider.cty.exceptions import CtyValidationError
 from pyvider.cty.path import CtyPath
 from pyvider.resources import BaseResource, ResourceContext
-from pyvider.schema import PvsSchema, a_list, a_num, a_str, a_unknown, s_resource
+from pyvider.schema import PvsSchema, a_list, a_map, a_num, a_str, a_unknown, s_resource
 
 from ._runtime import describe, parse_destination, quiet_stdout, runtime
 
@@ -48,6 +48,7 @@ class CredentialConfig:
     exclude: str | None = None
     label: str | None = None
     on_destroy: str | None = None
+    store_options: dict[str, str] | None = None
 
 
 @define(frozen=True)
@@ -59,6 +60,7 @@ class CredentialState:
     exclude: str | None = None
     label: str | None = None
     on_destroy: str | None = None
+    store_options: dict[str, str] | None = None
     cert_id: str | None = None
     cert_url: str | None = None
     expires_at: str | None = None
@@ -106,6 +108,40 @@ def check_config(config: CredentialConfig) -> None:
         raise _bad("on_destroy", f'must be "revoke" or "keep", got {config.on_destroy[:40]!r}')
     if config.label is not None and (len(config.label) > 150 or not config.label.isprintable()):
         raise _bad("label", "must be at most 150 printable characters")
+    if config.store_options and config.destination is not None:
+        try:
+            store_options(config.destination, config.store_options)
+        except PassgeniError as exc:
+            raise _bad("store_options", exc.message) from None
+
+
+def store_options(destination: str, given: dict[str, str] | None) -> dict[str, str]:
+    """``store_options`` checked against the names the destination's backend takes (the
+    CLI's ``--store-option``, Ansible's ``store_options``); values are checked when the
+    store is opened."""
+    from passgeni_core import store_settings
+
+    if not given:
+        return {}
+    return store_settings(parse_destination(destination).scheme, given)
+
+
+def check_store(config: CredentialConfig) -> tuple[str, str] | None:
+    """Open the destination's store with ``store_options`` (no request is sent): a bad
+    value (a KMS key id with spaces...) is a diagnostic naming the attribute at plan."""
+    if not config.store_options or config.destination is None:
+        return None
+    from passgeni_core import PassgeniError
+
+    try:
+        with quiet_stdout():
+            uri = parse_destination(config.destination)
+            runtime().store(uri, store_options(config.destination, config.store_options))
+    except PassgeniError as exc:
+        return f"store_options: {exc.message}", f"passgeni: {exc.code}"
+    except Exception as exc:
+        return describe(exc)
+    return None
 
 
 def _iso(value: Any) -> str | None:
@@ -128,7 +164,7 @@ def refresh(state: CredentialState) -> tuple[CredentialState | None, tuple[str, 
         with quiet_stdout():
             uri = parse_destination(state.destination)
             rt = runtime()
-            store = rt.store(uri)
+            store = rt.store(uri, store_options(state.destination, state.store_options))
             current = store.read(uri)
             if current is None:
                 # Gone from the store: the plan creates it again.
@@ -156,6 +192,15 @@ def refresh(state: CredentialState) -> tuple[CredentialState | None, tuple[str, 
         ),
         None,
     )
+
+
+async def _checked_store(ctx: ResourceContext[CredentialConfig, CredentialState, Any]) -> None:
+    if ctx.config is not None and ctx.config.store_options:
+        import asyncio
+
+        error = await asyncio.to_thread(check_store, ctx.config)
+        if error is not None:
+            ctx.add_error(*error)
 
 
 class CredentialResource(BaseResource[Any, CredentialState, CredentialConfig]):
@@ -202,6 +247,14 @@ class CredentialResource(BaseResource[Any, CredentialState, CredentialConfig]):
                     description='"revoke" (default): revoke the certificate on destroy or '
                     'replace; "keep": leave it valid. The stored value is never deleted.',
                 ),
+                "store_options": a_map(
+                    a_str(),
+                    optional=True,
+                    description="Options of the destination's store backend, as the CLI's "
+                    "--store-option (aws-sm: kms_key_id for secrets this creates, region_name, "
+                    "endpoint_url, profile_name). Changes apply in place: an existing secret "
+                    "keeps its KMS key.",
+                ),
                 "cert_id": a_str(computed=True, description="Certificate id."),
                 "cert_url": a_str(computed=True, description="Public certificate URL."),
                 "expires_at": a_str(computed=True, description="Certificate expiry (UTC)."),
@@ -229,6 +282,7 @@ class CredentialResource(BaseResource[Any, CredentialState, CredentialConfig]):
         ctx: ResourceContext[CredentialConfig, CredentialState, Any],
         base_plan: dict[str, Any],
     ) -> tuple[dict[str, Any] | None, Any]:
+        await _checked_store(ctx)
         schema = self.get_schema().block.attributes
         for name in COMPUTED:
             base_plan[name] = a_unknown(schema[name])
@@ -239,6 +293,7 @@ class CredentialResource(BaseResource[Any, CredentialState, CredentialConfig]):
         ctx: ResourceContext[CredentialConfig, CredentialState, Any],
         base_plan: dict[str, Any],
     ) -> tuple[dict[str, Any] | None, Any]:
+        await _checked_store(ctx)
         prior = ctx.state
         if prior is not None and prior.status not in COVERED:
             # The refresh found the stored value no longer covered: replace it. Terraform
@@ -291,7 +346,7 @@ class CredentialResource(BaseResource[Any, CredentialState, CredentialConfig]):
                 )
                 result = ensure_rotated(
                     rt.client(),
-                    rt.store(uri),
+                    rt.store(uri, store_options(config.destination, config.store_options)),
                     uri,
                     config.preset,
                     keeper=config.keeper,
@@ -312,6 +367,7 @@ class CredentialResource(BaseResource[Any, CredentialState, CredentialConfig]):
                 exclude=config.exclude,
                 label=config.label,
                 on_destroy=config.on_destroy,
+                store_options=config.store_options,
                 cert_id=result.cert_id,
                 cert_url=result.cert_url,
                 expires_at=_iso(result.expires_at),
@@ -325,10 +381,14 @@ class CredentialResource(BaseResource[Any, CredentialState, CredentialConfig]):
     async def _update_apply(
         self, ctx: ResourceContext[CredentialConfig, CredentialState, Any]
     ) -> tuple[CredentialState | None, Any]:
-        # Only on_destroy changes in place; everything else replaces.
+        # Only on_destroy and store_options change in place; everything else replaces.
         prior = ctx.state or CredentialState()
-        on_destroy = ctx.config.on_destroy if ctx.config is not None else prior.on_destroy
-        return evolve(prior, on_destroy=on_destroy), None
+        if ctx.config is None:
+            return prior, None
+        return (
+            evolve(prior, on_destroy=ctx.config.on_destroy, store_options=ctx.config.store_options),
+            None,
+        )
 
     async def _delete_apply(
         self, ctx: ResourceContext[CredentialConfig, CredentialState, Any]

@@ -16,7 +16,7 @@ import atexit
 import contextlib
 import os
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, TextIO
 
@@ -42,7 +42,7 @@ class Runtime:
         self.settings = Settings()
         self._stack = contextlib.ExitStack()
         self._client: AuthorityClient | None = None
-        self._stores: dict[str, SecretStore] = {}
+        self._stores: dict[tuple[str, tuple[tuple[str, str], ...]], SecretStore] = {}
         self._lock = threading.RLock()
 
     def configure(self, settings: Settings) -> None:
@@ -66,16 +66,18 @@ class Runtime:
                 self._client = self._stack.enter_context(connect(config))
             return self._client
 
-    def store(self, uri: StoreURI) -> SecretStore:
-        """A connected store for ``uri``'s scheme (one per scheme and process)."""
+    def store(self, uri: StoreURI, options: Mapping[str, str] | None = None) -> SecretStore:
+        """A connected store for ``uri``'s scheme and the resource's checked store options
+        (one per scheme and options, per process)."""
         from passgeni_core import open_store
 
+        key = (uri.scheme, tuple(sorted((options or {}).items())))
         with self._lock:
-            store = self._stores.get(uri.scheme)
+            store = self._stores.get(key)
             if store is None:
-                store = open_store(uri)
+                store = open_store(uri, **(options or {}))
                 self._stack.callback(store.close)
-                self._stores[uri.scheme] = store
+                self._stores[key] = store
             return store
 
     def close(self) -> None:
