@@ -50,6 +50,14 @@ def register_components(hub: Any) -> None:
     hub.register("data_source", "passgeni_certificate", CertificateDataSource)
 
 
+def _prewarm() -> None:
+    with contextlib.suppress(Exception):  # only a head start: the first use imports anyway
+        from passgeni_core import AuthorityClient, connect
+        from passgeni_core.workflows import assess, ensure_rotated
+
+        del AuthorityClient, connect, assess, ensure_rotated
+
+
 def main() -> None:
     """The plugin executable: serve the provider to the Terraform that started it.
 
@@ -66,6 +74,13 @@ def main() -> None:
     os.environ.setdefault("PROVIDE_LOG_LEVEL", level)
     for name, value in QUIET_DEFAULTS.items():
         os.environ.setdefault(name, value)
+    if os.environ.get("PASSGENI_PROVIDER_SERVED_BY"):
+        # Started by `passgeni terraform run` or `serve-provider`: this process will serve
+        # whole commands, and sits idle while Terraform starts. Import what the first
+        # refresh needs meanwhile (the authority client, its HTTP and JWT libraries).
+        import threading
+
+        threading.Thread(target=_prewarm, name="passgeni-prewarm", daemon=True).start()
     try:
         from pyvider.cli.__main__ import main as serve
     except ImportError:
