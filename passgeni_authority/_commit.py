@@ -135,6 +135,7 @@ class GroupCommitter:
         sync_in_loop: bool = False,
     ) -> None:
         self._engine = engine
+        _hot.watch_savepoints(engine)
         self._sync_in_loop = sync_in_loop
         # SQLAlchemy's errors and the driver's own (the hot path runs on the driver).
         self._db_errors: tuple[type[Exception], ...] = (
