@@ -19,7 +19,7 @@ machine, where wrk's rates are noisy:
   ``callgrind_control`` (run with ``--callgrind``), so start-up, imports and
   warm-up are not counted. Deterministic to a fraction of a percent.
 
-    python bench/asgi_cost.py [--flow two-step|batch] [--certificates 1600]
+    python bench/asgi_cost.py [--flow two-step|batch|refused] [--certificates 1600]
                               [--concurrency 16] [--batch-size 100] [--callgrind]
 
 ``PROMETHEUS_MULTIPROC_DIR`` is set to a fresh directory (as ``serve
@@ -132,11 +132,12 @@ async def _two_step(driver: Driver, gen_body: bytes, count: int) -> None:
 
 async def _batch(driver: Driver, gen_body: bytes, batches: int, size: int) -> None:
     request = json.loads(gen_body)
-    batch_body = json.dumps({**request, "count": size}).encode()
+    commitments = [request.pop("seed_commitment")] * size  # one per session
+    batch_body = json.dumps({**request, "count": size, "seed_commitments": commitments}).encode()
     for _ in range(batches):
         status, body = await driver.post("/api/generate-batch", batch_body)
         assert status == 200, (status, body[:200])
-        sessions = [s["generation_session_id"] for s in json.loads(body)["sessions"]]
+        sessions = json.loads(body)["generation_session_ids"]
         items = json.dumps({"items": [{"generation_session_id": s} for s in sessions]}).encode()
         status, body = await driver.post("/api/generate-certificates", items)
         assert status in (200, 201), (status, body[:200])
@@ -169,6 +170,15 @@ def _strace_stop(proc: subprocess.Popen[bytes], out: str) -> tuple[int, int]:
     return sends, reads
 
 
+async def _refused(driver: Driver, count: int) -> None:
+    # No group commit, no sync: the same instructions run after run (the
+    # middleware stack, the key check, the rate-limit fields, a refusal).
+    body = json.dumps({"generation_session_id": "not-a-session"}).encode()
+    for _ in range(count):
+        status, answer = await driver.post("/api/generate-certificate", body)
+        assert status == 400, (status, answer[:200])
+
+
 def _callgrind(on: bool) -> None:
     subprocess.run(
         ["callgrind_control", "-i", "on" if on else "off", str(os.getpid())],
@@ -183,6 +193,8 @@ async def _phase(driver: Driver, args: argparse.Namespace, gen_body: bytes, cert
     for _ in range(args.concurrency):
         if args.flow == "two-step":
             tasks.append(_two_step(driver, gen_body, per))
+        elif args.flow == "refused":
+            tasks.append(_refused(driver, per))
         else:
             tasks.append(_batch(driver, gen_body, max(1, per // args.batch_size), args.batch_size))
     await asyncio.gather(*tasks)
@@ -292,7 +304,7 @@ def _in_thread(args: argparse.Namespace, database_url: str | None) -> dict[str, 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--flow", choices=("two-step", "batch"), default="two-step")
+    parser.add_argument("--flow", choices=("two-step", "batch", "refused"), default="two-step")
     parser.add_argument("--certificates", type=int, default=1600)
     parser.add_argument("--warmup", type=int, default=320)
     parser.add_argument("--concurrency", type=int, default=16)
