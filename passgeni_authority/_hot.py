@@ -19,6 +19,7 @@ naive UTC text on SQLite, ``timestamptz`` on PostgreSQL).
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import re
 import threading
@@ -288,7 +289,7 @@ def execute(
     info = conn.info  # a chain of properties: read once per statement
     driver = info.get(_DRIVER) or _driver(conn)
     if _PENDING_SAVEPOINT in info or _PENDING_RELEASE in info:
-        if not _sqlite(conn):
+        if not _sqlite(conn) and _pipelines():
             # The previous unit's RELEASE, this unit's SAVEPOINT and its first
             # statement in one round trip (psycopg's pipeline mode).
             with driver.pipeline():
@@ -312,14 +313,24 @@ def executemany(
         changed: int = driver.executemany(sql, rows).rowcount
         return changed
     with driver.cursor() as cursor:
-        if pending:
+        if pending and _pipelines():
             with driver.pipeline():  # in the round trip of the rows (see execute)
                 _take_savepoint(info, driver)
                 cursor.executemany(_statement(conn, sql), rows)
         else:
+            if pending:
+                _take_savepoint(info, driver)
             cursor.executemany(_statement(conn, sql), rows)
         changed = cursor.rowcount
         return changed
+
+
+@functools.cache
+def _pipelines() -> bool:
+    """Whether psycopg can pipeline (libpq >= 14); without, each statement is a round trip."""
+    import psycopg
+
+    return bool(psycopg.Pipeline.is_supported())
 
 
 def memo(conn: Connection) -> dict[Any, Any] | None:

@@ -161,3 +161,18 @@ def test_units_without_statements_take_no_savepoint(tmp_path: Path) -> None:
     assert sum(s.startswith("RELEASE") for s in seen) == 1
     assert _stored(made) == ["a"]
     made.dispose()
+
+
+def test_without_pipelines_each_statement_goes_alone(
+    postgres: PostgresCluster, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A libpq older than 14 has no pipeline mode: the pending RELEASE and
+    # SAVEPOINT are then sent one by one, with the same outcome.
+    monkeypatch.setattr(_hot, "_pipelines", lambda: False)
+    made = create_engine(postgres.create_database(f"probe_{uuid.uuid4().hex[:8]}"))
+    with made.begin() as conn:
+        conn.execute(text("CREATE TABLE probe (name VARCHAR(20) PRIMARY KEY)"))
+    futures = _run(made, [_writes("a"), _writes("b"), _duplicate("a"), _no_sql, _writes("c")])
+    assert [f.exception() is None for f in futures] == [True, True, False, True, True]
+    assert _stored(made) == ["a", "b", "c"]
+    made.dispose()
