@@ -28,7 +28,7 @@ from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Engine, event
+from sqlalchemy import Engine
 from sqlalchemy.engine import Connection
 
 from . import _sql
@@ -36,10 +36,11 @@ from . import _sql
 __all__ = [
     "DEFERRED",
     "GROUP_MEMO",
+    "PENDING_RELEASE",
+    "PENDING_SAVEPOINT",
     "Deferred",
     "KeyRows",
     "Readers",
-    "Savepoint",
     "TxnState",
     "after_commit",
     "begin_txn",
@@ -53,8 +54,8 @@ __all__ = [
     "forget_savepoints",
     "memo",
     "parse_dt",
+    "take_savepoint",
     "txn",
-    "watch_savepoints",
 ]
 
 #: ``Connection.info`` key of the group commit's list of deferred inserts.
@@ -62,8 +63,10 @@ DEFERRED = "passgeni_deferred_inserts"
 #: ``Connection.info`` key of a dict that lives for one group commit (see :func:`memo`).
 GROUP_MEMO = "passgeni_group_memo"
 _DRIVER = "passgeni_driver"
-_PENDING_SAVEPOINT = "passgeni_pending_savepoint"
-_PENDING_RELEASE = "passgeni_pending_release"
+#: ``Connection.info`` keys: a unit's SAVEPOINT not sent yet, the previous
+#: unit's RELEASE not sent yet (see ``_savepoints.Savepoint``).
+PENDING_SAVEPOINT = "passgeni_pending_savepoint"
+PENDING_RELEASE = "passgeni_pending_release"
 _TXN = "passgeni_txn"
 
 _PARAM_RE = re.compile(r":([A-Za-z_][A-Za-z0-9_]*)")
@@ -288,15 +291,15 @@ def execute(
     SQLite's positional ``?`` (SQLite-only statements)."""
     info = conn.info  # a chain of properties: read once per statement
     driver = info.get(_DRIVER) or _driver(conn)
-    if _PENDING_SAVEPOINT in info or _PENDING_RELEASE in info:
+    if PENDING_SAVEPOINT in info or PENDING_RELEASE in info:
         if not _sqlite(conn) and _pipelines():
             # The previous unit's RELEASE, this unit's SAVEPOINT and its first
             # statement in one round trip (psycopg's pipeline mode).
             with driver.pipeline():
-                _take_savepoint(info, driver)
+                take_savepoint(info, driver)
                 cursor = driver.execute(_statement(conn, sql), {} if params is None else params)
             return cursor
-        _take_savepoint(info, driver)
+        take_savepoint(info, driver)
     return driver.execute(_statement(conn, sql), {} if params is None else params)
 
 
@@ -306,20 +309,20 @@ def executemany(
     """One statement per row, in ``conn``'s transaction; the rows it changed."""
     info = conn.info
     driver = info.get(_DRIVER) or _driver(conn)
-    pending = _PENDING_SAVEPOINT in info or _PENDING_RELEASE in info
+    pending = PENDING_SAVEPOINT in info or PENDING_RELEASE in info
     if _sqlite(conn):
         if pending:
-            _take_savepoint(info, driver)
+            take_savepoint(info, driver)
         changed: int = driver.executemany(sql, rows).rowcount
         return changed
     with driver.cursor() as cursor:
         if pending and _pipelines():
             with driver.pipeline():  # in the round trip of the rows (see execute)
-                _take_savepoint(info, driver)
+                take_savepoint(info, driver)
                 cursor.executemany(_statement(conn, sql), rows)
         else:
             if pending:
-                _take_savepoint(info, driver)
+                take_savepoint(info, driver)
             cursor.executemany(_statement(conn, sql), rows)
         changed = cursor.rowcount
         return changed
@@ -448,79 +451,16 @@ def after_commit(conn: Connection, callback: Callable[[], None]) -> None:
     txn(conn).after.append(callback)
 
 
-class Savepoint:
-    """A unit's ``SAVEPOINT``, taken just before the unit's first statement.
-
-    ``release`` / ``rollback`` then run ``RELEASE`` / ``ROLLBACK TO``; a unit
-    that ran no statement at all needs neither and sends nothing. On
-    PostgreSQL the ``RELEASE`` of a unit that succeeded waits for the next
-    statement of the transaction and goes with it, the next unit's
-    ``SAVEPOINT`` and its first statement in one round trip (or is dropped:
-    ``COMMIT`` releases it). So a redemption's unit costs one round trip
-    instead of three. A statement run through SQLAlchemy instead of this
-    module takes the savepoint too (see :func:`watch_savepoints`);
-    :func:`end_txn` forgets what is pending.
-
-    Every savepoint has the same name (see ``_sql.SAVEPOINT``): a name per
-    savepoint would make every one of them new SQL, which the ``sqlite3``
-    module compiles afresh and which evicts the hot statements from its
-    statement cache.
-    """
-
-    __slots__ = ("_conn", "_info")
-
-    def __init__(self, conn: Connection) -> None:
-        self._conn = conn
-        self._info = conn.info
-        self._info[_PENDING_SAVEPOINT] = True
-
-    def release(self) -> None:
-        info = self._info
-        if info.pop(_PENDING_SAVEPOINT, False):
-            return  # no statement ran: no savepoint to release
-        if _sqlite(self._conn):
-            info[_DRIVER].execute(_sql.RELEASE_SAVEPOINT)
-        else:
-            info[_PENDING_RELEASE] = True
-
-    def rollback(self) -> None:
-        if self._info.pop(_PENDING_SAVEPOINT, False):
-            return  # no statement ran: nothing to undo
-        execute(self._conn, _sql.ROLLBACK_TO_SAVEPOINT)
-        execute(self._conn, _sql.RELEASE_SAVEPOINT)
-
-    def __enter__(self) -> Savepoint:
-        return self
-
-    def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
-        if exc_type is None:
-            self.release()
-        else:
-            self.rollback()
-
-
-def _take_savepoint(info: dict[Any, Any], driver: Any) -> None:
-    """Send what the savepoints of the transaction left pending (see :class:`Savepoint`)."""
-    if info.pop(_PENDING_RELEASE, False):
+def take_savepoint(info: dict[Any, Any], driver: Any) -> None:
+    """Send what the savepoints of the transaction left pending (see ``_savepoints.Savepoint``)."""
+    if info.pop(PENDING_RELEASE, False):
         driver.execute(_sql.RELEASE_SAVEPOINT)
-    if info.pop(_PENDING_SAVEPOINT, False):
+    if info.pop(PENDING_SAVEPOINT, False):
         driver.execute(_sql.SAVEPOINT)
 
 
 def forget_savepoints(conn: Connection) -> None:
     """The transaction ended: nothing of its savepoints is pending any more."""
     info = conn.info
-    info.pop(_PENDING_SAVEPOINT, None)
-    info.pop(_PENDING_RELEASE, None)
-
-
-def watch_savepoints(engine: Engine) -> None:
-    """Take a pending :class:`Savepoint` before a statement SQLAlchemy runs on
-    ``engine`` too (the units run some of theirs through it)."""
-
-    def before(conn: Connection, *_args: Any) -> None:
-        info = conn.info
-        if _PENDING_SAVEPOINT in info or _PENDING_RELEASE in info:
-            _take_savepoint(info, info.get(_DRIVER) or _driver(conn))
-
-    event.listen(engine, "before_cursor_execute", before)
+    info.pop(PENDING_SAVEPOINT, None)
+    info.pop(PENDING_RELEASE, None)

@@ -1,6 +1,6 @@
 """A group commit's units roll back alone, on SQLite and on a real PostgreSQL,
 with savepoints taken only by units that run a statement and, on PostgreSQL,
-released together with the next statement (``_hot.Savepoint``)."""
+released together with the next statement (``_savepoints.Savepoint``)."""
 
 from __future__ import annotations
 
