@@ -17,6 +17,7 @@ SCRIPTS = [
     "bench_tlog.py",
     "bench_terraform.py",
     "bench_terraform_provider.py",
+    "bench_ansible.py",
     "bench_authority.py",
     "bench_rotate.py",
     "bench_cli.py",

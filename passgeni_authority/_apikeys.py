@@ -42,6 +42,8 @@ log = logging.getLogger("passgeni_authority")
 
 _T = TypeVar("_T")
 
+_SEEN_GOOD_MAX = 4096  # keys remembered as good for the pre-filter, at most
+
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@+-]{0,63}$")
 
 
@@ -236,6 +238,9 @@ class Gate:
         self.events = events
         self.refusals = Refusals(events)
         self.failures = FailedAuthentications(settings.rate_limits.failed_auth_per_ip_per_minute)
+        #: Keys that authenticated here pass the failed-authentication pre-filter (the
+        #: lookup still refuses one revoked since); ``keys.rows`` caches nothing on PostgreSQL.
+        self._seen_good: dict[str, None] = {}
 
     def _principal(self, row: Any, prefix: str) -> Principal | None:
         if row is None or row[0] != prefix or row[4] is not None:
@@ -272,6 +277,7 @@ class Gate:
             self.keys.rows.put(key_hash, row)
         principal = self._principal(row, prefix)
         if principal is None:
+            self._seen_good.pop(key_hash, None)
             # The public prefix only, never the key; and whose key it is, if anyone's.
             owner = row[1] if row is not None else None
             if owner is None:
@@ -286,6 +292,10 @@ class Gate:
                 detail={"endpoint": endpoint, "key": prefix},
             )
             return None, None
+        if key_hash not in self._seen_good:
+            if len(self._seen_good) >= _SEEN_GOOD_MAX:
+                self._seen_good.clear()  # forgetting only makes the pre-filter stricter
+            self._seen_good[key_hash] = None
         admission = self.limiter.admit(conn, principal, at.timestamp())
         if admission.retry is None:
             self.events.record(
@@ -424,7 +434,10 @@ class Gate:
         return value
 
     def _known_good(self, api_key: str) -> bool:
-        row = self.keys.rows.get(hash_api_key(api_key))  # this process's cache only
+        key_hash = hash_api_key(api_key)  # this process's memory only, no database
+        if key_hash in self._seen_good:
+            return True
+        row = self.keys.rows.get(key_hash)
         return row is not None and row[4] is None
 
     def _unit(

@@ -62,7 +62,6 @@ from ._issuance_http import (
     parse_json_object,
     read_body,
 )
-from ._limits import LimitHeaders
 from ._metrics import CONTENT_TYPE, Observe, note_refusal
 from ._openapi import ISSUANCE_PATHS, document_bodies, issuance_operations
 from ._page import PAGE_HEADERS, Pages
@@ -206,9 +205,8 @@ def create_app(
         ],
     )
     app.state.service = svc
-    # The RateLimit-Policy / RateLimit fields of every answer under a limit, and
-    # (outermost) each request's latency and error code in the metrics.
-    app.add_middleware(LimitHeaders)
+    # Each request's latency and error code in the metrics, and the
+    # RateLimit-Policy / RateLimit fields of every answer under a limit.
     app.add_middleware(Observe, metrics=svc.metrics)
 
     # -- errors: always {code, message} ---------------------------------------------

@@ -45,7 +45,7 @@ from sqlalchemy import Engine
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import SQLAlchemyError
 
-from . import _hot
+from . import _hot, _savepoints
 from ._loopcommit import LoopGroups
 
 __all__ = ["MAX_GROUP", "Conflict", "GroupCommitter", "WriteLock", "is_conflict"]
@@ -135,6 +135,7 @@ class GroupCommitter:
         sync_in_loop: bool = False,
     ) -> None:
         self._engine = engine
+        _savepoints.watch_savepoints(engine)
         self._sync_in_loop = sync_in_loop
         # SQLAlchemy's errors and the driver's own (the hot path runs on the driver).
         self._db_errors: tuple[type[Exception], ...] = (
@@ -237,7 +238,7 @@ class GroupCommitter:
         state = _hot.txn(conn)
         try:
             for unit in units:
-                savepoint = _hot.Savepoint(conn)
+                savepoint = _savepoints.Savepoint(conn)
                 mark = len(deferred)
                 decided = state.mark()
                 try:

@@ -19,6 +19,7 @@ naive UTC text on SQLite, ``timestamptz`` on PostgreSQL).
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import re
 import threading
@@ -35,10 +36,11 @@ from . import _sql
 __all__ = [
     "DEFERRED",
     "GROUP_MEMO",
+    "PENDING_RELEASE",
+    "PENDING_SAVEPOINT",
     "Deferred",
     "KeyRows",
     "Readers",
-    "Savepoint",
     "TxnState",
     "after_commit",
     "begin_txn",
@@ -49,8 +51,10 @@ __all__ = [
     "execute",
     "executemany",
     "flush",
+    "forget_savepoints",
     "memo",
     "parse_dt",
+    "take_savepoint",
     "txn",
 ]
 
@@ -59,6 +63,10 @@ DEFERRED = "passgeni_deferred_inserts"
 #: ``Connection.info`` key of a dict that lives for one group commit (see :func:`memo`).
 GROUP_MEMO = "passgeni_group_memo"
 _DRIVER = "passgeni_driver"
+#: ``Connection.info`` keys: a unit's SAVEPOINT not sent yet, the previous
+#: unit's RELEASE not sent yet (see ``_savepoints.Savepoint``).
+PENDING_SAVEPOINT = "passgeni_pending_savepoint"
+PENDING_RELEASE = "passgeni_pending_release"
 _TXN = "passgeni_txn"
 
 _PARAM_RE = re.compile(r":([A-Za-z_][A-Za-z0-9_]*)")
@@ -281,21 +289,51 @@ def execute(
 
     ``params`` is a mapping for ``:name`` parameters, or a sequence for
     SQLite's positional ``?`` (SQLite-only statements)."""
-    return _driver(conn).execute(_statement(conn, sql), {} if params is None else params)
+    info = conn.info  # a chain of properties: read once per statement
+    driver = info.get(_DRIVER) or _driver(conn)
+    if PENDING_SAVEPOINT in info or PENDING_RELEASE in info:
+        if not _sqlite(conn) and _pipelines():
+            # The previous unit's RELEASE, this unit's SAVEPOINT and its first
+            # statement in one round trip (psycopg's pipeline mode).
+            with driver.pipeline():
+                take_savepoint(info, driver)
+                cursor = driver.execute(_statement(conn, sql), {} if params is None else params)
+            return cursor
+        take_savepoint(info, driver)
+    return driver.execute(_statement(conn, sql), {} if params is None else params)
 
 
 def executemany(
     conn: Connection, sql: str, rows: Sequence[Mapping[str, Any]] | Sequence[Sequence[Any]]
 ) -> int:
     """One statement per row, in ``conn``'s transaction; the rows it changed."""
-    driver = _driver(conn)
+    info = conn.info
+    driver = info.get(_DRIVER) or _driver(conn)
+    pending = PENDING_SAVEPOINT in info or PENDING_RELEASE in info
     if _sqlite(conn):
+        if pending:
+            take_savepoint(info, driver)
         changed: int = driver.executemany(sql, rows).rowcount
         return changed
     with driver.cursor() as cursor:
-        cursor.executemany(_statement(conn, sql), rows)
+        if pending and _pipelines():
+            with driver.pipeline():  # in the round trip of the rows (see execute)
+                take_savepoint(info, driver)
+                cursor.executemany(_statement(conn, sql), rows)
+        else:
+            if pending:
+                take_savepoint(info, driver)
+            cursor.executemany(_statement(conn, sql), rows)
         changed = cursor.rowcount
         return changed
+
+
+@functools.cache
+def _pipelines() -> bool:
+    """Whether psycopg can pipeline (libpq >= 14); without, each statement is a round trip."""
+    import psycopg
+
+    return bool(psycopg.Pipeline.is_supported())
 
 
 def memo(conn: Connection) -> dict[Any, Any] | None:
@@ -391,6 +429,7 @@ def begin_txn(conn: Connection) -> TxnState:
 def end_txn(conn: Connection) -> TxnState:
     """Stop tracking; the caller runs ``committed()`` only if the commit succeeded."""
     state: TxnState | None = conn.info.pop(_TXN, None)
+    forget_savepoints(conn)
     return state if state is not None else TxnState()
 
 
@@ -412,34 +451,16 @@ def after_commit(conn: Connection, callback: Callable[[], None]) -> None:
     txn(conn).after.append(callback)
 
 
-class Savepoint:
-    """``SAVEPOINT`` / ``RELEASE`` / ``ROLLBACK TO`` on the driver connection.
+def take_savepoint(info: dict[Any, Any], driver: Any) -> None:
+    """Send what the savepoints of the transaction left pending (see ``_savepoints.Savepoint``)."""
+    if info.pop(PENDING_RELEASE, False):
+        driver.execute(_sql.RELEASE_SAVEPOINT)
+    if info.pop(PENDING_SAVEPOINT, False):
+        driver.execute(_sql.SAVEPOINT)
 
-    Usable as a context manager: released on success, rolled back (and
-    released) when the block raises.
 
-    Every savepoint has the same name (see ``_sql.SAVEPOINT``): a name per
-    savepoint would make every one of them new SQL, which the ``sqlite3``
-    module compiles afresh and which evicts the hot statements from its
-    statement cache.
-    """
-
-    def __init__(self, conn: Connection) -> None:
-        self._conn = conn
-        execute(conn, _sql.SAVEPOINT)
-
-    def release(self) -> None:
-        execute(self._conn, _sql.RELEASE_SAVEPOINT)
-
-    def rollback(self) -> None:
-        execute(self._conn, _sql.ROLLBACK_TO_SAVEPOINT)
-        execute(self._conn, _sql.RELEASE_SAVEPOINT)
-
-    def __enter__(self) -> Savepoint:
-        return self
-
-    def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
-        if exc_type is None:
-            self.release()
-        else:
-            self.rollback()
+def forget_savepoints(conn: Connection) -> None:
+    """The transaction ended: nothing of its savepoints is pending any more."""
+    info = conn.info
+    info.pop(PENDING_SAVEPOINT, None)
+    info.pop(PENDING_RELEASE, None)

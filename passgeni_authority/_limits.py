@@ -11,7 +11,7 @@ Every answer under a limit carries the IETF ``RateLimit-Policy`` and
 that applied to the request (``q`` quota units per ``w`` seconds) and, for
 each, the quota left (``r``) and the seconds until it is whole again
 (``t``). The service reports them through a context variable the
-:class:`LimitHeaders` middleware reads, so no layer in between carries them.
+``Observe`` middleware (``_metrics``) reads, so no layer in between carries them.
 """
 
 from __future__ import annotations
@@ -19,8 +19,7 @@ from __future__ import annotations
 import functools
 import math
 from collections.abc import Sequence
-from contextvars import ContextVar
-from typing import Any
+from contextvars import ContextVar, Token
 
 from sqlalchemy.engine import Connection
 
@@ -41,11 +40,12 @@ from ._settings import RateLimits
 
 __all__ = [
     "Admission",
-    "LimitHeaders",
     "Quota",
     "RateLimiter",
+    "collect",
     "limit_headers",
     "report",
+    "stop_collecting",
 ]
 
 #: A refusal by a limit: retryable (429) or never (the request alone is over it: 400).
@@ -58,10 +58,22 @@ _CURRENT: ContextVar[list[Quota] | None] = ContextVar("passgeni_limits", default
 
 
 def report(quotas: Sequence[Quota]) -> None:
-    """Say which limits applied to the current request (read by :class:`LimitHeaders`)."""
+    """Say which limits applied to the current request (read by ``_metrics.Observe``)."""
     holder = _CURRENT.get()
     if holder is not None:
         holder.extend(quotas)
+
+
+def collect() -> tuple[list[Quota], Token[list[Quota] | None]]:
+    """Start collecting what :func:`report` says of the current request: the
+    list it fills, and the token that ends it (:func:`stop_collecting`).
+    Called by the ``Observe`` middleware (``_metrics``) for every request."""
+    holder: list[Quota] = []
+    return holder, _CURRENT.set(holder)
+
+
+def stop_collecting(token: Token[list[Quota] | None]) -> None:
+    _CURRENT.reset(token)
 
 
 @functools.lru_cache(maxsize=256)
@@ -69,43 +81,24 @@ def _policy_field(policies: tuple[tuple[str, int, int], ...]) -> bytes:
     return ", ".join(f'"{n}";q={q};w={w}' for n, q, w in policies).encode("ascii")
 
 
+def _state(name: str, left: int, reset: float) -> str:
+    return f'"{name}";r={max(0, left)};t={max(0, math.ceil(reset - 1e-9))}'
+
+
 def limit_headers(quotas: Sequence[Quota]) -> list[tuple[bytes, bytes]]:
     """``RateLimit-Policy`` and ``RateLimit`` of the policies that applied (one each per name)."""
+    if len(quotas) == 1:  # one policy (an automation key's own rate): most answers
+        n, q, w, r, t = quotas[0]
+        return [
+            (b"ratelimit-policy", _policy_field(((n, q, w),))),
+            (b"ratelimit", _state(n, r, t).encode("ascii")),
+        ]
     seen: dict[str, Quota] = {}
     for quota in quotas:
         seen[quota[0]] = quota  # the latest word on a policy
     policy = _policy_field(tuple((n, q, w) for n, q, w, _r, _t in seen.values()))
-    state = ", ".join(
-        f'"{n}";r={max(0, r)};t={max(0, math.ceil(t - 1e-9))}' for n, _q, _w, r, t in seen.values()
-    )
+    state = ", ".join(_state(n, r, t) for n, _q, _w, r, t in seen.values())
     return [(b"ratelimit-policy", policy), (b"ratelimit", state.encode("ascii"))]
-
-
-class LimitHeaders:
-    """ASGI middleware: the limits the service reported for a request, as its headers."""
-
-    def __init__(self, app: Any) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        holder: list[Quota] = []
-        token = _CURRENT.set(holder)
-
-        async def send_with_limits(message: Any) -> None:
-            if message["type"] == "http.response.start" and holder:
-                message = {
-                    **message,
-                    "headers": [*message.get("headers", ()), *limit_headers(holder)],
-                }
-            await send(message)
-
-        try:
-            await self.app(scope, receive, send_with_limits)
-        finally:
-            _CURRENT.reset(token)
 
 
 class Admission:

@@ -41,6 +41,8 @@ from prometheus_client import (
     multiprocess,
 )
 
+from . import _limits
+
 __all__ = ["CONTENT_TYPE", "MULTIPROC_ENV", "Metrics", "Observe", "Readiness", "note_refusal"]
 
 #: prometheus-client's multiprocess directory (one per set of worker processes).
@@ -146,8 +148,14 @@ class Metrics:
 
 
 class Observe:
-    """ASGI middleware: each request's latency by route, and the request's
-    :class:`Metrics` for the error answers to count their codes."""
+    """ASGI middleware, the app's outermost: each request's latency by route,
+    the request's :class:`Metrics` for the error answers to count their
+    codes, and the ``RateLimit-Policy`` / ``RateLimit`` fields of the limits
+    the service reported for it (``_limits.report``), added to its answer.
+
+    One middleware for both, not two: every request pays for each layer
+    (a call, a ``send`` wrapper) and this one runs on all of them.
+    """
 
     def __init__(self, app: Any, metrics: Metrics) -> None:
         self.app = app
@@ -159,9 +167,20 @@ class Observe:
             return
         start = time.perf_counter()
         token = _CURRENT.set(self.metrics)
+        holder, limits = _limits.collect()
+
+        async def send_with_limits(message: Any) -> None:
+            if holder and message["type"] == "http.response.start":
+                message = {
+                    **message,
+                    "headers": [*message.get("headers", ()), *_limits.limit_headers(holder)],
+                }
+            await send(message)
+
         try:
-            await self.app(scope, receive, send)
+            await self.app(scope, receive, send_with_limits)
         finally:
+            _limits.stop_collecting(limits)
             _CURRENT.reset(token)
             path = getattr(scope.get("route"), "path", None)
             # The issuance endpoints are plain routes: their endpoint names itself.

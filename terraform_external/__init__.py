@@ -21,7 +21,11 @@ the config file; with no authority anywhere the program fails with
 "embedded"`` runs a throwaway one in-process, whose certificates say so). The
 API key comes only from ``PASSGENI_API_KEY`` (or the config file): a query
 value would be written to the Terraform state. Stores are configured the
-usual way (``VAULT_ADDR``/``VAULT_TOKEN``, the AWS SDK chain, kubeconfig).
+usual way (``VAULT_ADDR``/``VAULT_TOKEN``, the AWS SDK chain, kubeconfig);
+``store_options`` (a JSON object of strings, ``jsonencode({ kms_key_id =
+"alias/app" })``) passes the destination backend's options as the CLI's
+``--store-option`` does (``aws-sm``: ``kms_key_id`` for a secret it creates,
+``region_name``, ``endpoint_url``, ``profile_name``).
 
 Modes. Terraform reads data sources during ``plan``, so only the default
 writes nothing:

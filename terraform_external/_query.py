@@ -38,6 +38,7 @@ KNOWN_KEYS = frozenset(
         "label",
         "authority_url",
         "timeout",
+        "store_options",
     }
 )
 _INT = re.compile(r"[0-9]{1,6}")
@@ -58,6 +59,7 @@ class Query:
     label: str | None
     authority_url: str | None
     timeout: float | None
+    store_options: dict[str, str]
 
 
 def _bad(message: str) -> InvalidRequest:
@@ -243,6 +245,10 @@ def parse_query(data: Mapping[str, str]) -> Query:
             timeout = -1.0
         if not 0 < timeout <= 600:
             raise _bad("timeout must be a number of seconds between 0 and 600")
+    options_text = _opt(data, "store_options")
+    store_options = {} if options_text is None else _store_options(options_text)
+    if store_options and destination is None:
+        raise _bad("store_options needs a destination (they are the destination store's options)")
     return Query(
         preset=parameters_preset(preset),
         parameters=parameters,
@@ -252,7 +258,27 @@ def parse_query(data: Mapping[str, str]) -> Query:
         label=label,
         authority_url=authority_url,
         timeout=timeout,
+        store_options=store_options,
     )
+
+
+def _store_options(text: str) -> dict[str, str]:
+    """``store_options``: a JSON object of strings (``jsonencode({kms_key_id = "..."})``; the
+    query itself can only hold strings). The backend checks the names and values."""
+    try:
+        data = json.loads(text, object_pairs_hook=_reject_duplicates)
+    except InvalidRequest:
+        raise
+    except (ValueError, RecursionError):
+        data = None
+    if not isinstance(data, dict) or not all(
+        isinstance(k, str) and isinstance(v, str) for k, v in data.items()
+    ):
+        raise _bad(
+            "store_options must be a JSON object of strings, e.g. "
+            'store_options = jsonencode({ kms_key_id = "alias/app" })'
+        )
+    return data
 
 
 def parameters_preset(preset: str) -> str:

@@ -17,6 +17,7 @@ from passgeni_core import (
     parse_store_uri,
     provision,
     resolve_config,
+    store_settings,
 )
 from passgeni_core.workflows import RotationResult, Verdict, assess, ensure_rotated
 
@@ -104,8 +105,9 @@ def execute(query: Query, environ: Mapping[str, str]) -> dict[str, str]:
                 "password": made.credential.password,
                 "seed": _seed(made.credential),
             }
-        # Backends read their ecosystem's configuration (VAULT_*, AWS_*, kubeconfig).
-        store = open_store(destination)
+        # Backends read their ecosystem's configuration (VAULT_*, AWS_*, kubeconfig); the
+        # query's store_options are checked against the names the backend takes.
+        store = open_store(destination, **store_settings(destination.scheme, query.store_options))
         if query.mode == "read":
             # Plan-safe: read and judge, never write (the store or the authority).
             try:

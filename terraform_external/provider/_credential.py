@@ -13,6 +13,10 @@
   stored value is left in the store either way (deleting secrets is the
   store's own resource's business).
 
+``store_options`` passes the destination backend's options (the CLI's
+``--store-option``; ``aws-sm``'s ``kms_key_id`` for a secret it creates),
+checked by name at validate and by value when the store is opened at plan.
+
 The state holds references only: cert id and URL, expiry, the store
 version, the standards met and the judge's status. Never the password, the
 seed or a binding key.
@@ -26,7 +30,7 @@ from attrs import define, evolve
 from pyvider.cty.exceptions import CtyValidationError
 from pyvider.cty.path import CtyPath
 from pyvider.resources import BaseResource, ResourceContext
-from pyvider.schema import PvsSchema, a_list, a_num, a_str, a_unknown, s_resource
+from pyvider.schema import PvsSchema, a_list, a_map, a_num, a_str, a_unknown, s_resource
 
 from ._runtime import describe, parse_destination, quiet_stdout, runtime
 
@@ -48,6 +52,7 @@ class CredentialConfig:
     exclude: str | None = None
     label: str | None = None
     on_destroy: str | None = None
+    store_options: dict[str, str] | None = None
 
 
 @define(frozen=True)
@@ -59,6 +64,7 @@ class CredentialState:
     exclude: str | None = None
     label: str | None = None
     on_destroy: str | None = None
+    store_options: dict[str, str] | None = None
     cert_id: str | None = None
     cert_url: str | None = None
     expires_at: str | None = None
@@ -106,6 +112,40 @@ def check_config(config: CredentialConfig) -> None:
         raise _bad("on_destroy", f'must be "revoke" or "keep", got {config.on_destroy[:40]!r}')
     if config.label is not None and (len(config.label) > 150 or not config.label.isprintable()):
         raise _bad("label", "must be at most 150 printable characters")
+    if config.store_options and config.destination is not None:
+        try:
+            store_options(config.destination, config.store_options)
+        except PassgeniError as exc:
+            raise _bad("store_options", exc.message) from None
+
+
+def store_options(destination: str, given: dict[str, str] | None) -> dict[str, str]:
+    """``store_options`` checked against the names the destination's backend takes (the
+    CLI's ``--store-option``, Ansible's ``store_options``); values are checked when the
+    store is opened."""
+    from passgeni_core import store_settings
+
+    if not given:
+        return {}
+    return store_settings(parse_destination(destination).scheme, given)
+
+
+def check_store(config: CredentialConfig) -> tuple[str, str] | None:
+    """Open the destination's store with ``store_options`` (no request is sent): a bad
+    value (a KMS key id with spaces...) is a diagnostic naming the attribute at plan."""
+    if not config.store_options or config.destination is None:
+        return None
+    from passgeni_core import PassgeniError
+
+    try:
+        with quiet_stdout():
+            uri = parse_destination(config.destination)
+            runtime().store(uri, store_options(config.destination, config.store_options))
+    except PassgeniError as exc:
+        return f"store_options: {exc.message}", f"passgeni: {exc.code}"
+    except Exception as exc:
+        return describe(exc)
+    return None
 
 
 def _iso(value: Any) -> str | None:
@@ -115,6 +155,56 @@ def _iso(value: Any) -> str | None:
 
     text: str = value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
     return text
+
+
+def refresh(state: CredentialState) -> tuple[CredentialState | None, tuple[str, str] | None]:
+    """Read the destination and judge it (writes nothing): the refreshed state (``None``:
+    gone from the store), or the prior state and a diagnostic (summary, detail)."""
+    from passgeni_core import get_preset
+    from passgeni_core.workflows import assess
+
+    assert state.destination is not None
+    try:
+        with quiet_stdout():
+            uri = parse_destination(state.destination)
+            rt = runtime()
+            store = rt.store(uri, store_options(state.destination, state.store_options))
+            current = store.read(uri)
+            if current is None:
+                # Gone from the store: the plan creates it again.
+                return None, None
+            verdict = assess(
+                rt.client(),
+                store.system,
+                current,
+                preset=None if state.preset is None else get_preset(state.preset).id,
+                keeper=state.keeper,
+            )
+            verdict.raise_for_error()  # never plan a replacement because a service failed
+    except Exception as exc:
+        return state, describe(exc)
+    covered = verdict.value_covered
+    return (
+        evolve(
+            state,
+            status=verdict.status,
+            store_version=current.version,
+            cert_id=verdict.cert_id if covered else state.cert_id,
+            cert_url=(verdict.cert_url or state.cert_url) if covered else state.cert_url,
+            expires_at=_iso(verdict.expires_at) if covered else state.expires_at,
+            standards_met=list(verdict.standards_met) if covered else state.standards_met,
+        ),
+        None,
+    )
+
+
+async def _checked_store(ctx: ResourceContext[CredentialConfig, CredentialState, Any]) -> None:
+    if ctx.config is not None and ctx.config.store_options:
+        import asyncio
+
+        error = await asyncio.to_thread(check_store, ctx.config)
+        if error is not None:
+            ctx.add_error(*error)
 
 
 class CredentialResource(BaseResource[Any, CredentialState, CredentialConfig]):
@@ -161,6 +251,14 @@ class CredentialResource(BaseResource[Any, CredentialState, CredentialConfig]):
                     description='"revoke" (default): revoke the certificate on destroy or '
                     'replace; "keep": leave it valid. The stored value is never deleted.',
                 ),
+                "store_options": a_map(
+                    a_str(),
+                    optional=True,
+                    description="Options of the destination's store backend, as the CLI's "
+                    "--store-option (aws-sm: kms_key_id for secrets this creates, region_name, "
+                    "endpoint_url, profile_name). Changes apply in place: an existing secret "
+                    "keeps its KMS key.",
+                ),
                 "cert_id": a_str(computed=True, description="Certificate id."),
                 "cert_url": a_str(computed=True, description="Public certificate URL."),
                 "expires_at": a_str(computed=True, description="Certificate expiry (UTC)."),
@@ -188,6 +286,7 @@ class CredentialResource(BaseResource[Any, CredentialState, CredentialConfig]):
         ctx: ResourceContext[CredentialConfig, CredentialState, Any],
         base_plan: dict[str, Any],
     ) -> tuple[dict[str, Any] | None, Any]:
+        await _checked_store(ctx)
         schema = self.get_schema().block.attributes
         for name in COMPUTED:
             base_plan[name] = a_unknown(schema[name])
@@ -198,6 +297,7 @@ class CredentialResource(BaseResource[Any, CredentialState, CredentialConfig]):
         ctx: ResourceContext[CredentialConfig, CredentialState, Any],
         base_plan: dict[str, Any],
     ) -> tuple[dict[str, Any] | None, Any]:
+        await _checked_store(ctx)
         prior = ctx.state
         if prior is not None and prior.status not in COVERED:
             # The refresh found the stored value no longer covered: replace it. Terraform
@@ -216,40 +316,15 @@ class CredentialResource(BaseResource[Any, CredentialState, CredentialConfig]):
         state = ctx.state
         if state is None or state.destination is None:
             return state
-        from passgeni_core.workflows import assess
+        import asyncio
 
-        try:
-            with quiet_stdout():
-                uri = parse_destination(state.destination)
-                rt = runtime()
-                store = rt.store(uri)
-                current = store.read(uri)
-                if current is None:
-                    # Gone from the store: the plan creates it again.
-                    return None
-                from passgeni_core import get_preset
-
-                verdict = assess(
-                    rt.client(),
-                    store.system,
-                    current,
-                    preset=None if state.preset is None else get_preset(state.preset).id,
-                    keeper=state.keeper,
-                )
-                verdict.raise_for_error()  # never plan a replacement because a service failed
-        except Exception as exc:
-            ctx.add_error(*describe(exc))
-            return state
-        covered = verdict.value_covered
-        return evolve(
-            state,
-            status=verdict.status,
-            store_version=current.version,
-            cert_id=verdict.cert_id if covered else state.cert_id,
-            cert_url=(verdict.cert_url or state.cert_url) if covered else state.cert_url,
-            expires_at=_iso(verdict.expires_at) if covered else state.expires_at,
-            standards_met=list(verdict.standards_met) if covered else state.standards_met,
-        )
+        # Blocking I/O (the store, the authority) in a worker thread: Terraform refreshes up
+        # to 10 resources at once, and their round trips overlap instead of queueing on
+        # the provider's one event loop.
+        refreshed, error = await asyncio.to_thread(refresh, state)
+        if error is not None:
+            ctx.add_error(*error)
+        return refreshed
 
     # --- apply -----------------------------------------------------------------------------
 
@@ -275,7 +350,7 @@ class CredentialResource(BaseResource[Any, CredentialState, CredentialConfig]):
                 )
                 result = ensure_rotated(
                     rt.client(),
-                    rt.store(uri),
+                    rt.store(uri, store_options(config.destination, config.store_options)),
                     uri,
                     config.preset,
                     keeper=config.keeper,
@@ -296,6 +371,7 @@ class CredentialResource(BaseResource[Any, CredentialState, CredentialConfig]):
                 exclude=config.exclude,
                 label=config.label,
                 on_destroy=config.on_destroy,
+                store_options=config.store_options,
                 cert_id=result.cert_id,
                 cert_url=result.cert_url,
                 expires_at=_iso(result.expires_at),
@@ -309,10 +385,14 @@ class CredentialResource(BaseResource[Any, CredentialState, CredentialConfig]):
     async def _update_apply(
         self, ctx: ResourceContext[CredentialConfig, CredentialState, Any]
     ) -> tuple[CredentialState | None, Any]:
-        # Only on_destroy changes in place; everything else replaces.
+        # Only on_destroy and store_options change in place; everything else replaces.
         prior = ctx.state or CredentialState()
-        on_destroy = ctx.config.on_destroy if ctx.config is not None else prior.on_destroy
-        return evolve(prior, on_destroy=on_destroy), None
+        if ctx.config is None:
+            return prior, None
+        return (
+            evolve(prior, on_destroy=ctx.config.on_destroy, store_options=ctx.config.store_options),
+            None,
+        )
 
     async def _delete_apply(
         self, ctx: ResourceContext[CredentialConfig, CredentialState, Any]

@@ -67,11 +67,19 @@ class PassgeniProvider(BaseProvider):
         # A served provider (passgeni terraform serve-provider) is configured by every
         # command: the same block is fine; another one must not be silently ignored.
         if settings != configured:
+            import os
+
             from passgeni_core import InvalidRequest
 
-            raise as_diagnostic(
-                InvalidRequest(
+            if os.environ.get("PASSGENI_PROVIDER_SERVED_BY") == "run":
+                message = (
+                    "one provider process serves this command (`passgeni terraform run`) and "
+                    "was configured with another provider block: for several differently "
+                    "configured passgeni providers set PASSGENI_TERRAFORM_ONE_PROCESS=0"
+                )
+            else:
+                message = (
                     "this provider process was configured with another provider block (it is "
                     "served by `passgeni terraform serve-provider`): restart it for the new one"
                 )
-            )
+            raise as_diagnostic(InvalidRequest(message))

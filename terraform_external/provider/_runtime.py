@@ -16,9 +16,9 @@ import atexit
 import contextlib
 import os
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TextIO
 
 if TYPE_CHECKING:  # imported when first used: the schema-only provider processes never do
     from passgeni_core import AuthorityClient, SecretStore, StoreURI
@@ -42,7 +42,7 @@ class Runtime:
         self.settings = Settings()
         self._stack = contextlib.ExitStack()
         self._client: AuthorityClient | None = None
-        self._stores: dict[str, SecretStore] = {}
+        self._stores: dict[tuple[str, tuple[tuple[str, str], ...]], SecretStore] = {}
         self._lock = threading.RLock()
 
     def configure(self, settings: Settings) -> None:
@@ -66,16 +66,18 @@ class Runtime:
                 self._client = self._stack.enter_context(connect(config))
             return self._client
 
-    def store(self, uri: StoreURI) -> SecretStore:
-        """A connected store for ``uri``'s scheme (one per scheme and process)."""
+    def store(self, uri: StoreURI, options: Mapping[str, str] | None = None) -> SecretStore:
+        """A connected store for ``uri``'s scheme and the resource's checked store options
+        (one per scheme and options, per process)."""
         from passgeni_core import open_store
 
+        key = (uri.scheme, tuple(sorted((options or {}).items())))
         with self._lock:
-            store = self._stores.get(uri.scheme)
+            store = self._stores.get(key)
             if store is None:
-                store = open_store(uri)
+                store = open_store(uri, **(options or {}))
                 self._stack.callback(store.close)
-                self._stores[uri.scheme] = store
+                self._stores[key] = store
             return store
 
     def close(self) -> None:
@@ -96,6 +98,20 @@ def runtime() -> Runtime:
     return _RUNTIME
 
 
+_SCHEMES: list[str] = []
+
+
+def _schemes() -> list[str]:
+    """The installed backends' schemes but ``memory``, looked up once per process: the
+    lookup reads every installed distribution's entry points (~20-50 ms), and a plan
+    validates and refreshes every resource."""
+    from passgeni_core import available_schemes
+
+    if not _SCHEMES:
+        _SCHEMES.extend(s for s in available_schemes() if s != "memory")
+    return _SCHEMES
+
+
 def parse_destination(text: str) -> StoreURI:
     """A store URI with a key (``vault://MOUNT/PATH#KEY``...) of an installed backend.
 
@@ -104,10 +120,10 @@ def parse_destination(text: str) -> StoreURI:
             in-process ``memory`` store is refused: it forgets everything between the
             provider processes of one Terraform command).
     """
-    from passgeni_core import InvalidRequest, available_schemes, parse_store_uri
+    from passgeni_core import InvalidRequest, parse_store_uri
 
     uri = parse_store_uri(text)
-    schemes = [s for s in available_schemes() if s != "memory"]
+    schemes = _schemes()
     if uri.scheme not in schemes:
         raise InvalidRequest(
             f"no store backend for {uri.scheme!r}:// (installed: "
@@ -126,16 +142,33 @@ def describe(exc: BaseException) -> tuple[str, str]:
     return "passgeni: internal_error", f"unexpected {type(exc).__name__}; please report it"
 
 
+class _Quiet:
+    """The real stdout while any refresh or apply runs (refreshes overlap, in threads)."""
+
+    lock = threading.Lock()
+    depth = 0
+    real: TextIO | None = None
+
+
 @contextlib.contextmanager
 def quiet_stdout() -> Iterator[None]:
-    """Nothing may reach the plugin's stdout but the handshake: a stray print goes to stderr."""
+    """Nothing may reach the plugin's stdout but the handshake: a stray print goes to stderr.
+
+    Counted: refreshes run in worker threads at the same time, and the last one out puts
+    the real stdout back."""
     import sys
 
-    real, sys.stdout = sys.stdout, sys.stderr
+    with _Quiet.lock:
+        if _Quiet.depth == 0:
+            _Quiet.real, sys.stdout = sys.stdout, sys.stderr
+        _Quiet.depth += 1
     try:
         yield
     finally:
-        sys.stdout = real
+        with _Quiet.lock:
+            _Quiet.depth -= 1
+            if _Quiet.depth == 0 and _Quiet.real is not None:
+                sys.stdout, _Quiet.real = _Quiet.real, None
 
 
 def as_diagnostic(exc: BaseException) -> Exception:

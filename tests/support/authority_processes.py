@@ -1,6 +1,7 @@
 """Authority processes: ``python -m passgeni_authority serve`` in its own process group,
 on SQLite or on one PostgreSQL database shared by two processes; killable and restartable
-on the same port (the load and crash run in :mod:`tests.support.load`)."""
+on the same port (the load and crash run in :mod:`tests.support.load`); and
+:func:`machines`, instances with a state directory each, as on separate machines."""
 
 from __future__ import annotations
 
@@ -205,3 +206,116 @@ def deployment(
             user=user,
             workdir=workdir,
         )
+
+
+@dataclass
+class Machines:
+    """Authority instances as on separate machines: one PostgreSQL database, one
+    public URL (the load balancer's), and a state directory of each instance's own."""
+
+    database_url: str
+    public_url: str
+    env: dict[str, str]
+    processes: list[AuthorityProcess]
+    #: The operator's machine: where ``passgeni authority`` admin commands run.
+    admin_state: Path
+    #: Their environment (the instances' with ``admin_env`` over it).
+    admin_env: dict[str, str]
+
+    @property
+    def urls(self) -> list[str]:
+        return [p.url for p in self.processes]
+
+    def cli(
+        self, *args: str, state_dir: Path | None = None, check: bool = True
+    ) -> subprocess.CompletedProcess[str]:
+        """``python -m passgeni_authority ARGS --state-dir DIR`` (the admin machine's
+        by default) with this deployment's environment."""
+        result = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "passgeni_authority",
+                *args,
+                "--state-dir",
+                str(state_dir or self.admin_state),
+            ],
+            capture_output=True,
+            text=True,
+            cwd=ROOT,
+            env=self.admin_env,
+            timeout=120,
+            check=False,
+        )
+        if check and result.returncode != 0:
+            raise AssertionError(f"passgeni authority {args[0]} failed:\n{result.stderr}")
+        return result
+
+
+@contextlib.contextmanager
+def machines(
+    workdir: Path,
+    database_url: str,
+    *,
+    public_url: str,
+    count: int = 2,
+    shared_keys: Path | None = None,
+    env: dict[str, str] | None = None,
+    admin_env: dict[str, str] | None = None,
+) -> Iterator[Machines]:
+    """``count`` instances of ``passgeni authority serve`` on one database, each with a
+    state directory of its own (``workdir/machine-N``), started at once after the
+    database was migrated from the admin machine (``workdir/admin``).
+
+    ``shared_keys``: the local-file signer's keys live in this one directory, which
+    every machine (the admin's too) sees as ``<state-dir>/keys`` (a shared volume);
+    ``None``: nothing is shared but the database (a Transit signer in ``env``).
+    ``admin_env`` is added to ``env`` for the admin commands (a token of more rights).
+    """
+    base = {k: v for k, v in os.environ.items() if not k.startswith("PASSGENI_")}
+    base |= {"PYTHONUNBUFFERED": "1", "PASSGENI_DATABASE_URL": database_url, **(env or {})}
+    states = [workdir / "admin", *(workdir / f"machine-{n}" for n in range(count))]
+    for state in states:
+        state.mkdir(parents=True)
+        if shared_keys is not None:
+            shared_keys.mkdir(mode=0o700, exist_ok=True)
+            (state / "keys").symlink_to(shared_keys, target_is_directory=True)
+    deployment = Machines(
+        database_url=database_url,
+        public_url=public_url,
+        env=base,
+        processes=[
+            AuthorityProcess(
+                port=free_port(),
+                state_dir=state,
+                public_url=public_url,
+                env=base,
+                log=workdir / f"{state.name}.log",
+            )
+            for state in states[1:]
+        ],
+        admin_state=states[0],
+        admin_env={**base, **(admin_env or {})},
+    )
+    # Migrate once (and make the first signing key) before the instances start.
+    deployment.cli("list-keys")
+    failed: list[BaseException] = []
+
+    def start(process: AuthorityProcess) -> None:
+        try:
+            process.start()
+        except BaseException as exc:  # reported below, from the test's thread
+            failed.append(exc)
+
+    try:
+        threads = [threading.Thread(target=start, args=(p,)) for p in deployment.processes]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        if failed:
+            raise failed[0]
+        yield deployment
+    finally:
+        for p in deployment.processes:
+            p.stop()

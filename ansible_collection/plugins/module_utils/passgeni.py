@@ -33,7 +33,10 @@ from ansible_collections.passgeni.compliance.plugins.module_utils.credential_pla
     public_diff as _public_diff,
     refs_facts as _refs_facts,
 )
-from ansible_collections.passgeni.compliance.plugins.module_utils.vault_options import store_options
+from ansible_collections.passgeni.compliance.plugins.module_utils.vault_options import (
+    store_options,
+    vault_argument_spec,
+)
 
 try:
     import passgeni_core as core
@@ -62,6 +65,32 @@ def authority_argument_spec():
         api_key=dict(type='str', no_log=True, fallback=(env_fallback, ['PASSGENI_API_KEY'])),
         timeout=dict(type='float', fallback=(env_fallback, ['PASSGENI_TIMEOUT'])),
     )
+
+
+#: The credential module's own options (besides the authority and Vault connection options).
+CREDENTIAL_OPTIONS = dict(
+    preset=dict(type='str', required=True),
+    length=dict(type='int'),
+    exclude=dict(type='str', default=''),
+    exclude_lookalikes=dict(type='bool', default=False),
+    special_chars=dict(type='str'),
+    destination=dict(type='str'),
+    store_options=dict(type='dict'),
+    label=dict(type='str'),
+    state=dict(type='str', choices=['present', 'rotated'], default='present'),
+    force=dict(type='bool', default=False),
+    rotate_before=dict(type='int', default=30),
+    return_password=dict(type='bool', default=False, no_log=False),
+    execute_on=dict(type='str', choices=['auto', 'controller', 'host'], default='auto'),
+)
+
+
+def credential_argument_spec():
+    """Every option of the credential module: the module and its action plugin validate alike."""
+    spec = authority_argument_spec()
+    spec.update(vault_argument_spec())
+    spec.update((k, dict(v)) for k, v in CREDENTIAL_OPTIONS.items())
+    return spec
 
 
 def require_core(module):
@@ -109,9 +138,17 @@ def require_authority(params):
 
 
 @contextmanager
-def authority(params):
-    """An ``AuthorityClient`` for the connection options (``url: embedded`` runs one in-process)."""
-    with core.connect(require_authority(params)) as client:
+def authority(params, connections=None):
+    """An ``AuthorityClient`` for the connection options (``url: embedded`` runs one in-process).
+
+    With ``connections`` (a ``reuse.Connections``), a client kept open across items.
+    """
+    config = require_authority(params)
+    if connections is not None:
+        with connections.authority(config) as client:
+            yield client
+        return
+    with core.connect(config) as client:
         yield client
 
 
@@ -296,9 +333,11 @@ def certificate_state(params, check_mode=False):
 # --- credential: generate, certify, store -------------------------------------------------------------
 
 
-def ensure_credential(params, check_mode=False):
+def ensure_credential(params, check_mode=False, connections=None):
     """Make sure a certified credential exists (at ``destination`` if given).
 
+    ``connections`` (a ``reuse.Connections``) keeps the authority client and the store open
+    for the next call (the action plugin's loop items); without it both are closed here.
     Returns ``(result, password)``: ``result`` holds public facts only (plus a
     ``_diff`` the module shows or drops); ``password`` is ``None`` unless a new
     credential was generated, and the caller decides whether to return it.
@@ -308,7 +347,7 @@ def ensure_credential(params, check_mode=False):
         parameters = generation_parameters(params)
         if destination is None:
             return _generate_only(params, parameters, check_mode)
-        return _ensure_stored(params, parameters, destination, check_mode)
+        return _ensure_stored(params, parameters, destination, check_mode, connections)
 
 
 def _generate_only(params, parameters, check_mode):
@@ -362,7 +401,7 @@ def _decide(params, client, store, current, preset):
     return action, reason, verdict
 
 
-def _ensure_stored(params, parameters, destination, check_mode):
+def _ensure_stored(params, parameters, destination, check_mode, connections=None):
     uri = _store_api('parse_store_uri')(destination)
     # Before the store is even opened, and in check mode too (fail closed).
     require_authority(params)
@@ -370,7 +409,10 @@ def _ensure_stored(params, parameters, destination, check_mode):
     # accepts, and the Vault connection the module's options describe.
     settings = _store_api('store_settings')(uri.scheme, params.get('store_options') or {})
     settings.update(store_options(params, uri))
-    store = _store_api('open_store')(uri, **settings)
+    if connections is not None:
+        store = connections.store(uri, settings)
+    else:
+        store = _store_api('open_store')(uri, **settings)
     try:
         current = store.read(uri)
         preset = core.get_preset(params['preset']).id
@@ -378,14 +420,14 @@ def _ensure_stored(params, parameters, destination, check_mode):
         if check_mode:
             # The same judge as the real run (it only reads); offline only without an authority.
             try:
-                with authority(params) as client:
+                with authority(params, connections) as client:
                     action, reason, dummy = _decide(params, client, store, current, preset)
             except core.AuthorityUnavailable:
                 action = None
             if action is None:
                 return _plan_offline(params, uri, current)
             return predicted(params, uri, current, action, reason)
-        with authority(params) as client:
+        with authority(params, connections) as client:
             action, reason, verdict = _decide(params, client, store, current, preset)
             if action is None:
                 # Never rotate because the authority could not be asked.
@@ -401,7 +443,8 @@ def _ensure_stored(params, parameters, destination, check_mode):
                 rotate=action == 'rotated',
             )
     finally:
-        store.close()
+        if connections is None:
+            store.close()
     action = dict(created='created', rotated='rotated', replaced='rotated',
                   unchanged='none', repaired='repaired').get(stored.outcome, stored.outcome)
     facts = _refs_facts(stored.refs)

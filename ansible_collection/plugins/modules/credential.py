@@ -38,7 +38,8 @@ attributes:
   action:
     support: full
     description:
-      - An action plugin of the same name runs the module and censors results that hold a password.
+      - An action plugin of the same name runs the work on the controller or ships the module to the
+        host (O(execute_on)), and censors results that hold a password.
   check_mode:
     support: full
     description:
@@ -123,6 +124,29 @@ options:
       - When the existing credential is kept (C(changed=false)) no password is returned.
     type: bool
     default: false
+  execute_on:
+    description:
+      - Where the work runs - generating, asking the authority, reading and writing the store.
+      - V(host) ships the module to the task's host, as any module; each loop item is a new
+        process that imports the passgeni library, logs in to the store and fetches the
+        authority's keys again.
+      - V(controller) runs the same code in the controller's worker process. The items of one
+        task's C(loop) share one authority session (and its keys) and one store client per
+        store connection, so only the first item pays for them. The store and the authority
+        must be reachable from the controller; the task's C(environment) applies during the run;
+        the passgeni library of the controller's Python is used.
+      - V(auto) is V(controller) when the task's host is the controller itself (connection
+        C(local), for example C(localhost), or C(delegate_to) C(localhost)), without C(become)
+        or C(async), the controller's Python has the passgeni library and the host's Python is not
+        set (C(ansible_python_interpreter)) to another environment than the controller's; otherwise
+        V(host).
+        A task on a remote host keeps the module path, so a store reachable only from that host
+        is still reached from there.
+      - Either way the same judge decides each item; results, check mode, diff and censoring are
+        the same. The result's RV(execute_on) says which path ran.
+    type: str
+    choices: [auto, controller, host]
+    default: auto
 notes:
   - Rotation writes the new credential first; a previous certificate is revoked (reason C(rotated)) only after
     the new value is stored, so a failure leaves the old credential current and readable.
@@ -254,6 +278,11 @@ previous_cert_id:
   returned: when a credential was rotated
   type: str
   sample: pg_1aB2cD3eF4gH5iJ6
+execute_on:
+  description: Where the task ran - V(controller) (in the controller's worker process) or V(host).
+  returned: always
+  type: str
+  sample: controller
 password:
   description: The generated password. The task's displayed result is censored when it is returned.
   returned: when O(return_password=true) and a credential was generated
@@ -264,32 +293,14 @@ from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.passgeni.compliance.plugins.module_utils.passgeni import (
     PassgeniFailure,
-    authority_argument_spec,
+    credential_argument_spec,
     ensure_credential,
     require_core,
-)
-from ansible_collections.passgeni.compliance.plugins.module_utils.vault_options import (
-    vault_argument_spec,
 )
 
 
 def main():
-    argument_spec = authority_argument_spec()
-    argument_spec.update(vault_argument_spec())
-    argument_spec.update(
-        preset=dict(type='str', required=True),
-        length=dict(type='int'),
-        exclude=dict(type='str', default=''),
-        exclude_lookalikes=dict(type='bool', default=False),
-        special_chars=dict(type='str'),
-        destination=dict(type='str'),
-        store_options=dict(type='dict'),
-        label=dict(type='str'),
-        state=dict(type='str', choices=['present', 'rotated'], default='present'),
-        force=dict(type='bool', default=False),
-        rotate_before=dict(type='int', default=30),
-        return_password=dict(type='bool', default=False, no_log=False),
-    )
+    argument_spec = credential_argument_spec()
     module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
     require_core(module)
     if module.params['rotate_before'] < 0:

@@ -139,9 +139,11 @@ def test_provision_idempotent_then_forced_rotation(
             assert client.get_certificate(new["cert_id"]).status == "valid"
 
 
+@pytest.mark.parametrize("execute_on", ["auto", "host"])
 def test_vvv_output_never_shows_a_secret(
-    ansible_env: dict[str, str], authority: Any, openbao: Any, tmp_path: Path
+    ansible_env: dict[str, str], authority: Any, openbao: Any, tmp_path: Path, execute_on: str
 ) -> None:
+    """On both paths: the controller's worker (auto on localhost) and the module on the host."""
     prefix = f"ansible-{secrets.token_hex(4)}"
     env = _env(ansible_env, authority)
     extra = {
@@ -149,6 +151,7 @@ def test_vvv_output_never_shows_a_secret(
         "vault_addr": openbao.url,
         "vault_token": openbao.token,
         "out_dir": str(tmp_path),
+        "execute_on": execute_on,
     }
     proc = run_playbook(
         env, PLAYBOOKS / "secrets_vvv.yml", "-vvv", "--diff", "-e", json.dumps(extra)

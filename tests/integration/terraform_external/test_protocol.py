@@ -264,6 +264,29 @@ def test_ensure_mode_aws_secrets_manager(
     assert terraform_run(query, tf_env).result() == result
 
 
+def test_ensure_mode_aws_store_options_kms_key(
+    tf_env: dict[str, str],
+    moto_server: MotoServer,
+    uid: str,  # noqa: F811
+) -> None:
+    key = moto_server.boto3_client("kms").create_key(Description="passgeni tf")["KeyMetadata"]
+    query = {
+        "preset": "soc2",
+        "destination": f"aws-sm://tf-kms/{uid}#pw",
+        "mode": "ensure",
+        "store_options": json.dumps({"kms_key_id": key["KeyId"]}),
+    }
+    assert terraform_run(query, tf_env).result()["status"] == "valid"
+    described = moto_server.boto3_client().describe_secret(SecretId=f"tf-kms/{uid}")
+    assert described["KmsKeyId"] == key["KeyId"]
+    bad = {**query, "destination": f"aws-sm://tf-kms/{uid}-bad#pw"}
+    for options in ('{"kms_key_id": "two words"}', '{"kms": "alias/x"}'):
+        line = terraform_run({**bad, "store_options": options}, tf_env).error()
+        assert "[invalid_request]" in line and "kms" in line
+    listed = moto_server.boto3_client().list_secrets()["SecretList"]
+    assert f"tf-kms/{uid}-bad" not in {s["Name"] for s in listed}
+
+
 def test_return_mode(
     tf_env: dict[str, str],
     openbao: OpenBaoServer,
@@ -330,6 +353,16 @@ BAD_QUERIES: list[tuple[str, bytes | str | dict[str, str], str]] = [
     ("unknown scheme", {"preset": "soc2", "destination": "gopher://x/y"}, "unknown_store_scheme"),
     ("control char keeper", {"preset": "soc2", "keeper": "a\nb"}, "invalid_request"),
     ("bad timeout", {"preset": "soc2", "timeout": "nan"}, "invalid_request"),
+    (
+        "store_options not a JSON object",
+        {"preset": "soc2", "destination": "vault://secret/x#pw", "store_options": "kms=x"},
+        "invalid_request",
+    ),
+    (
+        "store_options without destination",
+        {"preset": "soc2", "mode": "return", "store_options": '{"kms_key_id": "alias/x"}'},
+        "invalid_request",
+    ),
 ]
 
 

