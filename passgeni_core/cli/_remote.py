@@ -29,15 +29,15 @@ import json
 import os
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .._errors import InvalidRequest
-from ..client import ClientConfig, connect
-from ..crypto import (
-    encode_seed,
-)
+from ..client import ClientConfig, connect  # the configuration only: the HTTP client loads later
+from ..crypto import encode_seed
 from ..model import detect_entropy_source
-from ..workflows import ProvisionResult, provision
+
+if TYPE_CHECKING:
+    from ..workflows import ProvisionResult
 from ._options import (
     add_connection_options,
     add_parameter_options,
@@ -88,6 +88,10 @@ def _secret_dict(result: ProvisionResult) -> dict[str, Any]:
 
 
 def _cmd_provision(args: argparse.Namespace) -> int:
+    # Here, not at the top: this module also registers `verify`, whose offline
+    # check must not load the workflows (and through them the HTTP client).
+    from ..workflows import provision
+
     params = parameters_from_args(args)
     target = _target_from_args(args)
     config = _config(args)  # no authority: refuse before any file is created
