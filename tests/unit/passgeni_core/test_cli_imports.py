@@ -18,10 +18,9 @@ from pathlib import Path
 import pytest
 
 from passgeni_core import cli
+from tests.support import REPO_ROOT
 
 from .test_verify import ISSUER, Keys
-
-ROOT = Path(__file__).resolve().parents[3]
 
 # Runs main(argv) and writes the names in sys.modules to a file (stdout is the command's).
 _PROBE = (
@@ -95,7 +94,7 @@ def test_offline_verify_loads_the_jws_stack_only(tmp_path: Path) -> None:
         tmp_path, "verify", f"@{token}", "--jwks", str(jwks), "--issuer", ISSUER, "--at-issuance"
     )
     assert "VALID" in out
-    assert _offenders(loaded, NETWORK + ("importlib.metadata",)) == []
+    assert _offenders(loaded, (*NETWORK, "importlib.metadata")) == []
     assert {"jwt", "cryptography"} <= loaded
 
 
@@ -125,14 +124,11 @@ def test_the_command_table_matches_what_the_modules_register() -> None:
 def test_each_command_is_built_in_full_when_invoked(command: str) -> None:
     parser = cli.build_parser([command, "--help"])
     [sub] = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
-    built = sub.choices[command]
-    assert built.add_help and built.get_default("handler") is not None or any(
-        isinstance(a, argparse._SubParsersAction) for a in built._actions
-    )
+    assert sub.choices[command].add_help  # a placeholder has none
 
 
 def test_docs_cli_lists_every_builtin_command() -> None:
-    text = (ROOT / "docs" / "cli.md").read_text()
+    text = (REPO_ROOT / "docs" / "cli.md").read_text()
     table = text.split("## Connecting to the authority")[0]
     named = set(re.findall(r"`([a-z-]+)[ `]", table))
     assert set(cli._COMMANDS) - named == set()
