@@ -17,6 +17,7 @@ The load average (``os.getloadavg``) before and after is in the report: on a sha
 machine, compare only figures of one run. ``--scan-count 0`` skips the scan.
 
     python bench/bench_cli.py [--runs 11] [--scan-count 10000] [--scan-runs 3] [--json]
+        [--baseline OTHER_PASSGENI] [--breakdown RUNS]
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ import time
 from pathlib import Path
 
 import _root  # noqa: F401 - the repository root on sys.path, for tests.support
+from cli_breakdown import breakdown
 
 from tests.support import OpenBaoServer
 from tests.support.authority import ServedAuthority, authority_process
@@ -109,6 +111,13 @@ def main() -> None:
     parser.add_argument("--scan-runs", type=int, default=3)
     parser.add_argument("--json", action="store_true")
     parser.add_argument(
+        "--breakdown",
+        type=int,
+        default=0,
+        metavar="RUNS",
+        help="also probe provision's imports and round trips RUNS times (cli_breakdown.py)",
+    )
+    parser.add_argument(
         "--baseline",
         metavar="PASSGENI",
         help="another passgeni executable (e.g. main's) measured in the same rounds",
@@ -168,6 +177,20 @@ def main() -> None:
                 argv = [args.baseline, "provision", "--preset", "soc2", "--store", uri + "b"]
                 record(BASELINE_PROVISION, argv)
         load_after = os.getloadavg()
+        where = None
+        if args.breakdown:
+            where = breakdown(
+                args.breakdown,
+                lambda i: [
+                    "provision",
+                    "--preset",
+                    "soc2",
+                    "--store",
+                    f"vault://secret/bench/w{i}",
+                ],
+                env,
+                auth.url,
+            )
         setup = 0.0
         if args.scan_count > 0:
             setup = _scan(args, work, env, bao, wall)
@@ -192,6 +215,8 @@ def main() -> None:
         "local_cpu_over_bare_python_seconds": {k: round(v, 4) for k, v in cpu_over.items()},
         "targets": targets,
     }
+    if where is not None:
+        report["provision_breakdown"] = where
     if args.scan_count > 0:
         scan_ratio = medians["passgeni scan"] / medians["plain hvac list + read"]
         targets["scan <= 2x plain hvac"] = scan_ratio <= 2.0
@@ -213,6 +238,9 @@ def main() -> None:
         extra = f"(+{(value - base) * 1000:6.1f} ms)" if key in local else ""
         used = f"{cpu_medians[key] * 1000:9.1f} ms" if key in cpu_medians else ""
         print(f"  {key:40s} {value * 1000:9.1f} ms {extra:13s} {used}")
+    if where is not None:
+        print(f"provision breakdown (median of {args.breakdown} probed runs), ms:")
+        print(f"  {json.dumps(where, indent=2)}")
     if args.scan_count > 0:
         print(f"  scan of {args.scan_count} over plain hvac: {report['scan_over_hvac_ratio']}x")
     for target, met in targets.items():
