@@ -204,7 +204,7 @@ def _add_commands(sub: Any, wanted: str | None, *, complete: bool) -> None:
             importlib.import_module(f".{name}", __name__).register(sub)
     for command, (_, line) in _COMMANDS.items():
         if command not in sub.choices:
-            # Listed by `passgeni --help` and accepted as a choice; never run (see main).
+            # Listed by `passgeni --help`; the invoked command is always built in full.
             sub.add_parser(command, help=line, add_help=False)
 
 
@@ -255,10 +255,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser(argv)
     args = parser.parse_args(argv)
     handler: Callable[[argparse.Namespace], int] | None = getattr(args, "handler", None)
-    if handler is None and args.command in _COMMANDS:
-        # argparse chose a command where _command_of saw none (e.g. after `--`).
-        args = build_parser(argv, complete=True).parse_args(argv)
-        handler = getattr(args, "handler", None)
     if handler is None:
         print(f"passgeni: error: command {args.command!r} is not available", file=sys.stderr)
         return EXIT_USAGE
