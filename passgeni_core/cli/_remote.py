@@ -35,9 +35,6 @@ from .._errors import InvalidRequest
 from ..client import ClientConfig, connect  # the configuration only: the HTTP client loads later
 from ..crypto import encode_seed
 from ..model import detect_entropy_source
-
-if TYPE_CHECKING:
-    from ..workflows import ProvisionResult
 from ._options import (
     add_connection_options,
     add_parameter_options,
@@ -46,6 +43,9 @@ from ._options import (
 )
 from ._output import print_json, print_kv, print_table, warn_if_embedded
 from ._verify_cmd import register_verify_options
+
+if TYPE_CHECKING:
+    from ..workflows import ProvisionResult
 
 __all__ = ["register"]
 
