@@ -13,9 +13,10 @@ store) is unavailable; 4 any other PassGeni error.
 from __future__ import annotations
 
 import argparse
+import importlib
 import sys
 from collections.abc import Callable, Sequence
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from .._errors import (
     AuthorityUnavailable,
@@ -26,33 +27,8 @@ from .._errors import (
     PassgeniError,
     StoreUnavailable,
 )
+from .._lazy import lazy_exports
 from .._untrusted import printable
-from . import (
-    _auditor,
-    _basic,
-    _export_cmd,
-    _log_cmd,
-    _provenance_cmd,
-    _remote,
-    _rotate,
-    _stores_cmds,
-)
-from ._output import print_json, print_kv, print_table
-from ._rotate import load_inventory, rotate_all
-
-__all__ = [
-    "EXIT_INVALID",
-    "EXIT_OK",
-    "EXIT_UNAVAILABLE",
-    "EXIT_USAGE",
-    "exit_code_for",
-    "load_inventory",
-    "main",
-    "print_json",
-    "print_kv",
-    "print_table",
-    "rotate_all",
-]
 
 EXIT_OK = 0
 EXIT_INVALID = 1
@@ -60,17 +36,104 @@ EXIT_USAGE = 2
 EXIT_UNAVAILABLE = 3
 EXIT_ERROR = 4
 
-#: Modules that add subcommands: each has ``register(subparsers)``.
-_COMMAND_MODULES: list[Callable[[Any], None]] = [
-    _basic.register,
-    _remote.register,
-    _stores_cmds.register,  # after _remote: adds --store to its provision
-    _rotate.register,
-    _auditor.register,  # policy, registry, evidence, status-list
-    _provenance_cmd.register,
-    _log_cmd.register,  # log verify, log monitor
-    _export_cmd.register,  # export in-toto
-]
+# Names other packages use, loaded on first use (``_rotate`` needs the workflows).
+__getattr__, __dir__, __all__ = lazy_exports(
+    __name__,
+    {
+        "._output": ("print_json", "print_kv", "print_table"),
+        "._rotate": ("load_inventory", "rotate_all"),
+    },
+    extra=(
+        "EXIT_INVALID",
+        "EXIT_OK",
+        "EXIT_UNAVAILABLE",
+        "EXIT_USAGE",
+        "build_parser",
+        "exit_code_for",
+        "main",
+    ),
+)
+
+if TYPE_CHECKING:
+    from ._output import (
+        print_json as print_json,
+        print_kv as print_kv,
+        print_table as print_table,
+    )
+    from ._rotate import load_inventory as load_inventory, rotate_all as rotate_all
+
+#: The modules that add subcommands (each has ``register(subparsers)``), in the
+#: order they register: ``_stores_cmds`` after ``_remote``, as it adds ``--store``
+#: to ``_remote``'s provision.
+_MODULES = (
+    "_basic",
+    "_remote",
+    "_stores_cmds",
+    "_rotate",
+    "_auditor",  # policy, registry, evidence, status-list
+    "_provenance_cmd",
+    "_log_cmd",  # log verify, log monitor
+    "_export_cmd",  # export in-toto
+)
+
+#: Every built-in command: the modules that build it and its line in ``passgeni --help``.
+#: Only the invoked command's modules are imported (they import the HTTP, JWT and store
+#: stacks): a process that runs ``presets`` never loads requests or cryptography. The
+#: help lines must equal the ones the modules register (a unit test compares them).
+_COMMANDS: dict[str, tuple[tuple[str, ...], str]] = {
+    "presets": (("_basic",), "list the compliance presets and what they require"),
+    "generate": (
+        ("_basic",),
+        "generate a password locally (zero-knowledge: no server, nothing sent)",
+    ),
+    "verify": (
+        ("_remote",),
+        "verify a certificate: offline by JWKS; by URL or id from the authority",
+    ),
+    "provision": (
+        ("_remote", "_stores_cmds"),
+        "generate a password locally and certify it with the authority",
+    ),
+    "revoke": (("_remote",), "revoke a certificate (the record stays, status changes)"),
+    "audit": (("_remote",), "list your certificates (team-wide for team keys)"),
+    "scan": (
+        ("_stores_cmds",),
+        "coverage of stored credentials: valid, expiring, expired, revoked, drifted...",
+    ),
+    "prove": (
+        ("_stores_cmds",),
+        "prove a stored credential is exactly the certified, machine-generated one",
+    ),
+    "rotate": (
+        ("_rotate",),
+        "rotate many credentials from an inventory (concurrent, resumable)",
+    ),
+    "policy": (
+        ("_auditor",),
+        "write the password policy document for chosen standards (md, html, pdf)",
+    ),
+    "registry": (
+        ("_auditor",),
+        "credential -> certificate registry: CSV, JSON or an .ics expiry calendar",
+    ),
+    "evidence": (
+        ("_auditor",),
+        "write an evidence bundle an auditor verifies offline; `evidence verify` checks one",
+    ),
+    "status-list": (("_auditor",), "signed revocation status lists (offline revocation)"),
+    "provenance": (
+        ("_provenance_cmd",),
+        "write a certificate's provenance record for an auditor (md, html, pdf)",
+    ),
+    "log": (
+        ("_log_cmd",),
+        "check the authority's transparency log (inclusion of a certificate, consistency)",
+    ),
+    "export": (
+        ("_export_cmd",),
+        "export a certificate for other tools: in-toto (a DSSE envelope)",
+    ),
+}
 
 #: Entry-point group of plugin commands (e.g. ``authority`` from passgeni[authority]).
 #: Each entry point is a ``register(subparsers)`` function; its name should be the
@@ -107,9 +170,12 @@ def _command_of(argv: Sequence[str]) -> str | None:
     return None
 
 
-def _add_plugins(sub: Any, argv: Sequence[str]) -> None:
-    wanted = _command_of(argv)
-    builtin = set(sub.choices)
+def _add_plugins(sub: Any, wanted: str | None) -> None:
+    builtin = set(_COMMANDS)
+    if wanted in builtin:
+        # Scanning the installed distributions' entry points is slow (tens of ms):
+        # a built-in command needs no plugin, not even as a placeholder.
+        return
     plugins = _plugin_entry_points()
     # A plugin named like the command is the only one imported (each imports its own
     # stack: `passgeni terraform ...` does not need the authority's web framework).
@@ -134,6 +200,18 @@ def _add_plugins(sub: Any, argv: Sequence[str]) -> None:
             sub.add_parser(ep.name, help=f"(plugin {ep.value.split(':')[0]})", add_help=False)
 
 
+def _add_commands(sub: Any, wanted: str | None, *, complete: bool) -> None:
+    """Register the invoked built-in command for real, every other one as a placeholder."""
+    needed = set(_MODULES) if complete else set(_COMMANDS.get(wanted or "", ((), ""))[0])
+    for name in _MODULES:
+        if name in needed:
+            importlib.import_module(f".{name}", __name__).register(sub)
+    for command, (_, line) in _COMMANDS.items():
+        if command not in sub.choices:
+            # Listed by `passgeni --help`; the invoked command is always built in full.
+            sub.add_parser(command, help=line, add_help=False)
+
+
 def exit_code_for(error: PassgeniError) -> int:
     """The process exit code for an error (documented in the module docstring)."""
     if isinstance(error, InvalidToken):
@@ -151,7 +229,15 @@ class _Parser(argparse.ArgumentParser):
         self.exit(EXIT_USAGE, f"{self.prog}: error: {message}\n")
 
 
-def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
+def build_parser(
+    argv: Sequence[str] | None = None, *, complete: bool = False
+) -> argparse.ArgumentParser:
+    """The parser for ``argv`` (default ``sys.argv[1:]``).
+
+    Only the command ``argv`` invokes is built in full (and its modules imported);
+    the others are placeholders that ``passgeni --help`` lists. ``complete`` builds
+    every built-in command in full (for tests and documentation).
+    """
     parser = _Parser(
         prog="passgeni",
         description="Password compliance certificates: generate locally, certify, verify.",
@@ -161,9 +247,10 @@ def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"passgeni {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     sub.required = True
-    for register in _COMMAND_MODULES:
-        register(sub)
-    _add_plugins(sub, sys.argv[1:] if argv is None else argv)
+    args = sys.argv[1:] if argv is None else argv
+    wanted = _command_of(args)
+    _add_commands(sub, wanted, complete=complete)
+    _add_plugins(sub, wanted)
     return parser
 
 

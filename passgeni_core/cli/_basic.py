@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import argparse
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from ..crypto import Certificate
 from ..model import (
     MAPPING_VERSION,
     detect_entropy_source,
@@ -16,6 +15,9 @@ from ..model import (
 )
 from ._options import add_parameter_options, parameters_from_args
 from ._output import print_json, print_table
+
+if TYPE_CHECKING:
+    from ..crypto import Certificate
 
 __all__ = ["certificate_summary", "register"]
 

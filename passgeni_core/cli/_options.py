@@ -6,19 +6,18 @@ import argparse
 import re
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .._errors import InvalidRequest, MalformedToken
-from ..client import ClientConfig, resolve_config
-from ..crypto import (
-    JWKS,
-    Certificate,
-    StatusList,
-    check_revocation,
-    unverified_payload,
-    verify_status_list,
-)
 from ..model import GenerationParameters
+
+if TYPE_CHECKING:
+    from ..client import ClientConfig
+    from ..crypto import JWKS, Certificate, StatusList
+
+# The client and crypto names are imported where they are used: every command
+# imports this module, and `presets` or `generate` must not load requests, pyjwt
+# or cryptography (tests/unit/passgeni_core/test_cli_imports.py).
 
 __all__ = [
     "add_connection_options",
@@ -115,6 +114,8 @@ def authority_config(args: argparse.Namespace) -> ClientConfig:
     Raises:
         InvalidRequest: a bad config file or timeout, or ``--url`` with ``--embedded``.
     """
+    from ..client import resolve_config
+
     return resolve_config(
         url=getattr(args, "url", None),
         api_key=getattr(args, "api_key", None),
@@ -170,6 +171,8 @@ def jwks_from_file(path: str) -> JWKS:
         data = Path(path).read_bytes()
     except OSError as exc:
         raise InvalidRequest(f"cannot read JWKS file {path!r}: {exc.strerror}") from None
+    from ..crypto import JWKS
+
     return JWKS.from_dict(data)  # size, UTF-8 and nesting checked there
 
 
@@ -192,6 +195,8 @@ def check_status_list_file(path: str, cert: Certificate, jwks: JWKS, issuer: str
         CertificateExpired / BadSignature / ...: the list itself does not verify
             (or is past its ``exp``: fetch a fresh one).
     """
+    from ..crypto import check_revocation, unverified_payload, verify_status_list
+
     ref = cert.claims.status
     if ref is None:
         raise InvalidRequest(

@@ -29,15 +29,12 @@ import json
 import os
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .._errors import InvalidRequest
-from ..client import ClientConfig, connect
-from ..crypto import (
-    encode_seed,
-)
+from ..client import ClientConfig, connect  # the configuration only: the HTTP client loads later
+from ..crypto import encode_seed
 from ..model import detect_entropy_source
-from ..workflows import ProvisionResult, provision
 from ._options import (
     add_connection_options,
     add_parameter_options,
@@ -46,6 +43,9 @@ from ._options import (
 )
 from ._output import print_json, print_kv, print_table, warn_if_embedded
 from ._verify_cmd import register_verify_options
+
+if TYPE_CHECKING:
+    from ..workflows import ProvisionResult
 
 __all__ = ["register"]
 
@@ -88,6 +88,10 @@ def _secret_dict(result: ProvisionResult) -> dict[str, Any]:
 
 
 def _cmd_provision(args: argparse.Namespace) -> int:
+    # Here, not at the top: this module also registers `verify`, whose offline
+    # check must not load the workflows (and through them the HTTP client).
+    from ..workflows import provision
+
     params = parameters_from_args(args)
     target = _target_from_args(args)
     config = _config(args)  # no authority: refuse before any file is created

@@ -7,12 +7,12 @@ certificate URL names its authority, whose base URL must then be the issuer.
 from __future__ import annotations
 
 import argparse
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote, urlsplit
 
 from .._errors import CertificateRevoked, InvalidRequest, InvalidToken, MalformedToken
 from ..audit import source_statements
-from ..client import AuthorityClient, CertificateRecord, connect
+from ..client import connect  # the configuration only: the HTTP client loads when online
 from ..crypto import (
     JWKS,
     Certificate,
@@ -30,6 +30,9 @@ from ._options import (
     read_token,
 )
 from ._output import print_json, print_kv
+
+if TYPE_CHECKING:
+    from ..client import CertificateRecord
 
 __all__ = ["cmd_verify", "register_verify_options"]
 
@@ -133,6 +136,8 @@ def cmd_verify(args: argparse.Namespace) -> int:
         # The URL names its authority; the issuer must then be that same base URL.
         base, cert_id = split
         issuer = args.issuer or base
+        from ..client import AuthorityClient
+
         with AuthorityClient(base, timeout=args.timeout or 10.0, issuer=issuer) as client:
             record = client.get_certificate(cert_id)
             jwks = client.jwks()

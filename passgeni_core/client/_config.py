@@ -26,17 +26,20 @@ receives a :class:`ClientConfig` or an :class:`AuthorityClient`.
 from __future__ import annotations
 
 import contextlib
-import importlib.metadata
 import math
 import os
 import tomllib
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from .._errors import AuthorityNotConfigured, AuthorityUnavailable, InvalidRequest, PassgeniError
-from ._client import AuthorityClient
+
+if TYPE_CHECKING:
+    # The HTTP client (requests, pyjwt, cryptography) loads in ``connect`` only:
+    # reading the configuration, as the offline commands do, must not pay for it.
+    from ._client import AuthorityClient
 
 __all__ = [
     "DEFAULT_CONFIG_PATH",
@@ -246,6 +249,8 @@ def resolve_config(
 
 
 def _load_embedded() -> Any:
+    import importlib.metadata  # slow (email, zipfile...): only when embedded mode is asked for
+
     eps = importlib.metadata.entry_points(group=EMBEDDED_ENTRY_POINT_GROUP)
     chosen = [ep for ep in eps if ep.name == "default"]
     if not chosen:
@@ -279,6 +284,8 @@ def connect(config: ClientConfig, **client_options: Any) -> Iterator[AuthorityCl
         InvalidRequest: a malformed URL.
     """
     config.require_authority()
+    from ._client import AuthorityClient
+
     if config.url is not None:
         with AuthorityClient(
             config.url,

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Mapping
-from importlib.metadata import entry_points
+from importlib.metadata import EntryPoint, entry_points
 from typing import Any
 
 from .._errors import InvalidRequest, StoreError, UnknownStoreScheme
@@ -30,6 +30,23 @@ _registry_lock = threading.Lock()
 _registered: dict[str, Callable[..., SecretStore]] = {}
 #: Grammar per scheme, found once per process (entry points do not change while it runs).
 _grammars: dict[str, LocationGrammar] = {}
+#: The group's entry points by scheme, read once per process: reading them scans every
+#: installed distribution (tens of ms), and a provision would otherwise do it twice
+#: (the destination's grammar, then the store).
+_entry_points: dict[str, EntryPoint] | None = None
+
+
+def _installed() -> dict[str, EntryPoint]:
+    global _entry_points
+    with _registry_lock:
+        found = _entry_points
+    if found is None:
+        found = {}
+        for ep in entry_points(group=STORE_ENTRY_POINT_GROUP):
+            found.setdefault(ep.name, ep)  # the first, as before
+        with _registry_lock:
+            _entry_points = found
+    return found
 
 
 def register_store(scheme: str, factory: Callable[..., SecretStore] | None) -> None:
@@ -53,7 +70,7 @@ def register_store(scheme: str, factory: Callable[..., SecretStore] | None) -> N
 def available_schemes() -> list[str]:
     """Every scheme a backend is installed or registered for."""
     try:
-        names = {ep.name for ep in entry_points(group=STORE_ENTRY_POINT_GROUP)}
+        names = set(_installed())
     except Exception:  # a corrupt installed distribution must not hide the others
         names = set()
     with _registry_lock:
@@ -63,10 +80,9 @@ def available_schemes() -> list[str]:
 
 def _load_entry_point(scheme: str) -> tuple[Any, str] | None:
     """The entry point's loaded object for ``scheme``, and its ``module:attr``."""
-    chosen = [ep for ep in entry_points(group=STORE_ENTRY_POINT_GROUP) if ep.name == scheme]
-    if not chosen:
+    ep = _installed().get(scheme)
+    if ep is None:
         return None
-    ep = chosen[0]
     try:
         return ep.load(), ep.value
     except Exception as exc:
