@@ -11,7 +11,11 @@ hvac and pass the authenticated client: ``open_store(uri, client=hvac_client)``.
 
 Writes (see ``passgeni_core.workflows.provision_into_store`` for the order):
 
-* the value: ``POST /v1/MOUNT/data/PATH`` with ``options.cas`` = the version
+* the proof record (``proof_location=sibling``, the default): the seed or binding key
+  and the references, in the sibling secret ``MOUNT/passgeni-proof/PATH`` (same mount;
+  a policy on ``MOUNT/data/passgeni-proof/*`` protects every proof), ``POST`` with
+  ``options.cas`` = its latest version, written before the value;
+* the value (the credential's key only; inline: with its proof and references): ``POST /v1/MOUNT/data/PATH`` with ``options.cas`` = the version
   read (0 when absent), other fields of the current version kept;
 * the metadata: ``PATCH /v1/MOUNT/metadata/PATH`` with
   ``Content-Type: application/merge-patch+json`` (only our keys are sent, so
@@ -30,12 +34,17 @@ from typing import TYPE_CHECKING, Any
 from passgeni_core import Credential, InvalidStoreURI, StoreError, StoreNotFound
 from passgeni_core.stores import (
     CertificateRefs,
+    ProofEntry,
     StoredCredential,
     StoreScope,
     StoreURI,
     WritePlan,
     check_segments,
+    clean_value_fields,
     merge_credential_fields,
+    merge_proof,
+    needs_proof,
+    proof_location_option,
     stored_credentials,
 )
 
@@ -53,6 +62,7 @@ __all__ = [
     "DEFAULT_ADDR",
     "DEFAULT_TIMEOUT",
     "MAX_METADATA_KEYS",
+    "PROOF_FOLDER",
     "VaultConfig",
     "VaultLocations",
     "VaultStore",
@@ -61,6 +71,8 @@ __all__ = [
     "vault_config_from_environ",
 ]
 
+#: The folder of every proof record, at the root of the secret's mount.
+PROOF_FOLDER = "passgeni-proof"
 MAX_METADATA_KEYS = 64
 MAX_METADATA_KEY_BYTES = 128
 MAX_METADATA_VALUE_BYTES = 512
@@ -103,14 +115,18 @@ class VaultStore:
 
     system = "vault"
     locations = VaultLocations()
+    settings = ("proof_location",)
 
     def __init__(
         self,
         *,
         client: hvac.Client | None = None,
         environ: Mapping[str, str] | None = None,
+        proof_location: str | None = None,
         **client_options: Any,
     ) -> None:
+        #: ``sibling`` (default): proofs in ``MOUNT/passgeni-proof/PATH``; ``inline``: in the value.
+        self.proof_location = proof_location_option(proof_location, where="vault://")
         self._client = (
             client if client is not None else client_from_environ(environ, **client_options)
         )
@@ -147,14 +163,24 @@ class VaultStore:
         data = self._kv.read_data(uri, current) if current else None
         return current, data, custom_metadata(meta)
 
+    def _proof_uri(self, uri: StoreURI, at: Where) -> StoreURI:
+        """The proof record of ``uri``'s secret: ``MOUNT/passgeni-proof/PATH``."""
+        return uri.with_location(f"{at.mount.path}/{PROOF_FOLDER}/{at.path}", uri.key)
+
     def _records(
         self, uri: StoreURI, only_key: str | None
     ) -> tuple[int, list[StoredCredential], dict[str, str]]:
-        self._secret_at(uri)
+        at = self._secret_at(uri)
         version, data, custom = self._state(uri)
         if version == 0 and not custom:
             return 0, [], custom
         meta_refs = CertificateRefs.from_metadata(custom)
+        # Read whatever layout the secret has, whichever this store writes.
+        proof = (
+            self._kv.read_latest(self._proof_uri(uri, at))[1]
+            if needs_proof(data, only_key or uri.key, meta_refs)
+            else None
+        )
         records = stored_credentials(
             uri,
             data,
@@ -162,6 +188,7 @@ class VaultStore:
             metadata_refs=meta_refs,
             only_key=only_key,
             scope=self.scope,
+            proof=proof,
         )
         return version, records, custom
 
@@ -195,27 +222,45 @@ class VaultStore:
         (``sys/capabilities-self``), so a read-only token fails before a certificate
         is asked for, not after (issue #18).
         """
-        self._check_kv2(uri.location)
+        at = self._check_kv2(uri.location)
+        if at.path == PROOF_FOLDER or at.path.startswith(PROOF_FOLDER + "/"):
+            raise InvalidStoreURI(
+                f"{uri}: {at.mount.path}/{PROOF_FOLDER}/ holds PassGeni's proof records, "
+                "not credentials"
+            )
         version, records, custom = self._records(uri, uri.key)
-        self._check_writable([uri], exists=version > 0 or bool(custom))
+        proof_exists = None
+        if self.proof_location == "sibling":
+            proof_exists = self._kv.read_latest(self._proof_uri(uri, at))[0] > 0
+        self._check_writable([uri], exists=version > 0 or bool(custom), proof_exists=proof_exists)
         return self._plan(uri, version, records, custom)
 
-    def _api_paths(self, uri: StoreURI) -> tuple[str, str]:
+    def _api_paths(self, uri: StoreURI) -> tuple[str, str, str | None]:
         at = self._secret_at(uri)
-        return f"{at.mount.path}/data/{at.path}", f"{at.mount.path}/metadata/{at.path}"
+        mount = at.mount.path
+        proof = (
+            f"{mount}/data/{PROOF_FOLDER}/{at.path}" if self.proof_location == "sibling" else None
+        )
+        return f"{mount}/data/{at.path}", f"{mount}/metadata/{at.path}", proof
 
-    def _check_writable(self, uris: Sequence[StoreURI], *, exists: bool) -> None:
+    def _check_writable(
+        self, uris: Sequence[StoreURI], *, exists: bool, proof_exists: bool | None = None
+    ) -> None:
         """Raise StoreError naming what the token lacks to write the first of ``uris`` denied."""
-        for uri, missing in self._denied(uris, exists=exists).items():
+        for uri, missing in self._denied(uris, exists=exists, proof_exists=proof_exists).items():
             raise StoreError(
                 f"{uri}: the Vault token may not write this secret (it lacks "
                 f"{'; '.join(missing)}); nothing was certified or written: grant the "
                 "capabilities or use another token"
             )
 
-    def _denied(self, uris: Sequence[StoreURI], *, exists: bool) -> dict[StoreURI, list[str]]:
+    def _denied(
+        self, uris: Sequence[StoreURI], *, exists: bool, proof_exists: bool | None = None
+    ) -> dict[StoreURI, list[str]]:
         """What the token lacks per URI (one ``sys/capabilities-self`` call for all)."""
-        found = self._kv.denied([self._api_paths(u) for u in uris], exists=exists)
+        found = self._kv.denied(
+            [self._api_paths(u) for u in uris], exists=exists, proof_exists=proof_exists
+        )
         return {uris[i]: missing for i, missing in found.items()}
 
     def plan_absent(self, uris: Sequence[StoreURI]) -> list[WritePlan | None]:
@@ -280,11 +325,16 @@ class VaultStore:
         ours = dict.fromkeys(placeholder.to_metadata(), "x")
         ours["passgeni-expires-at"] = "x"
         _check_custom_metadata({**custom, **ours}, ours, where=f"vault://{uri.location}")
+        proof = None
+        if self.proof_location == "sibling":
+            at = self._secret_at(uri)
+            proof = f"vault://{self._proof_uri(uri, at).location}"
         return WritePlan(
             uri=uri,
             current=current,
             next_version=str(version + 1),
             precondition=str(version),
+            proof=proof,
         )
 
     def check(self, plan: WritePlan, refs: CertificateRefs) -> None:
@@ -296,7 +346,11 @@ class VaultStore:
         at = self._secret_at(uri)
         cas = int(plan.precondition or "0")
         existing = self._kv.read_data(uri, cas) if cas else None
-        merged = merge_credential_fields(existing, uri.key, credential, refs)
+        merged = (
+            clean_value_fields(existing, uri.key, credential)
+            if plan.proof is not None
+            else merge_credential_fields(existing, uri.key, credential, refs)
+        )
         data = self._kv.call(
             "POST",
             f"/v1/{at.url_mount}/data/{at.url_path}",
@@ -309,6 +363,28 @@ class VaultStore:
         if not isinstance(version, int):
             raise StoreError(f"write {at.shown}: Vault's answer has no version")
         return str(version)
+
+    def write_proof(self, plan: WritePlan, credential: Credential, refs: CertificateRefs) -> None:
+        """The proof record's entry for ``plan.next_version``, before the value is written.
+
+        Check-and-set against the record's latest version; the entry of the credential
+        stored now is kept (see ``passgeni_core.stores``' proof records).
+        """
+        uri = plan.uri
+        proof_uri = self._proof_uri(uri, self._secret_at(uri))
+        at = self._kv.where(proof_uri.location)
+        version, existing = self._kv.read_latest(proof_uri)
+        entry = ProofEntry.of(credential, refs.cert_id, refs.cert_url, plan.next_version)
+        keep = plan.current.refs.cert_id if plan.current and plan.current.refs else None
+        merged = merge_proof(existing, uri.key, entry, keep_cert=keep)
+        data = self._kv.call(
+            "POST",
+            f"/v1/{at.url_mount}/data/{at.url_path}",
+            f"write the proof record {at.shown}",
+            body={"options": {"cas": version}, "data": merged},
+        )
+        if data is MISSING:
+            raise StoreError(f"write {at.shown}: no KV version 2 mount {at.mount.path!r}")
 
     def write_metadata(self, uri: StoreURI, refs: CertificateRefs) -> None:
         at = self._secret_at(uri)
@@ -386,6 +462,8 @@ class VaultStore:
             return
         keys = (data.get("data") or {}).get("keys") or []
         for name in sorted(str(k) for k in keys):
+            if not at.path and name == PROOF_FOLDER + "/":
+                continue  # the proof records, not credentials
             child = f"{at.path}/{name}".strip("/") if at.path else name
             if name.endswith("/"):
                 folder = child.rstrip("/")
