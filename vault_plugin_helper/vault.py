@@ -34,7 +34,6 @@ from typing import TYPE_CHECKING, Any
 from passgeni_core import Credential, InvalidStoreURI, StoreError, StoreNotFound
 from passgeni_core.stores import (
     CertificateRefs,
-    ProofEntry,
     StoredCredential,
     StoreScope,
     StoreURI,
@@ -42,7 +41,6 @@ from passgeni_core.stores import (
     check_segments,
     clean_value_fields,
     merge_credential_fields,
-    merge_proof,
     needs_proof,
     proof_location_option,
     stored_credentials,
@@ -52,6 +50,7 @@ from ._common import check_metadata_limits
 from ._kv2 import MISSING, KvV2, Where, custom_metadata
 from ._vault_client import DEFAULT_ADDR, DEFAULT_TIMEOUT, client_from_environ, vault_client
 from ._vault_config import VaultConfig, vault_config_from_environ
+from ._vault_proof import PROOF_FOLDER, VaultProofRecords
 
 if TYPE_CHECKING:
     # hvac loads when a store is opened, not with this module: the Terraform
@@ -71,8 +70,6 @@ __all__ = [
     "vault_config_from_environ",
 ]
 
-#: The folder of every proof record, at the root of the secret's mount.
-PROOF_FOLDER = "passgeni-proof"
 MAX_METADATA_KEYS = 64
 MAX_METADATA_KEY_BYTES = 128
 MAX_METADATA_VALUE_BYTES = 512
@@ -110,7 +107,7 @@ class VaultLocations:
         return len(segments) >= 2
 
 
-class VaultStore:
+class VaultStore(VaultProofRecords):
     """The ``vault://`` store (KV version 2). ``repr`` shows the address, never the token."""
 
     system = "vault"
@@ -162,10 +159,6 @@ class VaultStore:
         current = version if isinstance(version, int) and version > 0 else 0
         data = self._kv.read_data(uri, current) if current else None
         return current, data, custom_metadata(meta)
-
-    def _proof_uri(self, uri: StoreURI, at: Where) -> StoreURI:
-        """The proof record of ``uri``'s secret: ``MOUNT/passgeni-proof/PATH``."""
-        return uri.with_location(f"{at.mount.path}/{PROOF_FOLDER}/{at.path}", uri.key)
 
     def _records(
         self, uri: StoreURI, only_key: str | None
@@ -223,45 +216,10 @@ class VaultStore:
         is asked for, not after (issue #18).
         """
         at = self._check_kv2(uri.location)
-        if at.path == PROOF_FOLDER or at.path.startswith(PROOF_FOLDER + "/"):
-            raise InvalidStoreURI(
-                f"{uri}: {at.mount.path}/{PROOF_FOLDER}/ holds PassGeni's proof records, "
-                "not credentials"
-            )
+        proof_exists = self._proof_exists(uri, at)
         version, records, custom = self._records(uri, uri.key)
-        proof_exists = None
-        if self.proof_location == "sibling":
-            proof_exists = self._kv.read_latest(self._proof_uri(uri, at))[0] > 0
         self._check_writable([uri], exists=version > 0 or bool(custom), proof_exists=proof_exists)
         return self._plan(uri, version, records, custom)
-
-    def _api_paths(self, uri: StoreURI) -> tuple[str, str, str | None]:
-        at = self._secret_at(uri)
-        mount = at.mount.path
-        proof = (
-            f"{mount}/data/{PROOF_FOLDER}/{at.path}" if self.proof_location == "sibling" else None
-        )
-        return f"{mount}/data/{at.path}", f"{mount}/metadata/{at.path}", proof
-
-    def _check_writable(
-        self, uris: Sequence[StoreURI], *, exists: bool, proof_exists: bool | None = None
-    ) -> None:
-        """Raise StoreError naming what the token lacks to write the first of ``uris`` denied."""
-        for uri, missing in self._denied(uris, exists=exists, proof_exists=proof_exists).items():
-            raise StoreError(
-                f"{uri}: the Vault token may not write this secret (it lacks "
-                f"{'; '.join(missing)}); nothing was certified or written: grant the "
-                "capabilities or use another token"
-            )
-
-    def _denied(
-        self, uris: Sequence[StoreURI], *, exists: bool, proof_exists: bool | None = None
-    ) -> dict[StoreURI, list[str]]:
-        """What the token lacks per URI (one ``sys/capabilities-self`` call for all)."""
-        found = self._kv.denied(
-            [self._api_paths(u) for u in uris], exists=exists, proof_exists=proof_exists
-        )
-        return {uris[i]: missing for i, missing in found.items()}
 
     def plan_absent(self, uris: Sequence[StoreURI]) -> list[WritePlan | None]:
         """For bulk rotation: the plans of the URIs whose secret does not exist.
@@ -325,16 +283,12 @@ class VaultStore:
         ours = dict.fromkeys(placeholder.to_metadata(), "x")
         ours["passgeni-expires-at"] = "x"
         _check_custom_metadata({**custom, **ours}, ours, where=f"vault://{uri.location}")
-        proof = None
-        if self.proof_location == "sibling":
-            at = self._secret_at(uri)
-            proof = f"vault://{self._proof_uri(uri, at).location}"
         return WritePlan(
             uri=uri,
             current=current,
             next_version=str(version + 1),
             precondition=str(version),
-            proof=proof,
+            proof=self._proof_shown(uri),
         )
 
     def check(self, plan: WritePlan, refs: CertificateRefs) -> None:
@@ -363,28 +317,6 @@ class VaultStore:
         if not isinstance(version, int):
             raise StoreError(f"write {at.shown}: Vault's answer has no version")
         return str(version)
-
-    def write_proof(self, plan: WritePlan, credential: Credential, refs: CertificateRefs) -> None:
-        """The proof record's entry for ``plan.next_version``, before the value is written.
-
-        Check-and-set against the record's latest version; the entry of the credential
-        stored now is kept (see ``passgeni_core.stores``' proof records).
-        """
-        uri = plan.uri
-        proof_uri = self._proof_uri(uri, self._secret_at(uri))
-        at = self._kv.where(proof_uri.location)
-        version, existing = self._kv.read_latest(proof_uri)
-        entry = ProofEntry.of(credential, refs.cert_id, refs.cert_url, plan.next_version)
-        keep = plan.current.refs.cert_id if plan.current and plan.current.refs else None
-        merged = merge_proof(existing, uri.key, entry, keep_cert=keep)
-        data = self._kv.call(
-            "POST",
-            f"/v1/{at.url_mount}/data/{at.url_path}",
-            f"write the proof record {at.shown}",
-            body={"options": {"cas": version}, "data": merged},
-        )
-        if data is MISSING:
-            raise StoreError(f"write {at.shown}: no KV version 2 mount {at.mount.path!r}")
 
     def write_metadata(self, uri: StoreURI, refs: CertificateRefs) -> None:
         at = self._secret_at(uri)

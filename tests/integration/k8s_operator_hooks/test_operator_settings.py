@@ -27,7 +27,7 @@ from k8s_operator_hooks.store import KubernetesSecretStore
 from passgeni_core import CERT_LIFETIME, GenerationParameters, parse_store_uri
 from passgeni_core.crypto import Credential, decode_nonce, seed_commitment
 from passgeni_core.model import derive_password, new_seed
-from passgeni_core.stores import CertificateRefs
+from passgeni_core.stores import CertificateRefs, write_proof
 from passgeni_core.workflows import assess
 from tests.integration.k8s_operator_hooks.conftest import Authority, make_secret, read_secret
 from tests.integration.k8s_operator_hooks.test_operator import wait_for
@@ -112,6 +112,7 @@ def store_expired_credential(authority: Authority, uri: str, days_ago: int) -> s
         expires_at=issued.expires_at,
     )
     store.check(plan, refs)
+    write_proof(store, plan, Credential.generated(password, seed), refs)  # the proof record first
     store.write(plan, Credential.generated(password, seed), refs)
     store.write_metadata(target, refs)
     store.close()

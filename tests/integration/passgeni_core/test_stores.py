@@ -154,6 +154,9 @@ class FailingStore:
             raise StoreUnavailable("read timed out")  # the write landed, its answer was lost
         return version
 
+    def write_proof(self, plan: WritePlan, credential: Credential, refs: CertificateRefs) -> None:
+        self.inner.write_proof(plan, credential, refs)
+
     def write_metadata(self, uri: StoreURI, refs: CertificateRefs) -> None:
         self.inner.write_metadata(uri, refs)
 
