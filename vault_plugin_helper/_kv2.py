@@ -253,22 +253,41 @@ class KvV2:
             out[path] = {str(c) for c in caps}
         return out
 
-    def read_latest(self, uri: StoreURI) -> tuple[int, dict[str, Any] | None]:
-        """The latest version of a secret and its data: ``(0, None)`` when it never existed.
+    def read_latest(
+        self, uri: StoreURI, *, denied_ok: bool = False
+    ) -> tuple[int, dict[str, Any] | None]:
+        """The latest version of a secret and its data: ``(0, None)`` when it never existed,
+        ``(-1, None)`` when the token may not read it and ``denied_ok`` (the capability
+        check then names what it lacks).
 
         One ``GET`` of the data path (the proof record needs ``read`` there only); a latest
         version deleted by hand is found through the metadata, for check-and-set.
         """
         at = self.where(uri.location)
-        data = self.call("GET", f"/v1/{at.url_mount}/data/{at.url_path}", f"read {at.shown}")
+        data = self.call(
+            "GET",
+            f"/v1/{at.url_mount}/data/{at.url_path}",
+            f"read {at.shown}",
+            allow=(403,) if denied_ok else (),
+        )
+        if data == 403:
+            return -1, None
         inner = data.get("data") if isinstance(data, dict) else None
         if isinstance(inner, dict):
             version = (inner.get("metadata") or {}).get("version")
             values = inner.get("data")
             if isinstance(version, int):
                 return version, values if isinstance(values, dict) else None
-        meta = self.read_metadata(uri)
-        version = (meta or {}).get("current_version")
+        # Never written (the usual case), or its latest version deleted: the metadata says
+        # which; a token with no access to the metadata path writes as if never written.
+        meta = self.call(
+            "GET",
+            f"/v1/{at.url_mount}/metadata/{at.url_path}",
+            f"read metadata of {at.shown}",
+            allow=(403,),
+        )
+        inner_meta = meta.get("data") if isinstance(meta, dict) else None
+        version = inner_meta.get("current_version") if isinstance(inner_meta, dict) else None
         return (version if isinstance(version, int) else 0), None
 
     def denied(

@@ -42,7 +42,8 @@ class VaultProofRecords:
             )
         if self.proof_location != "sibling":
             return None
-        return self._kv.read_latest(self._proof_uri(uri, at))[0] > 0
+        version = self._kv.read_latest(self._proof_uri(uri, at), denied_ok=True)[0]
+        return None if version < 0 else version > 0
 
     def _proof_shown(self, uri: StoreURI) -> str | None:
         """``WritePlan.proof``: where the proof record goes (None: inline)."""
