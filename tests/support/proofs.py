@@ -50,3 +50,27 @@ def k8s_proof_or_none(
         return k8s_proof(core, namespace, name, key)
     except (ApiException, KeyError):
         return None
+
+
+def aws_proof_for(
+    sm: Any, secret_id: str, version: str | None = None, key: str = "password"
+) -> dict[str, Any]:
+    """The entry of the secret ``secret_id`` (name or ARN) written for ``version`` (a
+    VersionId, the rotation token), else the newest."""
+    name = sm.describe_secret(SecretId=secret_id)["Name"]
+    answer = sm.get_secret_value(SecretId=f"passgeni-proof/{name}", VersionStage="AWSCURRENT")
+    entries = json.loads(json.loads(answer["SecretString"])[f"{key}.passgeni-proof"])
+    for entry in entries:
+        if version is None or entry["version"] == version:
+            found: dict[str, Any] = entry
+            return found
+    raise AssertionError(f"no proof entry for version {version} of {name}")
+
+
+def inline_fields(entry: dict[str, Any], key: str = "password") -> dict[str, str]:
+    """A proof entry as the inline layout's fields (``KEY.passgeni-seed``, ``-cert-id``, ...)."""
+    return {
+        f"{key}.passgeni-seed": entry["seed"],
+        f"{key}.passgeni-cert-id": entry["cert_id"],
+        f"{key}.passgeni-cert-url": entry["cert_url"],
+    }

@@ -21,6 +21,7 @@ from passgeni_core.workflows import TargetLoginFailed
 from tests.integration.vault_plugin_helper.fixtures import Authority, authority, uid  # noqa: F401
 from tests.integration.vault_plugin_helper.rotation_support import Rotation, login, superuser
 from tests.support import MotoServer, PostgresCluster
+from tests.support.proofs import aws_proof_for
 from vault_plugin_helper.rotation import RotationConfig, RotationError, handler, run_step
 from vault_plugin_helper.targets import PostgresTarget, scram_sha256_verifier
 
@@ -46,13 +47,16 @@ def test_four_steps_each_rerun(
     assert new != rotation.first
     # The target's forbidden characters were excluded from the generated password.
     assert not set(new) & set("@/:?#%&\"'\\")
-    cert_id = pending["password.passgeni-cert-id"]
-    assert pending["password.passgeni-cert-url"].endswith(cert_id)
+    # The pending value holds the credential only; its proof is in passgeni-proof/NAME.
+    assert not [k for k in pending if ".passgeni-" in k]
+    proof = aws_proof_for(sm, rotation.arn, rotation.token)
+    cert_id = proof["cert_id"]
+    assert proof["cert_url"].endswith(cert_id)
     assert pending["username"] == rotation.role and pending["engine"] == "postgres"
     # The certificate is bound to this exact credential, and names the version.
     record = client.get_certificate(cert_id)
     verified = verify_certificate(record.token, client.jwks(), issuer=client.issuer)
-    verify_provenance(verified, new, decode_seed(pending["password.passgeni-seed"]))
+    verify_provenance(verified, new, decode_seed(proof["seed"]))
     assert record.target is not None and record.target.version == rotation.token
     assert record.target.system == "aws-sm"
     assert audit_total(client) == issued_before + 1
@@ -114,7 +118,7 @@ def test_handler_from_environment_then_next_rotation_revokes_previous(
     assert len(first["password"]) == 24
     assert login(rotation.pg, rotation.role, first["password"])
     client = authority.client(issuer=authority.embedded.issuer)
-    first_cert = first["password.passgeni-cert-id"]
+    first_cert = aws_proof_for(rotation.sm, rotation.arn)["cert_id"]
     assert client.get_certificate(first_cert).compliance_standard == "PCI-DSS"
 
     # The next scheduled rotation: a new token; the previous certificate is revoked at the end.
@@ -144,7 +148,7 @@ def test_test_secret_failure_revokes_pending_and_current_keeps_working(
     run_step(rotation.event("createSecret"), sm=sm, config=config)
     run_step(rotation.event("setSecret"), sm=sm, config=config)
     pending = rotation.value("AWSPENDING", rotation.token)
-    cert_id = pending["password.passgeni-cert-id"]
+    cert_id = aws_proof_for(sm, rotation.arn, rotation.token)["cert_id"]
     # Injected failure: the database lost the change (failover to a replica that
     # never got it): the role is back on its current password.
     with superuser(rotation.pg) as conn:
