@@ -74,3 +74,14 @@ def inline_fields(entry: dict[str, Any], key: str = "password") -> dict[str, str
         f"{key}.passgeni-cert-id": entry["cert_id"],
         f"{key}.passgeni-cert-url": entry["cert_url"],
     }
+
+
+def k8s_cert_id(core: Any, namespace: str, name: str, key: str = "password") -> str | None:
+    """The certificate id of the credential ``key`` of a Secret, as the store reads it (the
+    proof record's entry that belongs to the value), None while there is none."""
+    from k8s_operator_hooks.store import KubernetesSecretStore
+    from passgeni_core.stores import parse_store_uri
+
+    store = KubernetesSecretStore(api_client=core.api_client)
+    got = store.read(parse_store_uri(f"k8s://{namespace}/{name}#{key}"))
+    return got.refs.cert_id if got is not None and got.refs is not None else None

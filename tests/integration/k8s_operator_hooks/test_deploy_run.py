@@ -47,6 +47,7 @@ from tests.support import KubeEmulator
 from tests.support.kube import RecordedRequest
 from tests.support.kube_manifests import BASE, DEPLOY, by_kind, operator_container, render
 from tests.support.process import LOCALHOST, free_port
+from tests.support.proofs import k8s_cert_id
 
 #: Non-resource URLs: discovery, which every authenticated user may read (system:discovery).
 DISCOVERY = ("/api", "/apis", "/version")
@@ -210,8 +211,7 @@ def test_the_operator_as_deployed_and_its_rbac(
             make_secret(core, namespace, "app", annotations={"passgeni.ai/preset": "soc2"})
 
             def cert() -> str | None:
-                data = read_secret(core, namespace, "app")["data"]
-                return data.get("password.passgeni-cert-id")
+                return k8s_cert_id(core, namespace, "app")
 
             first = wait_for("provisioned", cert, timeout=30)
             # The expiry check's path: a revoked certificate is rotated.

@@ -31,6 +31,7 @@ from passgeni_core.stores import CertificateRefs, write_proof
 from passgeni_core.workflows import assess
 from tests.integration.k8s_operator_hooks.conftest import Authority, make_secret, read_secret
 from tests.integration.k8s_operator_hooks.test_operator import wait_for
+from tests.support.proofs import k8s_cert_id
 
 pytestmark = pytest.mark.usefixtures("kubeconfig", "passgeni_env")
 
@@ -51,12 +52,12 @@ def operator() -> Iterator[KopfRunner]:
 
 
 def cert_id(core: Any, namespace: str, name: str) -> str:
-    return str(read_secret(core, namespace, name)["data"]["password.passgeni-cert-id"])
+    return str(k8s_cert_id(core, namespace, name))
 
 
 def rotated_from(core: Any, namespace: str, name: str, old: str) -> str | None:
     secret = read_secret(core, namespace, name)
-    found = str(secret["data"].get("password.passgeni-cert-id") or "")
+    found = str(k8s_cert_id(core, namespace, name) or "")
     return (
         found
         if found and found != old and "passgeni.ai/rotate" not in secret["annotations"]
