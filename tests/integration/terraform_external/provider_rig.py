@@ -84,8 +84,11 @@ def tf(
 
 
 def vault_versions(openbao: OpenBaoServer, path: str) -> Iterator[dict[str, Any]]:
-    """Every version's data at ``secret/path`` (current last)."""
+    """Every version's data at ``secret/path`` (current last), then every version of its
+    proof record (``secret/passgeni-proof/path``: the seeds)."""
     kv = openbao.hvac_client().secrets.kv.v2
+    if not path.startswith("passgeni-proof/") and vault_version(openbao, f"passgeni-proof/{path}"):
+        yield from vault_versions(openbao, f"passgeni-proof/{path}")
     current = int(
         kv.read_secret_metadata(path=path, mount_point="secret")["data"]["current_version"]
     )
@@ -112,6 +115,11 @@ def aws_values(moto: MotoServer, name: str) -> list[dict[str, Any]]:
     ]:
         value = client.get_secret_value(SecretId=name, VersionId=version["VersionId"])
         out.append(json.loads(value["SecretString"]))
+    if not name.startswith("passgeni-proof/"):
+        try:
+            out = aws_values(moto, f"passgeni-proof/{name}") + out
+        except client.exceptions.ResourceNotFoundException:
+            pass
     return out
 
 
@@ -123,6 +131,10 @@ def secret_needles(datas: list[dict[str, Any]]) -> set[bytes]:
     for data in datas:
         for name, value in data.items():
             if not isinstance(value, str) or name.endswith(("cert-id", "cert-url")):
+                continue
+            if name.endswith(".passgeni-proof"):  # a proof record's entries: their seeds
+                for entry in json.loads(value):
+                    needles |= encodings(entry["seed"]) | encodings(decode_seed(entry["seed"]))
                 continue
             needles |= encodings(value)
             if name.endswith("seed"):
