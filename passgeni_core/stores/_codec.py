@@ -334,7 +334,8 @@ def stored_credentials(
             PROOF_INLINE if refs is not None or binding is not None or seed is not None else None
         )
         if layout is None:
-            entry = pick_proof(proof_entries(proof, k), password, version)
+            named = metadata_refs.cert_id if metadata_refs is not None else None
+            entry = pick_proof(proof_entries(proof, k), password, named)
             if entry is not None:
                 binding, seed, layout = entry.binding_key, entry.seed, PROOF_SIBLING
                 refs = CertificateRefs(cert_id=entry.cert_id, cert_url=entry.cert_url)

@@ -14,7 +14,8 @@ The proof record is a string map; for each key it holds one field::
 ``version`` is the store version the entry was written for (``null`` for an
 unversioned store), ``match`` an HMAC of the password under the entry's own
 seed or binding key, so a reader picks the entry that belongs to the value it
-read without trusting the order of writes. The proof is written **before** the
+read without trusting the order of writes (else the entry of the certificate the
+metadata names: a value changed by hand since; see :func:`pick_proof`). The proof is written **before** the
 value, keeping the entry of the credential stored now: a failure after the
 proof write leaves the current credential's entry in place (and an orphan the
 next write drops), a failure after the value write leaves both. Nothing is lost
@@ -177,20 +178,26 @@ def proof_entries(proof: Mapping[str, Any] | None, key: str) -> list[ProofEntry]
 
 
 def pick_proof(
-    entries: Iterable[ProofEntry], password: str | None, version: str | None
+    entries: Iterable[ProofEntry], password: str | None, metadata_cert: str | None
 ) -> ProofEntry | None:
-    """The entry of the value read: the one matching the password, else the one written
-    for the current version, else the newest (a value changed by hand: the judge then
-    reports the drift), else ``None``."""
+    """The entry of the value read: the one whose HMAC matches the password; else the
+    one of the certificate the metadata names (a certified value changed by hand since:
+    the judge reports the drift); else ``None``.
+
+    Never merely the newest: an entry written before a value write that failed (an
+    orphan, never named by the metadata) must not be read as the proof of whatever value
+    is there (a secret another writer created meanwhile would look certified, and
+    revoked "not stored", and be replaced without ``--rotate``).
+    """
     found = list(entries)
     for entry in found:
         if entry.matches(password):
             return entry
-    if version is not None:
+    if metadata_cert is not None:
         for entry in found:
-            if entry.version == version:
+            if entry.cert_id == metadata_cert:
                 return entry
-    return found[0] if found else None
+    return None
 
 
 def merge_proof(

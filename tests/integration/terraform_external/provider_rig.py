@@ -8,6 +8,7 @@ laid out. The helpers read what the stores hold and where a secret could have le
 
 from __future__ import annotations
 
+import contextlib
 import json
 from collections.abc import Iterator
 from pathlib import Path
@@ -116,10 +117,8 @@ def aws_values(moto: MotoServer, name: str) -> list[dict[str, Any]]:
         value = client.get_secret_value(SecretId=name, VersionId=version["VersionId"])
         out.append(json.loads(value["SecretString"]))
     if not name.startswith("passgeni-proof/"):
-        try:
+        with contextlib.suppress(client.exceptions.ResourceNotFoundException):
             out = aws_values(moto, f"passgeni-proof/{name}") + out
-        except client.exceptions.ResourceNotFoundException:
-            pass
     return out
 
 

@@ -62,13 +62,13 @@ def test_merge_keeps_the_current_entry_and_drops_orphans() -> None:
 
 def test_the_entry_of_the_value_read_is_picked() -> None:
     entries = [_entry("new", "pg_2", "2"), _entry("old", "pg_1", "1")]
-    picked = pick_proof(entries, "old", "1")
+    picked = pick_proof(entries, "old", None)
     assert picked is not None and picked.cert_id == "pg_1"  # by the password's HMAC
-    picked = pick_proof(entries, "changed by hand", "2")
-    assert picked is not None and picked.cert_id == "pg_2"  # by version
-    picked = pick_proof(entries, "changed by hand", "7")
-    assert picked is not None and picked.cert_id == "pg_2"  # newest: the judge reports drift
-    assert pick_proof([], "x", "1") is None
+    picked = pick_proof(entries, "changed by hand", "pg_1")
+    assert picked is not None and picked.cert_id == "pg_1"  # by the metadata: drift
+    # An orphan (a write that failed after the proof record) is nobody's proof.
+    assert pick_proof(entries, "written by someone else", None) is None
+    assert pick_proof([], "x", "pg_1") is None
 
 
 def test_the_inline_layout_is_read_and_wins() -> None:
@@ -83,6 +83,9 @@ def test_the_inline_layout_is_read_and_wins() -> None:
     (got,) = stored_credentials(uri, clean, version="2", metadata_refs=None, proof=proof)
     assert got.proof_layout == "sibling" and got.refs is not None
     assert got.refs.cert_id == "pg_other"
+    orphan = merge_proof(None, "password", _entry("other", "pg_orphan", "2"), keep_cert=None)
+    (got,) = stored_credentials(uri, clean, version="2", metadata_refs=None, proof=orphan)
+    assert got.refs is None and got.proof_layout is None  # nobody's proof: uncertified
     assert needs_proof(clean, "password", None) and not needs_proof(inline, "password", None)
     assert not needs_proof(None, "password", REFS)
 
