@@ -11,6 +11,7 @@ with psycopg).
 
 from __future__ import annotations
 
+import dataclasses
 import secrets
 
 import psycopg
@@ -239,3 +240,36 @@ def test_postgres_target_quotes_identifiers_and_hides_secrets(pg: PostgresCluste
     assert password not in repr(secret_target) and password not in secret_target.describe()
     with pytest.raises(Exception, match="unknown option"):
         PostgresTarget.from_options({"role": "x", "pasword": "typo"})
+
+
+def test_an_inline_secret_is_rotated_and_migrated(
+    rotation: Rotation,
+    config: RotationConfig,
+    authority: Authority,  # noqa: F811
+    lambda_arn: str,
+) -> None:
+    """A secret rotated before proof records (``PASSGENI_PROOF_LOCATION=inline``: the seed
+    and references inside the value): the next rotation reads its certificate there,
+    revokes it as rotated, and leaves a value holding the credential only."""
+    client = authority.client(issuer=authority.embedded.issuer)
+    inline = dataclasses.replace(config, proof_location="inline")
+    for step in ("createSecret", "setSecret", "testSecret", "finishSecret"):
+        run_step(rotation.event(step), sm=rotation.sm, config=inline)
+    old = rotation.value("AWSCURRENT")
+    assert {"password.passgeni-seed", "password.passgeni-cert-id"} <= set(old)
+    old_cert = old["password.passgeni-cert-id"]
+    assert client.get_certificate(old_cert).status == "valid"
+
+    rotation.token = secrets.token_hex(16)
+    rotation.sm.rotate_secret(
+        SecretId=rotation.arn, ClientRequestToken=rotation.token, RotationLambdaARN=lambda_arn
+    )
+    for step in ("createSecret", "setSecret", "testSecret", "finishSecret"):
+        run_step(rotation.event(step), sm=rotation.sm, config=config)
+    new = rotation.value("AWSCURRENT")
+    assert not [k for k in new if ".passgeni-" in k]  # migrated
+    proof = aws_proof_for(rotation.sm, rotation.arn, rotation.token)
+    assert client.get_certificate(proof["cert_id"]).status == "valid"
+    assert rotation.tags()["passgeni-cert-id"] == proof["cert_id"]
+    previous = client.get_certificate(old_cert)
+    assert previous.status == "revoked" and previous.revocation_reason == "rotated"
