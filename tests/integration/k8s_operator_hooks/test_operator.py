@@ -99,8 +99,8 @@ def test_provisions_leaves_alone_and_rotates(
     )
 
     def provisioned() -> dict[str, Any] | None:
-        secret = read_secret(core, namespace, "app")
         certified = all(k8s_cert_id(core, namespace, "app", k) for k in ("db_password", "api_key"))
+        secret = read_secret(core, namespace, "app")  # read after: holds what was certified
         ok = certified and "passgeni.ai/cert-id" in secret["annotations"]
         return secret if ok else None
 
@@ -147,10 +147,9 @@ def test_provisions_leaves_alone_and_rotates(
     )
 
     def rotation_done() -> dict[str, Any] | None:
-        secret = read_secret(core, namespace, "app")
-        ok = "passgeni.ai/rotate" not in secret["annotations"] and all(
-            k8s_cert_id(core, namespace, "app", k) != old[k] for k in old
-        )
+        rotated = all(k8s_cert_id(core, namespace, "app", k) not in (None, old[k]) for k in old)
+        secret = read_secret(core, namespace, "app")  # read after: holds what was certified
+        ok = "passgeni.ai/rotate" not in secret["annotations"] and rotated
         return secret if ok else None
 
     rotated = wait_for("rotation done", rotation_done)

@@ -51,8 +51,8 @@ def operator() -> Iterator[KopfRunner]:
     assert runner.exception is None, runner.output
 
 
-def cert_id(core: Any, namespace: str, name: str) -> str:
-    return str(k8s_cert_id(core, namespace, name))
+def cert_id(core: Any, namespace: str, name: str) -> str | None:
+    return k8s_cert_id(core, namespace, name)
 
 
 def rotated_from(core: Any, namespace: str, name: str, old: str) -> str | None:
