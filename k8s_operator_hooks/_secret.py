@@ -114,14 +114,21 @@ def data_size(data: Mapping[str, Any]) -> int:
     return total
 
 
-def records(uri: StoreURI, obj: Mapping[str, Any], only_key: str | None) -> list[StoredCredential]:
-    """The credentials of one Secret (``uri`` names it; see ``stored_credentials``)."""
+def records(
+    uri: StoreURI,
+    obj: Mapping[str, Any],
+    only_key: str | None,
+    proof: Mapping[str, str] | None = None,
+) -> list[StoredCredential]:
+    """The credentials of one Secret (``uri`` names it; see ``stored_credentials``);
+    ``proof``: its proof record's data (decoded), when it has one."""
     return stored_credentials(
         uri,
         decode_data(as_dict(obj.get("data"))),
         version=None,
         metadata_refs=annotation_refs(metadata_of(obj).get("annotations")),
         only_key=only_key,
+        proof=proof,
     )
 
 
@@ -130,16 +137,22 @@ def apply_intent(
     *,
     data: Mapping[str, str],
     annotations: Mapping[str, str] | None,
+    keys: tuple[str, ...] | list[str] = (),
 ) -> dict[str, Any]:
     """The full server-side-apply body of the ``passgeni`` manager (see the store's doc).
 
     ``data`` (base64 values) is laid over the certified keys' current fields (a key
     it rewrites keeps none of its earlier companion fields);
     ``annotations`` replaces our annotations (None keeps the current ones).
+    ``keys``: the keys whose proof is in the proof record (sibling layout): their
+    ``KEY`` field is ours too, and omitting it would make server-side apply remove it.
     """
     meta = metadata_of(obj)
     current = as_dict(obj.get("data"))
     fields: dict[str, str] = {}
+    for key in keys:
+        if key not in data and isinstance(current.get(key), str):
+            fields[key] = current[key]
     for key in certified_keys(decode_data(current)):
         if key in data:
             continue  # rewritten: an earlier credential's companions (binding key) go

@@ -7,7 +7,11 @@ base URL), ``kubeconfig=``, ``context=``, ``in_cluster=``, ``environ=``,
 ``timeout=`` (seconds per request, default 30). The ``kubernetes`` package is
 imported lazily, when the store is opened.
 
-What is stored in the Secret (``data`` values are base64, as Kubernetes requires)::
+What is stored in the Secret (``data`` values are base64, as Kubernetes requires),
+by default (``proof_location=sibling``): ``data[KEY]``, the password, only, and the
+annotations below; the seed and references go to the proof record, the Secret
+``NAME-passgeni-proof`` (see :mod:`._proof`), written first. With
+``proof_location=inline``, and in Secrets written before proof records::
 
     data[KEY]                            the password
     data[KEY.passgeni-seed]              the generation seed (re-derives the password)
@@ -73,15 +77,22 @@ from passgeni_core import (
 )
 from passgeni_core.stores import (
     CertificateRefs,
+    ProofEntry,
     StoredCredential,
     StoreURI,
     WritePlan,
+    clean_value_fields,
     credential_field_names,
     credential_fields,
+    merge_proof,
+    needs_proof,
+    proof_keys,
+    proof_location_option,
 )
 
 from ._api import SecretsApi
 from ._kube import describe_host, load_configuration
+from ._proof import is_proof, proof_name, proof_record, write_proof_record
 from ._secret import (
     ANNOTATION_NAMES,
     ANNOTATION_PREFIX,
@@ -94,6 +105,7 @@ from ._secret import (
     as_dict,
     b64,
     data_size,
+    decode_data,
     holds_credentials,
     metadata_of,
     records,
@@ -152,6 +164,7 @@ class KubernetesSecretStore:
 
     system = "k8s"
     locations = KubernetesLocations()
+    settings = ("proof_location",)
 
     def __init__(
         self,
@@ -164,9 +177,12 @@ class KubernetesSecretStore:
         environ: Mapping[str, str] | None = None,
         timeout: float = DEFAULT_TIMEOUT,
         field_manager: str = FIELD_MANAGER,
+        proof_location: str | None = None,
     ) -> None:
         from kubernetes import client
 
+        #: ``sibling`` (default): proofs in the Secret ``NAME-passgeni-proof``; ``inline``.
+        self.proof_location = proof_location_option(proof_location, where="k8s://")
         self._owns_client = api_client is None
         if api_client is None:
             configuration = load_configuration(
@@ -211,29 +227,48 @@ class KubernetesSecretStore:
 
     # -- SecretStore --------------------------------------------------------------------------
 
-    def read(self, uri: StoreURI) -> StoredCredential | None:
-        obj = self._api.get(*_split(uri))
+    def _proof_of(
+        self, namespace: str, name: str, obj: Mapping[str, Any] | None, key: str
+    ) -> dict[str, str] | None:
+        """The proof record of a Secret read, fetched only when it is needed to read ``key``."""
         if obj is None:
             return None
-        found = records(uri, obj, uri.key)
+        data = decode_data(as_dict(obj.get("data")))
+        meta_refs = annotation_refs(metadata_of(obj).get("annotations"))
+        if not needs_proof(data, key, meta_refs) or len(name + "-passgeni-proof") > 253:
+            return None
+        return proof_record(self._api.get(namespace, proof_name(namespace, name)))
+
+    def read(self, uri: StoreURI) -> StoredCredential | None:
+        namespace, name = _split(uri)
+        obj = self._api.get(namespace, name)
+        if obj is None:
+            return None
+        found = records(uri, obj, uri.key, self._proof_of(namespace, name, obj, uri.key))
         record = found[0] if found else None
         return record if record is not None and record.password is not None else None
 
     def prepare(self, uri: StoreURI) -> WritePlan:
         namespace, name = _split(uri)
         obj = self._api.get(namespace, name)
+        proof = None
+        if self.proof_location == "sibling":
+            # Reading it is the permission check possible before anything is certified.
+            self._api.get(namespace, proof_name(namespace, name))
+            proof = f"k8s://{namespace}/{proof_name(namespace, name)}"
         if obj is None:
             return WritePlan(
                 uri=uri,
                 current=None,
                 next_version=None,
                 extra={"exists": False, "annotations_bytes": 0, "data_bytes": 0},
+                proof=proof,
             )
         if obj.get("immutable") is True:
             raise StoreConflict(
                 f"k8s://{namespace}/{name}: the Secret is immutable; it cannot be written"
             )
-        found = records(uri, obj, uri.key)
+        found = records(uri, obj, uri.key, self._proof_of(namespace, name, obj, uri.key))
         current = found[0] if found and found[0].password is not None else None
         meta = metadata_of(obj)
         annotations = as_dict(meta.get("annotations"))
@@ -250,6 +285,7 @@ class KubernetesSecretStore:
                 "annotations_bytes": annotations_size(foreign),
                 "data_bytes": data_size(others),
             },
+            proof=proof,
         )
         if plan.extra["annotations_bytes"] > MAX_ANNOTATIONS_BYTES - 1024:
             raise StoreLimitExceeded(
@@ -286,7 +322,12 @@ class KubernetesSecretStore:
             else encode_binding_key(credential.binding_key or b"")
         )
         secrets = (credential.password, b64(credential.password), proof, b64(proof))
-        fields = {k: b64(v) for k, v in credential_fields(uri.key, credential, refs).items()}
+        value = (
+            clean_value_fields(None, uri.key, credential)
+            if plan.proof is not None
+            else credential_fields(uri.key, credential, refs)
+        )
+        fields = {k: b64(v) for k, v in value.items()}
         if not plan.extra.get("exists"):
             body = {
                 "apiVersion": "v1",
@@ -315,7 +356,9 @@ class KubernetesSecretStore:
                 f"{where}: the Secret changed since it was read (resourceVersion "
                 f"{plan.precondition} -> {version}); nothing written"
             )
-        body = apply_intent(obj, data=fields, annotations=None)
+        body = apply_intent(
+            obj, data=fields, annotations=None, keys=self._our_keys(namespace, name)
+        )
         try:
             self._api.apply(
                 namespace, name, body, f"write Secret {namespace}/{name}", secrets=secrets
@@ -334,14 +377,30 @@ class KubernetesSecretStore:
             self._api.remove_data(namespace, name, stale)
         return ""
 
+    def _our_keys(self, namespace: str, name: str) -> list[str]:
+        """The keys whose proof is in the proof record: their data fields are ours to apply."""
+        if len(name + "-passgeni-proof") > 253:
+            return []
+        return proof_keys(proof_record(self._api.get(namespace, proof_name(namespace, name))))
+
+    def write_proof(self, plan: WritePlan, credential: Credential, refs: CertificateRefs) -> None:
+        """The proof record's entry for the credential ``plan`` writes, before the value."""
+        namespace, name = _split(plan.uri)
+        current = self._api.get(namespace, proof_name(namespace, name))
+        entry = ProofEntry.of(credential, refs.cert_id, refs.cert_url, plan.next_version)
+        keep = plan.current.refs.cert_id if plan.current and plan.current.refs else None
+        record = merge_proof(proof_record(current), plan.uri.key, entry, keep_cert=keep)
+        write_proof_record(self._api, namespace, name, record, current)
+
     def write_metadata(self, uri: StoreURI, refs: CertificateRefs) -> None:
         namespace, name = _split(uri)
         ours = annotations_for(refs)
+        keys = self._our_keys(namespace, name)
         for attempt in range(_CONFLICT_RETRIES):
             obj = self._api.get(namespace, name)
             if obj is None:
                 raise StoreError(f"k8s://{namespace}/{name}: the Secret does not exist")
-            body = apply_intent(obj, data={}, annotations=ours)
+            body = apply_intent(obj, data={}, annotations=ours, keys=keys)
             try:
                 self._api.apply(namespace, name, body, f"annotate Secret {namespace}/{name}")
                 return
@@ -372,7 +431,9 @@ class KubernetesSecretStore:
             obj = self._api.get(parts[0], parts[1])
             if obj is None:
                 raise StoreNotFound(f"{prefix}: no such Secret")
-            yield from records(prefix.with_location(prefix.location), obj, only_key)
+            key = only_key or prefix.key
+            proof = self._proof_of(parts[0], parts[1], obj, key)
+            yield from records(prefix.with_location(prefix.location), obj, only_key, proof)
             return
         if len(parts) != 1:
             raise InvalidStoreURI(f"{prefix}: expected k8s://NAMESPACE (or NAMESPACE/NAME)")
@@ -381,9 +442,11 @@ class KubernetesSecretStore:
         if not found and self._api.namespace_exists(namespace) is False:
             # Listing Secrets of a namespace that does not exist answers an empty list.
             raise StoreNotFound(f"k8s://{namespace}: no such namespace at {self._api.host}")
+        proofs = {str(metadata_of(o).get("name")): o for o in found if is_proof(o)}
         for obj in sorted(found, key=lambda o: str(metadata_of(o).get("name") or "")):
             name = metadata_of(obj).get("name")
-            if not isinstance(name, str) or not holds_credentials(obj, prefix.key):
+            if not isinstance(name, str) or is_proof(obj) or not holds_credentials(obj, prefix.key):
                 continue
             uri = prefix.with_location(f"{namespace}/{name}", prefix.key)
-            yield from records(uri, obj, only_key)
+            proof = proof_record(proofs.get(name + "-passgeni-proof"))
+            yield from records(uri, obj, only_key, proof)

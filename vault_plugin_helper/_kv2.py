@@ -253,26 +253,87 @@ class KvV2:
             out[path] = {str(c) for c in caps}
         return out
 
-    def denied(self, pairs: list[tuple[str, str]], *, exists: bool) -> dict[int, list[str]]:
-        """For ``(data path, metadata path)`` pairs: what the token lacks, by index."""
-        caps = self.capabilities(sorted({p for pair in pairs for p in pair}))
+    def read_latest(
+        self, uri: StoreURI, *, denied_ok: bool = False
+    ) -> tuple[int, dict[str, Any] | None]:
+        """The latest version of a secret and its data: ``(0, None)`` when it never existed,
+        ``(-1, None)`` when the token may not read it and ``denied_ok`` (the capability
+        check then names what it lacks).
+
+        One ``GET`` of the data path (the proof record needs ``read`` there only); a latest
+        version deleted by hand is found through the metadata, for check-and-set.
+        """
+        at = self.where(uri.location)
+        data = self.call(
+            "GET",
+            f"/v1/{at.url_mount}/data/{at.url_path}",
+            f"read {at.shown}",
+            allow=(403,) if denied_ok else (),
+        )
+        if data == 403:
+            return -1, None
+        inner = data.get("data") if isinstance(data, dict) else None
+        if isinstance(inner, dict):
+            version = (inner.get("metadata") or {}).get("version")
+            values = inner.get("data")
+            if isinstance(version, int):
+                return version, values if isinstance(values, dict) else None
+        # Never written (the usual case), or its latest version deleted: the metadata says
+        # which; a token with no access to the metadata path writes as if never written.
+        meta = self.call(
+            "GET",
+            f"/v1/{at.url_mount}/metadata/{at.url_path}",
+            f"read metadata of {at.shown}",
+            allow=(403,),
+        )
+        inner_meta = meta.get("data") if isinstance(meta, dict) else None
+        version = inner_meta.get("current_version") if isinstance(inner_meta, dict) else None
+        return (version if isinstance(version, int) else 0), None
+
+    def denied(
+        self,
+        pairs: list[tuple[str, str, str | None]],
+        *,
+        exists: bool,
+        proof_exists: bool | None = None,
+    ) -> dict[int, list[str]]:
+        """For ``(data path, metadata path, proof data path)``: what the token lacks, by index.
+
+        ``proof_exists`` None: not known (bulk planning), ``create`` or ``update`` will do.
+        """
+        caps = self.capabilities(sorted({p for pair in pairs for p in pair if p}))
         if caps is None:
             return {}
         out = {}
-        for i, (data_path, meta_path) in enumerate(pairs):
-            missing = missing_capabilities(caps, data_path, meta_path, exists=exists)
+        for i, (data_path, meta_path, proof_path) in enumerate(pairs):
+            missing = missing_capabilities(
+                caps,
+                data_path,
+                meta_path,
+                exists=exists,
+                proof_path=proof_path,
+                proof_exists=proof_exists,
+            )
             if missing:
                 out[i] = missing
         return out
 
 
 def missing_capabilities(
-    caps: dict[str, set[str]], data_path: str, meta_path: str, *, exists: bool
+    caps: dict[str, set[str]],
+    data_path: str,
+    meta_path: str,
+    *,
+    exists: bool,
+    proof_path: str | None = None,
+    proof_exists: bool | None = None,
 ) -> list[str]:
-    """What the token lacks to write a secret's value and metadata as the store does.
+    """What the token lacks to write a secret's value, metadata and proof record as the
+    store does.
 
     The value: ``create`` for a new secret, ``update`` for a new version of one. The
-    metadata: ``patch`` (merge), else ``read`` and ``update`` (read-merge-write).
+    metadata: ``patch`` (merge), else ``read`` and ``update`` (read-merge-write). The
+    proof record (sibling layout): ``read``, and ``create`` or ``update`` as for a value.
     """
 
     def has(path: str, *wanted: str) -> bool:
@@ -285,4 +346,13 @@ def missing_capabilities(
         missing.append(f"{verb} on {data_path}")
     if not (has(meta_path, "patch") or has(meta_path, "read", "update")):
         missing.append(f"patch (or read and update) on {meta_path}")
+    if proof_path is not None:
+        if proof_exists is None:
+            writable = has(proof_path, "create") or has(proof_path, "update")
+            proof_verb = "create or update"
+        else:
+            proof_verb = "update" if proof_exists else "create"
+            writable = has(proof_path, proof_verb)
+        if not (writable and has(proof_path, "read")):
+            missing.append(f"read and {proof_verb} on {proof_path} (the proof record)")
     return missing

@@ -32,8 +32,11 @@ READERS = 8
 T = TypeVar("T")
 
 
-def secrets_under(kv: KvV2, prefix: StoreURI, at: Where, *, first: bool) -> Iterator[StoreURI]:
-    """The secrets under ``at`` (one ``LIST`` per folder, depth first), in listing order."""
+def secrets_under(
+    kv: KvV2, prefix: StoreURI, at: Where, *, first: bool, hidden: str = ""
+) -> Iterator[StoreURI]:
+    """The secrets under ``at`` (one ``LIST`` per folder, depth first), in listing order;
+    the mount's top-level folder ``hidden`` (the proof records) is not walked."""
     base = at.mount.path
     if first and at.path:
         # "vault://secret/app" may be a secret as well as a folder.
@@ -43,11 +46,13 @@ def secrets_under(kv: KvV2, prefix: StoreURI, at: Where, *, first: bool) -> Iter
         return
     keys = (data.get("data") or {}).get("keys") or []
     for name in sorted(str(k) for k in keys):
+        if hidden and not at.path and name == hidden + "/":
+            continue  # the proof records, not credentials
         child = f"{at.path}/{name}".strip("/") if at.path else name
         if name.endswith("/"):
             folder = child.rstrip("/")
             inner = Where(mount=at.mount, path=folder, shown=f"{base}/{folder}")
-            yield from secrets_under(kv, prefix, inner, first=False)
+            yield from secrets_under(kv, prefix, inner, first=False, hidden=hidden)
         else:
             yield prefix.with_location(f"{base}/{child}", prefix.key)
 

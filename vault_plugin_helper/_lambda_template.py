@@ -7,6 +7,8 @@ Secrets Manager and the rotation schedule, for one secret:
   ``UpdateSecretVersionStage`` on that secret only, and ``TagResource`` on it
   for the ``passgeni-*`` tag keys only (finishSecret tags the certificate
   references);
+* the same and ``CreateSecret``, ``TagResource`` on ``passgeni-proof/*``, the proof
+  records (generation seed, certificate references) beside the rotated secrets;
 * ``GetSecretValue`` on the API key's secret and the master secret
   (alternating-users), when given;
 * ``kms:Decrypt`` and ``kms:GenerateDataKey`` on the secret's KMS key, when it
@@ -58,6 +60,23 @@ def _statements() -> list[Any]:
                 "secretsmanager:UpdateSecretVersionStage",
             ],
             "Resource": secret,
+        },
+        {
+            # The proof record (seed, references) beside the secret: passgeni-proof/NAME.
+            "Sid": "KeepProofRecords",
+            "Effect": "Allow",
+            "Action": [
+                "secretsmanager:CreateSecret",
+                "secretsmanager:DescribeSecret",
+                "secretsmanager:GetSecretValue",
+                "secretsmanager:PutSecretValue",
+                "secretsmanager:UpdateSecretVersionStage",
+                "secretsmanager:TagResource",
+            ],
+            "Resource": {
+                "Fn::Sub": "arn:${AWS::Partition}:secretsmanager:${AWS::Region}:"
+                "${AWS::AccountId}:secret:passgeni-proof/*"
+            },
         },
         {
             "Sid": "TagCertificateReferences",

@@ -45,6 +45,8 @@ class RotationConfig:
     #: alternating-users: the secret holding the admin's ``username``/``password``
     #: (else the rotated secret's ``masterarn`` field, as AWS's templates name it).
     master_secret_arn: str | None = None
+    #: ``sibling`` (default): the proof in ``passgeni-proof/NAME``; ``inline``: in the value.
+    proof_location: str = "sibling"
 
     def __post_init__(self) -> None:
         if self.strategy not in STRATEGIES:
@@ -100,4 +102,12 @@ class RotationConfig:
             timeout=timeout,
             strategy=(env.get("PASSGENI_ROTATION_STRATEGY") or SINGLE_USER).strip().lower(),
             master_secret_arn=env.get("PASSGENI_MASTER_SECRET_ARN") or None,
+            proof_location=_proof_location(env.get("PASSGENI_PROOF_LOCATION")),
         )
+
+
+def _proof_location(value: str | None) -> str:
+    chosen = (value or "sibling").strip().lower()
+    if chosen not in ("sibling", "inline"):
+        raise RotationError("PASSGENI_PROOF_LOCATION must be 'sibling' or 'inline'")
+    return chosen

@@ -22,11 +22,10 @@ from passgeni_core import (
     provision,
 )
 from passgeni_core.stores import (
-    StoredCredential,
     StoreURI,
+    clean_value_fields,
     merge_credential_fields,
-    parse_credential_fields,
-    parse_seed,
+    stored_credentials,
 )
 from passgeni_core.workflows import (
     REVOKE_REASON_NOT_APPLIED,
@@ -43,6 +42,7 @@ from passgeni_core.workflows import (
 
 from ._aws_tags import validate_tag
 from ._rotation_config import ALTERNATING_USERS, RotationConfig, RotationError
+from ._rotation_proof import refs_of, stored, write_pending_proof
 from ._rotation_users import CLONE_SUFFIX, master_credentials, other_user
 
 __all__ = [
@@ -150,7 +150,8 @@ def create_secret(
     # The target is only needed for its excluded characters here.
     target = _target_for(config, current, None) if config.target == "postgresql" else None
     params = _parameters(config, target)
-    name = sm.describe_secret(SecretId=arn)["Name"]
+    description = sm.describe_secret(SecretId=arn)
+    name = description["Name"]
     result = provision(
         client,
         config.preset,
@@ -159,10 +160,19 @@ def create_secret(
         label=config.label,
     )
     refs = CertificateRefs(cert_id=result.cert_id, cert_url=result.cert_url)
-    pending = merge_credential_fields(current, config.password_key, result.credential, refs)
+    key = config.password_key
+    if config.proof_location == "sibling":
+        pending = clean_value_fields(current, key, result.credential)
+    else:
+        pending = merge_credential_fields(current, key, result.credential, refs)
     if config.strategy == ALTERNATING_USERS:
         pending["username"] = other_user(current.get("username"))
     try:
+        if config.proof_location == "sibling":
+            # The proof record first, keeping the current version's entry: nothing lost.
+            now = stored(sm, name, key, current, None) if current.get(key) else None
+            kms = description.get("KmsKeyId") or None  # the proof encrypted as the secret is
+            write_pending_proof(sm, name, key, token, result.credential, refs, now, kms)
         sm.put_secret_value(
             SecretId=arn,
             ClientRequestToken=token,
@@ -210,7 +220,7 @@ def set_secret(sm: Any, arn: str, token: str, config: RotationConfig, revoke: Re
         else:
             _set_single_user(sm, arn, config, pending, new, probe)
     except (TargetError, RotationError) as exc:
-        _, _, refs = parse_credential_fields(config.password_key, pending)
+        refs = refs_of(sm, _name(sm, arn), config.password_key, pending, token)
         raise type(exc)(
             f"setSecret: {exc.message}; " + _revoked(revoke, refs, REVOKE_REASON_NOT_APPLIED)
         ) from None
@@ -296,7 +306,7 @@ def test_secret(
     try:
         target.test_password(new)
     except TargetError as exc:
-        _, _, refs = parse_credential_fields(config.password_key, pending)
+        refs = refs_of(sm, _name(sm, arn), config.password_key, pending, token)
         revoked = (
             "no certificate to revoke"
             if refs is None
@@ -349,8 +359,10 @@ def finish_secret(
     current_version = next((v for v, s in versions.items() if "AWSCURRENT" in s), None)
     pending = _get_dict(sm, arn, "AWSPENDING", token) if current_version != token else None
     data = pending if pending is not None else _get_dict(sm, arn, "AWSCURRENT")
-    _, _, refs = parse_credential_fields(config.password_key, data)
-    verdict = None if refs is None else judge(client, metadata, token, config, data)
+    name = str(metadata.get("Name") or "")
+    record = stored(sm, name, config.password_key, data, token)
+    refs = record.refs
+    verdict = None if refs is None else assess(client, "aws-sm", record)
     # Checked before anything moves: a tag AWS would refuse stops the promotion.
     tags = None if verdict is None or refs is None else _verified_tags(arn, verdict, refs)
     previous_refs = None
@@ -368,7 +380,7 @@ def finish_secret(
         if current_version is not None:
             try:
                 old = _get_dict(sm, arn, "AWSCURRENT")
-                _, _, previous_refs = parse_credential_fields(config.password_key, old)
+                previous_refs = refs_of(sm, name, config.password_key, old, current_version)
             except RotationError:
                 previous_refs = None
         kwargs: dict[str, Any] = {
@@ -392,7 +404,7 @@ def finish_secret(
         if previous_version is not None:
             try:
                 old = _get_dict(sm, arn, "AWSPREVIOUS", previous_version)
-                _, _, previous_refs = parse_credential_fields(config.password_key, old)
+                previous_refs = refs_of(sm, name, config.password_key, old, previous_version)
             except Exception:
                 previous_refs = None
     if tags is not None:
@@ -438,20 +450,23 @@ def judge(
     token: str,
     config: RotationConfig,
     data: Mapping[str, Any],
+    sm: Any = None,
 ) -> Verdict:
     """The one judge's verdict on the version ``token`` holding ``data`` (certified as
-    ``aws-sm``, ``NAME#KEY``, version = the token, by :func:`create_secret`)."""
-    password, binding_key, refs = parse_credential_fields(config.password_key, data)
-    uri = StoreURI("aws-sm", str(metadata.get("Name") or ""), config.password_key, True)
-    stored = StoredCredential(
-        uri=uri,
-        version=token,
-        password=password,
-        binding_key=binding_key,
-        seed=parse_seed(config.password_key, data),
-        refs=refs,
-    )
-    return assess(client, "aws-sm", stored)
+    ``aws-sm``, ``NAME#KEY``, version = the token, by :func:`create_secret`); its proof
+    from inside the value, or (given the client ``sm``) from the proof record."""
+    name = str(metadata.get("Name") or "")
+    record = stored(sm, name, config.password_key, data, token) if sm is not None else None
+    if record is None:
+        uri = StoreURI("aws-sm", name, config.password_key, True)
+        (record,) = stored_credentials(
+            uri, data, version=token, metadata_refs=None, only_key=config.password_key
+        )
+    return assess(client, "aws-sm", record)
+
+
+def _name(sm: Any, arn: str) -> str:
+    return str(sm.describe_secret(SecretId=arn).get("Name") or arn)
 
 
 def _revoke(client: AuthorityClient, cert_id: str, reason: str) -> str | None:

@@ -18,9 +18,12 @@ REGION:ACCOUNT:secret:NAME-xxxxxx``, see :mod:`._aws_arn`): calls go to the
 ARN's region, and a secret of another account is reached through its resource
 policy. A secret addressed by ARN must exist (AWS names new secrets by name).
 
-The value (``SecretString``) is a JSON object: ``KEY`` (the password),
-``KEY.passgeni-binding-key``, ``KEY.passgeni-cert-id``,
-``KEY.passgeni-cert-url``; other fields are kept.
+The value (``SecretString``) is a JSON object: ``KEY`` (the password), other fields
+kept; the seed or binding key and the references go to the proof record
+``passgeni-proof/NAME`` (written first, see :mod:`._aws_proof`). With
+``proof_location=inline`` (and for secrets addressed by ARN, or stored before proof
+records) the value also holds ``KEY.passgeni-seed`` (or ``-binding-key``),
+``KEY.passgeni-cert-id`` and ``KEY.passgeni-cert-url``.
 
 Write order for an existing secret, a check-and-set in two calls:
 
@@ -42,7 +45,6 @@ too); ``SecretString`` at most 65,536 bytes.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import uuid
@@ -61,16 +63,22 @@ from passgeni_core import (
 )
 from passgeni_core.stores import (
     CertificateRefs,
+    ProofEntry,
     StoredCredential,
     StoreURI,
     WritePlan,
+    clean_value_fields,
     credential_fields,
     merge_credential_fields,
+    merge_proof,
+    needs_proof,
+    proof_location_option,
     stored_credentials,
 )
 
 from ._aws_arn import SecretArn, SecretsManagerLocations, parse_secret_arn
 from ._aws_clients import RegionalClients
+from ._aws_proof import PROOF_PREFIX, proof_name, put_current, read_proof, write_proof_record
 from ._aws_tags import MAX_TAGS, validate_tag
 from ._botocore_redaction import install_redaction
 from ._common import scrub
@@ -170,7 +178,7 @@ class SecretsManagerStore:
 
     #: The string options an adapter may pass from its user's configuration
     #: (``--store-option NAME=VALUE``, Ansible/Terraform ``store_options``).
-    settings = ("kms_key_id", "region_name", "endpoint_url", "profile_name")
+    settings = ("kms_key_id", "region_name", "endpoint_url", "profile_name", "proof_location")
 
     def __init__(
         self,
@@ -181,6 +189,7 @@ class SecretsManagerStore:
         endpoint_url: str | None = None,
         profile_name: str | None = None,
         kms_key_id: str | None = None,
+        proof_location: str | None = None,
         environ: Mapping[str, str] | None = None,
         connect_timeout: float = 10.0,
         read_timeout: float = 30.0,
@@ -188,6 +197,8 @@ class SecretsManagerStore:
     ) -> None:
         env = os.environ if environ is None else environ
         self.kms_key_id = _kms_key_id(kms_key_id or env.get(KMS_KEY_ENV) or None)
+        #: ``sibling`` (default): proofs in ``passgeni-proof/NAME``; ``inline``: in the value.
+        self.proof_location = proof_location_option(proof_location, where="aws-sm://")
         self._clients = RegionalClients(
             client=client,
             session=session,
@@ -277,12 +288,20 @@ class SecretsManagerStore:
             return None, None, []
         current = _current_version(description)
         data = self._value(name, current) if current else None
+        meta_refs = CertificateRefs.from_metadata(_tags(description))
+        sibling = proof_name(name)
+        proof = (
+            read_proof(self._call, sibling)[1]
+            if sibling and needs_proof(data, only_key or uri.key, meta_refs)
+            else None
+        )
         records = stored_credentials(
             uri,
             data,
             version=current,
-            metadata_refs=CertificateRefs.from_metadata(_tags(description)),
+            metadata_refs=meta_refs,
             only_key=only_key,
+            proof=proof,
         )
         return description, current, records
 
@@ -313,11 +332,19 @@ class SecretsManagerStore:
                     f"aws-sm://{name}: the current SecretString is not a JSON object; "
                     "PassGeni stores KEY fields in a JSON object and will not overwrite it"
                 )
+        sibling = proof_name(name) if self.proof_location == "sibling" else None
+        if sibling is not None:
+            if name.startswith(PROOF_PREFIX):
+                raise InvalidStoreURI(f"{uri}: {PROOF_PREFIX}* holds PassGeni's proof records")
+            # Reading it here is the permission check AWS allows before anything is
+            # certified (Secrets Manager has no dry run of a write).
+            read_proof(self._call, sibling)
         return WritePlan(
             uri=uri,
             current=current,
             next_version=str(uuid.uuid4()),
             precondition=current_version or "",
+            proof=f"aws-sm://{sibling}" if sibling else None,
         )
 
     def check(self, plan: WritePlan, refs: CertificateRefs) -> None:
@@ -331,7 +358,11 @@ class SecretsManagerStore:
         token = plan.next_version
         if not token:
             raise StoreError(f"aws-sm://{name}: the plan has no version id")
-        fields = credential_fields(uri.key, credential, refs)
+        fields = (
+            clean_value_fields(None, uri.key, credential)
+            if plan.proof is not None
+            else credential_fields(uri.key, credential, refs)
+        )
         if not plan.precondition:
             body = json.dumps(fields, separators=(",", ":"))
             _check_size(name, body)
@@ -352,43 +383,35 @@ class SecretsManagerStore:
             raise StoreConflict(
                 f"aws-sm://{name}: the version read before is gone; nothing written"
             )
-        merged = merge_credential_fields(existing, uri.key, credential, refs)
+        merged = (
+            clean_value_fields(existing, uri.key, credential)
+            if plan.proof is not None
+            else merge_credential_fields(existing, uri.key, credential, refs)
+        )
         body = json.dumps(merged, separators=(",", ":"))
         _check_size(name, body)
-        self._call(
-            "put_secret_value",
-            f"write {name}",
-            SecretId=name,
-            ClientRequestToken=token,
-            SecretString=body,
-            VersionStages=["AWSPENDING"],
-        )
-        try:
-            self._call(
-                "update_secret_version_stage",
-                f"make the new version of {name} current",
-                SecretId=name,
-                VersionStage="AWSCURRENT",
-                MoveToVersionId=token,
-                RemoveFromVersionId=plan.precondition,
-            )
-        except StoreError as exc:
-            if type(exc) is StoreError and "AWSCURRENT" in exc.message:
-                raise StoreConflict(
-                    f"aws-sm://{name}: another writer made a new version current meanwhile; "
-                    "the new value stays pending, the current one is unchanged"
-                ) from None
-            raise
-        # Best effort: the pending label has served its purpose.
-        with contextlib.suppress(StoreError):
-            self._call(
-                "update_secret_version_stage",
-                f"clear AWSPENDING of {name}",
-                SecretId=name,
-                VersionStage="AWSPENDING",
-                RemoveFromVersionId=token,
-            )
+        put_current(self._call, name, token, body, plan.precondition)
         return token
+
+    def write_proof(self, plan: WritePlan, credential: Credential, refs: CertificateRefs) -> None:
+        """The proof record's entry for ``plan.next_version``, before the value is written."""
+        uri = plan.uri
+        sibling = proof_name(uri.location)
+        if sibling is None or not plan.next_version:
+            raise StoreError(f"aws-sm://{uri.location}: no proof record for this secret")
+        previous, existing = read_proof(self._call, sibling)
+        entry = ProofEntry.of(credential, refs.cert_id, refs.cert_url, plan.next_version)
+        keep = plan.current.refs.cert_id if plan.current and plan.current.refs else None
+        record = merge_proof(existing, uri.key, entry, keep_cert=keep)
+        _check_size(sibling, json.dumps(record, separators=(",", ":")))
+        write_proof_record(
+            self._call,
+            secret=uri.location,
+            token=plan.next_version,
+            record=record,
+            previous=previous,
+            kms_key_id=self.kms_key_id,
+        )
 
     def write_metadata(self, uri: StoreURI, refs: CertificateRefs) -> None:
         where = f"aws-sm://{uri.location}"
@@ -418,7 +441,11 @@ class SecretsManagerStore:
             page = self._call("list_secrets", f"list {prefix}", **kwargs)
             for entry in page.get("SecretList") or []:
                 name = entry.get("Name")
-                if isinstance(name, str) and name.startswith(prefix.location):
+                if (
+                    isinstance(name, str)
+                    and name.startswith(prefix.location)
+                    and not name.startswith(PROOF_PREFIX)
+                ):
                     names.append(name)
             token = page.get("NextToken")
             if not token:

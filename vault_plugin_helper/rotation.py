@@ -10,12 +10,14 @@ step again, and each step checks what is already done first.
     If the ``AWSPENDING`` version of this token already has a value, nothing
     happens. Otherwise: generate to ``PASSGENI_PRESET`` locally (excluding the
     target's forbidden characters), certify with the authority (target
-    ``aws-sm``, ``NAME#KEY``, version = the token), and ``put_secret_value``
-    the current SecretString with the new password, its binding key and the
-    certificate id and URL (``KEY``, ``KEY.passgeni-binding-key``,
-    ``KEY.passgeni-cert-id``, ``KEY.passgeni-cert-url``, as every PassGeni
-    store writes them) under ``AWSPENDING``. If that write fails, the new
-    certificate is revoked (``not stored``).
+    ``aws-sm``, ``NAME#KEY``, version = the token), write the proof record
+    ``passgeni-proof/NAME`` (the seed and certificate references of this
+    version, keeping the current version's: see :mod:`._rotation_proof`), then
+    ``put_secret_value`` the current SecretString with the new password (``KEY``
+    only, an earlier inline ``KEY.passgeni-*`` field dropped; with
+    ``PASSGENI_PROOF_LOCATION=inline``: with ``KEY.passgeni-seed``,
+    ``KEY.passgeni-cert-id``, ``KEY.passgeni-cert-url``) under ``AWSPENDING``.
+    If either write fails, the new certificate is revoked (``not stored``).
 ``setSecret``
     If the pending password already logs in, nothing happens. Otherwise apply
     it to the target (PostgreSQL: ``ALTER ROLE``). ``single-user`` (default):

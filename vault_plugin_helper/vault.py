@@ -11,7 +11,11 @@ hvac and pass the authenticated client: ``open_store(uri, client=hvac_client)``.
 
 Writes (see ``passgeni_core.workflows.provision_into_store`` for the order):
 
-* the value: ``POST /v1/MOUNT/data/PATH`` with ``options.cas`` = the version
+* the proof record (``proof_location=sibling``, the default): the seed or binding key
+  and the references, in the sibling secret ``MOUNT/passgeni-proof/PATH`` (same mount;
+  a policy on ``MOUNT/data/passgeni-proof/*`` protects every proof), ``POST`` with
+  ``options.cas`` = its latest version, written before the value;
+* the value (the credential's key only; inline: with its proof and references): ``POST /v1/MOUNT/data/PATH`` with ``options.cas`` = the version
   read (0 when absent), other fields of the current version kept;
 * the metadata: ``PATCH /v1/MOUNT/metadata/PATH`` with
   ``Content-Type: application/merge-patch+json`` (only our keys are sent, so
@@ -35,7 +39,10 @@ from passgeni_core.stores import (
     StoreURI,
     WritePlan,
     check_segments,
+    clean_value_fields,
     merge_credential_fields,
+    needs_proof,
+    proof_location_option,
     stored_credentials,
 )
 
@@ -44,6 +51,7 @@ from ._kv2 import MISSING, KvV2, Where, custom_metadata
 from ._kv2_listing import READERS, read_each, secrets_under
 from ._vault_client import DEFAULT_ADDR, DEFAULT_TIMEOUT, client_from_environ, vault_client
 from ._vault_config import VaultConfig, vault_config_from_environ
+from ._vault_proof import PROOF_FOLDER, VaultProofRecords
 
 if TYPE_CHECKING:
     # hvac loads when a store is opened, not with this module: the Terraform
@@ -54,6 +62,7 @@ __all__ = [
     "DEFAULT_ADDR",
     "DEFAULT_TIMEOUT",
     "MAX_METADATA_KEYS",
+    "PROOF_FOLDER",
     "VaultConfig",
     "VaultLocations",
     "VaultStore",
@@ -99,11 +108,12 @@ class VaultLocations:
         return len(segments) >= 2
 
 
-class VaultStore:
+class VaultStore(VaultProofRecords):
     """The ``vault://`` store (KV version 2). ``repr`` shows the address, never the token."""
 
     system = "vault"
     locations = VaultLocations()
+    settings = ("proof_location",)
 
     def __init__(
         self,
@@ -111,8 +121,11 @@ class VaultStore:
         client: hvac.Client | None = None,
         environ: Mapping[str, str] | None = None,
         readers: int = READERS,
+        proof_location: str | None = None,
         **client_options: Any,
     ) -> None:
+        #: ``sibling`` (default): proofs in ``MOUNT/passgeni-proof/PATH``; ``inline``: in the value.
+        self.proof_location = proof_location_option(proof_location, where="vault://")
         #: Makes another client like ours (same address, TLS, namespace, token) for the
         #: readers of a listing; None for a client given: it is the only one we have.
         self._sibling: Callable[[], hvac.Client] | None = None
@@ -164,11 +177,17 @@ class VaultStore:
     def _records(
         self, uri: StoreURI, only_key: str | None, kv: KvV2 | None = None
     ) -> tuple[int, list[StoredCredential], dict[str, str]]:
-        self._secret_at(uri)
+        at = self._secret_at(uri)
         version, data, custom = self._state(uri, kv)
         if version == 0 and not custom:
             return 0, [], custom
         meta_refs = CertificateRefs.from_metadata(custom)
+        # Read whatever layout the secret has, whichever this store writes.
+        proof = (
+            (kv or self._kv).read_latest(self._proof_uri(uri, at))[1]
+            if needs_proof(data, only_key or uri.key, meta_refs)
+            else None
+        )
         records = stored_credentials(
             uri,
             data,
@@ -176,6 +195,7 @@ class VaultStore:
             metadata_refs=meta_refs,
             only_key=only_key,
             scope=self.scope,
+            proof=proof,
         )
         return version, records, custom
 
@@ -209,28 +229,11 @@ class VaultStore:
         (``sys/capabilities-self``), so a read-only token fails before a certificate
         is asked for, not after (issue #18).
         """
-        self._check_kv2(uri.location)
+        at = self._check_kv2(uri.location)
+        proof_exists = self._proof_exists(uri, at)
         version, records, custom = self._records(uri, uri.key)
-        self._check_writable([uri], exists=version > 0 or bool(custom))
+        self._check_writable([uri], exists=version > 0 or bool(custom), proof_exists=proof_exists)
         return self._plan(uri, version, records, custom)
-
-    def _api_paths(self, uri: StoreURI) -> tuple[str, str]:
-        at = self._secret_at(uri)
-        return f"{at.mount.path}/data/{at.path}", f"{at.mount.path}/metadata/{at.path}"
-
-    def _check_writable(self, uris: Sequence[StoreURI], *, exists: bool) -> None:
-        """Raise StoreError naming what the token lacks to write the first of ``uris`` denied."""
-        for uri, missing in self._denied(uris, exists=exists).items():
-            raise StoreError(
-                f"{uri}: the Vault token may not write this secret (it lacks "
-                f"{'; '.join(missing)}); nothing was certified or written: grant the "
-                "capabilities or use another token"
-            )
-
-    def _denied(self, uris: Sequence[StoreURI], *, exists: bool) -> dict[StoreURI, list[str]]:
-        """What the token lacks per URI (one ``sys/capabilities-self`` call for all)."""
-        found = self._kv.denied([self._api_paths(u) for u in uris], exists=exists)
-        return {uris[i]: missing for i, missing in found.items()}
 
     def plan_absent(self, uris: Sequence[StoreURI]) -> list[WritePlan | None]:
         """For bulk rotation: the plans of the URIs whose secret does not exist.
@@ -299,6 +302,7 @@ class VaultStore:
             current=current,
             next_version=str(version + 1),
             precondition=str(version),
+            proof=self._proof_shown(uri),
         )
 
     def check(self, plan: WritePlan, refs: CertificateRefs) -> None:
@@ -310,7 +314,11 @@ class VaultStore:
         at = self._secret_at(uri)
         cas = int(plan.precondition or "0")
         existing = self._kv.read_data(uri, cas) if cas else None
-        merged = merge_credential_fields(existing, uri.key, credential, refs)
+        merged = (
+            clean_value_fields(existing, uri.key, credential)
+            if plan.proof is not None
+            else merge_credential_fields(existing, uri.key, credential, refs)
+        )
         data = self._kv.call(
             "POST",
             f"/v1/{at.url_mount}/data/{at.url_path}",
@@ -371,7 +379,7 @@ class VaultStore:
             yield from records
             return
         found = False
-        uris = list(secrets_under(self._kv, prefix, at, first=True))
+        uris = list(secrets_under(self._kv, prefix, at, first=True, hidden=PROOF_FOLDER))
         for records in read_each(
             uris,
             lambda uri, kv: self._records(uri, only_key, kv)[1],

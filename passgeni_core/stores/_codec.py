@@ -1,6 +1,10 @@
 """The storage codec: the fields a credential is stored as, in every backend.
 
-The secret's value (one new version per write, atomically) holds, for the key::
+By default (``proof_location=sibling``) the secret's value holds the credential's
+own key only (``KEY``: the password), and its proof and certificate references go
+to a proof record beside it (see :mod:`._proof`), written first. With
+``proof_location=inline``, and in credentials stored before proof records, the
+value (one new version per write, atomically) holds, for the key::
 
     KEY                          the password
     KEY.passgeni-seed            the generation seed (base64url): re-derives the password
@@ -39,6 +43,7 @@ from ..crypto import (
     encode_binding_key,
     encode_seed,
 )
+from ._proof import PROOF_INLINE, PROOF_SIBLING, pick_proof, proof_entries, proof_keys
 from ._uri import StoreScope, StoreURI
 
 #: Metadata (Vault custom_metadata, AWS tags) names, in write order.
@@ -168,6 +173,35 @@ def merge_credential_fields(
     return {**kept, **credential_fields(key, credential, refs)}
 
 
+def clean_value_fields(
+    existing: Mapping[str, Any] | None, key: str, credential: Credential
+) -> dict[str, Any]:
+    """``existing`` with ``key`` set to the password and no companion field of ``key``
+    (the sibling layout: an earlier inline credential's seed, binding key and references
+    are dropped, which migrates it). Other fields are kept."""
+    names = set(credential_field_names(key))
+    kept = {k: v for k, v in (existing or {}).items() if k not in names}
+    return {**kept, key: credential.password}
+
+
+def needs_proof(
+    data: Mapping[str, Any] | None,
+    key: str,
+    metadata_refs: CertificateRefs | None,
+) -> bool:
+    """Whether a backend must read the proof record to read ``key`` of ``data``: the value
+    exists and either ``key`` holds a password without inline references, or the metadata
+    names a certificate no inline key has (saves a call for uncertified and inline secrets)."""
+    if not data:
+        return False
+    if key in data and parse_credential_fields(key, data)[2] is None:
+        return True
+    if metadata_refs is None:
+        return False
+    inline = {parse_credential_fields(k, data)[2] for k in certified_keys(data)}
+    return not any(r is not None and r.cert_id == metadata_refs.cert_id for r in inline)
+
+
 def credential_field_names(key: str) -> tuple[str, ...]:
     return (
         key,
@@ -240,6 +274,9 @@ class StoredCredential:
     metadata_refs: CertificateRefs | None = None
     #: Which store it was read from (Vault: address and namespace), when the backend says.
     scope: StoreScope | None = None
+    #: Where its proof and references were read: ``"inline"`` (inside the value: the
+    #: opt-out, or stored before proof records) or ``"sibling"``; None when there are none.
+    proof_layout: str | None = None
 
     @property
     def credential(self) -> Credential | None:
@@ -265,6 +302,7 @@ def stored_credentials(
     metadata_refs: CertificateRefs | None,
     only_key: str | None = None,
     scope: StoreScope | None = None,
+    proof: Mapping[str, Any] | None = None,
 ) -> list[StoredCredential]:
     """Split one secret's value into credentials (helper for backends' ``read``/``list``).
 
@@ -273,17 +311,42 @@ def stored_credentials(
     every certified key, or the URI's key when none is certified. The metadata
     references go to the key whose certificate they name, else (they lag or
     the value was replaced) to every key.
+
+    ``proof`` is the secret's proof record (sibling layout, :mod:`._proof`): a key
+    without references inside the value takes its references, seed or binding key
+    from the record's entry for that value. Inline fields, where present, win (the
+    layout of credentials stored before proof records, and of ``proof_location=inline``).
     """
     values = dict(data or {})
-    keys = [only_key] if only_key else (certified_keys(values) or [uri.key])
-    parsed = {k: parse_credential_fields(k, values) for k in keys}
+    sibling_keys = [k for k in proof_keys(proof) if k in values]
+    keys = (
+        [only_key]
+        if only_key
+        else (sorted(set(certified_keys(values)) | set(sibling_keys)) or [uri.key])
+    )
+    parsed: dict[
+        str, tuple[str | None, bytes | None, bytes | None, CertificateRefs | None, str | None]
+    ] = {}
+    for k in keys:
+        password, binding, refs = parse_credential_fields(k, values)
+        seed = parse_seed(k, values)
+        layout = (
+            PROOF_INLINE if refs is not None or binding is not None or seed is not None else None
+        )
+        if layout is None:
+            named = metadata_refs.cert_id if metadata_refs is not None else None
+            entry = pick_proof(proof_entries(proof, k), password, named)
+            if entry is not None:
+                binding, seed, layout = entry.binding_key, entry.seed, PROOF_SIBLING
+                refs = CertificateRefs(cert_id=entry.cert_id, cert_url=entry.cert_url)
+        parsed[k] = (password, binding, seed, refs, layout)
     owner = None
     if metadata_refs is not None:
-        for k, (_, _, refs) in parsed.items():
+        for k, (_, _, _, refs, _) in parsed.items():
             if refs is not None and refs.cert_id == metadata_refs.cert_id:
                 owner = k
     out = []
-    for k, (password, binding, refs) in parsed.items():
+    for k, (password, binding, seed, refs, layout) in parsed.items():
         meta = metadata_refs if owner in (None, k) else None
         out.append(
             StoredCredential(
@@ -291,10 +354,11 @@ def stored_credentials(
                 version=version,
                 password=password,
                 binding_key=binding,
-                seed=parse_seed(k, values),
+                seed=seed,
                 refs=refs,
                 metadata_refs=meta,
                 scope=scope,
+                proof_layout=layout,
             )
         )
     return out

@@ -12,6 +12,10 @@ letters, digits and ``- _ . @ + =``; prefixes (``memory://``,
 ``memory://app/``) list everything under them. Stores opened with
 :func:`~passgeni_core.stores.open_store` share one process-wide space; an
 instance made with ``MemoryStore()`` has its own unless given ``space=``.
+
+Proof records (see :mod:`._proof`): each secret has one beside its versions
+(``proof_location=sibling``, the default), shown as ``memory://passgeni-proof/PATH``;
+with ``proof_location=inline`` the proof stays inside the value.
 """
 
 from __future__ import annotations
@@ -32,9 +36,11 @@ from ..crypto import Credential
 from ._codec import (
     CertificateRefs,
     StoredCredential,
+    clean_value_fields,
     merge_credential_fields,
     stored_credentials,
 )
+from ._proof import PROOF_SIBLING, ProofEntry, merge_proof, proof_location_option
 from ._protocol import WritePlan
 from ._uri import StoreURI, check_segments
 
@@ -59,6 +65,8 @@ class MemoryLocations:
 class _Secret:
     versions: list[dict[str, str]] = field(default_factory=list)
     metadata: dict[str, str] = field(default_factory=dict)
+    #: The proof record beside the value (sibling layout).
+    proof: dict[str, str] = field(default_factory=dict)
 
 
 class MemorySpace:
@@ -80,16 +88,26 @@ class MemoryStore:
 
     system = "memory"
     locations = MemoryLocations()
+    settings = ("proof_location",)
 
-    def __init__(self, *, space: MemorySpace | None = None) -> None:
+    def __init__(
+        self, *, space: MemorySpace | None = None, proof_location: str | None = None
+    ) -> None:
         self.space = space if space is not None else MemorySpace()
+        self.proof_location = proof_location_option(proof_location, where="memory://")
 
     @classmethod
-    def from_uri(cls, uri: StoreURI, *, space: MemorySpace | None = None) -> MemoryStore:
+    def from_uri(
+        cls,
+        uri: StoreURI,
+        *,
+        space: MemorySpace | None = None,
+        proof_location: str | None = None,
+    ) -> MemoryStore:
         """The store for ``open_store``: the process-wide space unless ``space`` is given."""
         if uri.scheme != "memory":
             raise InvalidStoreURI(f"{uri} is not a memory:// URI")
-        return cls(space=space if space is not None else _SHARED)
+        return cls(space=space if space is not None else _SHARED, proof_location=proof_location)
 
     def __repr__(self) -> str:
         return f"MemoryStore({self.space!r})"
@@ -109,6 +127,7 @@ class MemoryStore:
             version=version,
             metadata_refs=CertificateRefs.from_metadata(secret.metadata),
             only_key=only_key,
+            proof=secret.proof,
         )
         return version, records
 
@@ -142,6 +161,11 @@ class MemoryStore:
             current=records[0] if records else None,
             next_version=str(count + 1),
             precondition=version or "",
+            proof=(
+                f"memory://passgeni-proof/{uri.location}"
+                if self.proof_location == PROOF_SIBLING
+                else None
+            ),
         )
 
     def check(self, plan: WritePlan, refs: CertificateRefs) -> None:
@@ -162,8 +186,22 @@ class MemoryStore:
                     f"{len(secret.versions)}, expected {plan.precondition or 'none'})"
                 )
             latest = secret.versions[-1] if secret.versions else {}
-            secret.versions.append(merge_credential_fields(latest, uri.key, credential, refs))
+            value = (
+                clean_value_fields(latest, uri.key, credential)
+                if plan.proof is not None
+                else merge_credential_fields(latest, uri.key, credential, refs)
+            )
+            secret.versions.append(value)
             return str(len(secret.versions))
+
+    def write_proof(self, plan: WritePlan, credential: Credential, refs: CertificateRefs) -> None:
+        """The proof record's entry for the version ``plan`` creates (before ``write``)."""
+        uri = plan.uri
+        entry = ProofEntry.of(credential, refs.cert_id, refs.cert_url, plan.next_version)
+        keep = plan.current.refs.cert_id if plan.current and plan.current.refs else None
+        with self.space.lock:
+            secret = self.space.secrets.setdefault(uri.location, _Secret())
+            secret.proof = merge_proof(secret.proof, uri.key, entry, keep_cert=keep)
 
     def write_metadata(self, uri: StoreURI, refs: CertificateRefs) -> None:
         with self.space.lock:

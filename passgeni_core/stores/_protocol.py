@@ -22,6 +22,17 @@ into every certificate's ``target`` (:func:`store_target`) and into the credenti
 reads (``stored_credentials(..., scope=...)``), and the judge reports a credential found in
 another store than its certificate names as drifted.
 
+A backend may also offer ``write_proof(plan, credential, refs) -> None`` (optional,
+called through :func:`write_proof`): the **proof record** beside the value (see
+:mod:`passgeni_core.stores._proof`). ``prepare`` then sets ``plan.proof`` to where the
+record goes (and checks that the caller may write it, so nothing is certified for a
+write that would fail), the workflows call ``write_proof`` before ``write``, and
+``write`` stores the value with the credential's key only
+(:func:`~passgeni_core.stores.clean_value_fields`); ``read`` and ``list`` pass the record
+to ``stored_credentials(..., proof=...)``. A backend without it (or with
+``plan.proof`` None: the ``proof_location=inline`` opt-out) keeps proof and references
+inside the value (:func:`~passgeni_core.stores.merge_credential_fields`).
+
 The order in which the workflows call these methods, so that a failure at
 any step loses nothing, is described in :mod:`passgeni_core.workflows`
 (``provision_into_store``).
@@ -55,6 +66,9 @@ class WritePlan:
     #: Backend-private check-and-set token (the version read), "" when the secret is absent.
     precondition: str = ""
     extra: Mapping[str, Any] = field(default_factory=dict)
+    #: Where the proof record goes (shown in messages, e.g. ``vault://secret/passgeni-proof/app``);
+    #: None: the proof stays inside the value (inline layout).
+    proof: str | None = None
 
 
 @runtime_checkable
@@ -122,6 +136,22 @@ def plan_absent(store: SecretStore, uris: list[StoreURI]) -> list[WritePlan | No
     ):
         return [None] * len(uris)
     return plans
+
+
+def write_proof(
+    store: SecretStore, plan: WritePlan, credential: Credential, refs: CertificateRefs
+) -> None:
+    """Step 3a of the write order: the backend's proof record, when ``plan.proof`` names one.
+
+    Written before the value (``write``), keeping the entry of the credential stored
+    now, so a failure between the two loses nothing (see :mod:`._proof`).
+    """
+    if plan.proof is None:
+        return
+    method = getattr(store, "write_proof", None)
+    if not callable(method):
+        raise TypeError(f"{type(store).__name__} planned a proof record but has no write_proof")
+    method(plan, credential, refs)
 
 
 def store_scope(store: SecretStore) -> StoreScope | None:

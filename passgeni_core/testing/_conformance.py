@@ -13,6 +13,10 @@ in a test module and saying how to open a store and where it may write::
             # A fresh single-credential location nobody else writes to.
             return parse_store_uri(f"my://conformance/{RUN_ID}/{name}#password")
 
+        def consumed_value(self, uri):
+            # The secret's value as a workload reads it (all fields), None when absent.
+            return my_client.read_raw(uri.location)
+
 pytest collects the inherited ``test_*`` methods (this module never imports
 pytest: any runner that calls ``test_*`` methods works). The suite checks
 the contract of :class:`~passgeni_core.stores.SecretStore` (prepare, check,
@@ -20,7 +24,10 @@ write, write_metadata, read, list, close), the field codec round trip
 through the store, version semantics (``write`` creates exactly the planned
 version; the store's version changes with every write), refusal to clobber
 (check-and-set, on create and on update), other keys of a secret kept, metadata beside the value,
-``list`` of a location holding nothing raising ``StoreNotFound``,
+``list`` of a location holding nothing raising ``StoreNotFound``, the proof
+record (when ``prepare`` plans one: the consumed value holds the credential's
+key only, a failure between the proof and the value writes loses nothing, an
+inline credential stored before is read and migrated on its next write),
 and then runs the judge (:func:`passgeni_core.workflows.assess`) over what
 the backend stored, with certificates signed by a :class:`FakeAuthority`.
 """
@@ -30,7 +37,6 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 from collections.abc import Iterator
-from datetime import UTC, datetime
 
 from .._errors import StoreConflict, StoreNotFound
 from ..crypto import Credential, encode_binding_key
@@ -39,71 +45,26 @@ from ..stores import (
     SecretStore,
     StoredCredential,
     StoreURI,
-    WritePlan,
     credential_fields,
     parse_credential_fields,
     parse_seed,
     parse_store_uri,
-    store_target,
 )
-from ..workflows import Verdict, assess
-from ._authority import FakeAuthority, IssuedToken
+from ._authority import FakeAuthority
 
 __all__ = ["BackendConformance"]
 
-#: Printable ASCII a password may hold, including characters stores and URLs treat specially.
-AWKWARD_PASSWORD = "p@ss w0rd/#?%&=+\\\"'`$!~^*()[]{}<>|;:,."
+from ._proof_checks import ProofRecordChecks
+from ._steps import (
+    AWKWARD_PASSWORD,
+    certify,
+    judge,
+    provision_generated,
+    write_both,
+)
 
 
-def _refs(authority: FakeAuthority, issued: IssuedToken, plan: WritePlan) -> CertificateRefs:
-    return CertificateRefs(
-        cert_id=issued.cert_id,
-        cert_url=authority.cert_url(issued.cert_id),
-        standard=issued.payload["compliance_standard"],
-        expires_at=datetime.fromtimestamp(issued.payload["exp"], UTC),
-        version=plan.next_version,
-    )
-
-
-def certify(
-    authority: FakeAuthority, store: SecretStore, plan: WritePlan, credential: Credential
-) -> tuple[IssuedToken, CertificateRefs]:
-    """A binding-only certificate for ``credential`` at the plan's target, and its references."""
-    issued = authority.issue(credential, target=store_target(store, plan.uri, plan.next_version))
-    return issued, _refs(authority, issued, plan)
-
-
-def certify_generated(
-    authority: FakeAuthority, store: SecretStore, plan: WritePlan
-) -> tuple[Credential, CertificateRefs]:
-    """A credential generated with a generation proof, certified for the plan's target."""
-    issued, credential = authority.issue_generated(
-        target=store_target(store, plan.uri, plan.next_version)
-    )
-    return credential, _refs(authority, issued, plan)
-
-
-def provision_generated(
-    authority: FakeAuthority, store: SecretStore, uri: StoreURI
-) -> tuple[Credential, CertificateRefs, str]:
-    """The nothing-lost order for a generated credential (its seed stored beside it)."""
-    plan = store.prepare(uri)
-    credential, refs = certify_generated(authority, store, plan)
-    store.check(plan, refs)
-    version = store.write(plan, credential, refs)
-    store.write_metadata(uri, dataclasses.replace(refs, version=version))
-    return credential, refs, version
-
-
-def judge(authority: FakeAuthority, store: SecretStore, uri: StoreURI) -> Verdict:
-    """The one judge's verdict on what ``store`` holds at ``uri``."""
-    current = store.read(uri)
-    assert current is not None, f"{uri}: nothing read back"
-    with authority.client() as client:
-        return assess(client, store.system, current)
-
-
-class BackendConformance:
+class BackendConformance(ProofRecordChecks):
     """Subclass and implement :meth:`make_store` and :meth:`make_uri` (see the module)."""
 
     def make_store(self) -> SecretStore:
@@ -142,7 +103,7 @@ class BackendConformance:
         credential = Credential.create(password)
         _, refs = certify(authority, store, plan, credential)
         store.check(plan, refs)
-        version = store.write(plan, credential, refs)
+        version = write_both(store, plan, credential, refs)
         if metadata:
             store.write_metadata(uri, dataclasses.replace(refs, version=version))
         return credential, refs, version
@@ -183,14 +144,14 @@ class BackendConformance:
             plan = store.prepare(uri)
             credential = Credential.create("first-password")
             _, refs = certify(authority, store, plan, credential)
-            version = store.write(plan, credential, refs)
+            version = write_both(store, plan, credential, refs)
             if plan.next_version is not None:
                 assert version == plan.next_version
             again = store.prepare(uri)
             assert again.current is not None and again.current.password == "first-password"
             second = Credential.create("second-password")
             _, refs2 = certify(authority, store, again, second)
-            version2 = store.write(again, second, refs2)
+            version2 = write_both(store, again, second, refs2)
             if again.next_version is not None:
                 assert version2 == again.next_version
                 assert again.next_version != plan.next_version
@@ -216,11 +177,11 @@ class BackendConformance:
             mine, theirs = store.prepare(uri), store.prepare(uri)
             first = Credential.create(winner)
             _, refs = certify(authority, store, theirs, first)
-            store.write(theirs, first, refs)
+            write_both(store, theirs, first, refs)
             second = Credential.create(loser)
             _, lost_refs = certify(authority, store, mine, second)
             try:
-                store.write(mine, second, lost_refs)
+                write_both(store, mine, second, lost_refs)
             except StoreConflict:
                 pass
             else:
@@ -330,7 +291,8 @@ class BackendConformance:
             uri = self.uri("generated-changed")
             credential, refs, _ = provision_generated(authority, store, uri)
             assert credential.seed is not None
-            # Someone edits the password and leaves the seed and references in place.
+            # Someone edits the password and leaves the seed and references in place
+            # (the value only: another tool never writes the proof record).
             plan = store.prepare(uri)
             store.write(plan, Credential.generated("chosen-by-hand-1A!", credential.seed), refs)
             verdict = judge(authority, store, uri)
@@ -365,7 +327,8 @@ class BackendConformance:
         with self.opened() as store:
             uri = self.uri("judge-drift")
             _, refs, _ = self.provision(authority, store, uri)
-            # Another tool writes a new password but keeps the old references.
+            # Another tool writes a new password but keeps the old references (the value
+            # only: another tool never writes the proof record).
             plan = store.prepare(uri)
             store.write(plan, Credential.create("changed-by-hand"), refs)
             verdict = judge(authority, store, uri)

@@ -6,9 +6,12 @@
 1. ``prepare``: read the current state; compute the version the write will
    create; check the store's limits that are known already. Nothing written.
 2. Generate locally and certify (target = the next version). Nothing written.
-3. ``check`` the limits with the real references, then ``write`` the new
-   version (password, binding key and references together) with
-   check-and-set against the version read in step 1. On failure the
+3. ``check`` the limits with the real references, then ``write_proof`` (when
+   the backend keeps a proof record beside the value: the seed or binding key
+   and references, keeping the entry of the credential stored now), then
+   ``write`` the new version (the password only; or, inline, password, seed
+   and references together) with check-and-set against the version read in
+   step 1. On failure the
    certificate is revoked with reason ``not stored`` and the error says so;
    the previous credential is still current.
 4. ``write_metadata``: merge the references into the metadata. On failure the
@@ -46,6 +49,7 @@ from ..stores import (
     WritePlan,
     parse_store_uri,
     store_target,
+    write_proof,
 )
 from ._assessment import assess
 from ._provision import ProvisionResult, certify
@@ -136,13 +140,19 @@ def _same_class(exc: BaseException, message: str) -> PassgeniError:
     return new
 
 
-def _landed(store: SecretStore, uri: StoreURI, refs: CertificateRefs) -> bool | None:
-    """After a failed write: did it land anyway? None when the store cannot tell."""
+def _landed(store: SecretStore, uri: StoreURI, refs: CertificateRefs, password: str) -> bool | None:
+    """After a failed write: did it land anyway? None when the store cannot tell.
+
+    The password is compared too: a proof record written before a value write that
+    failed names the new certificate, but the value is still the previous one.
+    """
     try:
         current = store.read(uri)
     except Exception:
         return None
-    return current is not None and refs.same_certificate(current.refs)
+    return (
+        current is not None and refs.same_certificate(current.refs) and current.password == password
+    )
 
 
 def _revoke_quietly(client: AuthorityClient, cert_id: str, reason: str) -> str | None:
@@ -279,13 +289,15 @@ def store_certified(
         version=plan.next_version,
     )
 
-    # 3. the value: password, binding key and references in one version.
+    # 3. the proof record (seed or binding key, references), then the value.
     try:
         hook("write")
         store.check(plan, refs)
+        # The proof record first (when the backend keeps one), then the value.
+        write_proof(store, plan, credential, refs)
         version = store.write(plan, credential, refs)
     except Exception as exc:
-        landed = _landed(store, target_uri, refs)
+        landed = _landed(store, target_uri, refs, credential.password)
         if landed:
             version = plan.next_version or ""
         else:

@@ -48,6 +48,7 @@ from ..stores import (
     StoreURI,
     parse_store_uri,
     store_target,
+    write_proof,
 )
 from ._assessment import assess
 from ._into_store import (
@@ -387,6 +388,7 @@ def _rotate_with_target(
 
     try:
         store.check(plan, refs)
+        write_proof(store, plan, credential, refs)  # before the value: nothing lost
         version = store.write(plan, credential, refs)
     except Exception as exc:
         raise fail(

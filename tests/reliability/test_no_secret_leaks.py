@@ -269,9 +269,23 @@ def test_zz_nothing_leaked(rig: Rig) -> None:
                     raise_on_deleted_version=True,
                 )["data"]["data"]
                 secrets_found[f"{uri} v{version} password"] = data["password"].encode()
-                secrets_found[f"{uri} v{version} seed"] = base64.urlsafe_b64decode(
-                    data["password.passgeni-seed"] + "=="
-                )
+                assert list(data) == ["password"], sorted(data)  # the seed is not in the value
+            # The seeds of every version are in the proof record's entries (its own versions).
+            proof_path = f"passgeni-proof/{path}"
+            proof_meta = client.secrets.kv.v2.read_secret_metadata(
+                path=proof_path, mount_point="secret"
+            )["data"]
+            for version in proof_meta["versions"]:
+                record = client.secrets.kv.v2.read_secret_version(
+                    path=proof_path,
+                    mount_point="secret",
+                    version=int(version),
+                    raise_on_deleted_version=True,
+                )["data"]["data"]
+                for entry in json.loads(record["password.passgeni-proof"]):
+                    secrets_found[f"{uri} proof v{version} {entry['cert_id']} seed"] = (
+                        base64.urlsafe_b64decode(entry["seed"] + "==")
+                    )
     assert len(secrets_found) >= 2 * len(rig.credentials)
 
     haystacks = dict(rig.captures)

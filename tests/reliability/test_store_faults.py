@@ -3,7 +3,8 @@
 For each store (OpenBao, moto, the Kubernetes emulator) the store fails at
 each step of a resumable rotation (``ensure_rotated``, what ``passgeni rotate
 --inventory`` runs): before certification, after certification (before the
-secret write), after the secret write, after the metadata write. Kinds of
+proof record's write), after the proof record's write (before the secret
+write), after the secret write, after the metadata write. Kinds of
 fault:
 
 * ``stop``: the server is unreachable from that point (a TCP proxy in front
@@ -57,10 +58,12 @@ from tests.support.authority import Authority, running_authority
 STEPS = (
     "before-certification",
     "after-certification",
+    "after-proof-write",
     "after-secret-write",
     "after-metadata-write",
 )
 CASES = [(step, kind) for step in STEPS for kind in ("stop", "refuse")] + [
+    ("after-proof-write", "ack-lost"),
     ("after-secret-write", "ack-lost"),
     ("after-metadata-write", "ack-lost"),
 ]
@@ -117,6 +120,17 @@ class FaultyStore:
     def check(self, plan: Any, refs: Any) -> None:
         self._gate()
         self.inner.check(plan, refs)
+
+    def write_proof(self, plan: Any, credential: Any, refs: Any) -> None:
+        if self.step == "after-certification" and not self.fired:
+            self._start()
+        self._gate()
+        self.inner.write_proof(plan, credential, refs)
+        if self.step == "after-proof-write" and not self.fired:
+            if self.kind == "ack-lost":
+                self.fired = True
+                raise Injected("the answer to the proof record's write was lost (injected)")
+            self._start()
 
     def write(self, plan: Any, credential: Any, refs: Any) -> str:
         if self.step == "after-certification" and not self.fired:
@@ -302,11 +316,14 @@ def test_rotation_survives_store_fault(
     assert now.refs is not None, "a stored credential without certificate references"
     new_certs = _my_cert_ids(client) - issued_before
     fully_written = now.refs.cert_id != before.refs.cert_id
-    if step in ("before-certification", "after-certification"):
+    if step in ("before-certification", "after-certification", "after-proof-write"):
+        # After the proof record's write the value is still the previous one, and its
+        # proof entry was kept beside the new (orphan) one: nothing lost.
         assert isinstance(error, StoreError), error
         assert not fully_written
         assert now.password == before.password and now.version == before.version
-        if step == "after-certification":
+        assert now.proof_layout == "sibling" and now.seed == before.seed
+        if step != "before-certification":
             assert "previous credential is unchanged" in error.message
     else:
         # The new credential is stored with its references in the same version.

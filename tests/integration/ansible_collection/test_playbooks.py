@@ -3,6 +3,7 @@ OpenBao (Vault API) and moto (AWS Secrets Manager)."""
 
 from __future__ import annotations
 
+from tests.support.proofs import vault_proof
 import json
 import secrets
 import subprocess
@@ -163,7 +164,7 @@ def test_vvv_output_never_shows_a_secret(
     )["data"]["data"]
     generated = {
         "vault": value["password"],
-        "vault generation seed": value["password.passgeni-seed"],
+        "vault generation seed": vault_proof(client, f"{prefix}/svc-audit")["seed"],
         "returned": (tmp_path / "returned.txt").read_text(),
         "lookup": (tmp_path / "lookup.txt").read_text(),
     }

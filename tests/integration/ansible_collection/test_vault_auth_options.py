@@ -7,6 +7,7 @@ the secret id, and a wrong one fails the task with one line that does not contai
 
 from __future__ import annotations
 
+from tests.support.proofs import vault_proof
 import json
 import secrets
 from pathlib import Path
@@ -28,6 +29,8 @@ def test_approle_options_log_in_and_never_show_the_secret_id(
     root.sys.create_or_update_policy(
         prefix,
         f'path "secret/data/{prefix}/*" {{ capabilities = ["create", "read", "update"] }}\n'
+        f'path "secret/data/passgeni-proof/{prefix}/*" '
+        '{ capabilities = ["create", "read", "update"] }\n'
         f'path "secret/metadata/{prefix}/*" {{ capabilities = ["read", "patch", "update"] }}\n',
     )
     root.sys.enable_auth_method("approle", path=mount)
@@ -51,7 +54,8 @@ def test_approle_options_log_in_and_never_show_the_secret_id(
     stored = root.secrets.kv.v2.read_secret_version(
         path=f"{prefix}/svc", mount_point="secret", raise_on_deleted_version=True
     )["data"]["data"]
-    assert stored["password.passgeni-cert-id"] == made["cert_id"]
+    assert set(stored) == {"password"}
+    assert vault_proof(root, f"{prefix}/svc")["cert_id"] == made["cert_id"]
     assert wrong["failed"] is True and wrong["error_code"] == "store_error"
     assert wrong["msg"].startswith("Vault approle login failed at ")
     assert f"/v1/auth/{mount}/login" in wrong["msg"] and "\n" not in wrong["msg"]

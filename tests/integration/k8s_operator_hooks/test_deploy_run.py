@@ -47,6 +47,7 @@ from tests.support import KubeEmulator
 from tests.support.kube import RecordedRequest
 from tests.support.kube_manifests import BASE, DEPLOY, by_kind, operator_container, render
 from tests.support.process import LOCALHOST, free_port
+from tests.support.proofs import k8s_cert_id, k8s_proof
 
 #: Non-resource URLs: discovery, which every authenticated user may read (system:discovery).
 DISCOVERY = ("/api", "/apis", "/version")
@@ -210,8 +211,7 @@ def test_the_operator_as_deployed_and_its_rbac(
             make_secret(core, namespace, "app", annotations={"passgeni.ai/preset": "soc2"})
 
             def cert() -> str | None:
-                data = read_secret(core, namespace, "app")["data"]
-                return data.get("password.passgeni-cert-id")
+                return k8s_cert_id(core, namespace, "app")
 
             first = wait_for("provisioned", cert, timeout=30)
             # The expiry check's path: a revoked certificate is rotated.
@@ -232,11 +232,8 @@ def test_the_operator_as_deployed_and_its_rbac(
             )
             assert not raw["metadata"].get("finalizers"), raw["metadata"]
             data = read_secret(core, namespace, "app")["data"]
-            passwords += [
-                v
-                for k, v in data.items()
-                if k == "password" or (k.startswith("password.") and "cert-" not in k)
-            ]
+            assert sorted(data) == ["password"]  # the seed is in the proof record
+            passwords += [data["password"], k8s_proof(core, namespace, "app")["seed"]]
             assert len(passwords) == 2, sorted(data)  # the password and its seed
             passwords += [base64.b64encode(p.encode()).decode() for p in passwords]
         recorded = [r for r in kube.requests if r.authorization == f"Bearer {OPERATOR_TOKEN}"]

@@ -23,6 +23,7 @@ from kopf.testing import KopfRunner
 from k8s_operator_hooks.operator import STATE_PREFIX, OperatorConfig, register_handlers
 from passgeni_core import parse_store_uri, provision_into_store
 from tests.integration.k8s_operator_hooks.conftest import Authority, make_secret, read_secret
+from tests.support.proofs import k8s_cert_id
 
 # kopf's CLI makes the registry it is given the default one; keep the module's own.
 MODULE_REGISTRY = kopf.get_default_registry()
@@ -98,15 +99,16 @@ def test_provisions_leaves_alone_and_rotates(
     )
 
     def provisioned() -> dict[str, Any] | None:
-        secret = read_secret(core, namespace, "app")
-        wanted = {"db_password.passgeni-cert-id", "api_key.passgeni-cert-id"}
-        ok = wanted <= set(secret["data"]) and "passgeni.ai/cert-id" in secret["annotations"]
+        certified = all(k8s_cert_id(core, namespace, "app", k) for k in ("db_password", "api_key"))
+        secret = read_secret(core, namespace, "app")  # read after: holds what was certified
+        ok = certified and "passgeni.ai/cert-id" in secret["annotations"]
         return secret if ok else None
 
     first = wait_for("both keys provisioned", provisioned)
     data = first["data"]
     assert data["username"] == "app" and first["annotations"]["team.example/owner"] == "a"
-    old = {k: data[f"{k}.passgeni-cert-id"] for k in ("db_password", "api_key")}
+    assert not [k for k in data if ".passgeni-" in k]  # the proofs are beside the value
+    old = {k: str(k8s_cert_id(core, namespace, "app", k)) for k in ("db_password", "api_key")}
     client = authority.client()
     for key, cert_id in old.items():
         record = client.get_certificate(cert_id)
@@ -145,16 +147,15 @@ def test_provisions_leaves_alone_and_rotates(
     )
 
     def rotation_done() -> dict[str, Any] | None:
-        secret = read_secret(core, namespace, "app")
-        ok = "passgeni.ai/rotate" not in secret["annotations"] and all(
-            secret["data"][f"{k}.passgeni-cert-id"] != old[k] for k in old
-        )
+        rotated = all(k8s_cert_id(core, namespace, "app", k) not in (None, old[k]) for k in old)
+        secret = read_secret(core, namespace, "app")  # read after: holds what was certified
+        ok = "passgeni.ai/rotate" not in secret["annotations"] and rotated
         return secret if ok else None
 
     rotated = wait_for("rotation done", rotation_done)
     for key, cert_id in old.items():
         assert rotated["data"][key] != data[key]
-        new_id = rotated["data"][f"{key}.passgeni-cert-id"]
+        new_id = str(k8s_cert_id(core, namespace, "app", key))
         assert client.get_certificate(new_id).status == "valid"
         revoked = client.get_certificate(cert_id)
         assert revoked.status == "revoked" and revoked.revocation_reason == "rotated"
@@ -206,7 +207,7 @@ def test_invalid_preset_fails_permanently_with_an_event(
     )
     wait_for(
         "the fixed Secret provisioned",
-        lambda: "password.passgeni-cert-id" in read_secret(core, namespace, "bad")["data"],
+        lambda: k8s_cert_id(core, namespace, "bad") is not None,
     )
 
 
@@ -226,14 +227,14 @@ def test_rotates_within_the_expiry_window(
 
     def new_cert() -> str | None:
         secret = read_secret(core, namespace, "old")
-        found = str(secret["data"]["password.passgeni-cert-id"])
+        found = str(k8s_cert_id(core, namespace, "old") or "")
         done = found != old.cert_id and "passgeni.ai/rotate" not in secret["annotations"]
         return found if done else None
 
     new_id = wait_for("rotation before expiry", new_cert)
     assert authority.client().get_certificate(old.cert_id).status == "revoked"
     time.sleep(1.2)  # the fresh certificate is not rotated again
-    assert read_secret(core, namespace, "old")["data"]["password.passgeni-cert-id"] == new_id
+    assert k8s_cert_id(core, namespace, "old") == new_id
     store.close()
 
 
@@ -247,8 +248,6 @@ def test_kopf_run_module(core: Any, namespace: str, kubeconfig: Any, passgeni_en
         make_secret(core, namespace, "via-module", annotations={"passgeni.ai/preset": "soc2"})
         wait_for(
             "provisioned",
-            lambda: (
-                "password.passgeni-cert-id" in read_secret(core, namespace, "via-module")["data"]
-            ),
+            lambda: k8s_cert_id(core, namespace, "via-module") is not None,
         )
     assert runner.exception is None, runner.output

@@ -27,10 +27,11 @@ from k8s_operator_hooks.store import KubernetesSecretStore
 from passgeni_core import CERT_LIFETIME, GenerationParameters, parse_store_uri
 from passgeni_core.crypto import Credential, decode_nonce, seed_commitment
 from passgeni_core.model import derive_password, new_seed
-from passgeni_core.stores import CertificateRefs
+from passgeni_core.stores import CertificateRefs, write_proof
 from passgeni_core.workflows import assess
 from tests.integration.k8s_operator_hooks.conftest import Authority, make_secret, read_secret
 from tests.integration.k8s_operator_hooks.test_operator import wait_for
+from tests.support.proofs import k8s_cert_id
 
 pytestmark = pytest.mark.usefixtures("kubeconfig", "passgeni_env")
 
@@ -50,13 +51,13 @@ def operator() -> Iterator[KopfRunner]:
     assert runner.exception is None, runner.output
 
 
-def cert_id(core: Any, namespace: str, name: str) -> str:
-    return str(read_secret(core, namespace, name)["data"]["password.passgeni-cert-id"])
+def cert_id(core: Any, namespace: str, name: str) -> str | None:
+    return k8s_cert_id(core, namespace, name)
 
 
 def rotated_from(core: Any, namespace: str, name: str, old: str) -> str | None:
     secret = read_secret(core, namespace, name)
-    found = str(secret["data"].get("password.passgeni-cert-id") or "")
+    found = str(k8s_cert_id(core, namespace, name) or "")
     return (
         found
         if found and found != old and "passgeni.ai/rotate" not in secret["annotations"]
@@ -112,6 +113,7 @@ def store_expired_credential(authority: Authority, uri: str, days_ago: int) -> s
         expires_at=issued.expires_at,
     )
     store.check(plan, refs)
+    write_proof(store, plan, Credential.generated(password, seed), refs)  # the proof record first
     store.write(plan, Credential.generated(password, seed), refs)
     store.write_metadata(target, refs)
     store.close()

@@ -15,6 +15,7 @@ from k8s_operator_hooks.store import KubernetesSecretStore
 from passgeni_core import provision_into_store
 from passgeni_core.cli import main
 from tests.integration.k8s_operator_hooks.conftest import Authority, make_secret, read_secret
+from tests.support.proofs import k8s_cert_id
 
 pytestmark = pytest.mark.usefixtures("kubeconfig", "passgeni_env")
 
@@ -86,7 +87,8 @@ def test_provision_store_cli(core: Any, namespace: str, capsys: pytest.CaptureFi
     result = json.loads(capsys.readouterr().out)
     assert "password" not in result and result["outcome"] == "created"
     secret = read_secret(core, namespace, "cli-made")
-    assert secret["data"]["token.passgeni-cert-id"] == result["cert_id"]
+    assert set(secret["data"]) == {"token"}
+    assert k8s_cert_id(core, namespace, "cli-made", "token") == result["cert_id"]
     assert secret["annotations"]["passgeni.ai/standard"] == "PCI-DSS"
     assert secret["data"]["token"] not in json.dumps(result)
 
@@ -119,7 +121,7 @@ def test_operator_command(core: Any, namespace: str, capsys: pytest.CaptureFixtu
 
         deadline = time.monotonic() + 15
         while time.monotonic() < deadline:
-            if "password.passgeni-cert-id" in read_secret(core, namespace, "by-command")["data"]:
+            if k8s_cert_id(core, namespace, "by-command") is not None:
                 break
             time.sleep(0.1)
         else:

@@ -28,6 +28,7 @@ from passgeni_core import (
 from passgeni_core.workflows import rotate
 from tests.integration.k8s_operator_hooks.conftest import Authority, make_secret, read_secret
 from tests.support import KubeEmulator, free_port
+from tests.support.proofs import k8s_proof
 
 pytestmark = pytest.mark.usefixtures("kubeconfig")
 
@@ -44,14 +45,10 @@ def test_round_trip_credential_and_certificate_refs(
 
     secret = read_secret(core, namespace, "db-creds")
     data = secret["data"]
-    assert set(data) == {
-        "db_password",
-        "db_password.passgeni-seed",
-        "db_password.passgeni-cert-id",
-        "db_password.passgeni-cert-url",
-    }
-    assert data["db_password.passgeni-cert-id"] == result.cert_id
-    assert data["db_password.passgeni-cert-url"] == result.cert_url
+    # What envFrom or a volume carries: the credential only; the proof is beside it.
+    assert set(data) == {"db_password"}
+    proof = k8s_proof(core, namespace, "db-creds", "db_password")
+    assert proof["cert_id"] == result.cert_id and proof["cert_url"] == result.cert_url
     assert secret["annotations"] == {
         "passgeni.ai/cert-url": result.cert_url,
         "passgeni.ai/cert-id": result.cert_id,
@@ -68,7 +65,7 @@ def test_round_trip_credential_and_certificate_refs(
         f"{namespace}/db-creds#db_password",
         None,
     )
-    verify_provenance(cert, data["db_password"], decode_seed(data["db_password.passgeni-seed"]))
+    verify_provenance(cert, data["db_password"], decode_seed(proof["seed"]))
     back = store.read(parse_store_uri(uri))
     assert back is not None and back.refs is not None and back.metadata_refs is not None
     assert back.password == data["db_password"]
@@ -103,8 +100,8 @@ def test_other_data_keys_labels_and_annotations_are_kept(
     assert secret["annotations"]["team.example/owner"] == "a"
     assert secret["annotations"]["argocd.argoproj.io/sync-wave"] == "2"
     # Both keys keep their own references; the annotations describe the last write.
-    assert secret["data"]["api_token.passgeni-cert-id"] == first.cert_id
-    assert secret["data"]["db_password.passgeni-cert-id"] == second.cert_id
+    assert k8s_proof(core, namespace, "app", "api_token")["cert_id"] == first.cert_id
+    assert k8s_proof(core, namespace, "app", "db_password")["cert_id"] == second.cert_id
     assert secret["annotations"]["passgeni.ai/cert-id"] == second.cert_id
     assert secret["annotations"]["passgeni.ai/standard"] == "PCI-DSS"
     listed = {
@@ -203,3 +200,33 @@ def test_explicit_api_client_option(kube_emulator: KubeEmulator, namespace: str,
     store.close()  # does not close a client it was given
     assert api_client.call_api is not None
     api_client.close()
+
+
+def test_an_inline_credential_proves_scans_and_is_migrated_on_rotation(
+    core: Any, authority: Authority, namespace: str
+) -> None:
+    """A Secret written before proof records (seed and references in its data)."""
+    from passgeni_core import scan
+    from passgeni_core.workflows import rotate
+
+    uri = f"k8s://{namespace}/legacy#password"
+    client = authority.client()
+    made = provision_into_store(client, KubernetesSecretStore(proof_location="inline"), uri, "soc2")
+    assert set(read_secret(core, namespace, "legacy")["data"]) == {
+        "password",
+        "password.passgeni-seed",
+        "password.passgeni-cert-id",
+        "password.passgeni-cert-url",
+    }
+    store = KubernetesSecretStore()
+    before = store.read(parse_store_uri(uri))
+    assert before is not None and before.proof_layout == "inline"
+    report = scan(client, [uri])
+    assert report.ok and [e.status for e in report.entries] == ["valid"]
+    rotated = rotate(client, store, uri, "soc2")
+    assert set(read_secret(core, namespace, "legacy")["data"]) == {"password"}  # migrated
+    assert k8s_proof(core, namespace, "legacy")["cert_id"] == rotated.cert_id
+    assert client.get_certificate(made.cert_id).status == "revoked"
+    report = scan(client, [uri, f"k8s://{namespace}"])
+    assert report.ok and {e.status for e in report.entries if str(e.uri) == uri} == {"valid"}
+    assert not [e for e in report.entries if "passgeni-proof" in str(e.uri)]

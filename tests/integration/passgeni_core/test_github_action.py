@@ -19,6 +19,7 @@ from passgeni_core.crypto import verify_certificate
 from tests.support.actions import run_composite_action
 from tests.support.authority import Live, live_authority
 from tests.support.process import REPO_ROOT
+from tests.support.proofs import vault_proof
 
 ROOT = REPO_ROOT
 ACTION = ROOT / ".github" / "actions" / "provision"
@@ -96,7 +97,8 @@ def test_the_action_provisions_a_certified_credential_and_outputs_only_reference
     seen = "\n".join(
         [run.stdout, run.stderr, run.summary, *run.output_files, *run.outputs.values()]
     )
-    seed = stored["data"]["password.passgeni-seed"]
+    assert set(stored["data"]) == {"password"}
+    seed = vault_proof(openbao.hvac_client(), path)["seed"]
     assert password not in seen and seed not in seen
     assert run.masks == [live.api_key]
     assert cert_url in run.summary and cert_url in run.stdout

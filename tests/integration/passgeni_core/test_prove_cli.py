@@ -13,6 +13,7 @@ from passgeni_core import AuthorityClient
 from passgeni_core.cli import main
 from tests.integration.vault_plugin_helper.fixtures import *  # noqa: F403 - fixtures
 from tests.support import OpenBaoServer
+from tests.support.proofs import vault_proof
 
 
 @pytest.mark.usefixtures("passgeni_env", "vault_env")
@@ -36,7 +37,8 @@ def test_prove_a_provisioned_credential_and_refuse_a_hand_changed_one(
     data = client.secrets.kv.v2.read_secret_version(
         path=f"{uid}/prove", mount_point="secret", raise_on_deleted_version=False
     )["data"]["data"]
-    seed = data["db.passgeni-seed"]
+    assert set(data) == {"db"}  # the value workloads read; the seed is in the proof record
+    seed = vault_proof(client, f"{uid}/prove", "db")["seed"]
     assert main(["prove", uri, "--json"]) == 0
     proved = json.loads(capsys.readouterr().out)
     assert proved["proven"] is True and proved["proof"] == "generation"
@@ -55,3 +57,36 @@ def test_prove_a_provisioned_credential_and_refuse_a_hand_changed_one(
 
     assert main(["prove", f"vault://secret/{uid}/nothing#db"]) == 1
     assert "NOT PROVEN (no_value)" in capsys.readouterr().out
+
+
+@pytest.mark.usefixtures("passgeni_env", "vault_env")
+def test_prove_and_scan_an_inline_credential_then_rotation_migrates_it(
+    openbao: OpenBaoServer, uid: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A credential stored with its seed inside the value (before proof records, or with
+    ``proof_location=inline``) proves and scans as before; a rotation moves the seed out."""
+    uri = f"vault://secret/{uid}/legacy#db"
+    inline = ["--store-option", "proof_location=inline"]
+    assert main(["provision", "--preset", "soc2", "--store", uri, *inline, "--json"]) == 0
+    capsys.readouterr()
+    client = openbao.hvac_client()
+
+    def value() -> dict[str, str]:
+        got: dict[str, str] = client.secrets.kv.v2.read_secret_version(
+            path=f"{uid}/legacy", mount_point="secret", raise_on_deleted_version=True
+        )["data"]["data"]
+        return got
+
+    assert "db.passgeni-seed" in value() and "db.passgeni-cert-id" in value()
+    assert main(["prove", uri]) == 0
+    assert capsys.readouterr().out.startswith(f"PROVEN: {uri}: ")
+    assert main(["scan", uri, "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["ok"] is True
+    assert main(["provision", "--preset", "soc2", "--store", uri, "--rotate", "--json"]) == 0
+    rotated = json.loads(capsys.readouterr().out)
+    assert set(value()) == {"db"}  # migrated: the in-payload fields are gone
+    assert vault_proof(client, f"{uid}/legacy", "db")["cert_id"] == rotated["cert_id"]
+    assert main(["prove", uri]) == 0
+    capsys.readouterr()
+    assert main(["scan", uri, "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["ok"] is True

@@ -20,6 +20,7 @@ import pytest
 from passgeni_core.cli import main
 from tests.integration.vault_plugin_helper.fixtures import Authority, authority, uid  # noqa: F401
 from tests.support import MotoServer, OpenBaoServer, PostgresCluster
+from tests.support.proofs import aws_proof
 from vault_plugin_helper.targets import scram_sha256_verifier
 
 pytestmark = pytest.mark.timeout(120)
@@ -161,7 +162,9 @@ def test_bulk_rotation_with_injected_failure_resumes(
             SecretId=f"bulk/{uid}/api", VersionStage="AWSCURRENT"
         )["SecretString"]
     )
-    assert aws["token.passgeni-cert-id"] == by_name["aws-api"]["cert_id"]
+    assert set(aws) == {"token"}  # the proof is in passgeni-proof/NAME
+    proof = aws_proof(moto_server.boto3_client(), f"bulk/{uid}/api", "token")
+    assert proof["cert_id"] == by_name["aws-api"]["cert_id"]
     out = json.dumps(report)
     assert db_ok["password"] not in out and aws["token"] not in out
     with authority.client() as client:

@@ -23,6 +23,7 @@ from passgeni_core import (
 from passgeni_core.cli import main
 from passgeni_core.crypto import decode_nonce, seed_commitment
 from passgeni_core.model import derive_password, new_seed
+from passgeni_core.stores import write_proof
 from tests.integration.vault_plugin_helper.fixtures import *  # noqa: F403 - fixtures
 from tests.integration.vault_plugin_helper.fixtures import Authority
 from tests.support import MotoServer, OpenBaoServer
@@ -57,6 +58,7 @@ def store_aged_certificate(authority: Authority, uri: str, days_ago: int) -> str
         version=plan.next_version,
     )
     store.check(plan, refs)
+    write_proof(store, plan, credential, refs)  # the proof record first
     refs = CertificateRefs(**{**refs.__dict__, "version": store.write(plan, credential, refs)})
     store.write_metadata(target, refs)
     return issued.cert_id

@@ -33,6 +33,7 @@ from passgeni_core.workflows import rotate
 from tests.integration.vault_plugin_helper.fixtures import *  # noqa: F403 - fixtures
 from tests.integration.vault_plugin_helper.fixtures import Authority, running_authority
 from tests.support import OpenBaoServer
+from tests.support.proofs import vault_proof
 from vault_plugin_helper.vault import VaultStore
 
 
@@ -122,6 +123,7 @@ def test_a_third_party_backend_plugs_in_by_scheme(authority: Authority) -> None:
         result = provision_into_store(authority.client(), store, "mem://team/db", "soc2")
         assert result.version == "1"
         _version, data, meta = SHARED_MEMORY.secrets["team/db"]
+        # A backend without write_proof keeps the inline layout, as before.
         assert meta["passgeni-cert-id"] == data["password.passgeni-cert-id"] == result.cert_id
         from passgeni_core import scan
 
@@ -153,6 +155,9 @@ class FailingStore:
         if self.fail_write == "after":
             raise StoreUnavailable("read timed out")  # the write landed, its answer was lost
         return version
+
+    def write_proof(self, plan: WritePlan, credential: Credential, refs: CertificateRefs) -> None:
+        self.inner.write_proof(plan, credential, refs)
 
     def write_metadata(self, uri: StoreURI, refs: CertificateRefs) -> None:
         self.inner.write_metadata(uri, refs)
@@ -240,7 +245,7 @@ def test_store_paused_during_write_on_a_private_server(authority: Authority, uid
             # landed once Vault resumed (a real Vault does the same): the value then
             # carries the certificate that was revoked, never a valid one nobody kept.
             assert after[0] == before[0] + 1
-            assert after[1]["password.passgeni-cert-id"] == revoked
+            assert vault_proof(bao.hvac_client(), f"{uid}/db")["cert_id"] == revoked
         # Either way a re-run completes the job with a valid certificate.
         again = rotate(client, store, uri, "soc2")
         assert again.version == str(after[0] + 1)
@@ -254,7 +259,8 @@ def test_lost_answer_after_a_successful_write_is_not_a_failure(
     uri = f"vault://secret/{uid}/lost"
     result = provision_into_store(client, FailingStore(vault, fail_write="after"), uri, "soc2")
     version, data = kv(openbao, f"{uid}/lost")
-    assert str(version) == result.version and data["password.passgeni-cert-id"] == result.cert_id
+    assert str(version) == result.version and set(data) == {"password"}
+    assert vault_proof(openbao.hvac_client(), f"{uid}/lost")["cert_id"] == result.cert_id
     assert client.get_certificate(result.cert_id).status == "valid"
 
 
@@ -270,10 +276,10 @@ def test_unconfirmable_write_then_rerun_replaces_the_not_stored_credential(
             client, FailingStore(vault, fail_write="after", fail_read=True), uri, "soc2"
         )
     revoked = cert_id_in(info.value.message)
-    assert kv(openbao, f"{uid}/blind")[1]["password.passgeni-cert-id"] == revoked
+    assert vault_proof(openbao.hvac_client(), f"{uid}/blind")["cert_id"] == revoked
     again = provision_into_store(client, vault, uri, "soc2")
     assert again.outcome == "replaced" and again.version == "2"
-    assert kv(openbao, f"{uid}/blind")[1]["password.passgeni-cert-id"] == again.cert_id
+    assert vault_proof(openbao.hvac_client(), f"{uid}/blind")["cert_id"] == again.cert_id
 
 
 def test_authority_down_writes_nothing(
@@ -359,7 +365,7 @@ def test_cli_provision_store_json_holds_references_only(
     out = json.loads(capsys.readouterr().out)
     _version, data = kv(openbao, f"{uid}/cli")
     assert out["store_uri"] == uri and out["outcome"] == "created" and out["version"] == "1"
-    assert out["cert_id"] == data["db.passgeni-cert-id"]
+    assert out["cert_id"] == vault_proof(openbao.hvac_client(), f"{uid}/cli", "db")["cert_id"]
     assert "password" not in out and "binding_key" not in out
     assert data["db"] not in json.dumps(out)
     # Re-run: unchanged; --show-password then shows the stored one.

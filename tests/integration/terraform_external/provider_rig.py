@@ -8,6 +8,7 @@ laid out. The helpers read what the stores hold and where a secret could have le
 
 from __future__ import annotations
 
+import contextlib
 import json
 from collections.abc import Iterator
 from pathlib import Path
@@ -84,8 +85,11 @@ def tf(
 
 
 def vault_versions(openbao: OpenBaoServer, path: str) -> Iterator[dict[str, Any]]:
-    """Every version's data at ``secret/path`` (current last)."""
+    """Every version's data at ``secret/path`` (current last), then every version of its
+    proof record (``secret/passgeni-proof/path``: the seeds)."""
     kv = openbao.hvac_client().secrets.kv.v2
+    if not path.startswith("passgeni-proof/") and vault_version(openbao, f"passgeni-proof/{path}"):
+        yield from vault_versions(openbao, f"passgeni-proof/{path}")
     current = int(
         kv.read_secret_metadata(path=path, mount_point="secret")["data"]["current_version"]
     )
@@ -112,6 +116,9 @@ def aws_values(moto: MotoServer, name: str) -> list[dict[str, Any]]:
     ]:
         value = client.get_secret_value(SecretId=name, VersionId=version["VersionId"])
         out.append(json.loads(value["SecretString"]))
+    if not name.startswith("passgeni-proof/"):
+        with contextlib.suppress(client.exceptions.ResourceNotFoundException):
+            out = aws_values(moto, f"passgeni-proof/{name}") + out
     return out
 
 
@@ -123,6 +130,10 @@ def secret_needles(datas: list[dict[str, Any]]) -> set[bytes]:
     for data in datas:
         for name, value in data.items():
             if not isinstance(value, str) or name.endswith(("cert-id", "cert-url")):
+                continue
+            if name.endswith(".passgeni-proof"):  # a proof record's entries: their seeds
+                for entry in json.loads(value):
+                    needles |= encodings(entry["seed"]) | encodings(decode_seed(entry["seed"]))
                 continue
             needles |= encodings(value)
             if name.endswith("seed"):

@@ -23,6 +23,7 @@ import pytest
 from passgeni_core import AuthorityClient
 from tests.integration.vault_plugin_helper.fixtures import Authority, authority, uid  # noqa: F401
 from tests.support import MotoServer, OpenBaoServer
+from tests.support.proofs import aws_proof, vault_proof
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -162,9 +163,11 @@ def test_ensure_mode_idempotent_and_holds_no_secret(
     assert result["cert_url"].endswith(result["cert_id"])
     data, version = stored(openbao, f"tf/{uid}")
     assert result["version"] == str(version)
-    assert data["password.passgeni-cert-id"] == result["cert_id"]
-    # State hygiene: neither the password nor the binding key is anywhere in the output.
-    for secret in (data["password"], data["password.passgeni-seed"]):
+    assert set(data) == {"password"}
+    proof = vault_proof(openbao.hvac_client(), f"tf/{uid}")
+    assert proof["cert_id"] == result["cert_id"]
+    # State hygiene: neither the password nor the seed is anywhere in the output.
+    for secret in (data["password"], proof["seed"]):
         assert secret not in first.stdout and secret not in first.stderr
     meta = openbao.hvac_client().secrets.kv.v2.read_secret_metadata(
         path=f"tf/{uid}", mount_point="secret"
@@ -220,7 +223,8 @@ def test_read_mode_is_the_default_and_writes_nothing(
     for key in ("cert_id", "cert_url", "version", "expires_at", "keeper", "standards_met"):
         assert seen[key] == made[key], key
     data, version = stored(openbao, path)
-    assert data["password"] not in read.stdout and data["password.passgeni-seed"] not in read.stdout
+    seed = vault_proof(openbao.hvac_client(), path)["seed"]
+    assert data["password"] not in read.stdout and seed not in read.stdout
 
     # A new keeper in a plan: reported, nothing rotated.
     other = terraform_run({**query, "keeper": "v2"}, tf_env).result()
@@ -259,8 +263,9 @@ def test_ensure_mode_aws_secrets_manager(
             SecretId=f"tf/{uid}", VersionStage="AWSCURRENT"
         )["SecretString"]
     )
-    assert value["pw.passgeni-cert-id"] == result["cert_id"]
-    assert value["pw"] not in first.stdout and value["pw.passgeni-seed"] not in first.stdout
+    proof = aws_proof(moto_server.boto3_client(), f"tf/{uid}", "pw")
+    assert set(value) == {"pw"} and proof["cert_id"] == result["cert_id"]
+    assert value["pw"] not in first.stdout and proof["seed"] not in first.stdout
     assert terraform_run(query, tf_env).result() == result
 
 
@@ -310,7 +315,7 @@ def test_return_mode(
     first = terraform_run(query, tf_env).result()
     data, _ = stored(openbao, f"tf-return/{uid}")
     assert first["password"] == data["password"]
-    assert first["seed"] == data["password.passgeni-seed"]
+    assert first["seed"] == vault_proof(openbao.hvac_client(), f"tf-return/{uid}")["seed"]
     assert terraform_run(query, tf_env).result() == first
 
 

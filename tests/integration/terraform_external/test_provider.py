@@ -28,6 +28,7 @@ from tests.integration.terraform_external.provider_rig import (
 )
 from tests.integration.vault_plugin_helper.fixtures import Authority, authority, uid  # noqa: F401
 from tests.support import MotoServer, OpenBaoServer
+from tests.support.proofs import vault_proof
 from tests.support.terraform import Terraform, find_in_files
 
 pytestmark = [pytest.mark.timeout(900), pytest.mark.slow]
@@ -91,7 +92,8 @@ output "db_cert" {{
     api = instance(tf, "api")
     assert api["status"] == "valid" and api["cert_id"]
     stored = list(vault_versions(openbao, path))[-1]
-    assert stored["password.passgeni-cert-id"] == db["cert_id"]
+    assert set(stored) == {"password"}
+    assert vault_proof(openbao.hvac_client(), path)["cert_id"] == db["cert_id"]
     with authority.client(issuer=authority.embedded.issuer) as client:
         assert client.get_certificate(db["cert_id"]).revoked_at is None
 

@@ -23,6 +23,7 @@ from tests.integration.terraform_external.provider_rig import (
 )
 from tests.integration.vault_plugin_helper.fixtures import Authority, authority, uid  # noqa: F401
 from tests.support import REPO_ROOT, OpenBaoServer
+from tests.support.proofs import k8s_proof
 from tests.support.terraform import Terraform, find_in_files
 
 pytestmark = [pytest.mark.timeout(900), pytest.mark.slow]
@@ -274,6 +275,12 @@ resource "passgeni_credential" "app" {{
     finally:
         api.close()
     data = {k: base64.b64decode(v).decode() for k, v in (secret.data or {}).items()}
-    assert data["api_token.passgeni-cert-id"] == app["cert_id"]
-    needles = secret_needles([data])
+    assert set(data) == {"api_token"}
+    api = kube_emulator.api_client()
+    try:
+        proof = k8s_proof(client.CoreV1Api(api), namespace, "app-creds", "api_token")
+    finally:
+        api.close()
+    assert proof["cert_id"] == app["cert_id"]
+    needles = secret_needles([data, {"api_token.passgeni-seed": proof["seed"]}])
     assert find_in_files(terraform_files(tf), needles) == []

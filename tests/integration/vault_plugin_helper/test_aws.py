@@ -24,6 +24,7 @@ from passgeni_core import (
 )
 from tests.integration.vault_plugin_helper.fixtures import Authority, set_aws_env
 from tests.support import MotoServer
+from tests.support.proofs import aws_proof
 from vault_plugin_helper.aws import SecretsManagerStore, validate_tag
 
 pytestmark = pytest.mark.usefixtures("aws_env")
@@ -52,8 +53,10 @@ def test_round_trip_credential_and_certificate_refs(
     sm = moto_server.boto3_client()
     version_id, value = current(sm, f"prod/{uid}/db")
     assert version_id == result.version
-    assert value["password.passgeni-cert-id"] == result.cert_id
-    assert value["password.passgeni-cert-url"] == result.cert_url
+    assert set(value) == {"password"}  # the value workloads read: the credential only
+    proof = aws_proof(sm, f"prod/{uid}/db")
+    assert proof["cert_id"] == result.cert_id and proof["cert_url"] == result.cert_url
+    assert proof["version"] == version_id
     assert tags(sm, f"prod/{uid}/db") == {
         "passgeni-cert-url": result.cert_url,
         "passgeni-cert-id": result.cert_id,
@@ -69,7 +72,7 @@ def test_round_trip_credential_and_certificate_refs(
         "path": f"prod/{uid}/db#password",
         "version": version_id,
     }
-    verify_provenance(cert, value["password"], decode_seed(value["password.passgeni-seed"]))
+    verify_provenance(cert, value["password"], decode_seed(proof["seed"]))
     back = store.read(parse_store_uri(uri))
     assert back is not None and back.refs is not None and back.version == version_id
 
@@ -212,7 +215,8 @@ def test_store_hangs_after_certification(own_moto: MotoServer, authority: Author
     # Re-running the same command completes the job.
     done = provision_into_store(client, store, "aws-sm://svc/api", "soc2", rotate=True)
     version_id, value = current(sm, "svc/api")
-    assert version_id == done.version and value["password.passgeni-cert-id"] == done.cert_id
+    assert set(value) == {"password"}
+    assert version_id == done.version and aws_proof(sm, "svc/api")["cert_id"] == done.cert_id
 
 
 def test_debug_logging_never_shows_a_password(
@@ -227,3 +231,38 @@ def test_debug_logging_never_shows_a_password(
     assert "botocore" in caplog.text  # botocore did log at DEBUG
     assert result.credential.password not in caplog.text
     assert json.dumps(result.credential.password)[1:-1] not in caplog.text
+
+
+def test_an_inline_credential_proves_scans_and_is_migrated_on_rotation(
+    moto_server: MotoServer, authority: Authority, uid: str
+) -> None:
+    """A credential stored before proof records (seed and references inside the value)."""
+    from passgeni_core import scan
+    from passgeni_core.workflows import rotate
+
+    name = f"legacy/{uid}/db"
+    uri = f"aws-sm://{name}#password"
+    client = authority.client()
+    sm = moto_server.boto3_client()
+    made = provision_into_store(
+        client, SecretsManagerStore(client=sm, proof_location="inline"), uri, "soc2"
+    )
+    _, value = current(sm, name)
+    assert set(value) == {
+        "password",
+        "password.passgeni-seed",
+        "password.passgeni-cert-id",
+        "password.passgeni-cert-url",
+    }
+    store = open_store(uri)
+    before = store.read(parse_store_uri(uri))
+    assert before is not None and before.proof_layout == "inline"
+    report = scan(client, [uri])
+    assert report.ok and [e.status for e in report.entries] == ["valid"]
+    rotated = rotate(client, store, uri, "soc2")
+    _, value = current(sm, name)
+    assert set(value) == {"password"}  # migrated
+    assert aws_proof(sm, name)["cert_id"] == rotated.cert_id
+    assert client.get_certificate(made.cert_id).status == "revoked"
+    report = scan(client, [uri])
+    assert report.ok and [e.status for e in report.entries] == ["valid"]

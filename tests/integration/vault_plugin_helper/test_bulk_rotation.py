@@ -50,6 +50,7 @@ from tests.integration.vault_plugin_helper.bulk import (
 )
 from tests.integration.vault_plugin_helper.fixtures import Authority, set_aws_env
 from tests.support import MotoServer, OpenBaoServer
+from tests.support.proofs import vault_proof
 
 pytestmark = [pytest.mark.timeout(180), pytest.mark.usefixtures("vault_env")]
 
@@ -167,12 +168,13 @@ def test_injected_failures_in_the_middle_of_a_batch_then_rerun_completes(
     assert landed.cert_id is not None
     assert_stored_and_valid(client, landed.uri, landed.cert_id)
 
-    # The refused metadata: the credential is stored with its references in the value.
+    # The refused metadata: the credential is stored with its references in the proof record.
     meta_error = by_uri[no_meta]
     assert isinstance(meta_error, StoreUnavailable) and "is stored" in meta_error.message
     value = vault_value(openbao, f"bulk/{uid}/v6")
     [meta_cert] = certificates_for(client, f"secret/bulk/{uid}/v6#password")
-    assert value["password.passgeni-cert-id"] == meta_cert.cert_id
+    assert set(value) == {"password"}
+    assert vault_proof(openbao.hvac_client(), f"bulk/{uid}/v6")["cert_id"] == meta_cert.cert_id
     assert meta_cert.status == "valid"
 
     # Everything else in the same batches was stored normally.

@@ -11,6 +11,7 @@ with psycopg).
 
 from __future__ import annotations
 
+import dataclasses
 import secrets
 
 import psycopg
@@ -21,6 +22,7 @@ from passgeni_core.workflows import TargetLoginFailed
 from tests.integration.vault_plugin_helper.fixtures import Authority, authority, uid  # noqa: F401
 from tests.integration.vault_plugin_helper.rotation_support import Rotation, login, superuser
 from tests.support import MotoServer, PostgresCluster
+from tests.support.proofs import aws_proof_for
 from vault_plugin_helper.rotation import RotationConfig, RotationError, handler, run_step
 from vault_plugin_helper.targets import PostgresTarget, scram_sha256_verifier
 
@@ -46,13 +48,16 @@ def test_four_steps_each_rerun(
     assert new != rotation.first
     # The target's forbidden characters were excluded from the generated password.
     assert not set(new) & set("@/:?#%&\"'\\")
-    cert_id = pending["password.passgeni-cert-id"]
-    assert pending["password.passgeni-cert-url"].endswith(cert_id)
+    # The pending value holds the credential only; its proof is in passgeni-proof/NAME.
+    assert not [k for k in pending if ".passgeni-" in k]
+    proof = aws_proof_for(sm, rotation.arn, rotation.token)
+    cert_id = proof["cert_id"]
+    assert proof["cert_url"].endswith(cert_id)
     assert pending["username"] == rotation.role and pending["engine"] == "postgres"
     # The certificate is bound to this exact credential, and names the version.
     record = client.get_certificate(cert_id)
     verified = verify_certificate(record.token, client.jwks(), issuer=client.issuer)
-    verify_provenance(verified, new, decode_seed(pending["password.passgeni-seed"]))
+    verify_provenance(verified, new, decode_seed(proof["seed"]))
     assert record.target is not None and record.target.version == rotation.token
     assert record.target.system == "aws-sm"
     assert audit_total(client) == issued_before + 1
@@ -114,7 +119,7 @@ def test_handler_from_environment_then_next_rotation_revokes_previous(
     assert len(first["password"]) == 24
     assert login(rotation.pg, rotation.role, first["password"])
     client = authority.client(issuer=authority.embedded.issuer)
-    first_cert = first["password.passgeni-cert-id"]
+    first_cert = aws_proof_for(rotation.sm, rotation.arn)["cert_id"]
     assert client.get_certificate(first_cert).compliance_standard == "PCI-DSS"
 
     # The next scheduled rotation: a new token; the previous certificate is revoked at the end.
@@ -144,7 +149,7 @@ def test_test_secret_failure_revokes_pending_and_current_keeps_working(
     run_step(rotation.event("createSecret"), sm=sm, config=config)
     run_step(rotation.event("setSecret"), sm=sm, config=config)
     pending = rotation.value("AWSPENDING", rotation.token)
-    cert_id = pending["password.passgeni-cert-id"]
+    cert_id = aws_proof_for(sm, rotation.arn, rotation.token)["cert_id"]
     # Injected failure: the database lost the change (failover to a replica that
     # never got it): the role is back on its current password.
     with superuser(rotation.pg) as conn:
@@ -235,3 +240,36 @@ def test_postgres_target_quotes_identifiers_and_hides_secrets(pg: PostgresCluste
     assert password not in repr(secret_target) and password not in secret_target.describe()
     with pytest.raises(Exception, match="unknown option"):
         PostgresTarget.from_options({"role": "x", "pasword": "typo"})
+
+
+def test_an_inline_secret_is_rotated_and_migrated(
+    rotation: Rotation,
+    config: RotationConfig,
+    authority: Authority,  # noqa: F811
+    lambda_arn: str,
+) -> None:
+    """A secret rotated before proof records (``PASSGENI_PROOF_LOCATION=inline``: the seed
+    and references inside the value): the next rotation reads its certificate there,
+    revokes it as rotated, and leaves a value holding the credential only."""
+    client = authority.client(issuer=authority.embedded.issuer)
+    inline = dataclasses.replace(config, proof_location="inline")
+    for step in ("createSecret", "setSecret", "testSecret", "finishSecret"):
+        run_step(rotation.event(step), sm=rotation.sm, config=inline)
+    old = rotation.value("AWSCURRENT")
+    assert {"password.passgeni-seed", "password.passgeni-cert-id"} <= set(old)
+    old_cert = old["password.passgeni-cert-id"]
+    assert client.get_certificate(old_cert).status == "valid"
+
+    rotation.token = secrets.token_hex(16)
+    rotation.sm.rotate_secret(
+        SecretId=rotation.arn, ClientRequestToken=rotation.token, RotationLambdaARN=lambda_arn
+    )
+    for step in ("createSecret", "setSecret", "testSecret", "finishSecret"):
+        run_step(rotation.event(step), sm=rotation.sm, config=config)
+    new = rotation.value("AWSCURRENT")
+    assert not [k for k in new if ".passgeni-" in k]  # migrated
+    proof = aws_proof_for(rotation.sm, rotation.arn, rotation.token)
+    assert client.get_certificate(proof["cert_id"]).status == "valid"
+    assert rotation.tags()["passgeni-cert-id"] == proof["cert_id"]
+    previous = client.get_certificate(old_cert)
+    assert previous.status == "revoked" and previous.revocation_reason == "rotated"

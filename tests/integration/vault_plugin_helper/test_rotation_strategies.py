@@ -21,6 +21,7 @@ from tests.integration.vault_plugin_helper.fixtures import Authority
 from tests.integration.vault_plugin_helper.rotation_support import Rotation, login, superuser
 from tests.integration.vault_plugin_helper.test_aws import set_aws_env
 from tests.support import MotoServer, PostgresCluster
+from tests.support.proofs import aws_proof_for, inline_fields
 from vault_plugin_helper.rotation import RotationConfig, RotationError, run_step
 
 pytestmark = pytest.mark.timeout(120)
@@ -79,7 +80,7 @@ def test_alternating_users_two_rotations(
     assert login(pg, clone, first["password"])
     assert login(pg, rot.role, rot.first)  # the other role was not cut off
     assert member_of(pg, clone, rot.role)  # the clone has the original's privileges
-    cert = client.get_certificate(first["password.passgeni-cert-id"])
+    cert = client.get_certificate(aws_proof_for(rot.sm, rot.arn)["cert_id"])
     verified = verify_certificate(cert.token, client.jwks(), issuer=client.issuer)
     assert verified.claims.target is not None and verified.claims.target.version == rot.token
     assert rot.tags()["passgeni-cert-id"] == cert.cert_id
@@ -117,7 +118,7 @@ def test_alternating_users_without_a_master_secret_revokes_at_set_secret(
     pending = rot.value("AWSPENDING", rot.token)
     with pytest.raises(RotationError, match="masterarn") as caught:
         run_step(rot.event("setSecret"), sm=rot.sm, config=cfg)
-    cert_id = pending["password.passgeni-cert-id"]
+    cert_id = aws_proof_for(rot.sm, rot.arn, rot.token)["cert_id"]
     assert f"certificate {cert_id} was revoked" in str(caught.value)
     client = authority.client(issuer=authority.embedded.issuer)
     assert client.get_certificate(cert_id).revocation_reason == "not applied to target"
@@ -129,7 +130,7 @@ def test_set_secret_failure_revokes_the_pending_certificate(
 ) -> None:
     run_step(rotation.event("createSecret"), sm=rotation.sm, config=config)
     pending = rotation.value("AWSPENDING", rotation.token)
-    cert_id = pending["password.passgeni-cert-id"]
+    cert_id = aws_proof_for(rotation.sm, rotation.arn, rotation.token)["cert_id"]
     # Someone changed the role's password by hand: neither AWSCURRENT's nor AWSPREVIOUS's
     # password logs in, so the new one cannot be applied.
     with superuser(rotation.pg) as conn:
@@ -166,6 +167,8 @@ def test_finish_secret_refuses_a_valid_certificate_of_another_secret(
             "SecretString"
         ]
     )
+    # Copied with its proof, in the inline layout (read as credentials stored before).
+    borrowed.update(inline_fields(aws_proof_for(rotation.sm, f"other/{uid}")))
     forged = {**rotation.value("AWSCURRENT"), **borrowed}
     rotation.sm.put_secret_value(
         SecretId=rotation.arn,

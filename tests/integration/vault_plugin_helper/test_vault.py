@@ -24,6 +24,7 @@ from passgeni_core import (
 )
 from tests.integration.vault_plugin_helper.fixtures import Authority
 from tests.support import OpenBaoServer
+from tests.support.proofs import vault_proof
 from vault_plugin_helper.vault import VaultStore
 
 pytestmark = pytest.mark.usefixtures("vault_env")
@@ -57,14 +58,11 @@ def test_round_trip_credential_and_certificate_refs(
     stored = kv_read(openbao, f"{uid}/db")
     data, version = stored["data"], stored["metadata"]["version"]
     assert version == 1
-    assert set(data) == {
-        "db_password",
-        "db_password.passgeni-seed",
-        "db_password.passgeni-cert-id",
-        "db_password.passgeni-cert-url",
-    }
-    assert data["db_password.passgeni-cert-id"] == result.cert_id
-    assert data["db_password.passgeni-cert-url"] == result.cert_url
+    # The value workloads read holds the credential's key only; the proof is beside it.
+    assert set(data) == {"db_password"}
+    proof = vault_proof(openbao.hvac_client(), f"{uid}/db", "db_password")
+    assert proof["cert_id"] == result.cert_id and proof["cert_url"] == result.cert_url
+    assert proof["version"] == "1"
     meta = kv_meta(openbao, f"{uid}/db")["custom_metadata"]
     assert meta == {
         "passgeni-cert-url": result.cert_url,
@@ -84,7 +82,7 @@ def test_round_trip_credential_and_certificate_refs(
         "1",
     )
     # The stored seed re-derives the stored value: it is exactly the generated one.
-    verify_provenance(cert, data["db_password"], decode_seed(data["db_password.passgeni-seed"]))
+    verify_provenance(cert, data["db_password"], decode_seed(proof["seed"]))
     # And the backend reads back the same.
     back = store.read(parse_store_uri(uri))
     assert back is not None and back.refs is not None and back.metadata_refs is not None
@@ -110,7 +108,8 @@ def test_other_fields_and_foreign_metadata_keys_are_kept(
     assert result.version == "2"
     data = kv_read(openbao, path)["data"]
     assert data["username"] == "app" and data["password"] == "old-one"
-    assert data["api_token.passgeni-cert-id"] == result.cert_id
+    assert set(data) == {"username", "password", "api_token"}
+    assert vault_proof(hv, path, "api_token")["cert_id"] == result.cert_id
     meta = kv_meta(openbao, path)["custom_metadata"]
     assert meta["owner"] == "team-a" and meta["ticket"] == "OPS-1"
     assert meta["passgeni-cert-id"] == result.cert_id and meta["passgeni-kv-version"] == "2"
@@ -130,6 +129,7 @@ def _limited_token(bao: OpenBaoServer, name: str, metadata_caps: list[str]) -> s
     hv = bao.hvac_client()
     policy = f"""
 path "secret/data/{name}/*" {{ capabilities = ["create", "read", "update"] }}
+path "secret/data/passgeni-proof/{name}/*" {{ capabilities = ["create", "read", "update"] }}
 path "secret/metadata/{name}/*" {{ capabilities = {json.dumps(metadata_caps)} }}
 path "sys/*" {{ capabilities = ["deny"] }}
 """
@@ -173,8 +173,7 @@ def test_metadata_refused_then_rerun_completes(
         provision_into_store(client, open_store(uri), uri, "soc2", before_write=narrow)
     message = info.value.message
     assert "the credential is stored (version 1" in message and "re-run" in message
-    data = kv_read(openbao, f"{uid}/svc")["data"]
-    cert_id = data["password.passgeni-cert-id"]
+    cert_id = vault_proof(openbao.hvac_client(), f"{uid}/svc")["cert_id"]
     assert client.get_certificate(cert_id).status == "valid"  # not revoked: it is in use
     assert not kv_meta(openbao, f"{uid}/svc").get("custom_metadata")
 
@@ -333,3 +332,37 @@ def test_debug_logging_never_shows_a_secret(
     assert result.credential is not None
     for secret in (result.credential.password, openbao.token):
         assert secret not in caplog.text
+
+
+def test_an_inline_credential_proves_scans_and_is_migrated_on_rotation(
+    openbao: OpenBaoServer, authority: Authority, uid: str
+) -> None:
+    """A credential stored before proof records (seed and references inside the value)."""
+    from passgeni_core import scan
+    from passgeni_core.workflows import rotate
+
+    uri = f"vault://secret/{uid}/legacy#password"
+    client = authority.client()
+    old_store = VaultStore(
+        environ={"VAULT_ADDR": openbao.url, "VAULT_TOKEN": openbao.token}, proof_location="inline"
+    )
+    made = provision_into_store(client, old_store, uri, "soc2")
+    data = kv_read(openbao, f"{uid}/legacy")["data"]
+    assert set(data) == {
+        "password",
+        "password.passgeni-seed",
+        "password.passgeni-cert-id",
+        "password.passgeni-cert-url",
+    }
+    store = open_store(uri)  # today's default: sibling proof records
+    current = store.read(parse_store_uri(uri))
+    assert current is not None and current.proof_layout == "inline"
+    report = scan(client, [uri])
+    assert report.ok and [e.status for e in report.entries] == ["valid"]
+    rotated = rotate(client, store, uri, "soc2")
+    data = kv_read(openbao, f"{uid}/legacy")["data"]
+    assert set(data) == {"password"}  # migrated: the old in-payload fields are gone
+    assert vault_proof(openbao.hvac_client(), f"{uid}/legacy")["cert_id"] == rotated.cert_id
+    assert client.get_certificate(made.cert_id).status == "revoked"
+    report = scan(client, [uri])
+    assert report.ok and [e.status for e in report.entries] == ["valid"]

@@ -30,6 +30,7 @@ from vault_plugin_helper.vault import VaultStore, vault_config_from_environ
 
 WRITER = """
 path "secret/data/auth/*" { capabilities = ["create", "read", "update"] }
+path "secret/data/passgeni-proof/auth/*" { capabilities = ["create", "read", "update"] }
 path "secret/metadata/auth/*" { capabilities = ["read", "update", "patch", "list"] }
 """
 AUDIENCE = "passgeni-test"

@@ -67,7 +67,8 @@ def test_a_token_that_may_create_but_not_update_cannot_rotate(
         openbao,
         f"create-{uid}",
         f'path "secret/data/{uid}/*" {{ capabilities = ["create", "read"] }}\n'
-        f'path "secret/metadata/{uid}/*" {{ capabilities = ["read", "patch", "list"] }}\n',
+        f'path "secret/metadata/{uid}/*" {{ capabilities = ["read", "patch", "list"] }}\n'
+        f'path "secret/data/passgeni-proof/{uid}/*" {{ capabilities = ["create", "read"] }}\n',
     )
     store = VaultStore(environ={"VAULT_ADDR": openbao.url, "VAULT_TOKEN": create_only})
     uri = f"vault://secret/{uid}/svc#password"
@@ -80,3 +81,32 @@ def test_a_token_that_may_create_but_not_update_cannot_rotate(
     current = store.read(parse_store_uri(uri))
     assert current is not None and current.refs is not None
     assert current.refs.cert_id == created.cert_id  # untouched
+
+
+def test_a_token_that_may_not_write_the_proof_record_fails_before_any_certificate(
+    openbao: OpenBaoServer, authority: Authority, uid: str
+) -> None:
+    # The value and its metadata are writable, the proof record's folder is not.
+    no_proof = _token(
+        openbao,
+        f"noproof-{uid}",
+        f'path "secret/data/{uid}/*" {{ capabilities = ["create", "update", "read"] }}\n'
+        f'path "secret/metadata/{uid}/*" {{ capabilities = ["read", "patch", "list"] }}\n',
+    )
+    store = VaultStore(environ={"VAULT_ADDR": openbao.url, "VAULT_TOKEN": no_proof})
+    uri = f"vault://secret/{uid}/noproof#password"
+    before = _issued(authority)
+    with pytest.raises(StoreError) as info:
+        provision_into_store(authority.client(), store, uri, "soc2")
+    message = info.value.message
+    assert message.startswith(f"{uri}: the Vault token may not write this secret")
+    assert f"on secret/data/passgeni-proof/{uid}/noproof (the proof record)" in message
+    assert _issued(authority) == before  # nothing certified
+    # The opt-out writes everything inside the value, as before.
+    inline = VaultStore(
+        environ={"VAULT_ADDR": openbao.url, "VAULT_TOKEN": no_proof}, proof_location="inline"
+    )
+    made = provision_into_store(authority.client(), inline, uri, "soc2")
+    current = inline.read(parse_store_uri(uri))
+    assert current is not None and current.proof_layout == "inline"
+    assert current.refs is not None and current.refs.cert_id == made.cert_id

@@ -24,6 +24,7 @@ from passgeni_core import (
 from passgeni_core.cli import main
 from tests.support import OpenBaoServer
 from tests.support.authority import Authority
+from tests.support.proofs import vault_proof
 
 pytestmark = pytest.mark.usefixtures("vault_env", "passgeni_env")
 
@@ -47,7 +48,8 @@ def test_a_nested_mount_is_found_from_the_server(
     stored = root.secrets.kv.v2.read_secret_version(
         path="app/db", mount_point=mount, raise_on_deleted_version=True
     )["data"]
-    assert stored["data"]["password.passgeni-cert-id"] == result.cert_id
+    assert stored["data"] == {"password": stored["data"]["password"]}
+    assert vault_proof(root, "app/db", mount=mount)["cert_id"] == result.cert_id
     meta = root.secrets.kv.v2.read_secret_metadata(path="app/db", mount_point=mount)["data"]
     assert meta["custom_metadata"]["passgeni-cert-id"] == result.cert_id
     # Scanned from the mount, from a folder inside it, and re-provisioned: unchanged.

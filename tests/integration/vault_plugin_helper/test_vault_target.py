@@ -23,7 +23,14 @@ def _store(bao: OpenBaoServer, **env: str) -> VaultStore:
 
 
 def _copy(src: VaultStore, dst: VaultStore, path: str) -> None:
-    """What a person copying a secret does: the value and the custom metadata, verbatim."""
+    """What a person copying a secret does: the value, the custom metadata and the proof
+    record, verbatim."""
+    proof = src._client.secrets.kv.v2.read_secret_version(
+        path=f"passgeni-proof/{path}", mount_point="secret", raise_on_deleted_version=True
+    )["data"]["data"]
+    dst._client.secrets.kv.v2.create_or_update_secret(
+        path=f"passgeni-proof/{path}", secret=proof, mount_point="secret"
+    )
     data: dict[str, Any] = src._client.secrets.kv.v2.read_secret_version(
         path=path, mount_point="secret", raise_on_deleted_version=True
     )["data"]

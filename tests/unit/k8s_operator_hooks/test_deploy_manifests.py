@@ -27,7 +27,11 @@ from tests.support.kube_manifests import (
 KUBERNETES = "1.37.0"
 #: What the operator calls (the integration test records it against the emulator).
 OPERATOR_RULES = [
-    {"apiGroups": [""], "resources": ["secrets"], "verbs": ["get", "list", "watch", "patch"]},
+    {
+        "apiGroups": [""],
+        "resources": ["secrets"],
+        "verbs": ["get", "list", "watch", "patch", "create"],
+    },
     {"apiGroups": [""], "resources": ["events"], "verbs": ["create"]},
 ]
 OVERLAY = {p.name: p for p in OVERLAYS}

@@ -22,7 +22,7 @@ from k8s_operator_hooks._handlers import (
 )
 from passgeni_core import AuthorityUnavailable
 from passgeni_core.crypto import Credential
-from passgeni_core.stores import CertificateRefs, MemoryStore, parse_store_uri
+from passgeni_core.stores import CertificateRefs, MemoryStore, parse_store_uri, write_proof
 from passgeni_core.testing import FakeAuthority, IssuedToken
 
 
@@ -71,6 +71,7 @@ def managed(
         standard="soc2",
         expires_at=datetime.fromtimestamp(issued.payload["exp"], UTC),
     )
+    write_proof(store, plan, credential, refs)  # the proof record first
     store.write(plan, credential, refs)
     store.write_metadata(uri, refs)
     return issued

@@ -24,6 +24,7 @@ from passgeni_core.stores import (
     StoredCredential,
     StoreURI,
     parse_store_uri,
+    write_proof,
 )
 from passgeni_core.testing import FakeAuthority, IssuedToken
 from passgeni_core.workflows import FAILING, REASONS, STATUSES, Verdict, assess, keeper_label
@@ -60,6 +61,7 @@ def provision(
         expires_at=datetime.fromtimestamp(issued.payload["exp"], UTC),
         version=plan.next_version,
     )
+    write_proof(store, plan, credential, refs)  # the proof record first
     version = store.write(plan, credential, refs)
     if metadata:
         store.write_metadata(parsed, dataclasses.replace(refs, version=version))
@@ -199,9 +201,9 @@ def test_only_the_version_changed(
     assert verdict.status == "drifted" and verdict.reasons == ("version_mismatch",)
 
 
-def test_a_missing_binding_key(
-    authority: FakeAuthority, client: AuthorityClient, store: MemoryStore
-) -> None:
+def test_a_missing_binding_key(authority: FakeAuthority, client: AuthorityClient) -> None:
+    # The inline layout (credentials stored before proof records): a malformed field.
+    store = MemoryStore(proof_location="inline")
     provision(authority, store, target=parse_store_uri(URI).target("memory", None))
     store.put(parse_store_uri(URI), {"password.passgeni-binding-key": "not base64url!"})
     verdict = judge(client, store)

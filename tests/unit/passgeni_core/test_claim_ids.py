@@ -23,7 +23,7 @@ from passgeni_core import (
 from passgeni_core.audit import parse_standards
 from passgeni_core.client import AuthorityClient
 from passgeni_core.crypto import Credential
-from passgeni_core.stores import CertificateRefs, MemoryStore, parse_store_uri
+from passgeni_core.stores import CertificateRefs, MemoryStore, parse_store_uri, write_proof
 from passgeni_core.testing import FakeAuthority
 from passgeni_core.workflows import assess
 
@@ -124,6 +124,7 @@ def test_the_judge_accepts_old_and_new_certificates(standard: str, met: tuple[st
         expires_at=datetime.fromtimestamp(issued.payload["exp"], UTC),
         version=plan.next_version,
     )
+    write_proof(store, plan, credential, refs)  # the proof record first
     version = store.write(plan, credential, refs)
     store.write_metadata(uri, dataclasses.replace(refs, version=version))
     current = store.read(uri)

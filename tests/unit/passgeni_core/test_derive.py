@@ -30,7 +30,7 @@ from passgeni_core import (
 )
 from passgeni_core.crypto import JWKS, Credential
 from passgeni_core.model import CLASS_NAMES, Sampler, XofStream, canonical_parameters, new_seed
-from passgeni_core.stores import MemoryStore, parse_store_uri
+from passgeni_core.stores import MemoryStore, parse_store_uri, write_proof
 from passgeni_core.testing import FakeAuthority, IssuedToken
 from passgeni_core.workflows import prove_credential
 from tests.support import REPO_ROOT
@@ -253,6 +253,7 @@ def _stored(
         expires_at=datetime.fromtimestamp(payload["exp"], UTC),
         version=plan.next_version,
     )
+    write_proof(store, plan, credential, refs)  # the proof record first
     store.write(plan, credential, refs)
 
 

@@ -97,7 +97,10 @@ def test_store_settings_pass_only_what_the_backend_lists() -> None:
             store_settings("listed", {"shape": "round"})
         with pytest.raises(InvalidRequest, match="must be a string"):
             store_settings("listed", {"colour": 3})
-        with pytest.raises(InvalidRequest, match="takes: none"):
+        with pytest.raises(InvalidRequest, match="takes: proof_location"):
             store_settings("memory", {"colour": "blue"})
+        assert store_settings("memory", {"proof_location": "inline"}) == {
+            "proof_location": "inline"
+        }
     finally:
         register_store("listed", None)

@@ -15,6 +15,8 @@ def test_public_names() -> None:
         "FakeAuthority",
         "IssuedToken",
         "low_s_token",
+        "provision_generated",
+        "write_both",
     }
     for name in passgeni_core.testing.__all__:
         assert getattr(passgeni_core.testing, name) is not None

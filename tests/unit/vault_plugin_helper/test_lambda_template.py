@@ -58,6 +58,7 @@ def test_the_policy_is_least_privilege() -> None:
         for action in actions:
             granted.setdefault(action, []).append(body)
     assert set(granted) == {
+        "secretsmanager:CreateSecret",
         "secretsmanager:DescribeSecret",
         "secretsmanager:GetSecretValue",
         "secretsmanager:PutSecretValue",
@@ -68,9 +69,16 @@ def test_the_policy_is_least_privilege() -> None:
     }
     # Nothing on "*": every statement names its resource.
     assert "*" not in [n for n in _walk(statements) if isinstance(n, str)]
+    # The proof records (seed, references) beside the rotated secrets: passgeni-proof/*.
+    proofs = {
+        "Fn::Sub": "arn:${AWS::Partition}:secretsmanager:${AWS::Region}:"
+        "${AWS::AccountId}:secret:passgeni-proof/*"
+    }
     for action in ("secretsmanager:PutSecretValue", "secretsmanager:UpdateSecretVersionStage"):
-        assert [b["Resource"] for b in granted[action]] == [{"Ref": "SecretArn"}]
-    (tag,) = granted["secretsmanager:TagResource"]
+        assert [b["Resource"] for b in granted[action]] == [{"Ref": "SecretArn"}, proofs]
+    assert [b["Resource"] for b in granted["secretsmanager:CreateSecret"]] == [proofs]
+    proof_tag, tag = granted["secretsmanager:TagResource"]
+    assert proof_tag["Resource"] == proofs
     assert tag["Condition"] == {"ForAllValues:StringLike": {"aws:TagKeys": ["passgeni-*"]}}
     (kms,) = granted["kms:Decrypt"]
     assert (
