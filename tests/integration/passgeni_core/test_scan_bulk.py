@@ -26,6 +26,7 @@ from passgeni_core import (
     provision_into_store,
     scan,
 )
+from passgeni_core.stores import write_proof
 from tests.integration.vault_plugin_helper.fixtures import *  # noqa: F403 - fixtures
 from tests.integration.vault_plugin_helper.fixtures import Authority
 from tests.support import OpenBaoServer
@@ -67,7 +68,9 @@ def fake_refs_credential(uid: str, name: str, cert_id: str) -> str:
     target = parse_store_uri(uri)
     plan = store.prepare(target)
     refs = CertificateRefs(cert_id=cert_id, cert_url=f"https://nowhere.example/cert/{cert_id}")
-    store.write(plan, Credential(password="p" * 20, binding_key=b"k" * 32), refs)
+    credential = Credential(password="p" * 20, binding_key=b"k" * 32)
+    write_proof(store, plan, credential, refs)  # the proof record names the certificate
+    store.write(plan, credential, refs)
     return uri + "#password"
 
 
