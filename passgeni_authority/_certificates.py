@@ -9,7 +9,7 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import select, update
-from sqlalchemy.engine import RowMapping
+from sqlalchemy.engine import Connection, RowMapping
 
 from passgeni_core import NotFound, RateLimited, checked_text
 from passgeni_core.client import CertificateStatus
@@ -117,15 +117,8 @@ class Certificates:
             if limiter is not None and limiter.limits.views_per_ip_per_minute is not None:
                 limited, quota = limiter.view(conn, ip, at.timestamp())
                 _limits.report([quota])
-                if limited is not None and self.refusals is not None:
-                    self.refusals.note(
-                        conn,
-                        "rate_limited",
-                        user_id=None,
-                        ip=ip,
-                        at=at,
-                        detail={"endpoint": "GET /cert", "policy": "views-ip"},
-                    )
+                if limited is not None:
+                    self._note_view_refusal(conn, ip, at, "GET /cert")
             if limited is None and _CERT_ID_RE.match(cert_id):
                 row = (
                     conn.execute(select(certificates).where(certificates.c.cert_id == cert_id))
@@ -147,6 +140,20 @@ class Certificates:
         if row is None:
             raise NotFound(f"no certificate {cert_id[:40]!r}")
         return self.record(row, at, log)
+
+    def _note_view_refusal(
+        self, conn: Connection, ip: str | None, at: datetime, endpoint: str
+    ) -> None:
+        """A view refused by the per-IP limit, in the aggregated refusal events."""
+        if self.refusals is not None:
+            self.refusals.note(
+                conn,
+                "rate_limited",
+                user_id=None,
+                ip=ip,
+                at=at,
+                detail={"endpoint": endpoint, "policy": "views-ip"},
+            )
 
     def get_many(
         self, cert_ids: list[str], *, ip: str | None = None
@@ -176,15 +183,8 @@ class Certificates:
                         allowed = n
                         break
                 _limits.report(quotas[-1:])
-                if limited is not None and self.refusals is not None:
-                    self.refusals.note(
-                        conn,
-                        "rate_limited",
-                        user_id=None,
-                        ip=ip,
-                        at=at,
-                        detail={"endpoint": "POST /api/certificates/lookup", "policy": "views-ip"},
-                    )
+                if limited is not None:
+                    self._note_view_refusal(conn, ip, at, "POST /api/certificates/lookup")
             counted = cert_ids[:allowed]
             wanted = sorted({c for c in counted if _CERT_ID_RE.match(c)})
             if wanted:

@@ -205,24 +205,9 @@ def scan(
                     jwks = client.jwks()
                 except Exception:
                     jwks = None  # assess reports the error per credential
-            verdict = assess(
-                client,
-                system,
-                stored,
-                jwks=jwks,
-                now=at,
-                expiring_days=expiring_days,
-                require=require,
-                fetched=fetched,
-            )
-            if jwks is not None and not refreshed and UnknownKey.code in verdict.reasons:
-                # A key the authority added during the scan (a rotation): ask once more.
-                refreshed = True
-                try:
-                    jwks = client.jwks(refresh=True)
-                except Exception:
-                    return verdict
-                verdict = assess(
+
+            def judged(record: Any) -> CoverageEntry:
+                return assess(
                     client,
                     system,
                     stored,
@@ -230,8 +215,18 @@ def scan(
                     now=at,
                     expiring_days=expiring_days,
                     require=require,
-                    fetched=verdict.record or fetched,
+                    fetched=record,
                 )
+
+            verdict = judged(fetched)
+            if jwks is not None and not refreshed and UnknownKey.code in verdict.reasons:
+                # A key the authority added during the scan (a rotation): ask once more.
+                refreshed = True
+                try:
+                    jwks = client.jwks(refresh=True)
+                except Exception:
+                    return verdict
+                verdict = judged(verdict.record or fetched)
             return verdict
 
         return judge
