@@ -211,6 +211,26 @@ class KvV2:
         meta = data.get("data") if isinstance(data, dict) else None
         return meta if isinstance(meta, dict) else {}
 
+    def read_current(self, uri: StoreURI) -> tuple[int, dict[str, Any], dict[str, str]] | None:
+        """The current version, its values and the custom metadata, from one ``GET`` of the
+        data path (its answer carries the secret's ``custom_metadata``); None when that answer
+        cannot say (never written, its latest version deleted or destroyed, or a server whose
+        answer has no ``custom_metadata``): then the metadata path decides, as before.
+        """
+        at = self.where(uri.location)
+        data = self.call("GET", f"/v1/{at.url_mount}/data/{at.url_path}", f"read {at.shown}")
+        inner = data.get("data") if isinstance(data, dict) else None
+        if not isinstance(inner, dict):
+            return None
+        meta = inner.get("metadata")
+        values = inner.get("data")
+        if not isinstance(meta, dict) or "custom_metadata" not in meta:
+            return None
+        version = meta.get("version")
+        if not isinstance(version, int) or version < 1 or not isinstance(values, dict):
+            return None
+        return version, values, custom_metadata(meta)
+
     def read_data(self, uri: StoreURI, version: int) -> dict[str, Any] | None:
         at = self.where(uri.location)
         data = self.call(

@@ -166,6 +166,11 @@ class VaultStore(VaultProofRecords):
         self, uri: StoreURI, kv: KvV2 | None = None
     ) -> tuple[int, dict[str, Any] | None, dict[str, str]]:
         kv = kv or self._kv
+        # One round trip in the usual case (a scan or a plan reads thousands of secrets);
+        # the metadata path only when the data path's answer cannot say.
+        answered = kv.read_current(uri)
+        if answered is not None:
+            return answered
         meta = kv.read_metadata(uri)
         if meta is None:
             return 0, None, {}
