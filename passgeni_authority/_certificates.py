@@ -127,19 +127,18 @@ class Certificates:
                 )
                 log = None if row is None else _tlog.entries_of(conn, cert_id)
                 if row is not None:
-                    self.events.record(
-                        conn,
-                        "certificate_view",
-                        user_id=None,
-                        ip=ip,
-                        now=at,
-                        detail={"cert_id": cert_id},
-                    )
+                    self._record_view(conn, cert_id, ip, at)
         if limited is not None:
             raise limited
         if row is None:
             raise NotFound(f"no certificate {cert_id[:40]!r}")
         return self.record(row, at, log)
+
+    def _record_view(self, conn: Connection, cert_id: str, ip: str | None, at: datetime) -> None:
+        """One public view of a certificate, in the usage-event trail."""
+        self.events.record(
+            conn, "certificate_view", user_id=None, ip=ip, now=at, detail={"cert_id": cert_id}
+        )
 
     def _note_view_refusal(
         self, conn: Connection, ip: str | None, at: datetime, endpoint: str
@@ -195,14 +194,7 @@ class Certificates:
                 logs = _tlog.entries_of_many(conn, sorted(rows))
                 for cert_id in counted:
                     if cert_id in rows:
-                        self.events.record(
-                            conn,
-                            "certificate_view",
-                            user_id=None,
-                            ip=ip,
-                            now=at,
-                            detail={"cert_id": cert_id},
-                        )
+                        self._record_view(conn, cert_id, ip, at)
         out: list[CertificateRecord | NotFound | RateLimited] = [
             self.record(rows[c], at, logs.get(c, {}))
             if c in rows
